@@ -1,0 +1,1 @@
+# Marks the shipped config tree as the package `ttlaunch.configs` (see pyproject.toml).

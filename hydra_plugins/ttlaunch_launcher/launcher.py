@@ -1,0 +1,45 @@
+"""ttlaunch's Hydra launcher: thin; the work is in ttlaunch.launching (imported lazily)."""
+
+from typing import Any, List, Sequence
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+
+
+class TTLaunchLauncher(BaseSubmititLauncher):
+    """Submits each job on its own (stagger hook between), then waits for all of them.
+
+    The instance is also the callable each job runs (inherited from the submitit launcher).
+    """
+
+    def __init__(self, executor: str, stagger: Any, poll_interval_s: float, signal_delay_s: int) -> None:
+        super().__init__()
+        if executor not in ("local", "slurm"):
+            raise ValueError(f"hydra.launcher.executor: expected local or slurm, got {executor!r}")
+        self.executor = executor
+        self.stagger = stagger
+        self.poll_interval_s = poll_interval_s
+        self.signal_delay_s = signal_delay_s
+
+    def __call__(self, *args: Any) -> JobReturn:
+        """Runs in the job. Hydra's run_job turns a raising task into a returned failure,
+        which the scheduler would record as COMPLETED; raise it so the job exits non-zero."""
+        result = super().__call__(*args)
+        if result.status is JobStatus.FAILED:
+            _ = result.return_value  # raises the task's exception
+        return result
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from pathlib import Path
+
+        from ttlaunch.composed import read_inputs
+        from ttlaunch.launching import SweepRun, job_returns
+
+        assert self.config is not None
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        run = SweepRun(sweep_dir, read_inputs(self.config, self.config.hydra), self.executor, self.signal_delay_s)
+        tracked = run.submit_all(self, job_overrides, initial_job_idx, self.stagger)
+        run.wait(tracked, self.poll_interval_s)
+        returns: List[JobReturn] = job_returns(tracked)
+        return returns

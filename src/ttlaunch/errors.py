@@ -1,0 +1,33 @@
+"""Errors that ttlaunch reports to the user in one line, without a traceback."""
+
+from __future__ import annotations
+
+
+class InputError(Exception):
+    """Bad user input, found before anything is submitted or written.
+
+    It names where the input came from (a file, or a config group choice) and
+    the field that is wrong, so the user can go straight to it.
+    """
+
+    def __init__(self, source: str, field: str, message: str) -> None:
+        super().__init__(source, field, message)
+        self.source = source
+        self.field = field
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.field}: {self.message}"
+
+
+class PayloadFailed(RuntimeError):
+    """The payload command of a run exited non-zero (raised inside the job)."""
+
+    def __init__(self, run_name: str, exit_code: int, argv: list[str]) -> None:
+        super().__init__(run_name, exit_code, argv)
+        self.run_name = run_name
+        self.exit_code = exit_code
+        self.argv = argv
+
+    def __str__(self) -> str:
+        return f"payload of run '{self.run_name}' exited with code {self.exit_code}: {' '.join(self.argv)}"

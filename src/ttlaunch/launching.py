@@ -1,0 +1,190 @@
+"""Submit a sweep's jobs one at a time (stagger hook between them) and wait for them.
+
+Runs in the launching process, called by the Hydra launcher plugin. The full monitor
+(squeue/sacct polling, metrics, re-attach) replaces the waiting part in a later step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus
+
+from ttlaunch.composed import LaunchInputs
+from ttlaunch.payload import build_payload
+from ttlaunch.records import EVENT_LOG_NAME, EventLog, format_elapsed, timestamp
+from ttlaunch.requests import local_request, slurm_request
+from ttlaunch.states import JobState, parse_state
+from ttlaunch.state import STATE_FILE_NAME, JobRecord, SweepState, load_state, save_state
+from ttlaunch.stagger import StaggerHook
+from ttlaunch.sweep import RUN_NAME_KEY, job_name_of, override_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tracked:
+    name: str
+    job: Any  # a submitit Job
+    state: JobState = JobState.PENDING
+    started_at: float | None = None
+    submitted_at: float = field(default_factory=time.monotonic)
+
+
+def observe(job: Any) -> JobState:
+    """The state of a submitit job in our terms."""
+    raw = str(job.state)
+    if raw == "FINISHED":  # the local executor: success or failure is in the job's result
+        return JobState.COMPLETED if job.exception() is None else JobState.FAILED
+    return parse_state(raw)
+
+
+class SweepRun:
+    """One launch of a sweep: submission, state file and event log."""
+
+    def __init__(self, sweep_dir: Path, inputs: LaunchInputs, executor_kind: str, signal_delay_s: int) -> None:
+        self.sweep_dir = sweep_dir
+        self.inputs = inputs
+        self.executor_kind = executor_kind
+        self.signal_delay_s = signal_delay_s
+        self.events = EventLog(sweep_dir / EVENT_LOG_NAME)
+        self.state_path = sweep_dir / STATE_FILE_NAME
+        self.state: SweepState = load_state(self.state_path, inputs.experiment.name, sweep_dir)
+
+    def _executor(self, name: str) -> Any:
+        from ttlaunch import executors  # submitit is imported only when submitting
+
+        folder = self.sweep_dir / name / "submitit"
+        if self.executor_kind == "slurm":
+            request = slurm_request(
+                name, self.inputs.compute, self.inputs.requeue, self.inputs.user, self.signal_delay_s,
+                self.inputs.compute_source,
+            )
+            for note in request.notes:
+                log.info("%s: %s", name, note)
+            return executors.slurm_executor(folder, request)
+        return executors.local_executor(folder, local_request(name, self.inputs.compute))
+
+    def _output_dir(self, name: str, overrides: Sequence[str]) -> str | None:
+        run_name = next((o.split("=", 1)[1] for o in overrides if override_key(o) == RUN_NAME_KEY), None)
+        if run_name is None:
+            return None
+        experiment = self.inputs.experiment
+        command = build_payload(
+            experiment, experiment.run(run_name), self.inputs.payload, self.sweep_dir / name, self.inputs.payload_source
+        )
+        return str(command.output_dir)
+
+    def _save(self) -> None:
+        save_state(self.state_path, self.state)
+
+    def submit_all(
+        self, callable_job: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, stagger: StaggerHook
+    ) -> list[Tracked]:
+        tracked: list[Tracked] = []
+        failures = 0
+        total = len(job_overrides)
+        for offset, overrides in enumerate(job_overrides):
+            index = initial_job_idx + offset
+            name = job_name_of(overrides) or f"job{index}"
+            stagger.before_submit(offset, total)
+            record = JobRecord(
+                run=name, job_dir=str(self.sweep_dir / name), output_dir=self._output_dir(name, overrides)
+            )
+            self.state.jobs[name] = record
+            try:
+                job = self._executor(name).submit(
+                    callable_job, list(overrides), "hydra.sweep.dir", index, f"job_id_for_{index}", Singleton.get_state()
+                )
+            except Exception as err:  # a rejected submission must not stop the others
+                failures += 1
+                record.status, record.error = JobState.SUBMIT_FAILED.value, str(err).strip()
+                self.events.write("SUBMIT_FAILED", name, ("Error", record.error))
+                log.error("submission of %s failed: %s", name, record.error)
+                self._save()
+                continue
+            record.job_id, record.submitted = str(job.job_id), timestamp()
+            record.stdout, record.stderr = str(job.paths.stdout), str(job.paths.stderr)
+            self.events.write(
+                "SUBMIT_JOB", name, ("Executor", self.executor_kind), ("Result", f"Job ID {job.job_id} submitted at {record.submitted}")
+            )
+            log.info("submitted %s as job %s", name, job.job_id)
+            tracked.append(Tracked(name=name, job=job))
+            self._save()
+        ids = ", ".join(t.job.job_id for t in tracked) or "none"
+        self.events.write(
+            "ALL_SUBMITTED",
+            "Job submission complete",
+            ("Summary", f"{len(tracked)} jobs submitted successfully ({failures} failures)"),
+            ("Job IDs", ids),
+        )
+        self.state.monitoring_started = timestamp()
+        self._save()
+        return tracked
+
+    def wait(self, tracked: list[Tracked], poll_interval_s: float, sleep: Callable[[float], None] = time.sleep) -> None:
+        started = time.monotonic()
+        pending = list(tracked)
+        while pending:
+            for item in list(pending):
+                self._update(item)
+                if item.state.terminal:
+                    pending.remove(item)
+            if pending:
+                sleep(poll_interval_s)
+        counts = self._counts()
+        self.events.write(
+            "ALL_COMPLETE",
+            "Monitoring finished",
+            ("Summary", f"{len(self.state.jobs)} jobs finished - " + ", ".join(f"{n} {s}" for s, n in counts.items())),
+            ("Total time", format_elapsed(time.monotonic() - started)),
+        )
+
+    def _counts(self) -> dict[str, int]:
+        counts = {JobState.COMPLETED.value: 0, JobState.FAILED.value: 0}
+        for record in self.state.jobs.values():
+            counts[record.status] = counts.get(record.status, 0) + 1
+        return counts
+
+    def _update(self, item: Tracked) -> None:
+        current = observe(item.job)
+        if current is item.state or current is JobState.UNKNOWN:
+            return
+        previous, item.state = item.state, current
+        record = self.state.jobs[item.name]
+        record.status = current.value
+        fields: list[tuple[str, object]] = [("Previous", previous.value), ("Current", current.value), ("Job ID", record.job_id)]
+        now = time.monotonic()
+        if current is JobState.RUNNING or (current.terminal and item.started_at is None):
+            item.started_at = now
+            record.started = timestamp()
+            if current is JobState.RUNNING:
+                fields.append(("Started", record.started))
+        if current.terminal:
+            record.completed = timestamp()
+            record.elapsed = format_elapsed(now - (item.started_at or item.submitted_at))
+            if record.output_dir:
+                record.checkpoints = sorted(str(p) for p in Path(record.output_dir).glob("epoch_*") if p.is_dir())
+            fields += [("Completed", record.completed), ("Elapsed", record.elapsed)]
+            if current is not JobState.COMPLETED:
+                fields.append(("Log", record.stderr))
+        self.events.write("STATE_CHANGE", item.name, *fields)
+        log.info("%s: %s -> %s", item.name, previous.value, current.value)
+        self._save()
+
+
+def job_returns(tracked: list[Tracked]) -> list[JobReturn]:
+    """Hydra's view of the finished jobs; a failed job's return carries its exception."""
+    returns = []
+    for item in tracked:
+        if item.state is JobState.COMPLETED:
+            returns.append(item.job.results()[0])
+            continue
+        error = RuntimeError(f"job {item.name} ended {item.state.value}")
+        returns.append(JobReturn(status=JobStatus.FAILED, _return_value=error))
+    return returns

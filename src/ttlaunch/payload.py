@@ -1,0 +1,122 @@
+"""The command a job runs for one run: real torchtune, or any configured command.
+
+Pure: builds the argv and environment; running it is ttlaunch.job's business.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import yaml
+
+from ttlaunch.errors import InputError
+from ttlaunch.schema import PayloadConfig
+from ttlaunch.summary import Experiment, Run
+
+
+@dataclass(frozen=True)
+class PayloadCommand:
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    output_dir: Path
+    setup: tuple[tuple[str, ...], ...] = ()
+
+
+def _value(value: object) -> str:
+    # torchtune parses key=value with OmegaConf: True/False and 1e-05 read back as bool/float.
+    return str(value)
+
+
+def _placeholders(run: Run, experiment: Experiment, output_dir: Path, job_dir: Path) -> dict[str, str]:
+    values = {key: _value(value) for key, value in run.parameters.items()}
+    values.update(run_name=run.name, output_dir=str(output_dir), job_dir=str(job_dir), experiment=experiment.name)
+    return values
+
+
+def _render(template: str, values: Mapping[str, str], where: str, source: str) -> str:
+    names = [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    missing = [name for name in names if name not in values]
+    if missing:
+        raise InputError(source, where, f"unknown placeholder(s) {missing} in {template!r}")
+    return template.format_map(values)
+
+
+def scaffold_config_path(experiment: Experiment, run: Run, payload: PayloadConfig) -> Path | None:
+    """`<experiment dir>/<run>/<scaffold_config>` for a scaffolded experiment, else None."""
+    if experiment.directory is None:
+        return None
+    return experiment.directory / run.name / payload.scaffold_config
+
+
+def _scaffold_output_dir(config_path: Path, run_dir: Path) -> Path | None:
+    data = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    value = data.get("output_dir") if isinstance(data, Mapping) else None
+    if not isinstance(value, str) or "$" in value:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else run_dir / path
+
+
+def build_payload(
+    experiment: Experiment, run: Run, payload: PayloadConfig, job_dir: Path, source: str
+) -> PayloadCommand:
+    """The command for `run`, whose Hydra job dir is `job_dir`.
+
+    `source` names the payload config (for messages). Checks everything it can without
+    running anything, so the launcher can call it for every job before submitting one.
+    """
+    output_dir = job_dir / "outputs"
+    if payload.kind == "torchtune":
+        argv, output_dir = _torchtune_argv(experiment, run, payload, job_dir, output_dir, source)
+    elif payload.kind == "command":
+        if not payload.command:
+            raise InputError(source, "payload.command", "kind=command needs a command (an argv list)")
+        values = _placeholders(run, experiment, output_dir, job_dir)
+        argv = [_render(item, values, "payload.command", source) for item in payload.command]
+    else:
+        raise InputError(source, "payload.kind", f"unknown kind {payload.kind!r}: expected torchtune or command")
+    values = _placeholders(run, experiment, output_dir, job_dir)
+    env = {key: _render(str(value), values, f"payload.env.{key}", source) for key, value in payload.env.items()}
+    env.update(TTLAUNCH_RUN_NAME=run.name, TTLAUNCH_OUTPUT_DIR=str(output_dir), TTLAUNCH_JOB_DIR=str(job_dir))
+    setup = tuple(
+        tuple(_render(item, values, f"payload.setup[{index}]", source) for item in command)
+        for index, command in enumerate(payload.setup)
+    )
+    return PayloadCommand(argv=tuple(argv), env=env, output_dir=output_dir, setup=setup)
+
+
+def _torchtune_argv(
+    experiment: Experiment, run: Run, payload: PayloadConfig, job_dir: Path, output_dir: Path, source: str
+) -> tuple[list[str], Path]:
+    scaffold = scaffold_config_path(experiment, run, payload)
+    if scaffold is not None:
+        if not scaffold.is_file():
+            raise InputError(
+                experiment.source, f"runs.{run.name}", f"scaffolded experiment has no run config {scaffold}"
+            )
+        # A scaffold's config is complete: the run's parameters are already in it.
+        scaffold_output = _scaffold_output_dir(scaffold, scaffold.parent)
+        argv = ["tune", "run", payload.recipe, "--config", str(scaffold)]
+        if scaffold_output is None:
+            argv.append(f"output_dir={output_dir}")
+            return argv + list(payload.overrides), output_dir
+        return argv + list(payload.overrides), scaffold_output
+    if not payload.base_config:
+        raise InputError(source, "payload.base_config", "needed for a run without a scaffold config")
+    overrides = [f"output_dir={output_dir}"]
+    mapped = {key: value for key, value in experiment.controls.items() if key in payload.key_map}
+    mapped.update(run.parameters)
+    for key, value in mapped.items():
+        target = payload.key_map.get(key) or (key if "." in key else None)
+        if target is None:
+            known = ", ".join(sorted(payload.key_map))
+            raise InputError(
+                experiment.source,
+                f"runs.{run.name}.{key}",
+                f"no torchtune key for parameter {key!r}; map it in payload.key_map (known: {known})",
+            )
+        overrides.append(f"{target}={_value(value)}")
+    return ["tune", "run", payload.recipe, "--config", payload.base_config, *overrides, *payload.overrides], output_dir

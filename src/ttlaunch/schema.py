@@ -1,0 +1,102 @@
+"""Typed schemas of ttlaunch's config groups.
+
+The YAML in `configs/` is merged onto these dataclasses, so a misspelt key or a
+value of the wrong type in a preset is an error naming the group and the key,
+not a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Type, TypeVar
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ttlaunch.errors import InputError
+
+T = TypeVar("T")
+
+
+@dataclass
+class ComputeConfig:
+    """A compute preset (`compute=<cluster>/<preset>`): what one job asks the scheduler for."""
+
+    cluster: str = "local"
+    partition: Optional[str] = None
+    qos: Optional[str] = None
+    account: Optional[str] = None  # usually left to user.slurm.account
+    gres: Optional[str] = None  # e.g. gpu:h100:1
+    constraint: Optional[str] = None
+    nodes: int = 1
+    tasks_per_node: int = 1
+    cpus_per_task: Optional[int] = None
+    gpus_per_node: Optional[int] = None  # only for clusters that want --gpus-per-node rather than gres
+    mem_gb: Optional[float] = None
+    timeout_min: int = 60
+    # Root of the sweep dirs on this cluster (paths.work_root follows it).
+    work_root: Optional[str] = None
+    # sbatch flags of the preset that have no field above, e.g. {exclusive: true}.
+    additional_parameters: Dict[str, Any] = field(default_factory=dict)
+    # Shell lines run in the batch script before the job starts (module load ...).
+    setup: List[str] = field(default_factory=list)
+
+
+@dataclass
+class RequeueConfig:
+    """`requeue=on|off`: whether a preempted or timed-out job goes back into the queue."""
+
+    enabled: bool = False
+    # How many timeouts submitit may requeue a job for (0 disables requeue on timeout).
+    max_num_timeout: int = 0
+
+
+@dataclass
+class UserSlurmConfig:
+    account: Optional[str] = None
+    # Extra sbatch flags of this user, merged over the preset's (user wins, never dropped).
+    additional_parameters: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class UserConfig:
+    slurm: UserSlurmConfig = field(default_factory=UserSlurmConfig)
+
+
+@dataclass
+class PayloadConfig:
+    """What a job runs (`payload=<name>`).
+
+    kind=torchtune: `tune run <recipe> --config <config> key=value ...`, where the config is
+    `<experiment dir>/<run>/<scaffold_config>` when the experiment is scaffolded, else
+    `base_config` plus the run's parameters through `key_map`.
+    kind=command: `command`, an argv list whose items may use {run_name}, {output_dir},
+    {job_dir}, {experiment} and the run's parameters by name.
+    """
+
+    kind: str = "torchtune"
+    recipe: str = "lora_finetune_single_device"
+    base_config: Optional[str] = None
+    scaffold_config: str = "finetune.yaml"
+    # Summary parameter name -> torchtune config key.
+    key_map: Dict[str, str] = field(default_factory=dict)
+    # key=value overrides given to every run, after the run's parameters.
+    overrides: List[str] = field(default_factory=list)
+    command: List[str] = field(default_factory=list)
+    # Environment of the payload process (added to the job's environment).
+    env: Dict[str, str] = field(default_factory=dict)
+    # Commands (argv lists, same placeholders) run before the payload, e.g. asset preparation.
+    setup: List[List[str]] = field(default_factory=list)
+
+
+def typed(node: Any, schema: Type[T], source: str) -> T:
+    """Resolve a config node (in its whole config) and merge it onto its schema."""
+    try:
+        data = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+        merged = OmegaConf.merge(OmegaConf.structured(schema), data if data is not None else {})
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "(value)"
+        raise InputError(source, str(key), str(err).splitlines()[0]) from None
+
+

@@ -1,0 +1,75 @@
+"""The sweep's state file, `jobs.json`: one record per job, rewritten atomically on each change."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATE_FILE_NAME = "jobs.json"
+STATE_VERSION = 1
+
+
+@dataclass
+class JobRecord:
+    run: str
+    job_id: str | None = None
+    status: str = "PENDING"
+    attempt: int = 1
+    submitted: str | None = None
+    started: str | None = None
+    completed: str | None = None
+    elapsed: str | None = None
+    exit_code: str | None = None
+    job_dir: str | None = None
+    output_dir: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    error: str | None = None
+    checkpoints: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SweepState:
+    experiment: str
+    sweep_dir: str
+    monitoring_started: str | None = None
+    jobs: dict[str, JobRecord] = field(default_factory=dict)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename it over `path`: a reader sees
+    the old content or the new, never a half-written file."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_state(path: Path, state: SweepState) -> None:
+    data = {"version": STATE_VERSION, **asdict(state)}
+    write_atomically(path, json.dumps(data, indent=2) + "\n")
+
+
+def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
+    """The saved state, or a fresh one when the sweep has none yet."""
+    if not path.exists():
+        return SweepState(experiment=experiment, sweep_dir=str(sweep_dir))
+    data = json.loads(path.read_text(encoding="utf-8"))
+    jobs = {name: JobRecord(**record) for name, record in data.get("jobs", {}).items()}
+    return SweepState(
+        experiment=data.get("experiment", experiment),
+        sweep_dir=data.get("sweep_dir", str(sweep_dir)),
+        monitoring_started=data.get("monitoring_started"),
+        jobs=jobs,
+    )

@@ -1,0 +1,74 @@
+"""Our job states, and the one table that maps scheduler state strings to them."""
+
+from __future__ import annotations
+
+import enum
+
+
+class JobState(enum.Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMEOUT = "TIMEOUT"
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    NODE_FAIL = "NODE_FAIL"
+    PREEMPTED = "PREEMPTED"
+    REQUEUED = "REQUEUED"
+    SUSPENDED = "SUSPENDED"
+    SUBMIT_FAILED = "SUBMIT_FAILED"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = {
+    JobState.COMPLETED,
+    JobState.FAILED,
+    JobState.CANCELLED,
+    JobState.TIMEOUT,
+    JobState.OUT_OF_MEMORY,
+    JobState.NODE_FAIL,
+    JobState.SUBMIT_FAILED,
+}
+
+# Scheduler state string -> our state. SLURM's long and compact forms (squeue %T / %t,
+# sacct State) and submitit's local executor states all live here, nowhere else.
+STATE_TABLE: dict[str, JobState] = {
+    "PENDING": JobState.PENDING, "PD": JobState.PENDING,
+    "CONFIGURING": JobState.PENDING, "CF": JobState.PENDING,
+    "REQUEUE_HOLD": JobState.PENDING, "RH": JobState.PENDING,
+    "REQUEUE_FED": JobState.PENDING, "RF": JobState.PENDING,
+    "RESV_DEL_HOLD": JobState.PENDING, "RD": JobState.PENDING,
+    "RUNNING": JobState.RUNNING, "R": JobState.RUNNING,
+    "COMPLETING": JobState.RUNNING, "CG": JobState.RUNNING,
+    "STAGE_OUT": JobState.RUNNING, "SO": JobState.RUNNING,
+    "SIGNALING": JobState.RUNNING, "SI": JobState.RUNNING,
+    "RESIZING": JobState.RUNNING,
+    "COMPLETED": JobState.COMPLETED, "CD": JobState.COMPLETED,
+    "FAILED": JobState.FAILED, "F": JobState.FAILED,
+    "BOOT_FAIL": JobState.FAILED, "BF": JobState.FAILED,
+    "DEADLINE": JobState.TIMEOUT, "DL": JobState.TIMEOUT,
+    "CANCELLED": JobState.CANCELLED, "CA": JobState.CANCELLED,
+    "REVOKED": JobState.CANCELLED, "RV": JobState.CANCELLED,
+    "SPECIAL_EXIT": JobState.FAILED, "SE": JobState.FAILED,
+    "TIMEOUT": JobState.TIMEOUT, "TO": JobState.TIMEOUT,
+    "OUT_OF_MEMORY": JobState.OUT_OF_MEMORY, "OOM": JobState.OUT_OF_MEMORY,
+    "NODE_FAIL": JobState.NODE_FAIL, "NF": JobState.NODE_FAIL,
+    "PREEMPTED": JobState.PREEMPTED, "PR": JobState.PREEMPTED,
+    "REQUEUED": JobState.REQUEUED, "RQ": JobState.REQUEUED,
+    "SUSPENDED": JobState.SUSPENDED, "S": JobState.SUSPENDED,
+    "STOPPED": JobState.SUSPENDED, "ST": JobState.SUSPENDED,
+    # submitit's local executor: FINISHED is refined by the job's result (see parse_state).
+    "INTERRUPTED": JobState.CANCELLED,
+    "UNKNOWN": JobState.UNKNOWN,
+}
+
+
+def parse_state(text: str) -> JobState:
+    """'CANCELLED by 1000' -> CANCELLED; unknown strings -> UNKNOWN."""
+    word = text.strip().split(" ", 1)[0].rstrip("+").upper()
+    return STATE_TABLE.get(word, JobState.UNKNOWN)
