@@ -31,3 +31,16 @@ class PayloadFailed(RuntimeError):
 
     def __str__(self) -> str:
         return f"payload of run '{self.run_name}' exited with code {self.exit_code}: {' '.join(self.argv)}"
+
+
+class SweepFailed(RuntimeError):
+    """Some jobs of the sweep did not complete (reported after all of them ended)."""
+
+    def __init__(self, failed: list[str], total: int, log_path: str) -> None:
+        super().__init__(failed, total, log_path)
+        self.failed = failed
+        self.total = total
+        self.log_path = log_path
+
+    def __str__(self) -> str:
+        return f"{len(self.failed)} of {self.total} jobs did not complete: {', '.join(self.failed)}; see {self.log_path}"

@@ -2,15 +2,23 @@
 
 Always launches a sweep: without --multirun, Hydra would run the training in this process,
 on the login node; ttlaunch adds --multirun itself and says so.
+
+This is also the error boundary of the launching process: bad input is reported in one
+line (exit 2), a sweep with failed jobs in one line (exit 1); only bugs show a traceback.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import hydra
+import yaml
+from hydra.errors import HydraException
+from omegaconf.errors import MissingMandatoryValue
 
 import ttlaunch.resolvers  # noqa: F401  (the configs use its resolvers)
+from ttlaunch.errors import InputError, SweepFailed
 from ttlaunch.job import run_task
 
 # Flags that inspect the app rather than run it: no sweep needed.
@@ -19,6 +27,8 @@ _INSPECTION_FLAGS = {
     "-sc", "--shell-completion", "-p", "--package", "--resolve",
 }
 _MULTIRUN_FLAGS = {"-m", "--multirun"}
+EXIT_BAD_INPUT = 2
+EXIT_JOBS_FAILED = 1
 
 main_task = hydra.main(version_base="1.3", config_path="pkg://ttlaunch.configs", config_name="config")(run_task)
 
@@ -32,9 +42,39 @@ def with_multirun(argv: list[str]) -> list[str]:
     return [*argv, "--multirun"]
 
 
+def describe_input_error(err: BaseException) -> str | None:
+    """One line for an error in what the user gave us; None for anything else."""
+    if isinstance(err, InputError):
+        return str(err)
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        mark = err.problem_mark
+        return f"{mark.name}: line {mark.line + 1}, column {mark.column + 1}: malformed YAML: {err.problem}"
+    if isinstance(err, MissingMandatoryValue) and str(getattr(err, "full_key", "")).endswith("choices.experiment"):
+        return "command line: experiment: no experiment chosen: add experiment=<name>"
+    if isinstance(err, HydraException):  # composition errors: unknown preset, bad override
+        text = str(err).split("Config search path:")[0]  # the options list stays, the search path goes
+        if err.__cause__ is not None:
+            text += f" ({str(err.__cause__).splitlines()[0]})"
+        return " ".join(text.split())
+    return None
+
+
 def main() -> None:
     sys.argv = [sys.argv[0], *with_multirun(sys.argv[1:])]
-    main_task()
+    user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    # Makes Hydra re-raise errors rather than print them as tracebacks, so they reach us.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main_task()
+    except SweepFailed as err:
+        print(f"ttlaunch: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_JOBS_FAILED) from None
+    except Exception as err:
+        message = describe_input_error(err)
+        if message is None or user_wants_traceback:
+            raise
+        print(f"ttlaunch: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Nothing is written before all inputs are validated: bad input leaves no sweep di
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,7 +16,7 @@ from hydra.core.utils import JobStatus
 from omegaconf import OmegaConf
 
 from ttlaunch.composed import read_inputs
-from ttlaunch.errors import InputError
+from ttlaunch.errors import SweepFailed
 from ttlaunch.payload import build_payload
 from ttlaunch.records import EVENT_LOG_NAME, EventLog
 from ttlaunch.state import STATE_FILE_NAME, load_state
@@ -57,11 +56,7 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
 
 
 def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
-    try:
-        inputs, jobs = plan(sweeper, arguments)
-    except InputError as err:
-        print(f"ttlaunch: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    inputs, jobs = plan(sweeper, arguments)  # raises InputError before anything is written
     config = sweeper.config
     sweep_dir = Path(config.hydra.sweep.dir)
     experiment = inputs.experiment
@@ -96,10 +91,5 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
     returns = sweeper.launcher.launch([list(job.overrides) for job in to_submit], initial_job_idx=0)
     failed = [job.name for job, ret in zip(to_submit, returns) if ret.status is not JobStatus.COMPLETED]
     if failed:
-        print(
-            f"ttlaunch: {len(failed)} of {len(to_submit)} jobs did not complete: {', '.join(failed)}; "
-            f"see {sweep_dir / EVENT_LOG_NAME}",
-            file=sys.stderr,
-        )
-        raise SystemExit(1)
+        raise SweepFailed(failed, len(to_submit), str(sweep_dir / EVENT_LOG_NAME))
     return [returns]
