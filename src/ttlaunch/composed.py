@@ -79,10 +79,10 @@ def read_inputs(cfg: DictConfig, hydra_cfg: Any) -> LaunchInputs:
     payload_source = f"payload={choices.get('payload', '?')}"
     return LaunchInputs(
         experiment=read_experiment(cfg, hydra_cfg),
-        compute=typed(cfg.get("compute"), ComputeConfig, compute_source),
-        requeue=typed(cfg.get("requeue"), RequeueConfig, f"requeue={choices.get('requeue', '?')}"),
-        user=typed(cfg.get("user"), UserConfig, "user.yaml"),
-        payload=typed(cfg.get("payload"), PayloadConfig, payload_source),
+        compute=typed(cfg.get("compute"), ComputeConfig, compute_source, "compute"),
+        requeue=typed(cfg.get("requeue"), RequeueConfig, f"requeue={choices.get('requeue', '?')}", "requeue"),
+        user=typed(cfg.get("user"), UserConfig, "user.yaml", "user"),
+        payload=typed(cfg.get("payload"), PayloadConfig, payload_source, "payload"),
         compute_source=compute_source,
         payload_source=payload_source,
     )

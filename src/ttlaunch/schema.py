@@ -89,14 +89,14 @@ class PayloadConfig:
     setup: List[List[str]] = field(default_factory=list)
 
 
-def typed(node: Any, schema: Type[T], source: str) -> T:
-    """Resolve a config node (in its whole config) and merge it onto its schema."""
+def typed(node: Any, schema: Type[T], source: str, key: str) -> T:
+    """Resolve config node `key` (in its whole config) and merge it onto its schema."""
     try:
         data = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
         merged = OmegaConf.merge(OmegaConf.structured(schema), data if data is not None else {})
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or "(value)"
-        raise InputError(source, str(key), str(err).splitlines()[0]) from None
+        inner = getattr(err, "full_key", None)
+        raise InputError(source, f"{key}.{inner}" if inner else key, str(err).splitlines()[0]) from None
 
 

@@ -186,8 +186,9 @@ def _parameters(entry: Mapping[str, Any], source: str, where: str) -> dict[str, 
         raise InputError(source, f"{where}.parameters", "must be a mapping of parameter names to values")
     flat = {key: value for key, value in entry.items() if key not in _RUN_KEYS}
     parameters: dict[str, Scalar] = {}
-    for key, value in [*nested.items(), *flat.items()]:
-        field_name = f"{where}.parameters.{key}" if key in nested else f"{where}.{key}"
+    tagged = [(key, value, f"{where}.parameters.{key}") for key, value in nested.items()]
+    tagged += [(key, value, f"{where}.{key}") for key, value in flat.items()]
+    for key, value, field_name in tagged:
         if key in parameters:
             raise InputError(source, field_name, "given twice (flat and under 'parameters')")
         if not isinstance(value, (str, int, float, bool)):
@@ -219,7 +220,9 @@ def _evaluation(
         unknown = [task for task in cell_tasks if tasks and task not in tasks]
         if unknown:
             raise InputError(source, f"{where}.tasks", f"unknown task(s) {unknown}: not in evaluation.tasks")
-        epochs = cell.get("epochs") or ()
+        epochs = cell.get("epochs")
+        if epochs is None:  # control runs: no epochs to evaluate
+            epochs = []
         if not isinstance(epochs, list) or not all(isinstance(epoch, int) for epoch in epochs):
             raise InputError(source, f"{where}.epochs", "must be a list of epoch numbers (or null)")
         cells.append(EvaluationCell(run=str(run), tasks=cell_tasks, epochs=tuple(epochs)))

@@ -39,7 +39,8 @@ def _suffix(overrides: Sequence[str], swept_keys: set[str]) -> str:
         key = override_key(override)
         if key in swept_keys:
             value = override.split("=", 1)[1] if "=" in override else ""
-            parts.append(_UNSAFE_CHARS.sub("-", f"{key}-{value}").strip("-"))
+            safe_key, safe_value = (_UNSAFE_CHARS.sub("-", text).strip("-") for text in (key, value))
+            parts.append(f"{safe_key}-{safe_value}")
     return "".join(f"__{part}" for part in parts)
 
 
@@ -52,13 +53,10 @@ def plan_jobs(experiment: Experiment, combinations: Sequence[Sequence[str]]) -> 
     values: dict[str, set[str]] = {}
     for combination in combinations:
         for override in combination:
-            key = override_key(override)
-            if key in _RESERVED_KEYS and len(combinations) > 1 and any(
-                override_key(o) == key and o != override for c in combinations for o in c
-            ):
-                raise InputError("command line", key, "cannot be swept: launch one experiment per command")
-            values.setdefault(key, set()).add(override)
+            values.setdefault(override_key(override), set()).add(override)
     swept = {key for key, seen in values.items() if len(seen) > 1}
+    for key in sorted(swept & _RESERVED_KEYS):
+        raise InputError("command line", key, "cannot be swept: ttlaunch sweeps the runs of one experiment")
     jobs: list[JobSpec] = []
     names: dict[str, str] = {}
     for combination in combinations:

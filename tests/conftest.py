@@ -1,0 +1,42 @@
+"""Shared fixtures: Hydra composition of the shipped configs, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
+
+import ttlaunch.resolvers  # noqa: F401
+
+
+@pytest.fixture
+def compose_config() -> Callable[..., DictConfig]:
+    """Compose the shipped config with overrides, Hydra's node included (as in a launch)."""
+
+    def _compose(*overrides: str) -> DictConfig:
+        with initialize_config_module(config_module="ttlaunch.configs", version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+
+    return _compose
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `python -m ttlaunch.launch ARGS` with sweeps under tmp_path/work."""
+
+    def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+        env.pop("HYDRA_FULL_ERROR", None)
+        # Hydra's argparse wants every override in one run: flags, overrides, then --multirun.
+        flags = [arg for arg in args if arg != "--multirun"]
+        multirun = ["--multirun"] if "--multirun" in args else []
+        command = [sys.executable, "-m", "ttlaunch.launch", *flags, f"paths.work_root={tmp_path / 'work'}", *multirun]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+
+    return _run

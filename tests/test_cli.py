@@ -1,0 +1,111 @@
+"""`python -m ttlaunch.launch` as a user runs it, on the local executor."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ttlaunch.launch import with_multirun
+
+TEST_CONFIGS = str(Path(__file__).parent / "configs")
+FAST = "hydra.launcher.stagger.seconds=0"
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("summary", "expected"),
+    [
+        ("experiment:\n  name: x\nruns: [\n", "bad.yaml: line 4, column 1: malformed YAML"),
+        ("experiment:\n  name: x\n", "bad.yaml: runs: missing"),
+        ("experiment: {name: x}\nruns: [{name: a, type: trained}]\n", "bad.yaml: runs[0].type: unknown run type 'trained'"),
+        ("experiment: {name: x}\nruns: [{name: ../x, type: fine-tuned}]\n", "bad.yaml: runs[0].name: '../x' is not a safe name"),
+        ("experiment: {name: x}\nruns: [{name: 'a;rm', type: fine-tuned}]\n", "bad.yaml: runs[0].name: 'a;rm' is not a safe name"),
+    ],
+)
+def test_bad_summary_one_line_exit_2_nothing_written(run_cli, tmp_path: Path, summary: str, expected: str):
+    write(tmp_path / "cfg" / "experiment" / "bad.yaml", summary)
+    result = run_cli("--config-dir", str(tmp_path / "cfg"), "experiment=bad", "--multirun")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ttlaunch: error:")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["experiment=demo", "compute=nowhere/x"], "Could not find 'compute/nowhere/x'"),
+        (["experiment=demo", "requeue=maybe"], "Available options in 'requeue': off on"),
+        (["experiment=nope"], "Could not find 'experiment/nope'"),
+        ([], "experiment: no experiment chosen"),
+        (["experiment=demo", "+compute.memgb=3"], "compute=local/cpu: compute.memgb"),
+    ],
+)
+def test_bad_command_line_one_line_exit_2_nothing_written(run_cli, tmp_path: Path, args, expected):
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ttlaunch: error:")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr
+    assert not (tmp_path / "work").exists()
+
+
+def test_missing_scaffold_config_is_reported_before_anything_is_written(run_cli, tmp_path: Path):
+    experiments = tmp_path / "experiments"
+    write(
+        experiments / "cap" / "experiment_summary.yaml",
+        "experiment: {name: cap}\nruns:\n  - {name: r1, type: fine-tuned, parameters: {lora_rank: 4}}\n"
+        "  - {name: r2, type: fine-tuned, parameters: {lora_rank: 8}}\n",
+    )
+    write(experiments / "cap" / "r1" / "finetune.yaml", "output_dir: out\n")
+    result = run_cli(f"hydra.searchpath=[ttlaunch-experiments://{experiments}]", "experiment=cap")
+    assert result.returncode == 2
+    assert f"runs.r2: scaffolded experiment has no run config {experiments / 'cap' / 'r2' / 'finetune.yaml'}" in result.stderr
+    assert not (tmp_path / "work").exists()
+
+
+def test_with_multirun_adds_the_flag_unless_inspecting():
+    assert with_multirun(["experiment=demo"]) == ["experiment=demo", "--multirun"]
+    assert with_multirun(["experiment=demo", "-m"]) == ["experiment=demo", "-m"]
+    assert with_multirun(["--cfg", "job"]) == ["--cfg", "job"]
+    assert with_multirun(["--help"]) == ["--help"]
+
+
+def test_without_multirun_the_runs_still_go_to_the_executor(run_cli, tmp_path: Path):
+    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", FAST)  # no --multirun
+    assert result.returncode == 0, result.stderr
+    assert "--multirun is implied" in result.stderr
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "probe_ok"
+    # The payload ran in a submitit job, not in the launching process.
+    assert (sweep / "ok_run" / "outputs" / "executor.txt").read_text() == "local"
+    assert not (sweep / "ctrl").exists()
+
+
+def test_a_failing_payload_fails_its_job_and_the_launch(run_cli, tmp_path: Path):
+    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe", FAST, "--multirun")
+    assert result.returncode == 1
+    assert "1 of 2 jobs did not complete: bad_run" in result.stderr
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "probe"
+    state = json.loads((sweep / "jobs.json").read_text())
+    assert {name: job["status"] for name, job in state["jobs"].items()} == {"ok_run": "COMPLETED", "bad_run": "FAILED"}
+    log = (sweep / "run-torchtune.log").read_text()
+    assert "STATE_CHANGE: bad_run\nPrevious: RUNNING\nCurrent: FAILED" in log or "Current: FAILED" in log
+    assert "Summary: 2 jobs finished - 1 COMPLETED, 1 FAILED" in log
+    # The job raised (so its process exited non-zero) rather than returning a failure.
+    err = Path(state["jobs"]["bad_run"]["stderr"]).read_text()
+    assert "PayloadFailed" in err and "exited with code 3" in err
+
+
+def test_a_relaunch_never_resubmits_a_completed_run(run_cli, tmp_path: Path):
+    assert run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", FAST).returncode == 0
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "probe_ok"
+    first_id = json.loads((sweep / "jobs.json").read_text())["jobs"]["ok_run"]["job_id"]
+    again = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", FAST)
+    assert again.returncode == 0
+    assert json.loads((sweep / "jobs.json").read_text())["jobs"]["ok_run"]["job_id"] == first_id
+    assert (sweep / "run-torchtune.log").read_text().count("SUBMIT_JOB: ok_run") == 1
