@@ -15,7 +15,6 @@ import sys
 import hydra
 import yaml
 from hydra.errors import HydraException
-from omegaconf.errors import MissingMandatoryValue
 
 import ttlaunch.resolvers  # noqa: F401  (the configs use its resolvers)
 from ttlaunch.errors import InputError, SweepFailed
@@ -49,8 +48,6 @@ def describe_input_error(err: BaseException) -> str | None:
     if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
         mark = err.problem_mark
         return f"{mark.name}: line {mark.line + 1}, column {mark.column + 1}: malformed YAML: {err.problem}"
-    if isinstance(err, MissingMandatoryValue) and str(getattr(err, "full_key", "")).endswith("choices.experiment"):
-        return "command line: experiment: no experiment chosen: add experiment=<name>"
     if isinstance(err, HydraException):  # composition errors: unknown preset, bad override
         text = str(err).split("Config search path:")[0]  # the options list stays, the search path goes
         if err.__cause__ is not None:

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install ttlaunch with its torchtune and test extras.
+# Idempotent: re-run it after adding files (the editable install is a link tree).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+# torch first, pinned: left to the resolver, an unpinned torch pulls gigabytes of CUDA wheels.
+"${pip[@]}" "torch==2.13.0"
+# Strict editable mode: Hydra finds plugins by walking directories, which the default
+# editable mode's import hook does not offer.
+"${pip[@]}" -e ".[torchtune,test]" --config-settings editable_mode=strict

@@ -1,0 +1,50 @@
+"""The README's main job: the demo sweep, with real torchtune, on the local executor."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torchtune")
+pytestmark = pytest.mark.torchtune
+
+FINE_TUNED = ["rank4_lr3e-4", "rank8_lr3e-4"]
+
+
+def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
+    result = run_cli("experiment=demo", "hydra.launcher.stagger.seconds=1", "--multirun", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "demo"
+
+    for run in FINE_TUNED:
+        job_dir = sweep / run
+        for epoch in ("epoch_0", "epoch_1"):
+            for name in ("adapter_model.pt", "adapter_config.json", "adapter_model.safetensors"):
+                assert (job_dir / "outputs" / epoch / name).is_file(), f"{run}/{epoch}/{name}"
+        for name in ("config.yaml", "overrides.yaml", "hydra.yaml"):
+            assert (job_dir / "hydra_configs" / name).is_file()
+        assert f"run_name={run}" in (job_dir / "hydra_configs" / "overrides.yaml").read_text()
+        assert list((job_dir / "submitit").glob("*_0_log.out")) and list((job_dir / "submitit").glob("*_0_log.err"))
+    assert not (sweep / "base").exists(), "the control run must not become a job"
+    assert (sweep / "multirun.yaml").is_file()
+    # The HF caches stay inside the sweep dir.
+    assert (sweep / "hf_home").is_dir()
+
+    state = json.loads((sweep / "jobs.json").read_text())
+    assert state["version"] == 1 and state["experiment"] == "demo"
+    assert sorted(state["jobs"]) == FINE_TUNED
+    for run in FINE_TUNED:
+        job = state["jobs"][run]
+        assert job["status"] == "COMPLETED" and job["job_id"]
+        assert [Path(p).name for p in job["checkpoints"]] == ["epoch_0", "epoch_1"]
+
+    log = (sweep / "run-torchtune.log").read_text()
+    actions = re.findall(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] ([A-Z_]+):", log, flags=re.M)
+    assert actions[:2] == ["DISCOVER_EXPERIMENT", "IDENTIFY_RUNS"]
+    assert actions.count("SUBMIT_JOB") == 2 and "ALL_SUBMITTED" in actions
+    assert actions.count("STATE_CHANGE") >= 2 and actions[-1] == "ALL_COMPLETE"
+    assert "Result: Experiment demo has 2 fine-tuning runs" in log
+    assert "Summary: 2 jobs finished - 2 COMPLETED, 0 FAILED" in log
+    # Entries are separated by one blank line.
+    assert all(entry.startswith("[") for entry in log.strip().split("\n\n"))
