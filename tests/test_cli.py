@@ -109,3 +109,11 @@ def test_a_relaunch_never_resubmits_a_completed_run(run_cli, tmp_path: Path):
     assert again.returncode == 0
     assert json.loads((sweep / "jobs.json").read_text())["jobs"]["ok_run"]["job_id"] == first_id
     assert (sweep / "run-torchtune.log").read_text().count("SUBMIT_JOB: ok_run") == 1
+
+
+def test_help_lists_experiments_and_presets_including_a_users_config_dir(run_cli):
+    result = run_cli("--config-dir", TEST_CONFIGS, "--help")
+    assert result.returncode == 0
+    assert "experiment: cap_4L, demo, probe, probe_ok  [required]" in result.stdout
+    assert "killarney/h100_1x" in result.stdout and "bon_echo/a40_1x" in result.stdout
+    assert "compute: " in result.stdout and "base," not in result.stdout

@@ -20,9 +20,10 @@ import ttlaunch.resolvers  # noqa: F401  (the configs use its resolvers)
 from ttlaunch.errors import InputError, SweepFailed
 from ttlaunch.job import run_task
 
+_HELP_FLAGS = {"-h", "--help"}
 # Flags that inspect the app rather than run it: no sweep needed.
 _INSPECTION_FLAGS = {
-    "-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-i", "--info",
+    "--hydra-help", "--version", "-c", "--cfg", "-i", "--info",
     "-sc", "--shell-completion", "-p", "--package", "--resolve",
 }
 _MULTIRUN_FLAGS = {"-m", "--multirun"}
@@ -57,6 +58,11 @@ def describe_input_error(err: BaseException) -> str | None:
 
 
 def main() -> None:
+    if _HELP_FLAGS & set(sys.argv[1:]):
+        from ttlaunch.cli_help import render_help
+
+        print(render_help(sys.argv[1:]), end="")
+        return
     sys.argv = [sys.argv[0], *with_multirun(sys.argv[1:])]
     user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     # Makes Hydra re-raise errors rather than print them as tracebacks, so they reach us.

@@ -1,0 +1,74 @@
+"""`python -m ttlaunch.launch --help`: what can be launched, read from the config tree.
+
+Hydra's own help composes the config and walks every config group dozens of times; this
+page reads the group directories directly, so asking for help stays as cheap as start-up.
+Hydra's generic page remains available as --hydra-help.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Iterable
+
+# Group -> default option (as in configs/config.yaml).
+GROUPS = {"experiment": None, "compute": "local/cpu", "requeue": "off", "payload": "torchtune"}
+# Options that are building blocks, not choices.
+_HIDDEN = {"compute": {"base"}}
+
+USAGE = """\
+usage: python -m ttlaunch.launch experiment=NAME [GROUP=OPTION ...] [KEY=VALUE ...]
+
+Launches one job per fine-tuned run of the experiment (a sweep: --multirun is implied),
+then waits for them; the sweep dir, its event log and jobs.json say what happened.
+"""
+
+EXAMPLES = """\
+examples:
+  python -m ttlaunch.launch experiment=demo
+  python -m ttlaunch.launch experiment=cap_4L compute=killarney/h100_1x requeue=on user.slurm.account=ACCT
+  python -m ttlaunch.launch --config-dir ~/my_configs experiment=my_sweep +seed=1,2
+  python -m ttlaunch.launch 'hydra.searchpath=[ttlaunch-experiments:///scratch/me/experiments]' experiment=NAME
+
+common keys: paths.work_root=DIR  compute.mem_gb=N  compute.timeout_min=N  hydra.launcher.stagger.seconds=S
+inspect: --cfg job (the composed config), --info, --hydra-help (Hydra's own help)
+"""
+
+
+def _options(directory: Traversable, prefix: str = "") -> Iterable[str]:
+    for entry in sorted(directory.iterdir(), key=lambda item: item.name):
+        if entry.is_dir() and not entry.name.startswith(("_", ".")):
+            yield from _options(entry, f"{prefix}{entry.name}/")
+        elif entry.name.endswith(".yaml"):
+            yield prefix + entry.name[: -len(".yaml")]
+
+
+def group_options(roots: list[Traversable], group: str) -> list[str]:
+    found: set[str] = set()
+    for root in roots:
+        directory = root / group
+        if directory.is_dir():
+            found.update(_options(directory))
+    return sorted(found - _HIDDEN.get(group, set()))
+
+
+def config_dirs(argv: list[str]) -> list[Traversable]:
+    """The shipped configs, and a --config-dir given on the command line."""
+    roots: list[Traversable] = [resources.files("ttlaunch.configs")]
+    for index, arg in enumerate(argv):
+        if arg in ("--config-dir", "-cd") and index + 1 < len(argv):
+            roots.append(Path(argv[index + 1]).expanduser())
+        elif arg.startswith("--config-dir="):
+            roots.append(Path(arg.split("=", 1)[1]).expanduser())
+    return roots
+
+
+def render_help(argv: list[str]) -> str:
+    roots = config_dirs(argv)
+    lines = [USAGE, "config groups (GROUP=OPTION):"]
+    for group, default in GROUPS.items():
+        options = ", ".join(group_options(roots, group)) or "(none)"
+        suffix = f"  [default: {default}]" if default else "  [required]"
+        lines.append(f"  {group}: {options}{suffix}")
+    return "\n".join(lines) + "\n\n" + EXAMPLES
