@@ -117,3 +117,10 @@ def test_help_lists_experiments_and_presets_including_a_users_config_dir(run_cli
     assert "experiment: cap_4L, demo, probe, probe_ok  [required]" in result.stdout
     assert "killarney/h100_1x" in result.stdout and "bon_echo/a40_1x" in result.stdout
     assert "compute: " in result.stdout and "base," not in result.stdout
+
+
+def test_a_preset_without_a_ttlaunch_launcher_is_refused(run_cli, tmp_path: Path):
+    result = run_cli("experiment=demo", "compute=base")
+    assert result.returncode == 2
+    assert "compute=base: hydra/launcher: the preset must choose ttlaunch_local or ttlaunch_slurm" in result.stderr
+    assert not (tmp_path / "work").exists()

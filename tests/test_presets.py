@@ -135,8 +135,3 @@ def test_a_scaffolded_experiment_dir_is_read_in_place(compose_config, tmp_path: 
     assert experiment.source == str(scaffold / "experiment_summary.yaml")
     assert experiment.directory == scaffold
 
-
-def test_without_a_preset_launcher_the_local_one_is_used_never_hydras_basic(compose_config):
-    cfg = compose_config("experiment=demo", "compute=base")
-    assert cfg.hydra.launcher._target_.endswith("TTLaunchLauncher")
-    assert cfg.hydra.launcher.executor == "local"

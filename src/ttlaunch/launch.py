@@ -22,7 +22,7 @@ from ttlaunch.job import run_task
 
 _HELP_FLAGS = {"-h", "--help"}
 # Flags that inspect the app rather than run it: no sweep needed.
-_INSPECTION_FLAGS = {
+_INSPECTION_FLAGS = _HELP_FLAGS | {
     "--hydra-help", "--version", "-c", "--cfg", "-i", "--info",
     "-sc", "--shell-completion", "-p", "--package", "--resolve",
 }

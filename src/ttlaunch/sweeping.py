@@ -16,7 +16,7 @@ from hydra.core.utils import JobStatus
 from omegaconf import OmegaConf
 
 from ttlaunch.composed import read_inputs
-from ttlaunch.errors import SweepFailed
+from ttlaunch.errors import InputError, SweepFailed
 from ttlaunch.payload import build_payload
 from ttlaunch.records import EVENT_LOG_NAME, EventLog
 from ttlaunch.state import STATE_FILE_NAME, load_state
@@ -34,7 +34,15 @@ def _combinations(sweeper: Any, arguments: Sequence[str]) -> list[list[str]]:
 
 def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
     """Validate the inputs of every combination of overrides and plan the jobs."""
+    from hydra_plugins.ttlaunch_launcher.launcher import TTLaunchLauncher
+
     config = sweeper.config
+    if not isinstance(sweeper.launcher, TTLaunchLauncher):
+        # Any other launcher (Hydra's basic one, say) would train in this very process.
+        choice = config.hydra.runtime.choices.get("compute")
+        raise InputError(
+            f"compute={choice}", "hydra/launcher", "the preset must choose ttlaunch_local or ttlaunch_slurm"
+        )
     combinations = _combinations(sweeper, arguments)
     inputs = read_inputs(config, config.hydra)
     jobs = plan_jobs(inputs.experiment, combinations)
