@@ -124,3 +124,12 @@ def test_a_preset_without_a_ttlaunch_launcher_is_refused(run_cli, tmp_path: Path
     assert result.returncode == 2
     assert "compute=base: hydra/launcher: the preset must choose ttlaunch_local or ttlaunch_slurm" in result.stderr
     assert not (tmp_path / "work").exists()
+
+
+def test_a_command_line_sweep_doubles_the_jobs(run_cli, tmp_path: Path):
+    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", "+seed=1,2", FAST, "--multirun")
+    assert result.returncode == 0, result.stderr
+    state = json.loads((tmp_path / "work" / "ttlaunch_sweeps" / "probe_ok" / "jobs.json").read_text())
+    assert sorted(state["jobs"]) == ["ok_run__seed-1", "ok_run__seed-2"]
+    overrides = (tmp_path / "work" / "ttlaunch_sweeps" / "probe_ok" / "ok_run__seed-2" / "hydra_configs" / "overrides.yaml")
+    assert "+seed=2" in overrides.read_text()

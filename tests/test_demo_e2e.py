@@ -48,3 +48,43 @@ def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
     assert "Summary: 2 jobs finished - 2 COMPLETED, 0 FAILED" in log
     # Entries are separated by one blank line.
     assert all(entry.startswith("[") for entry in log.strip().split("\n\n"))
+
+
+def test_a_scaffolded_experiment_trains_in_place_from_its_own_run_configs(run_cli, tmp_path: Path):
+    from ttlaunch.demo_assets import build
+
+    config = build(tmp_path / "assets").read_text()
+    experiments = tmp_path / "experiments"
+    scaffold = experiments / "cap_2025"
+    for rank in (4, 8):
+        run_dir = scaffold / f"rank{rank}"
+        run_dir.mkdir(parents=True)
+        # As a scaffolder writes it: complete, with its own output dir beside it.
+        text = config.replace("lora_rank: 8", f"lora_rank: {rank}").replace("epochs: 2", "epochs: 1")
+        text = text.replace(f"output_dir: {tmp_path / 'assets'}/unused_output", f"output_dir: {run_dir / 'ck-out'}")
+        (run_dir / "finetune.yaml").write_text(text)
+    summary = (
+        "experiment: {name: cap_2025}\nruns:\n"
+        "  - {name: rank4, type: fine-tuned, parameters: {lora_rank: 4}}\n"
+        "  - {name: rank8, type: fine-tuned, parameters: {lora_rank: 8}}\n"
+        "  - {name: base, type: control, parameters: {}}\n"
+    )
+    (scaffold / "experiment_summary.yaml").write_text(summary)
+    before = sorted(p.relative_to(scaffold) for p in scaffold.rglob("*"))
+
+    result = run_cli(
+        f"hydra.searchpath=[ttlaunch-experiments://{experiments}]", "experiment=cap_2025",
+        "hydra.launcher.stagger.seconds=0", timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for run in ("rank4", "rank8"):
+        assert (scaffold / run / "ck-out" / "epoch_0" / "adapter_model.pt").is_file()
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "cap_2025"
+    state = json.loads((sweep / "jobs.json").read_text())
+    assert state["jobs"]["rank4"]["output_dir"] == str(scaffold / "rank4" / "ck-out")
+    assert state["jobs"]["rank4"]["checkpoints"] == [str(scaffold / "rank4" / "ck-out" / "epoch_0")]
+    # Nothing the user wrote changed; only the runs' outputs were added.
+    assert (scaffold / "experiment_summary.yaml").read_text() == summary
+    after = sorted(p.relative_to(scaffold) for p in scaffold.rglob("*"))
+    assert set(before) <= set(after)
+    assert all(p.parts[1] == "ck-out" for p in set(after) - set(before) if len(p.parts) > 1)

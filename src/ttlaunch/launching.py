@@ -116,6 +116,8 @@ class SweepRun:
             log.info("submitted %s as job %s", name, job.job_id)
             tracked.append(Tracked(name=name, job=job))
             self._save()
+            # Look at the jobs already out, so start times are not held back by the stagger.
+            self.poll(tracked)
         ids = ", ".join(t.job.job_id for t in tracked) or "none"
         self.events.write(
             "ALL_SUBMITTED",
@@ -127,16 +129,17 @@ class SweepRun:
         self._save()
         return tracked
 
+    def poll(self, tracked: list[Tracked]) -> list[Tracked]:
+        """Update every job not yet ended; return those still not ended."""
+        for item in tracked:
+            if not item.state.terminal:
+                self._update(item)
+        return [item for item in tracked if not item.state.terminal]
+
     def wait(self, tracked: list[Tracked], poll_interval_s: float, sleep: Callable[[float], None] = time.sleep) -> None:
         started = time.monotonic()
-        pending = list(tracked)
-        while pending:
-            for item in list(pending):
-                self._update(item)
-                if item.state.terminal:
-                    pending.remove(item)
-            if pending:
-                sleep(poll_interval_s)
+        while self.poll(tracked):
+            sleep(poll_interval_s)
         counts = self._counts()
         self.events.write(
             "ALL_COMPLETE",
