@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Tracked:
     name: str
-    job: Any  # a submitit Job
+    job: Any  # a submitit Job; None when the submission was rejected
     state: JobState = JobState.PENDING
     started_at: float | None = None
     submitted_at: float = field(default_factory=time.monotonic)
@@ -55,6 +55,7 @@ class SweepRun:
         self.events = EventLog(sweep_dir / EVENT_LOG_NAME)
         self.state_path = sweep_dir / STATE_FILE_NAME
         self.state: SweepState = load_state(self.state_path, inputs.experiment.name, sweep_dir)
+        self.started = time.monotonic()
 
     def _executor(self, name: str) -> Any:
         from ttlaunch import executors  # submitit is imported only when submitting
@@ -86,8 +87,8 @@ class SweepRun:
     def submit_all(
         self, callable_job: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, stagger: StaggerHook
     ) -> list[Tracked]:
+        """Submit each job; the result has one entry per job, in order, rejected ones included."""
         tracked: list[Tracked] = []
-        failures = 0
         total = len(job_overrides)
         for offset, overrides in enumerate(job_overrides):
             index = initial_job_idx + offset
@@ -102,10 +103,10 @@ class SweepRun:
                     callable_job, list(overrides), "hydra.sweep.dir", index, f"job_id_for_{index}", Singleton.get_state()
                 )
             except Exception as err:  # a rejected submission must not stop the others
-                failures += 1
                 record.status, record.error = JobState.SUBMIT_FAILED.value, str(err).strip()
                 self.events.write("SUBMIT_FAILED", name, ("Error", record.error))
                 log.error("submission of %s failed: %s", name, record.error)
+                tracked.append(Tracked(name=name, job=None, state=JobState.SUBMIT_FAILED))
                 self._save()
                 continue
             record.job_id, record.submitted = str(job.job_id), timestamp()
@@ -118,12 +119,12 @@ class SweepRun:
             self._save()
             # Look at the jobs already out, so start times are not held back by the stagger.
             self.poll(tracked)
-        ids = ", ".join(t.job.job_id for t in tracked) or "none"
+        submitted = [item.job.job_id for item in tracked if item.job is not None]
         self.events.write(
             "ALL_SUBMITTED",
             "Job submission complete",
-            ("Summary", f"{len(tracked)} jobs submitted successfully ({failures} failures)"),
-            ("Job IDs", ids),
+            ("Summary", f"{len(submitted)} jobs submitted successfully ({len(tracked) - len(submitted)} failures)"),
+            ("Job IDs", ", ".join(submitted) or "none"),
         )
         self.state.monitoring_started = timestamp()
         self._save()
@@ -137,7 +138,6 @@ class SweepRun:
         return [item for item in tracked if not item.state.terminal]
 
     def wait(self, tracked: list[Tracked], poll_interval_s: float, sleep: Callable[[float], None] = time.sleep) -> None:
-        started = time.monotonic()
         while self.poll(tracked):
             sleep(poll_interval_s)
         counts = self._counts()
@@ -145,7 +145,7 @@ class SweepRun:
             "ALL_COMPLETE",
             "Monitoring finished",
             ("Summary", f"{len(self.state.jobs)} jobs finished - " + ", ".join(f"{n} {s}" for s, n in counts.items())),
-            ("Total time", format_elapsed(time.monotonic() - started)),
+            ("Total time", format_elapsed(time.monotonic() - self.started)),
         )
 
     def _counts(self) -> dict[str, int]:
@@ -182,7 +182,7 @@ class SweepRun:
 
 
 def job_returns(tracked: list[Tracked]) -> list[JobReturn]:
-    """Hydra's view of the finished jobs; a failed job's return carries its exception."""
+    """Hydra's view of the ended jobs, one per job in order; a failed one carries its reason."""
     returns = []
     for item in tracked:
         if item.state is JobState.COMPLETED:
