@@ -1,5 +1,6 @@
 """ttlaunch's Hydra launcher: thin; the work is in ttlaunch.launching (imported lazily)."""
 
+from pathlib import Path
 from typing import Any, List, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
@@ -30,8 +31,6 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         return result
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from pathlib import Path
-
         from ttlaunch.composed import read_inputs
         from ttlaunch.launching import SweepRun, job_returns
 

@@ -69,16 +69,16 @@ def build_payload(
     running anything, so the launcher can call it for every job before submitting one.
     """
     output_dir = job_dir / "outputs"
+    argv: list[str] = []
     if payload.kind == "torchtune":
-        argv, output_dir = _torchtune_argv(experiment, run, payload, job_dir, output_dir, source)
-    elif payload.kind == "command":
-        if not payload.command:
-            raise InputError(source, "payload.command", "kind=command needs a command (an argv list)")
-        values = _placeholders(run, experiment, output_dir, job_dir)
-        argv = [_render(item, values, "payload.command", source) for item in payload.command]
-    else:
+        argv, output_dir = _torchtune_argv(experiment, run, payload, output_dir, source)
+    elif payload.kind != "command":
         raise InputError(source, "payload.kind", f"unknown kind {payload.kind!r}: expected torchtune or command")
     values = _placeholders(run, experiment, output_dir, job_dir)
+    if payload.kind == "command":
+        if not payload.command:
+            raise InputError(source, "payload.command", "kind=command needs a command (an argv list)")
+        argv = [_render(item, values, "payload.command", source) for item in payload.command]
     env = {key: _render(str(value), values, f"payload.env.{key}", source) for key, value in payload.env.items()}
     env.update(TTLAUNCH_RUN_NAME=run.name, TTLAUNCH_OUTPUT_DIR=str(output_dir), TTLAUNCH_JOB_DIR=str(job_dir))
     setup = tuple(
@@ -89,7 +89,7 @@ def build_payload(
 
 
 def _torchtune_argv(
-    experiment: Experiment, run: Run, payload: PayloadConfig, job_dir: Path, output_dir: Path, source: str
+    experiment: Experiment, run: Run, payload: PayloadConfig, output_dir: Path, source: str
 ) -> tuple[list[str], Path]:
     scaffold = scaffold_config_path(experiment, run, payload)
     if scaffold is not None:
