@@ -133,3 +133,34 @@ def test_a_command_line_sweep_doubles_the_jobs(run_cli, tmp_path: Path):
     assert sorted(state["jobs"]) == ["ok_run__seed-1", "ok_run__seed-2"]
     overrides = (tmp_path / "work" / "ttlaunch_sweeps" / "probe_ok" / "ok_run__seed-2" / "hydra_configs" / "overrides.yaml")
     assert "+seed=2" in overrides.read_text()
+
+
+def test_ctrl_c_while_waiting_says_what_happened_without_a_traceback(tmp_path: Path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    write(tmp_path / "cfg" / "experiment" / "slow.yaml", "experiment: {name: slow}\nruns: [{name: s, type: fine-tuned}]\n")
+    command = [
+        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), "experiment=slow",
+        "payload=command", "payload.command=[sleep,'61.25']", f"paths.work_root={tmp_path / 'work'}",
+    ]
+    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+    # A process started in the background inherits SIGINT ignored; a terminal's is not.
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    log = tmp_path / "work" / "ttlaunch_sweeps" / "slow" / "run-torchtune.log"
+    deadline = time.monotonic() + 60
+    while "Current: RUNNING" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "ttlaunch: interrupted." in stderr and "Traceback" not in stderr
+    time.sleep(2)
+    orphans = subprocess.run(["pgrep", "-f", "sleep 61.25"], capture_output=True, text=True).stdout
+    assert orphans == "", "the local job's payload outlived the launcher"

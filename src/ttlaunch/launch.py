@@ -29,6 +29,7 @@ _INSPECTION_FLAGS = _HELP_FLAGS | {
 _MULTIRUN_FLAGS = {"-m", "--multirun"}
 EXIT_BAD_INPUT = 2
 EXIT_JOBS_FAILED = 1
+EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 
 main_task = hydra.main(version_base="1.3", config_path="pkg://ttlaunch.configs", config_name="config")(run_task)
 
@@ -72,6 +73,13 @@ def main() -> None:
     except SweepFailed as err:
         print(f"ttlaunch: {err}", file=sys.stderr)
         raise SystemExit(EXIT_JOBS_FAILED) from None
+    except KeyboardInterrupt:
+        print(
+            "ttlaunch: interrupted. SLURM jobs already submitted keep running (local jobs stop with this process); "
+            "the same command again submits only runs not yet completed.",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_INTERRUPTED) from None
     except Exception as err:
         message = describe_input_error(err)
         if message is None or user_wants_traceback:
