@@ -38,7 +38,11 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         run = SweepRun(sweep_dir, read_inputs(self.config, self.config.hydra), self.executor, self.signal_delay_s)
-        tracked = run.submit_all(self, job_overrides, initial_job_idx, self.stagger)
-        run.wait(tracked, self.poll_interval_s)
+        try:
+            tracked = run.submit_all(self, job_overrides, initial_job_idx, self.stagger)
+            run.wait(tracked, self.poll_interval_s)
+        except KeyboardInterrupt:
+            run.stop_local_jobs()
+            raise
         returns: List[JobReturn] = job_returns(tracked)
         return returns

@@ -26,6 +26,9 @@ from ttlaunch.sweep import RUN_NAME_KEY, job_name_of, override_key
 
 log = logging.getLogger(__name__)
 
+# How long an interrupted launch waits for its local jobs to stop.
+LOCAL_STOP_TIMEOUT_S = 60.0
+
 
 @dataclass
 class Tracked:
@@ -56,6 +59,7 @@ class SweepRun:
         self.state_path = sweep_dir / STATE_FILE_NAME
         self.state: SweepState = load_state(self.state_path, inputs.experiment.name, sweep_dir)
         self.started = time.monotonic()
+        self.tracked: list[Tracked] = []  # one entry per job handled so far, in order
 
     def _executor(self, name: str) -> Any:
         from ttlaunch import executors  # submitit is imported only when submitting
@@ -88,7 +92,7 @@ class SweepRun:
         self, callable_job: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, stagger: StaggerHook
     ) -> list[Tracked]:
         """Submit each job; the result has one entry per job, in order, rejected ones included."""
-        tracked: list[Tracked] = []
+        tracked = self.tracked
         total = len(job_overrides)
         for offset, overrides in enumerate(job_overrides):
             index = initial_job_idx + offset
@@ -147,6 +151,19 @@ class SweepRun:
             ("Summary", f"{len(self.state.jobs)} jobs finished - " + ", ".join(f"{n} {s}" for s, n in counts.items())),
             ("Total time", format_elapsed(time.monotonic() - self.started)),
         )
+
+    def stop_local_jobs(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        """After Ctrl-C: local jobs are children of this process and must not outlive it
+        unattended; cancel them and wait until they ended. SLURM jobs are left running."""
+        if self.executor_kind != "local":
+            return
+        running = [item for item in self.tracked if item.job is not None and not item.state.terminal]
+        for item in running:
+            item.job.cancel(check=False)
+        deadline = time.monotonic() + LOCAL_STOP_TIMEOUT_S
+        while any(not item.job.done() for item in running) and time.monotonic() < deadline:
+            sleep(0.2)
+        self.poll(running)
 
     def _counts(self) -> dict[str, int]:
         counts = {JobState.COMPLETED.value: 0, JobState.FAILED.value: 0}
