@@ -6,6 +6,7 @@ Runs in the launching process, called by the Hydra launcher plugin. The full mon
 
 from __future__ import annotations
 
+import getpass
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from ttlaunch.composed import LaunchInputs
 from ttlaunch.payload import build_payload
 from ttlaunch.records import EVENT_LOG_NAME, EventLog, format_elapsed, timestamp
 from ttlaunch.requests import local_request, slurm_request
+from ttlaunch.slurm import SchedulerCommandError
 from ttlaunch.states import JobState, parse_state
 from ttlaunch.state import STATE_FILE_NAME, JobRecord, SweepState, load_state, save_state
 from ttlaunch.stagger import StaggerHook
@@ -39,12 +41,29 @@ class Tracked:
     submitted_at: float = field(default_factory=time.monotonic)
 
 
-def observe(job: Any) -> JobState:
-    """The state of a submitit job in our terms."""
+def local_state(job: Any) -> JobState:
+    """The state of a job of submitit's local executor (no scheduler to ask)."""
     raw = str(job.state)
-    if raw == "FINISHED":  # the local executor: success or failure is in the job's result
+    if raw == "FINISHED":  # success or failure is in the job's result
         return JobState.COMPLETED if job.exception() is None else JobState.FAILED
     return parse_state(raw)
+
+
+def slurm_states(job_ids: list[str], user: str) -> dict[str, JobState]:
+    """One squeue for all of the user's jobs, one sacct for those that left the queue.
+
+    A job in neither was submitted moments ago (slurmctld tells slurmdbd asynchronously):
+    it is pending, not lost.
+    """
+    from ttlaunch import slurm
+
+    queued = slurm.squeue(user)
+    states = {job_id: queued[job_id].state for job_id in job_ids if job_id in queued}
+    gone = [job_id for job_id in job_ids if job_id not in queued]
+    accounted = slurm.sacct(gone)
+    for job_id in gone:
+        states[job_id] = accounted[job_id].state if job_id in accounted else JobState.PENDING
+    return states
 
 
 class SweepRun:
@@ -136,9 +155,19 @@ class SweepRun:
 
     def poll(self, tracked: list[Tracked]) -> list[Tracked]:
         """Update every job not yet ended; return those still not ended."""
-        for item in tracked:
-            if not item.state.terminal:
-                self._update(item)
+        active = [item for item in tracked if not item.state.terminal]
+        if self.executor_kind == "slurm" and active:
+            try:
+                states = slurm_states([item.job.job_id for item in active], getpass.getuser())
+            except SchedulerCommandError as err:  # logged; the next poll tries again
+                self.events.write("POLL_FAILED", "Querying SLURM failed", ("Error", str(err)))
+                log.warning("polling SLURM failed: %s", err)
+                return active
+            for item in active:
+                self._update(item, states[item.job.job_id])
+        else:
+            for item in active:
+                self._update(item, local_state(item.job))
         return [item for item in tracked if not item.state.terminal]
 
     def wait(self, tracked: list[Tracked], poll_interval_s: float, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -171,8 +200,7 @@ class SweepRun:
             counts[record.status] = counts.get(record.status, 0) + 1
         return counts
 
-    def _update(self, item: Tracked) -> None:
-        current = observe(item.job)
+    def _update(self, item: Tracked, current: JobState) -> None:
         if current is item.state or current is JobState.UNKNOWN:
             return
         previous, item.state = item.state, current

@@ -1,0 +1,119 @@
+"""The one place that runs SLURM's commands (squeue, sacct, scontrol, scancel), and the pure
+parsers of their output beside it.
+
+Every failure raises SchedulerCommandError naming the command, its exit code, stdout and
+stderr; nothing is swallowed into an UNKNOWN state. (Submission itself goes through submitit's
+executor, which runs sbatch and reports its errors.)
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from ttlaunch.states import JobState, parse_state
+
+COMMAND_TIMEOUT_S = 60.0
+SQUEUE_FORMAT = "%i|%T|%j"  # job id, long state, name
+SACCT_FIELDS = ("JobID", "JobName", "State", "ExitCode", "Submit", "Start", "End", "Elapsed")
+
+
+class SchedulerCommandError(RuntimeError):
+    def __init__(self, argv: Sequence[str], returncode: int | None, stdout: str, stderr: str) -> None:
+        super().__init__(argv, returncode, stdout, stderr)
+        self.argv, self.returncode, self.stdout, self.stderr = list(argv), returncode, stdout, stderr
+
+    def __str__(self) -> str:
+        code = "timed out" if self.returncode is None else f"exit code {self.returncode}"
+        return (
+            f"`{' '.join(self.argv)}` failed ({code}); stderr: {self.stderr.strip() or '-'}; "
+            f"stdout: {self.stdout.strip() or '-'}"
+        )
+
+
+def run(argv: Sequence[str], timeout: float = COMMAND_TIMEOUT_S) -> str:
+    """Run a scheduler command; its stdout, or SchedulerCommandError."""
+    try:
+        result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        raise SchedulerCommandError(argv, None, str(err.stdout or ""), str(err.stderr or "")) from None
+    except OSError as err:  # the command is not installed
+        raise SchedulerCommandError(argv, None, "", str(err)) from None
+    if result.returncode != 0:
+        raise SchedulerCommandError(argv, result.returncode, result.stdout, result.stderr)
+    return result.stdout
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    job_id: str
+    state: JobState
+    name: str
+
+
+@dataclass(frozen=True)
+class AccountingEntry:
+    job_id: str
+    name: str
+    state: JobState
+    raw_state: str
+    exit_code: str
+    submit: str | None
+    start: str | None
+    end: str | None
+    elapsed: str
+
+
+def parse_squeue(text: str) -> dict[str, QueueEntry]:
+    """`squeue -h -o '%i|%T|%j'` output -> job id -> entry."""
+    entries: dict[str, QueueEntry] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        job_id, state, name = line.split("|", 2)
+        entries[job_id.strip()] = QueueEntry(job_id.strip(), parse_state(state), name)
+    return entries
+
+
+def _time(value: str) -> str | None:
+    return None if value in ("", "Unknown", "None") else value.replace("T", " ")
+
+
+def parse_sacct(text: str) -> dict[str, AccountingEntry]:
+    """`sacct -X -P -n --format=<SACCT_FIELDS>` output -> job id -> entry (steps skipped)."""
+    entries: dict[str, AccountingEntry] = {}
+    for row in csv.reader(text.splitlines(), delimiter="|"):
+        if len(row) != len(SACCT_FIELDS):
+            continue
+        fields = dict(zip(SACCT_FIELDS, row))
+        job_id = fields["JobID"]
+        if "." in job_id:  # a step (batch, extern, 0): the allocation's own line says it all
+            continue
+        entries[job_id] = AccountingEntry(
+            job_id=job_id,
+            name=fields["JobName"],
+            state=parse_state(fields["State"]),
+            raw_state=fields["State"],
+            exit_code=fields["ExitCode"],
+            submit=_time(fields["Submit"]),
+            start=_time(fields["Start"]),
+            end=_time(fields["End"]),
+            elapsed=fields["Elapsed"],
+        )
+    return entries
+
+
+def squeue(user: str) -> dict[str, QueueEntry]:
+    """All of `user`'s queued and running jobs, in one call."""
+    return parse_squeue(run(["squeue", "-u", user, "-h", "-o", SQUEUE_FORMAT]))
+
+
+def sacct(job_ids: Iterable[str]) -> dict[str, AccountingEntry]:
+    """Accounting for the given jobs, in one call."""
+    ids = sorted(set(job_ids))
+    if not ids:
+        return {}
+    return parse_sacct(run(["sacct", "-X", "-P", "-n", "-j", ",".join(ids), f"--format={','.join(SACCT_FIELDS)}"]))
+
