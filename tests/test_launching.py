@@ -27,7 +27,7 @@ class RejectingExecutor:
 def test_a_rejected_submission_is_logged_and_the_others_still_go(compose_config, tmp_path: Path, monkeypatch):
     cfg = compose_config("experiment=cap_4L")
     run = SweepRun(tmp_path, read_inputs(cfg, cfg.hydra), "local", 120)
-    monkeypatch.setattr(run, "_executor", lambda name: RejectingExecutor(name, tmp_path))
+    monkeypatch.setattr(run, "_executor", lambda name, run_name: RejectingExecutor(name, tmp_path))
     names = ["rank8_lr1e-5", "rank8_lr5e-5", "rank16_lr1e-5"]
     overrides = [[f"run_name={name}", f"hydra.job.name={name}"] for name in names]
     waits = []

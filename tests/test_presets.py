@@ -135,3 +135,24 @@ def test_a_scaffolded_experiment_dir_is_read_in_place(compose_config, tmp_path: 
     assert experiment.source == str(scaffold / "experiment_summary.yaml")
     assert experiment.directory == scaffold
 
+
+
+def test_a_run_may_change_its_own_compute_fields(compose_config, tmp_path: Path):
+    cfg = compose_config("experiment=cap_4L", "compute=killarney/h100_1x")
+    inputs = read_inputs(cfg, cfg.hydra)
+    from ttlaunch.composed import LaunchInputs
+    from ttlaunch.summary import parse_experiment
+
+    experiment = parse_experiment(
+        {"experiment": {"name": "x"}, "runs": [{"name": "big", "type": "fine-tuned", "compute": {"mem_gb": 512, "partition": "p2"}}]},
+        "x.yaml",
+    )
+    changed = LaunchInputs(**{**inputs.__dict__, "experiment": experiment})
+    compute = changed.compute_for("big")
+    assert (compute.mem_gb, compute.partition, compute.gres) == (512, "p2", "gpu:h100:1")
+    bad = parse_experiment(
+        {"experiment": {"name": "x"}, "runs": [{"name": "b", "type": "fine-tuned", "compute": {"memory": 1}}]}, "x.yaml"
+    )
+    with pytest.raises(InputError) as caught:
+        LaunchInputs(**{**inputs.__dict__, "experiment": bad}).compute_for("b")
+    assert caught.value.source == "x.yaml" and caught.value.field.startswith("runs.b.compute")

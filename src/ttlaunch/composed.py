@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ttlaunch.errors import InputError
-from ttlaunch.schema import ComputeConfig, PayloadConfig, RequeueConfig, UserConfig, typed
+from ttlaunch.schema import ComputeConfig, PayloadConfig, RequeueConfig, UserConfig, typed, with_run_overrides
 from ttlaunch.summary import SUMMARY_FILE_NAME, Experiment, parse_experiment
 
 EXPERIMENT_DIRS_SCHEME = "ttlaunch-experiments"
@@ -29,6 +29,11 @@ class LaunchInputs:
     payload: PayloadConfig
     compute_source: str
     payload_source: str
+
+    def compute_for(self, run_name: str) -> ComputeConfig:
+        """The compute preset as the run asks for it (its own `compute:` fields applied)."""
+        run = self.experiment.run(run_name)
+        return with_run_overrides(self.compute, dict(run.compute), self.experiment.source, f"runs.{run_name}.compute")
 
 
 def _choices(hydra_cfg: Any) -> dict[str, str]:

@@ -80,22 +80,21 @@ class SweepRun:
         self.started = time.monotonic()
         self.tracked: list[Tracked] = []  # one entry per job handled so far, in order
 
-    def _executor(self, name: str) -> Any:
+    def _executor(self, name: str, run_name: str | None) -> Any:
         from ttlaunch import executors  # submitit is imported only when submitting
 
         folder = self.sweep_dir / name / "submitit"
+        compute = self.inputs.compute_for(run_name) if run_name else self.inputs.compute
         if self.executor_kind == "slurm":
             request = slurm_request(
-                name, self.inputs.compute, self.inputs.requeue, self.inputs.user, self.signal_delay_s,
-                self.inputs.compute_source,
+                name, compute, self.inputs.requeue, self.inputs.user, self.signal_delay_s, self.inputs.compute_source
             )
             for note in request.notes:
                 log.info("%s: %s", name, note)
             return executors.slurm_executor(folder, request)
-        return executors.local_executor(folder, local_request(name, self.inputs.compute))
+        return executors.local_executor(folder, local_request(name, compute))
 
-    def _output_dir(self, name: str, overrides: Sequence[str]) -> str | None:
-        run_name = next((o.split("=", 1)[1] for o in overrides if override_key(o) == RUN_NAME_KEY), None)
+    def _output_dir(self, name: str, run_name: str | None) -> str | None:
         if run_name is None:
             return None
         experiment = self.inputs.experiment
@@ -116,13 +115,12 @@ class SweepRun:
         for offset, overrides in enumerate(job_overrides):
             index = initial_job_idx + offset
             name = job_name_of(overrides) or f"job{index}"
+            run_name = next((o.split("=", 1)[1] for o in overrides if override_key(o) == RUN_NAME_KEY), None)
             stagger.before_submit(offset, total)
-            record = JobRecord(
-                run=name, job_dir=str(self.sweep_dir / name), output_dir=self._output_dir(name, overrides)
-            )
+            record = JobRecord(run=name, job_dir=str(self.sweep_dir / name), output_dir=self._output_dir(name, run_name))
             self.state.jobs[name] = record
             try:
-                job = self._executor(name).submit(
+                job = self._executor(name, run_name).submit(
                     callable_job, list(overrides), "hydra.sweep.dir", index, f"job_id_for_{index}", Singleton.get_state()
                 )
             except Exception as err:  # a rejected submission must not stop the others

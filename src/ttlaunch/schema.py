@@ -7,7 +7,7 @@ not a setting silently ignored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Type, TypeVar
 
 from omegaconf import OmegaConf
@@ -87,6 +87,13 @@ class PayloadConfig:
     env: Dict[str, str] = field(default_factory=dict)
     # Commands (argv lists, same placeholders) run before the payload, e.g. asset preparation.
     setup: List[List[str]] = field(default_factory=list)
+
+
+def with_run_overrides(compute: ComputeConfig, overrides: Dict[str, Any], source: str, field_name: str) -> ComputeConfig:
+    """The preset with one run's own compute fields applied (validated like the preset)."""
+    if not overrides:
+        return compute
+    return typed({**asdict(compute), **overrides}, ComputeConfig, source, field_name)
 
 
 def typed(node: Any, schema: Type[T], source: str, key: str) -> T:

@@ -26,7 +26,7 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 SUMMARY_FILE_NAME = "experiment_summary.yaml"
 
 # Keys of a run entry that are not training parameters.
-_RUN_KEYS = {"name", "type", "model", "parameters", "description"}
+_RUN_KEYS = {"name", "type", "model", "parameters", "description", "compute"}
 Scalar = str | int | float | bool
 
 
@@ -51,6 +51,8 @@ class Run:
     type: RunType
     parameters: Mapping[str, Scalar] = field(default_factory=dict)
     model: str | None = None
+    # Fields of the compute preset this run changes (say, more memory), by name.
+    compute: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,12 @@ def _runs(entries: object, source: str) -> tuple[Run, ...]:
         model = entry.get("model")
         if model is not None and not isinstance(model, str):
             raise InputError(source, f"{where}.model", "must be a model name")
-        runs.append(Run(name=name, type=run_type, parameters=_parameters(entry, source, where), model=model))
+        compute = entry.get("compute") or {}
+        if not isinstance(compute, Mapping):
+            raise InputError(source, f"{where}.compute", "must be a mapping of compute preset fields")
+        runs.append(
+            Run(name=name, type=run_type, parameters=_parameters(entry, source, where), model=model, compute=dict(compute))
+        )
     return tuple(runs)
 
 

@@ -56,6 +56,7 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
         combined_inputs = inputs if combined is config else read_inputs(combined, combined.hydra)
         for job in jobs:
             if all(o in job.overrides for o in combination):
+                combined_inputs.compute_for(job.run.name)
                 build_payload(
                     combined_inputs.experiment, job.run, combined_inputs.payload, sweep_dir / job.name,
                     combined_inputs.payload_source,
