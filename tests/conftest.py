@@ -40,3 +40,24 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
 
     return _run
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cluster_answers() -> bool:
+    try:
+        return subprocess.run(["scontrol", "ping"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """The project's single-node SLURM: found running, or started (installed if need be)."""
+    if _cluster_answers():
+        return
+    if os.geteuid() != 0:
+        pytest.skip("the test cluster is not running and starting it needs root (scripts/testcluster.sh start)")
+    subprocess.run([str(REPO / "scripts" / "testcluster.sh"), "start"], check=True, timeout=900)
+    assert _cluster_answers()

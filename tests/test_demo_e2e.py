@@ -88,3 +88,19 @@ def test_a_scaffolded_experiment_trains_in_place_from_its_own_run_configs(run_cl
     after = sorted(p.relative_to(scaffold) for p in scaffold.rglob("*"))
     assert set(before) <= set(after)
     assert all(p.parts[1] == "ck-out" for p in set(after) - set(before) if len(p.parts) > 1)
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm_cluster")
+def test_demo_sweep_through_the_test_cluster(run_cli, tmp_path: Path):
+    result = run_cli(
+        "experiment=demo", "compute=testcluster/cpu_1x", "hydra.launcher.poll_interval_s=1",
+        "hydra.launcher.stagger.seconds=1", timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "demo"
+    state = json.loads((sweep / "jobs.json").read_text())
+    for run in FINE_TUNED:
+        assert state["jobs"][run]["status"] == "COMPLETED"
+        assert (sweep / run / "outputs" / "epoch_1" / "adapter_model.pt").is_file()
+        assert list((sweep / run / "submitit").glob("*_submission.sh")), "the sbatch script is kept beside the logs"

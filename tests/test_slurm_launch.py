@@ -1,0 +1,108 @@
+"""The SLURM launch path, on the project's real single-node test cluster."""
+
+import json
+import shutil
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
+
+TEST_CONFIGS = str(Path(__file__).parent / "configs")
+ON_CLUSTER = ["compute=testcluster/cpu_1x", "hydra.launcher.poll_interval_s=1"]
+
+
+def sacct(job_ids):
+    out = subprocess.run(
+        ["sacct", "-X", "-P", "-n", "-j", ",".join(job_ids), "--format=JobID,JobName,State,Submit,ExitCode"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return {row.split("|")[0]: row.split("|") for row in out.splitlines()}
+
+
+def state_of(sweep: Path):
+    return json.loads((sweep / "jobs.json").read_text())["jobs"]
+
+
+def test_cap_4L_submits_exactly_its_fine_tuned_runs_with_the_stagger(run_cli, tmp_path: Path):
+    result = run_cli(
+        "experiment=cap_4L", *ON_CLUSTER, "payload=command", "payload.command=[sleep,'1']",
+        "hydra.launcher.stagger.seconds=2", timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = state_of(tmp_path / "work" / "ttlaunch_sweeps" / "cap_4L_lora_lr_sweep")
+    assert len(jobs) == 8 and all(job["status"] == "COMPLETED" for job in jobs.values())
+    accounted = sacct([job["job_id"] for job in jobs.values()])
+    assert sorted(row[1] for row in accounted.values()) == sorted(jobs)  # SLURM job names are the run names
+    assert all(row[2] == "COMPLETED" for row in accounted.values())
+    submits = sorted(datetime.fromisoformat(row[3]) for row in accounted.values())
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(submits, submits[1:])]
+    assert min(gaps) >= 2, gaps
+
+
+def test_a_failing_payload_ends_failed_in_sacct(run_cli, tmp_path: Path):
+    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe", *ON_CLUSTER, "hydra.launcher.stagger.seconds=0")
+    assert result.returncode == 1
+    jobs = state_of(tmp_path / "work" / "ttlaunch_sweeps" / "probe")
+    accounted = sacct([jobs["ok_run"]["job_id"], jobs["bad_run"]["job_id"]])
+    assert accounted[jobs["ok_run"]["job_id"]][2] == "COMPLETED"
+    assert accounted[jobs["bad_run"]["job_id"]][2] == "FAILED"
+    assert jobs["bad_run"]["status"] == "FAILED"
+
+
+def test_a_rejected_submission_is_logged_and_the_others_still_run(run_cli, tmp_path: Path):
+    cfg = tmp_path / "cfg" / "experiment"
+    (tmp_path / "cfg" / "payload").mkdir(parents=True)
+    shutil.copy(Path(TEST_CONFIGS) / "payload" / "probe.yaml", tmp_path / "cfg" / "payload")
+    cfg.mkdir(parents=True)
+    (cfg / "mixed.yaml").write_text(
+        "defaults:\n  - override /payload@_global_.payload: probe\n"
+        "experiment: {name: mixed}\nruns:\n"
+        "  - {name: first, type: fine-tuned, code: 0}\n"
+        "  - {name: nowhere, type: fine-tuned, code: 0, compute: {partition: no_such_partition}}\n"
+        "  - {name: last, type: fine-tuned, code: 0}\n"
+    )
+    result = run_cli(
+        "--config-dir", str(tmp_path / "cfg"), "experiment=mixed", *ON_CLUSTER,
+        "hydra.launcher.stagger.seconds=0",
+    )
+    assert result.returncode == 1
+    assert "1 of 3 jobs did not complete: nowhere" in result.stderr
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "mixed"
+    jobs = state_of(sweep)
+    assert (jobs["first"]["status"], jobs["nowhere"]["status"], jobs["last"]["status"]) == (
+        "COMPLETED", "SUBMIT_FAILED", "COMPLETED",
+    )
+    log = (sweep / "run-torchtune.log").read_text()
+    assert "SUBMIT_FAILED: nowhere" in log and "invalid partition" in log.lower()
+
+
+@pytest.mark.parametrize(("requeue", "flag"), [("on", "Requeue=1"), ("off", "Requeue=0")])
+def test_requeue_choice_reaches_slurm(tmp_path: Path, requeue: str, flag: str):
+    import os
+    import sys
+    import time
+
+    cfg = tmp_path / "cfg" / "experiment"
+    cfg.mkdir(parents=True)
+    (cfg / "one.yaml").write_text("experiment: {name: one}\nruns: [{name: only, type: fine-tuned}]\n")
+    command = [
+        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), "experiment=one",
+        f"requeue={requeue}", *ON_CLUSTER, "payload=command", "payload.command=[sleep,'120']",
+        f"paths.work_root={tmp_path / 'work'}",
+    ]
+    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+    launcher = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    state = tmp_path / "work" / "ttlaunch_sweeps" / "one" / "jobs.json"
+    deadline = time.monotonic() + 60
+    while not (state.exists() and json.loads(state.read_text())["jobs"].get("only", {}).get("job_id")):
+        assert time.monotonic() < deadline and launcher.poll() is None, launcher.stderr.read() if launcher.poll() else ""
+        time.sleep(0.2)
+    job_id = json.loads(state.read_text())["jobs"]["only"]["job_id"]
+    shown = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=True).stdout
+    subprocess.run(["scancel", job_id], check=True)
+    launcher.communicate(timeout=120)
+    assert flag in shown.split()
+    assert launcher.returncode == 1  # the cancelled job did not complete
