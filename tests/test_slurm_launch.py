@@ -106,3 +106,43 @@ def test_requeue_choice_reaches_slurm(tmp_path: Path, requeue: str, flag: str):
     launcher.communicate(timeout=120)
     assert flag in shown.split()
     assert launcher.returncode == 1  # the cancelled job did not complete
+
+
+def _times(jobs, accounted, field):
+    index = {"submit": 3}[field]
+    return sorted(datetime.fromisoformat(accounted[job["job_id"]][index]) for job in jobs.values())
+
+
+def test_the_startup_lock_hook_submits_at_once_and_serialises_startups(run_cli, tmp_path: Path):
+    result = run_cli(
+        "--config-dir", TEST_CONFIGS, "experiment=stamp4", *ON_CLUSTER,
+        "hydra.launcher.stagger._target_=ttlaunch.stagger.StartupLock", "+hydra.launcher.stagger.window_s=2",
+        "~hydra.launcher.stagger.seconds", timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "stamp4"
+    jobs = state_of(sweep)
+    submits = _times(jobs, sacct([job["job_id"] for job in jobs.values()]), "submit")
+    assert (submits[-1] - submits[0]).total_seconds() <= 3, "all four went in at once"
+    starts = sorted(float((sweep / name / "outputs" / "started.txt").read_text()) for name in jobs)
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
+    # Each start-up holds the lock for the 2-s window; stamps add milliseconds of jitter.
+    assert min(gaps) >= 1.9, f"payload start-ups overlap: {gaps}"
+
+
+def test_max_submitted_caps_the_sweeps_jobs_in_the_queue(run_cli, tmp_path: Path):
+    result = run_cli(
+        "--config-dir", TEST_CONFIGS, "experiment=stamp4", *ON_CLUSTER, "hydra.launcher.stagger.seconds=0",
+        "hydra.launcher.max_submitted=2", timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = state_of(tmp_path / "work" / "ttlaunch_sweeps" / "stamp4")
+    out = subprocess.run(
+        ["sacct", "-X", "-P", "-n", "-j", ",".join(job["job_id"] for job in jobs.values()), "--format=JobID,Submit,End"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    spans = [(datetime.fromisoformat(s), datetime.fromisoformat(e)) for _, s, e in (line.split("|") for line in out.splitlines())]
+    assert len(spans) == 4
+    for submit, _ in spans:  # when each job went in, at most 2 of the sweep's were in the queue
+        in_queue = sum(1 for other_submit, other_end in spans if other_submit <= submit < other_end)
+        assert in_queue <= 2, spans

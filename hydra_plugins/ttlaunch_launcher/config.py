@@ -4,7 +4,7 @@ Hydra imports this module at every start: it imports nothing beyond Hydra itself
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -14,10 +14,16 @@ class LauncherConf:
     _target_: str = "hydra_plugins.ttlaunch_launcher.launcher.TTLaunchLauncher"
     # "local" (submitit's local executor, no SLURM needed) or "slurm".
     executor: str = "local"
-    # Called before each submission; any object with before_submit(index, total).
+    # Keeps job starts from racing on the datasets cache (ttlaunch.stagger): FixedDelay spaces
+    # submissions `seconds` apart; StartupLock submits at once and serialises start-ups.
     stagger: Dict[str, Any] = field(
         default_factory=lambda: {"_target_": "ttlaunch.stagger.FixedDelay", "seconds": 5.0}
     )
+    # Never more than this many of the sweep's jobs pending or running (the cluster's
+    # MaxSubmitJobsPerUser, say); the rest are submitted as slots free. None: no cap.
+    max_submitted: Optional[int] = None
+    # Write and print each job's batch script (SLURM) or command (local); submit nothing.
+    dry_run: bool = False
     # Seconds between two looks at the jobs' states while waiting for them.
     poll_interval_s: float = 60.0
     # SLURM: seconds between the warning signal (USR2) and the time limit.

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ttlaunch.composed import read_inputs
@@ -22,27 +23,40 @@ log = logging.getLogger(__name__)
 TERMINATE_GRACE_S = 30.0
 
 
-def run_command(argv: Sequence[str], env: Mapping[str, str], run_name: str) -> None:
-    """Run one command with the job's stdout/stderr; raise PayloadFailed on a non-zero exit.
-
-    If the job itself is interrupted, the command is stopped too: no orphan keeps training.
-    """
+def start_command(argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start one command with the job's stdout/stderr."""
     log.info("running: %s", " ".join(argv))
     # `tune` and `python` are those of the job's interpreter, even without an activated venv.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    process = subprocess.Popen(list(argv), env={**os.environ, "PATH": path, **env})
+    return subprocess.Popen(list(argv), env={**os.environ, "PATH": path, **env})
+
+
+def stop_command(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, a grace period to exit, then SIGKILL."""
+    process.terminate()
+    try:
+        process.wait(timeout=TERMINATE_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def finish_command(process: subprocess.Popen[bytes], run_name: str) -> None:
+    """Wait for a started command; raise PayloadFailed on a non-zero exit.
+
+    If the job itself is interrupted, the command is stopped too: no orphan keeps training.
+    """
     try:
         code = process.wait()
     except BaseException:
-        process.terminate()
-        try:
-            process.wait(timeout=TERMINATE_GRACE_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_command(process)
         raise
     if code != 0:
-        raise PayloadFailed(run_name, code, list(argv))
+        raise PayloadFailed(run_name, code, [str(arg) for arg in process.args])
+
+
+def run_command(argv: Sequence[str], env: Mapping[str, str], run_name: str) -> None:
+    finish_command(start_command(argv, env), run_name)
 
 
 def run_task(cfg: DictConfig) -> None:
@@ -53,6 +67,15 @@ def run_task(cfg: DictConfig) -> None:
     job_dir = Path(hydra_cfg.runtime.output_dir)
     command = build_payload(inputs.experiment, run, inputs.payload, job_dir, inputs.payload_source)
     command.output_dir.mkdir(parents=True, exist_ok=True)
-    for setup in command.setup:
-        run_command(setup, command.env, run.name)
-    run_command(command.argv, command.env, run.name)
+    stagger = instantiate(hydra_cfg.launcher.stagger)
+    payload = None
+    try:
+        with stagger.startup_window(Path(hydra_cfg.sweep.dir)):
+            for setup in command.setup:
+                run_command(setup, command.env, run.name)
+            payload = start_command(command.argv, command.env)
+    except BaseException:
+        if payload is not None:  # interrupted during the start-up window: stop it too
+            stop_command(payload)
+        raise
+    finish_command(payload, run.name)

@@ -17,7 +17,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
 
 from ttlaunch.composed import LaunchInputs
-from ttlaunch.payload import build_payload
+from ttlaunch.payload import PayloadCommand, build_payload
 from ttlaunch.records import EVENT_LOG_NAME, EventLog, format_elapsed, timestamp
 from ttlaunch.requests import local_request, slurm_request
 from ttlaunch.slurm import SchedulerCommandError
@@ -94,30 +94,45 @@ class SweepRun:
             return executors.slurm_executor(folder, request)
         return executors.local_executor(folder, local_request(name, compute))
 
-    def _output_dir(self, name: str, run_name: str | None) -> str | None:
+    def _payload(self, name: str, run_name: str | None) -> PayloadCommand | None:
         if run_name is None:
             return None
         experiment = self.inputs.experiment
-        command = build_payload(
+        return build_payload(
             experiment, experiment.run(run_name), self.inputs.payload, self.sweep_dir / name, self.inputs.payload_source
         )
-        return str(command.output_dir)
 
     def _save(self) -> None:
         save_state(self.state_path, self.state)
 
     def submit_all(
-        self, callable_job: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, stagger: StaggerHook
+        self,
+        callable_job: Any,
+        job_overrides: Sequence[Sequence[str]],
+        initial_job_idx: int,
+        stagger: StaggerHook,
+        max_submitted: int | None = None,
+        poll_interval_s: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> list[Tracked]:
-        """Submit each job; the result has one entry per job, in order, rejected ones included."""
+        """Submit each job; the result has one entry per job, in order, rejected ones included.
+
+        With `max_submitted`, waits (polling) until fewer of the sweep's jobs are pending or
+        running before each submission.
+        """
         tracked = self.tracked
         total = len(job_overrides)
         for offset, overrides in enumerate(job_overrides):
             index = initial_job_idx + offset
             name = job_name_of(overrides) or f"job{index}"
             run_name = next((o.split("=", 1)[1] for o in overrides if override_key(o) == RUN_NAME_KEY), None)
+            if max_submitted is not None:
+                while len(self.poll(tracked)) >= max_submitted:
+                    sleep(poll_interval_s)
             stagger.before_submit(offset, total)
-            record = JobRecord(run=name, job_dir=str(self.sweep_dir / name), output_dir=self._output_dir(name, run_name))
+            command = self._payload(name, run_name)
+            output_dir = str(command.output_dir) if command else None
+            record = JobRecord(run=name, job_dir=str(self.sweep_dir / name), output_dir=output_dir)
             self.state.jobs[name] = record
             try:
                 job = self._executor(name, run_name).submit(
@@ -150,6 +165,36 @@ class SweepRun:
         self.state.monitoring_started = timestamp()
         self._save()
         return tracked
+
+    def dry_run(self, job_overrides: Sequence[Sequence[str]]) -> list[JobReturn]:
+        """Write each job's batch script (SLURM) or command (local) under <sweep>/dry_run/
+        and print it; submit nothing."""
+        from ttlaunch import executors
+
+        out_dir = self.sweep_dir / "dry_run"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        returns = []
+        for index, overrides in enumerate(job_overrides):
+            name = job_name_of(overrides) or f"job{index}"
+            run_name = next((o.split("=", 1)[1] for o in overrides if override_key(o) == RUN_NAME_KEY), None)
+            compute = self.inputs.compute_for(run_name) if run_name else self.inputs.compute
+            command = self._payload(name, run_name)
+            payload_line = " ".join(command.argv) if command else "(not a planned run)"
+            if self.executor_kind == "slurm":
+                request = slurm_request(
+                    name, compute, self.inputs.requeue, self.inputs.user, self.signal_delay_s, self.inputs.compute_source
+                )
+                text = executors.sbatch_script(self.sweep_dir / name / "submitit", request)
+                text += f"# payload: {payload_line}\n"
+                path = out_dir / f"{name}.sbatch"
+            else:
+                text = f"# local job {name}\n{payload_line}\n"
+                path = out_dir / f"{name}.sh"
+            path.write_text(text, encoding="utf-8")
+            print(f"==> {path}\n{text}")
+            returns.append(JobReturn(status=JobStatus.COMPLETED, _return_value=str(path)))
+        log.info("dry run: %d job scripts written to %s; nothing submitted", len(returns), out_dir)
+        return returns
 
     def poll(self, tracked: list[Tracked]) -> list[Tracked]:
         """Update every job not yet ended; return those still not ended."""

@@ -69,6 +69,8 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
     config = sweeper.config
     sweep_dir = Path(config.hydra.sweep.dir)
     experiment = inputs.experiment
+    if sweeper.launcher.dry_run:  # no records of a launch that does not happen
+        return [sweeper.launcher.launch([list(job.overrides) for job in jobs], initial_job_idx=0)]
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, sweep_dir / "multirun.yaml")
     events = EventLog(sweep_dir / EVENT_LOG_NAME)
