@@ -14,12 +14,22 @@ TEST_CONFIGS = str(Path(__file__).parent / "configs")
 ON_CLUSTER = ["compute=testcluster/cpu_1x", "hydra.launcher.poll_interval_s=1"]
 
 
-def sacct(job_ids):
-    out = subprocess.run(
-        ["sacct", "-X", "-P", "-n", "-j", ",".join(job_ids), "--format=JobID,JobName,State,Submit,ExitCode"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    return {row.split("|")[0]: row.split("|") for row in out.splitlines()}
+def sacct(job_ids, settle_s: float = 15.0):
+    """sacct rows by job id, once accounting has caught up: slurmdbd lags slurmctld, and a
+    job whose name has not reached it yet shows as 'allocation'."""
+    import time
+
+    deadline = time.monotonic() + settle_s
+    while True:
+        out = subprocess.run(
+            ["sacct", "-X", "-P", "-n", "-j", ",".join(job_ids), "--format=JobID,JobName,State,Submit,ExitCode"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        rows = {row.split("|")[0]: row.split("|") for row in out.splitlines()}
+        settled = len(rows) == len(job_ids) and all(row[1] != "allocation" for row in rows.values())
+        if settled or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.5)
 
 
 def state_of(sweep: Path):
