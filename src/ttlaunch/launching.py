@@ -32,6 +32,35 @@ log = logging.getLogger(__name__)
 LOCAL_STOP_TIMEOUT_S = 60.0
 
 
+class PrePickledJob:
+    """What each job runs: the launcher and Hydra's singleton state, pickled once per launch.
+
+    submitit pickles the callable and its arguments for every job; pickling the launcher
+    (the whole composed config and Hydra's context) 50 times costs more than the sbatch
+    calls. Here each job's own pickle holds the same bytes and its overrides only.
+    """
+
+    def __init__(self, launcher: Any, singleton_state: Any) -> None:
+        import cloudpickle
+
+        self.blob = cloudpickle.dumps((launcher, singleton_state))
+
+    def __call__(self, overrides: list[str], job_dir_key: str, index: int, job_id: str) -> Any:
+        import pickle
+
+        launcher, singleton_state = pickle.loads(self.blob)
+        return launcher(overrides, job_dir_key, index, job_id, singleton_state)
+
+
+@dataclass
+class _Submission:
+    index: int
+    name: str
+    run_name: str | None
+    overrides: list[str]
+    record: JobRecord
+
+
 @dataclass
 class Tracked:
     name: str
@@ -118,53 +147,87 @@ class SweepRun:
         """Submit each job; the result has one entry per job, in order, rejected ones included.
 
         With `max_submitted`, waits (polling) until fewer of the sweep's jobs are pending or
-        running before each submission.
+        running before each submission. A hook allowing concurrent submissions (and no cap)
+        gets its jobs submitted by several threads at once.
         """
-        tracked = self.tracked
-        total = len(job_overrides)
-        for offset, overrides in enumerate(job_overrides):
-            index = initial_job_idx + offset
-            name = job_name_of(overrides) or f"job{index}"
-            run_name = next((o.split("=", 1)[1] for o in overrides if override_key(o) == RUN_NAME_KEY), None)
-            if max_submitted is not None:
-                while len(self.poll(tracked)) >= max_submitted:
-                    sleep(poll_interval_s)
-            stagger.before_submit(offset, total)
-            command = self._payload(name, run_name)
-            output_dir = str(command.output_dir) if command else None
-            record = JobRecord(run=name, job_dir=str(self.sweep_dir / name), output_dir=output_dir)
-            self.state.jobs[name] = record
-            try:
-                job = self._executor(name, run_name).submit(
-                    callable_job, list(overrides), "hydra.sweep.dir", index, f"job_id_for_{index}", Singleton.get_state()
-                )
-            except Exception as err:  # a rejected submission must not stop the others
-                record.status, record.error = JobState.SUBMIT_FAILED.value, str(err).strip()
-                self.events.write("SUBMIT_FAILED", name, ("Error", record.error))
-                log.error("submission of %s failed: %s", name, record.error)
-                tracked.append(Tracked(name=name, job=None, state=JobState.SUBMIT_FAILED))
-                self._save()
-                continue
-            record.job_id, record.submitted = str(job.job_id), timestamp()
-            record.stdout, record.stderr = str(job.paths.stdout), str(job.paths.stderr)
-            self.events.write(
-                "SUBMIT_JOB", name, ("Executor", self.executor_kind), ("Result", f"Job ID {job.job_id} submitted at {record.submitted}")
-            )
-            log.info("submitted %s as job %s", name, job.job_id)
-            tracked.append(Tracked(name=name, job=job))
-            self._save()
-            # Look at the jobs already out, so start times are not held back by the stagger.
-            self.poll(tracked)
-        submitted = [item.job.job_id for item in tracked if item.job is not None]
+        began = time.perf_counter()
+        job_callable = PrePickledJob(callable_job, Singleton.get_state())
+        planned = [self._plan_submission(initial_job_idx + offset, overrides) for offset, overrides in enumerate(job_overrides)]
+        workers = getattr(stagger, "concurrent_submissions", 1)
+        if workers > 1 and max_submitted is None:
+            self._submit_concurrently(job_callable, planned, workers)
+        else:
+            last_poll = time.monotonic()
+            for offset, submission in enumerate(planned):
+                if max_submitted is not None:
+                    while len(self.poll(self.tracked)) >= max_submitted:
+                        sleep(poll_interval_s)
+                stagger.before_submit(offset, len(planned))
+                self._record(submission, *self._submit_one(job_callable, submission))
+                # A long staggered submission still sees jobs start, once per poll interval.
+                if time.monotonic() - last_poll >= poll_interval_s:
+                    self.poll(self.tracked)
+                    last_poll = time.monotonic()
+        submitted = [item.job.job_id for item in self.tracked if item.job is not None]
         self.events.write(
             "ALL_SUBMITTED",
             "Job submission complete",
-            ("Summary", f"{len(submitted)} jobs submitted successfully ({len(tracked) - len(submitted)} failures)"),
+            ("Summary", f"{len(submitted)} jobs submitted successfully ({len(self.tracked) - len(submitted)} failures)"),
             ("Job IDs", ", ".join(submitted) or "none"),
+            ("Duration", f"{time.perf_counter() - began:.2f}s"),
         )
         self.state.monitoring_started = timestamp()
         self._save()
-        return tracked
+        return self.tracked
+
+    def _plan_submission(self, index: int, overrides: Sequence[str]) -> "_Submission":
+        name = job_name_of(overrides) or f"job{index}"
+        run_name = next((o.split("=", 1)[1] for o in overrides if override_key(o) == RUN_NAME_KEY), None)
+        command = self._payload(name, run_name)
+        record = JobRecord(
+            run=name, job_dir=str(self.sweep_dir / name), output_dir=str(command.output_dir) if command else None
+        )
+        return _Submission(index=index, name=name, run_name=run_name, overrides=list(overrides), record=record)
+
+    def _submit_one(self, callable_job: Any, submission: "_Submission") -> tuple[Any, Exception | None]:
+        """Submit one job (safe to call from several threads: each job has its own executor)."""
+        try:
+            executor = self._executor(submission.name, submission.run_name)
+            job = executor.submit(
+                callable_job, submission.overrides, "hydra.sweep.dir", submission.index, f"job_id_for_{submission.index}"
+            )
+            return job, None
+        except Exception as err:  # a rejected submission must not stop the others
+            return None, err
+
+    def _submit_concurrently(self, callable_job: Any, planned: list["_Submission"], workers: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outcomes = pool.map(lambda submission: self._submit_one(callable_job, submission), planned)
+            # Recorded in order as they come; jobs.json is written once submission ends.
+            for submission, (job, error) in zip(planned, outcomes):
+                self._record(submission, job, error, save=error is not None)
+
+    def _record(self, submission: "_Submission", job: Any, error: Exception | None, save: bool = True) -> None:
+        name, record = submission.name, submission.record
+        self.state.jobs[name] = record
+        if job is None:
+            record.status, record.error = JobState.SUBMIT_FAILED.value, str(error).strip()
+            self.events.write("SUBMIT_FAILED", name, ("Error", record.error))
+            log.error("submission of %s failed: %s", name, record.error)
+            self.tracked.append(Tracked(name=name, job=None, state=JobState.SUBMIT_FAILED))
+        else:
+            record.job_id, record.submitted = str(job.job_id), timestamp()
+            record.stdout, record.stderr = str(job.paths.stdout), str(job.paths.stderr)
+            self.events.write(
+                "SUBMIT_JOB", name, ("Executor", self.executor_kind),
+                ("Result", f"Job ID {job.job_id} submitted at {record.submitted}"),
+            )
+            log.info("submitted %s as job %s", name, job.job_id)
+            self.tracked.append(Tracked(name=name, job=job))
+        if save:
+            self._save()
 
     def dry_run(self, job_overrides: Sequence[Sequence[str]]) -> list[JobReturn]:
         """Write each job's batch script (SLURM) or command (local) under <sweep>/dry_run/

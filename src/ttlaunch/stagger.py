@@ -7,7 +7,9 @@ A hook is configured under `hydra.launcher.stagger` with a `_target_` and has tw
   commands and the start of its payload (exited once the payload has started).
 
 `FixedDelay` (the default) spaces submissions out; `StartupLock` submits everything at once
-and serialises only the jobs' start-up windows, with a file lock on the shared filesystem.
+(`concurrent_submissions` at a time) and serialises only the jobs' start-up windows, with a
+file lock on the shared filesystem. A hook's `concurrent_submissions` (default 1) says how
+many submissions may be in flight together.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class FixedDelay:
 
     seconds: float = 5.0
     sleep: Callable[[float], None] = time.sleep
+    concurrent_submissions = 1
 
     def before_submit(self, index: int, total: int) -> None:
         if index > 0 and self.seconds > 0:
@@ -52,6 +55,8 @@ class StartupLock:
     """
 
     window_s: float = 5.0
+    # sbatch calls in flight at once: the scheduler, not this process, is the limit.
+    concurrent_submissions: int = 8
     sleep: Callable[[float], None] = time.sleep
 
     def before_submit(self, index: int, total: int) -> None:

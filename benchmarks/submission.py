@@ -1,0 +1,139 @@
+"""Submission speed on the project's test cluster, measured side by side in one run.
+
+For N runs (default 50): a plain loop of `sbatch` over equivalent scripts; submitit's
+individual submits and its batch; ttlaunch with stagger 0, with the default 5-s FixedDelay
+hook and with the StartupLock hook (submission time as the launcher reports it in
+ALL_SUBMITTED). Then expansion plus dry run of a 1000-run sweep. Prints the ratios:
+
+  * StartupLock / plain sbatch loop            target <= 2.0
+  * ttlaunch individual / submitit individual   target <= 1.2 (per job)
+  * 1000-run expansion + dry run               target <= 5 s
+
+Needs the cluster up (`sudo scripts/testcluster.sh start`). The 5-s hook takes about
+N x 5 s; leave it out with --skip-slow.
+
+    .venv/bin/python benchmarks/submission.py [--runs 50] [--skip-slow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import submitit
+
+PRESET = ["compute=testcluster/cpu_1x", "hydra.launcher.poll_interval_s=1", "payload=command", "payload.command=[sleep,'0']"]
+
+
+def drain() -> None:
+    """Wait until none of this user's jobs are queued, so measurements do not overlap."""
+    while subprocess.run(["squeue", "-h", "--me"], capture_output=True, text=True, check=True).stdout.strip():
+        time.sleep(1)
+
+
+def plain_sbatch_loop(workdir: Path, runs: int) -> float:
+    scripts = []
+    for index in range(runs):
+        script = workdir / f"plain_{index}.sh"
+        script.write_text(
+            "#!/bin/bash\n#SBATCH --partition=debug\n#SBATCH --mem=1G\n#SBATCH --time=10\n"
+            f"#SBATCH --job-name=plain_{index}\n#SBATCH --output=/dev/null\ntrue\n"
+        )
+        scripts.append(script)
+    start = time.perf_counter()
+    for script in scripts:
+        subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
+def submitit_submits(workdir: Path, runs: int, batch: bool) -> float:
+    executor = submitit.AutoExecutor(folder=workdir / ("batch" if batch else "individual"), cluster="slurm")
+    executor.update_parameters(slurm_partition="debug", mem_gb=1, timeout_min=10)
+    start = time.perf_counter()
+    if batch:
+        with executor.batch():
+            for _ in range(runs):
+                executor.submit(int)
+    else:
+        for _ in range(runs):
+            executor.submit(int)
+    return time.perf_counter() - start
+
+
+def experiment_dir(workdir: Path, runs: int, name: str) -> Path:
+    config_dir = workdir / f"configs_{name}"
+    (config_dir / "experiment").mkdir(parents=True)
+    lines = "\n".join(f"  - {{name: r{index:04d}, type: fine-tuned}}" for index in range(runs))
+    (config_dir / "experiment" / f"{name}.yaml").write_text(f"experiment: {{name: {name}}}\nruns:\n{lines}\n")
+    return config_dir
+
+
+def ttlaunch(workdir: Path, config_dir: Path, name: str, *overrides: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(config_dir), f"experiment={name}",
+        *overrides, f"paths.work_root={workdir / 'sweeps'}",
+    ]
+    return subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+
+
+def ttlaunch_submission(workdir: Path, runs: int, label: str, *overrides: str) -> float:
+    name = f"bench_{label}"
+    result = ttlaunch(workdir, experiment_dir(workdir, runs, name), name, *PRESET, *overrides)
+    if result.returncode != 0:
+        raise SystemExit(f"ttlaunch ({label}) failed:\n{result.stderr[-2000:]}")
+    log = (workdir / "sweeps" / "ttlaunch_sweeps" / name / "run-torchtune.log").read_text()
+    return float(re.search(r"ALL_SUBMITTED.*?\nDuration: ([0-9.]+)s", log, flags=re.S).group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--skip-slow", action="store_true", help="leave out the 5-s FixedDelay hook")
+    args = parser.parse_args()
+    if subprocess.run(["scontrol", "ping"], capture_output=True).returncode != 0:
+        raise SystemExit("the test cluster is not up: sudo scripts/testcluster.sh start")
+    runs = args.runs
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="ttlaunch-bench-") as scratch:
+        workdir = Path(scratch)
+        workdir.chmod(0o755)
+        measures = [
+            ("plain sbatch loop", lambda: plain_sbatch_loop(workdir, runs)),
+            ("submitit individual", lambda: submitit_submits(workdir, runs, batch=False)),
+            ("submitit batch", lambda: submitit_submits(workdir, runs, batch=True)),
+            ("ttlaunch stagger 0", lambda: ttlaunch_submission(workdir, runs, "stagger0", "hydra.launcher.stagger.seconds=0")),
+            ("ttlaunch StartupLock", lambda: ttlaunch_submission(
+                workdir, runs, "lock", "hydra.launcher.stagger._target_=ttlaunch.stagger.StartupLock",
+                "~hydra.launcher.stagger.seconds", "+hydra.launcher.stagger.window_s=0")),
+        ]
+        if not args.skip_slow:
+            measures.append(("ttlaunch FixedDelay 5 s", lambda: ttlaunch_submission(workdir, runs, "fixed5")))
+        for label, measure in measures:
+            drain()
+            seconds[label] = measure()
+            print(f"{label:26s} {runs} runs queued in {seconds[label]:7.2f} s ({1000 * seconds[label] / runs:6.1f} ms/run)")
+        drain()
+        name = "bench_dry"
+        config_dir = experiment_dir(workdir, 1000, name)
+        start = time.perf_counter()
+        result = ttlaunch(workdir, config_dir, name, "compute=killarney/h100_1x", "hydra.launcher.dry_run=true")
+        dry_run = time.perf_counter() - start
+        if result.returncode != 0:
+            raise SystemExit(f"dry run failed:\n{result.stderr[-2000:]}")
+        scripts = len(list((workdir / "sweeps" / "ttlaunch_sweeps" / name / "dry_run").glob("*.sbatch")))
+        print(f"{'1000-run expansion + dry run':26s} {scripts} scripts in {dry_run:7.2f} s (whole command)")
+    print()
+    print(f"StartupLock / plain sbatch loop:          {seconds['ttlaunch StartupLock'] / seconds['plain sbatch loop']:.2f}x (target <= 2.00x)")
+    print(f"ttlaunch individual / submitit individual: {seconds['ttlaunch stagger 0'] / seconds['submitit individual']:.2f}x per job (target <= 1.20x)")
+    print(f"1000-run expansion + dry run:              {dry_run:.2f} s (target <= 5 s)")
+    if "ttlaunch FixedDelay 5 s" in seconds:
+        print(f"FixedDelay 5 s / StartupLock:             {seconds['ttlaunch FixedDelay 5 s'] / seconds['ttlaunch StartupLock']:.0f}x")
+
+
+if __name__ == "__main__":
+    main()
