@@ -34,7 +34,7 @@ def test_a_rejected_submission_is_logged_and_the_others_still_go(compose_config,
     tracked = run.submit_all(object(), overrides, 0, FixedDelay(seconds=5, sleep=waits.append))
 
     assert [item.name for item in tracked] == names
-    assert [item.state for item in tracked] == [JobState.RUNNING, JobState.SUBMIT_FAILED, JobState.RUNNING]
+    assert [item.state for item in tracked] == [JobState.PENDING, JobState.SUBMIT_FAILED, JobState.PENDING]
     assert waits == [5, 5], "a wait between submissions, none before the first"
     log = (tmp_path / "run-torchtune.log").read_text()
     assert "SUBMIT_FAILED: rank8_lr5e-5\nError: sbatch: error: invalid partition specified: nowhere" in log
