@@ -1,7 +1,9 @@
-"""Submit a sweep's jobs one at a time (stagger hook between them) and wait for them.
+"""Submit a sweep's jobs and wait for them to end, recording each step.
 
-Runs in the launching process, called by the Hydra launcher plugin. The full monitor
-(squeue/sacct polling, metrics, re-attach) replaces the waiting part in a later step.
+Runs in the launching process, called by the Hydra launcher plugin. Jobs go in one at a time
+with the stagger hook between them (or several at once when the hook allows it, and never
+more than `max_submitted` in the queue). Waiting polls SLURM through ttlaunch.slurm (one
+squeue per poll, one sacct for jobs that left the queue) or submitit's local jobs.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ttlaunch.slurm import SchedulerCommandError
 from ttlaunch.states import JobState, parse_state
 from ttlaunch.state import STATE_FILE_NAME, JobRecord, SweepState, load_state, save_state
 from ttlaunch.stagger import StaggerHook
-from ttlaunch.sweep import RUN_NAME_KEY, job_name_of, override_key
+from ttlaunch.sweep import job_name_of, run_name_of
 
 log = logging.getLogger(__name__)
 
@@ -180,16 +182,16 @@ class SweepRun:
         self._save()
         return self.tracked
 
-    def _plan_submission(self, index: int, overrides: Sequence[str]) -> "_Submission":
+    def _plan_submission(self, index: int, overrides: Sequence[str]) -> _Submission:
         name = job_name_of(overrides) or f"job{index}"
-        run_name = next((o.split("=", 1)[1] for o in overrides if override_key(o) == RUN_NAME_KEY), None)
+        run_name = run_name_of(overrides)
         command = self._payload(name, run_name)
         record = JobRecord(
             run=name, job_dir=str(self.sweep_dir / name), output_dir=str(command.output_dir) if command else None
         )
         return _Submission(index=index, name=name, run_name=run_name, overrides=list(overrides), record=record)
 
-    def _submit_one(self, callable_job: Any, submission: "_Submission") -> tuple[Any, Exception | None]:
+    def _submit_one(self, callable_job: Any, submission: _Submission) -> tuple[Any, Exception | None]:
         """Submit one job (safe to call from several threads: each job has its own executor)."""
         try:
             executor = self._executor(submission.name, submission.run_name)
@@ -200,7 +202,7 @@ class SweepRun:
         except Exception as err:  # a rejected submission must not stop the others
             return None, err
 
-    def _submit_concurrently(self, callable_job: Any, planned: list["_Submission"], workers: int) -> None:
+    def _submit_concurrently(self, callable_job: Any, planned: list[_Submission], workers: int) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -209,7 +211,7 @@ class SweepRun:
             for submission, (job, error) in zip(planned, outcomes):
                 self._record(submission, job, error, save=error is not None)
 
-    def _record(self, submission: "_Submission", job: Any, error: Exception | None, save: bool = True) -> None:
+    def _record(self, submission: _Submission, job: Any, error: Exception | None, save: bool = True) -> None:
         name, record = submission.name, submission.record
         self.state.jobs[name] = record
         if job is None:
@@ -239,7 +241,7 @@ class SweepRun:
         returns = []
         for index, overrides in enumerate(job_overrides):
             name = job_name_of(overrides) or f"job{index}"
-            run_name = next((o.split("=", 1)[1] for o in overrides if override_key(o) == RUN_NAME_KEY), None)
+            run_name = run_name_of(overrides)
             compute = self.inputs.compute_for(run_name) if run_name else self.inputs.compute
             command = self._payload(name, run_name)
             payload_line = " ".join(command.argv) if command else "(not a planned run)"

@@ -74,9 +74,18 @@ def plan_jobs(experiment: Experiment, combinations: Sequence[Sequence[str]]) -> 
     return jobs
 
 
-def job_name_of(overrides: Sequence[str]) -> str | None:
-    """The job name a planned override list carries (None if it was not planned here)."""
+def _value_of(overrides: Sequence[str], key: str) -> str | None:
     for override in overrides:
-        if override_key(override) == JOB_NAME_KEY:
+        if override_key(override) == key:
             return override.split("=", 1)[1]
     return None
+
+
+def job_name_of(overrides: Sequence[str]) -> str | None:
+    """The job name a planned override list carries (None if it was not planned here)."""
+    return _value_of(overrides, JOB_NAME_KEY)
+
+
+def run_name_of(overrides: Sequence[str]) -> str | None:
+    """The run a planned override list is for (None if it was not planned here)."""
+    return _value_of(overrides, RUN_NAME_KEY)
