@@ -60,6 +60,13 @@ def test_a_failing_payload_ends_failed_in_sacct(run_cli, tmp_path: Path):
     assert accounted[jobs["ok_run"]["job_id"]][2] == "COMPLETED"
     assert accounted[jobs["bad_run"]["job_id"]][2] == "FAILED"
     assert jobs["bad_run"]["status"] == "FAILED"
+    # Compute metrics of both ended jobs, limit from the preset (10 min).
+    log = (tmp_path / "work" / "ttlaunch_sweeps" / "probe" / "run-torchtune.log").read_text()
+    for name in ("ok_run", "bad_run"):
+        assert f"COMPUTE_METRICS: {name}\nJob ID: {jobs[name]['job_id']}\nGPU Time: " in log
+        assert jobs[name]["metrics"]["time_limit_s"] == 600
+    assert "/ 00:10:00 (" in log
+    assert log.count("STATUS_CHECK: Polling") >= 1
 
 
 def test_a_rejected_submission_is_logged_and_the_others_still_run(run_cli, tmp_path: Path):

@@ -19,6 +19,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
 
 from ttlaunch.composed import LaunchInputs
+from ttlaunch.schema import ComputeConfig
 from ttlaunch.payload import PayloadCommand, build_payload
 from ttlaunch.records import EVENT_LOG_NAME, EventLog, format_elapsed, timestamp
 from ttlaunch.requests import local_request, slurm_request
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 
 # How long an interrupted launch waits for its local jobs to stop.
 LOCAL_STOP_TIMEOUT_S = 60.0
+# Accounting lags the scheduler: when seff has no data yet, ask once more after this.
+METRICS_RETRY_S = 30.0
+# States after which a job's compute metrics are collected (seed 002).
+_METRICS_STATES = {JobState.COMPLETED, JobState.FAILED, JobState.TIMEOUT}
 
 
 class PrePickledJob:
@@ -110,12 +115,15 @@ class SweepRun:
         self.state: SweepState = load_state(self.state_path, inputs.experiment.name, sweep_dir)
         self.started = time.monotonic()
         self.tracked: list[Tracked] = []  # one entry per job handled so far, in order
+        self.run_names: dict[str, str] = {}  # job name -> run name, for planned jobs
+        # Metrics still to collect: (when, attempt, job).
+        self.pending_metrics: list[tuple[float, int, Tracked]] = []
 
     def _executor(self, name: str, run_name: str | None) -> Any:
         from ttlaunch import executors  # submitit is imported only when submitting
 
         folder = self.sweep_dir / name / "submitit"
-        compute = self.inputs.compute_for(run_name) if run_name else self.inputs.compute
+        compute = self._compute(run_name)
         if self.executor_kind == "slurm":
             request = slurm_request(
                 name, compute, self.inputs.requeue, self.inputs.user, self.signal_delay_s, self.inputs.compute_source
@@ -124,6 +132,10 @@ class SweepRun:
                 log.info("%s: %s", name, note)
             return executors.slurm_executor(folder, request)
         return executors.local_executor(folder, local_request(name, compute))
+
+    def _compute(self, run_name: str | None) -> ComputeConfig:
+        """The compute preset for a run (its own fields applied), or the preset itself."""
+        return self.inputs.compute_for(run_name) if run_name else self.inputs.compute
 
     def _payload(self, name: str, run_name: str | None) -> PayloadCommand | None:
         if run_name is None:
@@ -185,6 +197,8 @@ class SweepRun:
     def _plan_submission(self, index: int, overrides: Sequence[str]) -> _Submission:
         name = job_name_of(overrides) or f"job{index}"
         run_name = run_name_of(overrides)
+        if run_name is not None:
+            self.run_names[name] = run_name
         command = self._payload(name, run_name)
         record = JobRecord(
             run=name, job_dir=str(self.sweep_dir / name), output_dir=str(command.output_dir) if command else None
@@ -242,7 +256,7 @@ class SweepRun:
         for index, overrides in enumerate(job_overrides):
             name = job_name_of(overrides) or f"job{index}"
             run_name = run_name_of(overrides)
-            compute = self.inputs.compute_for(run_name) if run_name else self.inputs.compute
+            compute = self._compute(run_name)
             command = self._payload(name, run_name)
             payload_line = " ".join(command.argv) if command else "(not a planned run)"
             if self.executor_kind == "slurm":
@@ -279,8 +293,15 @@ class SweepRun:
         return [item for item in tracked if not item.state.terminal]
 
     def wait(self, tracked: list[Tracked], poll_interval_s: float, sleep: Callable[[float], None] = time.sleep) -> None:
-        while self.poll(tracked):
-            sleep(poll_interval_s)
+        while True:
+            active = self.poll(tracked)
+            self._status_check(tracked)
+            self._collect_due_metrics()
+            if not active and not self.pending_metrics:
+                break
+            next_metrics = min((due for due, _, _ in self.pending_metrics), default=None)
+            wait_s = poll_interval_s if active or next_metrics is None else max(0.0, next_metrics - time.monotonic())
+            sleep(min(poll_interval_s, wait_s))
         counts = self._counts()
         self.events.write(
             "ALL_COMPLETE",
@@ -301,6 +322,49 @@ class SweepRun:
         while any(not item.job.done() for item in running) and time.monotonic() < deadline:
             sleep(0.2)
         self.poll(running)
+
+    def _status_check(self, tracked: list[Tracked]) -> None:
+        counts = {state: 0 for state in ("PENDING", "RUNNING", "COMPLETED")}
+        for item in tracked:
+            counts[item.state.value] = counts.get(item.state.value, 0) + 1
+        summary = ", ".join(f"{count} {state}" for state, count in counts.items())
+        what = f"squeue -u {getpass.getuser()}" if self.executor_kind == "slurm" else "submitit local jobs"
+        self.events.write("STATUS_CHECK", "Polling", ("Command", what), ("Result", f"{len(tracked)} jobs found - {summary}"))
+
+    def _collect_due_metrics(self) -> None:
+        """seff for each ended job; one retry after METRICS_RETRY_S when accounting has no data
+        yet, then the same figures from sacct."""
+        import shutil
+
+        from ttlaunch import metrics, slurm
+
+        now = time.monotonic()
+        due = [entry for entry in self.pending_metrics if entry[0] <= now]
+        self.pending_metrics = [entry for entry in self.pending_metrics if entry[0] > now]
+        for _, attempt, item in due:
+            job_id = str(item.job.job_id)
+            try:
+                from_sacct, limit_s = metrics.parse_usage(slurm.usage(job_id))
+                try:
+                    from_seff = metrics.parse_seff(slurm.seff(job_id)) if shutil.which("seff") else None
+                except SchedulerCommandError:
+                    from_seff = None
+            except SchedulerCommandError as err:
+                self.events.write("POLL_FAILED", f"Accounting for {item.name} failed", ("Error", str(err)))
+                from_sacct, limit_s, from_seff = None, None, None
+            if from_seff is None and attempt == 1 and shutil.which("seff"):
+                self.pending_metrics.append((now + METRICS_RETRY_S, 2, item))
+                continue
+            result = from_seff or from_sacct
+            if limit_s is None:  # accounting may lag; the limit is what we asked for
+                limit_s = 60 * self._compute(self.run_names.get(item.name)).timeout_min
+            if result is None:
+                self.events.write("COMPUTE_METRICS", item.name, ("Job ID", job_id), ("Result", "no accounting data"))
+                continue
+            fields = metrics.entry_fields(job_id, result, limit_s, timed_out=item.state is JobState.TIMEOUT)
+            self.events.write("COMPUTE_METRICS", item.name, *fields)
+            self.state.jobs[item.name].metrics = {**result.as_record(), "time_limit_s": limit_s}
+            self._save()
 
     def _counts(self) -> dict[str, int]:
         counts = {JobState.COMPLETED.value: 0, JobState.FAILED.value: 0}
@@ -332,6 +396,8 @@ class SweepRun:
         self.events.write("STATE_CHANGE", item.name, *fields)
         log.info("%s: %s -> %s", item.name, previous.value, current.value)
         self._save()
+        if self.executor_kind == "slurm" and current in _METRICS_STATES:
+            self.pending_metrics.append((time.monotonic(), 1, item))
 
 
 def job_returns(tracked: list[Tracked]) -> list[JobReturn]:

@@ -1,5 +1,5 @@
-"""The one place that runs SLURM's commands (squeue, sacct, scontrol, scancel), and the pure
-parsers of their output beside it.
+"""The one place that runs SLURM's commands (squeue, sacct, seff), and the pure parsers of
+their queue and accounting output beside it (compute metrics: ttlaunch.metrics).
 
 Every failure raises SchedulerCommandError naming the command, its exit code, stdout and
 stderr; nothing is swallowed into an UNKNOWN state. (Submission itself goes through submitit's
@@ -117,3 +117,15 @@ def sacct(job_ids: Iterable[str]) -> dict[str, AccountingEntry]:
         return {}
     return parse_sacct(run(["sacct", "-X", "-P", "-n", "-j", ",".join(ids), f"--format={','.join(SACCT_FIELDS)}"]))
 
+
+
+def seff(job_id: str) -> str:
+    """seff's report of an ended job (raises SchedulerCommandError when seff has nothing)."""
+    return run(["seff", job_id])
+
+
+def usage(job_id: str) -> str:
+    """sacct's usage lines (allocation and steps) of one job, for ttlaunch.metrics.parse_usage."""
+    from ttlaunch.metrics import USAGE_FIELDS
+
+    return run(["sacct", "-P", "-n", "-j", job_id, f"--format={','.join(USAGE_FIELDS)}"])

@@ -1,0 +1,72 @@
+"""Compute metrics from seff and sacct, on output recorded from the test cluster."""
+
+from ttlaunch.metrics import entry_fields, parse_seff, parse_usage, seconds
+
+SEFF_COMPLETED = """\
+Job ID: 28
+Cluster: ttlaunch
+User/Group: root/root
+State: COMPLETED (exit code 0)
+Nodes: 1
+Cores per node: 2
+CPU Utilized: 00:00:06
+CPU Efficiency: 50.00% of 00:00:12 core-walltime
+Job Wall-clock time: 00:00:06
+Memory Utilized: 214.49 MB
+Memory Efficiency: 42.90% of 500.00 MB
+"""
+
+SEFF_NO_SAMPLES = """\
+Job ID: 29
+Cluster: ttlaunch
+User/Group: root/root
+State: FAILED (exit code 2)
+Cores: 1
+CPU Utilized: 00:00:00
+CPU Efficiency: 0.00% of 00:00:00 core-walltime
+Job Wall-clock time: 00:00:00
+Memory Utilized: 0.00 MB (estimated maximum)
+Memory Efficiency: 0.00% of 1000.00 MB (1000.00 MB/core)
+"""
+
+USAGE = """\
+28|00:00:06|00:10:00|00:06.238|2|500M|
+28.batch|00:00:06||00:06.238|2||219636K
+"""
+
+
+def test_seff_report():
+    metrics = parse_seff(SEFF_COMPLETED)
+    assert metrics.wall_time == "00:00:06" and metrics.cpu_efficiency == 50.0
+    assert (metrics.memory_used_mb, metrics.memory_requested_mb) == (214.49, 500.0)
+    no_samples = parse_seff(SEFF_NO_SAMPLES)
+    assert no_samples.memory_used_mb == 0.0 and no_samples.memory_requested_mb == 1000.0
+
+
+def test_seff_without_data_is_none():
+    assert parse_seff("Job not found.\n") is None
+    assert parse_seff("") is None
+
+
+def test_the_same_figures_from_sacct():
+    metrics, limit_s = parse_usage(USAGE)
+    assert limit_s == 600
+    assert metrics.source == "sacct" and metrics.wall_time == "00:00:06"
+    assert metrics.cpu_efficiency == 50.0  # whole CPU seconds over 6 s x 2 CPUs, as seff says for this job
+    assert round(metrics.memory_used_mb, 2) == 214.49 and metrics.memory_requested_mb == 500.0
+
+
+def test_durations():
+    assert seconds("1-02:03:04") == 93784
+    assert seconds("00:06.238") == 6
+    assert seconds("UNLIMITED") is None
+
+
+def test_entry_in_seed_002_shape_and_exceeded_after_timeout():
+    metrics = parse_seff(SEFF_COMPLETED)
+    fields = dict(entry_fields("28", metrics, 600, timed_out=False))
+    assert fields["GPU Time"] == "00:00:06 / 00:10:00 (1.0%)"
+    assert fields["Memory"] == "214.49 MB / 500.00 MB" and fields["CPU Efficiency"] == "50.00%"
+    timed_out = dict(entry_fields("28", metrics, 60, timed_out=True))
+    assert timed_out["GPU Time"] == "00:00:06 / 00:01:00 (**EXCEEDED**)"
+    assert "timeout_min" in timed_out["Warning"]
