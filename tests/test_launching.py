@@ -43,3 +43,23 @@ def test_a_rejected_submission_is_logged_and_the_others_still_go(compose_config,
     assert run.state.jobs["rank16_lr1e-5"].output_dir == str(tmp_path / "rank16_lr1e-5" / "outputs")
     returns = job_returns([tracked[1]])
     assert returns[0].status is JobStatus.FAILED
+
+
+def test_repeated_poll_failures_are_logged_and_alerted_once(compose_config, tmp_path: Path, monkeypatch):
+    from ttlaunch import slurm
+    from ttlaunch.launching import Tracked
+
+    def unreachable(argv, timeout=60):
+        raise slurm.SchedulerCommandError(argv, 1, "", "slurm_load_jobs error: Unable to contact slurm controller")
+
+    monkeypatch.setattr(slurm, "run", unreachable)
+    cfg = compose_config("experiment=cap_4L")
+    run = SweepRun(tmp_path, read_inputs(cfg, cfg.hydra), "slurm", 120, alert_after_failures=3)
+    job = SimpleNamespace(job_id="42")
+    tracked = [Tracked(name="rank8_lr1e-5", job=job)]
+    for _ in range(4):
+        assert run.poll(tracked) == tracked  # nothing learnt, nothing lost
+    log = (tmp_path / "run-torchtune.log").read_text()
+    assert log.count("POLL_FAILED: Querying SLURM failed") == 4
+    assert "Unable to contact slurm controller" in log and "Consecutive failures: 4" in log
+    assert log.count("Alert: repeated failures") == 1

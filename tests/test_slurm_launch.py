@@ -67,6 +67,14 @@ def test_a_failing_payload_ends_failed_in_sacct(run_cli, tmp_path: Path):
         assert jobs[name]["metrics"]["time_limit_s"] == 600
     assert "/ 00:10:00 (" in log
     assert log.count("STATUS_CHECK: Polling") >= 1
+    # Times and exit codes are accounting's, not when the launcher happened to look.
+    times = subprocess.run(
+        ["sacct", "-X", "-P", "-n", "-j", jobs["bad_run"]["job_id"], "--format=Start,End,ExitCode"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip().split("|")
+    assert [jobs["bad_run"]["started"], jobs["bad_run"]["completed"]] == [t.replace("T", " ") for t in times[:2]]
+    assert jobs["bad_run"]["exit_code"] == times[2] != "0:0"
+    assert f"Exit code: {times[2]}" in log
 
 
 def test_a_rejected_submission_is_logged_and_the_others_still_run(run_cli, tmp_path: Path):

@@ -21,6 +21,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         signal_delay_s: int,
         max_submitted: Optional[int],
         dry_run: bool,
+        alert_after_failures: int,
     ) -> None:
         super().__init__()
         if executor not in ("local", "slurm"):
@@ -33,6 +34,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         self.signal_delay_s = signal_delay_s
         self.max_submitted = max_submitted
         self.dry_run = dry_run
+        self.alert_after_failures = alert_after_failures
 
     def __call__(self, *args: Any) -> JobReturn:
         """Runs in the job. Hydra's run_job turns a raising task into a returned failure,
@@ -49,7 +51,8 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         assert self.config is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        run = SweepRun(sweep_dir, read_inputs(self.config, self.config.hydra), self.executor, self.signal_delay_s)
+        inputs = read_inputs(self.config, self.config.hydra)
+        run = SweepRun(sweep_dir, inputs, self.executor, self.signal_delay_s, self.alert_after_failures)
         if self.dry_run:
             return run.dry_run(job_overrides)
         try:

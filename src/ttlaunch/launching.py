@@ -85,27 +85,47 @@ def local_state(job: Any) -> JobState:
     return parse_state(raw)
 
 
-def slurm_states(job_ids: list[str], user: str) -> dict[str, JobState]:
+@dataclass(frozen=True)
+class Observation:
+    """What one poll learnt of a job; times and exit code when accounting has them."""
+
+    state: JobState
+    started: str | None = None
+    completed: str | None = None
+    elapsed_s: int | None = None
+    exit_code: str | None = None
+
+
+def slurm_observations(job_ids: list[str], user: str) -> dict[str, Observation]:
     """One squeue for all of the user's jobs, one sacct for those that left the queue.
 
     A job in neither was submitted moments ago (slurmctld tells slurmdbd asynchronously):
     it is pending, not lost.
     """
     from ttlaunch import slurm
+    from ttlaunch.metrics import seconds
 
     queued = slurm.squeue(user)
-    states = {job_id: queued[job_id].state for job_id in job_ids if job_id in queued}
+    observed = {job_id: Observation(queued[job_id].state) for job_id in job_ids if job_id in queued}
     gone = [job_id for job_id in job_ids if job_id not in queued]
     accounted = slurm.sacct(gone)
     for job_id in gone:
-        states[job_id] = accounted[job_id].state if job_id in accounted else JobState.PENDING
-    return states
+        entry = accounted.get(job_id)
+        if entry is None:
+            observed[job_id] = Observation(JobState.PENDING)
+            continue
+        observed[job_id] = Observation(
+            entry.state, started=entry.start, completed=entry.end, elapsed_s=seconds(entry.elapsed), exit_code=entry.exit_code
+        )
+    return observed
 
 
 class SweepRun:
     """One launch of a sweep: submission, state file and event log."""
 
-    def __init__(self, sweep_dir: Path, inputs: LaunchInputs, executor_kind: str, signal_delay_s: int) -> None:
+    def __init__(
+        self, sweep_dir: Path, inputs: LaunchInputs, executor_kind: str, signal_delay_s: int, alert_after_failures: int = 3
+    ) -> None:
         self.sweep_dir = sweep_dir
         self.inputs = inputs
         self.executor_kind = executor_kind
@@ -116,6 +136,8 @@ class SweepRun:
         self.started = time.monotonic()
         self.tracked: list[Tracked] = []  # one entry per job handled so far, in order
         self.run_names: dict[str, str] = {}  # job name -> run name, for planned jobs
+        self.consecutive_poll_failures = 0
+        self.alert_after_failures = alert_after_failures
         # Metrics still to collect: (when, attempt, job).
         self.pending_metrics: list[tuple[float, int, Tracked]] = []
 
@@ -280,16 +302,16 @@ class SweepRun:
         active = [item for item in tracked if not item.state.terminal]
         if self.executor_kind == "slurm" and active:
             try:
-                states = slurm_states([item.job.job_id for item in active], getpass.getuser())
+                observed = slurm_observations([item.job.job_id for item in active], getpass.getuser())
             except SchedulerCommandError as err:  # logged; the next poll tries again
-                self.events.write("POLL_FAILED", "Querying SLURM failed", ("Error", str(err)))
-                log.warning("polling SLURM failed: %s", err)
+                self._poll_failed(err)
                 return active
+            self.consecutive_poll_failures = 0
             for item in active:
-                self._update(item, states[item.job.job_id])
+                self._update(item, observed[item.job.job_id])
         else:
             for item in active:
-                self._update(item, local_state(item.job))
+                self._update(item, Observation(local_state(item.job)))
         return [item for item in tracked if not item.state.terminal]
 
     def wait(self, tracked: list[Tracked], poll_interval_s: float, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -372,7 +394,21 @@ class SweepRun:
             counts[record.status] = counts.get(record.status, 0) + 1
         return counts
 
-    def _update(self, item: Tracked, current: JobState) -> None:
+    def _poll_failed(self, err: SchedulerCommandError) -> None:
+        self.consecutive_poll_failures += 1
+        count = self.consecutive_poll_failures
+        self.events.write("POLL_FAILED", "Querying SLURM failed", ("Error", str(err)), ("Consecutive failures", count))
+        log.warning("polling SLURM failed (%d in a row): %s", count, err)
+        if count == self.alert_after_failures:
+            message = (
+                f"SLURM has not answered {count} polls in a row; jobs keep running. Check `squeue`/`sacct` "
+                "by hand or ask your admins; ttlaunch keeps polling."
+            )
+            self.events.write("POLL_FAILED", "Alert: repeated failures", ("Alert", message))
+            log.error(message)
+
+    def _update(self, item: Tracked, observation: Observation) -> None:
+        current = observation.state
         if current is item.state or current is JobState.UNKNOWN:
             return
         previous, item.state = item.state, current
@@ -382,16 +418,22 @@ class SweepRun:
         now = time.monotonic()
         if current is JobState.RUNNING or (current.terminal and item.started_at is None):
             item.started_at = now
-            record.started = timestamp()
+            record.started = observation.started or timestamp()
             if current is JobState.RUNNING:
                 fields.append(("Started", record.started))
         if current.terminal:
-            record.completed = timestamp()
-            record.elapsed = format_elapsed(now - (item.started_at or item.submitted_at))
+            record.completed = observation.completed or timestamp()
+            if observation.started:
+                record.started = observation.started  # accounting's time beats our sighting
+            seconds_run = observation.elapsed_s if observation.elapsed_s is not None else now - (item.started_at or item.submitted_at)
+            record.elapsed = format_elapsed(seconds_run)
+            record.exit_code = observation.exit_code
             if record.output_dir:
                 record.checkpoints = sorted(str(p) for p in Path(record.output_dir).glob("epoch_*") if p.is_dir())
             fields += [("Completed", record.completed), ("Elapsed", record.elapsed)]
             if current is not JobState.COMPLETED:
+                if record.exit_code:
+                    fields.append(("Exit code", record.exit_code))
                 fields.append(("Log", record.stderr))
         self.events.write("STATE_CHANGE", item.name, *fields)
         log.info("%s: %s -> %s", item.name, previous.value, current.value)
