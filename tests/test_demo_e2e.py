@@ -48,6 +48,11 @@ def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
     assert "Summary: 2 jobs finished - 2 COMPLETED, 0 FAILED" in log
     # Entries are separated by one blank line.
     assert all(entry.startswith("[") for entry in log.strip().split("\n\n"))
+    assert actions.count("VALIDATION") == 2 and "FLAGGED" not in log
+    summary = (sweep / "summary.md").read_text()
+    assert "All 2 jobs completed." in summary and summary in result.stdout
+    for run in FINE_TUNED:
+        assert f"- {run}: `{sweep / run / 'outputs' / 'epoch_1'}/`" in summary
 
 
 def test_a_scaffolded_experiment_trains_in_place_from_its_own_run_configs(run_cli, tmp_path: Path):

@@ -22,10 +22,11 @@ from ttlaunch.composed import LaunchInputs
 from ttlaunch.schema import ComputeConfig
 from ttlaunch.payload import PayloadCommand, build_payload
 from ttlaunch.records import EVENT_LOG_NAME, EventLog, format_elapsed, timestamp
+from ttlaunch.report import SUMMARY_NAME, CheckpointCheck, check_checkpoint, render_summary
 from ttlaunch.requests import local_request, slurm_request
 from ttlaunch.slurm import SchedulerCommandError
 from ttlaunch.states import JobState, parse_state
-from ttlaunch.state import STATE_FILE_NAME, JobRecord, SweepState, load_state, save_state
+from ttlaunch.state import STATE_FILE_NAME, JobRecord, SweepState, load_state, save_state, write_atomically
 from ttlaunch.stagger import StaggerHook
 from ttlaunch.sweep import job_name_of, run_name_of
 
@@ -324,6 +325,7 @@ class SweepRun:
             next_metrics = min((due for due, _, _ in self.pending_metrics), default=None)
             wait_s = poll_interval_s if active or next_metrics is None else max(0.0, next_metrics - time.monotonic())
             sleep(min(poll_interval_s, wait_s))
+        checks = self.validate()
         counts = self._counts()
         self.events.write(
             "ALL_COMPLETE",
@@ -331,6 +333,25 @@ class SweepRun:
             ("Summary", f"{len(self.state.jobs)} jobs finished - " + ", ".join(f"{n} {s}" for s, n in counts.items())),
             ("Total time", format_elapsed(time.monotonic() - self.started)),
         )
+        self.write_summary(checks)
+
+    def validate(self) -> dict[str, CheckpointCheck]:
+        """Each completed torchtune run must have left a usable checkpoint; flag those that did not."""
+        checks: dict[str, CheckpointCheck] = {}
+        if self.inputs.payload.kind != "torchtune":  # other payloads have no checkpoint layout to check
+            return checks
+        for name, record in self.state.jobs.items():
+            if record.status == JobState.COMPLETED.value and record.output_dir:
+                check = checks[name] = check_checkpoint(Path(record.output_dir))
+                result = f"OK: {check.checkpoint}" if check.ok else f"FLAGGED: {check.problem}"
+                self.events.write("VALIDATION", name, ("Checkpoint", result))
+        return checks
+
+    def write_summary(self, checks: dict[str, CheckpointCheck]) -> None:
+        """summary.md in the sweep dir, written atomically, and printed."""
+        summary = render_summary(self.state, checks, self.events.path)
+        write_atomically(self.sweep_dir / SUMMARY_NAME, summary)
+        print(summary, flush=True)
 
     def stop_local_jobs(self, sleep: Callable[[float], None] = time.sleep) -> None:
         """After Ctrl-C: local jobs are children of this process and must not outlive it

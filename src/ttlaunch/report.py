@@ -1,0 +1,83 @@
+"""The end of a sweep: checkpoint validation and the final summary (summary.md)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ttlaunch.state import JobRecord, SweepState
+
+SUMMARY_NAME = "summary.md"
+ADAPTER_WEIGHTS = ("adapter_model.pt", "adapter_model.safetensors", "adapter_model.bin")
+
+
+@dataclass(frozen=True)
+class CheckpointCheck:
+    ok: bool
+    checkpoint: Path | None  # the newest epoch dir, when there is one
+    problem: str | None = None
+
+
+def check_checkpoint(output_dir: Path) -> CheckpointCheck:
+    """A finished LoRA run leaves epoch_N/ with adapter weights and adapter_config.json."""
+    epochs = sorted(
+        (p for p in output_dir.glob("epoch_*") if p.is_dir() and re.fullmatch(r"epoch_\d+", p.name)),
+        key=lambda p: int(p.name.split("_")[1]),
+    )
+    if not epochs:
+        return CheckpointCheck(False, None, f"no epoch_N/ checkpoint in {output_dir}")
+    newest = epochs[-1]
+    missing = []
+    if not any((newest / name).is_file() for name in ADAPTER_WEIGHTS):
+        missing.append("adapter weights")
+    if not (newest / "adapter_config.json").is_file():
+        missing.append("adapter_config.json")
+    if missing:
+        return CheckpointCheck(False, newest, f"{newest} lacks {' and '.join(missing)}")
+    return CheckpointCheck(True, newest)
+
+
+def render_summary(state: SweepState, checks: dict[str, CheckpointCheck], log_path: Path) -> str:
+    completed = {name: job for name, job in state.jobs.items() if job.status == "COMPLETED"}
+    others = {name: job for name, job in state.jobs.items() if job.status != "COMPLETED"}
+    lines = [f"## ttlaunch: {state.experiment}", ""]
+    if others:
+        lines.append(f"{len(completed)} of {len(state.jobs)} jobs completed.")
+    else:
+        lines.append(f"All {len(state.jobs)} jobs completed.")
+    lines += ["", "### Final status", "", f"✓ COMPLETED: {len(completed)} runs"]
+    lines += [f"  - {name} (Job {job.job_id}) - {job.elapsed or '?'}" for name, job in completed.items()]
+    lines += ["", f"✗ NOT COMPLETED: {len(others)} runs"]
+    lines += [f"  - {name} (Job {job.job_id or 'none'}) - {job.status}{_why(job)}" for name, job in others.items()]
+    lines += ["", "### Outputs", "", "Checkpoints:"]
+    for name in completed:
+        check = checks.get(name)
+        if check is None:
+            lines.append(f"- {name}: {completed[name].output_dir or '?'}")
+        elif check.ok:
+            lines.append(f"- {name}: `{check.checkpoint}/`")
+        else:
+            lines.append(f"- {name}: ⚠ {check.problem}")
+    lines += ["", "Job logs (stdout / stderr):"]
+    lines += [f"- {name}: `{job.stdout}` / `{job.stderr}`" for name, job in state.jobs.items() if job.stdout]
+    lines += ["", "### Next steps", ""]
+    flagged = [name for name, check in checks.items() if not check.ok]
+    if others:
+        logs = " ".join(f"`{job.stderr}`" for job in others.values() if job.stderr)
+        lines.append(f"- Look at the failed runs' logs: `grep -i error` {logs}".rstrip())
+    if flagged:
+        lines.append(f"- Completed without a usable checkpoint: {', '.join(flagged)}: check their output dirs.")
+    lines += [
+        "- Launching the same command again submits only runs not yet completed.",
+        "- Evaluation and analysis: see the experiment's own plan (experiment_summary.md).",
+        f"- The full history is in `{log_path}`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _why(job: JobRecord) -> str:
+    if job.error:
+        return f": {job.error}"
+    return f" - log: `{job.stderr}`" if job.stderr else ""

@@ -1,0 +1,49 @@
+from pathlib import Path
+
+from ttlaunch.report import check_checkpoint, render_summary
+from ttlaunch.state import JobRecord, SweepState
+
+
+def make_epoch(output: Path, epoch: int, *files: str) -> None:
+    directory = output / f"epoch_{epoch}"
+    directory.mkdir(parents=True)
+    for name in files:
+        (directory / name).write_text("x")
+
+
+def test_the_newest_epoch_must_hold_adapter_weights_and_config(tmp_path: Path):
+    make_epoch(tmp_path, 0, "adapter_model.pt", "adapter_config.json")
+    make_epoch(tmp_path, 10, "adapter_model.safetensors", "adapter_config.json")
+    check = check_checkpoint(tmp_path)
+    assert check.ok and check.checkpoint == tmp_path / "epoch_10"  # 10 after 0, not after 1 as text
+
+    broken = tmp_path / "broken"
+    make_epoch(broken, 1, "adapter_config.json")
+    check = check_checkpoint(broken)
+    assert not check.ok and "lacks adapter weights" in check.problem
+    assert not check_checkpoint(tmp_path / "nothing").ok
+
+
+def test_summary_lists_completed_and_failed_runs_flags_and_next_steps(tmp_path: Path):
+    make_epoch(tmp_path / "a", 1, "adapter_model.pt", "adapter_config.json")
+    state = SweepState(
+        experiment="cap",
+        sweep_dir=str(tmp_path),
+        jobs={
+            "a": JobRecord(run="a", job_id="11", status="COMPLETED", elapsed="8m 2s", output_dir=str(tmp_path / "a"),
+                           stdout="a.out", stderr="a.err"),
+            "b": JobRecord(run="b", job_id="12", status="COMPLETED", elapsed="1m 0s", output_dir=str(tmp_path / "b")),
+            "c": JobRecord(run="c", job_id="13", status="FAILED", stdout="c.out", stderr="c.err"),
+            "d": JobRecord(run="d", status="SUBMIT_FAILED", error="invalid partition specified"),
+        },
+    )
+    checks = {name: check_checkpoint(tmp_path / name) for name in ("a", "b")}
+    text = render_summary(state, checks, tmp_path / "run-torchtune.log")
+    assert "2 of 4 jobs completed." in text
+    assert "  - a (Job 11) - 8m 2s" in text
+    assert "  - c (Job 13) - FAILED - log: `c.err`" in text
+    assert "  - d (Job none) - SUBMIT_FAILED: invalid partition specified" in text
+    assert f"- a: `{tmp_path / 'a' / 'epoch_1'}/`" in text
+    assert "- b: ⚠ no epoch_N/ checkpoint" in text
+    assert "Completed without a usable checkpoint: b" in text
+    assert "`grep -i error` `c.err`" in text
