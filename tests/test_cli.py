@@ -169,3 +169,31 @@ def test_ctrl_c_while_waiting_says_what_happened_without_a_traceback(tmp_path: P
     time.sleep(2)
     orphans = subprocess.run(["pgrep", "-f", "sleep 61.25"], capture_output=True, text=True).stdout
     assert orphans == "", "the local job's payload outlived the launcher"
+
+
+def test_the_experiments_status_table_follows_the_jobs(run_cli, tmp_path: Path):
+    experiment = tmp_path / "experiments" / "cap"
+    summary_yaml = write(
+        experiment / "experiment_summary.yaml",
+        "experiment: {name: cap}\nruns:\n  - {name: ok_run, type: fine-tuned, code: 0}\n"
+        "  - {name: bad_run, type: fine-tuned, code: 3}\n  - {name: base, type: control}\n",
+    )
+    yaml_before = summary_yaml.read_bytes()
+    markdown = write(
+        experiment / "experiment_summary.md",
+        "# cap\n\n## Fine-tuning\n\n| Run Name | Status | Job ID | Started | Completed | Notes |\n"
+        "|---|---|---|---|---|---|\n| ok_run | - | - | - | - | - |\n| bad_run | - | - | - | - | - |\n"
+        "| base | - | - | - | - | control |\n\nMy notes.\n",
+    )
+    result = run_cli(
+        "--config-dir", TEST_CONFIGS, f"hydra.searchpath=[ttlaunch-experiments://{tmp_path / 'experiments'}]",
+        "experiment=cap", "payload=probe", FAST,
+    )
+    assert result.returncode == 1
+    state = json.loads((tmp_path / "work" / "ttlaunch_sweeps" / "cap" / "jobs.json").read_text())["jobs"]
+    table = markdown.read_text()
+    ok, bad = state["ok_run"], state["bad_run"]
+    assert f"| ok_run | COMPLETED | {ok['job_id']} | {ok['started']} | {ok['completed']} | - |" in table
+    assert f"| bad_run | FAILED | {bad['job_id']} |" in table
+    assert "| base | - | - | - | - | control |" in table and table.endswith("My notes.\n")
+    assert summary_yaml.read_bytes() == yaml_before

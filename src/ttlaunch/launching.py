@@ -170,6 +170,20 @@ class SweepRun:
 
     def _save(self) -> None:
         save_state(self.state_path, self.state)
+        self._update_status_table()
+
+    def _update_status_table(self) -> None:
+        """Mirror the jobs into the experiment's experiment_summary.md, when it has one."""
+        from ttlaunch.status_table import MARKDOWN_NAME, row_cells, update_status_table
+
+        directory = self.inputs.experiment.directory
+        markdown = directory / MARKDOWN_NAME if directory is not None else None
+        if markdown is None or not markdown.is_file():
+            return
+        text = markdown.read_text(encoding="utf-8")
+        updated = update_status_table(text, {name: row_cells(record) for name, record in self.state.jobs.items()})
+        if updated is not None and updated != text:
+            write_atomically(markdown, updated)
 
     def submit_all(
         self,
