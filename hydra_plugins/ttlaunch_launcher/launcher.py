@@ -8,7 +8,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 
 
 class TTLaunchLauncher(BaseSubmititLauncher):
-    """Submits each job on its own (stagger hook between), then waits for all of them.
+    """Submits the jobs, paced by the stagger hook, then waits for all of them to end.
 
     The instance is also the callable each job runs (inherited from the submitit launcher).
     """
