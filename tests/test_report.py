@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from ttlaunch.report import check_checkpoint, render_summary
+from ttlaunch.report import check_checkpoint, epoch_dirs, render_summary
 from ttlaunch.state import JobRecord, SweepState
 
 
@@ -16,6 +16,8 @@ def test_the_newest_epoch_must_hold_adapter_weights_and_config(tmp_path: Path):
     make_epoch(tmp_path, 10, "adapter_model.safetensors", "adapter_config.json")
     check = check_checkpoint(tmp_path)
     assert check.ok and check.checkpoint == tmp_path / "epoch_10"  # 10 after 0, not after 1 as text
+    make_epoch(tmp_path, 2)
+    assert [p.name for p in epoch_dirs(tmp_path)] == ["epoch_0", "epoch_2", "epoch_10"]
 
     broken = tmp_path / "broken"
     make_epoch(broken, 1, "adapter_config.json")

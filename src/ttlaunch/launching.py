@@ -22,7 +22,7 @@ from ttlaunch.composed import LaunchInputs
 from ttlaunch.schema import ComputeConfig
 from ttlaunch.payload import PayloadCommand, build_payload
 from ttlaunch.records import EVENT_LOG_NAME, EventLog, format_elapsed, timestamp
-from ttlaunch.report import SUMMARY_NAME, CheckpointCheck, check_checkpoint, render_summary
+from ttlaunch.report import SUMMARY_NAME, CheckpointCheck, check_checkpoint, epoch_dirs, render_summary
 from ttlaunch.requests import local_request, slurm_request
 from ttlaunch.slurm import SchedulerCommandError
 from ttlaunch.states import JobState, parse_state
@@ -464,7 +464,7 @@ class SweepRun:
             record.elapsed = format_elapsed(seconds_run)
             record.exit_code = observation.exit_code
             if record.output_dir:
-                record.checkpoints = sorted(str(p) for p in Path(record.output_dir).glob("epoch_*") if p.is_dir())
+                record.checkpoints = [str(path) for path in epoch_dirs(Path(record.output_dir))]
             fields += [("Completed", record.completed), ("Elapsed", record.elapsed)]
             if current is not JobState.COMPLETED:
                 if record.exit_code:

@@ -19,12 +19,17 @@ class CheckpointCheck:
     problem: str | None = None
 
 
-def check_checkpoint(output_dir: Path) -> CheckpointCheck:
-    """A finished LoRA run leaves epoch_N/ with adapter weights and adapter_config.json."""
-    epochs = sorted(
+def epoch_dirs(output_dir: Path) -> list[Path]:
+    """torchtune's epoch_N/ checkpoint dirs, in epoch order (epoch_10 after epoch_9)."""
+    return sorted(
         (p for p in output_dir.glob("epoch_*") if p.is_dir() and re.fullmatch(r"epoch_\d+", p.name)),
         key=lambda p: int(p.name.split("_")[1]),
     )
+
+
+def check_checkpoint(output_dir: Path) -> CheckpointCheck:
+    """A finished LoRA run leaves epoch_N/ with adapter weights and adapter_config.json."""
+    epochs = epoch_dirs(output_dir)
     if not epochs:
         return CheckpointCheck(False, None, f"no epoch_N/ checkpoint in {output_dir}")
     newest = epochs[-1]
