@@ -19,11 +19,11 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
 
 from ttlaunch.composed import LaunchInputs
-from ttlaunch.schema import ComputeConfig
 from ttlaunch.payload import PayloadCommand, build_payload
 from ttlaunch.records import EVENT_LOG_NAME, EventLog, format_elapsed, timestamp
 from ttlaunch.report import SUMMARY_NAME, CheckpointCheck, check_checkpoint, epoch_dirs, render_summary
-from ttlaunch.requests import local_request, slurm_request
+from ttlaunch.requests import SlurmRequest, local_request, slurm_request
+from ttlaunch.schema import ComputeConfig
 from ttlaunch.slurm import SchedulerCommandError
 from ttlaunch.states import JobState, parse_state
 from ttlaunch.state import STATE_FILE_NAME, JobRecord, SweepState, load_state, save_state, write_atomically
@@ -146,15 +146,18 @@ class SweepRun:
         from ttlaunch import executors  # submitit is imported only when submitting
 
         folder = self.sweep_dir / name / "submitit"
-        compute = self._compute(run_name)
         if self.executor_kind == "slurm":
-            request = slurm_request(
-                name, compute, self.inputs.requeue, self.inputs.user, self.signal_delay_s, self.inputs.compute_source
-            )
+            request = self._slurm_request(name, run_name)
             for note in request.notes:
                 log.info("%s: %s", name, note)
             return executors.slurm_executor(folder, request)
-        return executors.local_executor(folder, local_request(name, compute))
+        return executors.local_executor(folder, local_request(name, self._compute(run_name)))
+
+    def _slurm_request(self, name: str, run_name: str | None) -> SlurmRequest:
+        return slurm_request(
+            name, self._compute(run_name), self.inputs.requeue, self.inputs.user, self.signal_delay_s,
+            self.inputs.compute_source,
+        )
 
     def _compute(self, run_name: str | None) -> ComputeConfig:
         """The compute preset for a run (its own fields applied), or the preset itself."""
@@ -293,14 +296,10 @@ class SweepRun:
         for index, overrides in enumerate(job_overrides):
             name = job_name_of(overrides) or f"job{index}"
             run_name = run_name_of(overrides)
-            compute = self._compute(run_name)
             command = self._payload(name, run_name)
             payload_line = " ".join(command.argv) if command else "(not a planned run)"
             if self.executor_kind == "slurm":
-                request = slurm_request(
-                    name, compute, self.inputs.requeue, self.inputs.user, self.signal_delay_s, self.inputs.compute_source
-                )
-                text = executors.sbatch_script(self.sweep_dir / name / "submitit", request)
+                text = executors.sbatch_script(self.sweep_dir / name / "submitit", self._slurm_request(name, run_name))
                 text += f"# payload: {payload_line}\n"
                 path = out_dir / f"{name}.sbatch"
             else:
@@ -396,6 +395,7 @@ class SweepRun:
         from ttlaunch import metrics, slurm
 
         now = time.monotonic()
+        have_seff = shutil.which("seff") is not None
         due = [entry for entry in self.pending_metrics if entry[0] <= now]
         self.pending_metrics = [entry for entry in self.pending_metrics if entry[0] > now]
         for _, attempt, item in due:
@@ -403,13 +403,13 @@ class SweepRun:
             try:
                 from_sacct, limit_s = metrics.parse_usage(slurm.usage(job_id))
                 try:
-                    from_seff = metrics.parse_seff(slurm.seff(job_id)) if shutil.which("seff") else None
+                    from_seff = metrics.parse_seff(slurm.seff(job_id)) if have_seff else None
                 except SchedulerCommandError:
                     from_seff = None
             except SchedulerCommandError as err:
                 self.events.write("POLL_FAILED", f"Accounting for {item.name} failed", ("Error", str(err)))
                 from_sacct, limit_s, from_seff = None, None, None
-            if from_seff is None and attempt == 1 and shutil.which("seff"):
+            if from_seff is None and attempt == 1 and have_seff:
                 self.pending_metrics.append((now + METRICS_RETRY_S, 2, item))
                 continue
             result = from_seff or from_sacct
