@@ -27,7 +27,7 @@ from pathlib import Path
 
 import submitit
 
-PRESET = ["compute=testcluster/cpu_1x", "hydra.launcher.poll_interval_s=1", "payload=command", "payload.command=[sleep,'0']"]
+PRESET = ["compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1", "payload=command", "payload.command=[sleep,'0']"]
 
 
 def drain() -> None:

@@ -106,7 +106,9 @@ JobAcctGatherFrequency=5
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=$DBD_PORT
-JobCompType=jobcomp/none
+# The job completion log is what `sacct -c` reads: ttlaunch's fallback without accounting.
+JobCompType=jobcomp/filetxt
+JobCompLoc=$STATE/log/jobcomp.txt
 StateSaveLocation=$STATE/slurmctld
 SlurmdSpoolDir=$STATE/slurmd
 SlurmctldPidFile=$STATE/run/slurmctld.pid

@@ -99,7 +99,7 @@ def test_a_scaffolded_experiment_trains_in_place_from_its_own_run_configs(run_cl
 @pytest.mark.usefixtures("slurm_cluster")
 def test_demo_sweep_through_the_test_cluster(run_cli, tmp_path: Path):
     result = run_cli(
-        "experiment=demo", "compute=testcluster/cpu_1x", "hydra.launcher.poll_interval_s=1",
+        "experiment=demo", "compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1",
         "hydra.launcher.stagger.seconds=1", timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,14 +1,15 @@
-"""Submission bookkeeping: one entry per job, in order, a rejected submission included."""
+"""Submission bookkeeping and the monitor's reactions, on recorded scheduler answers."""
 
 from pathlib import Path
 from types import SimpleNamespace
 
-from hydra.core.utils import JobStatus
-
 from ttlaunch.composed import read_inputs
-from ttlaunch.launching import SweepRun, job_returns
+from ttlaunch.launching import Submitter, job_return
+from ttlaunch.ledger import Ledger
+from ttlaunch.monitor import Monitor, MonitorSettings
 from ttlaunch.stagger import FixedDelay
-from ttlaunch.states import JobState
+from ttlaunch.state import JobRecord
+from hydra.core.utils import JobStatus
 
 
 class RejectingExecutor:
@@ -26,40 +27,88 @@ class RejectingExecutor:
 
 def test_a_rejected_submission_is_logged_and_the_others_still_go(compose_config, tmp_path: Path, monkeypatch):
     cfg = compose_config("experiment=cap_4L")
-    run = SweepRun(tmp_path, read_inputs(cfg, cfg.hydra), "local", 120)
-    monkeypatch.setattr(run, "_executor", lambda name, run_name: RejectingExecutor(name, tmp_path))
+    ledger = Ledger.open(tmp_path, "cap_4L")
+    submitter = Submitter(ledger, read_inputs(cfg, cfg.hydra), "local", 120)
+    monkeypatch.setattr(submitter, "_executor", lambda name, run_name: RejectingExecutor(name, tmp_path))
     names = ["rank8_lr1e-5", "rank8_lr5e-5", "rank16_lr1e-5"]
     overrides = [[f"run_name={name}", f"hydra.job.name={name}"] for name in names]
     waits = []
-    tracked = run.submit_all(object(), overrides, 0, FixedDelay(seconds=5, sleep=waits.append))
+    submitted = submitter.submit_all(object(), overrides, 0, FixedDelay(seconds=5, sleep=waits.append))
 
-    assert [item.name for item in tracked] == names
-    assert [item.state for item in tracked] == [JobState.PENDING, JobState.SUBMIT_FAILED, JobState.PENDING]
+    assert submitted == names
+    assert [ledger.state.jobs[name].status for name in names] == ["PENDING", "SUBMIT_FAILED", "PENDING"]
     assert waits == [5, 5], "a wait between submissions, none before the first"
     log = (tmp_path / "run-torchtune.log").read_text()
     assert "SUBMIT_FAILED: rank8_lr5e-5\nError: sbatch: error: invalid partition specified: nowhere" in log
     assert "Summary: 2 jobs submitted successfully (1 failures)" in log
-    assert run.state.jobs["rank8_lr5e-5"].status == "SUBMIT_FAILED"
-    assert run.state.jobs["rank16_lr1e-5"].output_dir == str(tmp_path / "rank16_lr1e-5" / "outputs")
-    returns = job_returns([tracked[1]])
-    assert returns[0].status is JobStatus.FAILED
+    assert ledger.state.jobs["rank16_lr1e-5"].output_dir == str(tmp_path / "rank16_lr1e-5" / "outputs")
+    assert ledger.state.jobs["rank16_lr1e-5"].time_limit_s == 60 * cfg.compute.timeout_min
+    on_disk = Ledger.existing(tmp_path).state.jobs
+    assert on_disk["rank8_lr1e-5"].job_id == "id-rank8_lr1e-5", "each submission is in jobs.json"
+    assert job_return(ledger.state.jobs["rank8_lr5e-5"]).status is JobStatus.FAILED
+    assert job_return(ledger.state.jobs["rank8_lr1e-5"]).status is JobStatus.UNKNOWN
 
 
-def test_repeated_poll_failures_are_logged_and_alerted_once(compose_config, tmp_path: Path, monkeypatch):
+def test_a_resubmitted_run_keeps_its_earlier_job_ids(compose_config, tmp_path: Path, monkeypatch):
+    cfg = compose_config("experiment=cap_4L")
+    ledger = Ledger.open(tmp_path, "cap_4L")
+    ledger.state.jobs["rank8_lr1e-5"] = JobRecord(run="rank8_lr1e-5", job_id="7", status="FAILED", previous_job_ids=["3"])
+    submitter = Submitter(ledger, read_inputs(cfg, cfg.hydra), "local", 120)
+    monkeypatch.setattr(submitter, "_executor", lambda name, run_name: RejectingExecutor(name, tmp_path))
+    submitter.submit_all(object(), [["run_name=rank8_lr1e-5", "hydra.job.name=rank8_lr1e-5"]], 0, FixedDelay(seconds=0))
+    record = ledger.state.jobs["rank8_lr1e-5"]
+    assert (record.job_id, record.status, record.previous_job_ids) == ("id-rank8_lr1e-5", "PENDING", ["3", "7"])
+
+
+def _slurm_ledger(tmp_path: Path, **record_fields) -> Ledger:
+    ledger = Ledger.open(tmp_path, "cap_4L")
+    ledger.state.executor = "slurm"
+    ledger.state.jobs["rank8_lr1e-5"] = JobRecord(run="rank8_lr1e-5", job_id="42", **record_fields)
+    return ledger
+
+
+def test_repeated_poll_failures_are_logged_and_alerted_once(tmp_path: Path, monkeypatch):
     from ttlaunch import slurm
-    from ttlaunch.launching import Tracked
 
     def unreachable(argv, timeout=60):
         raise slurm.SchedulerCommandError(argv, 1, "", "slurm_load_jobs error: Unable to contact slurm controller")
 
     monkeypatch.setattr(slurm, "run", unreachable)
-    cfg = compose_config("experiment=cap_4L")
-    run = SweepRun(tmp_path, read_inputs(cfg, cfg.hydra), "slurm", 120, alert_after_failures=3)
-    job = SimpleNamespace(job_id="42")
-    tracked = [Tracked(name="rank8_lr1e-5", job=job)]
+    monitor = Monitor(_slurm_ledger(tmp_path), MonitorSettings(poll_interval_s=1, alert_after_failures=3))
     for _ in range(4):
-        assert run.poll(tracked) == tracked  # nothing learnt, nothing lost
+        assert monitor.poll() == 1  # nothing learnt, nothing lost
     log = (tmp_path / "run-torchtune.log").read_text()
     assert log.count("POLL_FAILED: Querying SLURM failed") == 4
     assert "Unable to contact slurm controller" in log and "Consecutive failures: 4" in log
     assert log.count("Alert: repeated failures") == 1
+
+
+# `sacct -c` of a job in the job completion log (recorded on the test cluster).
+COMPLETION_LOG = "42|rank8_lr1e-5|FAILED|1:0|2026-11-23T00:44:08|2026-11-23T00:44:09|2026-11-23T00:44:38|00:00:29\n"
+
+
+def test_without_accounting_the_completion_log_answers_and_the_user_is_told_once(tmp_path: Path, monkeypatch):
+    from ttlaunch import slurm
+
+    calls = []
+
+    def cluster_without_accounting(argv, timeout=60):
+        calls.append(argv[:2])
+        if argv[0] == "squeue":
+            return ""
+        if "-c" in argv:
+            return COMPLETION_LOG
+        raise slurm.AccountingDisabled(argv, 1, "", "Slurm accounting storage is disabled")
+
+    monkeypatch.setattr(slurm, "run", cluster_without_accounting)
+    ledger = _slurm_ledger(tmp_path, status="RUNNING", started="2026-11-23 00:44:09")
+    ledger.state.jobs["other"] = JobRecord(run="other", job_id="43", status="RUNNING")
+    monitor = Monitor(ledger, MonitorSettings(poll_interval_s=1))
+    monitor.poll()
+    monitor.poll()
+    record = ledger.state.jobs["rank8_lr1e-5"]
+    assert (record.status, record.exit_code, record.elapsed) == ("FAILED", "1:0", "29s")
+    log = (tmp_path / "run-torchtune.log").read_text()
+    assert log.count("accounting is disabled") == 1
+    assert ["sacct", "-X"] in calls[:3] and calls.count(["sacct", "-X"]) == 1, "plain sacct is not asked again"
+    assert monitor.pending_metrics == [], "no seff without accounting"

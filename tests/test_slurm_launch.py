@@ -11,7 +11,7 @@ import pytest
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
 TEST_CONFIGS = str(Path(__file__).parent / "configs")
-ON_CLUSTER = ["compute=testcluster/cpu_1x", "hydra.launcher.poll_interval_s=1"]
+ON_CLUSTER = ["compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1"]
 
 
 def sacct(job_ids, settle_s: float = 15.0):

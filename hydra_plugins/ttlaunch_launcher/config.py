@@ -24,10 +24,6 @@ class LauncherConf:
     max_submitted: Optional[int] = None
     # Write and print each job's batch script (SLURM) or command (local); submit nothing.
     dry_run: bool = False
-    # After this many polls in a row that SLURM did not answer, alert the user (polling goes on).
-    alert_after_failures: int = 3
-    # Seconds between two looks at the jobs' states while waiting for them.
-    poll_interval_s: float = 60.0
     # SLURM: seconds between the warning signal (USR2) and the time limit.
     signal_delay_s: int = 120
 
@@ -38,6 +34,6 @@ class SweeperConf:
 
 
 store = ConfigStore.instance()
-store.store(group="hydra/launcher", name="ttlaunch_local", node=LauncherConf(executor="local", poll_interval_s=2.0), provider="ttlaunch")
+store.store(group="hydra/launcher", name="ttlaunch_local", node=LauncherConf(executor="local"), provider="ttlaunch")
 store.store(group="hydra/launcher", name="ttlaunch_slurm", node=LauncherConf(executor="slurm"), provider="ttlaunch")
 store.store(group="hydra/sweeper", name="ttlaunch", node=SweeperConf(), provider="ttlaunch")

@@ -1,4 +1,5 @@
-"""ttlaunch's Hydra launcher: thin; the work is in ttlaunch.launching (imported lazily)."""
+"""ttlaunch's Hydra launcher: thin; the work is in ttlaunch.launching and ttlaunch.monitor
+(imported lazily)."""
 
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
@@ -8,7 +9,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 
 
 class TTLaunchLauncher(BaseSubmititLauncher):
-    """Submits the jobs, paced by the stagger hook, then waits for all of them to end.
+    """Submits the jobs, paced by the stagger hook, and hands them to the monitor callback.
 
     The instance is also the callable each job runs (inherited from the submitit launcher).
     """
@@ -17,11 +18,9 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         self,
         executor: str,
         stagger: Any,
-        poll_interval_s: float,
         signal_delay_s: int,
         max_submitted: Optional[int],
         dry_run: bool,
-        alert_after_failures: int,
     ) -> None:
         super().__init__()
         if executor not in ("local", "slurm"):
@@ -30,11 +29,9 @@ class TTLaunchLauncher(BaseSubmititLauncher):
             raise ValueError(f"hydra.launcher.max_submitted: expected a positive number, got {max_submitted}")
         self.executor = executor
         self.stagger = stagger
-        self.poll_interval_s = poll_interval_s
         self.signal_delay_s = signal_delay_s
         self.max_submitted = max_submitted
         self.dry_run = dry_run
-        self.alert_after_failures = alert_after_failures
 
     def __call__(self, *args: Any) -> JobReturn:
         """Runs in the job. Hydra's run_job turns a raising task into a returned failure,
@@ -45,21 +42,32 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         return result
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from ttlaunch.composed import read_inputs
-        from ttlaunch.launching import SweepRun, job_returns
+        """Submit; then the monitor callback watches the sweep (to its end, unless it detaches).
 
-        assert self.config is not None
+        The sweeper has validated the inputs, holds the sweep's lock and has saved the ledger.
+        """
+        from ttlaunch.composed import read_inputs
+        from ttlaunch.launching import Submitter, job_return
+        from ttlaunch.ledger import Ledger
+        from ttlaunch.monitor import find_monitor
+
+        assert self.config is not None and self.hydra_context is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         inputs = read_inputs(self.config, self.config.hydra)
-        run = SweepRun(sweep_dir, inputs, self.executor, self.signal_delay_s, self.alert_after_failures)
+        ledger = Ledger.open(sweep_dir, inputs.experiment.name)
+        submitter = Submitter(ledger, inputs, self.executor, self.signal_delay_s)
         if self.dry_run:
-            return run.dry_run(job_overrides)
+            return submitter.dry_run(job_overrides)
+        callback = find_monitor(self.hydra_context.callbacks)
+        monitor = callback.monitor_for(ledger) if callback is not None else None
         try:
-            tracked = run.submit_all(self, job_overrides, initial_job_idx, self.stagger, self.max_submitted, self.poll_interval_s)
-            run.wait(tracked, self.poll_interval_s)
+            names = submitter.submit_all(self, job_overrides, initial_job_idx, self.stagger, self.max_submitted, monitor)
+            if callback is not None:
+                callback.watch(monitor)
         except KeyboardInterrupt:
-            run.stop_local_jobs()
+            if monitor is not None and self.executor == "local":
+                monitor.stop_local_jobs()
             raise
-        returns: List[JobReturn] = job_returns(tracked)
+        returns: List[JobReturn] = [job_return(ledger.state.jobs[name]) for name in names]
         return returns

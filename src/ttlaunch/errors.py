@@ -44,3 +44,18 @@ class SweepFailed(RuntimeError):
 
     def __str__(self) -> str:
         return f"{len(self.failed)} of {self.total} jobs did not complete: {', '.join(self.failed)}; see {self.log_path}"
+
+
+class SweepBusy(RuntimeError):
+    """Another launcher or monitor holds the sweep (ttlaunch.sweep_lock)."""
+
+    def __init__(self, sweep_dir: object, holder: str) -> None:
+        super().__init__(sweep_dir, holder)
+        self.sweep_dir = sweep_dir
+        self.holder = holder
+
+    def __str__(self) -> str:
+        return (
+            f"{self.sweep_dir} is being launched or monitored already ({self.holder}); nothing was submitted. "
+            f"Wait for it to end, or look with `python -m ttlaunch.status {self.sweep_dir}`."
+        )

@@ -1,4 +1,5 @@
-"""What runs inside a job: find the run, build its payload, run it, fail when it fails."""
+"""What runs inside a job: find the run, build its payload, run it (GPUs sampled meanwhile),
+fail when it fails."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from omegaconf import DictConfig
 
 from ttlaunch.composed import read_inputs
 from ttlaunch.errors import PayloadFailed
+from ttlaunch.gpu_metrics import gpu_sampler
 from ttlaunch.payload import build_payload
 
 log = logging.getLogger(__name__)
@@ -68,14 +70,15 @@ def run_task(cfg: DictConfig) -> None:
     command = build_payload(inputs.experiment, run, inputs.payload, job_dir, inputs.payload_source)
     command.output_dir.mkdir(parents=True, exist_ok=True)
     stagger = instantiate(hydra_cfg.launcher.stagger)
-    payload = None
-    try:
-        with stagger.startup_window(Path(hydra_cfg.sweep.dir)):
-            for setup in command.setup:
-                run_command(setup, command.env, run.name)
-            payload = start_command(command.argv, command.env)
-    except BaseException:
-        if payload is not None:  # interrupted during the start-up window: stop it too
-            stop_command(payload)
-        raise
-    finish_command(payload, run.name)
+    with gpu_sampler(job_dir):
+        payload = None
+        try:
+            with stagger.startup_window(Path(hydra_cfg.sweep.dir)):
+                for setup in command.setup:
+                    run_command(setup, command.env, run.name)
+                payload = start_command(command.argv, command.env)
+        except BaseException:
+            if payload is not None:  # interrupted during the start-up window: stop it too
+                stop_command(payload)
+            raise
+        finish_command(payload, run.name)

@@ -17,7 +17,7 @@ import yaml
 from hydra.errors import HydraException
 
 import ttlaunch.resolvers  # noqa: F401  (the configs use its resolvers)
-from ttlaunch.errors import InputError, SweepFailed
+from ttlaunch.errors import InputError, SweepBusy, SweepFailed
 from ttlaunch.job import run_task
 
 _HELP_FLAGS = {"-h", "--help"}
@@ -73,10 +73,13 @@ def main() -> None:
     except SweepFailed as err:
         print(f"ttlaunch: {err}", file=sys.stderr)
         raise SystemExit(EXIT_JOBS_FAILED) from None
+    except SweepBusy as err:
+        print(f"ttlaunch: error: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None
     except KeyboardInterrupt:
         print(
             "ttlaunch: interrupted. SLURM jobs already submitted keep running (local jobs stop with this process); "
-            "the same command again submits only runs not yet completed.",
+            "the same command again re-attaches to them and submits only runs never submitted.",
             file=sys.stderr,
         )
         raise SystemExit(EXIT_INTERRUPTED) from None

@@ -33,6 +33,14 @@ class SchedulerCommandError(RuntimeError):
         )
 
 
+class AccountingDisabled(SchedulerCommandError):
+    """The cluster keeps no accounting (or, for `sacct -c`, no job completion log)."""
+
+
+# What sacct says, exiting 1, when the cluster does not keep the records asked for.
+_DISABLED_MESSAGES = ("accounting storage is disabled", "job completion is disabled")
+
+
 def run(argv: Sequence[str], timeout: float = COMMAND_TIMEOUT_S) -> str:
     """Run a scheduler command; its stdout, or SchedulerCommandError."""
     try:
@@ -42,7 +50,9 @@ def run(argv: Sequence[str], timeout: float = COMMAND_TIMEOUT_S) -> str:
     except OSError as err:  # the command is not installed
         raise SchedulerCommandError(argv, None, "", str(err)) from None
     if result.returncode != 0:
-        raise SchedulerCommandError(argv, result.returncode, result.stdout, result.stderr)
+        said = (result.stderr + result.stdout).lower()
+        kind = AccountingDisabled if any(text in said for text in _DISABLED_MESSAGES) else SchedulerCommandError
+        raise kind(argv, result.returncode, result.stdout, result.stderr)
     return result.stdout
 
 
@@ -117,6 +127,13 @@ def sacct(job_ids: Iterable[str]) -> dict[str, AccountingEntry]:
         return {}
     return parse_sacct(run(["sacct", "-X", "-P", "-n", "-j", ",".join(ids), f"--format={','.join(SACCT_FIELDS)}"]))
 
+
+def sacct_completed(job_ids: Iterable[str]) -> dict[str, AccountingEntry]:
+    """The same from the job completion log (`sacct -c`), for clusters without accounting."""
+    ids = sorted(set(job_ids))
+    if not ids:
+        return {}
+    return parse_sacct(run(["sacct", "-c", "-X", "-P", "-n", "-j", ",".join(ids), f"--format={','.join(SACCT_FIELDS)}"]))
 
 
 def seff(job_id: str) -> str:

@@ -29,6 +29,10 @@ class JobRecord:
     stdout: str | None = None
     stderr: str | None = None
     error: str | None = None
+    # What the job asked for, so metrics need no config when monitoring resumes elsewhere.
+    time_limit_s: int | None = None
+    # Jobs of earlier submissions of this run (resubmitted after failing), oldest first.
+    previous_job_ids: list[str] = field(default_factory=list)
     checkpoints: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -38,6 +42,10 @@ class SweepState:
     experiment: str
     sweep_dir: str
     monitoring_started: str | None = None
+    # What a monitor needs to resume from this file alone (`python -m ttlaunch.status`):
+    executor: str = "local"  # local or slurm
+    payload_kind: str | None = None  # torchtune runs get their checkpoints validated
+    status_table: str | None = None  # the experiment's experiment_summary.md, when it has one
     jobs: dict[str, JobRecord] = field(default_factory=dict)
 
 
@@ -71,5 +79,8 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
         experiment=data.get("experiment", experiment),
         sweep_dir=data.get("sweep_dir", str(sweep_dir)),
         monitoring_started=data.get("monitoring_started"),
+        executor=data.get("executor", "local"),
+        payload_kind=data.get("payload_kind"),
+        status_table=data.get("status_table"),
         jobs=jobs,
     )

@@ -1,5 +1,6 @@
-"""The sweeper's work, in the launching process: validate every input, pick the runs to
-submit, write the sweep's first records, hand the jobs to the launcher, report the end.
+"""The sweeper's work, in the launching process: validate every input, take the sweep's
+lock, learn what earlier launches left (the state file, then SLURM), pick the runs to
+submit, hand them to the launcher, report the end.
 
 Nothing is written before all inputs are validated: bad input leaves no sweep dir.
 """
@@ -12,14 +13,16 @@ from typing import Any, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.utils import JobStatus
 from omegaconf import OmegaConf
 
 from ttlaunch.composed import read_inputs
 from ttlaunch.errors import InputError, SweepFailed
 from ttlaunch.payload import build_payload
-from ttlaunch.records import EVENT_LOG_NAME, EventLog
-from ttlaunch.state import STATE_FILE_NAME, load_state
+from ttlaunch.ledger import Ledger
+from ttlaunch.records import EVENT_LOG_NAME
+from ttlaunch.selection import select_jobs, unrecorded_job_id
+from ttlaunch.state import JobRecord
+from ttlaunch.states import JobState
 from ttlaunch.summary import RunType
 from ttlaunch.sweep import JobSpec, plan_jobs
 
@@ -64,43 +67,112 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
     return inputs, jobs
 
 
+def _describe(ledger: Ledger, inputs: Any, executor: str) -> None:
+    """What a monitor needs to resume from jobs.json alone."""
+    from ttlaunch.status_table import MARKDOWN_NAME
+
+    state = ledger.state
+    state.executor = executor
+    state.payload_kind = inputs.payload.kind
+    directory = inputs.experiment.directory
+    state.status_table = str(directory / MARKDOWN_NAME) if directory is not None else None
+
+
+def _adopt_unrecorded(ledger: Ledger, jobs: Sequence[JobSpec]) -> None:
+    """Jobs a killed launcher submitted without recording them join the state as PENDING."""
+    for job in jobs:
+        record = ledger.state.jobs.get(job.name)
+        if record is not None and record.job_id is not None:
+            continue
+        job_id = unrecorded_job_id(ledger.sweep_dir / job.name)
+        if job_id is None:
+            continue
+        folder = ledger.sweep_dir / job.name / "submitit"
+        ledger.state.jobs[job.name] = JobRecord(
+            run=job.name, job_id=job_id, job_dir=str(ledger.sweep_dir / job.name),
+            stdout=str(folder / f"{job_id}_0_log.out"), stderr=str(folder / f"{job_id}_0_log.err"),
+        )
+        ledger.events.write("SUBMIT_JOB", job.name, ("Result", f"Job ID {job_id} found in {folder}, not yet recorded"))
+        log.warning("%s: job %s was submitted by an earlier launch without being recorded; re-attaching", job.name, job_id)
+
+
 def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
+    from ttlaunch.monitor import find_monitor
+    from ttlaunch.sweep_lock import SweepLock
+
     inputs, jobs = plan(sweeper, arguments)  # raises InputError before anything is written
     config = sweeper.config
     sweep_dir = Path(config.hydra.sweep.dir)
     experiment = inputs.experiment
-    if sweeper.launcher.dry_run:  # no records of a launch that does not happen
-        return [sweeper.launcher.launch([list(job.overrides) for job in jobs], initial_job_idx=0)]
+    launcher = sweeper.launcher
+    if launcher.dry_run:  # no records of a launch that does not happen
+        return [launcher.launch([list(job.overrides) for job in jobs], initial_job_idx=0)]
+    callback = find_monitor(sweeper.hydra_context.callbacks)
+    _check_monitoring(launcher, callback)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(config, sweep_dir / "multirun.yaml")
-    events = EventLog(sweep_dir / EVENT_LOG_NAME)
-    counts = {kind: sum(run.type is kind for run in experiment.runs) for kind in RunType}
-    events.write(
-        "DISCOVER_EXPERIMENT",
-        "Found experiment",
-        ("Details", experiment.source),
-        ("Result", f"Experiment {experiment.name} has {counts[RunType.FINE_TUNED]} fine-tuning runs"),
-    )
-    state = load_state(sweep_dir / STATE_FILE_NAME, experiment.name, sweep_dir)
-    done = [job for job in jobs if job.name in state.jobs and state.jobs[job.name].status == "COMPLETED"]
-    to_submit = [job for job in jobs if job not in done]
-    events.write(
-        "IDENTIFY_RUNS",
-        "Selecting runs to submit",
-        (
-            "Details",
-            f"{counts[RunType.FINE_TUNED]} fine-tuned, {counts[RunType.CONTROL]} control and "
-            f"{counts[RunType.EVAL_ONLY]} eval-only runs; {len(jobs)} jobs in the sweep",
-        ),
-        ("Result", f"{len(to_submit)} jobs ready to submit ({len(done)} already completed)"),
-        ("Skipped", ", ".join(job.name for job in done) or "none"),
-    )
-    log.info("sweep dir: %s", sweep_dir)
-    if not to_submit:
-        log.info("nothing to submit: all %d jobs of %s already completed", len(jobs), experiment.name)
-        return []
-    returns = sweeper.launcher.launch([list(job.overrides) for job in to_submit], initial_job_idx=0)
-    failed = [job.name for job, ret in zip(to_submit, returns) if ret.status is not JobStatus.COMPLETED]
+    with SweepLock(sweep_dir):
+        ledger = Ledger.open(sweep_dir, experiment.name)
+        _describe(ledger, inputs, launcher.executor)
+        OmegaConf.save(config, sweep_dir / "multirun.yaml")
+        counts = {kind: sum(run.type is kind for run in experiment.runs) for kind in RunType}
+        ledger.events.write(
+            "DISCOVER_EXPERIMENT",
+            "Found experiment",
+            ("Details", experiment.source),
+            ("Result", f"Experiment {experiment.name} has {counts[RunType.FINE_TUNED]} fine-tuning runs"),
+        )
+        if launcher.executor == "slurm":
+            _adopt_unrecorded(ledger, jobs)
+        # What happened while nobody watched: one poll of the jobs earlier launches left running.
+        if callback is not None:
+            callback.monitor_for(ledger).poll()
+        ledger.save()
+        selection = select_jobs(jobs, ledger.state.jobs, bool(config.resubmit_failed))
+        ledger.events.write(
+            "IDENTIFY_RUNS",
+            "Selecting runs to submit",
+            (
+                "Details",
+                f"{counts[RunType.FINE_TUNED]} fine-tuned, {counts[RunType.CONTROL]} control and "
+                f"{counts[RunType.EVAL_ONLY]} eval-only runs; {len(jobs)} jobs in the sweep",
+            ),
+            (
+                "Result",
+                f"{len(selection.submit)} jobs ready to submit ({len(selection.completed)} already completed, "
+                f"{len(selection.attach)} still queued or running, {len(selection.failed)} failed and not resubmitted)",
+            ),
+            ("Skipped", ", ".join(selection.completed + selection.attach + selection.failed) or "none"),
+        )
+        log.info("sweep dir: %s", sweep_dir)
+        if selection.failed:
+            log.warning(
+                "not resubmitted (their last attempt failed): %s; add resubmit_failed=true to submit them again",
+                ", ".join(selection.failed),
+            )
+        if not selection.submit and not selection.attach:
+            log.info("nothing to submit or watch: %d jobs of %s already ended", len(jobs), experiment.name)
+            return []
+        launcher.launch([list(job.overrides) for job in selection.submit], initial_job_idx=0)
+        ended = Ledger.open(sweep_dir, experiment.name).state.jobs
+    watched = [job.name for job in selection.submit] + selection.attach
+    if any(not JobState(ended[name].status).terminal for name in watched):
+        return []  # detached, or monitoring switched off: the jobs run on
+    failed = [name for name in watched if ended[name].status != JobState.COMPLETED.value]
     if failed:
-        raise SweepFailed(failed, len(to_submit), str(sweep_dir / EVENT_LOG_NAME))
-    return [returns]
+        raise SweepFailed(failed, len(watched), str(sweep_dir / EVENT_LOG_NAME))
+    return []
+
+
+def _check_monitoring(launcher: Any, callback: Any) -> None:
+    """Queue caps need someone counting; local jobs are children of the launching process,
+    which must watch them to the end."""
+    if launcher.max_submitted is not None and callback is None:
+        raise InputError("hydra.launcher", "max_submitted", "needs the monitor to count queued jobs (it was switched off)")
+    if launcher.executor != "local":
+        return
+    if callback is None:
+        raise InputError("hydra.callbacks", "monitor", "local jobs need the monitor (it was switched off); use a SLURM preset")
+    if getattr(callback, "detach", False):
+        raise InputError(
+            "hydra.callbacks.monitor", "detach", "local jobs stop with the launching process; detach needs a SLURM preset"
+        )

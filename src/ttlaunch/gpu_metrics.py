@@ -1,0 +1,100 @@
+"""GPU samples of a running job: `gpu_metrics.csv` in its job dir.
+
+In the job, where the node has `nvidia-smi`, one nvidia-smi process samples every GPU the
+job sees every 30 s (its own `-l` loop, so nothing in Python has to wake up) and is stopped
+with the job. The monitor reads the newest sample for RESOURCE_STATUS.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+GPU_METRICS_NAME = "gpu_metrics.csv"
+SAMPLE_INTERVAL_S = 30
+HEADER = "timestamp,gpu,utilization_pct,memory_used_mib,memory_total_mib"
+_QUERY = "timestamp,index,utilization.gpu,memory.used,memory.total"
+# The newest sample of up to dozens of GPUs fits in this tail of the file.
+_TAIL_BYTES = 16384
+
+
+@contextmanager
+def gpu_sampler(job_dir: Path, interval_s: int = SAMPLE_INTERVAL_S) -> Iterator[Path | None]:
+    """Sample while the block runs; the csv path, or None on a node without nvidia-smi."""
+    nvidia_smi = shutil.which("nvidia-smi")
+    if nvidia_smi is None:
+        yield None
+        return
+    path = job_dir / GPU_METRICS_NAME
+    fresh = not path.exists() or path.stat().st_size == 0
+    with path.open("a", encoding="utf-8") as stream:
+        if fresh:  # a requeued attempt appends to the same file
+            stream.write(HEADER + "\n")
+            stream.flush()
+        sampler = subprocess.Popen(
+            [nvidia_smi, f"--query-gpu={_QUERY}", "--format=csv,noheader,nounits", "-l", str(interval_s)],
+            stdout=stream, stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield path
+        finally:
+            sampler.terminate()
+            try:
+                sampler.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                sampler.kill()
+                sampler.wait()
+
+
+@dataclass(frozen=True)
+class GpuSample:
+    timestamp: str
+    gpus: int
+    utilization_pct: float  # mean over the job's GPUs
+    memory_used_gb: float  # summed over the job's GPUs
+    memory_total_gb: float
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:  # "[N/A]", "[Not Supported]"
+        return None
+
+
+def latest_sample(text: str) -> GpuSample | None:
+    """The newest sample (the rows sharing the last timestamp) of gpu_metrics.csv text."""
+    rows = [row for row in csv.reader(text.splitlines(), skipinitialspace=True) if len(row) == 5 and row[0] != "timestamp"]
+    if not rows:
+        return None
+    newest = rows[-1][0]
+    sample = [row for row in rows if row[0] == newest]
+    utilization = [u for u in (_number(row[2]) for row in sample) if u is not None]
+    used = [m for m in (_number(row[3]) for row in sample) if m is not None]
+    total = [m for m in (_number(row[4]) for row in sample) if m is not None]
+    return GpuSample(
+        timestamp=newest,
+        gpus=len(sample),
+        utilization_pct=sum(utilization) / len(utilization) if utilization else 0.0,
+        memory_used_gb=sum(used) / 1024,
+        memory_total_gb=sum(total) / 1024,
+    )
+
+
+def read_latest_sample(path: Path) -> GpuSample | None:
+    """The newest sample in a job's gpu_metrics.csv; None when there is none (yet)."""
+    try:
+        with path.open("rb") as stream:
+            size = stream.seek(0, 2)
+            stream.seek(max(0, size - _TAIL_BYTES))
+            tail = stream.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    if size > _TAIL_BYTES:
+        tail = tail.split("\n", 1)[-1]  # the first line of the tail may be cut
+    return latest_sample(tail)

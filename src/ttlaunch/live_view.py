@@ -1,0 +1,87 @@
+"""The table of a sweep's runs, states and elapsed times: live (rich) while monitoring in a
+terminal, plain text otherwise (logs, `python -m ttlaunch.status` piped)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from ttlaunch.records import TIME_FORMAT, format_elapsed
+from ttlaunch.state import JobRecord, SweepState
+
+COLUMNS = ("Run", "Status", "Job ID", "Started", "Elapsed")
+_STYLES = {"COMPLETED": "green", "RUNNING": "cyan", "PENDING": "yellow", "REQUEUED": "yellow"}
+
+
+def elapsed_of(record: JobRecord, now: dt.datetime) -> str:
+    """The recorded elapsed time of an ended job; the time since it started for a running one."""
+    if record.elapsed:
+        return record.elapsed
+    if record.status == "RUNNING" and record.started:
+        try:
+            return format_elapsed((now - dt.datetime.strptime(record.started, TIME_FORMAT)).total_seconds())
+        except ValueError:
+            return "-"
+    return "-"
+
+
+def rows(state: SweepState, now: dt.datetime | None = None) -> list[tuple[str, ...]]:
+    moment = now or dt.datetime.now()
+    return [
+        (name, record.status, record.job_id or "-", record.started or "-", elapsed_of(record, moment))
+        for name, record in state.jobs.items()
+    ]
+
+
+def counts_line(state: SweepState) -> str:
+    counts: dict[str, int] = {}
+    for record in state.jobs.values():
+        counts[record.status] = counts.get(record.status, 0) + 1
+    return f"{state.experiment}: {len(state.jobs)} jobs - " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+
+
+def render_plain(state: SweepState, now: dt.datetime | None = None) -> str:
+    table = [COLUMNS, *rows(state, now)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
+    return "\n".join([counts_line(state), *lines]) + "\n"
+
+
+def render_rich(state: SweepState, now: dt.datetime | None = None) -> Any:
+    from rich.table import Table
+
+    table = Table(title=counts_line(state), title_justify="left")
+    for column in COLUMNS:
+        table.add_column(column)
+    for row in rows(state, now):
+        table.add_row(*row, style=_STYLES.get(row[1], "red" if row[1] != "-" else None))
+    return table
+
+
+class _Quiet:
+    """Not a terminal: state changes are already logged one line each."""
+
+    def refresh(self) -> None:
+        return None
+
+
+class _Live:
+    def __init__(self, state: SweepState, live: Any) -> None:
+        self.state, self.live = state, live
+
+    def refresh(self) -> None:
+        self.live.update(render_rich(self.state), refresh=True)
+
+
+@contextmanager
+def live_view(state: SweepState, mode: str) -> Iterator[Any]:
+    """mode auto: live when stdout is a terminal; on: always; off: never."""
+    if mode == "off" or (mode == "auto" and not sys.stdout.isatty()):
+        yield _Quiet()
+        return
+    from rich.live import Live
+
+    with Live(render_rich(state), auto_refresh=False, transient=False) as live:
+        yield _Live(state, live)

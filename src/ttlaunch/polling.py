@@ -1,0 +1,142 @@
+"""What the scheduler says about a sweep's jobs, one poll at a time.
+
+SLURM: one `squeue -u <user>` for all jobs, one batched `sacct` for those that left the
+queue (through ttlaunch.slurm). Without accounting, `sacct -c` (the job completion log)
+stands in, then the job's own result file. Local jobs: submitit's job handle, or for a job
+of an earlier launch, its process and result file.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ttlaunch.state import JobRecord
+from ttlaunch.states import JobState, parse_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one poll learnt of a job; times and exit code when accounting has them."""
+
+    state: JobState
+    started: str | None = None
+    completed: str | None = None
+    elapsed_s: int | None = None
+    exit_code: str | None = None
+
+
+def result_file(record: JobRecord) -> Path | None:
+    """submitit's result pickle of the job, written when its function returned or raised."""
+    if not (record.stdout and record.job_id):
+        return None
+    return Path(record.stdout).parent / f"{record.job_id}_0_result.pkl"
+
+
+def result_state(record: JobRecord) -> JobState | None:
+    """COMPLETED or FAILED from the job's result file; None when it left none."""
+    path = result_file(record)
+    if path is None or not path.is_file():
+        return None
+    try:
+        with path.open("rb") as handle:
+            outcome = pickle.load(handle)[0]
+    except Exception:  # a truncated file: the job died while writing it
+        return None
+    return JobState.COMPLETED if outcome == "success" else JobState.FAILED
+
+
+class SlurmPoller:
+    """One squeue + one sacct per poll. Remembers, once found out, that the cluster keeps
+    no accounting, and says so once."""
+
+    def __init__(self, user: str) -> None:
+        self.user = user
+        self.accounting = True
+        self.completion_log = True
+        self.notices: list[str] = []  # what the monitor should tell the user, once each
+
+    def observe(self, records: Mapping[str, JobRecord]) -> dict[str, Observation]:
+        """Job name -> observation, for the given records (all with job ids).
+
+        A job neither queued nor accounted was submitted moments ago (slurmctld tells
+        slurmdbd asynchronously): it is pending, not lost.
+        """
+        from ttlaunch import slurm
+        from ttlaunch.metrics import seconds
+
+        queued = slurm.squeue(self.user)
+        observed: dict[str, Observation] = {}
+        gone: dict[str, str] = {}
+        for name, record in records.items():
+            entry = queued.get(str(record.job_id))
+            if entry is not None:
+                observed[name] = Observation(entry.state)
+            else:
+                gone[name] = str(record.job_id)
+        accounted = self._accounting(list(gone.values()))
+        for name, job_id in gone.items():
+            entry = accounted.get(job_id)
+            if entry is not None:
+                observed[name] = Observation(
+                    entry.state, started=entry.start, completed=entry.end, elapsed_s=seconds(entry.elapsed),
+                    exit_code=entry.exit_code,
+                )
+            elif self.accounting or self.completion_log:
+                observed[name] = Observation(JobState.PENDING)
+            else:  # no record anywhere: the job's own result file is all there is
+                observed[name] = Observation(result_state(records[name]) or JobState.FAILED)
+        return observed
+
+    def _accounting(self, job_ids: list[str]) -> dict[str, Any]:
+        from ttlaunch import slurm
+
+        if not job_ids:
+            return {}
+        if self.accounting:
+            try:
+                return slurm.sacct(job_ids)
+            except slurm.AccountingDisabled:
+                self.accounting = False
+                self.notices.append(
+                    "SLURM accounting is disabled on this cluster: ended jobs are read from the job completion "
+                    "log (`sacct -c`), compute metrics are not available"
+                )
+        if self.completion_log:
+            try:
+                return slurm.sacct_completed(job_ids)
+            except slurm.AccountingDisabled:
+                self.completion_log = False
+                self.notices.append(
+                    "the job completion log is disabled too: an ended job's state comes from its result file "
+                    "(COMPLETED or FAILED; no times, exit codes or metrics)"
+                )
+        return {}
+
+
+def local_observation(record: JobRecord, job: Any | None) -> Observation:
+    """A job of submitit's local executor: from its handle, or, for a job an earlier launch
+    started, from its process (its job id is the pid) and its result file."""
+    if job is not None:
+        raw = str(job.state)
+        if raw == "FINISHED":  # success or failure is in the job's result
+            return Observation(JobState.COMPLETED if job.exception() is None else JobState.FAILED)
+        return Observation(parse_state(raw))
+    if _process_alive(str(record.job_id)):
+        return Observation(JobState.RUNNING)
+    # Gone without a result: it was stopped with the launcher that started it.
+    return Observation(result_state(record) or JobState.CANCELLED)
+
+
+def _process_alive(pid: str) -> bool:
+    """A live process with this pid that runs a submitit job (not a recycled pid)."""
+    try:
+        command = Path(f"/proc/{int(pid)}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    return b"submitit" in command

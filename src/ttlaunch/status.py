@@ -1,0 +1,87 @@
+"""`python -m ttlaunch.status <sweep dir> [--follow]`: where a sweep stands, from anywhere.
+
+Reads the sweep's jobs.json, asks the scheduler once about the jobs not yet ended (unless
+another launcher or monitor holds the sweep: then it shows what that one recorded) and
+prints the table. `--follow` resumes monitoring to the end, as the launch would have:
+after a detached launch, a Ctrl-C, a crash, or from a new login node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ttlaunch.errors import SweepBusy
+from ttlaunch.state import SweepState
+from ttlaunch.states import JobState
+
+EXIT_NOT_A_SWEEP = 2
+EXIT_JOBS_FAILED = 1
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m ttlaunch.status", description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dir", type=Path, help="the sweep dir (<work_root>/ttlaunch_sweeps/<experiment>)")
+    parser.add_argument("--follow", action="store_true", help="monitor until every job ended, then report")
+    parser.add_argument("--poll-interval", type=float, default=None, help="seconds between polls (60 on SLURM, 2 locally)")
+    parser.add_argument("--live", choices=("auto", "on", "off"), default="auto", help="live table while following")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ttlaunch.ledger import Ledger
+    from ttlaunch.monitor import Monitor, MonitorSettings, default_poll_interval, reattach_hint
+    from ttlaunch.sweep_lock import SweepLock
+
+    args = _arguments(sys.argv[1:] if argv is None else argv)
+    sweep_dir = args.sweep_dir.resolve()
+    try:
+        ledger = Ledger.existing(sweep_dir)
+    except FileNotFoundError as err:
+        print(f"ttlaunch: error: {err}", file=sys.stderr)
+        return EXIT_NOT_A_SWEEP
+    interval = args.poll_interval or default_poll_interval(ledger.state.executor)
+    monitor = Monitor(ledger, MonitorSettings(poll_interval_s=interval, live=args.live))
+    lock = SweepLock(sweep_dir)
+    try:
+        lock.acquire()
+    except SweepBusy as busy:
+        if args.follow:
+            print(f"ttlaunch: {busy}", file=sys.stderr)
+            return EXIT_NOT_A_SWEEP
+        print(f"(being monitored: {busy.holder}; showing what it recorded)", file=sys.stderr)
+        _print_table(ledger.state)
+        return 0
+    try:
+        if args.follow:
+            try:
+                monitor.run()
+            except KeyboardInterrupt:
+                print(f"ttlaunch: stopped following; jobs keep running. Again: `{reattach_hint(sweep_dir)}`", file=sys.stderr)
+                return 130
+            not_completed = [name for name, job in ledger.state.jobs.items() if job.status != JobState.COMPLETED.value]
+            return EXIT_JOBS_FAILED if not_completed else 0
+        monitor.poll()
+        ledger.save()
+    finally:
+        lock.release()
+    _print_table(ledger.state)
+    if monitor.active():
+        print(f"follow to the end: {reattach_hint(sweep_dir)}")
+    return 0
+
+
+def _print_table(state: SweepState) -> None:
+    from ttlaunch.live_view import render_plain, render_rich
+
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        Console().print(render_rich(state))
+    else:
+        print(render_plain(state), end="")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
