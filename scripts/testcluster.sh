@@ -79,7 +79,8 @@ write_configs() {
   if [ -e "$CONF_DIR/slurm.conf" ] && ! grep -qF "$MARKER" "$CONF_DIR/slurm.conf"; then
     die "$CONF_DIR/slurm.conf exists and is not ours; not touching a real cluster's config"
   fi
-  cat > "$CONF_DIR/slurm.conf" <<CONF
+  # Written beside and renamed over: clients reading it meanwhile never see a half-written file.
+  cat > "$CONF_DIR/.slurm.conf.new" <<CONF
 $MARKER
 ClusterName=$CLUSTER
 SlurmctldHost=$host(127.0.0.1)
@@ -106,7 +107,7 @@ JobAcctGatherFrequency=5
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=$DBD_PORT
-# The job completion log is what `sacct -c` reads: ttlaunch's fallback without accounting.
+# The job completion log is what sacct -c reads: ttlaunch's fallback without accounting.
 JobCompType=jobcomp/filetxt
 JobCompLoc=$STATE/log/jobcomp.txt
 StateSaveLocation=$STATE/slurmctld
@@ -120,6 +121,7 @@ SlurmdParameters=config_overrides
 NodeName=$host NodeAddr=127.0.0.1 CPUs=8 RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
+  mv "$CONF_DIR/.slurm.conf.new" "$CONF_DIR/slurm.conf"
   cat > "$CONF_DIR/slurmdbd.conf" <<CONF
 $MARKER
 AuthType=auth/munge

@@ -26,17 +26,22 @@ def compose_config() -> Callable[..., DictConfig]:
     return _compose
 
 
+def cli_invocation(tmp_path: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of `python -m ttlaunch.launch ARGS` with sweeps under tmp_path/work."""
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    # Hydra's argparse wants every override in one run: flags, overrides, then --multirun.
+    flags = [arg for arg in args if arg != "--multirun"]
+    multirun = ["--multirun"] if "--multirun" in args else []
+    return [sys.executable, "-m", "ttlaunch.launch", *flags, f"paths.work_root={tmp_path / 'work'}", *multirun], env
+
+
 @pytest.fixture
 def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run `python -m ttlaunch.launch ARGS` with sweeps under tmp_path/work."""
 
     def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-        env.pop("HYDRA_FULL_ERROR", None)
-        # Hydra's argparse wants every override in one run: flags, overrides, then --multirun.
-        flags = [arg for arg in args if arg != "--multirun"]
-        multirun = ["--multirun"] if "--multirun" in args else []
-        command = [sys.executable, "-m", "ttlaunch.launch", *flags, f"paths.work_root={tmp_path / 'work'}", *multirun]
+        command, env = cli_invocation(tmp_path, *args)
         return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
 
     return _run

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,13 @@ def start_command(argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Pop
     log.info("running: %s", " ".join(argv))
     # `tune` and `python` are those of the job's interpreter, even without an activated venv.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    return subprocess.Popen(list(argv), env={**os.environ, "PATH": path, **env})
+    return subprocess.Popen(list(argv), env={**os.environ, "PATH": path, **env}, preexec_fn=_ignore_time_limit_warning)
+
+
+def _ignore_time_limit_warning() -> None:
+    """In the command, before it starts: SLURM's time-limit warning (USR2, sent to every
+    process of the job) is for the wrapper to act on; by default it would kill the command."""
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
 
 def stop_command(process: subprocess.Popen[bytes]) -> None:
@@ -61,6 +68,22 @@ def run_command(argv: Sequence[str], env: Mapping[str, str], run_name: str) -> N
     finish_command(start_command(argv, env), run_name)
 
 
+def run_to_the_time_limit() -> None:
+    """requeue=off: let the job run on when SLURM warns of its time limit.
+
+    submitit answers the warning signal of a job it cannot requeue by failing it at once:
+    the last minutes of training would be lost and the job recorded FAILED. Without requeue,
+    the payload runs until SLURM stops it, and SLURM records TIMEOUT.
+    """
+    if "SLURM_JOB_ID" not in os.environ:
+        return
+
+    def keep_running(signum: int, frame: object) -> None:
+        log.warning("time limit near (signal %s); requeue is off: running on until SLURM stops the job", signum)
+
+    signal.signal(signal.SIGUSR2, keep_running)
+
+
 def run_task(cfg: DictConfig) -> None:
     """The Hydra task function: one run of the experiment, in its own job dir."""
     hydra_cfg = HydraConfig.get()
@@ -69,6 +92,8 @@ def run_task(cfg: DictConfig) -> None:
     job_dir = Path(hydra_cfg.runtime.output_dir)
     command = build_payload(inputs.experiment, run, inputs.payload, job_dir, inputs.payload_source)
     command.output_dir.mkdir(parents=True, exist_ok=True)
+    if not inputs.requeue.enabled:
+        run_to_the_time_limit()
     stagger = instantiate(hydra_cfg.launcher.stagger)
     with gpu_sampler(job_dir):
         payload = None
