@@ -4,6 +4,7 @@ terminal, plain text otherwise (logs, `python -m ttlaunch.status` piped)."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -84,4 +85,22 @@ def live_view(state: SweepState, mode: str) -> Iterator[Any]:
     from rich.live import Live
 
     with Live(render_rich(state), auto_refresh=False, transient=False) as live:
-        yield _Live(state, live)
+        # Live catches print()s (it replaces sys.stdout/err) so they appear above the table;
+        # logging handlers hold the streams they were given, and would write into it.
+        moved = _point_log_handlers(sys.stdout, sys.stderr)
+        try:
+            yield _Live(state, live)
+        finally:
+            for handler, stream in moved:
+                handler.setStream(stream)
+
+
+def _point_log_handlers(stdout: Any, stderr: Any) -> list[tuple[logging.StreamHandler, Any]]:
+    """Point the terminal log handlers at Live's stand-ins; what each wrote to before."""
+    moved = []
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if type(handler) is logging.StreamHandler and handler.stream in (sys.__stdout__, sys.__stderr__):
+                replacement = stdout if handler.stream is sys.__stdout__ else stderr
+                moved.append((handler, handler.setStream(replacement)))
+    return moved

@@ -108,8 +108,9 @@ class Monitor:
             self.poller.notices.clear()
         else:
             observed = {name: local_observation(record, self.local_jobs.get(name)) for name, record in active.items()}
-        for name, observation in observed.items():
-            self._update(name, observation)
+        changed = [name for name, observation in observed.items() if self._update(name, observation)]
+        if changed:  # one write per poll, however many jobs changed
+            self.ledger.save()
         return len(self.active())
 
     def run(self) -> None:
@@ -254,13 +255,14 @@ class Monitor:
             self.events.write("POLL_FAILED", "Alert: repeated failures", ("Alert", message))
             log.error(message)
 
-    def _update(self, name: str, observation: Any) -> None:
+    def _update(self, name: str, observation: Any) -> bool:
+        """Record a change of state (the caller saves); whether there was one."""
         from ttlaunch.report import epoch_dirs
 
         record = self.jobs[name]
         previous, current = JobState(record.status), observation.state
         if current is previous or current is JobState.UNKNOWN:
-            return
+            return False
         record.status = current.value
         fields: list[tuple[str, object]] = [("Previous", previous.value), ("Current", current.value), ("Job ID", record.job_id)]
         if current is JobState.RUNNING or (current.terminal and record.started is None):
@@ -285,9 +287,9 @@ class Monitor:
                 fields.append(("Log", record.stderr))
         self.events.write("STATE_CHANGE", name, *fields)
         log.info("%s: %s -> %s", name, previous.value, current.value)
-        self.ledger.save()
         if self.poller is not None and self.poller.accounting and current in _METRICS_STATES:
             self.pending_metrics.append((self._clock(), 1, name))
+        return True
 
 
 def _seconds_between(start: str | None, end: str) -> float:

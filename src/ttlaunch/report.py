@@ -74,7 +74,8 @@ def render_summary(state: SweepState, checks: dict[str, CheckpointCheck], log_pa
     if flagged:
         lines.append(f"- Completed without a usable checkpoint: {', '.join(flagged)}: check their output dirs.")
     lines += [
-        "- Launching the same command again submits only runs not yet completed.",
+        "- Launching the same command again submits only runs never submitted; add `resubmit_failed=true` "
+        "to submit the failed ones again.",
         "- Evaluation and analysis: see the experiment's own plan (experiment_summary.md).",
         f"- The full history is in `{log_path}`.",
         "",

@@ -1,0 +1,143 @@
+"""The monitor's cost per poll, on recorded squeue/sacct output, measured side by side.
+
+For N = 10, 100 and 1000 jobs of one sweep (in a queue that also holds 200 jobs of other
+sweeps): the scheduler commands one poll runs, the CPU time of a steady poll (nothing
+changed: the common case) and of a poll in which every job changed, and, each N in a fresh
+process, the monitor's peak memory (max RSS) after 20 polls. Scheduler commands answer
+from recorded text through ttlaunch.slurm.run, the one place that runs them, so only the
+monitor's own work is measured. Prints:
+
+  * squeue calls per poll at N = 10, 100, 1000       must be 1
+  * CPU per steady poll at N = 1000                  target <= 20 ms
+  * peak memory at N = 1000 / at N = 10              target <= 1.5x
+
+    .venv/bin/python benchmarks/polling.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SIZES = (10, 100, 1000)
+OTHER_JOBS = 200
+FIRST_ID = 100000
+
+
+def recorded_output(jobs: int) -> tuple[str, str]:
+    """squeue and sacct text for a sweep of `jobs` jobs: 40% running, 40% pending, 20% ended
+    (and so only in sacct); the queue also holds other sweeps' jobs."""
+    squeue_lines, sacct_lines = [], []
+    for offset in range(jobs):
+        job_id, name = FIRST_ID + offset, f"rank{offset}_lr1e-5"
+        if offset % 5 < 2:
+            squeue_lines.append(f"{job_id}|RUNNING|{name}")
+        elif offset % 5 < 4:
+            squeue_lines.append(f"{job_id}|PENDING|{name}")
+        else:
+            sacct_lines.append(
+                f"{job_id}|{name}|COMPLETED|0:0|2026-11-23T10:00:00|2026-11-23T10:01:00|2026-11-23T10:09:02|00:08:02"
+            )
+    squeue_lines += [f"{FIRST_ID * 2 + n}|RUNNING|other{n}" for n in range(OTHER_JOBS)]
+    return "\n".join(squeue_lines) + "\n", "\n".join(sacct_lines) + "\n"
+
+
+def sweep_monitor(directory: Path, jobs: int):
+    from ttlaunch.ledger import Ledger
+    from ttlaunch.monitor import Monitor, MonitorSettings
+    from ttlaunch.state import JobRecord
+
+    ledger = Ledger.open(directory, "bench")
+    ledger.state.executor = "slurm"
+    for offset in range(jobs):
+        name = f"rank{offset}_lr1e-5"
+        ledger.state.jobs[name] = JobRecord(run=name, job_id=str(FIRST_ID + offset), job_dir=str(directory / name))
+    ledger.save()
+    return Monitor(ledger, MonitorSettings(poll_interval_s=60, live="off"))
+
+
+def answer_from(squeue_text: str, sacct_text: str, calls: list[str]):
+    from ttlaunch import slurm
+
+    def run(argv, timeout=slurm.COMMAND_TIMEOUT_S):
+        calls.append(argv[0])
+        return squeue_text if argv[0] == "squeue" else sacct_text
+
+    return run
+
+
+def measure(jobs: int) -> dict[str, float]:
+    """Calls per poll and CPU per poll for one N, in this process."""
+    from ttlaunch import slurm
+
+    calls: list[str] = []
+    slurm.run = answer_from(*recorded_output(jobs), calls)
+    with tempfile.TemporaryDirectory() as directory:
+        monitor = sweep_monitor(Path(directory), jobs)
+        began = time.process_time()
+        monitor.poll()  # every job changes: PENDING -> RUNNING / COMPLETED, one jobs.json write
+        changing_ms = (time.process_time() - began) * 1000
+        first_calls = list(calls)
+        monitor.pending_metrics.clear()  # metrics are a separate, per-job step
+        steady = []
+        for _ in range(20):
+            began = time.process_time()
+            monitor.poll()
+            steady.append((time.process_time() - began) * 1000)
+    return {
+        "squeue_per_poll": first_calls.count("squeue"),
+        "sacct_per_poll": first_calls.count("sacct"),
+        "changing_ms": changing_ms,
+        "steady_ms": statistics.median(steady),
+    }
+
+
+def peak_memory(jobs: int) -> dict[str, float]:
+    """In this (fresh) process: 20 polls of N jobs, then the max RSS in MiB."""
+    from ttlaunch import slurm
+
+    slurm.run = answer_from(*recorded_output(jobs), [])
+    with tempfile.TemporaryDirectory() as directory:
+        monitor = sweep_monitor(Path(directory), jobs)
+        for _ in range(20):
+            monitor.poll()
+    return {"max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--memory-of", type=int, help=argparse.SUPPRESS)  # a child measuring one N
+    args = parser.parse_args()
+    if args.memory_of:
+        print(json.dumps(peak_memory(args.memory_of)))
+        return
+    print(f"{'N':>6} {'squeue/poll':>12} {'sacct/poll':>11} {'CPU steady poll':>16} {'CPU all-change poll':>20} {'max RSS':>9}")
+    results = {}
+    for jobs in SIZES:
+        result = measure(jobs)
+        child = subprocess.run(
+            [sys.executable, __file__, "--memory-of", str(jobs)], capture_output=True, text=True, check=True
+        )
+        result.update(json.loads(child.stdout))
+        results[jobs] = result
+        print(
+            f"{jobs:>6} {result['squeue_per_poll']:>12} {result['sacct_per_poll']:>11} {result['steady_ms']:>13.2f} ms"
+            f" {result['changing_ms']:>17.2f} ms {result['max_rss_mib']:>5.1f} MiB"
+        )
+    largest, smallest = results[SIZES[-1]], results[SIZES[0]]
+    print()
+    print(f"squeue calls per poll at N = {', '.join(map(str, SIZES))}: "
+          f"{', '.join(str(results[n]['squeue_per_poll']) for n in SIZES)}  (must be 1)")
+    print(f"CPU per steady poll at N = 1000: {largest['steady_ms']:.2f} ms  (target <= 20 ms)")
+    print(f"peak memory N = 1000 / N = 10: {largest['max_rss_mib'] / smallest['max_rss_mib']:.3f}x  (target <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
