@@ -38,14 +38,14 @@ def recorded_output(jobs: int) -> tuple[str, str]:
     for offset in range(jobs):
         job_id, name = FIRST_ID + offset, f"rank{offset}_lr1e-5"
         if offset % 5 < 2:
-            squeue_lines.append(f"{job_id}|RUNNING|{name}")
+            squeue_lines.append(f"{job_id}|RUNNING|0|{name}")
         elif offset % 5 < 4:
-            squeue_lines.append(f"{job_id}|PENDING|{name}")
+            squeue_lines.append(f"{job_id}|PENDING|0|{name}")
         else:
             sacct_lines.append(
                 f"{job_id}|{name}|COMPLETED|0:0|2026-11-23T10:00:00|2026-11-23T10:01:00|2026-11-23T10:09:02|00:08:02"
             )
-    squeue_lines += [f"{FIRST_ID * 2 + n}|RUNNING|other{n}" for n in range(OTHER_JOBS)]
+    squeue_lines += [f"{FIRST_ID * 2 + n}|RUNNING|0|other{n}" for n in range(OTHER_JOBS)]
     return "\n".join(squeue_lines) + "\n", "\n".join(sacct_lines) + "\n"
 
 

@@ -54,6 +54,21 @@ def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
     for run in FINE_TUNED:
         assert f"- {run}: `{sweep / run / 'outputs' / 'epoch_1'}/`" in summary
 
+    # Launched again with the run's record lost to a failure: the new job finds the final
+    # epoch saved and trains nothing (torchtune would silently redo and overwrite it).
+    run = FINE_TUNED[0]
+    final = sweep / run / "outputs" / "epoch_1" / "adapter_model.pt"
+    saved_at = final.stat().st_mtime_ns
+    state["jobs"][run]["status"] = "FAILED"
+    (sweep / "jobs.json").write_text(json.dumps(state))
+    again = run_cli("experiment=demo", "resubmit_failed=true", timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    job = json.loads((sweep / "jobs.json").read_text())["jobs"][run]
+    assert job["status"] == "COMPLETED" and job["previous_job_ids"] == [state["jobs"][run]["job_id"]]
+    assert final.stat().st_mtime_ns == saved_at, "the finished run was trained again"
+    assert "nothing to train" in Path(job["stdout"]).read_text()
+    assert "1 jobs ready to submit (1 already completed" in (sweep / "run-torchtune.log").read_text()
+
 
 def test_a_scaffolded_experiment_trains_in_place_from_its_own_run_configs(run_cli, tmp_path: Path):
     from ttlaunch.demo_assets import build

@@ -112,3 +112,34 @@ def test_without_accounting_the_completion_log_answers_and_the_user_is_told_once
     assert log.count("accounting is disabled") == 1
     assert ["sacct", "-X"] in calls[:3] and calls.count(["sacct", "-X"]) == 1, "plain sacct is not asked again"
     assert monitor.pending_metrics == [], "no seff without accounting"
+
+
+def test_a_requeue_is_recorded_with_its_attempt_and_reason_and_the_job_is_not_finished(tmp_path: Path, monkeypatch):
+    from ttlaunch import slurm
+    from ttlaunch.requeueing import record_requeue
+
+    answers = {"squeue": "42|PENDING|1|rank8_lr1e-5\n"}
+    monkeypatch.setattr(slurm, "run", lambda argv, timeout=60: answers[argv[0]])
+    job_dir = tmp_path / "rank8_lr1e-5"
+    job_dir.mkdir()
+    ledger = _slurm_ledger(tmp_path, status="RUNNING", job_dir=str(job_dir))
+    record_requeue(job_dir, 1, "timeout")  # what the job wrote before requeueing itself
+    monitor = Monitor(ledger, MonitorSettings(poll_interval_s=1))
+    assert monitor.poll() == 1
+    record = ledger.state.jobs["rank8_lr1e-5"]
+    assert (record.status, record.attempt) == ("PENDING", 2)
+    assert [(entry["attempt"], entry["reason"]) for entry in record.requeues] == [(1, "timeout")]
+    log = (tmp_path / "run-torchtune.log").read_text()
+    assert "Previous: RUNNING\nCurrent: REQUEUED\nJob ID: 42\nAttempt: 2 (attempt 1 ended: timeout)" in log
+    assert "Previous: REQUEUED\nCurrent: PENDING" in log
+
+    # Requeued again from outside (scontrol requeue, a node failure): accounting says why.
+    answers["squeue"] = "42|RUNNING|2|rank8_lr1e-5\n"
+    answers["sacct"] = (
+        "42|rank8_lr1e-5|REQUEUED|0:0|2026-11-23T01:00:00|2026-11-23T01:00:01|2026-11-23T01:00:09|00:00:08\n"
+        "42|rank8_lr1e-5|NODE_FAIL|0:0|2026-11-23T01:00:00|2026-11-23T01:00:21|2026-11-23T01:00:30|00:00:09\n"
+        "42|rank8_lr1e-5|RUNNING|0:0|2026-11-23T01:00:00|2026-11-23T01:00:41|Unknown|00:00:02\n"
+    )
+    monitor.poll()
+    assert (record.status, record.attempt, record.requeues[-1]["reason"]) == ("RUNNING", 3, "node failure")
+    assert Ledger.existing(tmp_path).state.jobs["rank8_lr1e-5"].attempt == 3, "in jobs.json"

@@ -211,3 +211,19 @@ def test_without_accounting_the_monitor_says_so_once_and_still_sees_jobs_end(run
     log = (sweep_of(tmp_path, "probe") / "run-torchtune.log").read_text()
     assert log.count("SLURM accounting is disabled on this cluster") == 1
     assert "COMPUTE_METRICS" not in log
+
+
+def test_with_the_monitor_switched_off_the_launch_submits_records_and_returns(run_cli, tmp_path: Path):
+    result = run_cli(*stamp4(3, "hydra.launcher.stagger.seconds=0", "~hydra.callbacks.monitor"), timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = sweep_of(tmp_path)
+    jobs = jobs_of(sweep)
+    assert len(jobs) == 4 and all(job["job_id"] for job in jobs.values())
+    log = (sweep / "run-torchtune.log").read_text()
+    assert "ALL_SUBMITTED" in log and "STATUS_CHECK" not in log and "ALL_COMPLETE" not in log
+    follow = subprocess.run(
+        [sys.executable, "-m", "ttlaunch.status", str(sweep), "--follow", "--poll-interval", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert follow.returncode == 0, follow.stderr[-3000:]
+    assert "Summary: 4 jobs finished - 4 COMPLETED, 0 FAILED" in last_entry((sweep / "run-torchtune.log").read_text())

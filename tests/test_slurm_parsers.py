@@ -6,9 +6,10 @@ from ttlaunch.slurm import SchedulerCommandError, parse_sacct, parse_squeue, run
 from ttlaunch.states import JobState, parse_state
 
 SQUEUE = """\
-5|RUNNING|long_name_run
-6|PENDING|rank8_lr1e-5
-7|COMPLETING|rank16_lr1e-5
+5|RUNNING|0|long_name_run
+6|PENDING|1|rank8_lr1e-5
+7|COMPLETING|0|rank16_lr1e-5
+8|RUNNING|0|a|name|with|bars
 """
 
 SACCT = """\
@@ -25,9 +26,10 @@ SACCT = """\
 def test_parse_squeue_maps_states_through_the_table():
     entries = parse_squeue(SQUEUE)
     assert {job_id: entry.state for job_id, entry in entries.items()} == {
-        "5": JobState.RUNNING, "6": JobState.PENDING, "7": JobState.RUNNING,
+        "5": JobState.RUNNING, "6": JobState.PENDING, "7": JobState.RUNNING, "8": JobState.RUNNING,
     }
-    assert entries["6"].name == "rank8_lr1e-5"
+    assert (entries["6"].name, entries["6"].restarts) == ("rank8_lr1e-5", 1)
+    assert entries["8"].name == "a|name|with|bars"
     assert parse_squeue("") == {}
 
 
@@ -62,3 +64,19 @@ def test_a_failing_command_names_command_code_and_output():
 def test_a_missing_command_is_an_error_not_a_crash():
     with pytest.raises(SchedulerCommandError, match="No such file"):
         run(["squeue-not-installed-here"])
+
+
+# `sacct -D` of a job requeued once by `scontrol requeue`, running again (test cluster).
+HISTORY = """\
+361|wrap|REQUEUED|0:0|2026-11-23T01:08:35|2026-11-23T01:08:37|2026-11-23T01:08:39|00:00:02
+361.batch|batch|CANCELLED|0:15|2026-11-23T01:08:37|2026-11-23T01:08:37|2026-11-23T01:08:39|00:00:02
+361|wrap|RUNNING|0:0|2026-11-23T01:08:35|2026-11-23T01:08:51|Unknown|00:00:04
+"""
+
+
+def test_every_run_of_a_requeued_job_is_kept_in_order():
+    from ttlaunch.slurm import parse_sacct_rows
+
+    rows = parse_sacct_rows(HISTORY)
+    assert [(row.job_id, row.state) for row in rows] == [("361", JobState.REQUEUED), ("361", JobState.RUNNING)]
+    assert parse_sacct(HISTORY)["361"].state is JobState.RUNNING, "by job id, the latest run"

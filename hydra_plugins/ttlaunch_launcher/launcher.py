@@ -1,6 +1,7 @@
 """ttlaunch's Hydra launcher: thin; the work is in ttlaunch.launching and ttlaunch.monitor
 (imported lazily)."""
 
+import sys
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
@@ -49,7 +50,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         from ttlaunch.composed import read_inputs
         from ttlaunch.launching import Submitter, job_return
         from ttlaunch.ledger import Ledger
-        from ttlaunch.monitor import find_monitor
+        from ttlaunch.monitor import find_monitor, reattach_hint
 
         assert self.config is not None and self.hydra_context is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -65,6 +66,11 @@ class TTLaunchLauncher(BaseSubmititLauncher):
             names = submitter.submit_all(self, job_overrides, initial_job_idx, self.stagger, self.max_submitted, monitor)
             if callback is not None:
                 callback.watch(monitor)
+            else:
+                print(
+                    f"ttlaunch: submitted; monitoring is switched off. Follow with `{reattach_hint(sweep_dir)}`",
+                    file=sys.stderr, flush=True,
+                )
         except KeyboardInterrupt:
             if monitor is not None and self.executor == "local":
                 monitor.stop_local_jobs()

@@ -1,5 +1,5 @@
-"""What runs inside a job: find the run, build its payload, run it (GPUs sampled meanwhile),
-fail when it fails."""
+"""What runs inside a job: find the run, decide from disk where this attempt starts, run
+the payload (GPUs sampled meanwhile; SLURM's end warning handled), fail when it fails."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -18,12 +19,16 @@ from omegaconf import DictConfig
 from ttlaunch.composed import read_inputs
 from ttlaunch.errors import PayloadFailed
 from ttlaunch.gpu_metrics import gpu_sampler
-from ttlaunch.payload import build_payload
+from ttlaunch.payload import PayloadCommand, build_payload
+from ttlaunch.requeueing import EndWarning, RequeuePolicy, current_attempt
+from ttlaunch.resume import ResumeAction, decide_torchtune
 
 log = logging.getLogger(__name__)
 
 # How long the payload gets to exit after SIGTERM before it is killed.
 TERMINATE_GRACE_S = 30.0
+# How often a job that watches for SLURM's end warning looks up from waiting for its payload.
+WAIT_TICK_S = 1.0
 
 
 def start_command(argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
@@ -40,23 +45,34 @@ def _ignore_time_limit_warning() -> None:
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
 
-def stop_command(process: subprocess.Popen[bytes]) -> None:
+def stop_command(process: subprocess.Popen[bytes], grace_s: float = TERMINATE_GRACE_S) -> None:
     """SIGTERM, a grace period to exit, then SIGKILL."""
+    if process.poll() is not None:
+        return
     process.terminate()
     try:
-        process.wait(timeout=TERMINATE_GRACE_S)
+        process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
 
 
-def finish_command(process: subprocess.Popen[bytes], run_name: str) -> None:
+def finish_command(
+    process: subprocess.Popen[bytes], run_name: str, between_waits: Callable[[], None] | None = None
+) -> None:
     """Wait for a started command; raise PayloadFailed on a non-zero exit.
 
-    If the job itself is interrupted, the command is stopped too: no orphan keeps training.
+    `between_waits`, if given, runs every WAIT_TICK_S while the command runs. If the job
+    itself is interrupted, the command is stopped too: no orphan keeps training.
     """
     try:
-        code = process.wait()
+        while True:
+            try:
+                code = process.wait(timeout=WAIT_TICK_S if between_waits else None)
+                break
+            except subprocess.TimeoutExpired:
+                assert between_waits is not None
+                between_waits()
     except BaseException:
         stop_command(process)
         raise
@@ -75,35 +91,83 @@ def run_to_the_time_limit() -> None:
     the last minutes of training would be lost and the job recorded FAILED. Without requeue,
     the payload runs until SLURM stops it, and SLURM records TIMEOUT.
     """
-    if "SLURM_JOB_ID" not in os.environ:
-        return
-
     def keep_running(signum: int, frame: object) -> None:
         log.warning("time limit near (signal %s); requeue is off: running on until SLURM stops the job", signum)
 
     signal.signal(signal.SIGUSR2, keep_running)
 
 
+def prepare_attempt(command: PayloadCommand, kind: str, attempt: int) -> PayloadCommand | None:
+    """This attempt's command, from what earlier attempts left on disk; None when the run
+    has nothing left to train.
+
+    torchtune resumes from its newest epoch checkpoint (ttlaunch.resume). Every payload
+    gets TTLAUNCH_ATTEMPT (1, 2, ... across requeues), TTLAUNCH_RESUME (1 when its output
+    dir holds an earlier attempt's work) and TTLAUNCH_OUTPUT_DIR (the same every attempt).
+    """
+    argv = command.argv
+    if kind == "torchtune":
+        decision = decide_torchtune(command.output_dir)
+        log.info("attempt %d: %s", attempt, decision.reason)
+        if decision.action is ResumeAction.FINISHED:
+            return None
+        resume = decision.action is ResumeAction.RESUME
+        if resume:
+            argv = (*argv, "resume_from_checkpoint=True")
+    else:
+        resume = any(command.output_dir.iterdir())
+    env = {**command.env, "TTLAUNCH_ATTEMPT": str(attempt), "TTLAUNCH_RESUME": "1" if resume else "0"}
+    return replace(command, argv=argv, env=env)
+
+
+def watch_for_end_warning(
+    payload: subprocess.Popen[bytes], job_dir: Path, attempt: int, policy: RequeuePolicy
+) -> EndWarning:
+    """requeue=on, on SLURM: while the payload runs, SLURM's warning stops it gracefully and
+    requeues the job (ttlaunch.requeueing); the caller runs `act()` between waits."""
+    from ttlaunch import slurm
+
+    handler = EndWarning(
+        job_dir, os.environ["SLURM_JOB_ID"], attempt, policy,
+        stop_payload=lambda grace_s: stop_command(payload, grace_s), requeue=slurm.requeue,
+    )
+    signal.signal(signal.SIGUSR2, handler)
+    return handler
+
+
 def run_task(cfg: DictConfig) -> None:
-    """The Hydra task function: one run of the experiment, in its own job dir."""
+    """The Hydra task function: one attempt of one run of the experiment, in its job dir."""
     hydra_cfg = HydraConfig.get()
     inputs = read_inputs(cfg, hydra_cfg)
     run = inputs.experiment.run(cfg.run_name)
     job_dir = Path(hydra_cfg.runtime.output_dir)
-    command = build_payload(inputs.experiment, run, inputs.payload, job_dir, inputs.payload_source)
-    command.output_dir.mkdir(parents=True, exist_ok=True)
-    if not inputs.requeue.enabled:
+    built = build_payload(inputs.experiment, run, inputs.payload, job_dir, inputs.payload_source)
+    built.output_dir.mkdir(parents=True, exist_ok=True)
+    attempt = current_attempt()
+    command = prepare_attempt(built, inputs.payload.kind, attempt)
+    if command is None:
+        log.info("%s: the final epoch is saved already; nothing to train (COMPLETED)", run.name)
+        return
+    on_slurm = "SLURM_JOB_ID" in os.environ
+    if on_slurm and not inputs.requeue.enabled:
         run_to_the_time_limit()
     stagger = instantiate(hydra_cfg.launcher.stagger)
     with gpu_sampler(job_dir):
-        payload = None
+        payload, end_warning = None, None
         try:
             with stagger.startup_window(Path(hydra_cfg.sweep.dir)):
                 for setup in command.setup:
                     run_command(setup, command.env, run.name)
                 payload = start_command(command.argv, command.env)
+            if on_slurm and inputs.requeue.enabled:
+                policy = RequeuePolicy(
+                    max_num_timeout=inputs.requeue.max_num_timeout, grace_s=inputs.requeue.grace_s,
+                    time_limit_s=60.0 * inputs.compute_for(run.name).timeout_min,
+                    signal_delay_s=float(hydra_cfg.launcher.signal_delay_s),
+                )
+                end_warning = watch_for_end_warning(payload, job_dir, attempt, policy)
         except BaseException:
             if payload is not None:  # interrupted during the start-up window: stop it too
                 stop_command(payload)
             raise
-        finish_command(payload, run.name)
+        finish_command(payload, run.name, end_warning.act if end_warning else None)

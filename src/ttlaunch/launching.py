@@ -38,6 +38,11 @@ class PrePickledJob:
     submitit pickles the callable and its arguments for every job; pickling the launcher
     (the whole composed config and Hydra's context) 50 times costs more than the sbatch
     calls. Here each job's own pickle holds the same bytes and its overrides only.
+
+    It is a submitit Checkpointable: when SLURM warns of preemption or the time limit
+    before the payload started, submitit requeues the same call (`checkpoint`); once the
+    payload runs, ttlaunch.requeueing handles the warning. Either way the next attempt
+    decides from disk where to resume.
     """
 
     def __init__(self, launcher: Any, singleton_state: Any) -> None:
@@ -50,6 +55,12 @@ class PrePickledJob:
 
         launcher, singleton_state = pickle.loads(self.blob)
         return launcher(overrides, job_dir_key, index, job_id, singleton_state)
+
+    def checkpoint(self, *args: Any) -> Any:
+        """The same call again, for submitit to requeue."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, *args)
 
 
 @dataclass

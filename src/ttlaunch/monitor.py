@@ -32,6 +32,13 @@ log = logging.getLogger(__name__)
 
 # After these states a job's compute metrics are collected (seed 002).
 _METRICS_STATES = {JobState.COMPLETED, JobState.FAILED, JobState.TIMEOUT}
+# Why a run of a job ended in a requeue, from accounting's state of that run.
+_REQUEUE_REASONS = {
+    JobState.NODE_FAIL: "node failure",
+    JobState.PREEMPTED: "preempted",
+    JobState.TIMEOUT: "timeout",
+    JobState.REQUEUED: "requeued by scontrol or the scheduler",
+}
 # How long an interrupted launch waits for its local jobs to stop.
 LOCAL_STOP_TIMEOUT_S = 60.0
 # Default poll intervals: SLURM is shared by everyone, local jobs are children of ours.
@@ -68,7 +75,7 @@ class Monitor:
         self.poller = SlurmPoller(getpass.getuser()) if self.slurm else None
         self.local_jobs: dict[str, Any] = {}  # submitit handles of the local jobs we started
         self.consecutive_failures = 0
-        self.pending_metrics: list[tuple[float, int, str]] = []  # (when, attempt, job name)
+        self.pending_metrics: list[tuple[float, int, str]] = []  # (when, 1st or 2nd try, job name)
         self.running_polls: dict[str, int] = {}
         self._sleep, self._clock = sleep, clock
         self._began = clock()
@@ -108,7 +115,11 @@ class Monitor:
             self.poller.notices.clear()
         else:
             observed = {name: local_observation(record, self.local_jobs.get(name)) for name, record in active.items()}
-        changed = [name for name, observation in observed.items() if self._update(name, observation)]
+        changed = False
+        for name, observation in observed.items():
+            requeued = self._note_requeues(name, observation)
+            updated = self._update(name, observation)
+            changed = changed or requeued or updated
         if changed:  # one write per poll, however many jobs changed
             self.ledger.save()
         return len(self.active())
@@ -217,7 +228,7 @@ class Monitor:
             return
         self.pending_metrics = [entry for entry in self.pending_metrics if entry[0] > now]
         have_seff = shutil.which("seff") is not None
-        for _, attempt, name in due:
+        for _, tried, name in due:
             record = self.jobs[name]
             job_id = str(record.job_id)
             try:
@@ -229,7 +240,7 @@ class Monitor:
             except slurm.SchedulerCommandError as err:
                 self.events.write("POLL_FAILED", f"Accounting for {name} failed", ("Error", str(err)))
                 from_sacct, limit_s, from_seff = None, None, None
-            if from_seff is None and attempt == 1 and have_seff:
+            if from_seff is None and tried == 1 and have_seff:
                 self.pending_metrics.append((now + self.settings.metrics_retry_s, 2, name))
                 continue
             result = from_seff or from_sacct
@@ -254,6 +265,40 @@ class Monitor:
             )
             self.events.write("POLL_FAILED", "Alert: repeated failures", ("Alert", message))
             log.error(message)
+
+    def _note_requeues(self, name: str, observation: Any) -> bool:
+        """A job SLURM restarted since the last poll: one STATE_CHANGE to REQUEUED per
+        requeue, with the attempt that begins and why the last one ended."""
+        record = self.jobs[name]
+        if observation.restarts is None or observation.restarts + 1 <= record.attempt:
+            return False
+        for attempt in range(record.attempt + 1, observation.restarts + 2):
+            reason = self._requeue_reason(record, attempt - 1)
+            record.requeues.append({"attempt": attempt - 1, "reason": reason, "at": timestamp()})
+            self.events.write(
+                "STATE_CHANGE", name, ("Previous", record.status), ("Current", JobState.REQUEUED.value),
+                ("Job ID", record.job_id), ("Attempt", f"{attempt} (attempt {attempt - 1} ended: {reason})"),
+            )
+            log.info("%s: requeued (%s); attempt %d", name, reason, attempt)
+            record.status, record.attempt = JobState.REQUEUED.value, attempt
+        return True
+
+    def _requeue_reason(self, record: JobRecord, ended_attempt: int) -> str:
+        """What the job wrote when it requeued itself; else what accounting says of that run."""
+        from ttlaunch import slurm
+        from ttlaunch.requeueing import read_requeues
+
+        if record.job_dir:
+            for entry in read_requeues(Path(record.job_dir)):
+                if entry.get("attempt") == ended_attempt:
+                    return str(entry["reason"])
+        try:
+            runs = slurm.run_history(str(record.job_id))
+        except slurm.SchedulerCommandError:
+            return "requeued"
+        if len(runs) >= ended_attempt:
+            return _REQUEUE_REASONS.get(runs[ended_attempt - 1].state, "requeued")
+        return "requeued"
 
     def _update(self, name: str, observation: Any) -> bool:
         """Record a change of state (the caller saves); whether there was one."""

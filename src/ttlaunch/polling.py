@@ -29,6 +29,7 @@ class Observation:
     completed: str | None = None
     elapsed_s: int | None = None
     exit_code: str | None = None
+    restarts: int | None = None  # requeues so far, while the job is in the queue
 
 
 def result_file(record: JobRecord) -> Path | None:
@@ -76,7 +77,7 @@ class SlurmPoller:
         for name, record in records.items():
             entry = queued.get(str(record.job_id))
             if entry is not None:
-                observed[name] = Observation(entry.state)
+                observed[name] = Observation(entry.state, restarts=entry.restarts)
             else:
                 gone[name] = str(record.job_id)
         accounted = self._accounting(list(gone.values()))

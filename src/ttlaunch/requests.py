@@ -117,6 +117,12 @@ def slurm_request(
     signal_delay_s: int,
     source: str,
 ) -> SlurmRequest:
+    if requeue.enabled and not 0 <= requeue.grace_s < signal_delay_s:
+        raise InputError(
+            "requeue", "grace_s",
+            f"{requeue.grace_s} s to save must be below hydra.launcher.signal_delay_s ({signal_delay_s} s), "
+            "the warning's lead time before the time limit",
+        )
     extra, notes = merge_additional_parameters(
         compute.additional_parameters, user.slurm.additional_parameters, source
     )

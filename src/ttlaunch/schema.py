@@ -47,8 +47,12 @@ class RequeueConfig:
     """`requeue=on|off`: whether a preempted or timed-out job goes back into the queue."""
 
     enabled: bool = False
-    # How many timeouts submitit may requeue a job for (0 disables requeue on timeout).
+    # How many timeouts a job is requeued for (0 disables requeue on timeout); preemptions
+    # are always requeued.
     max_num_timeout: int = 0
+    # Seconds the payload gets to save and exit after SIGTERM when its job is requeued
+    # (then SIGKILL); below hydra.launcher.signal_delay_s, the warning's lead time.
+    grace_s: int = 60
 
 
 @dataclass

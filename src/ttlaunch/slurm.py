@@ -1,4 +1,4 @@
-"""The one place that runs SLURM's commands (squeue, sacct, seff), and the pure parsers of
+"""The one place that runs SLURM's commands (squeue, sacct, seff, scontrol), and the pure parsers of
 their queue and accounting output beside it (compute metrics: ttlaunch.metrics).
 
 Every failure raises SchedulerCommandError naming the command, its exit code, stdout and
@@ -16,7 +16,8 @@ from typing import Iterable, Sequence
 from ttlaunch.states import JobState, parse_state
 
 COMMAND_TIMEOUT_S = 60.0
-SQUEUE_FORMAT = "%i|%T|%j"  # job id, long state, name
+# Job id, long state, restart count (requeues so far), name last (it may hold anything).
+SQUEUE_FIELDS = "JobID:|,State:|,RestartCnt:|,Name:"
 SACCT_FIELDS = ("JobID", "JobName", "State", "ExitCode", "Submit", "Start", "End", "Elapsed")
 
 
@@ -61,6 +62,7 @@ class QueueEntry:
     job_id: str
     state: JobState
     name: str
+    restarts: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,13 +79,15 @@ class AccountingEntry:
 
 
 def parse_squeue(text: str) -> dict[str, QueueEntry]:
-    """`squeue -h -o '%i|%T|%j'` output -> job id -> entry."""
+    """`squeue -h -O '<SQUEUE_FIELDS>'` output -> job id -> entry."""
     entries: dict[str, QueueEntry] = {}
     for line in text.splitlines():
         if not line.strip():
             continue
-        job_id, state, name = line.split("|", 2)
-        entries[job_id.strip()] = QueueEntry(job_id.strip(), parse_state(state), name)
+        job_id, state, restarts, name = line.split("|", 3)
+        job_id = job_id.strip()
+        count = restarts.strip()
+        entries[job_id] = QueueEntry(job_id, parse_state(state), name, int(count) if count.isdigit() else 0)
     return entries
 
 
@@ -91,33 +95,39 @@ def _time(value: str) -> str | None:
     return None if value in ("", "Unknown", "None") else value.replace("T", " ")
 
 
-def parse_sacct(text: str) -> dict[str, AccountingEntry]:
-    """`sacct -X -P -n --format=<SACCT_FIELDS>` output -> job id -> entry (steps skipped)."""
-    entries: dict[str, AccountingEntry] = {}
+def parse_sacct_rows(text: str) -> list[AccountingEntry]:
+    """`sacct -X -P -n --format=<SACCT_FIELDS>` output -> entries in order (steps skipped)."""
+    entries: list[AccountingEntry] = []
     for row in csv.reader(text.splitlines(), delimiter="|"):
         if len(row) != len(SACCT_FIELDS):
             continue
         fields = dict(zip(SACCT_FIELDS, row))
-        job_id = fields["JobID"]
-        if "." in job_id:  # a step (batch, extern, 0): the allocation's own line says it all
+        if "." in fields["JobID"]:  # a step (batch, extern, 0): the allocation's own line says it all
             continue
-        entries[job_id] = AccountingEntry(
-            job_id=job_id,
-            name=fields["JobName"],
-            state=parse_state(fields["State"]),
-            raw_state=fields["State"],
-            exit_code=fields["ExitCode"],
-            submit=_time(fields["Submit"]),
-            start=_time(fields["Start"]),
-            end=_time(fields["End"]),
-            elapsed=fields["Elapsed"],
+        entries.append(
+            AccountingEntry(
+                job_id=fields["JobID"],
+                name=fields["JobName"],
+                state=parse_state(fields["State"]),
+                raw_state=fields["State"],
+                exit_code=fields["ExitCode"],
+                submit=_time(fields["Submit"]),
+                start=_time(fields["Start"]),
+                end=_time(fields["End"]),
+                elapsed=fields["Elapsed"],
+            )
         )
     return entries
 
 
+def parse_sacct(text: str) -> dict[str, AccountingEntry]:
+    """The same, by job id (the latest row of a job wins)."""
+    return {entry.job_id: entry for entry in parse_sacct_rows(text)}
+
+
 def squeue(user: str) -> dict[str, QueueEntry]:
     """All of `user`'s queued and running jobs, in one call."""
-    return parse_squeue(run(["squeue", "-u", user, "-h", "-o", SQUEUE_FORMAT]))
+    return parse_squeue(run(["squeue", "-u", user, "-h", "-O", SQUEUE_FIELDS]))
 
 
 def sacct(job_ids: Iterable[str]) -> dict[str, AccountingEntry]:
@@ -134,6 +144,17 @@ def sacct_completed(job_ids: Iterable[str]) -> dict[str, AccountingEntry]:
     if not ids:
         return {}
     return parse_sacct(run(["sacct", "-c", "-X", "-P", "-n", "-j", ",".join(ids), f"--format={','.join(SACCT_FIELDS)}"]))
+
+
+def run_history(job_id: str) -> list[AccountingEntry]:
+    """Every run of one job, oldest first: a requeued job has one row per start (`sacct -D`)."""
+    text = run(["sacct", "-D", "-X", "-P", "-n", "-j", job_id, f"--format={','.join(SACCT_FIELDS)}"])
+    return [entry for entry in parse_sacct_rows(text) if entry.job_id == job_id]
+
+
+def requeue(job_id: str) -> None:
+    """Put a running job back into the queue (it restarts with the same id)."""
+    run(["scontrol", "requeue", job_id])
 
 
 def seff(job_id: str) -> str:

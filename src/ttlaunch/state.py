@@ -33,6 +33,8 @@ class JobRecord:
     time_limit_s: int | None = None
     # Jobs of earlier submissions of this run (resubmitted after failing), oldest first.
     previous_job_ids: list[str] = field(default_factory=list)
+    # Each requeue of the job: {"attempt": the attempt that ended, "reason", "at"}.
+    requeues: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
 

@@ -1,0 +1,147 @@
+"""Where an attempt starts (from disk), and what SLURM's end warning does in the job."""
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from ttlaunch.job import prepare_attempt
+from ttlaunch.payload import PayloadCommand
+from ttlaunch.requeueing import EndWarning, RequeuePolicy, current_attempt, read_requeues
+from ttlaunch.resume import ResumeAction, decide, decide_torchtune, saved_epochs
+
+
+@pytest.mark.parametrize(
+    ("epochs", "recipe_state", "action"),
+    [
+        ([], None, ResumeAction.FRESH),  # interrupted during epoch 0
+        ([0], (1, 2), ResumeAction.RESUME),  # epoch 0 of 2 saved
+        ([0, 1], (2, 3), ResumeAction.RESUME),
+        ([0, 1], (1, 2), ResumeAction.FINISHED),  # final epoch saved; the recipe state is stale
+        ([0], None, ResumeAction.FINISHED),  # epochs=1: the only epoch is the final one
+        ([0, 1, 2], (2, 3), ResumeAction.FINISHED),
+    ],
+)
+def test_the_decision_follows_torchtunes_checkpoints(epochs, recipe_state, action):
+    assert decide(epochs, recipe_state).action is action
+
+
+def torchtune_output(tmp_path: Path, epochs: list[int], recipe_state: tuple[int, int] | None) -> Path:
+    import torch
+
+    output = tmp_path / "outputs"
+    for epoch in epochs:
+        (output / f"epoch_{epoch}").mkdir(parents=True)
+        (output / f"epoch_{epoch}" / "adapter_model.pt").write_bytes(b"weights")
+    (output / "epoch_9").mkdir(parents=True)  # an epoch whose save was cut short: ignored
+    if recipe_state is not None:
+        (output / "recipe_state").mkdir()
+        epochs_run, total = recipe_state
+        torch.save({"epochs_run": epochs_run, "total_epochs": total, "optimizer": {}}, output / "recipe_state" / "recipe_state.pt")
+    return output
+
+
+def test_recipe_state_on_disk_is_read(tmp_path: Path):
+    output = torchtune_output(tmp_path, [0], (1, 2))
+    assert saved_epochs(output) == [0]
+    decision = decide_torchtune(output)
+    assert (decision.action, decision.newest_epoch) == (ResumeAction.RESUME, 0)
+    assert "resuming at epoch 1 of 2" in decision.reason
+
+
+def command(output: Path, argv=("tune", "run", "lora", "--config", "c.yaml")) -> PayloadCommand:
+    output.mkdir(parents=True, exist_ok=True)
+    return PayloadCommand(argv=tuple(argv), env={"A": "1"}, output_dir=output)
+
+
+def test_torchtune_resumes_with_its_flag_and_a_finished_run_is_not_trained_again(tmp_path: Path):
+    resumed = prepare_attempt(command(torchtune_output(tmp_path / "r", [0], (1, 2))), "torchtune", attempt=2)
+    assert resumed is not None and resumed.argv[-1] == "resume_from_checkpoint=True"
+    assert resumed.env == {"A": "1", "TTLAUNCH_ATTEMPT": "2", "TTLAUNCH_RESUME": "1"}
+    assert prepare_attempt(command(torchtune_output(tmp_path / "f", [0, 1], (1, 2))), "torchtune", attempt=1) is None
+    fresh = prepare_attempt(command(tmp_path / "new" / "outputs"), "torchtune", attempt=1)
+    assert fresh is not None and "resume_from_checkpoint=True" not in fresh.argv and fresh.env["TTLAUNCH_RESUME"] == "0"
+
+
+def test_other_payloads_are_told_the_attempt_and_whether_earlier_work_is_there(tmp_path: Path):
+    output = tmp_path / "outputs"
+    first = prepare_attempt(command(output, ("train.sh",)), "command", attempt=1)
+    assert first is not None and first.env["TTLAUNCH_RESUME"] == "0" and first.argv == ("train.sh",)
+    (output / "step_100.ckpt").write_text("")
+    later = prepare_attempt(command(output, ("train.sh",)), "command", attempt=3)
+    assert later is not None and (later.env["TTLAUNCH_ATTEMPT"], later.env["TTLAUNCH_RESUME"]) == ("3", "1")
+
+
+def test_the_attempt_counts_slurms_restarts():
+    assert current_attempt({}) == 1
+    assert current_attempt({"SLURM_RESTART_COUNT": "2"}) == 3
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def warning(tmp_path: Path, max_num_timeout: int, clock: Clock, actions: list) -> EndWarning:
+    policy = RequeuePolicy(max_num_timeout=max_num_timeout, grace_s=30, time_limit_s=3600, signal_delay_s=120)
+    return EndWarning(
+        tmp_path, "42", 1, policy, stop_payload=lambda grace: actions.append(("stop", grace)),
+        requeue=lambda job_id: actions.append(("requeue", job_id)), clock=clock,
+    )
+
+
+def test_an_early_warning_is_a_preemption_the_payload_saves_and_the_job_is_requeued(tmp_path: Path):
+    clock, actions = Clock(), []
+    handler = warning(tmp_path, max_num_timeout=0, clock=clock, actions=actions)
+    clock.now = 600  # ten minutes into a one-hour job
+    handler(signal.SIGUSR2, None)
+    assert actions == [], "the signal handler only decides"
+    with pytest.raises(SystemExit, match="requeued \\(preempted\\)"):
+        handler.act()
+    assert actions == [("stop", 30), ("requeue", "42")], "the payload stops before the job is requeued"
+    assert [(entry["attempt"], entry["reason"]) for entry in read_requeues(tmp_path)] == [(1, "preempted")]
+
+
+def test_timeouts_are_requeued_up_to_max_num_timeout_then_the_job_runs_on(tmp_path: Path):
+    clock, actions = Clock(), []
+    handler = warning(tmp_path, max_num_timeout=1, clock=clock, actions=actions)
+    clock.now = 3600 - 120
+    handler(signal.SIGUSR2, None)
+    with pytest.raises(SystemExit, match="requeued \\(timeout\\)"):
+        handler.act()
+    actions.clear()
+    handler.requested = None  # as in the next attempt's handler
+    handler(signal.SIGUSR2, None)  # the second timeout: no more requeues
+    handler.act()
+    assert actions == [], "nothing stopped, nothing requeued"
+    assert [entry["reason"] for entry in json.loads((tmp_path / "requeues.json").read_text())] == ["timeout"]
+
+
+def test_a_real_warning_stops_a_real_payload_and_requeues_without_deadlock(tmp_path: Path):
+    import os
+    import subprocess
+    import threading
+    import time
+
+    from ttlaunch.job import finish_command, stop_command
+
+    payload = subprocess.Popen(["sleep", "60"])
+    requeued = []
+    policy = RequeuePolicy(max_num_timeout=0, grace_s=5, time_limit_s=3600, signal_delay_s=120)
+    handler = EndWarning(
+        tmp_path, "42", 1, policy, stop_payload=lambda grace_s: stop_command(payload, grace_s), requeue=requeued.append
+    )
+    previous = signal.signal(signal.SIGUSR2, handler)
+    try:
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGUSR2)).start()
+        began = time.monotonic()
+        with pytest.raises(SystemExit):
+            finish_command(payload, "r1", handler.act)
+        assert time.monotonic() - began < 5
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert payload.returncode == -signal.SIGTERM and requeued == ["42"]
