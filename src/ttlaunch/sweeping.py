@@ -124,8 +124,7 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
         if launcher.executor == "slurm":
             _adopt_unrecorded(ledger, jobs)
         # What happened while nobody watched: one poll of the jobs earlier launches left running.
-        if callback is not None:
-            callback.monitor_for(ledger).poll()
+        _reconciling_monitor(callback, ledger).poll()
         ledger.save()
         selection = select_jobs(jobs, ledger.state.jobs, bool(config.resubmit_failed))
         ledger.events.write(
@@ -161,6 +160,15 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
     if failed:
         raise SweepFailed(failed, len(watched), str(sweep_dir / EVENT_LOG_NAME))
     return []
+
+
+def _reconciling_monitor(callback: Any, ledger: Ledger) -> Any:
+    """The configured monitor, or (monitoring switched off) a default one for this one poll."""
+    from ttlaunch.monitor import Monitor, MonitorSettings, default_poll_interval
+
+    if callback is not None:
+        return callback.monitor_for(ledger)
+    return Monitor(ledger, MonitorSettings(poll_interval_s=default_poll_interval(ledger.state.executor), live="off"))
 
 
 def _check_monitoring(launcher: Any, callback: Any) -> None:
