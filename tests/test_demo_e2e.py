@@ -124,3 +124,17 @@ def test_demo_sweep_through_the_test_cluster(run_cli, tmp_path: Path):
         assert state["jobs"][run]["status"] == "COMPLETED"
         assert (sweep / run / "outputs" / "epoch_1" / "adapter_model.pt").is_file()
         assert list((sweep / run / "submitit").glob("*_submission.sh")), "the sbatch script is kept beside the logs"
+
+
+def test_the_cooldown_example_trains_a_follow_up_from_the_saved_epoch(run_cli, tmp_path: Path):
+    configs = str(Path(__file__).parent / "configs")
+    result = run_cli("--config-dir", configs, "experiment=resume1", "monitoring=cooldown_single", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "resume1"
+    jobs = json.loads((sweep / "jobs.json").read_text())["jobs"]
+    assert {name: job["status"] for name, job in jobs.items()} == {"r1": "COMPLETED", "r1_cooldown_1": "COMPLETED"}
+    cooldown_config = (sweep / "r1_cooldown_1" / "outputs" / "torchtune_config.yaml").read_text()
+    assert f"checkpoint_dir: {sweep / 'r1' / 'outputs' / 'epoch_1'}" in cooldown_config
+    assert "lr: 1.0e-05" in cooldown_config and "epochs: 1" in cooldown_config
+    assert (sweep / "r1_cooldown_1" / "outputs" / "epoch_0" / "adapter_model.pt").is_file()
+    assert not (sweep / "r1_cooldown_1" / "outputs" / "epoch_1").exists()

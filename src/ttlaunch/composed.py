@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ttlaunch.errors import InputError
+from ttlaunch.rules_config import Rules, parse_rules
 from ttlaunch.schema import ComputeConfig, PayloadConfig, RequeueConfig, UserConfig, typed, with_run_overrides
 from ttlaunch.summary import SUMMARY_FILE_NAME, Experiment, parse_experiment
 
@@ -29,6 +30,7 @@ class LaunchInputs:
     payload: PayloadConfig
     compute_source: str
     payload_source: str
+    rules: Rules = Rules()
 
     def compute_for(self, run_name: str) -> ComputeConfig:
         """The compute preset as the run asks for it (its own `compute:` fields applied)."""
@@ -90,4 +92,11 @@ def read_inputs(cfg: DictConfig, hydra_cfg: Any) -> LaunchInputs:
         payload=typed(cfg.get("payload"), PayloadConfig, payload_source, "payload"),
         compute_source=compute_source,
         payload_source=payload_source,
+        rules=read_rules(cfg.get("monitoring"), f"monitoring={choices.get('monitoring', '?')}"),
     )
+
+
+def read_rules(node: Any, source: str) -> Rules:
+    """The `monitoring` group's rules (none when the config has no such node)."""
+    data = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    return parse_rules(data, source)

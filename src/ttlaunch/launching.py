@@ -82,6 +82,8 @@ class Submitter:
         self.executor_kind = executor_kind
         self.signal_delay_s = signal_delay_s
         self.submitted: list[str] = []  # job names handled by this launch, in order, rejected ones included
+        self.job_callable: PrePickledJob | None = None
+        self.overrides_by_name: dict[str, list[str]] = {}  # what each job of this launch was submitted with
 
     def _executor(self, name: str, run_name: str | None) -> Any:
         from ttlaunch import executors  # submitit is imported only when submitting
@@ -130,7 +132,7 @@ class Submitter:
         submission lets the monitor look at the jobs once per poll interval.
         """
         began = time.perf_counter()
-        job_callable = PrePickledJob(callable_job, Singleton.get_state())
+        job_callable = self.job_callable = PrePickledJob(callable_job, Singleton.get_state())
         planned = [self._plan_submission(initial_job_idx + offset, overrides) for offset, overrides in enumerate(job_overrides)]
         workers = getattr(stagger, "concurrent_submissions", 1)
         if workers > 1 and max_submitted is None:
@@ -190,12 +192,14 @@ class Submitter:
         name = submission.name
         previous = self.ledger.state.jobs.get(name)
         record = JobRecord(
-            run=name, job_dir=str(self.sweep_dir / name),
+            run=name, run_name=submission.run_name, job_dir=str(self.sweep_dir / name),
             output_dir=str(submission.output_dir) if submission.output_dir else None,
             time_limit_s=60 * self._compute(submission.run_name).timeout_min,
         )
+        self.overrides_by_name[name] = submission.overrides
         if previous is not None:  # a resubmission keeps the run's history
             record.previous_job_ids = [*previous.previous_job_ids, *([previous.job_id] if previous.job_id else [])]
+            record.restarts = list(previous.restarts)
         self.ledger.state.jobs[name] = record
         self.submitted.append(name)
         if job is None:
@@ -239,6 +243,57 @@ class Submitter:
             returns.append(JobReturn(status=JobStatus.COMPLETED, _return_value=str(path)))
         log.info("dry run: %d job scripts written to %s; nothing submitted", len(returns), out_dir)
         return returns
+
+
+class SweepActions:
+    """What the rules engine may do to the sweep from the launching process: submit a job
+    that inherits another job's config (a follow-up, or the same run again), cancel a job."""
+
+    def __init__(self, submitter: Submitter, monitor: Any) -> None:
+        self.submitter = submitter
+        self.monitor = monitor
+
+    def submit(self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str]) -> str | None:
+        """Submit `job_name` with `template_job`'s overrides plus `overrides`; its job id
+        (None when the scheduler refused it: recorded as SUBMIT_FAILED)."""
+        submitter = self.submitter
+        if submitter.job_callable is None:
+            raise RuntimeError("nothing was submitted by this launch: no job callable to reuse")
+        inherited = [
+            o for o in self._overrides_of(template_job)
+            if not o.startswith(("hydra.job.name=", "run_name="))
+        ]
+        index = len(submitter.submitted)
+        submission = _Submission(
+            index=index, name=job_name, run_name=run_name,
+            overrides=[*inherited, f"run_name={run_name}", f"hydra.job.name={job_name}", *overrides],
+            output_dir=submitter.sweep_dir / job_name / "outputs",
+        )
+        job, error = submitter._submit_one(submitter.job_callable, submission)
+        submitter._record(submission, job, error, monitor=self.monitor)
+        return str(job.job_id) if job is not None else None
+
+    def _overrides_of(self, job_name: str) -> list[str]:
+        """What a job was submitted with: by this launch, else as Hydra saved it in its dir."""
+        import yaml
+
+        known = self.submitter.overrides_by_name.get(job_name)
+        if known is not None:
+            return list(known)
+        saved = self.submitter.sweep_dir / job_name / "hydra_configs" / "overrides.yaml"
+        return [str(item) for item in yaml.safe_load(saved.read_text(encoding="utf-8")) or []]
+
+    def cancel(self, job_name: str) -> None:
+        from ttlaunch import slurm
+
+        record = self.submitter.ledger.state.jobs[job_name]
+        handle = self.monitor.local_jobs.get(job_name) if self.monitor is not None else None
+        if handle is not None:
+            handle.cancel(check=False)
+        elif self.submitter.executor_kind == "slurm" and record.job_id:
+            slurm.cancel(record.job_id)
+        else:
+            raise RuntimeError(f"no way to cancel {job_name}: a local job of an earlier launch")
 
 
 def job_return(record: JobRecord) -> JobReturn:

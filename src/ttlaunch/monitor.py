@@ -79,6 +79,7 @@ class Monitor:
         self.running_polls: dict[str, int] = {}
         self._sleep, self._clock = sleep, clock
         self._began = clock()
+        self.rules: Any = None  # a ttlaunch.rules.RulesEngine when the sweep has rules
 
     @property
     def events(self) -> Any:
@@ -101,7 +102,9 @@ class Monitor:
 
         active = self.active()
         if not active:
-            return 0
+            if self.rules is not None:  # queued actions may still wait for files
+                self.rules.after_poll()
+            return len(self.active())  # an action may have submitted a job
         if self.poller is not None:
             try:
                 observed = self.poller.observe(active)
@@ -117,11 +120,16 @@ class Monitor:
             observed = {name: local_observation(record, self.local_jobs.get(name)) for name, record in active.items()}
         changed = False
         for name, observation in observed.items():
+            previous = JobState(self.jobs[name].status)
             requeued = self._note_requeues(name, observation)
             updated = self._update(name, observation)
             changed = changed or requeued or updated
+            if updated and self.rules is not None:
+                self.rules.on_transition(name, self.jobs[name], previous, observation.state)
         if changed:  # one write per poll, however many jobs changed
             self.ledger.save()
+        if self.rules is not None:
+            self.rules.after_poll()
         return len(self.active())
 
     def run(self) -> None:
@@ -137,10 +145,11 @@ class Monitor:
                 self._resource_status()
                 self._collect_due_metrics()
                 view.refresh()
-                if not remaining and not self.pending_metrics:
+                rules_pending = self.rules is not None and self.rules.pending
+                if not remaining and not self.pending_metrics and not rules_pending:
                     break
                 wait_s = self.settings.poll_interval_s
-                if not remaining:
+                if not remaining and self.pending_metrics:
                     wait_s = min(wait_s, max(0.0, min(due for due, _, _ in self.pending_metrics) - self._clock()))
                 self._sleep(wait_s)
         self.finish()

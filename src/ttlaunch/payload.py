@@ -79,6 +79,7 @@ def build_payload(
         if not payload.command:
             raise InputError(source, "payload.command", "kind=command needs a command (an argv list)")
         argv = [_render(item, values, "payload.command", source) for item in payload.command]
+    argv += [_render(item, values, "payload.extra_overrides", source) for item in payload.extra_overrides]
     env = {key: _render(str(value), values, f"payload.env.{key}", source) for key, value in payload.env.items()}
     env.update(TTLAUNCH_RUN_NAME=run.name, TTLAUNCH_OUTPUT_DIR=str(output_dir), TTLAUNCH_JOB_DIR=str(job_dir))
     setup = tuple(

@@ -86,6 +86,9 @@ class PayloadConfig:
     key_map: Dict[str, str] = field(default_factory=dict)
     # key=value overrides given to every run, after the run's parameters.
     overrides: List[str] = field(default_factory=list)
+    # Appended last to the payload's argv: what a rule's follow-up or restart changes
+    # (e.g. [optimizer.lr=1e-6] for a cooldown, [batch_size=4] after an OOM).
+    extra_overrides: List[str] = field(default_factory=list)
     command: List[str] = field(default_factory=list)
     # Environment of the payload process (added to the job's environment).
     env: Dict[str, str] = field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""The one place that runs SLURM's commands (squeue, sacct, seff, scontrol), and the pure parsers of
+"""The one place that runs SLURM's commands (squeue, sacct, seff, scontrol, scancel), and the pure parsers of
 their queue and accounting output beside it (compute metrics: ttlaunch.metrics).
 
 Every failure raises SchedulerCommandError naming the command, its exit code, stdout and
@@ -150,6 +150,10 @@ def run_history(job_id: str) -> list[AccountingEntry]:
     """Every run of one job, oldest first: a requeued job has one row per start (`sacct -D`)."""
     text = run(["sacct", "-D", "-X", "-P", "-n", "-j", job_id, f"--format={','.join(SACCT_FIELDS)}"])
     return [entry for entry in parse_sacct_rows(text) if entry.job_id == job_id]
+
+
+def cancel(job_id: str) -> None:
+    run(["scancel", job_id])
 
 
 def requeue(job_id: str) -> None:

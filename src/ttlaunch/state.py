@@ -15,7 +15,8 @@ STATE_VERSION = 1
 
 @dataclass
 class JobRecord:
-    run: str
+    run: str  # the job's name (its dir under the sweep)
+    run_name: str | None = None  # the experiment's run it trains (a follow-up's differs from its name)
     job_id: str | None = None
     status: str = "PENDING"
     attempt: int = 1
@@ -35,6 +36,8 @@ class JobRecord:
     previous_job_ids: list[str] = field(default_factory=list)
     # Each requeue of the job: {"attempt": the attempt that ended, "reason", "at"}.
     requeues: list[dict[str, Any]] = field(default_factory=list)
+    # Each restart by a rule (a new job for the same run): {"after": state, "previous_job_id", "at"}.
+    restarts: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
 

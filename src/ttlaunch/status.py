@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ttlaunch.errors import SweepBusy
+from ttlaunch.rules_config import Rules
 from ttlaunch.state import SweepState
 from ttlaunch.states import JobState
 
@@ -43,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NOT_A_SWEEP
     interval = args.poll_interval or default_poll_interval(ledger.state.executor)
     monitor = Monitor(ledger, MonitorSettings(poll_interval_s=interval, live=args.live))
+    rules = _sweep_rules(sweep_dir)
+    if not rules.empty:
+        from ttlaunch.rules import RulesEngine
+
+        # Without the launcher, follow-ups and restarts stay queued for the next launch.
+        monitor.rules = RulesEngine(rules, ledger)
     lock = SweepLock(sweep_dir)
     try:
         lock.acquire()
@@ -70,6 +77,19 @@ def main(argv: list[str] | None = None) -> int:
     if monitor.active():
         print(f"follow to the end: {reattach_hint(sweep_dir)}")
     return 0
+
+
+def _sweep_rules(sweep_dir: Path) -> Rules:
+    """The rules the sweep was launched with (its multirun.yaml), if any."""
+    from omegaconf import OmegaConf
+
+    from ttlaunch.composed import read_rules
+
+    saved = sweep_dir / "multirun.yaml"
+    if not saved.is_file():
+        return Rules()
+    config = OmegaConf.load(saved)
+    return read_rules(config.get("monitoring"), str(saved))
 
 
 def _print_table(state: SweepState) -> None:
