@@ -43,6 +43,22 @@ def with_multirun(argv: list[str]) -> list[str]:
     return [*argv, "--multirun"]
 
 
+def with_platform_compute(argv: list[str]) -> list[str]:
+    """argv with `compute=<the detected platform's preset>` when it picks no compute preset."""
+    from ttlaunch.platform import default_preset, detect_platform
+
+    if any(arg.startswith(("compute=", "+compute=")) for arg in argv):
+        return argv
+    platform = detect_platform()
+    preset = default_preset(platform)
+    if preset is None:
+        return argv
+    print(f"ttlaunch: on {platform}: compute={preset} (choose another with compute=...)", file=sys.stderr)
+    # Beside the other overrides: Hydra wants them in one run (flags take separate values).
+    first = next((i for i, arg in enumerate(argv) if "=" in arg and not arg.startswith("-")), len(argv))
+    return [*argv[:first], f"compute={preset}", *argv[first:]]
+
+
 def describe_input_error(err: BaseException) -> str | None:
     """One line for an error in what the user gave us; None for anything else."""
     if isinstance(err, InputError):
@@ -64,7 +80,7 @@ def main() -> None:
 
         print(render_help(sys.argv[1:]), end="")
         return
-    sys.argv = [sys.argv[0], *with_multirun(sys.argv[1:])]
+    sys.argv = [sys.argv[0], *with_multirun(with_platform_compute(sys.argv[1:]))]
     user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     # Makes Hydra re-raise errors rather than print them as tracebacks, so they reach us.
     os.environ["HYDRA_FULL_ERROR"] = "1"

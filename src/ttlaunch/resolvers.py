@@ -9,3 +9,14 @@ from omegaconf import OmegaConf
 # $USER may be unset (CI, cron, some batch environments); the login name is not.
 if not OmegaConf.has_resolver("ttlaunch.user"):
     OmegaConf.register_new_resolver("ttlaunch.user", getpass.getuser)
+
+
+def _platform_detect() -> str:
+    from ttlaunch.platform import detect_platform
+
+    return detect_platform()
+
+
+# ${platform_detect:}: the cluster this runs on (ttlaunch.platform), or "base".
+if not OmegaConf.has_resolver("platform_detect"):
+    OmegaConf.register_new_resolver("platform_detect", _platform_detect)

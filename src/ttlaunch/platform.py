@@ -1,0 +1,63 @@
+"""Which cluster this is: environment variables, then hostname patterns, then filesystem
+markers. The compute default follows it (`compute=<platform's preset>` unless the command
+line picks one); an unknown machine is `base`, which keeps the local default.
+
+`TTLAUNCH_PLATFORM=<name>` names the platform outright (a cluster whose login nodes look
+like any other machine). In configs, `${platform_detect:}` gives the same name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+BASE = "base"
+OVERRIDE_VARIABLE = "TTLAUNCH_PLATFORM"
+
+
+@dataclass(frozen=True)
+class Platform:
+    name: str
+    # The compute preset a launch on this platform uses unless told otherwise.
+    default_preset: str
+    env_vars: Sequence[str] = ()
+    hostname_patterns: Sequence[str] = ()
+    markers: Sequence[str] = ()  # paths that exist only there
+
+
+# Only what the hostnames say for sure; elsewhere set TTLAUNCH_PLATFORM.
+PLATFORMS: tuple[Platform, ...] = (
+    Platform("killarney", "killarney/l40s_1x", hostname_patterns=(r"killarney",)),
+    Platform("bon_echo", "bon_echo/a40_1x", hostname_patterns=(r"bon-?echo",)),
+)
+
+
+def detect_platform(
+    environ: Mapping[str, str] = os.environ,
+    hostname: str | None = None,
+    exists: Callable[[str], bool] = lambda path: Path(path).exists(),
+    platforms: Sequence[Platform] = PLATFORMS,
+) -> str:
+    named = environ.get(OVERRIDE_VARIABLE)
+    if named:
+        return named
+    host = (hostname if hostname is not None else socket.getfqdn()).lower()
+    for platform in platforms:
+        if any(environ.get(variable) for variable in platform.env_vars):
+            return platform.name
+    for platform in platforms:
+        if any(re.search(pattern, host) for pattern in platform.hostname_patterns):
+            return platform.name
+    for platform in platforms:
+        if any(exists(marker) for marker in platform.markers):
+            return platform.name
+    return BASE
+
+
+def default_preset(platform: str, platforms: Sequence[Platform] = PLATFORMS) -> str | None:
+    """The compute preset of a known platform; None for `base` or a platform without one."""
+    return next((p.default_preset for p in platforms if p.name == platform), None)

@@ -1,0 +1,54 @@
+"""Platform detection and the compute default that follows it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+import ttlaunch.resolvers  # noqa: F401
+from ttlaunch.launch import with_platform_compute
+from ttlaunch.platform import BASE, Platform, default_preset, detect_platform
+
+LUMI = Platform("lumi", "lumi/mi250x_1x", env_vars=("LUMI_PROJECT",), hostname_patterns=(r"^uan\d+",), markers=("/appl/lumi",))
+NOWHERE = lambda path: False  # noqa: E731
+
+
+def test_environment_then_hostname_then_markers_then_base():
+    assert detect_platform({"LUMI_PROJECT": "p1"}, "laptop", NOWHERE, [LUMI]) == "lumi"
+    assert detect_platform({}, "uan03.lumi.csc", NOWHERE, [LUMI]) == "lumi"
+    assert detect_platform({}, "login1", lambda path: path == "/appl/lumi", [LUMI]) == "lumi"
+    assert detect_platform({}, "my-laptop", NOWHERE, [LUMI]) == BASE
+    assert detect_platform({"TTLAUNCH_PLATFORM": "bon_echo"}, "uan03", NOWHERE, [LUMI]) == "bon_echo"
+
+
+def test_the_shipped_platforms_have_presets_and_the_base_has_none():
+    assert detect_platform({}, "login.killarney.vectorinstitute.ai", NOWHERE) == "killarney"
+    assert default_preset("killarney") == "killarney/l40s_1x" and default_preset("bon_echo") == "bon_echo/a40_1x"
+    assert default_preset(BASE) is None
+
+
+def test_the_resolver_names_the_platform(monkeypatch):
+    monkeypatch.setenv("TTLAUNCH_PLATFORM", "killarney")
+    assert OmegaConf.create({"where": "${platform_detect:}"}).where == "killarney"
+
+
+def test_the_compute_default_follows_the_platform_unless_the_command_line_picks_one(monkeypatch):
+    monkeypatch.setenv("TTLAUNCH_PLATFORM", "bon_echo")
+    argv = ["--config-dir", "/my/configs", "experiment=x", "--multirun"]
+    assert with_platform_compute(argv) == ["--config-dir", "/my/configs", "compute=bon_echo/a40_1x", "experiment=x", "--multirun"]
+    assert with_platform_compute(["experiment=x", "compute=local/cpu"]) == ["experiment=x", "compute=local/cpu"]
+    monkeypatch.setenv("TTLAUNCH_PLATFORM", BASE)
+    assert with_platform_compute(["experiment=x"]) == ["experiment=x"]
+
+
+def test_a_launch_on_a_detected_platform_composes_its_preset(tmp_path: Path):
+    env = {**os.environ, "TTLAUNCH_PLATFORM": "killarney"}
+    result = subprocess.run(
+        [sys.executable, "-m", "ttlaunch.launch", "experiment=demo", f"paths.work_root={tmp_path}", "--cfg", "job"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "compute=killarney/l40s_1x" in result.stderr
+    assert OmegaConf.create(result.stdout).compute.cluster == "killarney"
