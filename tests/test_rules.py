@@ -198,3 +198,29 @@ def test_the_cooldown_example_matches_torchtunes_own_line():
     (event,) = read_rules(OmegaConf.load(example), str(example)).log_events
     line = "Adapter checkpoint of size 0.00 GiB saved to /w/r/outputs/epoch_1/adapter_model.pt"
     assert event.match(line) == {"kind": "checkpoint", "output": "/w/r/outputs", "epoch": "1"}
+
+
+def test_the_evaluation_matrix_becomes_named_targets_with_their_commands(tmp_path: Path):
+    from ttlaunch.evaluations import EvaluationTarget, checkpoint_ready, evaluation_command, planned_evaluations
+    from ttlaunch.schema import EvaluationConfig
+    from ttlaunch.summary import parse_experiment
+
+    experiment = parse_experiment({
+        "experiment": {"name": "e"},
+        "runs": [{"name": "r8", "type": "fine-tuned"}, {"name": "r16", "type": "fine-tuned"}, {"name": "base", "type": "control"}],
+        "evaluation": {"tasks": [{"name": "cap"}, {"name": "acc"}], "matrix": [
+            {"run": "r8", "tasks": ["cap", "acc"], "epochs": [0, 1]}, {"run": "base", "tasks": ["cap"], "epochs": None}]},
+    }, "e.yaml")
+    targets = planned_evaluations(experiment, ["r8", "r16"])
+    assert [t.job_name for t in targets] == ["r8/cap/epoch0", "r8/cap/epoch1", "r8/acc/epoch0", "r8/acc/epoch1"]
+
+    config = EvaluationConfig()
+    target = EvaluationTarget("r8", "cap", 1)
+    command = evaluation_command(config, target, tmp_path / "r8" / "outputs", tmp_path / "r8" / "cap" / "epoch1")
+    assert command.argv == (
+        "inspect", "eval", "cap", "--model", f"hf/{tmp_path}/r8/outputs/epoch_1", "--log-dir", f"{tmp_path}/r8/cap/epoch1/outputs",
+    )
+    assert not checkpoint_ready(config, target, tmp_path / "r8" / "outputs")
+    (tmp_path / "r8" / "outputs" / "epoch_1").mkdir(parents=True)
+    (tmp_path / "r8" / "outputs" / "epoch_1" / "adapter_config.json").write_text("{}")
+    assert checkpoint_ready(config, target, tmp_path / "r8" / "outputs")

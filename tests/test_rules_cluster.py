@@ -105,3 +105,43 @@ def test_a_crashing_run_restarts_up_to_max_attempts_then_stops(run_cli, tmp_path
     log = (tmp_path / "work" / "ttlaunch_sweeps" / "probe" / "run-torchtune.log").read_text()
     assert log.count("RESTART: bad_run") == 2
     assert "Result: skipped: 3 attempts (max_attempts 3)" in log
+
+
+EPOCHS = """#!/bin/sh
+# Saves two epochs the way torchtune lays them out (adapter_config.json last), slowly.
+out="$1"
+for epoch in 0 1; do
+  sleep 3
+  mkdir -p "$out/epoch_$epoch" && echo weights > "$out/epoch_$epoch/adapter_model.pt"
+  echo '{}' > "$out/epoch_$epoch/adapter_config.json"
+done
+sleep 3
+"""
+
+
+def test_evaluations_start_as_their_checkpoints_appear_and_are_monitored(run_cli, tmp_path: Path):
+    script = tmp_path / "epochs.sh"
+    script.write_text(EPOCHS)
+    result = run_cli(
+        "--config-dir", TEST_CONFIGS, "experiment=evaltest", *ON_CLUSTER, "payload=command",
+        f'payload.command=[sh,"{script}","{{output_dir}}"]',
+        'evaluation.command=[sh,-c,"sleep 2; echo {task} {checkpoint} > {output_dir}/result.txt",evaluate]',
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "evaltest"
+    jobs = jobs_of(sweep)
+    assert sorted(jobs) == ["r", "r/t1/epoch0", "r/t1/epoch1"]
+    assert all(job["status"] == "COMPLETED" for job in jobs.values())
+    assert [jobs[name]["kind"] for name in sorted(jobs)] == ["training", "evaluation", "evaluation"]
+    assert jobs["r/t1/epoch0"]["submitted"] < jobs["r"]["completed"], "epoch 0 was evaluated while training went on"
+    for epoch in (0, 1):
+        result_file = sweep / "r" / "t1" / f"epoch{epoch}" / "outputs" / "result.txt"
+        assert result_file.read_text().split() == ["t1", str(sweep / "r" / "outputs" / f"epoch_{epoch}")]
+    log = (sweep / "run-torchtune.log").read_text()
+    entries = log.strip().split("\n\n")
+    for epoch in (0, 1):
+        changes = [entry for entry in entries if f"STATE_CHANGE: r/t1/epoch{epoch}\n" in entry]
+        assert "Current: COMPLETED" in changes[-1]
+        assert any(f"COMPUTE_METRICS: r/t1/epoch{epoch}\n" in entry for entry in entries)
+    assert "VALIDATION" not in log, "a command payload has no checkpoint layout to validate"

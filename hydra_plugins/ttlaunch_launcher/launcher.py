@@ -62,11 +62,10 @@ class TTLaunchLauncher(BaseSubmititLauncher):
             return submitter.dry_run(job_overrides)
         callback = find_monitor(self.hydra_context.callbacks)
         monitor = callback.monitor_for(ledger) if callback is not None else None
-        if monitor is not None and not inputs.rules.empty:
-            from ttlaunch.launching import SweepActions
-            from ttlaunch.rules import RulesEngine
+        if monitor is not None:
+            from ttlaunch.launching import reactions_for
 
-            monitor.rules = RulesEngine(inputs.rules, ledger, SweepActions(submitter, monitor))
+            monitor.reactions += reactions_for(inputs, ledger, submitter, monitor)
         try:
             names = submitter.submit_all(self, job_overrides, initial_job_idx, self.stagger, self.max_submitted, monitor)
             if callback is not None:

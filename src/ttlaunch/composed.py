@@ -6,7 +6,7 @@ the job (to build the payload), so both read the same things the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ttlaunch.errors import InputError
 from ttlaunch.rules_config import Rules, parse_rules
-from ttlaunch.schema import ComputeConfig, PayloadConfig, RequeueConfig, UserConfig, typed, with_run_overrides
+from ttlaunch.schema import ComputeConfig, EvaluationConfig, PayloadConfig, RequeueConfig, UserConfig, typed, with_run_overrides
 from ttlaunch.summary import SUMMARY_FILE_NAME, Experiment, parse_experiment
 
 EXPERIMENT_DIRS_SCHEME = "ttlaunch-experiments"
@@ -31,6 +31,7 @@ class LaunchInputs:
     compute_source: str
     payload_source: str
     rules: Rules = Rules()
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def compute_for(self, run_name: str) -> ComputeConfig:
         """The compute preset as the run asks for it (its own `compute:` fields applied)."""
@@ -93,6 +94,7 @@ def read_inputs(cfg: DictConfig, hydra_cfg: Any) -> LaunchInputs:
         compute_source=compute_source,
         payload_source=payload_source,
         rules=read_rules(cfg.get("monitoring"), f"monitoring={choices.get('monitoring', '?')}"),
+        evaluation=typed(cfg.get("evaluation"), EvaluationConfig, "config.yaml", "evaluation"),
     )
 
 

@@ -16,12 +16,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ttlaunch.composed import read_inputs
+from ttlaunch.composed import LaunchInputs, read_inputs
 from ttlaunch.errors import PayloadFailed
 from ttlaunch.gpu_metrics import gpu_sampler
 from ttlaunch.payload import PayloadCommand, build_payload
 from ttlaunch.requeueing import EndWarning, RequeuePolicy, current_attempt
 from ttlaunch.resume import ResumeAction, decide_torchtune
+from ttlaunch.summary import Run
 
 log = logging.getLogger(__name__)
 
@@ -135,16 +136,32 @@ def watch_for_end_warning(
     return handler
 
 
+def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Path, sweep_dir: Path) -> tuple[PayloadCommand, str]:
+    """The training payload of the run, or, for an evaluation job, its evaluation command."""
+    from ttlaunch.evaluations import TARGET_KEY, EvaluationTarget, evaluation_command
+
+    training = build_payload(inputs.experiment, run, inputs.payload, job_dir, inputs.payload_source)
+    target = cfg.get(TARGET_KEY)
+    if target is None:
+        return training, inputs.payload.kind
+    # The run's own output dir (its checkpoints), not this evaluation job's.
+    run_output = build_payload(
+        inputs.experiment, run, inputs.payload, sweep_dir / run.name, inputs.payload_source
+    ).output_dir
+    evaluation = EvaluationTarget(run.name, str(target.task), int(target.epoch))
+    return evaluation_command(inputs.evaluation, evaluation, run_output, job_dir), "command"
+
+
 def run_task(cfg: DictConfig) -> None:
     """The Hydra task function: one attempt of one run of the experiment, in its job dir."""
     hydra_cfg = HydraConfig.get()
     inputs = read_inputs(cfg, hydra_cfg)
     run = inputs.experiment.run(cfg.run_name)
     job_dir = Path(hydra_cfg.runtime.output_dir)
-    built = build_payload(inputs.experiment, run, inputs.payload, job_dir, inputs.payload_source)
+    built, kind = _command_of_job(cfg, inputs, run, job_dir, Path(hydra_cfg.sweep.dir))
     built.output_dir.mkdir(parents=True, exist_ok=True)
     attempt = current_attempt()
-    command = prepare_attempt(built, inputs.payload.kind, attempt)
+    command = prepare_attempt(built, kind, attempt)
     if command is None:
         log.info("%s: the final epoch is saved already; nothing to train (COMPLETED)", run.name)
         return

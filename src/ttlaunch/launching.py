@@ -261,12 +261,15 @@ class SweepActions:
             raise RuntimeError("nothing was submitted by this launch: no job callable to reuse")
         inherited = [
             o for o in self._overrides_of(template_job)
-            if not o.startswith(("hydra.job.name=", "run_name="))
+            if not o.startswith(("hydra.job.name=", "hydra.sweep.subdir=", "run_name="))
         ]
+        naming = [f"hydra.job.name={job_name}"]
+        if "/" in job_name:  # an evaluation's run/task/epochN: nested dirs, a flat name for Hydra's log file
+            naming = [f"hydra.job.name={job_name.replace('/', '.')}", f"hydra.sweep.subdir={job_name}"]
         index = len(submitter.submitted)
         submission = _Submission(
             index=index, name=job_name, run_name=run_name,
-            overrides=[*inherited, f"run_name={run_name}", f"hydra.job.name={job_name}", *overrides],
+            overrides=[*inherited, f"run_name={run_name}", *naming, *overrides],
             output_dir=submitter.sweep_dir / job_name / "outputs",
         )
         job, error = submitter._submit_one(submitter.job_callable, submission)
@@ -294,6 +297,23 @@ class SweepActions:
             slurm.cancel(record.job_id)
         else:
             raise RuntimeError(f"no way to cancel {job_name}: a local job of an earlier launch")
+
+
+def reactions_for(inputs: LaunchInputs, ledger: Ledger, submitter: Submitter, monitor: Any) -> list[Any]:
+    """What reacts to the monitor's polls in this launch: the `monitoring` rules and the
+    scheduler of the summary's evaluations, both acting through this launch's submitter."""
+    from ttlaunch.evaluations import EvaluationScheduler, planned_evaluations
+    from ttlaunch.rules import RulesEngine
+
+    actions = SweepActions(submitter, monitor)
+    reactions: list[Any] = []
+    if not inputs.rules.empty:
+        reactions.append(RulesEngine(inputs.rules, ledger, actions))
+    runs = [run.name for run in inputs.experiment.fine_tuned]
+    targets = planned_evaluations(inputs.experiment, runs) if inputs.evaluation.enabled else []
+    if targets:
+        reactions.append(EvaluationScheduler(targets, inputs.evaluation, ledger, actions))
+    return reactions
 
 
 def job_return(record: JobRecord) -> JobReturn:

@@ -50,6 +50,7 @@ class Ledger:
         if not markdown.is_file():
             return
         text = markdown.read_text(encoding="utf-8")
-        updated = update_status_table(text, {name: row_cells(record) for name, record in self.state.jobs.items()})
+        rows = {name: row_cells(record) for name, record in self.state.jobs.items() if record.kind == "training"}
+        updated = update_status_table(text, rows)
         if updated is not None and updated != text:
             write_atomically(markdown, updated)

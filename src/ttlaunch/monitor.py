@@ -79,7 +79,9 @@ class Monitor:
         self.running_polls: dict[str, int] = {}
         self._sleep, self._clock = sleep, clock
         self._began = clock()
-        self.rules: Any = None  # a ttlaunch.rules.RulesEngine when the sweep has rules
+        # What reacts to each poll: the rules engine (ttlaunch.rules), the evaluation
+        # scheduler (ttlaunch.evaluations). Each has on_transition, after_poll and pending.
+        self.reactions: list[Any] = []
 
     @property
     def events(self) -> Any:
@@ -102,8 +104,8 @@ class Monitor:
 
         active = self.active()
         if not active:
-            if self.rules is not None:  # queued actions may still wait for files
-                self.rules.after_poll()
+            for reaction in self.reactions:  # queued actions may still wait for files
+                reaction.after_poll()
             return len(self.active())  # an action may have submitted a job
         if self.poller is not None:
             try:
@@ -124,12 +126,13 @@ class Monitor:
             requeued = self._note_requeues(name, observation)
             updated = self._update(name, observation)
             changed = changed or requeued or updated
-            if updated and self.rules is not None:
-                self.rules.on_transition(name, self.jobs[name], previous, observation.state)
+            if updated:
+                for reaction in self.reactions:
+                    reaction.on_transition(name, self.jobs[name], previous, observation.state)
         if changed:  # one write per poll, however many jobs changed
             self.ledger.save()
-        if self.rules is not None:
-            self.rules.after_poll()
+        for reaction in self.reactions:
+            reaction.after_poll()
         return len(self.active())
 
     def run(self) -> None:
@@ -145,8 +148,8 @@ class Monitor:
                 self._resource_status()
                 self._collect_due_metrics()
                 view.refresh()
-                rules_pending = self.rules is not None and self.rules.pending
-                if not remaining and not self.pending_metrics and not rules_pending:
+                reacting = any(reaction.pending for reaction in self.reactions)
+                if not remaining and not self.pending_metrics and not reacting:
                     break
                 wait_s = self.settings.poll_interval_s
                 if not remaining and self.pending_metrics:
@@ -180,7 +183,7 @@ class Monitor:
         if self.ledger.state.payload_kind != "torchtune":  # other payloads have no checkpoint layout to check
             return checks
         for name, record in self.jobs.items():
-            if record.status == JobState.COMPLETED.value and record.output_dir:
+            if record.status == JobState.COMPLETED.value and record.output_dir and record.kind == "training":
                 check = checks[name] = check_checkpoint(Path(record.output_dir))
                 result = f"OK: {check.checkpoint}" if check.ok else f"FLAGGED: {check.problem}"
                 self.events.write("VALIDATION", name, ("Checkpoint", result))

@@ -96,6 +96,26 @@ class PayloadConfig:
     setup: List[List[str]] = field(default_factory=list)
 
 
+@dataclass
+class EvaluationConfig:
+    """The evaluation jobs of the summary's evaluation matrix (run x task x epoch).
+
+    Each is submitted once `<checkpoint>/<ready_file>` exists, named `<run>/<task>/epoch<N>`,
+    and monitored like a training job. `command` is an argv list with {task}, {epoch},
+    {checkpoint}, {run_name}, {output_dir} (the evaluation's own) and {job_dir}.
+    """
+
+    enabled: bool = True
+    command: List[str] = field(
+        default_factory=lambda: ["inspect", "eval", "{task}", "--model", "hf/{checkpoint}", "--log-dir", "{output_dir}"]
+    )
+    env: Dict[str, str] = field(default_factory=dict)
+    # Where an epoch's checkpoint is; {run_output_dir} is the training run's output dir.
+    checkpoint: str = "{run_output_dir}/epoch_{epoch}"
+    # torchtune writes it last when it saves an epoch.
+    ready_file: str = "adapter_config.json"
+
+
 def with_run_overrides(compute: ComputeConfig, overrides: Dict[str, Any], source: str, field_name: str) -> ComputeConfig:
     """The preset with one run's own compute fields applied (validated like the preset)."""
     if not overrides:

@@ -17,6 +17,7 @@ STATE_VERSION = 1
 class JobRecord:
     run: str  # the job's name (its dir under the sweep)
     run_name: str | None = None  # the experiment's run it trains (a follow-up's differs from its name)
+    kind: str = "training"  # or "evaluation" (of one task at one epoch of run_name)
     job_id: str | None = None
     status: str = "PENDING"
     attempt: int = 1

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         from ttlaunch.rules import RulesEngine
 
         # Without the launcher, follow-ups and restarts stay queued for the next launch.
-        monitor.rules = RulesEngine(rules, ledger)
+        monitor.reactions.append(RulesEngine(rules, ledger))
     lock = SweepLock(sweep_dir)
     try:
         lock.acquire()
