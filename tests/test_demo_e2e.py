@@ -65,6 +65,9 @@ def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
     assert again.returncode == 0, again.stderr[-3000:]
     job = json.loads((sweep / "jobs.json").read_text())["jobs"][run]
     assert job["status"] == "COMPLETED" and job["previous_job_ids"] == [state["jobs"][run]["job_id"]]
+    # Stable names: the same dirs for every submission of a run; log files carry the job id.
+    assert (job["job_dir"], job["output_dir"]) == (state["jobs"][run]["job_dir"], state["jobs"][run]["output_dir"])
+    assert Path(job["stdout"]).name.startswith(f"{job['job_id']}_")
     assert final.stat().st_mtime_ns == saved_at, "the finished run was trained again"
     assert "nothing to train" in Path(job["stdout"]).read_text()
     assert "1 jobs ready to submit (1 already completed" in (sweep / "run-torchtune.log").read_text()

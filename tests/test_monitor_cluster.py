@@ -165,7 +165,7 @@ def test_detach_returns_at_once_and_status_follows_to_the_end(run_cli, tmp_path:
     lines = status.stdout.splitlines()
     assert lines[0].startswith("stamp4: 4 jobs - ") and lines[1].split() == ["Run", "Status", "Job", "ID", "Started", "Elapsed"]
     assert sorted(line.split()[0] for line in lines[2:6]) == ["s1", "s2", "s3", "s4"]
-    assert f"--follow" in status.stdout
+    assert "--follow" in status.stdout
 
     follow = subprocess.run(
         [sys.executable, "-m", "ttlaunch.status", str(sweep), "--follow", "--poll-interval", "1"],

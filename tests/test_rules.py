@@ -224,3 +224,23 @@ def test_the_evaluation_matrix_becomes_named_targets_with_their_commands(tmp_pat
     (tmp_path / "r8" / "outputs" / "epoch_1").mkdir(parents=True)
     (tmp_path / "r8" / "outputs" / "epoch_1" / "adapter_config.json").write_text("{}")
     assert checkpoint_ready(config, target, tmp_path / "r8" / "outputs")
+
+
+def test_a_job_silent_for_inactive_s_fires_once_and_cancel_reaches_the_launcher(tmp_path: Path):
+    import os
+
+    ledger, log = sweep_with_job(tmp_path, "working\n")
+    os.utime(log, (1000.0, 1000.0))
+    recorder = Recorder(ledger)
+    rules = parse_rules({"state_events": [{"name": "stalled", "inactive_s": 600, "actions": [
+        {"type": "log", "message": "{job_name} silent"}, {"type": "cancel"}]}]}, "m")
+    clock = [1500.0]
+    engine = RulesEngine(rules, ledger, recorder, now=lambda: clock[0])
+    engine.after_poll()
+    assert recorder.cancelled == [], "quiet for 500 s only"
+    clock[0] = 1700.0
+    engine.after_poll()
+    engine.after_poll()
+    assert recorder.cancelled == ["r"]
+    text = ledger.events.path.read_text()
+    assert text.count("Message: r silent") == 1 and "Result: job 7 cancelled" in text

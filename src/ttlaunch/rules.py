@@ -67,7 +67,7 @@ class RulesState:
     offsets: dict[str, dict[str, int]] = field(default_factory=dict)  # job -> log path -> bytes read
     decided: list[str] = field(default_factory=list)  # keys of actions run, skipped or timed out
     queued: list[dict[str, Any]] = field(default_factory=list)
-    quiet: list[str] = field(default_factory=list)  # "<job>@<job id>" already reported inactive
+    quiet: list[str] = field(default_factory=list)  # "<job>@<job id>@<event>" already reported inactive
 
     @classmethod
     def load(cls, path: Path) -> "RulesState":
@@ -97,6 +97,7 @@ class RulesEngine:
         self.state = RulesState.load(self.path)
         self._decided = set(self.state.decided)
         self._commands: list[tuple[str, str, subprocess.Popen[bytes]]] = []  # (job, key, process)
+        self._drained: set[str] = set()  # "<job>@<job id>" read to the end after the job ended
 
     # --- events -------------------------------------------------------------------------
 
@@ -112,8 +113,13 @@ class RulesEngine:
         if not self.rules.log_events:
             return
         for job, record in self.ledger.state.jobs.items():
+            marker = f"{job}@{record.job_id}"
+            if not record.job_id or marker in self._drained:
+                continue
+            if JobState(record.status).terminal:  # this read is its last
+                self._drained.add(marker)
             for path_text in (record.stdout, record.stderr):
-                if not path_text or not record.job_id:
+                if not path_text:
                     continue
                 for line in self._new_lines(job, Path(path_text)):
                     for event in self.rules.log_events:
