@@ -118,6 +118,8 @@ def test_help_lists_experiments_and_presets_including_a_users_config_dir(run_cli
     assert {"cap_4L", "demo", "probe", "probe_ok"} <= set(experiments.split(":", 1)[1].split("[")[0].replace(",", " ").split())
     assert "killarney/h100_1x" in result.stdout and "bon_echo/a40_1x" in result.stdout
     assert "compute: " in result.stdout and "base," not in result.stdout
+    monitoring = next(line for line in result.stdout.splitlines() if line.strip().startswith("monitoring:"))
+    assert {"none", "auto_restart", "cooldown_single", "crash_restart"} <= set(monitoring.split(":", 1)[1].split("[")[0].replace(",", " ").split())
 
 
 def test_a_preset_without_a_ttlaunch_launcher_is_refused(run_cli, tmp_path: Path):

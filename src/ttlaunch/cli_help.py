@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 # Group -> default option (as in configs/config.yaml).
-GROUPS = {"experiment": None, "compute": "local/cpu", "requeue": "off", "payload": "torchtune"}
+GROUPS = {"experiment": None, "compute": "local/cpu", "requeue": "off", "payload": "torchtune", "monitoring": "none"}
 # Options that are building blocks, not choices.
 _HIDDEN = {"compute": {"base"}}
 
@@ -21,7 +21,8 @@ USAGE = """\
 usage: python -m ttlaunch.launch experiment=NAME [GROUP=OPTION ...] [KEY=VALUE ...]
 
 Launches one job per fine-tuned run of the experiment (a sweep: --multirun is implied),
-then waits for them; the sweep dir, its event log and jobs.json say what happened.
+then monitors them; the sweep dir, its event log and jobs.json say what happened. On a
+known cluster the compute default is its preset. The same command again re-attaches.
 """
 
 EXAMPLES = """\
@@ -32,6 +33,8 @@ examples:
   python -m ttlaunch.launch 'hydra.searchpath=[ttlaunch-experiments:///scratch/me/experiments]' experiment=NAME
 
 common keys: paths.work_root=DIR  compute.mem_gb=N  compute.timeout_min=N  hydra.launcher.stagger.seconds=S
+  detach=true  resubmit_failed=true  hydra.callbacks.monitor.poll_interval_s=S  evaluation.enabled=false
+follow a sweep: python -m ttlaunch.status SWEEP_DIR [--follow]
 inspect: --cfg job (the composed config), --info, --hydra-help (Hydra's own help)
 """
 

@@ -45,7 +45,7 @@ def detect_platform(
     named = environ.get(OVERRIDE_VARIABLE)
     if named:
         return named
-    host = (hostname if hostname is not None else socket.getfqdn()).lower()
+    host = (hostname if hostname is not None else socket.gethostname()).lower()  # no DNS lookup
     for platform in platforms:
         if any(environ.get(variable) for variable in platform.env_vars):
             return platform.name
