@@ -104,6 +104,8 @@ SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1000
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=5
+# No cgroups here: steps above their memory request are killed and end OUT_OF_MEMORY.
+JobAcctGatherParams=OverMemoryKill
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=$DBD_PORT
@@ -121,6 +123,7 @@ SlurmdParameters=config_overrides
 NodeName=$host NodeAddr=127.0.0.1 CPUs=8 RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
+  cmp -s "$CONF_DIR/.slurm.conf.new" "$CONF_DIR/slurm.conf" || CONF_CHANGED=1
   mv "$CONF_DIR/.slurm.conf.new" "$CONF_DIR/slurm.conf"
   cat > "$CONF_DIR/slurmdbd.conf" <<CONF
 $MARKER
@@ -179,6 +182,10 @@ start_mariadb() {
 }
 
 start_slurm() {
+  if [ "${CONF_CHANGED:-0}" = 1 ] && alive "$STATE/run/slurmctld.pid"; then
+    say "slurm.conf changed: daemons re-read it"
+    scontrol reconfigure
+  fi
   if ! alive "$STATE/run/slurmdbd.pid"; then
     slurmdbd
     wait_for slurmdbd 30 sacctmgr -n list cluster

@@ -144,7 +144,10 @@ class RulesEngine:
         for event in self.rules.state_events:
             crashed = current is JobState.FAILED and record.exit_code not in (None, "0:0")
             if current.value in event.states or (CRASH in event.states and crashed):
-                variables = {**event.metadata, "state": current.value, "exit_code": record.exit_code or ""}
+                variables = {
+                    **event.metadata, "state": current.value, "exit_code": record.exit_code or "",
+                    "error_type": error_type(record, current),
+                }
                 self._fire(job, record, event.name, event.actions, variables)
 
     def check_inactivity(self) -> None:
@@ -260,7 +263,7 @@ class RulesEngine:
         job, variables = item["job"], item["variables"]
         record = self.ledger.state.jobs[job]
         overrides: list[str] = []
-        if variables.get("state") == JobState.OUT_OF_MEMORY.value:
+        if variables.get("error_type") == "oom":
             ooms = sum(1 for entry in record.restarts if entry.get("after") == JobState.OUT_OF_MEMORY.value)
             if action.on_oom == "never" or ooms >= action.max_oom_restarts:
                 why = "on_oom=never" if action.on_oom == "never" else f"{ooms} OOM restarts already"
@@ -273,6 +276,8 @@ class RulesEngine:
             overrides.append(f"++payload.extra_overrides=[batch_size={batch_size // 2}]")
         assert self.capabilities is not None
         previous, after = record.job_id, str(variables.get("state", item["event"]))
+        if variables.get("error_type") == "oom":
+            after = JobState.OUT_OF_MEMORY.value
         job_id = self.capabilities.submit(job, variables["run_name"], job, overrides)
         restarted = self.ledger.state.jobs[job]  # the new submission's record
         restarted.restarts.append({"after": after, "previous_job_id": previous, "at": timestamp()})
@@ -362,6 +367,28 @@ class RulesEngine:
 
     def save(self) -> None:
         self.state.save(self.path)
+
+
+# What a job's stderr says when it died of memory: SLURM's own kill (without cgroups the
+# state is only FAILED), the kernel's, PyTorch's on a GPU, Python's.
+_OOM_MARKERS = (b"Exceeded job memory limit", b"oom-kill", b"out of memory", b"OutOfMemoryError", b"MemoryError")
+_OOM_TAIL_BYTES = 65536
+
+
+def error_type(record: JobRecord, state: JobState) -> str:
+    """"oom" when the job ran out of memory (by its state or its stderr), else "crash" for a
+    failure, else the state's name in lower case: a state event's {error_type}."""
+    if state is JobState.OUT_OF_MEMORY:
+        return "oom"
+    if state is JobState.FAILED and record.stderr:
+        try:
+            with Path(record.stderr).open("rb") as stream:
+                stream.seek(max(0, stream.seek(0, 2) - _OOM_TAIL_BYTES))
+                tail = stream.read()
+        except OSError:
+            tail = b""
+        return "oom" if any(marker in tail for marker in _OOM_MARKERS) else "crash"
+    return state.value.lower()
 
 
 def _kind(action: Action) -> str:

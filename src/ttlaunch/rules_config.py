@@ -7,7 +7,8 @@
 An action (log, command, follow_up, restart, cancel) may carry conditions (file_exists,
 glob_exists, max_attempts, metadata, command, all / any / not). Templates ({name}) take the
 pattern's named groups, the event's metadata and {run_name}, {job_name}, {job_id},
-{attempt}, {output_dir}, {job_dir}, {sweep_dir}; an unknown name is an error at launch.
+{attempt}, {output_dir}, {job_dir}, {sweep_dir} (state events add {state}, {exit_code} and
+{error_type}: oom, crash, timeout, ...); an unknown name is an error at launch.
 
 Parsed from plain data into frozen dataclasses here, validated before anything is submitted.
 """
@@ -287,7 +288,7 @@ def _parse_rules(data: Any, source: str) -> Rules:
             str(event["name"]), tuple(states), None if inactive is None else float(inactive), metadata,
             reader.actions(event.get("actions"), f"{where}.actions"),
         )
-        _check_templates(reader, parsed_state.actions, {*BUILTIN_VARIABLES, "exit_code", "state", *metadata}, f"{where}.actions")
+        _check_templates(reader, parsed_state.actions, {*BUILTIN_VARIABLES, "exit_code", "state", "error_type", *metadata}, f"{where}.actions")
         state_events.append(parsed_state)
     return Rules(tuple(log_events), tuple(state_events))
 
