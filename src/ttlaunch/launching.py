@@ -4,7 +4,8 @@ Runs in the launching process, called by the Hydra launcher plugin. Jobs go in o
 with the stagger hook between them (or several at once when the hook allows it, and never
 more than `max_submitted` in the queue). Each submission is in jobs.json before the next
 one starts, so a launcher killed mid-sweep never leaves a job it submitted unrecorded.
-Watching the jobs afterwards is the monitor's (ttlaunch.monitor).
+Watching the jobs afterwards is the monitor's (ttlaunch.monitor); what its reactions (rules,
+evaluations) submit later goes through the same submitter (`SweepActions`).
 """
 
 from __future__ import annotations
