@@ -156,3 +156,13 @@ def test_a_run_may_change_its_own_compute_fields(compose_config, tmp_path: Path)
     with pytest.raises(InputError) as caught:
         LaunchInputs(**{**inputs.__dict__, "experiment": bad}).compute_for("b")
     assert caught.value.source == "x.yaml" and caught.value.field.startswith("runs.b.compute")
+
+
+def test_sweeps_go_under_home_unless_the_preset_or_the_command_line_says_otherwise(compose_config, monkeypatch):
+    monkeypatch.setenv("HOME", "/home/someone")
+    local = compose_config("experiment=demo")
+    assert local.paths.work_root == "/home/someone/ttlaunch"  # the local preset names no work_root
+    assert local.paths.work_dir == "/home/someone/ttlaunch/ttlaunch_sweeps/demo"
+    killarney = compose_config("experiment=demo", "compute=killarney/h100_1x")
+    assert killarney.paths.work_root.startswith("/scratch/")
+    assert compose_config("experiment=demo", "paths.work_root=/elsewhere").paths.work_dir == "/elsewhere/ttlaunch_sweeps/demo"

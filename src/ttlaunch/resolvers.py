@@ -11,6 +11,16 @@ if not OmegaConf.has_resolver("ttlaunch.user"):
     OmegaConf.register_new_resolver("ttlaunch.user", getpass.getuser)
 
 
+def _first_set(*values: object) -> object:
+    """The first value that is not null (oc.select returns a key's null instead of its default)."""
+    return next((value for value in values if value is not None), None)
+
+
+# ${ttlaunch.first_set:${a},b}: a unless it is null, else b.
+if not OmegaConf.has_resolver("ttlaunch.first_set"):
+    OmegaConf.register_new_resolver("ttlaunch.first_set", _first_set)
+
+
 def _platform_detect() -> str:
     from ttlaunch.platform import detect_platform
 
