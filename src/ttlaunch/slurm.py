@@ -130,26 +130,27 @@ def squeue(user: str) -> dict[str, QueueEntry]:
     return parse_squeue(run(["squeue", "-u", user, "-h", "-O", SQUEUE_FIELDS]))
 
 
-def sacct(job_ids: Iterable[str]) -> dict[str, AccountingEntry]:
-    """Accounting for the given jobs, in one call."""
+def _sacct_output(job_ids: Iterable[str], *flags: str) -> str:
+    """One `sacct` call for the given jobs' allocations, with extra flags ("" for no jobs)."""
     ids = sorted(set(job_ids))
     if not ids:
-        return {}
-    return parse_sacct(run(["sacct", "-X", "-P", "-n", "-j", ",".join(ids), f"--format={','.join(SACCT_FIELDS)}"]))
+        return ""
+    return run(["sacct", *flags, "-X", "-P", "-n", "-j", ",".join(ids), f"--format={','.join(SACCT_FIELDS)}"])
+
+
+def sacct(job_ids: Iterable[str]) -> dict[str, AccountingEntry]:
+    """Accounting for the given jobs, in one call."""
+    return parse_sacct(_sacct_output(job_ids))
 
 
 def sacct_completed(job_ids: Iterable[str]) -> dict[str, AccountingEntry]:
     """The same from the job completion log (`sacct -c`), for clusters without accounting."""
-    ids = sorted(set(job_ids))
-    if not ids:
-        return {}
-    return parse_sacct(run(["sacct", "-c", "-X", "-P", "-n", "-j", ",".join(ids), f"--format={','.join(SACCT_FIELDS)}"]))
+    return parse_sacct(_sacct_output(job_ids, "-c"))
 
 
 def run_history(job_id: str) -> list[AccountingEntry]:
     """Every run of one job, oldest first: a requeued job has one row per start (`sacct -D`)."""
-    text = run(["sacct", "-D", "-X", "-P", "-n", "-j", job_id, f"--format={','.join(SACCT_FIELDS)}"])
-    return [entry for entry in parse_sacct_rows(text) if entry.job_id == job_id]
+    return [entry for entry in parse_sacct_rows(_sacct_output([job_id], "-D")) if entry.job_id == job_id]
 
 
 def cancel(job_id: str) -> None:
