@@ -9,8 +9,8 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from ttlaunch.records import TIME_FORMAT, format_elapsed
-from ttlaunch.state import JobRecord, SweepState
+from ttlaunch.records import format_elapsed, parse_timestamp
+from ttlaunch.state import JobRecord, SweepState, status_counts
 
 COLUMNS = ("Run", "Status", "Job ID", "Started", "Elapsed")
 _STYLES = {"COMPLETED": "green", "RUNNING": "cyan", "PENDING": "yellow", "REQUEUED": "yellow"}
@@ -20,11 +20,9 @@ def elapsed_of(record: JobRecord, now: dt.datetime) -> str:
     """The recorded elapsed time of an ended job; the time since it started for a running one."""
     if record.elapsed:
         return record.elapsed
-    if record.status == "RUNNING" and record.started:
-        try:
-            return format_elapsed((now - dt.datetime.strptime(record.started, TIME_FORMAT)).total_seconds())
-        except ValueError:
-            return "-"
+    started = parse_timestamp(record.started)
+    if record.status == "RUNNING" and started is not None:
+        return format_elapsed((now - started).total_seconds())
     return "-"
 
 
@@ -37,10 +35,8 @@ def rows(state: SweepState, now: dt.datetime | None = None) -> list[tuple[str, .
 
 
 def counts_line(state: SweepState) -> str:
-    counts: dict[str, int] = {}
-    for record in state.jobs.values():
-        counts[record.status] = counts.get(record.status, 0) + 1
-    return f"{state.experiment}: {len(state.jobs)} jobs - " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    counts = sorted(status_counts(state.jobs.values()).items())
+    return f"{state.experiment}: {len(state.jobs)} jobs - " + ", ".join(f"{n} {s}" for s, n in counts)
 
 
 def render_plain(state: SweepState, now: dt.datetime | None = None) -> str:

@@ -12,7 +12,6 @@ same Monitor on a sweep dir alone, so monitoring can be resumed anywhere.
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import logging
 import sys
@@ -24,8 +23,8 @@ from typing import Any, Callable
 from hydra.experimental.callback import Callback
 
 from ttlaunch.ledger import Ledger
-from ttlaunch.records import TIME_FORMAT, format_elapsed, timestamp
-from ttlaunch.state import JobRecord
+from ttlaunch.records import format_elapsed, parse_timestamp, timestamp
+from ttlaunch.state import JobRecord, status_counts
 from ttlaunch.states import JobState
 
 log = logging.getLogger(__name__)
@@ -162,9 +161,7 @@ class Monitor:
         from ttlaunch.state import write_atomically
 
         checks = self.validate()
-        counts = {JobState.COMPLETED.value: 0, JobState.FAILED.value: 0}
-        for record in self.jobs.values():
-            counts[record.status] = counts.get(record.status, 0) + 1
+        counts = status_counts(self.jobs.values(), first=(JobState.COMPLETED.value, JobState.FAILED.value))
         self.events.write(
             "ALL_COMPLETE",
             "Monitoring finished",
@@ -201,9 +198,7 @@ class Monitor:
         self.poll()
 
     def _status_check(self) -> None:
-        counts = {state: 0 for state in ("PENDING", "RUNNING", "COMPLETED")}
-        for record in self.jobs.values():
-            counts[record.status] = counts.get(record.status, 0) + 1
+        counts = status_counts(self.jobs.values(), first=("PENDING", "RUNNING", "COMPLETED"))
         summary = ", ".join(f"{count} {state}" for state, count in counts.items())
         what = f"squeue -u {getpass.getuser()}" if self.slurm else "submitit local jobs"
         self.events.write("STATUS_CHECK", "Polling", ("Command", what), ("Result", f"{len(self.jobs)} jobs found - {summary}"))
@@ -350,12 +345,8 @@ class Monitor:
 
 
 def _seconds_between(start: str | None, end: str) -> float:
-    if start is None:
-        return 0.0
-    try:
-        return (dt.datetime.strptime(end, TIME_FORMAT) - dt.datetime.strptime(start, TIME_FORMAT)).total_seconds()
-    except ValueError:
-        return 0.0
+    began, ended = parse_timestamp(start), parse_timestamp(end)
+    return (ended - began).total_seconds() if began and ended else 0.0
 
 
 def default_poll_interval(executor: str) -> float:

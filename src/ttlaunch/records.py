@@ -20,6 +20,16 @@ def timestamp(moment: dt.datetime | None = None) -> str:
     return (moment or dt.datetime.now()).strftime(TIME_FORMAT)
 
 
+def parse_timestamp(text: str | None) -> dt.datetime | None:
+    """A time written by `timestamp` (or sacct, same format); None when absent or not one."""
+    if not text:
+        return None
+    try:
+        return dt.datetime.strptime(text, TIME_FORMAT)
+    except ValueError:
+        return None
+
+
 def format_elapsed(seconds: float) -> str:
     """8m 2s, 1h 3m 0s, 42s."""
     total = int(round(seconds))

@@ -7,7 +7,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 STATE_FILE_NAME = "jobs.json"
 STATE_VERSION = 1
@@ -53,6 +53,15 @@ class SweepState:
     payload_kind: str | None = None  # torchtune runs get their checkpoints validated
     status_table: str | None = None  # the experiment's experiment_summary.md, when it has one
     jobs: dict[str, JobRecord] = field(default_factory=dict)
+
+
+def status_counts(records: Iterable[JobRecord], first: Sequence[str] = ()) -> dict[str, int]:
+    """How many records have each status: the `first` statuses lead (0 when none has them),
+    the others follow as met."""
+    counts = dict.fromkeys(first, 0)
+    for record in records:
+        counts[record.status] = counts.get(record.status, 0) + 1
+    return counts
 
 
 def write_atomically(path: Path, text: str) -> None:
