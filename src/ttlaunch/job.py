@@ -140,10 +140,9 @@ def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Pa
     """The training payload of the run, or, for an evaluation job, its evaluation command."""
     from ttlaunch.evaluations import TARGET_KEY, EvaluationTarget, evaluation_command
 
-    training = build_payload(inputs.experiment, run, inputs.payload, job_dir, inputs.payload_source)
     target = cfg.get(TARGET_KEY)
     if target is None:
-        return training, inputs.payload.kind
+        return build_payload(inputs.experiment, run, inputs.payload, job_dir, inputs.payload_source), inputs.payload.kind
     # The run's own output dir (its checkpoints), not this evaluation job's.
     run_output = build_payload(
         inputs.experiment, run, inputs.payload, sweep_dir / run.name, inputs.payload_source
