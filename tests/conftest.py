@@ -50,6 +50,18 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
 REPO = Path(__file__).resolve().parents[1]
 
 
+def frames_of_ours(stderr: str) -> list[str]:
+    """The traceback frames in `stderr` that come from ttlaunch's or Hydra's code, wherever
+    they are installed (not every line that happens to contain the word "ttlaunch")."""
+    import hydra
+
+    import ttlaunch
+
+    homes = [str(Path(ttlaunch.__file__).resolve().parent), str(Path(hydra.__file__).resolve().parent)]
+    homes += [str(Path(ttlaunch.__file__).parent), str(Path(hydra.__file__).parent)]
+    return [line for line in stderr.splitlines() if line.lstrip().startswith("File \"") and any(home in line for home in homes)]
+
+
 def _cluster_answers() -> bool:
     try:
         return subprocess.run(["scontrol", "ping"], capture_output=True, timeout=10).returncode == 0
