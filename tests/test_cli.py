@@ -201,3 +201,34 @@ def test_the_experiments_status_table_follows_the_jobs(run_cli, tmp_path: Path):
     assert f"| bad_run | FAILED | {bad['job_id']} |" in table
     assert "| base | - | - | - | - | control |" in table and table.endswith("My notes.\n")
     assert summary_yaml.read_bytes() == yaml_before
+
+
+def test_a_sweep_dir_deleted_while_monitoring_ends_in_one_line_and_stops_local_jobs(tmp_path: Path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    write(tmp_path / "cfg" / "experiment" / "slow2.yaml", "experiment: {name: slow2}\nruns: [{name: s, type: fine-tuned}]\n")
+    command = [
+        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), "experiment=slow2",
+        "payload=command", "payload.command=[sleep,'62.5']", f"paths.work_root={tmp_path / 'work'}",
+    ]
+    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not subprocess.run(["pgrep", "-f", "sleep 62.5"], capture_output=True).stdout:
+        assert time.monotonic() < deadline, "the payload never started"
+        time.sleep(0.2)
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "slow2"
+    shutil.rmtree(sweep)
+    _, stderr = process.communicate(timeout=90)
+    assert process.returncode == 1, stderr[-3000:]
+    assert f"ttlaunch: monitoring stopped: the sweep dir {sweep} is gone." in stderr
+    assert f"python -m ttlaunch.status {sweep} --follow" in stderr
+    assert frames_of_ours(stderr) == [], stderr
+    deadline = time.monotonic() + 10
+    while subprocess.run(["pgrep", "-f", "sleep 62.5"], capture_output=True).stdout:
+        assert time.monotonic() < deadline, "the local job's payload outlived the launcher"
+        time.sleep(0.2)

@@ -29,9 +29,10 @@ def test_the_newest_sample_covers_every_gpu_of_its_timestamp():
     assert (sample.memory_used_gb, sample.memory_total_gb) == (40.0, 160.0)
 
 
-def test_unsupported_readings_and_an_empty_file_are_not_errors():
+def test_unsupported_readings_are_unknown_and_an_empty_file_is_not_an_error():
     sample = latest_sample(HEADER + "\n2026/11/23 10:00:00.000, 0, [N/A], 512, 1024\n")
-    assert sample is not None and (sample.utilization_pct, sample.memory_used_gb) == (0.0, 0.5)
+    assert sample is not None and (sample.utilization_pct, sample.memory_used_gb) == (None, 0.5)
+    assert sample.describe() == "unknown | GPU Memory: 0.5/1.0 GB (1 GPU, 2026/11/23 10:00:00.000)"
     assert latest_sample(HEADER + "\n") is None
 
 

@@ -1,6 +1,7 @@
 """Compute metrics from seff and sacct, on output recorded from the test cluster."""
 
-from ttlaunch.metrics import entry_fields, parse_seff, parse_usage, seconds
+from ttlaunch.figures import duration_s
+from ttlaunch.metrics import entry_fields, parse_seff, parse_usage
 
 SEFF_COMPLETED = """\
 Job ID: 28
@@ -57,9 +58,9 @@ def test_the_same_figures_from_sacct():
 
 
 def test_durations():
-    assert seconds("1-02:03:04") == 93784
-    assert seconds("00:06.238") == 6
-    assert seconds("UNLIMITED") is None
+    assert duration_s("1-02:03:04") == 93784
+    assert duration_s("00:06.238") == 6
+    assert duration_s("UNLIMITED") is None
 
 
 def test_entry_in_seed_002_shape_and_exceeded_after_timeout():

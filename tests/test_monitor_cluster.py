@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, cli_invocation
-from ttlaunch.metrics import seconds
+from ttlaunch.figures import duration_s
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -148,7 +148,7 @@ def test_a_job_over_its_time_limit_ends_timeout_with_an_exceeded_metrics_entry(r
     metrics = log.split("COMPUTE_METRICS: ok_run\n")[1].split("\n\n")[0]
     assert f"Job ID: {job['job_id']}" in metrics and "/ 00:01:00 (**EXCEEDED**)" in metrics
     assert "Warning: time limit exceeded" in metrics
-    assert 60 <= seconds(job["metrics"]["wall_time"]) <= 150, job["metrics"]
+    assert 60 <= duration_s(job["metrics"]["wall_time"]) <= 150, job["metrics"]
 
 
 def test_detach_returns_at_once_and_status_follows_to_the_end(run_cli, tmp_path: Path):

@@ -50,6 +50,26 @@ def test_recipe_state_on_disk_is_read(tmp_path: Path):
     assert "resuming at epoch 1 of 2" in decision.reason
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b"not a pickle", "cut short", {"epochs_run": "one", "total_epochs": 2}, {"epochs_run": 3, "total_epochs": 2}, {}],
+)
+def test_a_recipe_state_nobody_can_read_trains_again_rather_than_failing_or_skipping(tmp_path: Path, damage):
+    import torch
+
+    output = torchtune_output(tmp_path, [0], (1, 2))
+    path = output / "recipe_state" / "recipe_state.pt"
+    if damage == "cut short":
+        path.write_bytes(path.read_bytes()[:40])
+    elif isinstance(damage, bytes):
+        path.write_bytes(damage)
+    else:
+        torch.save(damage, path)
+    decision = decide_torchtune(output)
+    assert decision.action is ResumeAction.FRESH and "training again from the start" in decision.reason
+    assert str(path) in decision.reason
+
+
 def command(output: Path, argv=("tune", "run", "lora", "--config", "c.yaml")) -> PayloadCommand:
     output.mkdir(parents=True, exist_ok=True)
     return PayloadCommand(argv=tuple(argv), env={"A": "1"}, output_dir=output)
@@ -103,7 +123,7 @@ def test_an_early_warning_is_a_preemption_the_payload_saves_and_the_job_is_reque
     with pytest.raises(SystemExit, match="requeued \\(preempted\\)"):
         handler.act()
     assert actions == [("stop", 30), ("requeue", "42")], "the payload stops before the job is requeued"
-    assert [(entry["attempt"], entry["reason"]) for entry in read_requeues(tmp_path)] == [(1, "preempted")]
+    assert [(entry.attempt, entry.reason) for entry in read_requeues(tmp_path)] == [(1, "preempted")]
 
 
 def test_timeouts_are_requeued_up_to_max_num_timeout_then_the_job_runs_on(tmp_path: Path):

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from ttlaunch.containment import Containment
 from ttlaunch.errors import InputError
 from ttlaunch.ledger import Ledger
 from ttlaunch.rules import RulesEngine
@@ -25,6 +26,11 @@ CHECKPOINT_RULE = {
         ],
     }],
 }
+
+
+def poll(engine: RulesEngine) -> None:
+    """What the monitor does with the engine after each poll."""
+    engine.after_poll(Containment(engine.ledger.events, engine.ledger.sweep_dir))
 
 
 def test_rules_parse_into_typed_actions_and_conditions():
@@ -91,22 +97,22 @@ def test_a_blocking_condition_queues_the_action_until_its_file_exists_and_it_fir
     ledger, log = sweep_with_job(tmp_path, "partial line without newline")
     recorder = Recorder(ledger)
     engine = RulesEngine(parse_rules(CHECKPOINT_RULE, "m"), ledger, recorder)
-    engine.after_poll()
+    poll(engine)
     assert recorder.submitted == [] and not engine.pending
     log.write_text("partial line without newline\n" + TORCHTUNE_SAVE.replace("/s/r/outputs", str(tmp_path)))
-    engine.after_poll()
+    poll(engine)
     events = ledger.events.path.read_text()
     assert f"Message: epoch 1 of r in {tmp_path}" in events and "ACTION_QUEUED: r" in events
     assert recorder.submitted == [] and engine.pending, "waiting for the file"
     (tmp_path / "epoch_1").mkdir()
     (tmp_path / "epoch_1" / "done").write_text("")
-    engine.after_poll()
+    poll(engine)
     assert recorder.submitted == [("r_cooldown_1", "r", "r", ["++payload.extra_overrides=[epochs=1]"])]
 
     # A new monitor of the same sweep (a re-launch) re-reads nothing and repeats nothing.
     log.write_text(log.read_text() + TORCHTUNE_SAVE.replace("/s/r/outputs", str(tmp_path)))  # the same line again
     again = RulesEngine(parse_rules(CHECKPOINT_RULE, "m"), ledger, Recorder(ledger))
-    again.after_poll()
+    poll(again)
     assert again.capabilities.submitted == []
 
 
@@ -115,9 +121,9 @@ def test_a_blocking_condition_gives_up_after_its_timeout(tmp_path: Path):
     ledger, _ = sweep_with_job(tmp_path, TORCHTUNE_SAVE)
     recorder = Recorder(ledger)
     engine = RulesEngine(parse_rules(CHECKPOINT_RULE, "m"), ledger, recorder, now=lambda: clock[0])
-    engine.after_poll()
+    poll(engine)
     clock[0] += 31
-    engine.after_poll()
+    poll(engine)
     assert recorder.submitted == [] and not engine.pending
     assert "Result: skipped: /s/r/outputs/epoch_1/done does not exist after 30 s" in ledger.events.path.read_text()
 
@@ -141,7 +147,7 @@ def test_a_crash_restarts_while_attempts_remain(tmp_path: Path):
         record = ledger.state.jobs["r"]
         record.status, record.exit_code = "FAILED", "1:0"
         engine.on_transition("r", record, JobState.RUNNING, JobState.FAILED)
-        engine.after_poll()
+        poll(engine)
     assert len(recorder.submitted) == 2 and ledger.state.jobs["r"].previous_job_ids == ["7", "new1"]
     assert "skipped: 3 attempts (max_attempts 3)" in ledger.events.path.read_text()
 
@@ -155,13 +161,13 @@ def test_out_of_memory_restarts_only_when_asked_and_then_with_half_the_batch(tmp
     engine = RulesEngine(parse_rules({"state_events": RESTARTS["state_events"][1:2]}, "m"), ledger, recorder)
     ledger.state.jobs["r"].status = "OUT_OF_MEMORY"
     engine.on_transition("r", ledger.state.jobs["r"], JobState.RUNNING, JobState.OUT_OF_MEMORY)
-    engine.after_poll()
+    poll(engine)
     assert recorder.submitted == []
     assert "not restarted after OUT_OF_MEMORY (on_oom=never)" in ledger.events.path.read_text()
 
     halving = RulesEngine(parse_rules({"state_events": RESTARTS["state_events"][2:]}, "m"), ledger, recorder)
     halving.on_transition("r", ledger.state.jobs["r"], JobState.RUNNING, JobState.OUT_OF_MEMORY)
-    halving.after_poll()
+    poll(halving)
     assert recorder.submitted == [("r", "r", "r", ["++payload.extra_overrides=[batch_size=4]"])]
     assert ledger.state.jobs["r"].restarts[0]["after"] == "OUT_OF_MEMORY"
 
@@ -236,11 +242,11 @@ def test_a_job_silent_for_inactive_s_fires_once_and_cancel_reaches_the_launcher(
         {"type": "log", "message": "{job_name} silent"}, {"type": "cancel"}]}]}, "m")
     clock = [1500.0]
     engine = RulesEngine(rules, ledger, recorder, now=lambda: clock[0])
-    engine.after_poll()
+    poll(engine)
     assert recorder.cancelled == [], "quiet for 500 s only"
     clock[0] = 1700.0
-    engine.after_poll()
-    engine.after_poll()
+    poll(engine)
+    poll(engine)
     assert recorder.cancelled == ["r"]
     text = ledger.events.path.read_text()
     assert text.count("Message: r silent") == 1 and "Result: job 7 cancelled" in text

@@ -48,6 +48,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         The sweeper has validated the inputs, holds the sweep's lock and has saved the ledger.
         """
         from ttlaunch.composed import read_inputs
+        from ttlaunch.errors import MonitorStopped
         from ttlaunch.launching import Submitter, job_return
         from ttlaunch.ledger import Ledger
         from ttlaunch.monitor import find_monitor, reattach_hint
@@ -75,7 +76,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
                     f"ttlaunch: submitted; monitoring is switched off. Follow with `{reattach_hint(sweep_dir)}`",
                     file=sys.stderr, flush=True,
                 )
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, MonitorStopped):
             if monitor is not None and self.executor == "local":
                 monitor.stop_local_jobs()
             raise

@@ -59,3 +59,19 @@ class SweepBusy(RuntimeError):
             f"{self.sweep_dir} is being launched or monitored already ({self.holder}); nothing was submitted. "
             f"Wait for it to end, or look with `python -m ttlaunch.status {self.sweep_dir}`."
         )
+
+
+class MonitorStopped(RuntimeError):
+    """The monitor cannot go on (its sweep dir is gone); the jobs are left as they are."""
+
+    def __init__(self, sweep_dir: object, reason: str) -> None:
+        super().__init__(sweep_dir, reason)
+        self.sweep_dir = sweep_dir
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return (
+            f"monitoring stopped: {self.reason}. SLURM jobs keep running (local jobs stop with this process); "
+            f"once the sweep dir is back, re-attach "
+            f"with `python -m ttlaunch.status {self.sweep_dir} --follow` or the same launch command"
+        )

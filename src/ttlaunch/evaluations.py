@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ttlaunch.containment import Containment
 from ttlaunch.errors import InputError
 from ttlaunch.ledger import Ledger
 from ttlaunch.payload import PayloadCommand
@@ -79,6 +80,8 @@ def evaluation_command(config: EvaluationConfig, target: EvaluationTarget, run_o
 class EvaluationScheduler:
     """Submits each planned evaluation once its checkpoint is ready (a monitor reaction)."""
 
+    name = "evaluations"  # the stage named when handling a job fails
+
     def __init__(self, targets: Sequence[EvaluationTarget], config: EvaluationConfig, ledger: Ledger, capabilities: Any) -> None:
         self.targets = list(targets)
         self.config = config
@@ -88,18 +91,21 @@ class EvaluationScheduler:
     def on_transition(self, job: str, record: JobRecord, previous: JobState, current: JobState) -> None:
         return None  # checkpoints, not states, start evaluations
 
-    def after_poll(self) -> None:
-        jobs = self.ledger.state.jobs
+    def after_poll(self, faults: Containment) -> None:
         for target in self.targets:
-            run = jobs.get(target.run)
-            if target.job_name in jobs or run is None or not run.output_dir:
-                continue
-            if not checkpoint_ready(self.config, target, Path(run.output_dir)):
-                continue
-            self.capabilities.submit(target.job_name, target.run, target.run, target.overrides)
-            jobs[target.job_name].kind = "evaluation"
-            log.info("%s: epoch %d checkpoint ready; evaluation %s submitted", target.run, target.epoch, target.job_name)
+            faults.run(target.job_name, self.name, lambda: self._submit_when_ready(target))
         self.ledger.save()
+
+    def _submit_when_ready(self, target: EvaluationTarget) -> None:
+        jobs = self.ledger.state.jobs
+        run = jobs.get(target.run)
+        if target.job_name in jobs or run is None or not run.output_dir:
+            return
+        if not checkpoint_ready(self.config, target, Path(run.output_dir)):
+            return
+        self.capabilities.submit(target.job_name, target.run, target.run, target.overrides)
+        jobs[target.job_name].kind = "evaluation"
+        log.info("%s: epoch %d checkpoint ready; evaluation %s submitted", target.run, target.epoch, target.job_name)
 
     @property
     def pending(self) -> bool:

@@ -7,13 +7,14 @@ with the job. The monitor reads the newest sample for RESOURCE_STATUS.
 
 from __future__ import annotations
 
-import csv
 import shutil
 import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from ttlaunch.figures import number, shown
 
 GPU_METRICS_NAME = "gpu_metrics.csv"
 SAMPLE_INTERVAL_S = 30
@@ -53,36 +54,43 @@ def gpu_sampler(job_dir: Path, interval_s: int = SAMPLE_INTERVAL_S) -> Iterator[
 
 @dataclass(frozen=True)
 class GpuSample:
+    """The newest sample; a figure no GPU reported readably ("[N/A]", garbage) is None."""
+
     timestamp: str
     gpus: int
-    utilization_pct: float  # mean over the job's GPUs
-    memory_used_gb: float  # summed over the job's GPUs
-    memory_total_gb: float
+    utilization_pct: float | None  # mean over the job's GPUs that reported it
+    memory_used_gb: float | None  # summed over the job's GPUs that reported it
+    memory_total_gb: float | None
+
+    def describe(self) -> str:
+        """`X% | GPU Memory: used/total GB (n GPU, time)`, `unknown` for a figure not reported."""
+        used, total = (shown(value, ".1f") for value in (self.memory_used_gb, self.memory_total_gb))
+        return f"{shown(self.utilization_pct, '.0f', '%')} | GPU Memory: {used}/{total} GB ({self.gpus} GPU, {self.timestamp})"
 
 
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:  # "[N/A]", "[Not Supported]"
-        return None
+def _known(values: list[float | None]) -> list[float]:
+    return [value for value in values if value is not None]
 
 
 def latest_sample(text: str) -> GpuSample | None:
     """The newest sample (the rows sharing the last timestamp) of gpu_metrics.csv text."""
-    rows = [row for row in csv.reader(text.splitlines(), skipinitialspace=True) if len(row) == 5 and row[0] != "timestamp"]
+    rows = [
+        [cell.strip() for cell in line.split(",")] for line in text.splitlines() if line.count(",") == 4
+    ]
+    rows = [row for row in rows if row[0] and row[0] != "timestamp"]
     if not rows:
         return None
     newest = rows[-1][0]
     sample = [row for row in rows if row[0] == newest]
-    utilization = [u for u in (_number(row[2]) for row in sample) if u is not None]
-    used = [m for m in (_number(row[3]) for row in sample) if m is not None]
-    total = [m for m in (_number(row[4]) for row in sample) if m is not None]
+    utilization = _known([number(row[2]) for row in sample])
+    used = _known([number(row[3]) for row in sample])
+    total = _known([number(row[4]) for row in sample])
     return GpuSample(
         timestamp=newest,
         gpus=len(sample),
-        utilization_pct=sum(utilization) / len(utilization) if utilization else 0.0,
-        memory_used_gb=sum(used) / 1024,
-        memory_total_gb=sum(total) / 1024,
+        utilization_pct=sum(utilization) / len(utilization) if utilization else None,
+        memory_used_gb=sum(used) / 1024 if used else None,
+        memory_total_gb=sum(total) / 1024 if total else None,
     )
 
 

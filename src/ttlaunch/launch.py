@@ -4,7 +4,8 @@ Always launches a sweep: without --multirun, Hydra would run the training in thi
 on the login node; ttlaunch adds --multirun itself and says so.
 
 This is also the error boundary of the launching process: bad input is reported in one
-line (exit 2), a sweep with failed jobs in one line (exit 1); only bugs show a traceback.
+line (exit 2), a sweep with failed jobs or a monitor that could not go on in one line
+(exit 1); only bugs show a traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import yaml
 from hydra.errors import HydraException
 
 import ttlaunch.resolvers  # noqa: F401  (the configs use its resolvers)
-from ttlaunch.errors import InputError, SweepBusy, SweepFailed
+from ttlaunch.errors import InputError, MonitorStopped, SweepBusy, SweepFailed
 from ttlaunch.job import run_task
 
 _HELP_FLAGS = {"-h", "--help"}
@@ -86,7 +87,7 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         main_task()
-    except SweepFailed as err:
+    except (SweepFailed, MonitorStopped) as err:
         print(f"ttlaunch: {err}", file=sys.stderr)
         raise SystemExit(EXIT_JOBS_FAILED) from None
     except SweepBusy as err:

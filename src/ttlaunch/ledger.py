@@ -38,10 +38,14 @@ class Ledger:
 
     def save(self) -> None:
         """jobs.json, then the status table: both atomically."""
-        save_state(self.state_path, self.state)
-        self._update_status_table()
+        self.save_state()
+        self.update_status_table()
 
-    def _update_status_table(self) -> None:
+    def save_state(self) -> None:
+        save_state(self.state_path, self.state)
+
+    def update_status_table(self) -> None:
+        """The experiment_summary.md's Fine-tuning table follows the jobs (when it has one)."""
         from ttlaunch.status_table import row_cells, update_status_table
 
         if self.state.status_table is None:

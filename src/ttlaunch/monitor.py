@@ -12,20 +12,25 @@ same Monitor on a sweep dir alone, so monitoring can be resumed anywhere.
 
 from __future__ import annotations
 
+import copy
 import getpass
 import logging
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from hydra.experimental.callback import Callback
 
+from ttlaunch.containment import SWEEP, Containment
 from ttlaunch.ledger import Ledger
 from ttlaunch.records import format_elapsed, parse_timestamp, timestamp
 from ttlaunch.state import JobRecord, status_counts
 from ttlaunch.states import JobState
+
+if TYPE_CHECKING:
+    from ttlaunch.polling import Observation, SlurmPoller
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,8 @@ _REQUEUE_REASONS = {
     JobState.TIMEOUT: "timeout",
     JobState.REQUEUED: "requeued by scontrol or the scheduler",
 }
+# An ended job's metrics are given up after this many unexpected failures to collect them.
+MAX_METRICS_FAILURES = 3
 # How long an interrupted launch waits for its local jobs to stop.
 LOCAL_STOP_TIMEOUT_S = 60.0
 # Default poll intervals: SLURM is shared by everyone, local jobs are children of ours.
@@ -58,6 +65,41 @@ def reattach_hint(sweep_dir: Path) -> str:
     return f"python -m ttlaunch.status {sweep_dir} --follow"
 
 
+@dataclass
+class PendingMetrics:
+    """An ended job whose compute metrics are still to be collected."""
+
+    due: float  # on the monitor's clock
+    job: str
+    tries: int = 1  # 2 once seff had no data yet at the first try
+    failures: int = 0  # unexpected errors while collecting them
+
+
+@dataclass(frozen=True)
+class Transition:
+    job: str
+    previous: JobState
+    current: JobState
+
+
+class Reaction(Protocol):
+    """What reacts to each poll: the rules engine (ttlaunch.rules), the evaluation scheduler
+    (ttlaunch.evaluations)."""
+
+    name: str  # the stage named when its handling of a job fails
+
+    def on_transition(self, job: str, record: JobRecord, previous: JobState, current: JobState) -> None: ...
+
+    def after_poll(self, faults: Containment) -> None: ...
+
+    @property
+    def pending(self) -> bool: ...
+
+
+# An event log entry: kind, description, fields.
+Entry = tuple[str, str, list[tuple[str, object]]]
+
+
 class Monitor:
     def __init__(
         self,
@@ -74,13 +116,14 @@ class Monitor:
         self.poller = SlurmPoller(getpass.getuser()) if self.slurm else None
         self.local_jobs: dict[str, Any] = {}  # submitit handles of the local jobs we started
         self.consecutive_failures = 0
-        self.pending_metrics: list[tuple[float, int, str]] = []  # (when, 1st or 2nd try, job name)
+        self.pending_metrics: list[PendingMetrics] = []
         self.running_polls: dict[str, int] = {}
+        self.faults = Containment(ledger.events, ledger.sweep_dir)
+        self.reactions: list[Reaction] = []
+        self._undelivered: list[tuple[Reaction, Transition]] = []  # transitions a reaction failed on
+        self._unsaved = False  # a change not yet in jobs.json
         self._sleep, self._clock = sleep, clock
         self._began = clock()
-        # What reacts to each poll: the rules engine (ttlaunch.rules), the evaluation
-        # scheduler (ttlaunch.evaluations). Each has on_transition, after_poll and pending.
-        self.reactions: list[Any] = []
 
     @property
     def events(self) -> Any:
@@ -97,70 +140,62 @@ class Monitor:
         }
 
     def poll(self) -> int:
-        """Look at every job not yet ended once; the number still not ended."""
+        """Look at every job not yet ended once; the number still not ended. One job's
+        handling that fails is logged and tried again next poll (ttlaunch.containment)."""
         from ttlaunch.polling import local_observation
-        from ttlaunch.slurm import SchedulerCommandError
 
+        self.faults.check_sweep_dir()
         active = self.active()
-        if not active:
-            for reaction in self.reactions:  # queued actions may still wait for files
-                reaction.after_poll()
-            return len(self.active())  # an action may have submitted a job
-        if self.poller is not None:
-            try:
-                observed = self.poller.observe(active)
-            except SchedulerCommandError as err:  # logged; the next poll tries again
-                self._poll_failed(err)
-                return len(active)
-            self.consecutive_failures = 0
-            for notice in self.poller.notices:
-                self.events.write("POLL_FAILED", "Falling back", ("Note", notice))
-                log.warning("%s", notice)
-            self.poller.notices.clear()
-        else:
-            observed = {name: local_observation(record, self.local_jobs.get(name)) for name, record in active.items()}
-        changed = False
-        for name, observation in observed.items():
-            previous = JobState(self.jobs[name].status)
-            requeued = self._note_requeues(name, observation)
-            updated = self._update(name, observation)
-            changed = changed or requeued or updated
-            if updated:
-                for reaction in self.reactions:
-                    reaction.on_transition(name, self.jobs[name], previous, observation.state)
-        if changed:  # one write per poll, however many jobs changed
-            self.ledger.save()
+        transitions: list[Transition] = []
+        if self.poller is None:
+            for name, record in active.items():
+                self.faults.run(
+                    name, "state", lambda: self._apply(name, local_observation(record, self.local_jobs.get(name)), transitions)
+                )
+        elif active:
+            observed = self._observe(self.poller, active)
+            for name, observation in observed.items():
+                self.faults.run(name, "state", lambda: self._apply(name, observation, transitions))
+        self._deliver(transitions)
+        if self._unsaved:  # one write per poll, however many jobs changed
+            self._save()
         for reaction in self.reactions:
-            reaction.after_poll()
+            self.faults.run(SWEEP, reaction.name, lambda: reaction.after_poll(self.faults))
         return len(self.active())
 
     def run(self) -> None:
         """Poll until every job ended and its metrics are in, then validate and report."""
         from ttlaunch.live_view import live_view
 
+        self.faults.check_sweep_dir()
         self.ledger.state.monitoring_started = self.ledger.state.monitoring_started or timestamp()
-        self.ledger.save()
+        self._save()
         with live_view(self.ledger.state, self.settings.live) as view:
             while True:
                 remaining = self.poll()
-                self._status_check()
+                self.faults.run(SWEEP, "status check", self._status_check)
                 self._resource_status()
                 self._collect_due_metrics()
-                view.refresh()
+                if self._unsaved:
+                    self._save()
+                self.faults.run(SWEEP, "live view", view.refresh)
                 reacting = any(reaction.pending for reaction in self.reactions)
                 if not remaining and not self.pending_metrics and not reacting:
                     break
                 wait_s = self.settings.poll_interval_s
                 if not remaining and self.pending_metrics:
-                    wait_s = min(wait_s, max(0.0, min(due for due, _, _ in self.pending_metrics) - self._clock()))
+                    wait_s = min(wait_s, max(0.0, min(pending.due for pending in self.pending_metrics) - self._clock()))
                 self._sleep(wait_s)
         self.finish()
 
     def finish(self) -> None:
+        checks = self.validate()
+        self.faults.run(SWEEP, "summary", lambda: self._report(checks))
+
+    def _report(self, checks: dict[str, Any]) -> None:
         from ttlaunch.report import SUMMARY_NAME, render_summary
         from ttlaunch.state import write_atomically
 
-        checks = self.validate()
         counts = status_counts(self.jobs.values(), first=(JobState.COMPLETED.value, JobState.FAILED.value))
         self.events.write(
             "ALL_COMPLETE",
@@ -179,11 +214,15 @@ class Monitor:
         checks: dict[str, Any] = {}
         if self.ledger.state.payload_kind != "torchtune":  # other payloads have no checkpoint layout to check
             return checks
+
+        def validate_one(name: str, output_dir: Path) -> None:
+            check = checks[name] = check_checkpoint(output_dir)
+            result = f"OK: {check.checkpoint}" if check.ok else f"FLAGGED: {check.problem}"
+            self.events.write("VALIDATION", name, ("Checkpoint", result))
+
         for name, record in self.jobs.items():
             if record.status == JobState.COMPLETED.value and record.output_dir and record.kind == "training":
-                check = checks[name] = check_checkpoint(Path(record.output_dir))
-                result = f"OK: {check.checkpoint}" if check.ok else f"FLAGGED: {check.problem}"
-                self.events.write("VALIDATION", name, ("Checkpoint", result))
+                self.faults.run(name, "validation", lambda: validate_one(name, Path(str(record.output_dir))))
         return checks
 
     def stop_local_jobs(self) -> None:
@@ -195,7 +234,67 @@ class Monitor:
         deadline = self._clock() + LOCAL_STOP_TIMEOUT_S
         while any(not job.done() for job in running) and self._clock() < deadline:
             self._sleep(0.2)
-        self.poll()
+        if self.ledger.sweep_dir.is_dir():  # else there is nowhere to record it
+            self.poll()
+
+    def _observe(self, poller: SlurmPoller, active: dict[str, JobRecord]) -> dict[str, Observation]:
+        """One look at SLURM for all active jobs; nothing when it did not answer (logged; the
+        next poll asks again)."""
+        try:
+            observed = poller.observe(active)
+        except Exception as err:  # SLURM away, or an answer nobody can read: the next poll asks again
+            self._poll_failed(err)
+            return {}
+        self.consecutive_failures = 0
+        for notice in poller.notices:
+            self.events.write("POLL_FAILED", "Falling back", ("Note", notice))
+            log.warning("%s", notice)
+        poller.notices.clear()
+        return observed
+
+    def _apply(self, name: str, observation: Observation, transitions: list[Transition]) -> None:
+        """Record what one poll saw of one job, whole or not at all: when anything fails, the
+        record is as it was, and the next poll sees the same change again."""
+        record = self.jobs[name]
+        snapshot = copy.deepcopy(record)
+        previous = JobState(record.status)
+        try:
+            requeues = self._note_requeues(record, observation)
+            update = self._update(record, observation)
+            for kind, description, fields in [*requeues, *update]:
+                self.events.write(kind, description, *fields)
+        except BaseException:
+            self.jobs[name] = snapshot
+            raise
+        if requeues or update:
+            self._unsaved = True
+        if not update:
+            return
+        current = observation.state
+        log.info("%s: %s -> %s", name, previous.value, current.value)
+        transitions.append(Transition(name, previous, current))
+        if self.poller is not None and self.poller.accounting and current in _METRICS_STATES:
+            self.pending_metrics.append(PendingMetrics(due=self._clock(), job=name))
+
+    def _deliver(self, transitions: list[Transition]) -> None:
+        """Each reaction hears of each transition; one it failed on is told again next poll."""
+        queue = self._undelivered + [(reaction, transition) for transition in transitions for reaction in self.reactions]
+        self._undelivered = []
+        for reaction, transition in queue:
+            record = self.jobs.get(transition.job)
+            if record is None:
+                continue
+            told = self.faults.run(
+                transition.job, reaction.name,
+                lambda: reaction.on_transition(transition.job, record, transition.previous, transition.current),
+            )
+            if not told:
+                self._undelivered.append((reaction, transition))
+
+    def _save(self) -> None:
+        """jobs.json, then the status table; a failed write is tried again at the next poll."""
+        self._unsaved = not self.faults.run(SWEEP, "jobs.json", self.ledger.save_state)
+        self.faults.run(SWEEP, "status table", self.ledger.update_status_table)
 
     def _status_check(self) -> None:
         counts = status_counts(self.jobs.values(), first=("PENDING", "RUNNING", "COMPLETED"))
@@ -205,60 +304,73 @@ class Monitor:
 
     def _resource_status(self) -> None:
         """Every `resource_every_polls`-th poll of a running job, its newest GPU sample."""
-        from ttlaunch.gpu_metrics import GPU_METRICS_NAME, read_latest_sample
-
         for name, record in self.jobs.items():
             if record.status != JobState.RUNNING.value or not record.job_dir:
                 continue
             seen = self.running_polls[name] = self.running_polls.get(name, 0) + 1
-            if seen % self.settings.resource_every_polls:
-                continue
-            sample = read_latest_sample(Path(record.job_dir) / GPU_METRICS_NAME)
-            if sample is None:  # not sampled (yet): nothing to say
-                continue
-            self.events.write(
-                "RESOURCE_STATUS", name,
-                ("GPU Utilization", f"{sample.utilization_pct:.0f}% | GPU Memory: "
-                 f"{sample.memory_used_gb:.1f}/{sample.memory_total_gb:.1f} GB ({sample.gpus} GPU, {sample.timestamp})"),
-            )
+            if seen % self.settings.resource_every_polls == 0:
+                self.faults.run(name, "resources", lambda: self._log_gpu_sample(name, Path(str(record.job_dir))))
+
+    def _log_gpu_sample(self, name: str, job_dir: Path) -> None:
+        from ttlaunch.gpu_metrics import GPU_METRICS_NAME, read_latest_sample
+
+        sample = read_latest_sample(job_dir / GPU_METRICS_NAME)
+        if sample is not None:  # not sampled (yet): nothing to say
+            self.events.write("RESOURCE_STATUS", name, ("GPU Utilization", sample.describe()))
 
     def _collect_due_metrics(self) -> None:
         """seff for each ended job; one retry after metrics_retry_s when accounting has no
-        data yet, then the same figures from sacct."""
+        data yet, then the same figures from sacct. A collection that fails unexpectedly is
+        tried again at the next poll, up to MAX_METRICS_FAILURES times."""
         import shutil
 
-        from ttlaunch import metrics, slurm
-
         now = self._clock()
-        due = [entry for entry in self.pending_metrics if entry[0] <= now]
+        due = [pending for pending in self.pending_metrics if pending.due <= now]
         if not due:
             return
-        self.pending_metrics = [entry for entry in self.pending_metrics if entry[0] > now]
+        self.pending_metrics = [pending for pending in self.pending_metrics if pending.due > now]
         have_seff = shutil.which("seff") is not None
-        for _, tried, name in due:
-            record = self.jobs[name]
-            job_id = str(record.job_id)
+        for pending in due:
+            if self.faults.run(pending.job, "metrics", lambda: self._collect_metrics(pending, have_seff, now)):
+                continue
+            pending.failures += 1
+            if pending.failures < MAX_METRICS_FAILURES:
+                pending.due = now + self.settings.poll_interval_s
+                self.pending_metrics.append(pending)
+            else:
+                error = self.faults.failing.get((pending.job, "metrics"), "?")
+                self.faults.run(pending.job, "metrics", lambda: self.events.write(
+                    "COMPUTE_METRICS", pending.job, ("Job ID", self.jobs[pending.job].job_id),
+                    ("Result", f"not collected after {pending.failures} tries: {error}"),
+                ))
+
+    def _collect_metrics(self, pending: PendingMetrics, have_seff: bool, now: float) -> None:
+        from ttlaunch import metrics, slurm
+
+        record = self.jobs[pending.job]
+        job_id = str(record.job_id)
+        from_sacct, limit_s, from_seff = None, None, None
+        try:
+            from_sacct, limit_s = slurm.usage(job_id)
+        except slurm.SchedulerCommandError as err:
+            self.events.write("POLL_FAILED", f"Accounting for {pending.job} failed", ("Error", str(err)))
+        if have_seff:
             try:
-                from_sacct, limit_s = metrics.parse_usage(slurm.usage(job_id))
-                try:
-                    from_seff = metrics.parse_seff(slurm.seff(job_id)) if have_seff else None
-                except slurm.SchedulerCommandError:
-                    from_seff = None
-            except slurm.SchedulerCommandError as err:
-                self.events.write("POLL_FAILED", f"Accounting for {name} failed", ("Error", str(err)))
-                from_sacct, limit_s, from_seff = None, None, None
-            if from_seff is None and tried == 1 and have_seff:
-                self.pending_metrics.append((now + self.settings.metrics_retry_s, 2, name))
-                continue
-            result = from_seff or from_sacct
-            limit_s = limit_s or record.time_limit_s  # accounting may lag; the limit is what we asked for
-            if result is None:
-                self.events.write("COMPUTE_METRICS", name, ("Job ID", job_id), ("Result", "no accounting data"))
-                continue
-            fields = metrics.entry_fields(job_id, result, limit_s, timed_out=record.status == JobState.TIMEOUT.value)
-            self.events.write("COMPUTE_METRICS", name, *fields)
-            record.metrics = {**result.as_record(), "time_limit_s": limit_s}
-            self.ledger.save()
+                from_seff = slurm.seff(job_id)
+            except slurm.SchedulerCommandError:  # seff fails outright for a job it has no data of
+                from_seff = None
+        if from_seff is None and pending.tries == 1 and have_seff:
+            self.pending_metrics.append(PendingMetrics(due=now + self.settings.metrics_retry_s, job=pending.job, tries=2))
+            return
+        result = from_seff.filled_from(from_sacct) if from_seff is not None else from_sacct
+        limit_s = limit_s or record.time_limit_s  # accounting may lag; the limit is what we asked for
+        if result is None:
+            self.events.write("COMPUTE_METRICS", pending.job, ("Job ID", job_id), ("Result", "no accounting data"))
+            return
+        fields = metrics.entry_fields(job_id, result, limit_s, timed_out=record.status == JobState.TIMEOUT.value)
+        self.events.write("COMPUTE_METRICS", pending.job, *fields)
+        record.metrics = {**result.as_record(), "time_limit_s": limit_s}
+        self._unsaved = True
 
     def _poll_failed(self, err: Exception) -> None:
         self.consecutive_failures += 1
@@ -273,22 +385,22 @@ class Monitor:
             self.events.write("POLL_FAILED", "Alert: repeated failures", ("Alert", message))
             log.error(message)
 
-    def _note_requeues(self, name: str, observation: Any) -> bool:
+    def _note_requeues(self, record: JobRecord, observation: Observation) -> list[Entry]:
         """A job SLURM restarted since the last poll: one STATE_CHANGE to REQUEUED per
         requeue, with the attempt that begins and why the last one ended."""
-        record = self.jobs[name]
         if observation.restarts is None or observation.restarts + 1 <= record.attempt:
-            return False
+            return []
+        entries: list[Entry] = []
         for attempt in range(record.attempt + 1, observation.restarts + 2):
             reason = self._requeue_reason(record, attempt - 1)
             record.requeues.append({"attempt": attempt - 1, "reason": reason, "at": timestamp()})
-            self.events.write(
-                "STATE_CHANGE", name, ("Previous", record.status), ("Current", JobState.REQUEUED.value),
-                ("Job ID", record.job_id), ("Attempt", f"{attempt} (attempt {attempt - 1} ended: {reason})"),
-            )
-            log.info("%s: requeued (%s); attempt %d", name, reason, attempt)
+            entries.append(("STATE_CHANGE", record.run, [
+                ("Previous", record.status), ("Current", JobState.REQUEUED.value), ("Job ID", record.job_id),
+                ("Attempt", f"{attempt} (attempt {attempt - 1} ended: {reason})"),
+            ]))
+            log.info("%s: requeued (%s); attempt %d", record.run, reason, attempt)
             record.status, record.attempt = JobState.REQUEUED.value, attempt
-        return True
+        return entries
 
     def _requeue_reason(self, record: JobRecord, ended_attempt: int) -> str:
         """What the job wrote when it requeued itself; else what accounting says of that run."""
@@ -297,8 +409,8 @@ class Monitor:
 
         if record.job_dir:
             for entry in read_requeues(Path(record.job_dir)):
-                if entry.get("attempt") == ended_attempt:
-                    return str(entry["reason"])
+                if entry.attempt == ended_attempt:
+                    return entry.reason
         try:
             runs = slurm.run_history(str(record.job_id))
         except slurm.SchedulerCommandError:
@@ -307,14 +419,13 @@ class Monitor:
             return _REQUEUE_REASONS.get(runs[ended_attempt - 1].state, "requeued")
         return "requeued"
 
-    def _update(self, name: str, observation: Any) -> bool:
-        """Record a change of state (the caller saves); whether there was one."""
+    def _update(self, record: JobRecord, observation: Observation) -> list[Entry]:
+        """Apply a change of state to the record; its STATE_CHANGE entry (none without a change)."""
         from ttlaunch.report import epoch_dirs
 
-        record = self.jobs[name]
         previous, current = JobState(record.status), observation.state
         if current is previous or current is JobState.UNKNOWN:
-            return False
+            return []
         record.status = current.value
         fields: list[tuple[str, object]] = [("Previous", previous.value), ("Current", current.value), ("Job ID", record.job_id)]
         if current is JobState.RUNNING or (current.terminal and record.started is None):
@@ -337,11 +448,7 @@ class Monitor:
                 if record.exit_code:
                     fields.append(("Exit code", record.exit_code))
                 fields.append(("Log", record.stderr))
-        self.events.write("STATE_CHANGE", name, *fields)
-        log.info("%s: %s -> %s", name, previous.value, current.value)
-        if self.poller is not None and self.poller.accounting and current in _METRICS_STATES:
-            self.pending_metrics.append((self._clock(), 1, name))
-        return True
+        return [("STATE_CHANGE", record.run, fields)]
 
 
 def _seconds_between(start: str | None, end: str) -> float:

@@ -69,7 +69,6 @@ class SlurmPoller:
         slurmdbd asynchronously): it is pending, not lost.
         """
         from ttlaunch import slurm
-        from ttlaunch.metrics import seconds
 
         queued = slurm.squeue(self.user)
         observed: dict[str, Observation] = {}
@@ -85,7 +84,7 @@ class SlurmPoller:
             entry = accounted.get(job_id)
             if entry is not None:
                 observed[name] = Observation(
-                    entry.state, started=entry.start, completed=entry.end, elapsed_s=seconds(entry.elapsed),
+                    entry.state, started=entry.start, completed=entry.end, elapsed_s=entry.elapsed_s,
                     exit_code=entry.exit_code,
                 )
             elif self.accounting or self.completion_log:

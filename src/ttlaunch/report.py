@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ttlaunch.figures import UNKNOWN, shown
 from ttlaunch.state import JobRecord, SweepState
 
 SUMMARY_NAME = "summary.md"
@@ -55,6 +56,7 @@ def render_summary(state: SweepState, checks: dict[str, CheckpointCheck], log_pa
     lines += [f"  - {name} (Job {job.job_id}) - {job.elapsed or '?'}" for name, job in completed.items()]
     lines += ["", f"✗ NOT COMPLETED: {len(others)} runs"]
     lines += [f"  - {name} (Job {job.job_id or 'none'}) - {job.status}{_why(job)}" for name, job in others.items()]
+    lines += _compute_table(state)
     lines += ["", "### Outputs", "", "Checkpoints:"]
     for name in completed:
         check = checks.get(name)
@@ -81,6 +83,23 @@ def render_summary(state: SweepState, checks: dict[str, CheckpointCheck], log_pa
         "",
     ]
     return "\n".join(lines)
+
+
+def _compute_table(state: SweepState) -> list[str]:
+    """What each ended job used, from accounting; `unknown` where the scheduler gave no
+    readable figure. Nothing for sweeps without accounting (local jobs)."""
+    measured = {name: job.metrics for name, job in state.jobs.items() if job.metrics}
+    if not measured:
+        return []
+    lines = ["", "### Compute", "", "| Run | Wall time | CPU efficiency | Memory used | Memory requested |", "|---|---|---|---|---|"]
+    for name, metrics in measured.items():
+        wall = metrics.get("wall_time") if isinstance(metrics.get("wall_time"), str) else None
+        cells = [
+            name, wall or UNKNOWN, shown(metrics.get("cpu_efficiency"), ".2f", "%"),
+            shown(metrics.get("memory_used_mb"), ".2f", " MB"), shown(metrics.get("memory_requested_mb"), ".2f", " MB"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _why(job: JobRecord) -> str:

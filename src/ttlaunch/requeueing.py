@@ -17,11 +17,13 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
+from ttlaunch.figures import count
 from ttlaunch.records import timestamp
+from ttlaunch.slurm import MAX_RESTARTS
 from ttlaunch.state import write_atomically
 
 log = logging.getLogger(__name__)
@@ -33,18 +35,47 @@ TIMEOUT_SLACK_S = 60.0
 
 def current_attempt(environ: Mapping[str, str] = os.environ) -> int:
     """1 for the first start of a job; SLURM counts the restarts after requeues."""
-    return int(environ.get("SLURM_RESTART_COUNT") or 0) + 1
+    return (count(environ.get("SLURM_RESTART_COUNT"), MAX_RESTARTS) or 0) + 1
 
 
-def read_requeues(job_dir: Path) -> list[dict[str, Any]]:
-    path = job_dir / REQUEUES_NAME
-    if not path.is_file():
+@dataclass(frozen=True)
+class Requeue:
+    """One requeue the job made itself: the attempt that ended, why, when."""
+
+    attempt: int
+    reason: str
+    at: str
+
+
+def parse_requeues(text: str) -> list[Requeue]:
+    """requeues.json's entries; an entry that is not one (a file cut short, edited, from
+    elsewhere) is left out, and a file that is not a JSON list holds none."""
+    try:
+        data = json.loads(text)
+    except ValueError:
         return []
-    return list(json.loads(path.read_text(encoding="utf-8")))
+    if not isinstance(data, list):
+        return []
+    entries = []
+    for item in data:
+        if not isinstance(item, dict):
+            continue
+        attempt, reason = item.get("attempt"), item.get("reason")
+        if type(attempt) is int and attempt >= 1 and isinstance(reason, str):
+            entries.append(Requeue(attempt, reason, str(item.get("at", ""))))
+    return entries
+
+
+def read_requeues(job_dir: Path) -> list[Requeue]:
+    try:
+        data = (job_dir / REQUEUES_NAME).read_bytes()
+    except OSError:  # none yet
+        return []
+    return parse_requeues(data.decode("utf-8", errors="replace"))
 
 
 def record_requeue(job_dir: Path, attempt: int, reason: str) -> None:
-    entries = [*read_requeues(job_dir), {"attempt": attempt, "reason": reason, "at": timestamp()}]
+    entries = [*map(asdict, read_requeues(job_dir)), {"attempt": attempt, "reason": reason, "at": timestamp()}]
     write_atomically(job_dir / REQUEUES_NAME, json.dumps(entries, indent=2) + "\n")
 
 
@@ -86,7 +117,7 @@ class EndWarning:
     def __call__(self, signum: int, frame: object) -> None:
         elapsed = self._clock() - self._started
         reason = "timeout" if self.policy.is_timeout(elapsed) else "preempted"
-        timeouts = sum(entry["reason"] == "timeout" for entry in read_requeues(self.job_dir))
+        timeouts = sum(entry.reason == "timeout" for entry in read_requeues(self.job_dir))
         if reason == "timeout" and timeouts >= self.policy.max_num_timeout:
             log.warning(
                 "time limit near; not requeued: %d timeouts already (requeue.max_num_timeout=%d); running on",

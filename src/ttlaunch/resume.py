@@ -13,6 +13,7 @@ epoch again and overwrite it, so a finished run must be recognised as finished.
 from __future__ import annotations
 
 import enum
+import operator
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,10 @@ def decide(epochs: list[int], recipe_state: tuple[int, int] | None) -> ResumeDec
     )
 
 
+class UnreadableRecipeState(Exception):
+    """The recipe state exists but cannot be read (cut short, or not torchtune's)."""
+
+
 def read_recipe_state(output_dir: Path) -> tuple[int, int] | None:
     """(epochs run, total epochs) from torchtune's recipe state; None when there is none."""
     path = output_dir / RECIPE_STATE
@@ -70,10 +75,21 @@ def read_recipe_state(output_dir: Path) -> tuple[int, int] | None:
         return None
     import torch  # a torchtune job has it; only its two counters are read (memory-mapped)
 
-    state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    return int(state["epochs_run"]), int(state["total_epochs"])
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        epochs_run, total = operator.index(state["epochs_run"]), operator.index(state["total_epochs"])
+    except Exception as err:  # whatever a damaged pickle raises, or counters that are not whole numbers
+        raise UnreadableRecipeState(f"{path}: {type(err).__name__}: {err}") from None
+    if not 0 <= epochs_run <= total:
+        raise UnreadableRecipeState(f"{path}: epochs run {epochs_run} of {total} is not a count of epochs")
+    return epochs_run, total
 
 
 def decide_torchtune(output_dir: Path) -> ResumeDecision:
     epochs = saved_epochs(output_dir)
-    return decide(epochs, read_recipe_state(output_dir) if epochs else None)
+    try:
+        recipe_state = read_recipe_state(output_dir) if epochs else None
+    except UnreadableRecipeState as err:
+        # Neither "resume" nor "finished" can be trusted: training again is the safe answer.
+        return ResumeDecision(ResumeAction.FRESH, f"{err}: training again from the start", epochs[-1])
+    return decide(epochs, recipe_state)

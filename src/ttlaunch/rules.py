@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
+from ttlaunch.containment import Containment
 from ttlaunch.ledger import Ledger
 from ttlaunch.records import timestamp
 from ttlaunch.rules_config import (
@@ -86,6 +87,8 @@ def render(template: str, variables: Mapping[str, Any]) -> str:
 
 
 class RulesEngine:
+    name = "rules"  # the stage named when handling a job fails
+
     def __init__(
         self, rules: Rules, ledger: Ledger, capabilities: Capabilities | None = None, now: Callable[[], float] = time.time
     ) -> None:
@@ -108,37 +111,37 @@ class RulesEngine:
             "event": event,
         }
 
-    def scan_logs(self) -> None:
-        """New whole lines of each job's stdout and stderr against the log events."""
-        if not self.rules.log_events:
+    def scan_log(self, job: str, record: JobRecord) -> None:
+        """New whole lines of the job's stdout and stderr against the log events."""
+        marker = f"{job}@{record.job_id}"
+        if not self.rules.log_events or not record.job_id or marker in self._drained:
             return
-        for job, record in self.ledger.state.jobs.items():
-            marker = f"{job}@{record.job_id}"
-            if not record.job_id or marker in self._drained:
-                continue
-            if JobState(record.status).terminal:  # this read is its last
-                self._drained.add(marker)
-            for path_text in (record.stdout, record.stderr):
-                if not path_text:
-                    continue
-                for line in self._new_lines(job, Path(path_text)):
-                    for event in self.rules.log_events:
-                        found = event.match(line)
-                        if found is not None:
-                            self._fire(job, record, event.name, event.actions, found)
-
-    def _new_lines(self, job: str, path: Path) -> list[str]:
         offsets = self.state.offsets.setdefault(job, {})
-        start = offsets.get(str(path), 0)
+        for path_text in (record.stdout, record.stderr):
+            if not path_text:
+                continue
+            lines, offset = self._new_lines(Path(path_text), offsets.get(path_text, 0))
+            for line in lines:
+                for event in self.rules.log_events:
+                    found = event.match(line)
+                    if found is not None:
+                        self._fire(job, record, event.name, event.actions, found)
+            # Only now: if matching failed, the next poll reads these lines again (firing is idempotent).
+            offsets[path_text] = offset
+        if JobState(record.status).terminal:  # read to its end after it ended: done with it
+            self._drained.add(marker)
+
+    @staticmethod
+    def _new_lines(path: Path, start: int) -> tuple[list[str], int]:
+        """The whole lines written to `path` since byte `start`, and the offset after them."""
         try:
             with path.open("rb") as stream:
                 stream.seek(start)
                 data = stream.read()
         except OSError:  # not written yet
-            return []
+            return [], start
         complete = data.rfind(b"\n") + 1  # a line still being written waits for the next poll
-        offsets[str(path)] = start + complete
-        return data[:complete].decode("utf-8", errors="replace").splitlines()
+        return data[:complete].decode("utf-8", errors="replace").splitlines(), start + complete
 
     def on_transition(self, job: str, record: JobRecord, previous: JobState, current: JobState) -> None:
         for event in self.rules.state_events:
@@ -150,24 +153,21 @@ class RulesEngine:
                 }
                 self._fire(job, record, event.name, event.actions, variables)
 
-    def check_inactivity(self) -> None:
-        """RUNNING jobs whose output has not changed for an event's inactive_s: once per job id."""
+    def check_inactivity(self, job: str, record: JobRecord) -> None:
+        """A RUNNING job whose output has not changed for an event's inactive_s: once per job id."""
         events = [event for event in self.rules.state_events if event.inactive_s is not None]
-        if not events:
+        if not events or record.status != JobState.RUNNING.value:
             return
-        for job, record in self.ledger.state.jobs.items():
-            if record.status != JobState.RUNNING.value:
-                continue
-            mtimes = [Path(p).stat().st_mtime for p in (record.stdout, record.stderr) if p and Path(p).exists()]
-            if not mtimes:
-                continue
-            quiet_for = self._now() - max(mtimes)
-            for event in events:
-                marker = f"{job}@{record.job_id}@{event.name}"
-                if event.inactive_s is not None and quiet_for >= event.inactive_s and marker not in self.state.quiet:
-                    self.state.quiet.append(marker)
-                    variables = {**event.metadata, "state": "INACTIVE", "exit_code": ""}
-                    self._fire(job, record, event.name, event.actions, variables)
+        mtimes = [Path(p).stat().st_mtime for p in (record.stdout, record.stderr) if p and Path(p).exists()]
+        if not mtimes:
+            return
+        quiet_for = self._now() - max(mtimes)
+        for event in events:
+            marker = f"{job}@{record.job_id}@{event.name}"
+            if event.inactive_s is not None and quiet_for >= event.inactive_s and marker not in self.state.quiet:
+                self.state.quiet.append(marker)
+                variables = {**event.metadata, "state": "INACTIVE", "exit_code": ""}
+                self._fire(job, record, event.name, event.actions, variables)
 
     def _fire(self, job: str, record: JobRecord, event: str, actions: Sequence[Action], found: Mapping[str, str]) -> None:
         variables = {**self.variables(job, record, event), **found}
@@ -191,33 +191,40 @@ class RulesEngine:
                 return event.actions[item["action"]]
         return None  # the rule is gone from the config since: nothing to run
 
-    def run_queued(self) -> None:
+    def run_queued(self, faults: Containment) -> None:
+        """Each queued action: run, dropped or left waiting. One whose handling fails stays
+        queued for the next poll."""
         still: list[dict[str, Any]] = []
         for item in self.state.queued:
-            action = self._action(item)
-            if action is None:
-                self._decide(item, "dropped: its rule is no longer configured")
-                continue
-            verdict, why = self._conditions(action.conditions, item)
-            if verdict == WAIT:
-                if not item["announced"]:
-                    item["announced"] = True
-                    self.ledger.events.write(
-                        "ACTION_QUEUED", item["job"], ("Event", item["event"]), ("Action", _kind(action)), ("Waiting for", why)
-                    )
+            waiting: list[bool] = []
+            if not faults.run(item["job"], "rules: actions", lambda: waiting.append(self._handle(item))) or waiting[0]:
                 still.append(item)
-                continue
-            if verdict == NO:
-                self._decide(item, f"skipped: {why}")
-                continue
-            if isinstance(action, (FollowUpAction, RestartAction)) and self.capabilities is None:
-                still.append(item)  # submitting needs the launcher: the next launch of the sweep runs it
-                continue
-            self._decided.add(item["key"])
-            self.state.decided.append(item["key"])
-            self.save()  # decided before it runs: a crash now loses it rather than repeating it
-            self._run(action, item)
         self.state.queued = still
+
+    def _handle(self, item: dict[str, Any]) -> bool:
+        """Run one queued action if its conditions hold; whether it waits on."""
+        action = self._action(item)
+        if action is None:
+            self._decide(item, "dropped: its rule is no longer configured")
+            return False
+        verdict, why = self._conditions(action.conditions, item)
+        if verdict == WAIT:
+            if not item["announced"]:
+                item["announced"] = True
+                self.ledger.events.write(
+                    "ACTION_QUEUED", item["job"], ("Event", item["event"]), ("Action", _kind(action)), ("Waiting for", why)
+                )
+            return True
+        if verdict == NO:
+            self._decide(item, f"skipped: {why}")
+            return False
+        if isinstance(action, (FollowUpAction, RestartAction)) and self.capabilities is None:
+            return True  # submitting needs the launcher: the next launch of the sweep runs it
+        self._decided.add(item["key"])
+        self.state.decided.append(item["key"])
+        self.save()  # decided before it runs: a crash now loses it rather than repeating it
+        self._run(action, item)
+        return False
 
     def _decide(self, item: Mapping[str, Any], result: str) -> None:
         self._decided.add(item["key"])
@@ -339,10 +346,13 @@ class RulesEngine:
 
     # --- the poll -----------------------------------------------------------------------
 
-    def after_poll(self) -> None:
-        self.scan_logs()
-        self.check_inactivity()
-        self.run_queued()
+    def after_poll(self, faults: Containment) -> None:
+        """Each job's new output and silence, then the queued actions; one job's failure
+        costs only that job's handling until the next poll."""
+        for job, record in list(self.ledger.state.jobs.items()):
+            faults.run(job, "rules: output", lambda: self.scan_log(job, record))
+            faults.run(job, "rules: inactivity", lambda: self.check_inactivity(job, record))
+        self.run_queued(faults)
         self._reap_commands()
         self.save()
 
@@ -400,12 +410,22 @@ def _kind(action: Action) -> str:
 
 def _batch_size(record: JobRecord) -> int | None:
     """The batch size the run trained with, from torchtune's saved config of the run."""
-    import yaml
-
     if not record.output_dir:
         return None
-    path = Path(record.output_dir) / "torchtune_config.yaml"
-    if not path.is_file():
+    try:
+        return batch_size_of((Path(record.output_dir) / "torchtune_config.yaml").read_bytes())
+    except OSError:
         return None
-    value = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("batch_size")
-    return int(value) if isinstance(value, int) else None
+
+
+def batch_size_of(saved_config: bytes) -> int | None:
+    """`batch_size` of a saved torchtune config; None when the text is not YAML, not a
+    mapping, or has no positive whole batch size."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load(saved_config)
+    except Exception:  # YAMLError, and the ValueError of a date like 2026-13-45 (found by fuzzing)
+        return None
+    value = saved.get("batch_size") if isinstance(saved, dict) else None
+    return value if type(value) is int and value > 0 else None

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ttlaunch.errors import SweepBusy
+from ttlaunch.errors import MonitorStopped, SweepBusy
 from ttlaunch.rules_config import Rules
 from ttlaunch.state import SweepState
 from ttlaunch.states import JobState
@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             except KeyboardInterrupt:
                 print(f"ttlaunch: stopped following; jobs keep running. Again: `{reattach_hint(sweep_dir)}`", file=sys.stderr)
                 return 130
+            except MonitorStopped as err:
+                print(f"ttlaunch: {err}", file=sys.stderr)
+                return EXIT_JOBS_FAILED
             not_completed = [name for name, job in ledger.state.jobs.items() if job.status != JobState.COMPLETED.value]
             return EXIT_JOBS_FAILED if not_completed else 0
         monitor.poll()
