@@ -1,6 +1,12 @@
 """`python -m ttlaunch.launch` as a user runs it, on the local executor."""
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -140,28 +146,34 @@ def test_a_command_line_sweep_doubles_the_jobs(run_cli, tmp_path: Path):
     assert "+seed=2" in overrides.read_text()
 
 
-def test_ctrl_c_while_waiting_says_what_happened_without_a_traceback(tmp_path: Path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
+def start_slow_local_sweep(tmp_path: Path, name: str, seconds: str):
+    """A local sweep of one run whose payload sleeps `seconds`, once that payload runs."""
 
-    write(tmp_path / "cfg" / "experiment" / "slow.yaml", "experiment: {name: slow}\nruns: [{name: s, type: fine-tuned}]\n")
+    write(tmp_path / "cfg" / "experiment" / f"{name}.yaml", f"experiment: {{name: {name}}}\nruns: [{{name: s, type: fine-tuned}}]\n")
     command = [
-        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), "experiment=slow",
-        "payload=command", "payload.command=[sleep,'61.25']", f"paths.work_root={tmp_path / 'work'}",
+        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), f"experiment={name}",
+        "payload=command", f"payload.command=[sleep,'{seconds}']", f"paths.work_root={tmp_path / 'work'}",
     ]
     env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
     # A process started in the background inherits SIGINT ignored; a terminal's is not.
     process = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
-    while not subprocess.run(["pgrep", "-f", "sleep 61.25"], capture_output=True).stdout:
+    while not payload_running(seconds):
         assert time.monotonic() < deadline, "the payload never started"
         time.sleep(0.2)
+    return process
+
+
+def payload_running(seconds: str) -> bool:
+    return bool(subprocess.run(["pgrep", "-f", f"sleep {seconds}"], capture_output=True).stdout)
+
+
+def test_ctrl_c_while_waiting_says_what_happened_without_a_traceback(tmp_path: Path):
+
+    process = start_slow_local_sweep(tmp_path, "slow", "61.25")
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=90)
     assert process.returncode == 130
@@ -171,8 +183,7 @@ def test_ctrl_c_while_waiting_says_what_happened_without_a_traceback(tmp_path: P
     log = (tmp_path / "work" / "ttlaunch_sweeps" / "slow" / "run-torchtune.log").read_text()
     assert "Previous: RUNNING\nCurrent: CANCELLED" in log
     time.sleep(2)
-    orphans = subprocess.run(["pgrep", "-f", "sleep 61.25"], capture_output=True, text=True).stdout
-    assert orphans == "", "the local job's payload outlived the launcher"
+    assert not payload_running("61.25"), "the local job's payload outlived the launcher"
 
 
 def test_the_experiments_status_table_follows_the_jobs(run_cli, tmp_path: Path):
@@ -204,23 +215,8 @@ def test_the_experiments_status_table_follows_the_jobs(run_cli, tmp_path: Path):
 
 
 def test_a_sweep_dir_deleted_while_monitoring_ends_in_one_line_and_stops_local_jobs(tmp_path: Path):
-    import os
-    import shutil
-    import subprocess
-    import sys
-    import time
 
-    write(tmp_path / "cfg" / "experiment" / "slow2.yaml", "experiment: {name: slow2}\nruns: [{name: s, type: fine-tuned}]\n")
-    command = [
-        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), "experiment=slow2",
-        "payload=command", "payload.command=[sleep,'62.5']", f"paths.work_root={tmp_path / 'work'}",
-    ]
-    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not subprocess.run(["pgrep", "-f", "sleep 62.5"], capture_output=True).stdout:
-        assert time.monotonic() < deadline, "the payload never started"
-        time.sleep(0.2)
+    process = start_slow_local_sweep(tmp_path, "slow2", "62.5")
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "slow2"
     shutil.rmtree(sweep)
     _, stderr = process.communicate(timeout=90)
@@ -229,6 +225,6 @@ def test_a_sweep_dir_deleted_while_monitoring_ends_in_one_line_and_stops_local_j
     assert f"python -m ttlaunch.status {sweep} --follow" in stderr
     assert frames_of_ours(stderr) == [], stderr
     deadline = time.monotonic() + 10
-    while subprocess.run(["pgrep", "-f", "sleep 62.5"], capture_output=True).stdout:
+    while payload_running("62.5"):
         assert time.monotonic() < deadline, "the local job's payload outlived the launcher"
         time.sleep(0.2)

@@ -7,19 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from recorded import TWO_GPU_SAMPLES
 from ttlaunch.gpu_metrics import HEADER, gpu_sampler, latest_sample, read_latest_sample
 from ttlaunch.ledger import Ledger
 from ttlaunch.monitor import Monitor, MonitorSettings
 from ttlaunch.state import JobRecord
-
-# Our header, then `nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used,memory.total
-# --format=csv,noheader,nounits -l 30` on a two-GPU node: two samples.
-TWO_GPU_SAMPLES = HEADER + """
-2026/11/23 10:00:00.000, 0, 10, 1024, 81920
-2026/11/23 10:00:00.000, 1, 0, 0, 81920
-2026/11/23 10:00:30.000, 0, 95, 30720, 81920
-2026/11/23 10:00:30.000, 1, 25, 10240, 81920
-"""
 
 
 def test_the_newest_sample_covers_every_gpu_of_its_timestamp():

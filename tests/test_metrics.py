@@ -1,39 +1,8 @@
 """Compute metrics from seff and sacct, on output recorded from the test cluster."""
 
+from recorded import SEFF_COMPLETED, SEFF_NO_SAMPLES, USAGE
 from ttlaunch.figures import duration_s
 from ttlaunch.metrics import entry_fields, parse_seff, parse_usage
-
-SEFF_COMPLETED = """\
-Job ID: 28
-Cluster: ttlaunch
-User/Group: root/root
-State: COMPLETED (exit code 0)
-Nodes: 1
-Cores per node: 2
-CPU Utilized: 00:00:06
-CPU Efficiency: 50.00% of 00:00:12 core-walltime
-Job Wall-clock time: 00:00:06
-Memory Utilized: 214.49 MB
-Memory Efficiency: 42.90% of 500.00 MB
-"""
-
-SEFF_NO_SAMPLES = """\
-Job ID: 29
-Cluster: ttlaunch
-User/Group: root/root
-State: FAILED (exit code 2)
-Cores: 1
-CPU Utilized: 00:00:00
-CPU Efficiency: 0.00% of 00:00:00 core-walltime
-Job Wall-clock time: 00:00:00
-Memory Utilized: 0.00 MB (estimated maximum)
-Memory Efficiency: 0.00% of 1000.00 MB (1000.00 MB/core)
-"""
-
-USAGE = """\
-28|00:00:06|00:10:00|00:06.238|2|500M|
-28.batch|00:00:06||00:06.238|2||219636K
-"""
 
 
 def test_seff_report():

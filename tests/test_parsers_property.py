@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from recorded import HISTORY, SACCT, SEFF_COMPLETED, SQUEUE, TWO_GPU_SAMPLES, USAGE
 from ttlaunch.figures import UnreadableOutput, count, duration_s, exit_code, number, scheduler_time, size_mb
 from ttlaunch.gpu_metrics import latest_sample
 from ttlaunch.metrics import ComputeMetrics, entry_fields, parse_seff, parse_usage
@@ -19,38 +20,6 @@ from ttlaunch.rules import batch_size_of
 from ttlaunch.slurm import MAX_RESTARTS, decode, parse_sacct_rows, parse_squeue
 from ttlaunch.states import JobState
 
-# Recorded on the project's test cluster (SLURM 22.05) and, for nvidia-smi, on an H100 node.
-SQUEUE = "5|RUNNING|0|long_name_run\n6|PENDING|1|rank8_lr1e-5\n7|COMPLETING|0|rank16_lr1e-5\n"
-SACCT = """\
-1|wrap|COMPLETED|0:0|2026-11-22T23:31:38|2026-11-22T23:31:39|2026-11-22T23:31:41|00:00:02
-4|failing|FAILED|3:0|2026-11-22T23:34:00|2026-11-22T23:34:01|2026-11-22T23:34:01|00:00:00
-4.batch|batch|FAILED|3:0|2026-11-22T23:34:01|2026-11-22T23:34:01|2026-11-22T23:34:01|00:00:00
-5|long_name_run|RUNNING|0:0|2026-11-22T23:34:00|2026-11-22T23:34:01|Unknown|00:00:03
-361|wrap|REQUEUED|0:0|2026-11-23T01:08:35|2026-11-23T01:08:37|2026-11-23T01:08:39|00:00:02
-"""
-USAGE = """\
-28|00:00:06|00:10:00|00:06.238|2|500M|
-28.batch|00:00:06||00:06.238|2||219636K
-28.extern|00:00:06||00:00:00|2||0
-"""
-SEFF = """\
-Job ID: 28
-Cluster: ttlaunch
-User/Group: root/root
-State: COMPLETED (exit code 0)
-Nodes: 1
-Cores per node: 2
-CPU Utilized: 00:00:06
-CPU Efficiency: 50.00% of 00:00:12 core-walltime
-Job Wall-clock time: 00:00:06
-Memory Utilized: 214.49 MB
-Memory Efficiency: 42.90% of 500.00 MB
-"""
-GPU_CSV = """\
-timestamp,gpu,utilization_pct,memory_used_mib,memory_total_mib
-2026/11/23 10:00:30.000, 0, 95, 30720, 81920
-2026/11/23 10:00:30.000, 1, 25, 10240, 81920
-"""
 REQUEUES = '[{"attempt": 1, "reason": "timeout", "at": "2026-11-23 01:00:00"}, {"attempt": 2, "reason": "preempted", "at": ""}]'
 TORCHTUNE_CONFIG = "batch_size: 4\nepochs: 2\noptimizer:\n  lr: 0.0003\nseed: 0\n"
 
@@ -137,10 +106,10 @@ def check_torchtune_config(text: str) -> None:
 # (recorded output, field separator, check) for each parser of line-and-field output.
 LINE_PARSERS = {
     "squeue": (SQUEUE, "|", check_squeue),
-    "sacct": (SACCT, "|", check_sacct),
+    "sacct": (SACCT + HISTORY, "|", check_sacct),
     "sacct usage": (USAGE, "|", check_usage),
-    "seff": (SEFF, ": ", check_seff),
-    "nvidia-smi": (GPU_CSV, ",", check_gpu),
+    "seff": (SEFF_COMPLETED, ": ", check_seff),
+    "nvidia-smi": (TWO_GPU_SAMPLES, ",", check_gpu),
     "torchtune config": (TORCHTUNE_CONFIG, ": ", check_torchtune_config),
 }
 

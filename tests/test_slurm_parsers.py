@@ -2,25 +2,9 @@
 
 import pytest
 
+from recorded import HISTORY, SACCT, SQUEUE
 from ttlaunch.slurm import SchedulerCommandError, parse_sacct, parse_squeue, run
 from ttlaunch.states import JobState, parse_state
-
-SQUEUE = """\
-5|RUNNING|0|long_name_run
-6|PENDING|1|rank8_lr1e-5
-7|COMPLETING|0|rank16_lr1e-5
-8|RUNNING|0|a|name|with|bars
-"""
-
-SACCT = """\
-1|wrap|COMPLETED|0:0|2026-11-22T23:31:38|2026-11-22T23:31:39|2026-11-22T23:31:41|00:00:02
-3|wrap|CANCELLED by 0|0:0|2026-11-22T23:31:46|2026-11-22T23:31:46|2026-11-22T23:31:49|00:00:03
-4|failing|FAILED|3:0|2026-11-22T23:34:00|2026-11-22T23:34:01|2026-11-22T23:34:01|00:00:00
-4.batch|batch|FAILED|3:0|2026-11-22T23:34:01|2026-11-22T23:34:01|2026-11-22T23:34:01|00:00:00
-5|long_name_run|RUNNING|0:0|2026-11-22T23:34:00|2026-11-22T23:34:01|Unknown|00:00:03
-8|slow|TIMEOUT|0:0|2026-11-22T23:40:00|2026-11-22T23:40:01|2026-11-22T23:41:15|00:01:14
-9|big|OUT_OF_MEMORY|0:125|2026-11-22T23:40:00|2026-11-22T23:40:01|2026-11-22T23:40:09|00:00:08
-"""
 
 
 def test_parse_squeue_maps_states_through_the_table():
@@ -64,14 +48,6 @@ def test_a_failing_command_names_command_code_and_output():
 def test_a_missing_command_is_an_error_not_a_crash():
     with pytest.raises(SchedulerCommandError, match="No such file"):
         run(["squeue-not-installed-here"])
-
-
-# `sacct -D` of a job requeued once by `scontrol requeue`, running again (test cluster).
-HISTORY = """\
-361|wrap|REQUEUED|0:0|2026-11-23T01:08:35|2026-11-23T01:08:37|2026-11-23T01:08:39|00:00:02
-361.batch|batch|CANCELLED|0:15|2026-11-23T01:08:37|2026-11-23T01:08:37|2026-11-23T01:08:39|00:00:02
-361|wrap|RUNNING|0:0|2026-11-23T01:08:35|2026-11-23T01:08:51|Unknown|00:00:04
-"""
 
 
 def test_every_run_of_a_requeued_job_is_kept_in_order():
