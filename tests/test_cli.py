@@ -137,13 +137,27 @@ def test_a_preset_without_a_ttlaunch_launcher_is_refused(run_cli, tmp_path: Path
     assert not (tmp_path / "work").exists()
 
 
-def test_a_command_line_sweep_doubles_the_jobs(run_cli, tmp_path: Path):
-    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", "+seed=1,2", FAST, "--multirun")
+def test_a_command_line_sweep_doubles_the_jobs_and_each_run_gets_its_value(run_cli, tmp_path: Path):
+    record_seed = "payload.command=[sh,-c,'echo $0 > $1','{seed}','{output_dir}/seed.txt']"
+    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", "+seed=1,2", record_seed, FAST, "--multirun")
     assert result.returncode == 0, result.stderr
-    state = json.loads((tmp_path / "work" / "ttlaunch_sweeps" / "probe_ok" / "jobs.json").read_text())
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "probe_ok"
+    state = json.loads((sweep / "jobs.json").read_text())
     assert sorted(state["jobs"]) == ["ok_run__seed-1", "ok_run__seed-2"]
-    overrides = (tmp_path / "work" / "ttlaunch_sweeps" / "probe_ok" / "ok_run__seed-2" / "hydra_configs" / "overrides.yaml")
-    assert "+seed=2" in overrides.read_text()
+    assert "+seed=2" in (sweep / "ok_run__seed-2" / "hydra_configs" / "overrides.yaml").read_text()
+    assert [(sweep / f"ok_run__seed-{n}" / "outputs" / "seed.txt").read_text() for n in (1, 2)] == ["1\n", "2\n"]
+
+
+def test_a_command_line_parameter_no_payload_uses_is_refused_before_anything_is_written(run_cli, tmp_path: Path):
+    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", "+seed=1,2", FAST, "--multirun")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "ttlaunch: error: command line: +seed: payload.command has no {seed} placeholder: the runs would not see it"
+    )
+    assert not (tmp_path / "work").exists()
+    result = run_cli("experiment=demo", "+colour=blue", FAST)
+    assert result.returncode == 2
+    assert "ttlaunch: error: command line: +colour: no torchtune key for parameter 'colour'" in result.stderr
 
 
 def start_slow_local_sweep(tmp_path: Path, name: str, seconds: str):

@@ -6,17 +6,18 @@ the job (to build the payload), so both read the same things the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 from ttlaunch.errors import InputError
+from ttlaunch.payload import PayloadCommand, build_payload
 from ttlaunch.rules_config import Rules, parse_rules
 from ttlaunch.schema import ComputeConfig, EvaluationConfig, PayloadConfig, RequeueConfig, UserConfig, typed, with_run_overrides
-from ttlaunch.summary import SUMMARY_FILE_NAME, Experiment, parse_experiment
+from ttlaunch.summary import SUMMARY_FILE_NAME, Experiment, Run, Scalar, parse_experiment
 
 EXPERIMENT_DIRS_SCHEME = "ttlaunch-experiments"
 
@@ -32,6 +33,26 @@ class LaunchInputs:
     payload_source: str
     rules: Rules = Rules()
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    # Run parameters given on the command line (`+seed=1`, one value of `+lr=1e-4,5e-4`):
+    # they apply to every run of this job's sweep point, over the summary's values.
+    parameters: Mapping[str, Scalar] = field(default_factory=dict)
+
+    def run(self, run_name: str) -> Run:
+        """The summary's run, with the command line's run parameters applied."""
+        run = self.experiment.run(run_name)
+        if not self.parameters:
+            return run
+        return replace(run, parameters={**run.parameters, **self.parameters})
+
+    def for_overrides(self, overrides: Sequence[str]) -> "LaunchInputs":
+        """These inputs for one job of the sweep, given its overrides (its command-line parameters)."""
+        return replace(self, parameters=command_line_parameters(overrides))
+
+    def payload_for(self, run_name: str, job_dir: Path) -> PayloadCommand:
+        """The command a job of the run runs (command-line parameters included)."""
+        return build_payload(
+            self.experiment, self.run(run_name), self.payload, job_dir, self.payload_source, tuple(self.parameters)
+        )
 
     def compute_for(self, run_name: str) -> ComputeConfig:
         """The compute preset as the run asks for it (its own `compute:` fields applied)."""
@@ -81,6 +102,25 @@ def read_experiment(cfg: DictConfig, hydra_cfg: Any) -> Experiment:
     return experiment
 
 
+def command_line_parameters(overrides: Sequence[str]) -> dict[str, Scalar]:
+    """Run parameters from command-line overrides: each one that adds a new top-level key
+    (`+seed=1`, `++lr=1e-4`) names a parameter of the runs, typed as Hydra types it.
+    Dotted keys (`+compute.x=1`) change ttlaunch's own config; a sweep (`+seed=1,2`) is not
+    one value yet (each of its jobs gets one)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parameters: dict[str, Scalar] = {}
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        name = override.key_or_group
+        if not (override.is_add() or override.is_force_add()) or "." in name or override.is_sweep_override():
+            continue
+        value = override.value()
+        if not isinstance(value, (str, int, float, bool)):  # a list or a mapping: nothing a trainer's key takes
+            raise InputError("command line", override.input_line or name, "a run parameter takes one value (a number or a word)")
+        parameters[name] = value
+    return parameters
+
+
 def read_inputs(cfg: DictConfig, hydra_cfg: Any) -> LaunchInputs:
     choices = _choices(hydra_cfg)
     compute_source = f"compute={choices.get('compute', '?')}"
@@ -95,6 +135,7 @@ def read_inputs(cfg: DictConfig, hydra_cfg: Any) -> LaunchInputs:
         payload_source=payload_source,
         rules=read_rules(cfg.get("monitoring"), f"monitoring={choices.get('monitoring', '?')}"),
         evaluation=typed(cfg.get("evaluation"), EvaluationConfig, "config.yaml", "evaluation"),
+        parameters=command_line_parameters(OmegaConf.select(hydra_cfg, "overrides.task", default=None) or []),
     )
 
 

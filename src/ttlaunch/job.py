@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from ttlaunch.composed import LaunchInputs, read_inputs
 from ttlaunch.errors import PayloadFailed
 from ttlaunch.gpu_metrics import gpu_sampler
-from ttlaunch.payload import PayloadCommand, build_payload
+from ttlaunch.payload import PayloadCommand
 from ttlaunch.requeueing import EndWarning, RequeuePolicy, current_attempt
 from ttlaunch.resume import ResumeAction, decide_torchtune
 from ttlaunch.summary import Run
@@ -142,11 +142,9 @@ def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Pa
 
     target = cfg.get(TARGET_KEY)
     if target is None:
-        return build_payload(inputs.experiment, run, inputs.payload, job_dir, inputs.payload_source), inputs.payload.kind
+        return inputs.payload_for(run.name, job_dir), inputs.payload.kind
     # The run's own output dir (its checkpoints), not this evaluation job's.
-    run_output = build_payload(
-        inputs.experiment, run, inputs.payload, sweep_dir / run.name, inputs.payload_source
-    ).output_dir
+    run_output = inputs.payload_for(run.name, sweep_dir / run.name).output_dir
     evaluation = EvaluationTarget(run.name, str(target.task), int(target.epoch))
     return evaluation_command(inputs.evaluation, evaluation, run_output, job_dir), "command"
 
@@ -155,7 +153,7 @@ def run_task(cfg: DictConfig) -> None:
     """The Hydra task function: one attempt of one run of the experiment, in its job dir."""
     hydra_cfg = HydraConfig.get()
     inputs = read_inputs(cfg, hydra_cfg)
-    run = inputs.experiment.run(cfg.run_name)
+    run = inputs.run(cfg.run_name)
     job_dir = Path(hydra_cfg.runtime.output_dir)
     built, kind = _command_of_job(cfg, inputs, run, job_dir, Path(hydra_cfg.sweep.dir))
     built.output_dir.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from hydra.core.utils import JobReturn, JobStatus
 
 from ttlaunch.composed import LaunchInputs
 from ttlaunch.ledger import Ledger
-from ttlaunch.payload import PayloadCommand, build_payload
+from ttlaunch.payload import PayloadCommand
 from ttlaunch.records import timestamp
 from ttlaunch.requests import SlurmRequest, local_request, slurm_request
 from ttlaunch.schema import ComputeConfig
@@ -107,13 +107,11 @@ class Submitter:
         """The compute preset for a run (its own fields applied), or the preset itself."""
         return self.inputs.compute_for(run_name) if run_name else self.inputs.compute
 
-    def _payload(self, name: str, run_name: str | None) -> PayloadCommand | None:
+    def _payload(self, name: str, run_name: str | None, overrides: Sequence[str]) -> PayloadCommand | None:
+        """The command the job will run (its command-line run parameters applied)."""
         if run_name is None:
             return None
-        experiment = self.inputs.experiment
-        return build_payload(
-            experiment, experiment.run(run_name), self.inputs.payload, self.sweep_dir / name, self.inputs.payload_source
-        )
+        return self.inputs.for_overrides(overrides).payload_for(run_name, self.sweep_dir / name)
 
     def submit_all(
         self,
@@ -164,7 +162,7 @@ class Submitter:
     def _plan_submission(self, index: int, overrides: Sequence[str]) -> _Submission:
         name = job_name_of(overrides) or f"job{index}"
         run_name = run_name_of(overrides)
-        command = self._payload(name, run_name)
+        command = self._payload(name, run_name, overrides)
         return _Submission(
             index=index, name=name, run_name=run_name, overrides=list(overrides),
             output_dir=command.output_dir if command else None,
@@ -230,7 +228,7 @@ class Submitter:
         for index, overrides in enumerate(job_overrides):
             name = job_name_of(overrides) or f"job{index}"
             run_name = run_name_of(overrides)
-            command = self._payload(name, run_name)
+            command = self._payload(name, run_name, overrides)
             payload_line = " ".join(command.argv) if command else "(not a planned run)"
             if self.executor_kind == "slurm":
                 text = executors.sbatch_script(self.sweep_dir / name / "submitit", self._slurm_request(name, run_name))

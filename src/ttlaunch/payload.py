@@ -8,7 +8,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Collection, Mapping
 
 import yaml
 
@@ -61,23 +61,31 @@ def _scaffold_output_dir(config_path: Path, run_dir: Path) -> Path | None:
 
 
 def build_payload(
-    experiment: Experiment, run: Run, payload: PayloadConfig, job_dir: Path, source: str
+    experiment: Experiment,
+    run: Run,
+    payload: PayloadConfig,
+    job_dir: Path,
+    source: str,
+    command_line: Collection[str] = (),
 ) -> PayloadCommand:
     """The command for `run`, whose Hydra job dir is `job_dir`.
 
-    `source` names the payload config (for messages). Checks everything it can without
-    running anything, so the launcher can call it for every job before submitting one.
+    `source` names the payload config (for messages); `command_line` the run's parameters
+    that came from the command line (`+seed=1`), each of which must reach the trainer.
+    Checks everything it can without running anything, so the launcher can call it for
+    every job before submitting one.
     """
     output_dir = job_dir / "outputs"
     argv: list[str] = []
     if payload.kind == "torchtune":
-        argv, output_dir = _torchtune_argv(experiment, run, payload, output_dir, source)
+        argv, output_dir = _torchtune_argv(experiment, run, payload, output_dir, source, command_line)
     elif payload.kind != "command":
         raise InputError(source, "payload.kind", f"unknown kind {payload.kind!r}: expected torchtune or command")
     values = _placeholders(run, experiment, output_dir, job_dir)
     if payload.kind == "command":
         if not payload.command:
             raise InputError(source, "payload.command", "kind=command needs a command (an argv list)")
+        _check_used(payload, command_line)
         argv = [_render(item, values, "payload.command", source) for item in payload.command]
     argv += [_render(item, values, "payload.extra_overrides", source) for item in payload.extra_overrides]
     env = {key: _render(str(value), values, f"payload.env.{key}", source) for key, value in payload.env.items()}
@@ -89,8 +97,30 @@ def build_payload(
     return PayloadCommand(argv=tuple(argv), env=env, output_dir=output_dir, setup=setup)
 
 
+def _check_used(payload: PayloadConfig, command_line: Collection[str]) -> None:
+    """A command-line run parameter that no placeholder of the command uses would be lost."""
+    templates = [*payload.command, *payload.extra_overrides, *map(str, payload.env.values())]
+    templates += [item for command in payload.setup for item in command]
+    used = {name for template in templates for _, name, _, _ in string.Formatter().parse(template) if name}
+    for key in command_line:
+        if key not in used:
+            raise InputError(
+                "command line", f"+{key}", f"payload.command has no {{{key}}} placeholder: the runs would not see it"
+            )
+
+
+def _torchtune_key(key: str, payload: PayloadConfig, experiment: Experiment, run: Run, command_line: Collection[str]) -> str:
+    """The torchtune config key a run parameter sets."""
+    target = payload.key_map.get(key) or (key if "." in key else None)
+    if target is None:
+        known = ", ".join(sorted(payload.key_map))
+        source, field = ("command line", f"+{key}") if key in command_line else (experiment.source, f"runs.{run.name}.{key}")
+        raise InputError(source, field, f"no torchtune key for parameter {key!r}; map it in payload.key_map (known: {known})")
+    return target
+
+
 def _torchtune_argv(
-    experiment: Experiment, run: Run, payload: PayloadConfig, output_dir: Path, source: str
+    experiment: Experiment, run: Run, payload: PayloadConfig, output_dir: Path, source: str, command_line: Collection[str]
 ) -> tuple[list[str], Path]:
     scaffold = scaffold_config_path(experiment, run, payload)
     if scaffold is not None:
@@ -98,26 +128,21 @@ def _torchtune_argv(
             raise InputError(
                 experiment.source, f"runs.{run.name}", f"scaffolded experiment has no run config {scaffold}"
             )
-        # A scaffold's config is complete: the run's parameters are already in it.
+        # A scaffold's config is complete: the run's parameters are already in it; only what
+        # the command line adds (+seed=1) goes on top.
         scaffold_output = _scaffold_output_dir(scaffold, scaffold.parent)
         argv = ["tune", "run", payload.recipe, "--config", str(scaffold)]
         if scaffold_output is None:
             argv.append(f"output_dir={output_dir}")
-            return argv + list(payload.overrides), output_dir
-        return argv + list(payload.overrides), scaffold_output
+        argv += [
+            f"{_torchtune_key(key, payload, experiment, run, command_line)}={_value(run.parameters[key])}" for key in command_line
+        ]
+        return argv + list(payload.overrides), scaffold_output or output_dir
     if not payload.base_config:
         raise InputError(source, "payload.base_config", "needed for a run without a scaffold config")
     overrides = [f"output_dir={output_dir}"]
     mapped = {key: value for key, value in experiment.controls.items() if key in payload.key_map}
     mapped.update(run.parameters)
     for key, value in mapped.items():
-        target = payload.key_map.get(key) or (key if "." in key else None)
-        if target is None:
-            known = ", ".join(sorted(payload.key_map))
-            raise InputError(
-                experiment.source,
-                f"runs.{run.name}.{key}",
-                f"no torchtune key for parameter {key!r}; map it in payload.key_map (known: {known})",
-            )
-        overrides.append(f"{target}={_value(value)}")
+        overrides.append(f"{_torchtune_key(key, payload, experiment, run, command_line)}={_value(value)}")
     return ["tune", "run", payload.recipe, "--config", payload.base_config, *overrides, *payload.overrides], output_dir

@@ -17,7 +17,6 @@ from omegaconf import OmegaConf
 
 from ttlaunch.composed import read_inputs
 from ttlaunch.errors import InputError, SweepFailed
-from ttlaunch.payload import build_payload
 from ttlaunch.ledger import Ledger
 from ttlaunch.records import EVENT_LOG_NAME
 from ttlaunch.selection import select_jobs, unrecorded_job_id
@@ -60,10 +59,7 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
         for job in jobs:
             if all(o in job.overrides for o in combination):
                 combined_inputs.compute_for(job.run.name)
-                build_payload(
-                    combined_inputs.experiment, job.run, combined_inputs.payload, sweep_dir / job.name,
-                    combined_inputs.payload_source,
-                )
+                combined_inputs.payload_for(job.run.name, sweep_dir / job.name)
     return inputs, jobs
 
 
