@@ -157,7 +157,7 @@ def test_a_command_line_parameter_no_payload_uses_is_refused_before_anything_is_
     assert not (tmp_path / "work").exists()
     result = run_cli("experiment=demo", "+colour=blue", FAST)
     assert result.returncode == 2
-    assert "ttlaunch: error: command line: +colour: no torchtune key for parameter 'colour'" in result.stderr
+    assert "ttlaunch: error: command line: +colour: no torchtune key for 'colour'" in result.stderr
 
 
 def start_slow_local_sweep(tmp_path: Path, name: str, seconds: str):
@@ -242,3 +242,34 @@ def test_a_sweep_dir_deleted_while_monitoring_ends_in_one_line_and_stops_local_j
     while payload_running("62.5"):
         assert time.monotonic() < deadline, "the local job's payload outlived the launcher"
         time.sleep(0.2)
+
+
+def test_a_run_changed_since_its_submission_is_named_and_not_counted_as_done(run_cli, tmp_path: Path):
+    summary = write(
+        tmp_path / "cfg" / "experiment" / "edited.yaml",
+        "experiment: {name: edited}\nruns:\n  - {name: a, type: fine-tuned, lr: 0.1}\n  - {name: b, type: fine-tuned, lr: 0.2}\n",
+    )
+    args = ("--config-dir", str(tmp_path / "cfg"), "experiment=edited", "payload=command",
+            "payload.command=[sh,-c,'echo $0 >> $1','{lr}','{output_dir}/lr.txt']", FAST)
+    assert run_cli(*args).returncode == 0
+    summary.write_text(summary.read_text().replace("lr: 0.1", "lr: 0.3"))
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "edited"
+    log_before = (sweep / "run-torchtune.log").read_text()
+
+    refused = run_cli(*args)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"ttlaunch: error: {sweep / 'jobs.json'}: changed runs: changed since they were submitted: a (lr: 0.1 -> 0.3). "
+        "Add resubmit_changed=true to train them again with the new values (their earlier jobs stay recorded), "
+        "or undo the change"
+    )
+    assert (sweep / "run-torchtune.log").read_text() == log_before, "nothing written"
+
+    again = run_cli(*args, "resubmit_changed=true")
+    assert again.returncode == 0, again.stderr
+    assert (sweep / "a" / "outputs" / "lr.txt").read_text() == "0.1\n0.3\n"
+    assert (sweep / "b" / "outputs" / "lr.txt").read_text() == "0.2\n", "the unchanged run is not trained again"
+    jobs = json.loads((sweep / "jobs.json").read_text())["jobs"]
+    assert jobs["a"]["submitted_with"]["parameters"] == {"lr": 0.3} and len(jobs["a"]["previous_job_ids"]) == 1
+    assert "1 changed and submitted again" in (sweep / "run-torchtune.log").read_text()
+    assert run_cli(*args).returncode == 0, "now it matches"

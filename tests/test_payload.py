@@ -64,10 +64,52 @@ def test_missing_scaffold_config_names_the_path(tmp_path: Path):
 
 
 def test_generic_command_renders_placeholders_without_a_shell(tmp_path: Path):
-    payload = PayloadConfig(kind="command", command=["python", "train.py", "--lr", "{lr}", "--out", "{output_dir}"])
+    payload = PayloadConfig(
+        kind="command", command=["python", "train.py", "--lr", "{lr}", "--epochs", "{epochs}", "--out", "{output_dir}"]
+    )
     exp = experiment()
     command = build_payload(exp, exp.run("r8"), payload, tmp_path / "r8", "p")
-    assert command.argv == ("python", "train.py", "--lr", "1e-05", "--out", str(tmp_path / "r8" / "outputs"))
+    assert command.argv == (
+        "python", "train.py", "--lr", "1e-05", "--epochs", "2", "--out", str(tmp_path / "r8" / "outputs")
+    ), "controls are placeholders too"
     payload = PayloadConfig(kind="command", command=["echo", "{nope}"])
     with pytest.raises(InputError, match="unknown placeholder"):
         build_payload(exp, exp.run("r8"), payload, tmp_path, "p")
+
+
+def test_a_typo_in_controls_is_an_error_and_other_tools_controls_are_not_passed(tmp_path: Path):
+    from ttlaunch.payload import unpassed_controls
+
+    data = {"experiment": {"name": "x"}, "controls": {"batch_sz": 4}, "runs": [{"name": "r8", "type": "fine-tuned"}]}
+    exp = parse_experiment(data, "x.yaml")
+    with pytest.raises(InputError) as caught:
+        build_payload(exp, exp.run("r8"), PayloadConfig(base_config="b", key_map=KEY_MAP), tmp_path, "p")
+    assert (caught.value.source, caught.value.field) == ("x.yaml", "controls.batch_sz")
+    assert "did you mean 'batch_size'?" in caught.value.message
+    exp = experiment()  # controls: epochs and cruijff_kit's system_prompt
+    command = build_payload(exp, exp.run("r8"), PayloadConfig(base_config="b", key_map=KEY_MAP), tmp_path, "p")
+    assert not any("system_prompt" in item or item.startswith("hi") for item in command.argv)
+    assert unpassed_controls(exp, PayloadConfig(key_map=KEY_MAP)) == ["system_prompt"]
+
+
+def test_a_control_or_command_line_parameter_the_command_does_not_use_is_an_error(tmp_path: Path):
+    exp = experiment()
+    payload = PayloadConfig(kind="command", command=["python", "train.py", "--lr", "{lr}"])
+    with pytest.raises(InputError) as caught:
+        build_payload(exp, exp.run("r8"), payload, tmp_path, "p")
+    assert (caught.value.source, caught.value.field) == ("x.yaml", "controls.epochs")
+    with_epochs = PayloadConfig(kind="command", command=["python", "train.py", "--epochs", "{epochs}"])
+    with pytest.raises(InputError) as caught:
+        build_payload(exp, exp.run("r8"), with_epochs, tmp_path, "p", command_line=["seed"])
+    assert (caught.value.source, caught.value.field) == ("command line", "+seed")
+
+
+def test_a_relative_program_that_does_not_exist_is_an_error(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exp = experiment()
+    payload = PayloadConfig(kind="command", command=["./train.sh", "{epochs}"])
+    with pytest.raises(InputError) as caught:
+        build_payload(exp, exp.run("r8"), payload, tmp_path / "r8", "p")
+    assert caught.value.field == "payload.command[0]" and "./train.sh does not exist" in caught.value.message
+    (tmp_path / "train.sh").write_text("#!/bin/sh\n")
+    assert build_payload(exp, exp.run("r8"), payload, tmp_path / "r8", "p").argv[0] == "./train.sh"

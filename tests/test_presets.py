@@ -166,3 +166,31 @@ def test_sweeps_go_under_home_unless_the_preset_or_the_command_line_says_otherwi
     killarney = compose_config("experiment=demo", "compute=killarney/h100_1x")
     assert killarney.paths.work_root.startswith("/scratch/")
     assert compose_config("experiment=demo", "paths.work_root=/elsewhere").paths.work_dir == "/elsewhere/ttlaunch_sweeps/demo"
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "message"),
+    [
+        ("compute.timeout_min=0", "compute.timeout_min", "must be at least 1, got 0"),
+        ("compute.mem_gb=-4", "compute.mem_gb", "must be more than 0, got -4.0"),
+        ("compute.cpus_per_task=0", "compute.cpus_per_task", "must be at least 1, got 0"),
+        ("compute.gpus_per_node=-1", "compute.gpus_per_node", "must be at least 0, got -1"),
+        ("compute.nodes=0", "compute.nodes", "must be at least 1, got 0"),
+    ],
+)
+def test_no_zero_or_negative_resources(compose_config, override, field, message):
+    cfg = compose_config("experiment=demo", override)
+    with pytest.raises(InputError) as caught:
+        read_inputs(cfg, cfg.hydra)
+    assert (caught.value.source, caught.value.field, caught.value.message) == ("compute=local/cpu", field, message)
+
+
+@pytest.mark.parametrize("command", ["[python,-c,true]", "[sleep,null]", "[sh,[-c,x]]"])
+def test_an_argv_item_that_is_not_a_word_is_an_error(compose_config, command):
+    cfg = compose_config("experiment=demo", "payload=command", f"payload.command={command}")
+    with pytest.raises(InputError) as caught:
+        read_inputs(cfg, cfg.hydra)
+    assert caught.value.source == "payload=command" and caught.value.field.startswith("payload.command[")
+    assert "quote it" in caught.value.message
+    cfg = compose_config("experiment=demo", "payload=command", "payload.command=[python,-c,'true']")
+    assert read_inputs(cfg, cfg.hydra).payload.command == ["python", "-c", "true"]

@@ -33,7 +33,8 @@ examples:
   python -m ttlaunch.launch 'hydra.searchpath=[ttlaunch-experiments:///scratch/me/experiments]' experiment=NAME
 
 common keys: paths.work_root=DIR  compute.mem_gb=N  compute.timeout_min=N  hydra.launcher.stagger.seconds=S
-  detach=true  resubmit_failed=true  hydra.callbacks.monitor.poll_interval_s=S  evaluation.enabled=false
+  detach=true  resubmit_failed=true  resubmit_changed=true  hydra.callbacks.monitor.poll_interval_s=S
+  evaluation.enabled=false
 follow a sweep: python -m ttlaunch.status SWEEP_DIR [--follow]
 inspect: --cfg job (the composed config), --info, --hydra-help (Hydra's own help)
 """

@@ -6,7 +6,7 @@ the job (to build the payload), so both read the same things the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -16,7 +16,17 @@ from omegaconf import DictConfig, OmegaConf
 from ttlaunch.errors import InputError
 from ttlaunch.payload import PayloadCommand, build_payload
 from ttlaunch.rules_config import Rules, parse_rules
-from ttlaunch.schema import ComputeConfig, EvaluationConfig, PayloadConfig, RequeueConfig, UserConfig, typed, with_run_overrides
+from ttlaunch.schema import (
+    ComputeConfig,
+    EvaluationConfig,
+    PayloadConfig,
+    RequeueConfig,
+    UserConfig,
+    check_argv_items,
+    checked_compute,
+    typed,
+    with_run_overrides,
+)
 from ttlaunch.summary import SUMMARY_FILE_NAME, Experiment, Run, Scalar, parse_experiment
 
 EXPERIMENT_DIRS_SCHEME = "ttlaunch-experiments"
@@ -53,6 +63,16 @@ class LaunchInputs:
         return build_payload(
             self.experiment, self.run(run_name), self.payload, job_dir, self.payload_source, tuple(self.parameters)
         )
+
+    def submission_spec(self, run_name: str, job_dir: Path) -> dict[str, Any]:
+        """What a job of the run is submitted with (recorded in jobs.json; a later launch
+        compares it): the values the trainer gets, the compute asked for, the command."""
+        run = self.run(run_name)
+        return {
+            "parameters": {**self.experiment.controls, **run.parameters},
+            "compute": asdict(self.compute_for(run_name)),
+            "command": list(self.payload_for(run_name, job_dir).argv),
+        }
 
     def compute_for(self, run_name: str) -> ComputeConfig:
         """The compute preset as the run asks for it (its own `compute:` fields applied)."""
@@ -125,9 +145,11 @@ def read_inputs(cfg: DictConfig, hydra_cfg: Any) -> LaunchInputs:
     choices = _choices(hydra_cfg)
     compute_source = f"compute={choices.get('compute', '?')}"
     payload_source = f"payload={choices.get('payload', '?')}"
+    check_argv_items(cfg.get("payload"), payload_source, "payload", ("command", "extra_overrides", "overrides"), ("setup",))
+    check_argv_items(cfg.get("evaluation"), "config.yaml", "evaluation", ("command",))
     return LaunchInputs(
         experiment=read_experiment(cfg, hydra_cfg),
-        compute=typed(cfg.get("compute"), ComputeConfig, compute_source, "compute"),
+        compute=checked_compute(typed(cfg.get("compute"), ComputeConfig, compute_source, "compute"), compute_source, "compute"),
         requeue=typed(cfg.get("requeue"), RequeueConfig, f"requeue={choices.get('requeue', '?')}", "requeue"),
         user=typed(cfg.get("user"), UserConfig, "user.yaml", "user"),
         payload=typed(cfg.get("payload"), PayloadConfig, payload_source, "payload"),

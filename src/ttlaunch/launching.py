@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -71,6 +71,7 @@ class _Submission:
     run_name: str | None
     overrides: list[str]
     output_dir: Path | None
+    spec: dict[str, Any] = field(default_factory=dict)  # a planned run's submission_spec
 
 
 class Submitter:
@@ -163,9 +164,10 @@ class Submitter:
         name = job_name_of(overrides) or f"job{index}"
         run_name = run_name_of(overrides)
         command = self._payload(name, run_name, overrides)
+        spec = self.inputs.for_overrides(overrides).submission_spec(run_name, self.sweep_dir / name) if run_name else {}
         return _Submission(
             index=index, name=name, run_name=run_name, overrides=list(overrides),
-            output_dir=command.output_dir if command else None,
+            output_dir=command.output_dir if command else None, spec=spec,
         )
 
     def _submit_one(self, callable_job: Any, submission: _Submission) -> tuple[Any, Exception | None]:
@@ -193,7 +195,7 @@ class Submitter:
         record = JobRecord(
             run=name, run_name=submission.run_name, job_dir=str(self.sweep_dir / name),
             output_dir=str(submission.output_dir) if submission.output_dir else None,
-            time_limit_s=60 * self._compute(submission.run_name).timeout_min,
+            time_limit_s=60 * self._compute(submission.run_name).timeout_min, submitted_with=submission.spec,
         )
         self.overrides_by_name[name] = submission.overrides
         if previous is not None:  # a resubmission keeps the run's history

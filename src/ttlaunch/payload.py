@@ -5,6 +5,7 @@ Pure: builds the argv and environment; running it is ttlaunch.job's business.
 
 from __future__ import annotations
 
+import difflib
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +26,19 @@ class PayloadCommand:
     setup: tuple[tuple[str, ...], ...] = ()
 
 
+# Controls of cruijff_kit summaries that its own tools read (the prompt template, the system
+# prompt, validation during training in its custom recipe): not trainer parameters. They are
+# not passed, and the launch says so once.
+OTHER_TOOLS_CONTROLS = frozenset({"system_prompt", "prompt", "validation_during_training"})
+
+
 def _value(value: object) -> str:
     # torchtune parses key=value with OmegaConf: True/False and 1e-05 read back as bool/float.
     return str(value)
 
 
 def _placeholders(run: Run, experiment: Experiment, output_dir: Path, job_dir: Path) -> dict[str, str]:
-    values = {key: _value(value) for key, value in run.parameters.items()}
+    values = {key: _value(value) for key, value in {**experiment.controls, **run.parameters}.items()}
     values.update(run_name=run.name, output_dir=str(output_dir), job_dir=str(job_dir), experiment=experiment.name)
     return values
 
@@ -85,8 +92,9 @@ def build_payload(
     if payload.kind == "command":
         if not payload.command:
             raise InputError(source, "payload.command", "kind=command needs a command (an argv list)")
-        _check_used(payload, command_line)
         argv = [_render(item, values, "payload.command", source) for item in payload.command]
+        _check_used(payload, command_line, experiment, run)
+        _check_program(argv[0], source, "payload.command[0]")
     argv += [_render(item, values, "payload.extra_overrides", source) for item in payload.extra_overrides]
     env = {key: _render(str(value), values, f"payload.env.{key}", source) for key, value in payload.env.items()}
     env.update(TTLAUNCH_RUN_NAME=run.name, TTLAUNCH_OUTPUT_DIR=str(output_dir), TTLAUNCH_JOB_DIR=str(job_dir))
@@ -94,11 +102,15 @@ def build_payload(
         tuple(_render(item, values, f"payload.setup[{index}]", source) for item in command)
         for index, command in enumerate(payload.setup)
     )
+    for index, command in enumerate(setup):
+        if command:
+            _check_program(command[0], source, f"payload.setup[{index}][0]")
     return PayloadCommand(argv=tuple(argv), env=env, output_dir=output_dir, setup=setup)
 
 
-def _check_used(payload: PayloadConfig, command_line: Collection[str]) -> None:
-    """A command-line run parameter that no placeholder of the command uses would be lost."""
+def _check_used(payload: PayloadConfig, command_line: Collection[str], experiment: Experiment, run: Run) -> None:
+    """A command-line parameter or a control that no placeholder of the command uses would be
+    lost. (A run's own parameters need not all be used: a command takes what it needs.)"""
     templates = [*payload.command, *payload.extra_overrides, *map(str, payload.env.values())]
     templates += [item for command in payload.setup for item in command]
     used = {name for template in templates for _, name, _, _ in string.Formatter().parse(template) if name}
@@ -107,16 +119,46 @@ def _check_used(payload: PayloadConfig, command_line: Collection[str]) -> None:
             raise InputError(
                 "command line", f"+{key}", f"payload.command has no {{{key}}} placeholder: the runs would not see it"
             )
+    for key in experiment.controls:
+        if key not in used and key not in OTHER_TOOLS_CONTROLS and key not in run.parameters:
+            raise InputError(
+                experiment.source, f"controls.{key}", f"payload.command has no {{{key}}} placeholder: no run would see it"
+            )
+
+
+def _check_program(program: str, source: str, field: str) -> None:
+    """A relative path to the program (./train.sh, scripts/run) must exist from here: the job
+    starts in this directory too."""
+    path = Path(program)
+    if "/" in program and not path.is_absolute() and not path.exists():
+        raise InputError(source, field, f"{program} does not exist (relative to {Path.cwd()})")
+
+
+def _origin(key: str, experiment: Experiment, run: Run, command_line: Collection[str]) -> tuple[str, str]:
+    """Where a value the trainer gets was given: (source, field) for messages."""
+    if key in command_line:
+        return "command line", f"+{key}"
+    if key in run.parameters:
+        return experiment.source, f"runs.{run.name}.{key}"
+    return experiment.source, f"controls.{key}"
 
 
 def _torchtune_key(key: str, payload: PayloadConfig, experiment: Experiment, run: Run, command_line: Collection[str]) -> str:
-    """The torchtune config key a run parameter sets."""
+    """The torchtune config key a run parameter or control sets."""
     target = payload.key_map.get(key) or (key if "." in key else None)
     if target is None:
+        source, field = _origin(key, experiment, run, command_line)
+        close = difflib.get_close_matches(key, payload.key_map, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         known = ", ".join(sorted(payload.key_map))
-        source, field = ("command line", f"+{key}") if key in command_line else (experiment.source, f"runs.{run.name}.{key}")
-        raise InputError(source, field, f"no torchtune key for parameter {key!r}; map it in payload.key_map (known: {known})")
+        raise InputError(source, field, f"no torchtune key for {key!r}; {hint}map it in payload.key_map (known: {known})")
     return target
+
+
+def unpassed_controls(experiment: Experiment, payload: PayloadConfig) -> list[str]:
+    """The summary's controls that belong to other tools and are not passed to the trainer."""
+    used = set(payload.key_map) if payload.kind == "torchtune" else set()
+    return [key for key in experiment.controls if key in OTHER_TOOLS_CONTROLS and key not in used]
 
 
 def _torchtune_argv(
@@ -141,7 +183,7 @@ def _torchtune_argv(
     if not payload.base_config:
         raise InputError(source, "payload.base_config", "needed for a run without a scaffold config")
     overrides = [f"output_dir={output_dir}"]
-    mapped = {key: value for key, value in experiment.controls.items() if key in payload.key_map}
+    mapped = {key: value for key, value in experiment.controls.items() if key not in OTHER_TOOLS_CONTROLS or key in payload.key_map}
     mapped.update(run.parameters)
     for key, value in mapped.items():
         overrides.append(f"{_torchtune_key(key, payload, experiment, run, command_line)}={_value(value)}")

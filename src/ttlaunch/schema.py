@@ -8,7 +8,7 @@ not a setting silently ignored.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Type, TypeVar
+from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -120,7 +120,45 @@ def with_run_overrides(compute: ComputeConfig, overrides: Dict[str, Any], source
     """The preset with one run's own compute fields applied (validated like the preset)."""
     if not overrides:
         return compute
-    return typed({**asdict(compute), **overrides}, ComputeConfig, source, field_name)
+    return checked_compute(typed({**asdict(compute), **overrides}, ComputeConfig, source, field_name), source, field_name)
+
+
+# Fields of a compute preset that must be at least this much (None: not asked for).
+_AT_LEAST = {"nodes": 1, "tasks_per_node": 1, "cpus_per_task": 1, "gpus_per_node": 0, "timeout_min": 1}
+
+
+def checked_compute(compute: ComputeConfig, source: str, key: str) -> ComputeConfig:
+    """A compute preset whose resources can be asked for: no zero or negative counts, time or memory."""
+    for name, least in _AT_LEAST.items():
+        value = getattr(compute, name)
+        if value is not None and value < least:
+            raise InputError(source, f"{key}.{name}", f"must be at least {least}, got {value}")
+    if compute.mem_gb is not None and compute.mem_gb <= 0:
+        raise InputError(source, f"{key}.mem_gb", f"must be more than 0, got {compute.mem_gb}")
+    return compute
+
+
+def check_argv_items(node: Any, source: str, key: str, argvs: Sequence[str], argv_lists: Sequence[str] = ()) -> None:
+    """Argv lists hold words. A YAML or Hydra value that is not one (`[true]` reads as a
+    boolean and the job would run `True`; null; a nested list) is an error, not a silent str().
+    `argvs` name fields holding one argv list, `argv_lists` fields holding a list of them."""
+    data = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    if not isinstance(data, dict):
+        return
+
+    def check(where: str, argv: Any) -> None:
+        for index, item in enumerate(argv if isinstance(argv, list) else []):
+            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+                raise InputError(
+                    source, f"{where}[{index}]",
+                    f"{item!r} is not a word of a command (YAML and Hydra read true, false and null as values): quote it",
+                )
+
+    for name in argvs:
+        check(f"{key}.{name}", data.get(name))
+    for name in argv_lists:
+        for index, argv in enumerate(data.get(name) or []):
+            check(f"{key}.{name}[{index}]", argv)
 
 
 def typed(node: Any, schema: Type[T], source: str, key: str) -> T:

@@ -3,13 +3,17 @@
 A job is submitted when it never was (no record, or its submission was rejected), or, only
 when asked (`resubmit_failed=true`), when its last attempt ended without completing. A job
 still queued or running is re-attached, never submitted again; a completed one is skipped.
+
+A job whose run changed since it was submitted (its parameters, compute or command) is not
+counted as done: the launch refuses, naming what changed, unless asked to train it again
+(`resubmit_changed=true`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from ttlaunch.state import JobRecord
 from ttlaunch.states import JobState
@@ -22,9 +26,13 @@ class Selection:
     attach: list[str] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # ended without completing, not resubmitted
+    changed: list[str] = field(default_factory=list)  # submitted again: their run changed
 
 
-def select_jobs(jobs: Sequence[JobSpec], records: Mapping[str, JobRecord], resubmit_failed: bool) -> Selection:
+def select_jobs(
+    jobs: Sequence[JobSpec], records: Mapping[str, JobRecord], resubmit_failed: bool, changed: Collection[str] = ()
+) -> Selection:
+    """`changed`: jobs whose run changed since their submission, to train again once ended."""
     selection = Selection()
     for job in jobs:
         record = records.get(job.name)
@@ -32,7 +40,10 @@ def select_jobs(jobs: Sequence[JobSpec], records: Mapping[str, JobRecord], resub
             selection.submit.append(job)
             continue
         state = JobState(record.status)
-        if state is JobState.COMPLETED:
+        if job.name in changed and state.terminal:
+            selection.submit.append(job)
+            selection.changed.append(job.name)
+        elif state is JobState.COMPLETED:
             selection.completed.append(job.name)
         elif not state.terminal:
             selection.attach.append(job.name)
@@ -41,6 +52,34 @@ def select_jobs(jobs: Sequence[JobSpec], records: Mapping[str, JobRecord], resub
         else:
             selection.failed.append(job.name)
     return selection
+
+
+def spec_changes(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """What differs between what a job was submitted with and what its run asks for now
+    (both LaunchInputs.submission_spec); nothing for a job recorded before specs were kept."""
+    if not recorded:
+        return []
+    changes = []
+    for section, prefix in (("parameters", ""), ("compute", "compute.")):
+        old, new = recorded.get(section) or {}, current.get(section) or {}
+        for key in sorted(set(old) | set(new), key=str):
+            if old.get(key) != new.get(key):
+                changes.append(f"{prefix}{key}: {old.get(key, '(none)')} -> {new.get(key, '(none)')}")
+    if not changes and recorded.get("command") != current.get("command"):
+        changes.append(f"the payload's command: {' '.join(map(str, current.get('command') or []))}")
+    return changes
+
+
+def changed_jobs(jobs: Sequence[JobSpec], records: Mapping[str, JobRecord], specs: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Job name -> what changed, for each job submitted with something else than it would be now."""
+    changed = {}
+    for job in jobs:
+        record = records.get(job.name)
+        if record is not None and record.job_id is not None:
+            changes = spec_changes(record.submitted_with, specs[job.name])
+            if changes:
+                changed[job.name] = changes
+    return changed
 
 
 def unrecorded_job_id(job_dir: Path) -> str | None:

@@ -41,6 +41,9 @@ class JobRecord:
     restarts: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # What a planned run's job was submitted with: {parameters, compute, command} (a later
+    # launch refuses to count it done once the summary, preset or payload says otherwise).
+    submitted_with: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

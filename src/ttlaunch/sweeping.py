@@ -18,8 +18,9 @@ from omegaconf import OmegaConf
 from ttlaunch.composed import read_inputs
 from ttlaunch.errors import InputError, SweepFailed
 from ttlaunch.ledger import Ledger
+from ttlaunch.payload import unpassed_controls
 from ttlaunch.records import EVENT_LOG_NAME
-from ttlaunch.selection import select_jobs, unrecorded_job_id
+from ttlaunch.selection import changed_jobs, select_jobs, unrecorded_job_id
 from ttlaunch.state import JobRecord
 from ttlaunch.states import JobState
 from ttlaunch.summary import RunType
@@ -108,21 +109,26 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     with SweepLock(sweep_dir):
         ledger = Ledger.open(sweep_dir, experiment.name)
+        changed = _check_changed(ledger, inputs, jobs, bool(config.resubmit_changed))  # before anything is written
         _describe(ledger, inputs, launcher.executor)
         OmegaConf.save(config, sweep_dir / "multirun.yaml")
         counts = {kind: sum(run.type is kind for run in experiment.runs) for kind in RunType}
+        unpassed = unpassed_controls(experiment, inputs.payload)
         ledger.events.write(
             "DISCOVER_EXPERIMENT",
             "Found experiment",
             ("Details", experiment.source),
             ("Result", f"Experiment {experiment.name} has {counts[RunType.FINE_TUNED]} fine-tuning runs"),
+            *([("Not passed to the trainer", ", ".join(unpassed))] if unpassed else []),
         )
+        if unpassed:
+            log.info("controls for other tools, not passed to the trainer: %s", ", ".join(unpassed))
         if launcher.executor == "slurm":
             _adopt_unrecorded(ledger, jobs)
         # What happened while nobody watched: one poll of the jobs earlier launches left running.
         _reconciling_monitor(callback, ledger).poll()
         ledger.save()
-        selection = select_jobs(jobs, ledger.state.jobs, bool(config.resubmit_failed))
+        selection = select_jobs(jobs, ledger.state.jobs, bool(config.resubmit_failed), changed)
         ledger.events.write(
             "IDENTIFY_RUNS",
             "Selecting runs to submit",
@@ -134,7 +140,8 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
             (
                 "Result",
                 f"{len(selection.submit)} jobs ready to submit ({len(selection.completed)} already completed, "
-                f"{len(selection.attach)} still queued or running, {len(selection.failed)} failed and not resubmitted)",
+                f"{len(selection.attach)} still queued or running, {len(selection.failed)} failed and not resubmitted, "
+                f"{len(selection.changed)} changed and submitted again)",
             ),
             ("Skipped", ", ".join(selection.completed + selection.attach + selection.failed) or "none"),
         )
@@ -156,6 +163,35 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
     if failed:
         raise SweepFailed(failed, len(watched), str(sweep_dir / EVENT_LOG_NAME))
     return []
+
+
+def _check_changed(ledger: Ledger, inputs: Any, jobs: Sequence[JobSpec], resubmit_changed: bool) -> list[str]:
+    """Jobs submitted with other parameters, compute or command than their run asks for now.
+    Refused (InputError, nothing written) unless `resubmit_changed`; then those that ended
+    are trained again, and one still queued or running is refused all the same."""
+    specs = {
+        job.name: inputs.for_overrides(job.overrides).submission_spec(job.run.name, ledger.sweep_dir / job.name)
+        for job in jobs
+    }
+    changed = changed_jobs(jobs, ledger.state.jobs, specs)
+    if not changed:
+        return []
+    described = "; ".join(f"{name} ({', '.join(changes)})" for name, changes in changed.items())
+    if not resubmit_changed:
+        raise InputError(
+            str(ledger.state_path), "changed runs",
+            f"changed since they were submitted: {described}. Add resubmit_changed=true to train them again "
+            "with the new values (their earlier jobs stay recorded), or undo the change",
+        )
+    active = [name for name in changed if not JobState(ledger.state.jobs[name].status).terminal]
+    if active:
+        ids = " ".join(str(ledger.state.jobs[name].job_id) for name in active)
+        raise InputError(
+            str(ledger.state_path), "changed runs",
+            f"{', '.join(active)} changed but still queued or running with the old values; cancel them first (scancel {ids})",
+        )
+    log.warning("trained again with their new values: %s", described)
+    return list(changed)
 
 
 def _reconciling_monitor(callback: Any, ledger: Ledger) -> Any:
