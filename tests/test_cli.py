@@ -273,3 +273,13 @@ def test_a_run_changed_since_its_submission_is_named_and_not_counted_as_done(run
     assert jobs["a"]["submitted_with"]["parameters"] == {"lr": 0.3} and len(jobs["a"]["previous_job_ids"]) == 1
     assert "1 changed and submitted again" in (sweep / "run-torchtune.log").read_text()
     assert run_cli(*args).returncode == 0, "now it matches"
+
+
+def test_a_local_torchtune_run_without_its_model_is_refused_before_anything_is_written(run_cli, tmp_path: Path):
+    result = run_cli("experiment=cap_4L", 'payload.overrides=["checkpointer.checkpoint_dir=/nonexistent/Llama"]', FAST)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "ttlaunch: error: payload=torchtune: checkpointer.checkpoint_dir: /nonexistent/Llama does not exist: "
+        "llama3_2/1B_lora_single_device trains from the model there."
+    )
+    assert not (tmp_path / "work").exists()

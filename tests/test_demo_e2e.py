@@ -162,3 +162,46 @@ def test_each_seed_of_a_command_line_sweep_reaches_torchtune(run_cli, tmp_path: 
     # seed. Then the seed shows.
     assert losses[0]["1"] == losses[1]["1"] and len(losses[0]) == len(losses[1]) == 6
     assert losses[0] != losses[1], "both replicates trained the same"
+
+
+def test_a_config_written_for_gpus_trains_on_a_preset_without_them(run_cli, tmp_path: Path):
+    from ttlaunch.demo_assets import build
+
+    config = build(tmp_path / "assets").read_text()
+    assert "device: cpu" in config and "dtype: fp32" in config
+    gpu_config = tmp_path / "assets" / "for_gpus.yaml"
+    gpu_config.write_text(config.replace("device: cpu", "device: cuda").replace("dtype: fp32", "dtype: bf16"))
+    configs = str(Path(__file__).parent / "configs")
+    result = run_cli(
+        "--config-dir", configs, "experiment=resume1", f"payload.base_config={gpu_config}", "payload.setup=[]",
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = tmp_path / "work" / "ttlaunch_sweeps" / "resume1" / "r1" / "outputs"
+    trained = (outputs / "torchtune_config.yaml").read_text()
+    assert "device: cpu" in trained and "dtype: fp32" in trained
+    assert (outputs / "epoch_0" / "adapter_model.pt").is_file()
+
+
+def _cuda_devices() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # no torch, or a CPU build
+        return 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(_cuda_devices() < 2, reason="needs two CUDA GPUs (torchtune's distributed recipes use NCCL)")
+def test_the_distributed_lora_recipe_trains_on_two_gpus(run_cli, tmp_path: Path):
+    configs = str(Path(__file__).parent / "configs")
+    result = run_cli(
+        "--config-dir", configs, "experiment=resume1", "compute.gpus_per_node=2",
+        'payload.overrides=["device=cuda","dtype=bf16"]', timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    job = json.loads((tmp_path / "work" / "ttlaunch_sweeps" / "resume1" / "jobs.json").read_text())["jobs"]["r1"]
+    stdout = Path(job["stdout"]).read_text() + Path(job["stderr"]).read_text()
+    assert "tune run --nproc_per_node 2 lora_finetune_distributed" in stdout
+    assert (Path(job["output_dir"]) / "epoch_1" / "adapter_model.pt").is_file()

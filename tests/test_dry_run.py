@@ -1,21 +1,39 @@
 """Dry run: each job's batch script written and printed, nothing submitted, checked against
-golden files (paths normalised) for a Killarney and a Bon Echo preset."""
+golden files (paths normalised) for every shipped GPU preset: what each asks SLURM for, and
+how many processes its payload starts (tune run --nproc_per_node N on N > 1 GPUs).
 
+Regenerate after a deliberate change: TTLAUNCH_WRITE_GOLDEN=1 pytest tests/test_dry_run.py."""
+
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 GOLDEN = Path(__file__).parent / "golden"
+CONFIGS = Path(__file__).parents[1] / "configs"
 
 
 def normalised(text: str, sweep: Path) -> str:
     return text.replace(str(sweep), "<SWEEP>").replace(sys.executable, "<PYTHON>")
 
 
+GPU_PRESETS = [
+    ("killarney/h100_1x", "on"), ("killarney/h100_2x", "on"), ("killarney/h100_4x", "on"),
+    ("killarney/l40s_1x", "on"), ("killarney/l40s_2x", "on"),
+    ("bon_echo/a40_1x", "off"), ("bon_echo/a40_4x", "on"), ("bon_echo/a100_1x", "on"),
+]
+
+
+def test_every_shipped_gpu_preset_has_a_golden_file():
+    presets = sorted(str(p.relative_to(CONFIGS / "compute").with_suffix("")) for p in (CONFIGS / "compute").glob("*/*.yaml"))
+    with_gpus = [preset for preset in presets if "gpus_per_node:" in (CONFIGS / "compute" / f"{preset}.yaml").read_text()]
+    assert sorted(preset for preset, _ in GPU_PRESETS) == with_gpus
+
+
 @pytest.mark.parametrize(
     ("preset", "requeue", "golden"),
-    [("killarney/h100_1x", "on", "killarney_h100_1x_requeue_on.sbatch"), ("bon_echo/a40_1x", "off", "bon_echo_a40_1x_requeue_off.sbatch")],
+    [(preset, requeue, f"{preset.replace('/', '_')}_requeue_{requeue}.sbatch") for preset, requeue in GPU_PRESETS],
 )
 def test_dry_run_scripts_match_golden_files(run_cli, tmp_path: Path, preset, requeue, golden):
     result = run_cli(
@@ -27,6 +45,8 @@ def test_dry_run_scripts_match_golden_files(run_cli, tmp_path: Path, preset, req
     scripts = sorted((sweep / "dry_run").glob("*.sbatch"))
     assert len(scripts) == 8
     script = (sweep / "dry_run" / "rank16_lr5e-5.sbatch").read_text()
+    if os.environ.get("TTLAUNCH_WRITE_GOLDEN") == "1":
+        (GOLDEN / golden).write_text(normalised(script, sweep))
     assert normalised(script, sweep) == (GOLDEN / golden).read_text()
     assert script in result.stdout  # printed too
     # Nothing was submitted or recorded.

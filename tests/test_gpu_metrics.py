@@ -54,6 +54,7 @@ def test_a_running_jobs_gpu_sample_is_logged_every_fifth_poll(tmp_path: Path):
     assert "GPU Utilization: 60% | GPU Memory: 40.0/160.0 GB (2 GPU, 2026/11/23 10:00:30.000)" in log
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(shutil.which("nvidia-smi") is None, reason="needs a node with nvidia-smi")
 def test_the_sampler_samples_real_gpus_and_stops_with_the_block(tmp_path: Path):
     import subprocess

@@ -22,7 +22,7 @@ def experiment(directory=None, **run_fields):
 def test_torchtune_command_maps_parameters_and_controls(tmp_path: Path):
     payload = PayloadConfig(base_config="/cfg/base.yaml", key_map=KEY_MAP, overrides=["device=cpu"])
     exp = experiment()
-    command = build_payload(exp, exp.run("r8"), payload, tmp_path / "r8", "payload=torchtune")
+    command = build_payload(exp, exp.run("r8"), payload, tmp_path / "r8", "payload=torchtune", gpus=1)
     assert command.argv == (
         "tune", "run", "lora_finetune_single_device", "--config", "/cfg/base.yaml",
         f"output_dir={tmp_path / 'r8' / 'outputs'}", "epochs=2", "model.lora_rank=8", "optimizer.lr=1e-05", "device=cpu",
@@ -51,9 +51,12 @@ def test_scaffolded_run_uses_its_own_finetune_yaml(tmp_path: Path):
     (tmp_path / "r8").mkdir()
     (tmp_path / "r8" / "finetune.yaml").write_text("output_dir: /scratch/ck-out-r8\nepochs: 1\n", encoding="utf-8")
     exp = experiment(directory=tmp_path)
-    command = build_payload(exp, exp.run("r8"), PayloadConfig(key_map=KEY_MAP), tmp_path / "job", "p")
+    command = build_payload(exp, exp.run("r8"), PayloadConfig(key_map=KEY_MAP), tmp_path / "job", "p", gpus=1)
     assert command.argv == ("tune", "run", "lora_finetune_single_device", "--config", str(tmp_path / "r8" / "finetune.yaml"))
     assert command.output_dir == Path("/scratch/ck-out-r8")
+    on_two = build_payload(exp, exp.run("r8"), PayloadConfig(key_map=KEY_MAP), tmp_path / "job", "p", gpus=2)
+    assert on_two.argv[:6] == ("tune", "run", "--nproc_per_node", "2", "lora_finetune_distributed", "--config")
+    assert on_two.argv[6] == str(tmp_path / "r8" / "finetune.yaml"), "a scaffold's own config, on any number of GPUs"
 
 
 def test_missing_scaffold_config_names_the_path(tmp_path: Path):
@@ -113,3 +116,38 @@ def test_a_relative_program_that_does_not_exist_is_an_error(tmp_path: Path, monk
     assert caught.value.field == "payload.command[0]" and "./train.sh does not exist" in caught.value.message
     (tmp_path / "train.sh").write_text("#!/bin/sh\n")
     assert build_payload(exp, exp.run("r8"), payload, tmp_path / "r8", "p").argv[0] == "./train.sh"
+
+
+BUILT_IN = "llama3_2/1B_lora_single_device"
+
+
+def test_the_gpu_count_picks_recipe_config_and_processes(tmp_path: Path):
+    exp = experiment()
+    payload = PayloadConfig(base_config=BUILT_IN, key_map=KEY_MAP)
+    one = build_payload(exp, exp.run("r8"), payload, tmp_path, "p", gpus=1).argv
+    assert one[:5] == ("tune", "run", "lora_finetune_single_device", "--config", BUILT_IN)
+    four = build_payload(exp, exp.run("r8"), payload, tmp_path, "p", gpus=4).argv
+    assert four[:7] == ("tune", "run", "--nproc_per_node", "4", "lora_finetune_distributed", "--config", "llama3_2/1B_lora")
+    assert "device=cpu" not in four
+    cpu = build_payload(exp, exp.run("r8"), payload, tmp_path, "p", gpus=0).argv
+    assert cpu[2] == "lora_finetune_single_device" and cpu[5:8] == (f"output_dir={tmp_path / 'outputs'}", "device=cpu", "dtype=fp32")
+
+
+@pytest.mark.parametrize(
+    ("payload", "gpus", "field", "message"),
+    [
+        (PayloadConfig(recipe="lora_finetune_single_device", base_config=BUILT_IN), 4, "payload.recipe",
+         "lora_finetune_single_device trains on one device, but compute.gpus_per_node is 4: use lora_finetune_distributed"),
+        (PayloadConfig(recipe="lora_finetune_distributed", base_config="llama3_2/1B_lora"), 0, "payload.recipe",
+         "lora_finetune_distributed needs GPUs"),
+        (PayloadConfig(base_config="llama3_2/1B_qlora_single_device"), 2, "payload.base_config",
+         "llama3_2/1B_qlora_single_device is a single-device config without a multi-device counterpart"),
+    ],
+)
+def test_a_recipe_or_config_that_cannot_use_the_gpus_is_an_error_naming_both(tmp_path: Path, payload, gpus, field, message):
+    pytest.importorskip("torchtune")  # its built-in configs say which counterparts exist
+    exp = parse_experiment({"experiment": {"name": "x"}, "runs": [{"name": "r8", "type": "fine-tuned"}]}, "x.yaml")
+    with pytest.raises(InputError) as caught:
+        build_payload(exp, exp.run("r8"), payload, tmp_path, "payload=torchtune", gpus=gpus)
+    assert (caught.value.source, caught.value.field) == ("payload=torchtune", field)
+    assert message in caught.value.message

@@ -149,7 +149,7 @@ def test_a_run_may_change_its_own_compute_fields(compose_config, tmp_path: Path)
     )
     changed = LaunchInputs(**{**inputs.__dict__, "experiment": experiment})
     compute = changed.compute_for("big")
-    assert (compute.mem_gb, compute.partition, compute.gres) == (512, "p2", "gpu:h100:1")
+    assert (compute.mem_gb, compute.partition, compute.gpus_per_node, compute.gpu_type) == (512, "p2", 1, "h100")
     bad = parse_experiment(
         {"experiment": {"name": "x"}, "runs": [{"name": "b", "type": "fine-tuned", "compute": {"memory": 1}}]}, "x.yaml"
     )
@@ -194,3 +194,21 @@ def test_an_argv_item_that_is_not_a_word_is_an_error(compose_config, command):
     assert "quote it" in caught.value.message
     cfg = compose_config("experiment=demo", "payload=command", "payload.command=[python,-c,'true']")
     assert read_inputs(cfg, cfg.hydra).payload.command == ["python", "-c", "true"]
+
+
+def test_the_gpu_count_is_stated_once_and_a_gres_that_disagrees_is_an_error(compose_config):
+    from ttlaunch.requests import slurm_request
+
+    cfg = compose_config("experiment=cap_4L", "compute=bon_echo/a40_4x", "compute.gpus_per_node=2")
+    inputs = read_inputs(cfg, cfg.hydra)
+    request = slurm_request("r", inputs.compute, inputs.requeue, inputs.user, 120, "c")
+    assert (request.gres, request.gpus_per_node) == ("gpu:a40:2", None)
+    cfg = compose_config("experiment=cap_4L", "compute=bon_echo/a40_4x", "compute.gres=gpu:a40:2")
+    with pytest.raises(InputError) as caught:
+        read_inputs(cfg, cfg.hydra)
+    assert caught.value.field == "compute.gres"
+    assert caught.value.message.startswith("gpu:a40:2 asks for 2 GPUs, but compute.gpus_per_node is 4")
+    cfg = compose_config("experiment=cap_4L", "compute=killarney/h100_2x", "compute.gpu_request=gpus_per_node")
+    inputs = read_inputs(cfg, cfg.hydra)
+    request = slurm_request("r", inputs.compute, inputs.requeue, inputs.user, 120, "c")
+    assert (request.gres, request.gpus_per_node) == (None, "h100:2")

@@ -16,6 +16,7 @@ import yaml
 from ttlaunch.errors import InputError
 from ttlaunch.schema import PayloadConfig
 from ttlaunch.summary import Experiment, Run
+from ttlaunch.torchtune_builtins import DEFAULT_RECIPE, DISTRIBUTED, distributed_config, distributed_recipe, is_single_device
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,9 @@ def build_payload(
     job_dir: Path,
     source: str,
     command_line: Collection[str] = (),
+    gpus: int = 0,
 ) -> PayloadCommand:
-    """The command for `run`, whose Hydra job dir is `job_dir`.
+    """The command for `run`, whose Hydra job dir is `job_dir`, on a node with `gpus` GPUs.
 
     `source` names the payload config (for messages); `command_line` the run's parameters
     that came from the command line (`+seed=1`), each of which must reach the trainer.
@@ -85,7 +87,7 @@ def build_payload(
     output_dir = job_dir / "outputs"
     argv: list[str] = []
     if payload.kind == "torchtune":
-        argv, output_dir = _torchtune_argv(experiment, run, payload, output_dir, source, command_line)
+        argv, output_dir = _torchtune_argv(experiment, run, payload, output_dir, source, command_line, gpus)
     elif payload.kind != "command":
         raise InputError(source, "payload.kind", f"unknown kind {payload.kind!r}: expected torchtune or command")
     values = _placeholders(run, experiment, output_dir, job_dir)
@@ -161,9 +163,54 @@ def unpassed_controls(experiment: Experiment, payload: PayloadConfig) -> list[st
     return [key for key in experiment.controls if key in OTHER_TOOLS_CONTROLS and key not in used]
 
 
+def _recipe(payload: PayloadConfig, gpus: int, source: str) -> str:
+    """The recipe for this many GPUs: the single-device one on one device (or the CPU), its
+    distributed counterpart on more."""
+    if payload.recipe is None:
+        return DEFAULT_RECIPE if gpus <= 1 else distributed_recipe(DEFAULT_RECIPE)
+    if gpus > 1 and is_single_device(payload.recipe):
+        raise InputError(
+            source, "payload.recipe",
+            f"{payload.recipe} trains on one device, but compute.gpus_per_node is {gpus}: use "
+            f"{distributed_recipe(payload.recipe)} (or leave payload.recipe unset to pick by the GPU count)",
+        )
+    if gpus == 0 and payload.recipe.endswith(DISTRIBUTED):
+        raise InputError(
+            source, "payload.recipe",
+            f"{payload.recipe} needs GPUs (torchtune's distributed recipes use NCCL), but this compute preset has none",
+        )
+    return payload.recipe
+
+
+def _config(config: str, gpus: int, source: str) -> str:
+    """The config for this many GPUs: a built-in single-device config becomes its
+    multi-device counterpart on more than one."""
+    if gpus <= 1:
+        return config
+    counterpart = distributed_config(config)
+    if counterpart is None:
+        raise InputError(
+            source, "payload.base_config",
+            f"{config} is a single-device config without a multi-device counterpart in torchtune, but "
+            f"compute.gpus_per_node is {gpus}: name a multi-device config",
+        )
+    return counterpart
+
+
 def _torchtune_argv(
-    experiment: Experiment, run: Run, payload: PayloadConfig, output_dir: Path, source: str, command_line: Collection[str]
+    experiment: Experiment,
+    run: Run,
+    payload: PayloadConfig,
+    output_dir: Path,
+    source: str,
+    command_line: Collection[str],
+    gpus: int,
 ) -> tuple[list[str], Path]:
+    recipe = _recipe(payload, gpus, source)
+    # One process per GPU on more than one (torchrun, through tune run).
+    launch = ["tune", "run", *(["--nproc_per_node", str(gpus)] if gpus > 1 else []), recipe, "--config"]
+    # Without GPUs, a config written for them (device: cuda, dtype: bf16) fails deep in the job.
+    on_cpu = ["device=cpu", "dtype=fp32"] if gpus == 0 else []
     scaffold = scaffold_config_path(experiment, run, payload)
     if scaffold is not None:
         if not scaffold.is_file():
@@ -173,18 +220,19 @@ def _torchtune_argv(
         # A scaffold's config is complete: the run's parameters are already in it; only what
         # the command line adds (+seed=1) goes on top.
         scaffold_output = _scaffold_output_dir(scaffold, scaffold.parent)
-        argv = ["tune", "run", payload.recipe, "--config", str(scaffold)]
+        argv = [*launch, str(scaffold)]
         if scaffold_output is None:
             argv.append(f"output_dir={output_dir}")
+        argv += on_cpu
         argv += [
             f"{_torchtune_key(key, payload, experiment, run, command_line)}={_value(run.parameters[key])}" for key in command_line
         ]
         return argv + list(payload.overrides), scaffold_output or output_dir
     if not payload.base_config:
         raise InputError(source, "payload.base_config", "needed for a run without a scaffold config")
-    overrides = [f"output_dir={output_dir}"]
+    overrides = [f"output_dir={output_dir}", *on_cpu]
     mapped = {key: value for key, value in experiment.controls.items() if key not in OTHER_TOOLS_CONTROLS or key in payload.key_map}
     mapped.update(run.parameters)
     for key, value in mapped.items():
         overrides.append(f"{_torchtune_key(key, payload, experiment, run, command_line)}={_value(value)}")
-    return ["tune", "run", payload.recipe, "--config", payload.base_config, *overrides, *payload.overrides], output_dir
+    return [*launch, _config(payload.base_config, gpus, source), *overrides, *payload.overrides], output_dir

@@ -35,7 +35,7 @@ class SlurmRequest:
     nodes: int
     tasks_per_node: int
     cpus_per_task: int | None
-    gpus_per_node: int | None
+    gpus_per_node: int | str | None
     mem_gb: float | None
     timeout_min: int
     requeue: bool
@@ -130,7 +130,7 @@ def slurm_request(
         "partition": compute.partition,
         "qos": compute.qos,
         "account": compute.account,
-        "gres": compute.gres,
+        "gres": _gres(compute),
         "constraint": compute.constraint,
     }
     if user.slurm.account is not None:
@@ -147,7 +147,7 @@ def slurm_request(
         nodes=compute.nodes,
         tasks_per_node=compute.tasks_per_node,
         cpus_per_task=compute.cpus_per_task,
-        gpus_per_node=compute.gpus_per_node,
+        gpus_per_node=_gpus_per_node(compute),
         mem_gb=compute.mem_gb,
         timeout_min=compute.timeout_min,
         requeue=requeue.enabled,
@@ -160,5 +160,21 @@ def slurm_request(
     )
 
 
+def _gres(compute: ComputeConfig) -> str | None:
+    """--gres: the preset's other resources, plus the GPUs (compute.gpus_per_node of
+    compute.gpu_type) where the cluster asks for GPUs that way and gres does not name them."""
+    if compute.gpu_request != "gres" or not compute.gpus or compute.gres_gpus is not None:
+        return compute.gres
+    gpus = f"gpu:{compute.gpu_type}:{compute.gpus}" if compute.gpu_type else f"gpu:{compute.gpus}"
+    return ",".join(part for part in (compute.gres, gpus) if part)
+
+
+def _gpus_per_node(compute: ComputeConfig) -> int | str | None:
+    """--gpus-per-node, for clusters that ask for GPUs that way ([type:]N)."""
+    if compute.gpu_request != "gpus_per_node" or not compute.gpus:
+        return None
+    return f"{compute.gpu_type}:{compute.gpus}" if compute.gpu_type else compute.gpus
+
+
 def local_request(job_name: str, compute: ComputeConfig) -> LocalRequest:
-    return LocalRequest(job_name=job_name, timeout_min=compute.timeout_min, gpus_per_node=compute.gpus_per_node or 0)
+    return LocalRequest(job_name=job_name, timeout_min=compute.timeout_min, gpus_per_node=compute.gpus)

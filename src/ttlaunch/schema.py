@@ -7,6 +7,7 @@ not a setting silently ignored.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
 
@@ -26,12 +27,19 @@ class ComputeConfig:
     partition: Optional[str] = None
     qos: Optional[str] = None
     account: Optional[str] = None  # usually left to user.slurm.account
-    gres: Optional[str] = None  # e.g. gpu:h100:1
+    # GPUs each node of a job gets: the one statement of the GPU count. Everything follows
+    # from it: the sbatch request, and how many processes train (torchtune's distributed
+    # recipe on more than one). null: as many as `gres` names (0 without).
+    gpus_per_node: Optional[int] = None
+    gpu_type: Optional[str] = None  # e.g. h100: asked for as --gres=gpu:h100:<gpus_per_node>
+    # How this cluster wants GPUs asked for: gres (--gres=gpu[:type]:N) or gpus_per_node
+    # (--gpus-per-node=[type:]N).
+    gpu_request: str = "gres"
+    gres: Optional[str] = None  # other generic resources; a GPU entry here must agree with gpus_per_node
     constraint: Optional[str] = None
     nodes: int = 1
     tasks_per_node: int = 1
     cpus_per_task: Optional[int] = None
-    gpus_per_node: Optional[int] = None  # only for clusters that want --gpus-per-node rather than gres
     mem_gb: Optional[float] = None
     timeout_min: int = 60
     # Root of the sweep dirs on this cluster (paths.work_root follows it).
@@ -40,6 +48,24 @@ class ComputeConfig:
     additional_parameters: Dict[str, Any] = field(default_factory=dict)
     # Shell lines run in the batch script before the job starts (module load ...).
     setup: List[str] = field(default_factory=list)
+
+    @property
+    def gres_gpus(self) -> Optional[int]:
+        """How many GPUs `gres` names (gpu:h100:2 -> 2); None when it names none."""
+        match = _GPU_GRES.search(self.gres or "")
+        return int(match.group(1)) if match else None
+
+    @property
+    def gpus(self) -> int:
+        """GPUs each node gets."""
+        if self.gpus_per_node is not None:
+            return self.gpus_per_node
+        return self.gres_gpus or 0
+
+
+# A GPU entry of a gres string: gpu:2, gpu:h100:2 (beside others: gpu:h100:2,nvme:1).
+_GPU_GRES = re.compile(r"(?:^|,)gpu(?::[^:,]+)?:(\d+)(?=,|$)")
+_GPU_REQUESTS = ("gres", "gpus_per_node")
 
 
 @dataclass
@@ -71,15 +97,19 @@ class UserConfig:
 class PayloadConfig:
     """What a job runs (`payload=<name>`).
 
-    kind=torchtune: `tune run <recipe> --config <config> key=value ...`, where the config is
-    `<experiment dir>/<run>/<scaffold_config>` when the experiment is scaffolded, else
-    `base_config` plus the run's parameters through `key_map`.
+    kind=torchtune: `tune run [--nproc_per_node N] <recipe> --config <config> key=value ...`,
+    where the config is `<experiment dir>/<run>/<scaffold_config>` when the experiment is
+    scaffolded, else `base_config` (on several GPUs, a built-in single-device config's
+    multi-device counterpart) plus the run's parameters through `key_map`.
     kind=command: `command`, an argv list whose items may use {run_name}, {output_dir},
     {job_dir}, {experiment} and the run's parameters by name.
     """
 
     kind: str = "torchtune"
-    recipe: str = "lora_finetune_single_device"
+    # null: chosen by the GPU count, lora_finetune_single_device on one device (or the CPU),
+    # lora_finetune_distributed on more. A single-device recipe named here on several GPUs
+    # is an error.
+    recipe: Optional[str] = None
     base_config: Optional[str] = None
     scaffold_config: str = "finetune.yaml"
     # Summary parameter name -> torchtune config key.
@@ -135,6 +165,15 @@ def checked_compute(compute: ComputeConfig, source: str, key: str) -> ComputeCon
             raise InputError(source, f"{key}.{name}", f"must be at least {least}, got {value}")
     if compute.mem_gb is not None and compute.mem_gb <= 0:
         raise InputError(source, f"{key}.mem_gb", f"must be more than 0, got {compute.mem_gb}")
+    if compute.gpu_request not in _GPU_REQUESTS:
+        raise InputError(source, f"{key}.gpu_request", f"expected gres or gpus_per_node, got {compute.gpu_request!r}")
+    named = compute.gres_gpus
+    if named is not None and compute.gpus_per_node is not None and named != compute.gpus_per_node:
+        raise InputError(
+            source, f"{key}.gres",
+            f"{compute.gres} asks for {named} GPUs, but {key}.gpus_per_node is {compute.gpus_per_node}: "
+            "state the count once, in gpus_per_node (and the type in gpu_type)",
+        )
     return compute
 
 

@@ -60,8 +60,28 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
         for job in jobs:
             if all(o in job.overrides for o in combination):
                 combined_inputs.compute_for(job.run.name)
-                combined_inputs.payload_for(job.run.name, sweep_dir / job.name)
+                command = combined_inputs.payload_for(job.run.name, sweep_dir / job.name)
+                if sweeper.launcher.executor == "local":
+                    _check_model_here(combined_inputs, command.argv)
     return inputs, jobs
+
+
+def _check_model_here(inputs: Any, argv: Sequence[str]) -> None:
+    """Local torchtune jobs train from a model on this machine: one that is not there is
+    said now, not deep in the job. (Setup commands may still make it; SLURM nodes see their
+    own filesystems.)"""
+    from ttlaunch.torchtune_builtins import model_dir
+
+    if inputs.payload.kind != "torchtune" or inputs.payload.setup:
+        return
+    directory = model_dir(argv)
+    if directory is not None and not Path(directory).expanduser().is_dir():
+        config = argv[list(argv).index("--config") + 1]
+        raise InputError(
+            inputs.payload_source, "checkpointer.checkpoint_dir",
+            f"{directory} does not exist: {config} trains from the model there. Download it there, or point at "
+            """yours: 'payload.overrides=["checkpointer.checkpoint_dir=DIR","tokenizer.path=DIR/original/tokenizer.model"]'""",
+        )
 
 
 def _describe(ledger: Ledger, inputs: Any, executor: str) -> None:
