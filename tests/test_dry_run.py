@@ -52,3 +52,13 @@ def test_dry_run_scripts_match_golden_files(run_cli, tmp_path: Path, preset, req
     # Nothing was submitted or recorded.
     assert not (sweep / "jobs.json").exists() and not (sweep / "run-torchtune.log").exists()
     assert not (sweep / "rank16_lr5e-5").exists()
+
+
+def test_a_two_node_job_runs_one_task_per_node_each_starting_torchtune_on_its_gpus(run_cli, tmp_path: Path):
+    result = run_cli("experiment=cap_4L", "compute=killarney/h100_4x", "compute.nodes=2", "hydra.launcher.dry_run=true")
+    assert result.returncode == 0, result.stderr
+    script = (tmp_path / "work" / "ttlaunch_sweeps" / "cap_4L_lora_lr_sweep" / "dry_run" / "rank8_lr1e-5.sbatch").read_text()
+    assert "#SBATCH --nodes=2\n" in script and "#SBATCH --ntasks-per-node=1\n" in script
+    assert "#SBATCH --gres=gpu:h100:4\n" in script
+    # In the job each task adds where they meet: --nnodes 2 --node_rank R --master_addr ... --master_port ...
+    assert "# payload: tune run --nproc_per_node 4 lora_finetune_distributed --config llama3_2/1B_lora " in script

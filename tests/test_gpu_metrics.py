@@ -78,3 +78,14 @@ def test_without_nvidia_smi_nothing_is_sampled(tmp_path: Path, monkeypatch):
     with gpu_sampler(tmp_path) as path:
         pass
     assert path is None and not (tmp_path / "gpu_metrics.csv").exists()
+
+
+def test_a_job_on_two_nodes_reports_the_gpus_of_both(tmp_path: Path):
+    from ttlaunch.gpu_metrics import read_job_sample, samples_path
+
+    samples_path(tmp_path, 0).write_text(TWO_GPU_SAMPLES)  # 95% and 25% at 10:00:30
+    samples_path(tmp_path, 1).write_text(HEADER + "\n2026/11/23 10:00:31.000, 0, [N/A], 1024, 81920\n")
+    sample = read_job_sample(tmp_path)
+    assert (sample.gpus, sample.utilization_pct, sample.timestamp) == (3, 60.0, "2026/11/23 10:00:31.000")
+    assert (sample.memory_used_gb, sample.memory_total_gb) == (41.0, 240.0)
+    assert read_job_sample(tmp_path / "nothing") is None

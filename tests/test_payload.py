@@ -4,7 +4,7 @@ import pytest
 
 from ttlaunch.errors import InputError
 from ttlaunch.payload import build_payload
-from ttlaunch.schema import PayloadConfig
+from ttlaunch.schema import ComputeConfig, PayloadConfig
 from ttlaunch.summary import parse_experiment
 
 KEY_MAP = {"lora_rank": "model.lora_rank", "lr": "optimizer.lr", "epochs": "epochs", "batch_size": "batch_size"}
@@ -22,7 +22,7 @@ def experiment(directory=None, **run_fields):
 def test_torchtune_command_maps_parameters_and_controls(tmp_path: Path):
     payload = PayloadConfig(base_config="/cfg/base.yaml", key_map=KEY_MAP, overrides=["device=cpu"])
     exp = experiment()
-    command = build_payload(exp, exp.run("r8"), payload, tmp_path / "r8", "payload=torchtune", gpus=1)
+    command = build_payload(exp, exp.run("r8"), payload, tmp_path / "r8", "payload=torchtune", compute=ComputeConfig(gpus_per_node=1))
     assert command.argv == (
         "tune", "run", "lora_finetune_single_device", "--config", "/cfg/base.yaml",
         f"output_dir={tmp_path / 'r8' / 'outputs'}", "epochs=2", "model.lora_rank=8", "optimizer.lr=1e-05", "device=cpu",
@@ -51,10 +51,10 @@ def test_scaffolded_run_uses_its_own_finetune_yaml(tmp_path: Path):
     (tmp_path / "r8").mkdir()
     (tmp_path / "r8" / "finetune.yaml").write_text("output_dir: /scratch/ck-out-r8\nepochs: 1\n", encoding="utf-8")
     exp = experiment(directory=tmp_path)
-    command = build_payload(exp, exp.run("r8"), PayloadConfig(key_map=KEY_MAP), tmp_path / "job", "p", gpus=1)
+    command = build_payload(exp, exp.run("r8"), PayloadConfig(key_map=KEY_MAP), tmp_path / "job", "p", compute=ComputeConfig(gpus_per_node=1))
     assert command.argv == ("tune", "run", "lora_finetune_single_device", "--config", str(tmp_path / "r8" / "finetune.yaml"))
     assert command.output_dir == Path("/scratch/ck-out-r8")
-    on_two = build_payload(exp, exp.run("r8"), PayloadConfig(key_map=KEY_MAP), tmp_path / "job", "p", gpus=2)
+    on_two = build_payload(exp, exp.run("r8"), PayloadConfig(key_map=KEY_MAP), tmp_path / "job", "p", compute=ComputeConfig(gpus_per_node=2))
     assert on_two.argv[:6] == ("tune", "run", "--nproc_per_node", "2", "lora_finetune_distributed", "--config")
     assert on_two.argv[6] == str(tmp_path / "r8" / "finetune.yaml"), "a scaffold's own config, on any number of GPUs"
 
@@ -95,13 +95,15 @@ def test_a_typo_in_controls_is_an_error_and_other_tools_controls_are_not_passed(
     assert unpassed_controls(exp, PayloadConfig(key_map=KEY_MAP)) == ["system_prompt"]
 
 
-def test_a_control_or_command_line_parameter_the_command_does_not_use_is_an_error(tmp_path: Path):
-    exp = experiment()
+def test_a_command_line_parameter_the_command_does_not_use_is_an_error_a_control_is_listed(tmp_path: Path):
+    from ttlaunch.payload import unpassed_controls
+
+    exp = experiment()  # controls: epochs, system_prompt
     payload = PayloadConfig(kind="command", command=["python", "train.py", "--lr", "{lr}"])
-    with pytest.raises(InputError) as caught:
-        build_payload(exp, exp.run("r8"), payload, tmp_path, "p")
-    assert (caught.value.source, caught.value.field) == ("x.yaml", "controls.epochs")
+    assert build_payload(exp, exp.run("r8"), payload, tmp_path, "p").argv[-1] == "1e-05"
+    assert unpassed_controls(exp, payload) == ["epochs", "system_prompt"]
     with_epochs = PayloadConfig(kind="command", command=["python", "train.py", "--epochs", "{epochs}"])
+    assert unpassed_controls(exp, with_epochs) == ["system_prompt"]
     with pytest.raises(InputError) as caught:
         build_payload(exp, exp.run("r8"), with_epochs, tmp_path, "p", command_line=["seed"])
     assert (caught.value.source, caught.value.field) == ("command line", "+seed")
@@ -124,12 +126,12 @@ BUILT_IN = "llama3_2/1B_lora_single_device"
 def test_the_gpu_count_picks_recipe_config_and_processes(tmp_path: Path):
     exp = experiment()
     payload = PayloadConfig(base_config=BUILT_IN, key_map=KEY_MAP)
-    one = build_payload(exp, exp.run("r8"), payload, tmp_path, "p", gpus=1).argv
+    one = build_payload(exp, exp.run("r8"), payload, tmp_path, "p", compute=ComputeConfig(gpus_per_node=1)).argv
     assert one[:5] == ("tune", "run", "lora_finetune_single_device", "--config", BUILT_IN)
-    four = build_payload(exp, exp.run("r8"), payload, tmp_path, "p", gpus=4).argv
+    four = build_payload(exp, exp.run("r8"), payload, tmp_path, "p", compute=ComputeConfig(gpus_per_node=4)).argv
     assert four[:7] == ("tune", "run", "--nproc_per_node", "4", "lora_finetune_distributed", "--config", "llama3_2/1B_lora")
     assert "device=cpu" not in four
-    cpu = build_payload(exp, exp.run("r8"), payload, tmp_path, "p", gpus=0).argv
+    cpu = build_payload(exp, exp.run("r8"), payload, tmp_path, "p", compute=ComputeConfig(gpus_per_node=0)).argv
     assert cpu[2] == "lora_finetune_single_device" and cpu[5:8] == (f"output_dir={tmp_path / 'outputs'}", "device=cpu", "dtype=fp32")
 
 
@@ -137,7 +139,7 @@ def test_the_gpu_count_picks_recipe_config_and_processes(tmp_path: Path):
     ("payload", "gpus", "field", "message"),
     [
         (PayloadConfig(recipe="lora_finetune_single_device", base_config=BUILT_IN), 4, "payload.recipe",
-         "lora_finetune_single_device trains on one device, but compute.gpus_per_node is 4: use lora_finetune_distributed"),
+         "lora_finetune_single_device trains on one device, but compute.gpus_per_node is 4 on 1 node(s): use lora_finetune_distributed"),
         (PayloadConfig(recipe="lora_finetune_distributed", base_config="llama3_2/1B_lora"), 0, "payload.recipe",
          "lora_finetune_distributed needs GPUs"),
         (PayloadConfig(base_config="llama3_2/1B_qlora_single_device"), 2, "payload.base_config",
@@ -148,6 +150,6 @@ def test_a_recipe_or_config_that_cannot_use_the_gpus_is_an_error_naming_both(tmp
     pytest.importorskip("torchtune")  # its built-in configs say which counterparts exist
     exp = parse_experiment({"experiment": {"name": "x"}, "runs": [{"name": "r8", "type": "fine-tuned"}]}, "x.yaml")
     with pytest.raises(InputError) as caught:
-        build_payload(exp, exp.run("r8"), payload, tmp_path, "payload=torchtune", gpus=gpus)
+        build_payload(exp, exp.run("r8"), payload, tmp_path, "payload=torchtune", compute=ComputeConfig(gpus_per_node=gpus))
     assert (caught.value.source, caught.value.field) == ("payload=torchtune", field)
     assert message in caught.value.message

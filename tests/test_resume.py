@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.job import prepare_attempt
+from ttlaunch.job import attempt_command, resume_state
 from ttlaunch.payload import PayloadCommand
 from ttlaunch.requeueing import EndWarning, RequeuePolicy, current_attempt, read_requeues
 from ttlaunch.resume import ResumeAction, decide, decide_torchtune, saved_epochs
@@ -68,6 +68,11 @@ def test_a_recipe_state_nobody_can_read_trains_again_rather_than_failing_or_skip
     decision = decide_torchtune(output)
     assert decision.action is ResumeAction.FRESH and "training again from the start" in decision.reason
     assert str(path) in decision.reason
+
+
+def prepare_attempt(command: PayloadCommand, kind: str, attempt: int) -> PayloadCommand | None:
+    """What the job does in a job of one task: decide from disk, then build the command."""
+    return attempt_command(command, kind, attempt, resume_state(command, kind, attempt))
 
 
 def command(output: Path, argv=("tune", "run", "lora", "--config", "c.yaml")) -> PayloadCommand:

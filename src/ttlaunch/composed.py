@@ -62,7 +62,7 @@ class LaunchInputs:
         """The command a job of the run runs (command-line parameters included)."""
         return build_payload(
             self.experiment, self.run(run_name), self.payload, job_dir, self.payload_source, tuple(self.parameters),
-            gpus=self.compute_for(run_name).gpus,
+            compute=self.compute_for(run_name),
         )
 
     def submission_spec(self, run_name: str, job_dir: Path) -> dict[str, Any]:

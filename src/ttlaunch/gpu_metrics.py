@@ -24,14 +24,20 @@ _QUERY = "timestamp,index,utilization.gpu,memory.used,memory.total"
 _TAIL_BYTES = 16384
 
 
+def samples_path(job_dir: Path, task: int) -> Path:
+    """Where a task samples its node's GPUs: gpu_metrics.csv for task 0 (one task per node),
+    gpu_metrics.task<N>.csv for the others."""
+    return job_dir / (GPU_METRICS_NAME if task == 0 else f"gpu_metrics.task{task}.csv")
+
+
 @contextmanager
-def gpu_sampler(job_dir: Path, interval_s: int = SAMPLE_INTERVAL_S) -> Iterator[Path | None]:
+def gpu_sampler(job_dir: Path, task: int = 0, interval_s: int = SAMPLE_INTERVAL_S) -> Iterator[Path | None]:
     """Sample while the block runs; the csv path, or None on a node without nvidia-smi."""
     nvidia_smi = shutil.which("nvidia-smi")
     if nvidia_smi is None:
         yield None
         return
-    path = job_dir / GPU_METRICS_NAME
+    path = samples_path(job_dir, task)
     fresh = not path.exists() or path.stat().st_size == 0
     with path.open("a", encoding="utf-8") as stream:
         if fresh:  # a requeued attempt appends to the same file
@@ -91,6 +97,26 @@ def latest_sample(text: str) -> GpuSample | None:
         utilization_pct=sum(utilization) / len(utilization) if utilization else None,
         memory_used_gb=sum(used) / 1024 if used else None,
         memory_total_gb=sum(total) / 1024 if total else None,
+    )
+
+
+def read_job_sample(job_dir: Path) -> GpuSample | None:
+    """The newest sample of every node of a job, as one: its GPUs counted together, the mean
+    utilisation of those that report it, memory summed; None when no node sampled (yet)."""
+    samples = [
+        sample for sample in (read_latest_sample(path) for path in sorted(job_dir.glob("gpu_metrics*.csv")))
+        if sample is not None
+    ]
+    if len(samples) < 2:
+        return samples[0] if samples else None
+    weighted = [(s.utilization_pct, s.gpus) for s in samples if s.utilization_pct is not None]
+    used, total = (_known([getattr(s, name) for s in samples]) for name in ("memory_used_gb", "memory_total_gb"))
+    return GpuSample(
+        timestamp=max(sample.timestamp for sample in samples),
+        gpus=sum(sample.gpus for sample in samples),
+        utilization_pct=sum(u * n for u, n in weighted) / sum(n for _, n in weighted) if weighted else None,
+        memory_used_gb=sum(used) if used else None,
+        memory_total_gb=sum(total) if total else None,
     )
 
 

@@ -98,26 +98,27 @@ def run_to_the_time_limit() -> None:
     signal.signal(signal.SIGUSR2, keep_running)
 
 
-def prepare_attempt(command: PayloadCommand, kind: str, attempt: int) -> PayloadCommand | None:
-    """This attempt's command, from what earlier attempts left on disk; None when the run
-    has nothing left to train.
+def resume_state(command: PayloadCommand, kind: str, attempt: int) -> str:
+    """Where this attempt starts, from what earlier attempts left on disk: "finished"
+    (nothing left to train), "resume" or "fresh". torchtune resumes from its newest epoch
+    checkpoint (ttlaunch.resume); any other payload resumes when its output dir holds work."""
+    if kind != "torchtune":
+        return "resume" if any(command.output_dir.iterdir()) else "fresh"
+    decision = decide_torchtune(command.output_dir)
+    log.info("attempt %d: %s", attempt, decision.reason)
+    return {ResumeAction.FINISHED: "finished", ResumeAction.RESUME: "resume"}.get(decision.action, "fresh")
 
-    torchtune resumes from its newest epoch checkpoint (ttlaunch.resume). Every payload
-    gets TTLAUNCH_ATTEMPT (1, 2, ... across requeues), TTLAUNCH_RESUME (1 when its output
-    dir holds an earlier attempt's work) and TTLAUNCH_OUTPUT_DIR (the same every attempt).
-    """
+
+def attempt_command(command: PayloadCommand, kind: str, attempt: int, state: str) -> PayloadCommand | None:
+    """This attempt's command; None when the run has nothing left to train. Every payload
+    gets TTLAUNCH_ATTEMPT (1, 2, ... across requeues), TTLAUNCH_RESUME (1 when it resumes
+    earlier work) and TTLAUNCH_OUTPUT_DIR (the same every attempt)."""
+    if state == "finished":
+        return None
     argv = command.argv
-    if kind == "torchtune":
-        decision = decide_torchtune(command.output_dir)
-        log.info("attempt %d: %s", attempt, decision.reason)
-        if decision.action is ResumeAction.FINISHED:
-            return None
-        resume = decision.action is ResumeAction.RESUME
-        if resume:
-            argv = (*argv, "resume_from_checkpoint=True")
-    else:
-        resume = any(command.output_dir.iterdir())
-    env = {**command.env, "TTLAUNCH_ATTEMPT": str(attempt), "TTLAUNCH_RESUME": "1" if resume else "0"}
+    if kind == "torchtune" and state == "resume":
+        argv = (*argv, "resume_from_checkpoint=True")
+    env = {**command.env, "TTLAUNCH_ATTEMPT": str(attempt), "TTLAUNCH_RESUME": "1" if state == "resume" else "0"}
     return replace(command, argv=argv, env=env)
 
 
@@ -137,7 +138,8 @@ def watch_for_end_warning(
 
 
 def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Path, sweep_dir: Path) -> tuple[PayloadCommand, str]:
-    """The training payload of the run, or, for an evaluation job, its evaluation command."""
+    """The training payload of the run and its kind (torchtune, command), or, for an
+    evaluation job, its evaluation command (kind evaluation)."""
     from ttlaunch.evaluations import TARGET_KEY, EvaluationTarget, evaluation_command
 
     target = cfg.get(TARGET_KEY)
@@ -146,11 +148,18 @@ def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Pa
     # The run's own output dir (its checkpoints), not this evaluation job's.
     run_output = inputs.payload_for(run.name, sweep_dir / run.name).output_dir
     evaluation = EvaluationTarget(run.name, str(target.task), int(target.epoch))
-    return evaluation_command(inputs.evaluation, evaluation, run_output, job_dir), "command"
+    return evaluation_command(inputs.evaluation, evaluation, run_output, job_dir), "evaluation"
 
 
 def run_task(cfg: DictConfig) -> None:
-    """The Hydra task function: one attempt of one run of the experiment, in its job dir."""
+    """The Hydra task function: one attempt of one run of the experiment, in its job dir.
+
+    In a job of several tasks every task runs it: task 0 decides where the attempt starts
+    (the others act on its decision), each starts its part of the distributed trainer
+    (ttlaunch.rendezvous), each samples its node's GPUs, and only task 0 requeues."""
+    from ttlaunch import slurm
+    from ttlaunch.rendezvous import agreed, distributed, rendezvous_of, task_rank
+
     hydra_cfg = HydraConfig.get()
     inputs = read_inputs(cfg, hydra_cfg)
     run = inputs.run(cfg.run_name)
@@ -158,30 +167,49 @@ def run_task(cfg: DictConfig) -> None:
     built, kind = _command_of_job(cfg, inputs, run, job_dir, Path(hydra_cfg.sweep.dir))
     built.output_dir.mkdir(parents=True, exist_ok=True)
     attempt = current_attempt()
-    command = prepare_attempt(built, kind, attempt)
-    if command is None:
+    on_slurm = "SLURM_JOB_ID" in os.environ
+    rendezvous = rendezvous_of(os.environ, slurm.hostnames) if on_slurm else None
+    rank = task_rank() if on_slurm else 0
+    if rendezvous is None:
+        state = resume_state(built, kind, attempt)
+    else:
+        decision = job_dir / f".attempt-{os.environ['SLURM_JOB_ID']}-{attempt}.json"
+        state = agreed(decision, rank, lambda: resume_state(built, kind, attempt))
+    prepared = attempt_command(built, kind, attempt, state)
+    if prepared is None:
         log.info("%s: the final epoch is saved already; nothing to train (COMPLETED)", run.name)
         return
-    on_slurm = "SLURM_JOB_ID" in os.environ
+    command = distributed(prepared, kind, inputs.payload.torchrun, rendezvous, inputs.compute_for(run.name).gpus)
     if on_slurm and not inputs.requeue.enabled:
         run_to_the_time_limit()
     stagger = instantiate(hydra_cfg.launcher.stagger)
-    with gpu_sampler(job_dir):
+    with gpu_sampler(job_dir, rank):
         payload, end_warning = None, None
         try:
             with stagger.startup_window(Path(hydra_cfg.sweep.dir)):
                 for setup in command.setup:
                     run_command(setup, command.env, run.name)
                 payload = start_command(command.argv, command.env)
-            if on_slurm and inputs.requeue.enabled:
+            if on_slurm and inputs.requeue.enabled and rank == 0:
                 policy = RequeuePolicy(
                     max_num_timeout=inputs.requeue.max_num_timeout, grace_s=inputs.requeue.grace_s,
                     time_limit_s=60.0 * inputs.compute_for(run.name).timeout_min,
                     signal_delay_s=float(hydra_cfg.launcher.signal_delay_s),
                 )
                 end_warning = watch_for_end_warning(payload, job_dir, attempt, policy)
+            elif on_slurm and inputs.requeue.enabled:
+                leave_requeue_to_task_0()
         except BaseException:
             if payload is not None:  # interrupted during the start-up window: stop it too
                 stop_command(payload)
             raise
         finish_command(payload, run.name, end_warning.act if end_warning else None)
+
+
+def leave_requeue_to_task_0() -> None:
+    """Tasks other than 0 let SLURM's end warning pass: task 0 requeues the whole job, and
+    SLURM stops every task with it."""
+    def pass_on(signum: int, frame: object) -> None:
+        log.info("end warning (signal %s): task 0 requeues the job", signum)
+
+    signal.signal(signal.SIGUSR2, pass_on)

@@ -312,9 +312,9 @@ class Monitor:
                 self.faults.run(name, "resources", lambda: self._log_gpu_sample(name, Path(str(record.job_dir))))
 
     def _log_gpu_sample(self, name: str, job_dir: Path) -> None:
-        from ttlaunch.gpu_metrics import GPU_METRICS_NAME, read_latest_sample
+        from ttlaunch.gpu_metrics import read_job_sample
 
-        sample = read_latest_sample(job_dir / GPU_METRICS_NAME)
+        sample = read_job_sample(job_dir)
         if sample is not None:  # not sampled (yet): nothing to say
             self.events.write("RESOURCE_STATUS", name, ("GPU Utilization", sample.describe()))
 

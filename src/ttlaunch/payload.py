@@ -14,7 +14,7 @@ from typing import Collection, Mapping
 import yaml
 
 from ttlaunch.errors import InputError
-from ttlaunch.schema import PayloadConfig
+from ttlaunch.schema import ComputeConfig, PayloadConfig
 from ttlaunch.summary import Experiment, Run
 from ttlaunch.torchtune_builtins import DEFAULT_RECIPE, DISTRIBUTED, distributed_config, distributed_recipe, is_single_device
 
@@ -28,8 +28,8 @@ class PayloadCommand:
 
 
 # Controls of cruijff_kit summaries that its own tools read (the prompt template, the system
-# prompt, validation during training in its custom recipe): not trainer parameters. They are
-# not passed, and the launch says so once.
+# prompt, validation during training in its custom recipe): not torchtune parameters. They
+# are not passed, and the launch says so once.
 OTHER_TOOLS_CONTROLS = frozenset({"system_prompt", "prompt", "validation_during_training"})
 
 
@@ -75,9 +75,10 @@ def build_payload(
     job_dir: Path,
     source: str,
     command_line: Collection[str] = (),
-    gpus: int = 0,
+    compute: ComputeConfig | None = None,
 ) -> PayloadCommand:
-    """The command for `run`, whose Hydra job dir is `job_dir`, on a node with `gpus` GPUs.
+    """The command for `run`, whose Hydra job dir is `job_dir`, on `compute` (by default one
+    task on one node without GPUs).
 
     `source` names the payload config (for messages); `command_line` the run's parameters
     that came from the command line (`+seed=1`), each of which must reach the trainer.
@@ -87,7 +88,7 @@ def build_payload(
     output_dir = job_dir / "outputs"
     argv: list[str] = []
     if payload.kind == "torchtune":
-        argv, output_dir = _torchtune_argv(experiment, run, payload, output_dir, source, command_line, gpus)
+        argv, output_dir = _torchtune_argv(experiment, run, payload, output_dir, source, command_line, compute or ComputeConfig())
     elif payload.kind != "command":
         raise InputError(source, "payload.kind", f"unknown kind {payload.kind!r}: expected torchtune or command")
     values = _placeholders(run, experiment, output_dir, job_dir)
@@ -95,7 +96,7 @@ def build_payload(
         if not payload.command:
             raise InputError(source, "payload.command", "kind=command needs a command (an argv list)")
         argv = [_render(item, values, "payload.command", source) for item in payload.command]
-        _check_used(payload, command_line, experiment, run)
+        _check_used(payload, command_line)
         _check_program(argv[0], source, "payload.command[0]")
     argv += [_render(item, values, "payload.extra_overrides", source) for item in payload.extra_overrides]
     env = {key: _render(str(value), values, f"payload.env.{key}", source) for key, value in payload.env.items()}
@@ -110,21 +111,22 @@ def build_payload(
     return PayloadCommand(argv=tuple(argv), env=env, output_dir=output_dir, setup=setup)
 
 
-def _check_used(payload: PayloadConfig, command_line: Collection[str], experiment: Experiment, run: Run) -> None:
-    """A command-line parameter or a control that no placeholder of the command uses would be
-    lost. (A run's own parameters need not all be used: a command takes what it needs.)"""
+def _placeholder_names(payload: PayloadConfig) -> set[str]:
+    """Every {name} the command's argv, extra overrides, environment and setup use."""
     templates = [*payload.command, *payload.extra_overrides, *map(str, payload.env.values())]
     templates += [item for command in payload.setup for item in command]
-    used = {name for template in templates for _, name, _, _ in string.Formatter().parse(template) if name}
+    return {name for template in templates for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def _check_used(payload: PayloadConfig, command_line: Collection[str]) -> None:
+    """A command-line run parameter that no placeholder of the command uses would be lost.
+    (The summary's own values need not all be used: a command takes what it needs, and the
+    launch lists the controls it leaves.)"""
+    used = _placeholder_names(payload)
     for key in command_line:
         if key not in used:
             raise InputError(
                 "command line", f"+{key}", f"payload.command has no {{{key}}} placeholder: the runs would not see it"
-            )
-    for key in experiment.controls:
-        if key not in used and key not in OTHER_TOOLS_CONTROLS and key not in run.parameters:
-            raise InputError(
-                experiment.source, f"controls.{key}", f"payload.command has no {{{key}}} placeholder: no run would see it"
             )
 
 
@@ -158,21 +160,30 @@ def _torchtune_key(key: str, payload: PayloadConfig, experiment: Experiment, run
 
 
 def unpassed_controls(experiment: Experiment, payload: PayloadConfig) -> list[str]:
-    """The summary's controls that belong to other tools and are not passed to the trainer."""
-    used = set(payload.key_map) if payload.kind == "torchtune" else set()
-    return [key for key in experiment.controls if key in OTHER_TOOLS_CONTROLS and key not in used]
+    """The summary's controls the trainer does not get: for torchtune those of other tools
+    (any other unknown one is an error), for a command those it has no placeholder for."""
+    if payload.kind == "torchtune":
+        return [key for key in experiment.controls if key in OTHER_TOOLS_CONTROLS and key not in payload.key_map]
+    used = _placeholder_names(payload)
+    return [key for key in experiment.controls if key not in used]
 
 
-def _recipe(payload: PayloadConfig, gpus: int, source: str) -> str:
-    """The recipe for this many GPUs: the single-device one on one device (or the CPU), its
-    distributed counterpart on more."""
+def _distributed(compute: ComputeConfig) -> bool:
+    """More than one GPU, or more than one node: torchtune's distributed recipes, under torchrun."""
+    return compute.gpus > 1 or compute.nodes > 1
+
+
+def _recipe(payload: PayloadConfig, compute: ComputeConfig, source: str) -> str:
+    """The recipe for this compute: the single-device one on one device (or the CPU), its
+    distributed counterpart on more GPUs or nodes."""
+    gpus, distributed = compute.gpus, _distributed(compute)
     if payload.recipe is None:
-        return DEFAULT_RECIPE if gpus <= 1 else distributed_recipe(DEFAULT_RECIPE)
-    if gpus > 1 and is_single_device(payload.recipe):
+        return distributed_recipe(DEFAULT_RECIPE) if distributed else DEFAULT_RECIPE
+    if distributed and is_single_device(payload.recipe):
         raise InputError(
             source, "payload.recipe",
-            f"{payload.recipe} trains on one device, but compute.gpus_per_node is {gpus}: use "
-            f"{distributed_recipe(payload.recipe)} (or leave payload.recipe unset to pick by the GPU count)",
+            f"{payload.recipe} trains on one device, but compute.gpus_per_node is {gpus} on {compute.nodes} node(s): "
+            f"use {distributed_recipe(payload.recipe)} (or leave payload.recipe unset to pick by the GPU count)",
         )
     if gpus == 0 and payload.recipe.endswith(DISTRIBUTED):
         raise InputError(
@@ -182,17 +193,17 @@ def _recipe(payload: PayloadConfig, gpus: int, source: str) -> str:
     return payload.recipe
 
 
-def _config(config: str, gpus: int, source: str) -> str:
-    """The config for this many GPUs: a built-in single-device config becomes its
-    multi-device counterpart on more than one."""
-    if gpus <= 1:
+def _config(config: str, compute: ComputeConfig, source: str) -> str:
+    """The config for this compute: a built-in single-device config becomes its multi-device
+    counterpart on more GPUs or nodes."""
+    if not _distributed(compute):
         return config
     counterpart = distributed_config(config)
     if counterpart is None:
         raise InputError(
             source, "payload.base_config",
             f"{config} is a single-device config without a multi-device counterpart in torchtune, but "
-            f"compute.gpus_per_node is {gpus}: name a multi-device config",
+            f"compute.gpus_per_node is {compute.gpus} on {compute.nodes} node(s): name a multi-device config",
         )
     return counterpart
 
@@ -204,13 +215,20 @@ def _torchtune_argv(
     output_dir: Path,
     source: str,
     command_line: Collection[str],
-    gpus: int,
+    compute: ComputeConfig,
 ) -> tuple[list[str], Path]:
-    recipe = _recipe(payload, gpus, source)
-    # One process per GPU on more than one (torchrun, through tune run).
-    launch = ["tune", "run", *(["--nproc_per_node", str(gpus)] if gpus > 1 else []), recipe, "--config"]
+    if compute.tasks_per_node != 1:
+        raise InputError(
+            source, "compute.tasks_per_node",
+            f"torchtune runs one task per node (tune run starts a process per GPU), got {compute.tasks_per_node}",
+        )
+    recipe = _recipe(payload, compute, source)
+    # One process per GPU on more than one, or on several nodes (torchrun, through tune run;
+    # the job adds where the nodes meet: ttlaunch.rendezvous).
+    processes = ["--nproc_per_node", str(max(compute.gpus, 1))] if _distributed(compute) else []
+    launch = ["tune", "run", *processes, recipe, "--config"]
     # Without GPUs, a config written for them (device: cuda, dtype: bf16) fails deep in the job.
-    on_cpu = ["device=cpu", "dtype=fp32"] if gpus == 0 else []
+    on_cpu = ["device=cpu", "dtype=fp32"] if compute.gpus == 0 else []
     scaffold = scaffold_config_path(experiment, run, payload)
     if scaffold is not None:
         if not scaffold.is_file():
@@ -235,4 +253,4 @@ def _torchtune_argv(
     mapped.update(run.parameters)
     for key, value in mapped.items():
         overrides.append(f"{_torchtune_key(key, payload, experiment, run, command_line)}={_value(value)}")
-    return [*launch, _config(payload.base_config, gpus, source), *overrides, *payload.overrides], output_dir
+    return [*launch, _config(payload.base_config, compute, source), *overrides, *payload.overrides], output_dir

@@ -124,6 +124,9 @@ class PayloadConfig:
     env: Dict[str, str] = field(default_factory=dict)
     # Commands (argv lists, same placeholders) run before the payload, e.g. asset preparation.
     setup: List[List[str]] = field(default_factory=list)
+    # kind=command: start the command under torchrun, one agent per task of the job, all of
+    # them meeting at the first task's node (a DDP trainer on several nodes or GPUs).
+    torchrun: bool = False
 
 
 @dataclass

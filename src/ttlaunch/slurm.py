@@ -223,3 +223,8 @@ def usage(job_id: str) -> tuple[ComputeMetrics | None, int | None]:
     from ttlaunch.metrics import USAGE_FIELDS, parse_usage
 
     return read(["sacct", "-P", "-n", "-j", job_id, f"--format={','.join(USAGE_FIELDS)}"], parse_usage)
+
+
+def hostnames(nodelist: str) -> list[str]:
+    """The hosts of a SLURM node list (node[01-03],gpu7), in order, as SLURM expands it."""
+    return [line.strip() for line in run(["scontrol", "show", "hostnames", nodelist]).splitlines() if line.strip()]

@@ -59,11 +59,21 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
         combined_inputs = inputs if combined is config else read_inputs(combined, combined.hydra)
         for job in jobs:
             if all(o in job.overrides for o in combination):
-                combined_inputs.compute_for(job.run.name)
+                compute = combined_inputs.compute_for(job.run.name)
                 command = combined_inputs.payload_for(job.run.name, sweep_dir / job.name)
                 if sweeper.launcher.executor == "local":
+                    _check_one_task(compute, combined_inputs.compute_source)
                     _check_model_here(combined_inputs, command.argv)
     return inputs, jobs
+
+
+def _check_one_task(compute: Any, source: str) -> None:
+    """The local executor runs each job as one process here: several nodes or tasks need SLURM."""
+    if compute.nodes > 1 or compute.tasks_per_node > 1:
+        raise InputError(
+            source, "compute.nodes" if compute.nodes > 1 else "compute.tasks_per_node",
+            f"{compute.nodes} node(s) x {compute.tasks_per_node} task(s) need a SLURM preset; locally a job is one process",
+        )
 
 
 def _check_model_here(inputs: Any, argv: Sequence[str]) -> None:
@@ -142,7 +152,7 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
             *([("Not passed to the trainer", ", ".join(unpassed))] if unpassed else []),
         )
         if unpassed:
-            log.info("controls for other tools, not passed to the trainer: %s", ", ".join(unpassed))
+            log.info("controls not passed to the trainer: %s", ", ".join(unpassed))
         if launcher.executor == "slurm":
             _adopt_unrecorded(ledger, jobs)
         # What happened while nobody watched: one poll of the jobs earlier launches left running.
