@@ -40,3 +40,35 @@ def test_two_tasks_train_one_ddp_model_and_a_failing_rank_fails_its_job(run_cli,
         started = (job_dir / "submitit" / task_logs[task]).read_text()
         assert f"torch.distributed.run --nnodes 2 --node_rank {task} --master_addr " in started
     assert not (sweep / "bad_run" / "outputs" / "rank1.json").exists()
+
+
+def test_a_requeued_job_of_two_tasks_starts_both_again_on_one_shared_decision(tmp_path: Path):
+    import subprocess
+    import time
+
+    from conftest import cli_invocation
+
+    record = "echo task=$TTLAUNCH_TASK attempt=$TTLAUNCH_ATTEMPT resume=$TTLAUNCH_RESUME >> $0/starts.txt; sleep 25"
+    command, env = cli_invocation(
+        tmp_path, "--config-dir", str(TESTS / "configs"), "experiment=probe_ok", "compute=testcluster/cpu_1x",
+        "compute.tasks_per_node=2", "requeue=on", "payload=command", f"payload.command=[sh,-c,'{record}','{{output_dir}}']",
+        "hydra.callbacks.monitor.poll_interval_s=1", "hydra.launcher.stagger.seconds=0",
+    )
+    launch = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "probe_ok"
+    starts = sweep / "ok_run" / "outputs" / "starts.txt"
+    deadline = time.monotonic() + 120
+    while not (starts.is_file() and starts.read_text().count("\n") == 2):
+        assert time.monotonic() < deadline, "the two tasks never started"
+        time.sleep(0.2)
+    job_id = json.loads((sweep / "jobs.json").read_text())["jobs"]["ok_run"]["job_id"]
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    _, stderr = launch.communicate(timeout=300)
+    assert launch.returncode == 0, stderr[-3000:]
+    assert sorted(starts.read_text().splitlines()) == [
+        "task=0 attempt=1 resume=0", "task=0 attempt=2 resume=1", "task=1 attempt=1 resume=0", "task=1 attempt=2 resume=1",
+    ]
+    job = json.loads((sweep / "jobs.json").read_text())["jobs"]["ok_run"]
+    assert (job["status"], job["attempt"]) == ("COMPLETED", 2)
+    decisions = sorted(path.name for path in (sweep / "ok_run").glob(".attempt-*.json"))
+    assert decisions == [f".attempt-{job_id}-1.json", f".attempt-{job_id}-2.json"], "one decision per attempt"
