@@ -48,9 +48,9 @@ def test_bad_summary_one_line_exit_2_nothing_written(run_cli, tmp_path: Path, su
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["experiment=demo", "compute=nowhere/x"], "Could not find 'compute/nowhere/x'"),
-        (["experiment=demo", "requeue=maybe"], "Available options in 'requeue': off on"),
-        (["experiment=nope"], "Could not find 'experiment/nope'"),
+        (["experiment=demo", "compute=nowhere/x"], "command line: compute=nowhere/x: no such option; compute options: "),
+        (["experiment=demo", "requeue=maybe"], "command line: requeue=maybe: no such option; requeue options: off, on"),
+        (["experiment=nope"], "command line: experiment=nope: no such option; experiment options: cap_4L, demo"),
         ([], "experiment: no experiment chosen"),
         (["experiment=demo", "+compute.memgb=3"], "compute=local/cpu: compute.memgb"),
     ],
@@ -282,4 +282,19 @@ def test_a_local_torchtune_run_without_its_model_is_refused_before_anything_is_w
         "ttlaunch: error: payload=torchtune: checkpointer.checkpoint_dir: /nonexistent/Llama does not exist: "
         "llama3_2/1B_lora_single_device trains from the model there."
     )
+    assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize(
+    ("choice", "suggestion"),
+    [("compute=local/cpux", "compute=local/cpu"), ("compute=killarny/h100_1x", "compute=killarney/h100_1x"),
+     ("monitoring=auto_restar", "monitoring=auto_restart")],
+)
+def test_a_misspelt_option_gets_the_real_options_and_the_closest_one(run_cli, tmp_path: Path, choice, suggestion):
+    result = run_cli("experiment=demo", choice, FAST)
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"ttlaunch: error: command line: {choice}: no such option; did you mean {suggestion}? ")
+    if choice.startswith("compute"):
+        assert "local/cpu, testcluster/cpu_1x" in line and "killarney/h100_1x" in line and "base" not in line
     assert not (tmp_path / "work").exists()

@@ -10,7 +10,9 @@ line (exit 2), a sweep with failed jobs or a monitor that could not go on in one
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import sys
 
 import hydra
@@ -60,10 +62,15 @@ def with_platform_compute(argv: list[str]) -> list[str]:
     return [*argv[:first], f"compute={preset}", *argv[first:]]
 
 
-def describe_input_error(err: BaseException) -> str | None:
+def describe_input_error(err: BaseException, argv: list[str] | None = None) -> str | None:
     """One line for an error in what the user gave us; None for anything else."""
     if isinstance(err, InputError):
         return str(err)
+    missing = re.search(r"Could not find '([^'/]+)/([^']+)'", str(err)) if isinstance(err, HydraException) else None
+    if missing is not None:
+        unknown = _unknown_option(missing.group(1), missing.group(2), argv or [])
+        if unknown is not None:
+            return unknown
     if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
         mark = err.problem_mark
         return f"{mark.name}: line {mark.line + 1}, column {mark.column + 1}: malformed YAML: {err.problem}"
@@ -73,6 +80,19 @@ def describe_input_error(err: BaseException) -> str | None:
             text += f" ({str(err.__cause__).splitlines()[0]})"
         return " ".join(text.split())
     return None
+
+
+def _unknown_option(group: str, option: str, argv: list[str]) -> str | None:
+    """`compute=killarny/h100_1x`: the options of the group (nested ones too, which Hydra's
+    own message leaves out) and the closest one; None for a group we cannot list."""
+    from ttlaunch.cli_help import config_dirs, group_options
+
+    options = group_options(config_dirs(argv), group)
+    if not options:
+        return None
+    close = difflib.get_close_matches(option, options, n=1, cutoff=0.5)
+    hint = f"did you mean {group}={close[0]}? " if close else ""
+    return f"command line: {group}={option}: no such option; {hint}{group} options: {', '.join(options)}"
 
 
 def main() -> None:
@@ -101,7 +121,7 @@ def main() -> None:
         )
         raise SystemExit(EXIT_INTERRUPTED) from None
     except Exception as err:
-        message = describe_input_error(err)
+        message = describe_input_error(err, sys.argv[1:])
         if message is None or user_wants_traceback:
             raise
         print(f"ttlaunch: error: {message}", file=sys.stderr)
