@@ -298,3 +298,17 @@ def test_a_misspelt_option_gets_the_real_options_and_the_closest_one(run_cli, tm
     if choice.startswith("compute"):
         assert "local/cpu, testcluster/cpu_1x" in line and "killarney/h100_1x" in line and "base" not in line
     assert not (tmp_path / "work").exists()
+
+
+def test_one_command_its_version_and_what_each_preset_reserves(tmp_path: Path):
+    ttlaunch = Path(sys.executable).parent / "ttlaunch"
+    for command in ([str(ttlaunch)], [sys.executable, "-m", "ttlaunch"], [sys.executable, "-m", "ttlaunch.launch"]):
+        version = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60)
+        assert (version.returncode, version.stdout) == (0, "ttlaunch 0.1.0\n"), version.stderr
+    help_text = subprocess.run([str(ttlaunch), "launch", "--help"], capture_output=True, text=True, timeout=60).stdout
+    assert "    bon_echo/a40_4x     4 x a40 GPU, 32 CPUs, 160 GB, 8 h\n" in help_text
+    assert "    testcluster/cpu_1x  no GPU, 1 CPU, 1 GB, 10 min\n" in help_text
+    status = subprocess.run([str(ttlaunch), "status", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert status.returncode == 2 and f"is {tmp_path} a ttlaunch sweep dir?" in status.stderr
+    wrong = subprocess.run([str(ttlaunch), "lanch"], capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and "unknown command 'lanch'" in wrong.stderr

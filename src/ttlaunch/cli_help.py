@@ -68,11 +68,43 @@ def config_dirs(argv: list[str]) -> list[Traversable]:
     return roots
 
 
+def reservation(roots: list[Traversable], preset: str) -> str:
+    """What a compute preset asks for, in a few words: 4 x a40 GPU, 32 CPUs, 160 GB, 8 h."""
+    import yaml
+
+    from ttlaunch.schema import ComputeConfig
+
+    fields: dict = {}
+    for root in roots:
+        for name in ("base", preset):  # every preset extends compute/base
+            path = root / "compute" / f"{name}.yaml"
+            if path.is_file():
+                fields.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    numeric = ("nodes", "gpus_per_node", "gpu_type", "gres", "cpus_per_task", "mem_gb", "timeout_min")
+    compute = ComputeConfig(**{key: fields[key] for key in numeric if fields.get(key) is not None})
+    gpus = f"{compute.gpus} x {compute.gpu_type} GPU" if compute.gpu_type else f"{compute.gpus} GPU"
+    nodes = f"{compute.nodes} nodes, each " if compute.nodes > 1 else ""
+    cpus = compute.cpus_per_task
+    hours, minutes = divmod(compute.timeout_min, 60)
+    parts = [
+        nodes + (gpus if compute.gpus else "no GPU"),
+        f"{cpus} CPU{'s' if cpus != 1 else ''}" if cpus else "",
+        f"{compute.mem_gb:g} GB" if compute.mem_gb else "",
+        f"{hours} h" if hours and not minutes else f"{compute.timeout_min} min",
+    ]
+    return ", ".join(part for part in parts if part)
+
+
 def render_help(argv: list[str]) -> str:
     roots = config_dirs(argv)
     lines = [USAGE, "config groups (GROUP=OPTION):"]
     for group, default in GROUPS.items():
-        options = ", ".join(group_options(roots, group)) or "(none)"
         suffix = f"  [default: {default}]" if default else "  [required]"
-        lines.append(f"  {group}: {options}{suffix}")
+        options = group_options(roots, group)
+        if group == "compute":  # what each preset reserves, one per line
+            lines.append(f"  {group}:{suffix}")
+            width = max(map(len, options), default=0)
+            lines += [f"    {option.ljust(width)}  {reservation(roots, option)}" for option in options]
+            continue
+        lines.append(f"  {group}: {', '.join(options) or '(none)'}{suffix}")
     return "\n".join(lines) + "\n\n" + EXAMPLES

@@ -96,6 +96,11 @@ def _unknown_option(group: str, option: str, argv: list[str]) -> str | None:
 
 
 def main() -> None:
+    if "--version" in sys.argv[1:]:  # ttlaunch's version, not Hydra's
+        from ttlaunch.cli import version_line
+
+        print(version_line())
+        return
     if _HELP_FLAGS & set(sys.argv[1:]):
         from ttlaunch.cli_help import render_help
 

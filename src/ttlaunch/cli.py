@@ -1,0 +1,54 @@
+"""`ttlaunch <command> ...` (also `python -m ttlaunch`): one entry point for both commands.
+
+    ttlaunch launch experiment=NAME [GROUP=OPTION ...]   as python -m ttlaunch.launch
+    ttlaunch status SWEEP_DIR [--follow]                  as python -m ttlaunch.status
+    ttlaunch --version
+"""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """\
+usage: ttlaunch launch experiment=NAME [GROUP=OPTION ...] [KEY=VALUE ...]   launch (or re-attach to) a sweep
+       ttlaunch status SWEEP_DIR [--follow]                                where a sweep stands
+       ttlaunch --version
+`ttlaunch launch --help` lists the experiments, compute presets and other choices.
+"""
+EXIT_USAGE = 2
+
+
+def version_line() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"ttlaunch {version('ttlaunch')}"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "ttlaunch (not installed)"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE, end="")
+        return
+    if args[0] == "--version":
+        print(version_line())
+        return
+    command, rest = args[0], args[1:]
+    if command == "launch":
+        from ttlaunch import launch
+
+        sys.argv = ["ttlaunch launch", *rest]
+        launch.main()
+    elif command == "status":
+        from ttlaunch import status
+
+        raise SystemExit(status.main(rest))
+    else:
+        print(f"ttlaunch: error: unknown command {command!r}\n{USAGE}", end="", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+if __name__ == "__main__":
+    main()
