@@ -312,3 +312,12 @@ def test_one_command_its_version_and_what_each_preset_reserves(tmp_path: Path):
     assert status.returncode == 2 and f"is {tmp_path} a ttlaunch sweep dir?" in status.stderr
     wrong = subprocess.run([str(ttlaunch), "lanch"], capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2 and "unknown command 'lanch'" in wrong.stderr
+
+
+def test_the_exit_code_speaks_for_the_whole_sweep_also_when_nothing_was_submitted(run_cli, tmp_path: Path):
+    first = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe", FAST)
+    assert first.returncode == 1 and "1 of 2 jobs did not complete: bad_run" in first.stderr
+    again = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe", FAST)
+    assert "nothing to submit or watch" in again.stdout + again.stderr
+    assert again.returncode == 1, "bad_run still has not completed"
+    assert again.stderr.strip().splitlines()[-1].startswith("ttlaunch: 1 of 2 jobs did not complete: bad_run; see ")

@@ -181,18 +181,22 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
                 "not resubmitted (their last attempt failed): %s; add resubmit_failed=true to submit them again",
                 ", ".join(selection.failed),
             )
-        if not selection.submit and not selection.attach:
+        if selection.submit or selection.attach:
+            launcher.launch([list(job.overrides) for job in selection.submit], initial_job_idx=0)
+        else:
             log.info("nothing to submit or watch: %d jobs of %s already ended", len(jobs), experiment.name)
-            return []
-        launcher.launch([list(job.overrides) for job in selection.submit], initial_job_idx=0)
         ended = Ledger.open(sweep_dir, experiment.name).state.jobs
-    watched = [job.name for job in selection.submit] + selection.attach
-    if any(not JobState(ended[name].status).terminal for name in watched):
-        return []  # detached, or monitoring switched off: the jobs run on
-    failed = [name for name in watched if ended[name].status != JobState.COMPLETED.value]
+    # The exit code speaks for the whole sweep, not only for what this launch submitted: a
+    # run that ended without completing (now or in an earlier launch) makes it 1. Runs still
+    # queued or running (detached, monitoring off) are not failures.
+    failed = [job.name for job in jobs if _ended_without_completing(ended.get(job.name))]
     if failed:
-        raise SweepFailed(failed, len(watched), str(sweep_dir / EVENT_LOG_NAME))
+        raise SweepFailed(failed, len(jobs), str(sweep_dir / EVENT_LOG_NAME))
     return []
+
+
+def _ended_without_completing(record: JobRecord | None) -> bool:
+    return record is not None and JobState(record.status).terminal and record.status != JobState.COMPLETED.value
 
 
 def _check_changed(ledger: Ledger, inputs: Any, jobs: Sequence[JobSpec], resubmit_changed: bool) -> list[str]:
