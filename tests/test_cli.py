@@ -191,7 +191,7 @@ def test_ctrl_c_while_waiting_says_what_happened_without_a_traceback(tmp_path: P
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=90)
     assert process.returncode == 130
-    assert "ttlaunch: interrupted." in stderr
+    assert "ttlaunch: interrupted: stopped the local jobs of s (stopped, not failed)" in stderr
     # submitit's local controller may print its own KeyboardInterrupt; nothing of ours does.
     assert frames_of_ours(stderr) == [], stderr
     log = (tmp_path / "work" / "ttlaunch_sweeps" / "slow" / "run-torchtune.log").read_text()
@@ -321,3 +321,40 @@ def test_the_exit_code_speaks_for_the_whole_sweep_also_when_nothing_was_submitte
     assert "nothing to submit or watch" in again.stdout + again.stderr
     assert again.returncode == 1, "bad_run still has not completed"
     assert again.stderr.strip().splitlines()[-1].startswith("ttlaunch: 1 of 2 jobs did not complete: bad_run; see ")
+
+
+def test_ctrl_c_then_the_same_command_finishes_the_sweep(tmp_path: Path):
+    write(
+        tmp_path / "cfg" / "experiment" / "two.yaml",
+        "experiment: {name: two}\nruns:\n  - {name: a, type: fine-tuned}\n  - {name: b, type: fine-tuned}\n",
+    )
+    # Sleeps the first time; resumed, it has nothing left to do.
+    record = 'echo resume=$TTLAUNCH_RESUME >> $0/starts.txt; [ "$TTLAUNCH_RESUME" = 1 ] || exec sleep 63.75'
+    command = [
+        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), "experiment=two", FAST,
+        "payload=command", f"payload.command=[sh,-c,'{record}','{{output_dir}}']", f"paths.work_root={tmp_path / 'work'}",
+    ]
+    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    while subprocess.run(["pgrep", "-fc", "^sleep 63.75"], capture_output=True, text=True).stdout.strip() != "2":
+        assert time.monotonic() < deadline, "the payloads never started"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=90)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == (
+        "ttlaunch: interrupted: stopped the local jobs of a, b (stopped, not failed). "
+        "The same command again resumes a, b from what they saved."
+    )
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-3000:]
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "two"
+    jobs = json.loads((sweep / "jobs.json").read_text())["jobs"]
+    assert {name: job["status"] for name, job in jobs.items()} == {"a": "COMPLETED", "b": "COMPLETED"}
+    for run in ("a", "b"):
+        assert (sweep / run / "outputs" / "starts.txt").read_text() == "resume=0\nresume=1\n"
+    assert "2 stopped by ttlaunch and resumed" in (sweep / "run-torchtune.log").read_text()

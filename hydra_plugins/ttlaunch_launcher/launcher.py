@@ -48,8 +48,8 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         The sweeper has validated the inputs, holds the sweep's lock and has saved the ledger.
         """
         from ttlaunch.composed import read_inputs
-        from ttlaunch.errors import MonitorStopped
-        from ttlaunch.launching import Submitter, job_return
+        from ttlaunch.errors import MonitorStopped, SweepInterrupted
+        from ttlaunch.launching import Submitter, interrupted_message, job_return
         from ttlaunch.ledger import Ledger
         from ttlaunch.monitor import find_monitor, reattach_hint
 
@@ -76,9 +76,14 @@ class TTLaunchLauncher(BaseSubmititLauncher):
                     f"ttlaunch: submitted; monitoring is switched off. Follow with `{reattach_hint(sweep_dir)}`",
                     file=sys.stderr, flush=True,
                 )
-        except (KeyboardInterrupt, MonitorStopped):
+        except MonitorStopped:
             if monitor is not None and self.executor == "local":
                 monitor.stop_local_jobs()
             raise
+        except KeyboardInterrupt:
+            if monitor is None or self.executor != "local":
+                raise
+            stopped = monitor.stop_local_jobs()
+            raise SweepInterrupted(interrupted_message(stopped, job_overrides, submitter.submitted)) from None
         returns: List[JobReturn] = [job_return(ledger.state.jobs[name]) for name in names]
         return returns

@@ -75,3 +75,7 @@ class MonitorStopped(RuntimeError):
             f"once the sweep dir is back, re-attach "
             f"with `python -m ttlaunch.status {self.sweep_dir} --follow` or the same launch command"
         )
+
+
+class SweepInterrupted(RuntimeError):
+    """Ctrl-C: what was stopped and what the same command will do next (exit 130)."""

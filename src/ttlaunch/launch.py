@@ -20,7 +20,7 @@ import yaml
 from hydra.errors import HydraException
 
 import ttlaunch.resolvers  # noqa: F401  (the configs use its resolvers)
-from ttlaunch.errors import InputError, MonitorStopped, SweepBusy, SweepFailed
+from ttlaunch.errors import InputError, MonitorStopped, SweepBusy, SweepFailed, SweepInterrupted
 from ttlaunch.job import run_task
 
 _HELP_FLAGS = {"-h", "--help"}
@@ -118,6 +118,9 @@ def main() -> None:
     except SweepBusy as err:
         print(f"ttlaunch: error: {err}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT) from None
+    except SweepInterrupted as err:
+        print(f"ttlaunch: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
     except KeyboardInterrupt:
         print(
             "ttlaunch: interrupted. SLURM jobs already submitted keep running (local jobs stop with this process); "

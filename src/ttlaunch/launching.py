@@ -291,6 +291,7 @@ class SweepActions:
         from ttlaunch import slurm
 
         record = self.submitter.ledger.state.jobs[job_name]
+        record.stopped_by_ttlaunch = True
         handle = self.monitor.local_jobs.get(job_name) if self.monitor is not None else None
         if handle is not None:
             handle.cancel(check=False)
@@ -315,6 +316,19 @@ def reactions_for(inputs: LaunchInputs, ledger: Ledger, submitter: Submitter, mo
     if targets:
         reactions.append(EvaluationScheduler(targets, inputs.evaluation, ledger, actions))
     return reactions
+
+
+def interrupted_message(stopped: Sequence[str], job_overrides: Sequence[Sequence[str]], submitted: Sequence[str]) -> str:
+    """What a Ctrl-C of a local launch stopped, and exactly what the same command does next."""
+    never = [name for name in (job_name_of(o) for o in job_overrides) if name is not None and name not in submitted]
+    next_steps = []
+    if stopped:
+        next_steps.append(f"resumes {', '.join(stopped)} from what they saved")
+    if never:
+        next_steps.append(f"submits {len(never)} run(s) never submitted ({', '.join(never)})")
+    what = f"stopped the local jobs of {', '.join(stopped)} (stopped, not failed)" if stopped else "no job was running"
+    then = " and ".join(next_steps) or "finds nothing left to do"
+    return f"interrupted: {what}. The same command again {then}."
 
 
 def job_return(record: JobRecord) -> JobReturn:

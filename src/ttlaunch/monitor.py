@@ -225,17 +225,22 @@ class Monitor:
                 self.faults.run(name, "validation", lambda: validate_one(name, Path(str(record.output_dir))))
         return checks
 
-    def stop_local_jobs(self) -> None:
+    def stop_local_jobs(self) -> list[str]:
         """After Ctrl-C: local jobs are children of this process and must not outlive it
-        unattended; cancel them and wait until they ended. SLURM jobs are left running."""
-        running = [job for name, job in self.local_jobs.items() if name in self.active()]
-        for job in running:
+        unattended; cancel them and wait until they ended (SLURM jobs are left running).
+        The names of the jobs stopped, each marked as stopped by ttlaunch (not failed)."""
+        active = self.active()
+        stopping = {name: job for name, job in self.local_jobs.items() if name in active}
+        for name, job in stopping.items():
+            self.jobs[name].stopped_by_ttlaunch = True
             job.cancel(check=False)
+        running = list(stopping.values())
         deadline = self._clock() + LOCAL_STOP_TIMEOUT_S
         while any(not job.done() for job in running) and self._clock() < deadline:
             self._sleep(0.2)
         if self.ledger.sweep_dir.is_dir():  # else there is nowhere to record it
             self.poll()
+        return list(stopping)
 
     def _observe(self, poller: SlurmPoller, active: dict[str, JobRecord]) -> dict[str, Observation]:
         """One look at SLURM for all active jobs; nothing when it did not answer (logged; the

@@ -3,6 +3,8 @@
 A job is submitted when it never was (no record, or its submission was rejected), or, only
 when asked (`resubmit_failed=true`), when its last attempt ended without completing. A job
 still queued or running is re-attached, never submitted again; a completed one is skipped.
+A job ttlaunch itself stopped (Ctrl-C of a local launch, a cancel it issued) did not fail:
+it is submitted again and resumes from disk.
 
 A job whose run changed since it was submitted (its parameters, compute or command) is not
 counted as done: the launch refuses, naming what changed, unless asked to train it again
@@ -27,6 +29,7 @@ class Selection:
     completed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # ended without completing, not resubmitted
     changed: list[str] = field(default_factory=list)  # submitted again: their run changed
+    resumed: list[str] = field(default_factory=list)  # submitted again: ttlaunch had stopped them
 
 
 def select_jobs(
@@ -43,6 +46,9 @@ def select_jobs(
         if job.name in changed and state.terminal:
             selection.submit.append(job)
             selection.changed.append(job.name)
+        elif state is JobState.CANCELLED and record.stopped_by_ttlaunch:
+            selection.submit.append(job)
+            selection.resumed.append(job.name)
         elif state is JobState.COMPLETED:
             selection.completed.append(job.name)
         elif not state.terminal:

@@ -41,6 +41,9 @@ class JobRecord:
     restarts: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # ttlaunch itself stopped the job (Ctrl-C of the launcher that ran it locally, a cancel
+    # it issued): not a failure of the run, so the next launch resumes it from disk.
+    stopped_by_ttlaunch: bool = False
     # What a planned run's job was submitted with: {parameters, compute, command} (a later
     # launch refuses to count it done once the summary, preset or payload says otherwise).
     submitted_with: dict[str, Any] = field(default_factory=dict)

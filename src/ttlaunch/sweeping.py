@@ -171,7 +171,8 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
                 "Result",
                 f"{len(selection.submit)} jobs ready to submit ({len(selection.completed)} already completed, "
                 f"{len(selection.attach)} still queued or running, {len(selection.failed)} failed and not resubmitted, "
-                f"{len(selection.changed)} changed and submitted again)",
+                f"{len(selection.changed)} changed and submitted again, {len(selection.resumed)} stopped by ttlaunch "
+                "and resumed)",
             ),
             ("Skipped", ", ".join(selection.completed + selection.attach + selection.failed) or "none"),
         )
