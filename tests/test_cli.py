@@ -317,6 +317,14 @@ def test_one_command_its_version_and_what_each_preset_reserves(tmp_path: Path):
 def test_the_exit_code_speaks_for_the_whole_sweep_also_when_nothing_was_submitted(run_cli, tmp_path: Path):
     first = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe", FAST)
     assert first.returncode == 1 and "1 of 2 jobs did not complete: bad_run" in first.stderr
+    # Why it failed is in front of the user: jobs.json, summary.md and the status table.
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "probe"
+    bad_run = json.loads((sweep / "jobs.json").read_text())["jobs"]["bad_run"]
+    reason = bad_run["error"]
+    assert reason.startswith("payload exited with code 3") and bad_run["exit_code"] == "3:0"
+    assert f"bad_run (Job " in (sweep / "summary.md").read_text() and f"FAILED: {reason}" in (sweep / "summary.md").read_text()
+    status = subprocess.run([sys.executable, "-m", "ttlaunch.status", str(sweep)], capture_output=True, text=True, timeout=60)
+    assert "payload exited with code 3" in status.stdout
     again = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe", FAST)
     assert "nothing to submit or watch" in again.stdout + again.stderr
     assert again.returncode == 1, "bad_run still has not completed"

@@ -63,3 +63,12 @@ def test_status_of_an_ended_local_sweep_prints_its_table_and_follow_reports_the_
     assert "All 1 jobs completed." in followed.stdout
     assert (tmp_path / "summary.md").is_file()
     assert "ALL_COMPLETE: Monitoring finished" in (tmp_path / "run-torchtune.log").read_text()
+
+
+def test_a_failed_jobs_reason_is_in_the_table():
+    state = sweep_state()
+    state.jobs["r64"] = JobRecord(run="r64", job_id="13", status="FAILED", error="payload exited with code 3: ValueError: lr")
+    lines = render_plain(state, NOW).splitlines()
+    assert lines[1].split() == ["Run", "Status", "Job", "ID", "Started", "Elapsed", "Notes"]
+    assert lines[-1].startswith("r64") and lines[-1].endswith("payload exited with code 3: ValueError: lr")
+    assert lines[2].endswith(" -"), "jobs without a reason say -"

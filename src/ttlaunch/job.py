@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from ttlaunch.composed import LaunchInputs, read_inputs
 from ttlaunch.errors import PayloadFailed
+from ttlaunch.failure import PAYLOAD_EXIT
 from ttlaunch.gpu_metrics import gpu_sampler
 from ttlaunch.payload import PayloadCommand
 from ttlaunch.requeueing import EndWarning, RequeuePolicy, current_attempt
@@ -78,6 +79,8 @@ def finish_command(
         stop_command(process)
         raise
     if code != 0:
+        # Marks where the payload's output ends and the wrapper's traceback begins (ttlaunch.failure).
+        print(f"{PAYLOAD_EXIT} {code}", file=sys.stderr, flush=True)
         raise PayloadFailed(run_name, code, [str(arg) for arg in process.args])
 
 

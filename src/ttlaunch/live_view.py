@@ -26,12 +26,25 @@ def elapsed_of(record: JobRecord, now: dt.datetime) -> str:
     return "-"
 
 
-def rows(state: SweepState, now: dt.datetime | None = None) -> list[tuple[str, ...]]:
+# A failed job's reason, shortened to keep the table on one screen.
+_NOTE_WIDTH = 80
+
+
+def columns_and_rows(state: SweepState, now: dt.datetime | None = None) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The table's columns and rows; a Notes column (why a job failed) when some job has one."""
     moment = now or dt.datetime.now()
-    return [
+    rows = [
         (name, record.status, record.job_id or "-", record.started or "-", elapsed_of(record, moment))
         for name, record in state.jobs.items()
     ]
+    if not any(record.error for record in state.jobs.values()):
+        return COLUMNS, rows
+    notes = [_shortened(record.error or "-") for record in state.jobs.values()]
+    return (*COLUMNS, "Notes"), [(*row, note) for row, note in zip(rows, notes)]
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= _NOTE_WIDTH else text[: _NOTE_WIDTH - 3] + "..."
 
 
 def counts_line(state: SweepState) -> str:
@@ -40,8 +53,9 @@ def counts_line(state: SweepState) -> str:
 
 
 def render_plain(state: SweepState, now: dt.datetime | None = None) -> str:
-    table = [COLUMNS, *rows(state, now)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+    columns, rows = columns_and_rows(state, now)
+    table = [columns, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
     return "\n".join([counts_line(state), *lines]) + "\n"
 
@@ -50,9 +64,10 @@ def render_rich(state: SweepState, now: dt.datetime | None = None) -> Any:
     from rich.table import Table
 
     table = Table(title=counts_line(state), title_justify="left")
-    for column in COLUMNS:
+    columns, rows = columns_and_rows(state, now)
+    for column in columns:
         table.add_column(column)
-    for row in rows(state, now):
+    for row in rows:
         table.add_row(*row, style=_STYLES.get(row[1], "red" if row[1] != "-" else None))
     return table
 

@@ -426,6 +426,7 @@ class Monitor:
 
     def _update(self, record: JobRecord, observation: Observation) -> list[Entry]:
         """Apply a change of state to the record; its STATE_CHANGE entry (none without a change)."""
+        from ttlaunch.failure import failure_reason, payload_exit_code, read_tail
         from ttlaunch.report import epoch_dirs
 
         previous, current = JobState(record.status), observation.state
@@ -450,8 +451,16 @@ class Monitor:
                 record.checkpoints = [str(path) for path in epoch_dirs(Path(record.output_dir))]
             fields += [("Completed", record.completed), ("Elapsed", record.elapsed)]
             if current is not JobState.COMPLETED:
+                if record.stderr and not record.error and not record.stopped_by_ttlaunch:
+                    tail = read_tail(Path(record.stderr))
+                    record.error = failure_reason(tail)
+                    code = payload_exit_code(tail)
+                    if record.exit_code is None and code is not None:  # local jobs: no scheduler to say it
+                        record.exit_code = f"{code}:0"
                 if record.exit_code:
                     fields.append(("Exit code", record.exit_code))
+                if record.error:
+                    fields.append(("Reason", record.error))
                 fields.append(("Log", record.stderr))
         return [("STATE_CHANGE", record.run, fields)]
 

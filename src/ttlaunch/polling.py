@@ -125,7 +125,9 @@ def local_observation(record: JobRecord, job: Any | None) -> Observation:
     if job is not None:
         raw = str(job.state)
         if raw == "FINISHED":  # success or failure is in the job's result
-            return Observation(JobState.COMPLETED if job.exception() is None else JobState.FAILED)
+            if job.exception() is None:
+                return Observation(JobState.COMPLETED, exit_code="0:0")
+            return Observation(JobState.FAILED)  # the payload's exit code is read from its stderr
         return Observation(parse_state(raw))
     if _process_alive(str(record.job_id)):
         return Observation(JobState.RUNNING)
