@@ -366,3 +366,20 @@ def test_ctrl_c_then_the_same_command_finishes_the_sweep(tmp_path: Path):
     for run in ("a", "b"):
         assert (sweep / run / "outputs" / "starts.txt").read_text() == "resume=0\nresume=1\n"
     assert "2 stopped by ttlaunch and resumed" in (sweep / "run-torchtune.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("hydra.launcher.stagger.seconds=abc", "hydra.launcher.stagger: seconds: expected a number of at least 0, got 'abc'"),
+        ("hydra.launcher.stagger.seconds=-1", "hydra.launcher.stagger: seconds: expected a number of at least 0, got -1"),
+        ("hydra.callbacks.monitor.poll_interval_s=abc", "hydra.callbacks.monitor: poll_interval_s: expected a number"),
+        ("hydra.callbacks.monitor.alert_after_failures=0", "hydra.callbacks.monitor: alert_after_failures: expected a number of at least 1"),
+    ],
+)
+def test_the_launchers_own_settings_are_checked_before_anything_is_submitted(run_cli, tmp_path: Path, setting, expected):
+    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", setting)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(f"ttlaunch: error: {expected}")
+    assert frames_of_ours(result.stderr) == [] and "Traceback" not in result.stderr
+    assert not (tmp_path / "work").exists(), "nothing submitted or written"

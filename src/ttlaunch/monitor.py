@@ -480,7 +480,8 @@ class SweepMonitor(Callback):
     Hydra instantiates callbacks in the launching process and again in every job; this one
     does nothing but hold its settings until the launcher hands it a sweep (`watch`).
     Switch it off with `~hydra.callbacks.monitor`: jobs are then submitted and recorded,
-    and `python -m ttlaunch.status <sweep dir> --follow` can monitor them later.
+    and `python -m ttlaunch.status <sweep dir> --follow` can monitor them later. Its settings
+    are checked with the launch's other inputs (ttlaunch.sweeping.check_settings).
     """
 
     def __init__(
@@ -492,10 +493,6 @@ class SweepMonitor(Callback):
         live: str = "auto",
         detach: bool = False,
     ) -> None:
-        if live not in ("auto", "on", "off"):
-            raise ValueError(f"hydra.callbacks.monitor.live: expected auto, on or off, got {live!r}")
-        if alert_after_failures < 1 or resource_every_polls < 1:
-            raise ValueError("hydra.callbacks.monitor: alert_after_failures and resource_every_polls must be positive")
         self.poll_interval_s = poll_interval_s
         self.alert_after_failures = alert_after_failures
         self.resource_every_polls = resource_every_polls

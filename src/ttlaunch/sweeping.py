@@ -39,6 +39,8 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
     """Validate the inputs of every combination of overrides and plan the jobs."""
     from hydra_plugins.ttlaunch_launcher.launcher import TTLaunchLauncher
 
+    from ttlaunch.monitor import find_monitor
+
     config = sweeper.config
     if not isinstance(sweeper.launcher, TTLaunchLauncher):
         # Any other launcher (Hydra's basic one, say) would train in this very process.
@@ -46,6 +48,7 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
         raise InputError(
             f"compute={choice}", "hydra/launcher", "the preset must choose ttlaunch_local or ttlaunch_slurm"
         )
+    check_settings(sweeper.launcher, find_monitor(sweeper.hydra_context.callbacks))
     combinations = _combinations(sweeper, arguments)
     inputs = read_inputs(config, config.hydra)
     jobs = plan_jobs(inputs.experiment, combinations)
@@ -65,6 +68,38 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
                     _check_one_task(compute, combined_inputs.compute_source)
                     _check_model_here(combined_inputs, command.argv)
     return inputs, jobs
+
+
+# The launcher's and the monitor's own numeric settings: (owner, name, least value, None allowed).
+_SETTINGS = (
+    ("hydra.launcher.stagger", "seconds", 0, False),
+    ("hydra.launcher.stagger", "window_s", 0, False),
+    ("hydra.launcher.stagger", "concurrent_submissions", 1, False),
+    ("hydra.callbacks.monitor", "poll_interval_s", 0.1, True),
+    ("hydra.callbacks.monitor", "alert_after_failures", 1, False),
+    ("hydra.callbacks.monitor", "resource_every_polls", 1, False),
+    ("hydra.callbacks.monitor", "metrics_retry_s", 0, False),
+)
+
+
+def check_settings(launcher: Any, monitor: Any) -> None:
+    """The launcher's own settings (its stagger hook, max_submitted, dry_run) and the
+    monitor's, checked with the other inputs: a value of the wrong kind is one line before
+    anything is submitted, not a TypeError after the first job went in."""
+    owners = {"hydra.launcher.stagger": launcher.stagger, "hydra.callbacks.monitor": monitor}
+    for owner, name, least, optional in _SETTINGS:
+        value = getattr(owners[owner], name, None) if owners[owner] is not None else None
+        if value is None and (optional or not hasattr(owners[owner], name)):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < least:
+            raise InputError(owner, name, f"expected a number of at least {least}, got {value!r}")
+    if monitor is not None and getattr(monitor, "live", "auto") not in ("auto", "on", "off"):
+        raise InputError("hydra.callbacks.monitor", "live", f"expected auto, on or off, got {monitor.live!r}")
+    stagger = launcher.stagger
+    if not (callable(getattr(stagger, "before_submit", None)) and callable(getattr(stagger, "startup_window", None))):
+        raise InputError("hydra.launcher", "stagger", f"{stagger!r} has no before_submit and startup_window (ttlaunch.stagger)")
+    if not isinstance(launcher.dry_run, bool):
+        raise InputError("hydra.launcher", "dry_run", f"expected true or false, got {launcher.dry_run!r}")
 
 
 def _check_one_task(compute: Any, source: str) -> None:
