@@ -383,3 +383,11 @@ def test_the_launchers_own_settings_are_checked_before_anything_is_submitted(run
     assert result.stderr.strip().splitlines()[-1].startswith(f"ttlaunch: error: {expected}")
     assert frames_of_ours(result.stderr) == [] and "Traceback" not in result.stderr
     assert not (tmp_path / "work").exists(), "nothing submitted or written"
+
+
+def test_a_summary_without_fine_tuned_runs_is_an_error_and_leaves_no_sweep_dir(run_cli, tmp_path: Path):
+    write(tmp_path / "cfg" / "experiment" / "none.yaml", "experiment: {name: none}\nruns:\n  - {name: c, type: control}\n")
+    result = run_cli("--config-dir", str(tmp_path / "cfg"), "experiment=none")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].endswith("none.yaml: runs: no fine-tuned run to train (only control runs)")
+    assert not (tmp_path / "work").exists()

@@ -179,3 +179,19 @@ def test_a_vanished_sweep_dir_stops_the_monitor_with_the_way_back(tmp_path, monk
     message = str(stopped.value)
     assert f"the sweep dir {sweep} is gone" in message
     assert f"python -m ttlaunch.status {sweep} --follow" in message and "\n" not in message
+
+
+def test_an_unchanged_status_check_is_logged_at_most_once_a_minute(tmp_path, monkeypatch):
+    monkeypatch.setattr(slurm, "run", Cluster(queue="41|RUNNING|0|a\n42|RUNNING|0|b\n").run)
+    ledger = two_running_jobs(tmp_path)
+    clock = [0.0]
+    monitor = Monitor(ledger, MonitorSettings(poll_interval_s=2), clock=lambda: clock[0])
+    for _ in range(30):  # a minute of polls 2 s apart, nothing changing
+        monitor._status_check()
+        clock[0] += 2
+    assert ledger.events.path.read_text().count("STATUS_CHECK") == 1
+    monitor._status_check()
+    assert ledger.events.path.read_text().count("STATUS_CHECK") == 2, "a minute later it is said again"
+    ledger.state.jobs["a"].status = "COMPLETED"
+    monitor._status_check()
+    assert ledger.events.path.read_text().count("STATUS_CHECK") == 3, "a change is said at once"

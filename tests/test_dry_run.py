@@ -62,3 +62,12 @@ def test_a_two_node_job_runs_one_task_per_node_each_starting_torchtune_on_its_gp
     assert "#SBATCH --gres=gpu:h100:4\n" in script
     # In the job each task adds where they meet: --nnodes 2 --node_rank R --master_addr ... --master_port ...
     assert "# payload: tune run --nproc_per_node 4 lora_finetune_distributed --config llama3_2/1B_lora " in script
+
+
+def test_a_dry_run_says_which_preset_values_the_users_flags_replace(run_cli, tmp_path: Path):
+    result = run_cli(
+        "experiment=cap_4L", "compute=bon_echo/a40_1x", "+user.slurm.additional_parameters.qos=m2",
+        "hydra.launcher.dry_run=true",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "rank8_lr1e-5: additional_parameters.qos=m2 replaces qos=normal" in result.stdout + result.stderr

@@ -49,3 +49,11 @@ def test_summary_lists_completed_and_failed_runs_flags_and_next_steps(tmp_path: 
     assert "- b: ⚠ no epoch_N/ checkpoint" in text
     assert "Completed without a usable checkpoint: b" in text
     assert "`grep -i error` `c.err`" in text
+
+
+def test_next_steps_name_the_experiments_plan_only_when_it_has_one(tmp_path: Path):
+    state = SweepState(experiment="x", sweep_dir=str(tmp_path))
+    state.jobs["r"] = JobRecord(run="r", job_id="1", status="COMPLETED")
+    assert "experiment_summary.md" not in render_summary(state, {}, tmp_path / "log")
+    state.status_table = "/exp/experiment_summary.md"
+    assert "the experiment's own plan (`/exp/experiment_summary.md`)" in render_summary(state, {}, tmp_path / "log")

@@ -233,7 +233,10 @@ class Submitter:
             command = self._payload(name, run_name, overrides)
             payload_line = " ".join(command.argv) if command else "(not a planned run)"
             if self.executor_kind == "slurm":
-                text = executors.sbatch_script(self.sweep_dir / name / "submitit", self._slurm_request(name, run_name))
+                request = self._slurm_request(name, run_name)
+                for note in request.notes:  # what the user's sbatch flags replace, as a launch says it
+                    log.info("%s: %s", name, note)
+                text = executors.sbatch_script(self.sweep_dir / name / "submitit", request)
                 text += f"# payload: {payload_line}\n"
                 path = out_dir / f"{name}.sbatch"
             else:

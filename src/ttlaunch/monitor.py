@@ -43,6 +43,8 @@ _REQUEUE_REASONS = {
     JobState.TIMEOUT: "timeout",
     JobState.REQUEUED: "requeued by scontrol or the scheduler",
 }
+# An unchanged STATUS_CHECK is written at most this often.
+STATUS_CHECK_EVERY_S = 60.0
 # An ended job's metrics are given up after this many unexpected failures to collect them.
 MAX_METRICS_FAILURES = 3
 # How long an interrupted launch waits for its local jobs to stop.
@@ -122,6 +124,7 @@ class Monitor:
         self.reactions: list[Reaction] = []
         self._undelivered: list[tuple[Reaction, Transition]] = []  # transitions a reaction failed on
         self._unsaved = False  # a change not yet in jobs.json
+        self._last_status_check: tuple[str, float] = ("", float("-inf"))  # what it said, when
         self._sleep, self._clock = sleep, clock
         self._began = clock()
 
@@ -302,10 +305,17 @@ class Monitor:
         self.faults.run(SWEEP, "status table", self.ledger.update_status_table)
 
     def _status_check(self) -> None:
+        """A STATUS_CHECK entry when the counts changed, else at most every STATUS_CHECK_EVERY_S
+        (the local default polls every 2 s: the log would repeat itself)."""
         counts = status_counts(self.jobs.values(), first=("PENDING", "RUNNING", "COMPLETED"))
-        summary = ", ".join(f"{count} {state}" for state, count in counts.items())
+        result = f"{len(self.jobs)} jobs found - " + ", ".join(f"{count} {state}" for state, count in counts.items())
+        now = self._clock()
+        said, at = self._last_status_check
+        if result == said and now - at < STATUS_CHECK_EVERY_S:
+            return
         what = f"squeue -u {getpass.getuser()}" if self.slurm else "submitit local jobs"
-        self.events.write("STATUS_CHECK", "Polling", ("Command", what), ("Result", f"{len(self.jobs)} jobs found - {summary}"))
+        self.events.write("STATUS_CHECK", "Polling", ("Command", what), ("Result", result))
+        self._last_status_check = (result, now)
 
     def _resource_status(self) -> None:
         """Every `resource_every_polls`-th poll of a running job, its newest GPU sample."""

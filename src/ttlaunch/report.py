@@ -75,13 +75,13 @@ def render_summary(state: SweepState, checks: dict[str, CheckpointCheck], log_pa
         lines.append(f"- Look at the failed runs' logs: `grep -i error` {logs}".rstrip())
     if flagged:
         lines.append(f"- Completed without a usable checkpoint: {', '.join(flagged)}: check their output dirs.")
-    lines += [
-        "- Launching the same command again submits only runs never submitted; add `resubmit_failed=true` "
-        "to submit the failed ones again.",
-        "- Evaluation and analysis: see the experiment's own plan (experiment_summary.md).",
-        f"- The full history is in `{log_path}`.",
-        "",
-    ]
+    lines.append(
+        "- Launching the same command again submits only runs never submitted (and resumes runs ttlaunch "
+        "stopped); add `resubmit_failed=true` to submit the failed ones again."
+    )
+    if state.status_table is not None:
+        lines.append(f"- Evaluation and analysis: see the experiment's own plan (`{state.status_table}`).")
+    lines += [f"- The full history is in `{log_path}`.", ""]
     return "\n".join(lines)
 
 

@@ -51,6 +51,9 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
     check_settings(sweeper.launcher, find_monitor(sweeper.hydra_context.callbacks))
     combinations = _combinations(sweeper, arguments)
     inputs = read_inputs(config, config.hydra)
+    if not inputs.experiment.fine_tuned:
+        kinds = ", ".join(sorted({run.type.value for run in inputs.experiment.runs}))
+        raise InputError(inputs.experiment.source, "runs", f"no fine-tuned run to train (only {kinds} runs)")
     jobs = plan_jobs(inputs.experiment, combinations)
     sweep_dir = Path(config.hydra.sweep.dir)
     for combination in combinations:
