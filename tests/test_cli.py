@@ -160,14 +160,8 @@ def test_a_command_line_parameter_no_payload_uses_is_refused_before_anything_is_
     assert "ttlaunch: error: command line: +colour: no torchtune key for 'colour'" in result.stderr
 
 
-def start_slow_local_sweep(tmp_path: Path, name: str, seconds: str):
-    """A local sweep of one run whose payload sleeps `seconds`, once that payload runs."""
-
-    write(tmp_path / "cfg" / "experiment" / f"{name}.yaml", f"experiment: {{name: {name}}}\nruns: [{{name: s, type: fine-tuned}}]\n")
-    command = [
-        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), f"experiment={name}",
-        "payload=command", f"payload.command=[sleep,'{seconds}']", f"paths.work_root={tmp_path / 'work'}",
-    ]
+def start_local_launch(tmp_path: Path, command: list[str], started: str, payloads: int = 1) -> subprocess.Popen:
+    """`command` (a local launch) in the background, once `payloads` processes run `started`."""
     env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
     # A process started in the background inherits SIGINT ignored; a terminal's is not.
     process = subprocess.Popen(
@@ -175,10 +169,20 @@ def start_slow_local_sweep(tmp_path: Path, name: str, seconds: str):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
-    while not payload_running(seconds):
-        assert time.monotonic() < deadline, "the payload never started"
+    while subprocess.run(["pgrep", "-fc", f"^{started}"], capture_output=True, text=True).stdout.strip() != str(payloads):
+        assert time.monotonic() < deadline, "the payloads never started"
         time.sleep(0.2)
     return process
+
+
+def start_slow_local_sweep(tmp_path: Path, name: str, seconds: str) -> subprocess.Popen:
+    """A local sweep of one run whose payload sleeps `seconds`, once that payload runs."""
+    write(tmp_path / "cfg" / "experiment" / f"{name}.yaml", f"experiment: {{name: {name}}}\nruns: [{{name: s, type: fine-tuned}}]\n")
+    command = [
+        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), f"experiment={name}",
+        "payload=command", f"payload.command=[sleep,'{seconds}']", f"paths.work_root={tmp_path / 'work'}",
+    ]
+    return start_local_launch(tmp_path, command, f"sleep {seconds}")
 
 
 def payload_running(seconds: str) -> bool:
@@ -342,15 +346,7 @@ def test_ctrl_c_then_the_same_command_finishes_the_sweep(tmp_path: Path):
         sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), "experiment=two", FAST,
         "payload=command", f"payload.command=[sh,-c,'{record}','{{output_dir}}']", f"paths.work_root={tmp_path / 'work'}",
     ]
-    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
-    process = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.monotonic() + 60
-    while subprocess.run(["pgrep", "-fc", "^sleep 63.75"], capture_output=True, text=True).stdout.strip() != "2":
-        assert time.monotonic() < deadline, "the payloads never started"
-        time.sleep(0.2)
+    process = start_local_launch(tmp_path, command, "sleep 63.75", payloads=2)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=90)
     assert process.returncode == 130
@@ -358,6 +354,7 @@ def test_ctrl_c_then_the_same_command_finishes_the_sweep(tmp_path: Path):
         "ttlaunch: interrupted: stopped the local jobs of a, b (stopped, not failed). "
         "The same command again resumes a, b from what they saved."
     )
+    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
     again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr[-3000:]
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "two"
