@@ -86,9 +86,9 @@ _SETTINGS = (
 
 
 def check_settings(launcher: Any, monitor: Any) -> None:
-    """The launcher's own settings (its stagger hook, max_submitted, dry_run) and the
-    monitor's, checked with the other inputs: a value of the wrong kind is one line before
-    anything is submitted, not a TypeError after the first job went in."""
+    """The launcher's own settings (its stagger hook, dry_run; Hydra's schema already types
+    max_submitted) and the monitor's, checked with the other inputs: a value of the wrong
+    kind is one line before anything is submitted, not a TypeError after the first job went in."""
     owners = {"hydra.launcher.stagger": launcher.stagger, "hydra.callbacks.monitor": monitor}
     for owner, name, least, optional in _SETTINGS:
         value = getattr(owners[owner], name, None) if owners[owner] is not None else None
