@@ -264,8 +264,11 @@ class Monitor:
         """Record what one poll saw of one job, whole or not at all: when anything fails, the
         record is as it was, and the next poll sees the same change again."""
         record = self.jobs[name]
-        snapshot = copy.deepcopy(record)
         previous = JobState(record.status)
+        requeued = observation.restarts is not None and observation.restarts + 1 > record.attempt
+        if not requeued and observation.state in (previous, JobState.UNKNOWN):
+            return  # nothing to record: the common case, kept cheap (no copy)
+        snapshot = copy.deepcopy(record)
         try:
             requeues = self._note_requeues(record, observation)
             update = self._update(record, observation)
