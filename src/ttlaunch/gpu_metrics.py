@@ -78,57 +78,54 @@ def _known(values: list[float | None]) -> list[float]:
     return [value for value in values if value is not None]
 
 
-def latest_sample(text: str) -> GpuSample | None:
-    """The newest sample (the rows sharing the last timestamp) of gpu_metrics.csv text."""
+def _newest_rows(text: str) -> list[list[str]]:
+    """The rows of gpu_metrics.csv text that share its last timestamp: one per GPU."""
     rows = [
         [cell.strip() for cell in line.split(",")] for line in text.splitlines() if line.count(",") == 4
     ]
     rows = [row for row in rows if row[0] and row[0] != "timestamp"]
+    return [row for row in rows if row[0] == rows[-1][0]] if rows else []
+
+
+def _sample(rows: list[list[str]]) -> GpuSample | None:
+    """One sample of these GPUs' rows (of one node, or of every node of a job)."""
     if not rows:
         return None
-    newest = rows[-1][0]
-    sample = [row for row in rows if row[0] == newest]
-    utilization = _known([number(row[2]) for row in sample])
-    used = _known([number(row[3]) for row in sample])
-    total = _known([number(row[4]) for row in sample])
+    utilization = _known([number(row[2]) for row in rows])
+    used = _known([number(row[3]) for row in rows])
+    total = _known([number(row[4]) for row in rows])
     return GpuSample(
-        timestamp=newest,
-        gpus=len(sample),
+        timestamp=max(row[0] for row in rows),
+        gpus=len(rows),
         utilization_pct=sum(utilization) / len(utilization) if utilization else None,
         memory_used_gb=sum(used) / 1024 if used else None,
         memory_total_gb=sum(total) / 1024 if total else None,
     )
 
 
+def latest_sample(text: str) -> GpuSample | None:
+    """The newest sample (the rows sharing the last timestamp) of gpu_metrics.csv text."""
+    return _sample(_newest_rows(text))
+
+
 def read_job_sample(job_dir: Path) -> GpuSample | None:
     """The newest sample of every node of a job, as one: its GPUs counted together, the mean
     utilisation of those that report it, memory summed; None when no node sampled (yet)."""
-    samples = [
-        sample for sample in (read_latest_sample(path) for path in sorted(job_dir.glob("gpu_metrics*.csv")))
-        if sample is not None
-    ]
-    if len(samples) < 2:
-        return samples[0] if samples else None
-    weighted = [(s.utilization_pct, s.gpus) for s in samples if s.utilization_pct is not None]
-    used, total = (_known([getattr(s, name) for s in samples]) for name in ("memory_used_gb", "memory_total_gb"))
-    return GpuSample(
-        timestamp=max(sample.timestamp for sample in samples),
-        gpus=sum(sample.gpus for sample in samples),
-        utilization_pct=sum(u * n for u, n in weighted) / sum(n for _, n in weighted) if weighted else None,
-        memory_used_gb=sum(used) if used else None,
-        memory_total_gb=sum(total) if total else None,
-    )
+    return _sample([row for path in sorted(job_dir.glob("gpu_metrics*.csv")) for row in _newest_rows(_tail(path))])
 
 
 def read_latest_sample(path: Path) -> GpuSample | None:
     """The newest sample in a job's gpu_metrics.csv; None when there is none (yet)."""
+    return latest_sample(_tail(path))
+
+
+def _tail(path: Path) -> str:
+    """The end of a samples file, whole lines only ("" when it cannot be read)."""
     try:
         with path.open("rb") as stream:
             size = stream.seek(0, 2)
             stream.seek(max(0, size - _TAIL_BYTES))
             tail = stream.read().decode("utf-8", errors="replace")
     except OSError:
-        return None
-    if size > _TAIL_BYTES:
-        tail = tail.split("\n", 1)[-1]  # the first line of the tail may be cut
-    return latest_sample(tail)
+        return ""
+    return tail.split("\n", 1)[-1] if size > _TAIL_BYTES else tail  # the first line of the tail may be cut
