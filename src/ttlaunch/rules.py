@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from ttlaunch.containment import Containment
+from ttlaunch.failure import read_tail
 from ttlaunch.ledger import Ledger
 from ttlaunch.records import timestamp
 from ttlaunch.rules_config import (
@@ -381,8 +382,7 @@ class RulesEngine:
 
 # What a job's stderr says when it died of memory: SLURM's own kill (without cgroups the
 # state is only FAILED), the kernel's, PyTorch's on a GPU, Python's.
-_OOM_MARKERS = (b"Exceeded job memory limit", b"oom-kill", b"out of memory", b"OutOfMemoryError", b"MemoryError")
-_OOM_TAIL_BYTES = 65536
+_OOM_MARKERS = ("Exceeded job memory limit", "oom-kill", "out of memory", "OutOfMemoryError", "MemoryError")
 
 
 def error_type(record: JobRecord, state: JobState) -> str:
@@ -391,12 +391,7 @@ def error_type(record: JobRecord, state: JobState) -> str:
     if state is JobState.OUT_OF_MEMORY:
         return "oom"
     if state is JobState.FAILED and record.stderr:
-        try:
-            with Path(record.stderr).open("rb") as stream:
-                stream.seek(max(0, stream.seek(0, 2) - _OOM_TAIL_BYTES))
-                tail = stream.read()
-        except OSError:
-            tail = b""
+        tail = read_tail(Path(record.stderr))
         return "oom" if any(marker in tail for marker in _OOM_MARKERS) else "crash"
     return state.value.lower()
 
