@@ -163,10 +163,11 @@ def test_a_command_line_parameter_no_payload_uses_is_refused_before_anything_is_
 def start_local_launch(tmp_path: Path, command: list[str], started: str, payloads: int = 1) -> subprocess.Popen:
     """`command` (a local launch) in the background, once `payloads` processes run `started`."""
     env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
-    # A process started in the background inherits SIGINT ignored; a terminal's is not.
+    # In a process group of its own, as a terminal's foreground job is (see ctrl_c); started
+    # in the background, it would inherit SIGINT ignored, and a terminal's is not.
     process = subprocess.Popen(
         command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), process_group=0,
     )
     deadline = time.monotonic() + 60
     while subprocess.run(["pgrep", "-fc", f"^{started}"], capture_output=True, text=True).stdout.strip() != str(payloads):
@@ -185,6 +186,11 @@ def start_slow_local_sweep(tmp_path: Path, name: str, seconds: str) -> subproces
     return start_local_launch(tmp_path, command, f"sleep {seconds}")
 
 
+def ctrl_c(process: subprocess.Popen) -> None:
+    """What a terminal does on Ctrl-C: SIGINT to every process of its foreground group."""
+    os.killpg(process.pid, signal.SIGINT)
+
+
 def payload_running(seconds: str) -> bool:
     return bool(subprocess.run(["pgrep", "-f", f"sleep {seconds}"], capture_output=True).stdout)
 
@@ -192,11 +198,12 @@ def payload_running(seconds: str) -> bool:
 def test_ctrl_c_while_waiting_says_what_happened_without_a_traceback(tmp_path: Path):
 
     process = start_slow_local_sweep(tmp_path, "slow", "61.25")
-    process.send_signal(signal.SIGINT)
+    ctrl_c(process)
     _, stderr = process.communicate(timeout=90)
     assert process.returncode == 130
-    assert "ttlaunch: interrupted: stopped the local jobs of s (stopped, not failed)" in stderr
-    # submitit's local controller may print its own KeyboardInterrupt; nothing of ours does.
+    assert stderr.strip().splitlines()[-1].startswith("ttlaunch: interrupted: stopped the local jobs of s (stopped, not failed)")
+    # Neither ours nor submitit's local controller (which gets no Ctrl-C of its own) prints a traceback.
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert frames_of_ours(stderr) == [], stderr
     log = (tmp_path / "work" / "ttlaunch_sweeps" / "slow" / "run-torchtune.log").read_text()
     assert "Previous: RUNNING\nCurrent: CANCELLED" in log
@@ -348,7 +355,7 @@ def test_ctrl_c_then_the_same_command_finishes_the_sweep(tmp_path: Path):
         "payload=command", f"payload.command=[sh,-c,'{record}','{{output_dir}}']", f"paths.work_root={tmp_path / 'work'}",
     ]
     process = start_local_launch(tmp_path, command, "sleep 63.75", payloads=2)
-    process.send_signal(signal.SIGINT)
+    ctrl_c(process)
     _, stderr = process.communicate(timeout=90)
     assert process.returncode == 130
     assert stderr.strip().splitlines()[-1] == (
@@ -389,3 +396,55 @@ def test_a_summary_without_fine_tuned_runs_is_an_error_and_leaves_no_sweep_dir(r
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].endswith("none.yaml: runs: no fine-tuned run to train (only control runs)")
     assert not (tmp_path / "work").exists()
+
+
+def test_a_killed_launch_stops_its_local_jobs_as_ctrl_c_does(tmp_path: Path):
+    process = start_slow_local_sweep(tmp_path, "killed", "64.5")
+    process.terminate()  # `kill <launcher pid>`; a closed terminal's SIGHUP goes the same way
+    _, stderr = process.communicate(timeout=90)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "ttlaunch: interrupted: stopped the local jobs of s (stopped, not failed)" in stderr
+    assert "Traceback" not in stderr, stderr
+    assert not payload_running("64.5"), "the local job's payload outlived the launcher"
+    job = json.loads((tmp_path / "work" / "ttlaunch_sweeps" / "killed" / "jobs.json").read_text())["jobs"]["s"]
+    assert job["status"] == "CANCELLED" and job["stopped_by_ttlaunch"] is True
+
+
+def test_a_local_job_started_when_it_was_submitted_not_at_the_next_poll(run_cli, tmp_path: Path):
+    write(
+        tmp_path / "cfg" / "experiment" / "quick.yaml",
+        "experiment: {name: quick}\nruns:\n  - {name: a, type: fine-tuned}\n  - {name: b, type: fine-tuned}\n",
+    )
+    # The launcher waits 3 s before submitting b: a's first poll comes after a ended.
+    result = run_cli(
+        "--config-dir", str(tmp_path / "cfg"), "experiment=quick", "hydra.launcher.stagger.seconds=3",
+        "payload=command", "payload.command=[sleep,'0.5']",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = json.loads((tmp_path / "work" / "ttlaunch_sweeps" / "quick" / "jobs.json").read_text())["jobs"]
+    assert [(job["started"], job["status"]) for job in jobs.values()] == [(job["submitted"], "COMPLETED") for job in jobs.values()]
+
+
+def test_status_during_submission_counts_the_runs_not_yet_submitted(tmp_path: Path):
+    write(
+        tmp_path / "cfg" / "experiment" / "capped.yaml",
+        "experiment: {name: capped}\nruns:\n  - {name: a, type: fine-tuned}\n  - {name: b, type: fine-tuned}\n",
+    )
+    gate = tmp_path / "go"
+    wait = f"while [ ! -e {gate} ]; do sleep 0.1; done"
+    command = [
+        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), "experiment=capped", FAST,
+        "payload=command", f"payload.command=[sh,-c,'{wait}']", "hydra.launcher.max_submitted=1",
+        f"paths.work_root={tmp_path / 'work'}",
+    ]
+    process = start_local_launch(tmp_path, command, f"sh -c while \\[ ! -e {gate} \\]")
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "capped"
+    status = subprocess.run([sys.executable, "-m", "ttlaunch.status", str(sweep)], capture_output=True, text=True, timeout=60)
+    gate.touch()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-3000:]
+    counts, _, *rows = status.stdout.splitlines()
+    # a: PENDING or RUNNING, as the launcher's last poll saw it; b waits for room in the queue.
+    assert counts in ("capped: 2 jobs - 1 NOT SUBMITTED, 1 RUNNING", "capped: 2 jobs - 1 NOT SUBMITTED, 1 PENDING"), status.stdout
+    assert rows[0].split()[0] == "a" and rows[1].split()[:3] == ["b", "NOT", "SUBMITTED"], status.stdout
+    assert json.loads((sweep / "jobs.json").read_text())["unsubmitted"] == []

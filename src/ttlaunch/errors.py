@@ -33,6 +33,11 @@ class PayloadFailed(RuntimeError):
         return f"payload of run '{self.run_name}' exited with code {self.exit_code}: {' '.join(self.argv)}"
 
 
+class StoppedByTTLaunch(RuntimeError):
+    """A local job was asked to stop by its launcher (Ctrl-C, a rule's cancel): raised inside
+    the job, which stops its payload on the way out."""
+
+
 class SweepFailed(RuntimeError):
     """Some jobs of the sweep did not complete (reported after all of them ended)."""
 

@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ttlaunch.composed import LaunchInputs, read_inputs
-from ttlaunch.errors import PayloadFailed
+from ttlaunch.errors import PayloadFailed, StoppedByTTLaunch
 from ttlaunch.failure import PAYLOAD_EXIT
 from ttlaunch.gpu_metrics import gpu_sampler
 from ttlaunch.payload import PayloadCommand
@@ -99,6 +99,17 @@ def run_to_the_time_limit() -> None:
         log.warning("time limit near (signal %s); requeue is off: running on until SLURM stops the job", signum)
 
     signal.signal(signal.SIGUSR2, keep_running)
+
+
+def stop_when_asked() -> None:
+    """A local job: SIGTERM (from the launcher, through submitit's controller) stops the
+    payload with its grace period and ends the job. submitit would let it pass; on SLURM it
+    must, since SLURM signals every process of the job itself."""
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # asked once is enough
+        raise StoppedByTTLaunch(f"asked to stop (signal {signum})")
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def resume_state(command: PayloadCommand, kind: str, attempt: int) -> str:
@@ -185,6 +196,8 @@ def run_task(cfg: DictConfig) -> None:
     command = distributed(prepared, kind, inputs.payload.torchrun, rendezvous, inputs.compute_for(run.name).gpus)
     if on_slurm and not inputs.requeue.enabled:
         run_to_the_time_limit()
+    if not on_slurm:
+        stop_when_asked()
     stagger = instantiate(hydra_cfg.launcher.stagger)
     with gpu_sampler(job_dir, rank):
         payload, end_warning = None, None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import signal
 import sys
 
 import hydra
@@ -95,6 +96,10 @@ def _unknown_option(group: str, option: str, argv: list[str]) -> str | None:
     return f"command line: {group}={option}: no such option; {hint}{group} options: {', '.join(options)}"
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     if "--version" in sys.argv[1:]:  # ttlaunch's version, not Hydra's
         from ttlaunch.cli import version_line
@@ -107,6 +112,10 @@ def main() -> None:
         print(render_help(sys.argv[1:]), end="")
         return
     sys.argv = [sys.argv[0], *with_multirun(with_platform_compute(sys.argv[1:]))]
+    # A closed terminal or a `kill` ends the launch as Ctrl-C does: its local jobs, in
+    # sessions of their own (ttlaunch.executors), are stopped and recorded, not orphaned.
+    for ending in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(ending, _interrupt)
     user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     # Makes Hydra re-raise errors rather than print them as tracebacks, so they reach us.
     os.environ["HYDRA_FULL_ERROR"] = "1"

@@ -202,6 +202,8 @@ class Submitter:
             record.previous_job_ids = [*previous.previous_job_ids, *([previous.job_id] if previous.job_id else [])]
             record.restarts = list(previous.restarts)
         self.ledger.state.jobs[name] = record
+        if name in self.ledger.state.unsubmitted:
+            self.ledger.state.unsubmitted.remove(name)
         self.submitted.append(name)
         if job is None:
             record.status, record.error = JobState.SUBMIT_FAILED.value, str(error).strip()
@@ -297,7 +299,9 @@ class SweepActions:
         record.stopped_by_ttlaunch = True
         handle = self.monitor.local_jobs.get(job_name) if self.monitor is not None else None
         if handle is not None:
-            handle.cancel(check=False)
+            from ttlaunch.executors import stop_local_job
+
+            stop_local_job(str(handle.job_id))
         elif self.submitter.executor_kind == "slurm" and record.job_id:
             slurm.cancel(record.job_id)
         else:

@@ -13,7 +13,9 @@ from ttlaunch.records import format_elapsed, parse_timestamp
 from ttlaunch.state import JobRecord, SweepState, status_counts
 
 COLUMNS = ("Run", "Status", "Job ID", "Started", "Elapsed")
-_STYLES = {"COMPLETED": "green", "RUNNING": "cyan", "PENDING": "yellow", "REQUEUED": "yellow"}
+# A job the launch in progress has yet to submit (SweepState.unsubmitted).
+NOT_SUBMITTED = "NOT SUBMITTED"
+_STYLES = {"COMPLETED": "green", "RUNNING": "cyan", "PENDING": "yellow", "REQUEUED": "yellow", NOT_SUBMITTED: "dim"}
 
 
 def elapsed_of(record: JobRecord, now: dt.datetime) -> str:
@@ -30,16 +32,26 @@ def elapsed_of(record: JobRecord, now: dt.datetime) -> str:
 _NOTE_WIDTH = 80
 
 
+def shown_records(state: SweepState) -> dict[str, JobRecord]:
+    """Every job of the sweep as the table shows it: the recorded ones, and those the launch
+    in progress has yet to submit (a resubmission's earlier record included) as NOT SUBMITTED."""
+    shown = dict(state.jobs)
+    for name in state.unsubmitted:
+        shown[name] = JobRecord(run=name, status=NOT_SUBMITTED)
+    return shown
+
+
 def columns_and_rows(state: SweepState, now: dt.datetime | None = None) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     """The table's columns and rows; a Notes column (why a job failed) when some job has one."""
     moment = now or dt.datetime.now()
+    records = shown_records(state)
     rows = [
         (name, record.status, record.job_id or "-", record.started or "-", elapsed_of(record, moment))
-        for name, record in state.jobs.items()
+        for name, record in records.items()
     ]
-    if not any(record.error for record in state.jobs.values()):
+    if not any(record.error for record in records.values()):
         return COLUMNS, rows
-    notes = [_shortened(record.error or "-") for record in state.jobs.values()]
+    notes = [_shortened(record.error or "-") for record in records.values()]
     return (*COLUMNS, "Notes"), [(*row, note) for row, note in zip(rows, notes)]
 
 
@@ -48,8 +60,9 @@ def _shortened(text: str) -> str:
 
 
 def counts_line(state: SweepState) -> str:
-    counts = sorted(status_counts(state.jobs.values()).items())
-    return f"{state.experiment}: {len(state.jobs)} jobs - " + ", ".join(f"{n} {s}" for s, n in counts)
+    records = shown_records(state)
+    counts = sorted(status_counts(records.values()).items())
+    return f"{state.experiment}: {len(records)} jobs - " + ", ".join(f"{n} {s}" for s, n in counts)
 
 
 def render_plain(state: SweepState, now: dt.datetime | None = None) -> str:

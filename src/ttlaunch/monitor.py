@@ -232,15 +232,20 @@ class Monitor:
         """After Ctrl-C: local jobs are children of this process and must not outlive it
         unattended; cancel them and wait until they ended (SLURM jobs are left running).
         The names of the jobs stopped, each marked as stopped by ttlaunch (not failed)."""
+        from ttlaunch.executors import stop_local_job
+
         active = self.active()
         stopping = {name: job for name, job in self.local_jobs.items() if name in active}
         for name, job in stopping.items():
             self.jobs[name].stopped_by_ttlaunch = True
-            job.cancel(check=False)
+            stop_local_job(str(job.job_id))
         running = list(stopping.values())
         deadline = self._clock() + LOCAL_STOP_TIMEOUT_S
         while any(not job.done() for job in running) and self._clock() < deadline:
             self._sleep(0.2)
+        for job in running:
+            if not job.done():  # its payload ignored SIGTERM past the grace period
+                stop_local_job(str(job.job_id), kill=True)
         if self.ledger.sweep_dir.is_dir():  # else there is nowhere to record it
             self.poll()
         return list(stopping)

@@ -121,18 +121,22 @@ class SlurmPoller:
 
 def local_observation(record: JobRecord, job: Any | None) -> Observation:
     """A job of submitit's local executor: from its handle, or, for a job an earlier launch
-    started, from its process (its job id is the pid) and its result file."""
+    started, from its process (its job id is the pid) and its result file. It started when
+    it was submitted: the local executor starts a job's process at once."""
     if job is not None:
         raw = str(job.state)
         if raw == "FINISHED":  # success or failure is in the job's result
             if job.exception() is None:
-                return Observation(JobState.COMPLETED, exit_code="0:0")
-            return Observation(JobState.FAILED)  # the payload's exit code is read from its stderr
-        return Observation(parse_state(raw))
+                return Observation(JobState.COMPLETED, started=record.submitted, exit_code="0:0")
+            if record.stopped_by_ttlaunch:  # it ended because we asked it to
+                return Observation(JobState.CANCELLED, started=record.submitted)
+            # The payload's exit code is read from its stderr.
+            return Observation(JobState.FAILED, started=record.submitted)
+        return Observation(parse_state(raw), started=record.submitted)
     if _process_alive(str(record.job_id)):
-        return Observation(JobState.RUNNING)
+        return Observation(JobState.RUNNING, started=record.submitted)
     # Gone without a result: it was stopped with the launcher that started it.
-    return Observation(result_state(record) or JobState.CANCELLED)
+    return Observation(result_state(record) or JobState.CANCELLED, started=record.submitted)
 
 
 def _process_alive(pid: str) -> bool:

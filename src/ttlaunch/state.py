@@ -59,6 +59,9 @@ class SweepState:
     payload_kind: str | None = None  # torchtune runs get their checkpoints validated
     status_table: str | None = None  # the experiment's experiment_summary.md, when it has one
     jobs: dict[str, JobRecord] = field(default_factory=dict)
+    # Jobs the launch in progress will submit and has not yet (a launch killed meanwhile
+    # leaves them here: the next one plans again from the records).
+    unsubmitted: list[str] = field(default_factory=list)
 
 
 def status_counts(records: Iterable[JobRecord], first: Sequence[str] = ()) -> dict[str, int]:
@@ -104,4 +107,5 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
         payload_kind=data.get("payload_kind"),
         status_table=data.get("status_table"),
         jobs=jobs,
+        unsubmitted=list(data.get("unsubmitted", [])),
     )

@@ -195,7 +195,6 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
             _adopt_unrecorded(ledger, jobs)
         # What happened while nobody watched: one poll of the jobs earlier launches left running.
         _reconciling_monitor(callback, ledger).poll()
-        ledger.save()
         selection = select_jobs(jobs, ledger.state.jobs, bool(config.resubmit_failed), changed)
         ledger.events.write(
             "IDENTIFY_RUNS",
@@ -220,6 +219,8 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
                 "not resubmitted (their last attempt failed): %s; add resubmit_failed=true to submit them again",
                 ", ".join(selection.failed),
             )
+        ledger.state.unsubmitted = [job.name for job in selection.submit]
+        ledger.save()
         if selection.submit or selection.attach:
             launcher.launch([list(job.overrides) for job in selection.submit], initial_job_idx=0)
         else:
