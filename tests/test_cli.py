@@ -448,3 +448,59 @@ def test_status_during_submission_counts_the_runs_not_yet_submitted(tmp_path: Pa
     assert counts in ("capped: 2 jobs - 1 NOT SUBMITTED, 1 RUNNING", "capped: 2 jobs - 1 NOT SUBMITTED, 1 PENDING"), status.stdout
     assert rows[0].split()[0] == "a" and rows[1].split()[:3] == ["b", "NOT", "SUBMITTED"], status.stdout
     assert json.loads((sweep / "jobs.json").read_text())["unsubmitted"] == []
+
+
+def test_a_damaged_state_file_is_one_line_and_rebuild_then_relaunch_finishes_the_sweep(run_cli, tmp_path: Path):
+    write(
+        tmp_path / "cfg" / "experiment" / "cut.yaml",
+        "experiment: {name: cut}\nruns:\n  - {name: a, type: fine-tuned}\n  - {name: b, type: fine-tuned}\n",
+    )
+    args = ["--config-dir", str(tmp_path / "cfg"), "experiment=cut", FAST, "payload=command", "payload.command=[sleep,'0.1']"]
+    assert run_cli(*args).returncode == 0
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "cut"
+    state = sweep / "jobs.json"
+    state.write_text(state.read_text()[:100])  # an editor, a full quota, an interrupted copy
+    log_before = (sweep / "run-torchtune.log").read_text()
+
+    refused = run_cli(*args)
+    assert refused.returncode == 2
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"ttlaunch: error: {state}: not valid JSON (line "), refused.stderr
+    assert last.endswith(
+        f"Rebuild it from the event log, the job dirs and the scheduler: `ttlaunch status {sweep} --rebuild` "
+        "(the damaged file is kept beside it)"
+    ), refused.stderr
+    assert (sweep / "run-torchtune.log").read_text() == log_before, "nothing is done with a damaged state"
+    status = subprocess.run([sys.executable, "-m", "ttlaunch", "status", str(sweep)], capture_output=True, text=True)
+    assert status.returncode == 2 and f"ttlaunch: error: {state}: not valid JSON" in status.stderr
+
+    rebuilt = subprocess.run([sys.executable, "-m", "ttlaunch", "status", str(sweep), "--rebuild"], capture_output=True, text=True)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    damaged = [path.name for path in sweep.iterdir() if path.name.startswith("jobs.json.damaged-")]
+    assert len(damaged) == 1 and f"kept the damaged jobs.json as {sweep / damaged[0]}" in rebuilt.stderr
+    assert rebuilt.stdout.splitlines()[0] == "cut: 2 jobs - 2 COMPLETED"
+
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "0 jobs ready to submit (2 already completed" in (sweep / "run-torchtune.log").read_text()
+    assert (sweep / "run-torchtune.log").read_text().count("SUBMIT_JOB: ") == 2
+
+
+def test_a_status_table_whose_header_was_edited_stops_the_launch_before_anything_is_written(run_cli, tmp_path: Path):
+    experiment = tmp_path / "experiments" / "cap"
+    write(experiment / "experiment_summary.yaml", "experiment: {name: cap}\nruns:\n  - {name: ok_run, type: fine-tuned, code: 0}\n")
+    markdown = write(
+        experiment / "experiment_summary.md",
+        "# cap\n\n## Fine-tuning\n\n| Run Name | State | Job ID | Started | Completed | Notes |\n|---|---|---|---|---|---|\n",
+    )
+    result = run_cli(
+        "--config-dir", TEST_CONFIGS, f"hydra.searchpath=[ttlaunch-experiments://{tmp_path / 'experiments'}]",
+        "experiment=cap", "payload=probe", FAST,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"ttlaunch: error: {markdown}: line 5: the Fine-tuning status table's header reads "
+        "| Run Name | State | Job ID | Started | Completed | Notes |; ttlaunch updates the table whose header is "
+        "| Run Name | Status | Job ID | Started | Completed | Notes |: restore that header, or remove the table"
+    )
+    assert not (tmp_path / "work").exists()

@@ -135,16 +135,16 @@ def test_a_state_change_that_cannot_be_recorded_is_recorded_whole_at_the_next_po
     monkeypatch.setattr(slurm, "run", Cluster().run)
     ledger = two_running_jobs(tmp_path)
     monitor = quick_monitor(ledger)
-    write = ledger.events.write
+    write_all = ledger.events.write_all
     refused = []
 
-    def write_refusing_once(kind, description, *fields):
-        if (kind, description) == ("STATE_CHANGE", "a") and not refused:
+    def write_refusing_once(entries):
+        if any(entry[:2] == ("STATE_CHANGE", "a") for entry in entries) and not refused:
             refused.append(True)
             raise OSError(28, "No space left on device")
-        write(kind, description, *fields)
+        write_all(entries)
 
-    monkeypatch.setattr(ledger.events, "write", write_refusing_once)
+    monkeypatch.setattr(ledger.events, "write_all", write_refusing_once)
     monitor.poll()
     assert ledger.state.jobs["a"].status == "RUNNING", "not half-recorded"
     assert ledger.state.jobs["b"].status == "COMPLETED"
@@ -154,7 +154,7 @@ def test_a_state_change_that_cannot_be_recorded_is_recorded_whole_at_the_next_po
     assert (record.status, record.elapsed, record.exit_code) == ("COMPLETED", "6s", "0:0")
     assert Ledger.existing(tmp_path).state.jobs["a"].status == "COMPLETED", "in jobs.json"
     log = ledger.events.path.read_text()
-    assert log.count("STATE_CHANGE: a") == 1 and "Error: OSError: [Errno 28] No space left on device" in log
+    assert log.count("STATE_CHANGE: a") == 1 and "POLL_FAILED: Could not record\nError: No space left on device (errno 28)" in log
 
 
 def test_an_answer_nobody_can_read_is_a_failed_poll_not_a_crash(tmp_path, monkeypatch):

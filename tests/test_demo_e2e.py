@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ttlaunch.state import STATE_VERSION
+
 pytest.importorskip("torchtune")
 pytestmark = pytest.mark.torchtune
 
@@ -32,7 +34,7 @@ def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
     assert (sweep / "hf_home").is_dir()
 
     state = json.loads((sweep / "jobs.json").read_text())
-    assert state["version"] == 1 and state["experiment"] == "demo"
+    assert state["version"] == STATE_VERSION and state["experiment"] == "demo"
     assert sorted(state["jobs"]) == FINE_TUNED
     for run in FINE_TUNED:
         job = state["jobs"][run]

@@ -35,20 +35,25 @@ def test_summary_lists_completed_and_failed_runs_flags_and_next_steps(tmp_path: 
             "a": JobRecord(run="a", job_id="11", status="COMPLETED", elapsed="8m 2s", output_dir=str(tmp_path / "a"),
                            stdout="a.out", stderr="a.err"),
             "b": JobRecord(run="b", job_id="12", status="COMPLETED", elapsed="1m 0s", output_dir=str(tmp_path / "b")),
-            "c": JobRecord(run="c", job_id="13", status="FAILED", stdout="c.out", stderr="c.err"),
+            "c": JobRecord(run="c", job_id="13", status="FAILED", stdout="c.out", stderr=str(tmp_path / "c.err")),
             "d": JobRecord(run="d", status="SUBMIT_FAILED", error="invalid partition specified"),
+            "e": JobRecord(run="e", job_id="14", status="CANCELLED", stderr=str(tmp_path / "never.err")),
         },
     )
     checks = {name: check_checkpoint(tmp_path / name) for name in ("a", "b")}
+    (tmp_path / "c.err").write_text("Traceback ...\n")
     text = render_summary(state, checks, tmp_path / "run-torchtune.log")
-    assert "2 of 4 jobs completed." in text
+    assert "2 of 5 jobs completed." in text
     assert "  - a (Job 11) - 8m 2s" in text
-    assert "  - c (Job 13) - FAILED - log: `c.err`" in text
+    assert f"  - c (Job 13) - FAILED - log: `{tmp_path / 'c.err'}`" in text
     assert "  - d (Job none) - SUBMIT_FAILED: invalid partition specified" in text
     assert f"- a: `{tmp_path / 'a' / 'epoch_1'}/`" in text
     assert "- b: ⚠ no epoch_N/ checkpoint" in text
     assert "Completed without a usable checkpoint: b" in text
-    assert "`grep -i error` `c.err`" in text
+    # Only logs that exist are offered; the runs that never started say why.
+    assert f"- Look at the failed runs' logs: `grep -i error` `{tmp_path / 'c.err'}`\n" in text
+    assert "- d never started (SUBMIT_FAILED): the scheduler refused it: invalid partition specified. Fix that" in text
+    assert "- e never started (CANCELLED): it ended before it ran, and left no log" in text
 
 
 def test_next_steps_name_the_experiments_plan_only_when_it_has_one(tmp_path: Path):

@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -171,3 +172,36 @@ def test_max_submitted_caps_the_sweeps_jobs_in_the_queue(run_cli, tmp_path: Path
     for submit, _ in spans:  # when each job went in, at most 2 of the sweep's were in the queue
         in_queue = sum(1 for other_submit, other_end in spans if other_submit <= submit < other_end)
         assert in_queue <= 2, spans
+
+
+def test_a_state_file_cut_while_jobs_are_queued_is_rebuilt_and_every_run_runs_once(run_cli, tmp_path: Path):
+    config = tmp_path / "cfg" / "experiment" / "cutq.yaml"
+    config.parent.mkdir(parents=True)
+    began = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
+    names = [f"cutq_{index}" for index in range(3)]
+    config.write_text("experiment: {name: cutq}\nruns:\n" + "".join(f"  - {{name: {name}, type: fine-tuned}}\n" for name in names))
+    args = ["--config-dir", str(tmp_path / "cfg"), "experiment=cutq", *ON_CLUSTER, "hydra.launcher.stagger.seconds=0",
+            "payload=command", "payload.command=[sleep,'6']"]
+    submitted = run_cli(*args, "detach=true", timeout=120)
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "cutq"
+    state = sweep / "jobs.json"
+    first_ids = {name: job["job_id"] for name, job in state_of(sweep).items()}
+    state.write_text(state.read_text()[: len(state.read_text()) // 2])  # cut while the jobs are queued or running
+
+    refused = run_cli(*args, timeout=120)
+    assert refused.returncode == 2 and f"ttlaunch: error: {state}: not valid JSON" in refused.stderr
+    rebuilt = subprocess.run([sys.executable, "-m", "ttlaunch", "status", str(sweep), "--rebuild"], capture_output=True, text=True, timeout=120)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert {name: job["job_id"] for name, job in state_of(sweep).items()} == first_ids
+
+    finished = run_cli(*args, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    jobs = state_of(sweep)
+    assert all(job["status"] == "COMPLETED" for job in jobs.values()) and len(jobs) == 3
+    assert {name: job["job_id"] for name, job in jobs.items()} == first_ids
+    ran = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-S", began, "--name", ",".join(names), "--format=JobName"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    assert sorted(ran) == sorted(names), "every run submitted exactly once"

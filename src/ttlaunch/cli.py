@@ -1,7 +1,7 @@
 """`ttlaunch <command> ...` (also `python -m ttlaunch`): one entry point for both commands.
 
     ttlaunch launch experiment=NAME [GROUP=OPTION ...]   as python -m ttlaunch.launch
-    ttlaunch status SWEEP_DIR [--follow]                  as python -m ttlaunch.status
+    ttlaunch status SWEEP_DIR [--follow | --rebuild]      as python -m ttlaunch.status
     ttlaunch --version
 """
 
@@ -11,7 +11,7 @@ import sys
 
 USAGE = """\
 usage: ttlaunch launch experiment=NAME [GROUP=OPTION ...] [KEY=VALUE ...]   launch (or re-attach to) a sweep
-       ttlaunch status SWEEP_DIR [--follow]                                where a sweep stands
+       ttlaunch status SWEEP_DIR [--follow | --rebuild]                    where a sweep stands (--rebuild: a new jobs.json)
        ttlaunch --version
 `ttlaunch launch --help` lists the experiments, compute presets and other choices.
 """

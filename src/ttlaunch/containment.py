@@ -9,13 +9,14 @@ sweep dir itself ends the monitor (MonitorStopped): nothing could be recorded an
 
 from __future__ import annotations
 
+import errno
 import logging
 import traceback
 from pathlib import Path
 from typing import Callable
 
 from ttlaunch.errors import MonitorStopped
-from ttlaunch.records import EventLog
+from ttlaunch.records import EventLog, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +24,17 @@ log = logging.getLogger(__name__)
 SWEEP = "(sweep)"
 
 
+# The sweep dir takes no more writes (full, over quota, read-only): one condition for the
+# whole sweep, said once, not a failure of each job's handling.
+_CANNOT_RECORD = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
 class Containment:
     def __init__(self, events: EventLog, sweep_dir: Path) -> None:
         self.events = events
         self.sweep_dir = sweep_dir
         self._failing: dict[tuple[str, str], str] = {}  # (job, stage) -> the error last logged
+        self.cannot_record: tuple[str, str] | None = None  # (error, since) while nothing can be recorded
 
     def run(self, job: str, stage: str, action: Callable[[], object]) -> bool:
         """Run one stage of one job's handling; whether it went through."""
@@ -37,10 +44,34 @@ class Containment:
             raise
         except Exception as err:
             self.check_sweep_dir(err)
-            self._report(job, stage, err)
+            if isinstance(err, OSError) and err.errno in _CANNOT_RECORD:
+                self._stopped_recording(err)
+            else:
+                self._report(job, stage, err)
             return False
         self._failing.pop((job, stage), None)
         return True
+
+    def _stopped_recording(self, err: OSError) -> None:
+        if self.cannot_record is not None:
+            return
+        self.cannot_record = (f"{err.strerror or err} (errno {err.errno})", timestamp())
+        log.warning(
+            "cannot record in %s: %s; monitoring goes on, and records again as soon as it can",
+            self.sweep_dir, self.cannot_record[0],
+        )
+
+    def recorded(self) -> None:
+        """The sweep's records were written: if they could not be for a while, say that it is over."""
+        if self.cannot_record is None:
+            return
+        error, since = self.cannot_record
+        self.cannot_record = None
+        log.warning("recording again in %s (it could not since %s)", self.sweep_dir, since)
+        self.run(SWEEP, "event log", lambda: self.events.write(
+            "POLL_FAILED", "Could not record", ("Error", error), ("Since", since),
+            ("Note", "the jobs' changes of that time were recorded when it could again"),
+        ))
 
     def check_sweep_dir(self, cause: BaseException | None = None) -> None:
         """MonitorStopped when the sweep dir is gone (deleted, unmounted)."""

@@ -20,6 +20,26 @@ class InputError(Exception):
         return f"{self.source}: {self.field}: {self.message}"
 
 
+class DamagedFile(InputError):
+    """One of the sweep's own files cannot be read as what it should be (cut short, edited,
+    from another version): named with what is wrong and how to go on; nothing is submitted."""
+
+    def __init__(self, path: object, problem: str, way_on: str) -> None:
+        super().__init__(str(path), problem, way_on)
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.field}. {self.message}"
+
+
+class UnwritableSweep(InputError):
+    """The sweep dir cannot be written (read-only, full, no permission): found before the
+    first submission, so nothing is submitted that could not be recorded."""
+
+    def __init__(self, path: object, error: OSError) -> None:
+        reason = error.strerror or str(error)
+        super().__init__(str(path), "cannot be written", f"{reason} (errno {error.errno}); nothing was submitted")
+
+
 class PayloadFailed(RuntimeError):
     """The payload command of a run exited non-zero (raised inside the job)."""
 

@@ -215,6 +215,9 @@ class Submitter:
             self.ledger.events.write(
                 "SUBMIT_JOB", name, ("Executor", self.executor_kind),
                 ("Result", f"Job ID {job.job_id} submitted at {record.submitted}"),
+                # What a rebuilt jobs.json needs (ttlaunch.rebuild) beyond the job dir's files:
+                ("Run", record.run_name or name), ("Output dir", record.output_dir or "-"),
+                ("Time limit", f"{record.time_limit_s} s"),
             )
             log.info("submitted %s as job %s", name, job.job_id)
             if monitor is not None and self.executor_kind == "local":

@@ -183,7 +183,8 @@ class Monitor:
                     self._save()
                 self.faults.run(SWEEP, "live view", view.refresh)
                 reacting = any(reaction.pending for reaction in self.reactions)
-                if not remaining and not self.pending_metrics and not reacting:
+                # The end is not over before it is recorded (a full disk: until there is room).
+                if not remaining and not self.pending_metrics and not reacting and not self._unsaved:
                     break
                 wait_s = self.settings.poll_interval_s
                 if not remaining and self.pending_metrics:
@@ -277,8 +278,7 @@ class Monitor:
         try:
             requeues = self._note_requeues(record, observation)
             update = self._update(record, observation)
-            for kind, description, fields in [*requeues, *update]:
-                self.events.write(kind, description, *fields)
+            self.events.write_all([*requeues, *update])  # all or none, as the record
         except BaseException:
             self.jobs[name] = snapshot
             raise
@@ -310,6 +310,8 @@ class Monitor:
     def _save(self) -> None:
         """jobs.json, then the status table; a failed write is tried again at the next poll."""
         self._unsaved = not self.faults.run(SWEEP, "jobs.json", self.ledger.save_state)
+        if not self._unsaved:
+            self.faults.recorded()
         self.faults.run(SWEEP, "status table", self.ledger.update_status_table)
 
     def _status_check(self) -> None:

@@ -8,12 +8,14 @@ of an earlier launch, its process and result file.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ttlaunch.records import timestamp
 from ttlaunch.state import JobRecord
 from ttlaunch.states import JobState, parse_state
 
@@ -125,18 +127,28 @@ def local_observation(record: JobRecord, job: Any | None) -> Observation:
     it was submitted: the local executor starts a job's process at once."""
     if job is not None:
         raw = str(job.state)
-        if raw == "FINISHED":  # success or failure is in the job's result
+        if raw == "FINISHED":  # success or failure is in the job's result, written as it ended
+            ended = _result_time(record)
             if job.exception() is None:
-                return Observation(JobState.COMPLETED, started=record.submitted, exit_code="0:0")
+                return Observation(JobState.COMPLETED, started=record.submitted, completed=ended, exit_code="0:0")
             if record.stopped_by_ttlaunch:  # it ended because we asked it to
-                return Observation(JobState.CANCELLED, started=record.submitted)
+                return Observation(JobState.CANCELLED, started=record.submitted, completed=ended)
             # The payload's exit code is read from its stderr.
-            return Observation(JobState.FAILED, started=record.submitted)
+            return Observation(JobState.FAILED, started=record.submitted, completed=ended)
         return Observation(parse_state(raw), started=record.submitted)
     if _process_alive(str(record.job_id)):
         return Observation(JobState.RUNNING, started=record.submitted)
     # Gone without a result: it was stopped with the launcher that started it.
-    return Observation(result_state(record) or JobState.CANCELLED, started=record.submitted)
+    return Observation(result_state(record) or JobState.CANCELLED, started=record.submitted, completed=_result_time(record))
+
+
+def _result_time(record: JobRecord) -> str | None:
+    """When the job wrote its result (it ended then); None without one."""
+    path = result_file(record)
+    try:
+        return timestamp(dt.datetime.fromtimestamp(path.stat().st_mtime)) if path is not None else None
+    except OSError:
+        return None
 
 
 def _process_alive(pid: str) -> bool:

@@ -70,9 +70,12 @@ def render_summary(state: SweepState, checks: dict[str, CheckpointCheck], log_pa
     lines += [f"- {name}: `{job.stdout}` / `{job.stderr}`" for name, job in state.jobs.items() if job.stdout]
     lines += ["", "### Next steps", ""]
     flagged = [name for name, check in checks.items() if not check.ok]
-    if others:
-        logs = " ".join(f"`{job.stderr}`" for job in others.values() if job.stderr)
-        lines.append(f"- Look at the failed runs' logs: `grep -i error` {logs}".rstrip())
+    never_started = {name: job for name, job in others.items() if not _has_log(job)}
+    logs = " ".join(f"`{job.stderr}`" for name, job in others.items() if name not in never_started)
+    if logs:
+        lines.append(f"- Look at the failed runs' logs: `grep -i error` {logs}")
+    for name, job in never_started.items():
+        lines.append(f"- {name} never started ({job.status}): {_never_started_reason(job)}")
     if flagged:
         lines.append(f"- Completed without a usable checkpoint: {', '.join(flagged)}: check their output dirs.")
     lines.append(
@@ -100,6 +103,18 @@ def _compute_table(state: SweepState) -> list[str]:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _has_log(job: JobRecord) -> bool:
+    return bool(job.stderr) and Path(str(job.stderr)).is_file()
+
+
+def _never_started_reason(job: JobRecord) -> str:
+    if job.status == "SUBMIT_FAILED":
+        return f"the scheduler refused it: {job.error or 'no reason given'}. Fix that; the same command submits it again."
+    if job.error:
+        return f"{job.error}; it left no log."
+    return "it ended before it ran, and left no log (cancelled while queued?)."
 
 
 def _why(job: JobRecord) -> str:

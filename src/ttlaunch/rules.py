@@ -46,7 +46,8 @@ from ttlaunch.rules_config import (
     RestartAction,
     Rules,
 )
-from ttlaunch.state import JobRecord, write_atomically
+from ttlaunch.errors import DamagedFile
+from ttlaunch.state import JobRecord, read_json_object, rebuild_hint, write_atomically
 from ttlaunch.states import JobState
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ class Capabilities(Protocol):
     def cancel(self, job_name: str) -> None: ...
 
 
+_RULES_STATE_KEYS = (("offsets", {}), ("decided", []), ("queued", []), ("quiet", []))
+
+
 @dataclass
 class RulesState:
     offsets: dict[str, dict[str, int]] = field(default_factory=dict)  # job -> log path -> bytes read
@@ -73,10 +77,23 @@ class RulesState:
 
     @classmethod
     def load(cls, path: Path) -> "RulesState":
+        """The rules' bookkeeping; DamagedFile when the file is not what this class writes."""
         if not path.is_file():
             return cls()
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return cls(data.get("offsets", {}), data.get("decided", []), data.get("queued", []), data.get("quiet", []))
+        way_on = rebuild_hint(path.parent)
+        data = read_json_object(path, way_on)
+        offsets, decided, queued, quiet = (data.get(key, empty) for key, empty in _RULES_STATE_KEYS)
+        well_formed = (
+            isinstance(offsets, dict) and all(
+                isinstance(logs, dict) and all(isinstance(n, int) and not isinstance(n, bool) for n in logs.values())
+                for logs in offsets.values()
+            )
+            and all(isinstance(items, list) for items in (decided, queued, quiet))
+            and all(isinstance(key, str) for key in [*decided, *quiet]) and all(isinstance(item, dict) for item in queued)
+        )
+        if not well_formed:
+            raise DamagedFile(path, "not the rules' bookkeeping ttlaunch writes (offsets, decided, queued, quiet)", way_on)
+        return cls(offsets, decided, queued, quiet)
 
     def save(self, path: Path) -> None:
         data = {"offsets": self.offsets, "decided": self.decided, "queued": self.queued, "quiet": self.quiet}

@@ -88,9 +88,20 @@ def changed_jobs(jobs: Sequence[JobSpec], records: Mapping[str, JobRecord], spec
     return changed
 
 
+def submitted_job_ids(job_dir: Path) -> list[str]:
+    """The ids of every job submitted from this job dir, oldest first: submitit names its
+    pickled job (and, on SLURM, its script) after the job once the submission answered."""
+    found: dict[str, float] = {}
+    for pattern in ("*_submitted.pkl", "*_submission.sh"):
+        for path in (job_dir / "submitit").glob(pattern):
+            job_id = path.name.split("_", 1)[0]
+            if job_id.isdigit():
+                found[job_id] = min(found.get(job_id, float("inf")), path.stat().st_mtime)
+    return sorted(found, key=lambda job_id: (found[job_id], int(job_id)))
+
+
 def unrecorded_job_id(job_dir: Path) -> str | None:
     """The job id of a submission the state file missed (a launcher killed between sbatch
-    and writing jobs.json): submitit names each script after its job once sbatch answered."""
-    ids = [path.name.split("_", 1)[0] for path in (job_dir / "submitit").glob("*_submission.sh")]
-    ids = [job_id for job_id in ids if job_id.isdigit()]
-    return max(ids, key=int) if ids else None
+    and writing jobs.json)."""
+    ids = submitted_job_ids(job_dir)
+    return ids[-1] if ids else None

@@ -1,9 +1,10 @@
-"""`python -m ttlaunch.status <sweep dir> [--follow]`: where a sweep stands, from anywhere.
+"""`python -m ttlaunch.status <sweep dir> [--follow | --rebuild]`: where a sweep stands, from anywhere.
 
 Reads the sweep's jobs.json, asks the scheduler once about the jobs not yet ended (unless
 another launcher or monitor holds the sweep: then it shows what that one recorded) and
 prints the table. `--follow` resumes monitoring to the end, as the launch would have:
-after a detached launch, a Ctrl-C, a crash, or from a new login node.
+after a detached launch, a Ctrl-C, a crash, or from a new login node. `--rebuild` makes a
+new jobs.json for a sweep whose own was damaged (ttlaunch.rebuild).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ttlaunch.errors import MonitorStopped, SweepBusy
+from ttlaunch.errors import InputError, MonitorStopped, SweepBusy
 from ttlaunch.rules_config import Rules
 from ttlaunch.state import SweepState
 from ttlaunch.states import JobState
@@ -27,6 +28,10 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--follow", action="store_true", help="monitor until every job ended, then report")
     parser.add_argument("--poll-interval", type=float, default=None, help="seconds between polls (60 on SLURM, 2 locally)")
     parser.add_argument("--live", choices=("auto", "on", "off"), default="auto", help="live table while following")
+    parser.add_argument(
+        "--rebuild", action="store_true",
+        help="a new jobs.json from the event log, the job dirs and the scheduler (the damaged one is kept beside it)",
+    )
     return parser.parse_args(argv)
 
 
@@ -37,9 +42,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _arguments(sys.argv[1:] if argv is None else argv)
     sweep_dir = args.sweep_dir.resolve()
+    if args.rebuild:
+        return _rebuild(sweep_dir, args.poll_interval)
     try:
         ledger = Ledger.existing(sweep_dir)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, InputError) as err:  # not a sweep; a damaged state file
         print(f"ttlaunch: error: {err}", file=sys.stderr)
         return EXIT_NOT_A_SWEEP
     interval = args.poll_interval or default_poll_interval(ledger.state.executor)
@@ -48,8 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     if not rules.empty:
         from ttlaunch.rules import RulesEngine
 
-        # Without the launcher, follow-ups and restarts stay queued for the next launch.
-        monitor.reactions.append(RulesEngine(rules, ledger))
+        try:  # without the launcher, follow-ups and restarts stay queued for the next launch
+            monitor.reactions.append(RulesEngine(rules, ledger))
+        except InputError as err:  # its rules.json is damaged
+            print(f"ttlaunch: error: {err}", file=sys.stderr)
+            return EXIT_NOT_A_SWEEP
     lock = SweepLock(sweep_dir)
     try:
         lock.acquire()
@@ -79,6 +89,40 @@ def main(argv: list[str] | None = None) -> int:
     _print_table(ledger.state)
     if monitor.active():
         print(f"follow to the end: {reattach_hint(sweep_dir)}")
+    return 0
+
+
+def _rebuild(sweep_dir: Path, poll_interval: float | None) -> int:
+    from ttlaunch.ledger import Ledger
+    from ttlaunch.monitor import Monitor, MonitorSettings, default_poll_interval
+    from ttlaunch.rebuild import rebuild
+    from ttlaunch.sweep_lock import SweepLock
+
+    if not sweep_dir.is_dir():
+        print(f"ttlaunch: error: {sweep_dir}: no such directory", file=sys.stderr)
+        return EXIT_NOT_A_SWEEP
+    try:
+        with SweepLock(sweep_dir):
+            state, kept = rebuild(sweep_dir)
+            if not state.jobs:
+                print(f"ttlaunch: error: {sweep_dir}: no submission in its event log or job dirs: nothing to rebuild", file=sys.stderr)
+                return EXIT_NOT_A_SWEEP
+            ledger = Ledger(sweep_dir, state)
+            ledger.events.write(
+                "REBUILD_STATE", "Rebuilt jobs.json",
+                ("Details", "damaged files kept as " + (", ".join(str(path) for path in kept) or "(none: jobs.json was missing)")),
+                ("Result", f"{len(state.jobs)} jobs from the event log and the job dirs; their states from the scheduler"),
+            )
+            interval = poll_interval or default_poll_interval(state.executor)
+            Monitor(ledger, MonitorSettings(poll_interval_s=interval, live="off")).poll()
+            ledger.save()
+    except (SweepBusy, FileExistsError, InputError, OSError) as err:
+        print(f"ttlaunch: error: {err}", file=sys.stderr)
+        return EXIT_NOT_A_SWEEP
+    for path in kept:
+        print(f"kept the damaged {path.name.split('.damaged-')[0]} as {path}", file=sys.stderr)
+    _print_table(ledger.state)
+    print("The same launch command now re-attaches to the jobs still queued or running and submits only runs never submitted.")
     return 0
 
 

@@ -48,6 +48,25 @@ def _find_table(lines: list[str]) -> tuple[int, int] | None:
     return preferred[0][1], preferred[0][2]
 
 
+def edited_header(text: str) -> tuple[int, str] | None:
+    """(line number, header) of a status table whose header was edited, so that ttlaunch
+    would no longer recognise it: a table under a fine-tuning heading, or one sharing
+    columns with ours, when no table has our header. None when there is nothing to say."""
+    lines = text.split("\n")
+    if _find_table(lines) is not None:
+        return None
+    heading = ""
+    for index, line in enumerate(lines[:-1]):
+        if line.lstrip().startswith("#"):
+            heading = line.lower()
+        cells = _cells(line)
+        if not cells or re.fullmatch(r"\|[\s:|-]+\|", lines[index + 1].strip()) is None:
+            continue
+        if re.search(r"fine-?tun", heading) or len(set(cells) & set(HEADER)) >= 2:
+            return index + 1, line.strip()
+    return None
+
+
 def row_cells(record: JobRecord) -> list[str]:
     """Status, Job ID, Started, Completed, Notes of one job."""
     if record.error:

@@ -8,11 +8,12 @@ next one. Who holds it is written beside it, for the message a second launch get
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 from types import TracebackType
 
-from ttlaunch.errors import SweepBusy
+from ttlaunch.errors import SweepBusy, UnwritableSweep
 from ttlaunch.records import timestamp
 
 LOCK_NAME = ".monitor.lock"
@@ -32,12 +33,16 @@ class SweepLock:
         try:
             self._lock.acquire()
         except Timeout:
-            holder_path = self.sweep_dir / HOLDER_NAME
-            holder = holder_path.read_text(encoding="utf-8").strip() if holder_path.is_file() else "another process"
-            raise SweepBusy(self.sweep_dir, holder) from None
-        (self.sweep_dir / HOLDER_NAME).write_text(
-            f"pid {os.getpid()} on {socket.gethostname()} since {timestamp()}\n", encoding="utf-8"
-        )
+            raise SweepBusy(self.sweep_dir, holder_of(self.sweep_dir / HOLDER_NAME)) from None
+        except OSError as err:  # read-only, full, no permission: nothing can be recorded there
+            raise UnwritableSweep(err.filename or self.sweep_dir, err) from None
+        try:
+            (self.sweep_dir / HOLDER_NAME).write_text(
+                f"pid {os.getpid()} on {socket.gethostname()} since {timestamp()}\n", encoding="utf-8"
+            )
+        except OSError as err:
+            self._lock.release()
+            raise UnwritableSweep(err.filename or self.sweep_dir, err) from None
 
     def release(self) -> None:
         if self._lock.is_locked:
@@ -50,3 +55,17 @@ class SweepLock:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
         self.release()
+
+
+def holder_of(path: Path) -> str:
+    """Who holds the lock, as its holder wrote it; said plainly when that record is missing
+    or damaged (the lock itself, not this file, is what keeps a second launch out)."""
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace").strip()
+    except FileNotFoundError:
+        return "another process"
+    except OSError as err:
+        return f"another process; its record {path} cannot be read: {err.strerror}"
+    if re.fullmatch(r"pid \d+ on \S+ since [\d:\- ]+", text) is None:
+        return f"another process; its record {path} is damaged"
+    return text

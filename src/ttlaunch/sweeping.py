@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from ttlaunch.composed import read_inputs
-from ttlaunch.errors import InputError, SweepFailed
+from ttlaunch.errors import InputError, SweepFailed, UnwritableSweep
 from ttlaunch.ledger import Ledger
 from ttlaunch.payload import unpassed_controls
 from ttlaunch.records import EVENT_LOG_NAME
+from ttlaunch.rules import RULES_STATE_NAME, RulesState
 from ttlaunch.selection import changed_jobs, select_jobs, unrecorded_job_id
 from ttlaunch.state import JobRecord
 from ttlaunch.states import JobState
@@ -54,6 +55,7 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
     if not inputs.experiment.fine_tuned:
         kinds = ", ".join(sorted({run.type.value for run in inputs.experiment.runs}))
         raise InputError(inputs.experiment.source, "runs", f"no fine-tuned run to train (only {kinds} runs)")
+    _check_status_table(inputs.experiment.directory)
     jobs = plan_jobs(inputs.experiment, combinations)
     sweep_dir = Path(config.hydra.sweep.dir)
     for combination in combinations:
@@ -103,6 +105,27 @@ def check_settings(launcher: Any, monitor: Any) -> None:
         raise InputError("hydra.launcher", "stagger", f"{stagger!r} has no before_submit and startup_window (ttlaunch.stagger)")
     if not isinstance(launcher.dry_run, bool):
         raise InputError("hydra.launcher", "dry_run", f"expected true or false, got {launcher.dry_run!r}")
+
+
+def _check_status_table(directory: Path | None) -> None:
+    """The experiment's status table must be one ttlaunch recognises by its header, or
+    none: one whose header was edited would silently stop following the jobs."""
+    from ttlaunch.status_table import HEADER, MARKDOWN_NAME, edited_header
+
+    markdown = directory / MARKDOWN_NAME if directory is not None else None
+    if markdown is None or not markdown.is_file():
+        return
+    try:
+        edited = edited_header(markdown.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(str(markdown), "status table", f"cannot be read: {err}") from None
+    if edited is not None:
+        line, header = edited
+        raise InputError(
+            str(markdown), f"line {line}",
+            f"the Fine-tuning status table's header reads {header}; ttlaunch updates the table whose header is "
+            f"| {' | '.join(HEADER)} |: restore that header, or remove the table",
+        )
 
 
 def _check_one_task(compute: Any, source: str) -> None:
@@ -174,11 +197,14 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
         return [launcher.launch([list(job.overrides) for job in jobs], initial_job_idx=0)]
     callback = find_monitor(sweeper.hydra_context.callbacks)
     _check_monitoring(launcher, callback)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    with SweepLock(sweep_dir):
-        ledger = Ledger.open(sweep_dir, experiment.name)
+    _writable(sweep_dir, lambda: sweep_dir.mkdir(parents=True, exist_ok=True))
+    with SweepLock(sweep_dir):  # UnwritableSweep when it cannot write its lock file
+        ledger = Ledger.open(sweep_dir, experiment.name)  # DamagedFile: one line, nothing written
+        RulesState.load(sweep_dir / RULES_STATE_NAME)
         changed = _check_changed(ledger, inputs, jobs, bool(config.resubmit_changed))  # before anything is written
         _describe(ledger, inputs, launcher.executor)
+        # The first write: a sweep dir that cannot take it is said now, before any submission.
+        _writable(ledger.state_path, ledger.save_state)
         OmegaConf.save(config, sweep_dir / "multirun.yaml")
         counts = {kind: sum(run.type is kind for run in experiment.runs) for kind in RunType}
         unpassed = unpassed_controls(experiment, inputs.payload)
@@ -233,6 +259,15 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
     if failed:
         raise SweepFailed(failed, len(jobs), str(sweep_dir / EVENT_LOG_NAME))
     return []
+
+
+def _writable(path: Path, write: Callable[[], object]) -> None:
+    """`write` (something in the sweep dir); UnwritableSweep, naming the path and the OS's
+    reason, when the sweep dir cannot take it (read-only, full, no permission)."""
+    try:
+        write()
+    except OSError as err:
+        raise UnwritableSweep(err.filename or path, err) from None
 
 
 def _ended_without_completing(record: JobRecord | None) -> bool:

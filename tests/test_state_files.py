@@ -1,0 +1,167 @@
+"""A sweep's own files, damaged or from another version: read as what they are, or refused
+in one line that names the file, what is wrong and how to go on; rebuilt from what else is on disk."""
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ttlaunch.errors import DamagedFile
+from ttlaunch.rebuild import rebuild
+from ttlaunch.records import EventLog, read_events
+from ttlaunch.rules import RulesState
+from ttlaunch.state import STATE_VERSION, JobRecord, SweepState, load_state, save_state
+from ttlaunch.status_table import edited_header
+from ttlaunch.sweep_lock import holder_of
+
+
+def saved_state(tmp_path: Path) -> Path:
+    state = SweepState(experiment="x", sweep_dir=str(tmp_path))
+    state.jobs["a"] = JobRecord(run="a", job_id="7", status="RUNNING")
+    save_state(tmp_path / "jobs.json", state)
+    return tmp_path / "jobs.json"
+
+
+def refusal(path: Path) -> str:
+    with pytest.raises(DamagedFile) as caught:
+        load_state(path, "x", path.parent)
+    return str(caught.value)
+
+
+def test_a_state_file_cut_short_names_the_file_the_problem_and_the_way_on(tmp_path: Path):
+    path = saved_state(tmp_path)
+    path.write_text(path.read_text()[:40])
+    assert refusal(path).startswith(f"{path}: not valid JSON (line ")
+    assert f"`ttlaunch status {tmp_path} --rebuild`" in refusal(path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda data: data["jobs"]["a"].update(attempt="two"), "jobs.a.attempt is 'two', not of type int"),
+        (lambda data: data["jobs"]["a"].update(status="DONE"), "jobs.a.status is 'DONE', not a job state"),
+        (lambda data: data["jobs"]["a"].update(colour="red"), "jobs.a has fields no job record has: colour"),
+        (lambda data: data.update(jobs=[1, 2]), "jobs is not an object of job records"),
+        (lambda data: data.pop("version"), "version is None, not a state version number"),
+        (lambda data: data.update(version=0), "state version 0 was never written by ttlaunch"),
+    ],
+)
+def test_an_edited_state_file_names_the_field(tmp_path: Path, edit, problem):
+    path = saved_state(tmp_path)
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    assert refusal(path).startswith(f"{path}: {problem}")
+
+
+def test_a_state_from_a_newer_ttlaunch_is_refused_with_what_to_upgrade(tmp_path: Path):
+    path = saved_state(tmp_path)
+    data = json.loads(path.read_text())
+    data["version"] = STATE_VERSION + 1
+    path.write_text(json.dumps(data))
+    assert f"written by a newer ttlaunch (state version {STATE_VERSION + 1}" in refusal(path)
+    assert "pip install -U ttlaunch" in refusal(path)
+
+
+def test_a_version_1_state_is_read_as_the_current_one(tmp_path: Path):
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps({
+        "version": 1, "experiment": "x", "sweep_dir": str(tmp_path),
+        "jobs": {"a": {"run": "a", "job_id": "7", "status": "COMPLETED"}},
+    }))
+    state = load_state(path, "x", tmp_path)
+    assert state.jobs["a"].status == "COMPLETED" and state.unsubmitted == [] and not state.jobs["a"].stopped_by_ttlaunch
+    save_state(path, state)
+    assert json.loads(path.read_text())["version"] == STATE_VERSION
+
+
+def test_damaged_rules_bookkeeping_is_refused(tmp_path: Path):
+    (tmp_path / "rules.json").write_text('{"offsets": {"a": {"/log": "x"}}}')
+    with pytest.raises(DamagedFile, match="rules.json: not the rules' bookkeeping"):
+        RulesState.load(tmp_path / "rules.json")
+    (tmp_path / "rules.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(DamagedFile, match=r"not text \(byte 0 is not UTF-8\)"):
+        RulesState.load(tmp_path / "rules.json")
+
+
+def test_a_damaged_lock_holder_record_is_said_to_be_damaged(tmp_path: Path):
+    holder = tmp_path / ".monitor.holder"
+    assert holder_of(holder) == "another process"
+    holder.write_text("pid 12 on login1 since 2026-11-23 10:00:00\n")
+    assert holder_of(holder) == "pid 12 on login1 since 2026-11-23 10:00:00"
+    holder.write_bytes(b"pid 12 on lo\x00\xff")
+    assert holder_of(holder) == f"another process; its record {holder} is damaged"
+
+
+def test_a_status_table_whose_header_was_edited_is_found():
+    ours = "## Fine-tuning\n\n| Run Name | Status | Job ID | Started | Completed | Notes |\n|---|---|---|---|---|---|\n| a | - | - | - | - | - |\n"
+    assert edited_header(ours) is None
+    assert edited_header("# Plan\n\nNo table here.\n") is None
+    edited = ours.replace("| Job ID |", "| Slurm ID |")
+    assert edited_header(edited) == (3, "| Run Name | Status | Slurm ID | Started | Completed | Notes |")
+    other = "## Budget\n\n| Item | Cost |\n|---|---|\n| GPUs | 10 |\n"
+    assert edited_header(other) is None
+
+
+def test_event_log_entries_are_read_back_and_a_cut_entry_is_skipped(tmp_path: Path):
+    log = EventLog(tmp_path / "run-torchtune.log", now=lambda: "2026-11-23 10:00:00")
+    log.write("SUBMIT_JOB", "a", ("Result", "Job ID 7 submitted at 2026-11-23 10:00:00"))
+    log.write("STATE_CHANGE", "a", ("Previous", "PENDING"), ("Current", "RUNNING"))
+    text = (tmp_path / "run-torchtune.log").read_text()
+    events = read_events(text + "[2026-11-23 10:00:01] STATE_CH")
+    assert [(event.action, event.description) for event in events] == [("SUBMIT_JOB", "a"), ("STATE_CHANGE", "a")]
+    assert events[1].fields == {"Previous": "PENDING", "Current": "RUNNING"}
+
+
+def test_entries_written_together_are_all_there_or_none(tmp_path: Path, monkeypatch):
+    log = EventLog(tmp_path / "run-torchtune.log")
+    log.write("SUBMIT_JOB", "a", ("Result", "Job ID 7 submitted at 2026-11-23 10:00:00"))
+    before = (tmp_path / "run-torchtune.log").read_bytes()
+    real_write = os.write
+
+    def half_then_full(descriptor, data):  # the disk fills up in the middle of the entries
+        if len(data) > 20:
+            return real_write(descriptor, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    with pytest.raises(OSError):
+        log.write_all([("STATE_CHANGE", "a", [("Current", "RUNNING")]), ("STATE_CHANGE", "a", [("Current", "COMPLETED")])])
+    assert (tmp_path / "run-torchtune.log").read_bytes() == before
+
+
+def test_rebuild_finds_every_submission_in_the_log_and_the_job_dirs(tmp_path: Path):
+    log = EventLog(tmp_path / "run-torchtune.log", now=lambda: "2026-11-23 10:00:00")
+    log.write("DISCOVER_EXPERIMENT", "Found experiment", ("Details", str(tmp_path / "exp" / "summary.yaml")),
+              ("Result", "Experiment cap has 3 fine-tuning runs"))
+    for name, job_id in (("a", "7"), ("b", "8"), ("a", "9")):  # a was submitted twice
+        log.write("SUBMIT_JOB", name, ("Executor", "slurm"), ("Result", f"Job ID {job_id} submitted at 2026-11-23 10:00:00"),
+                  ("Run", name), ("Output dir", f"/out/{name}"), ("Time limit", "600 s"))
+    log.write("SUBMIT_FAILED", "c", ("Error", "sbatch: error: invalid partition specified: nowhere"))
+    for name, job_id in (("a", "7"), ("a", "9"), ("b", "8"), ("d", "12"), ("a/gsm8k/epoch1", "13")):
+        folder = tmp_path / name / "submitit"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{job_id}_submitted.pkl").write_bytes(b"")
+        (folder / f"{job_id}_submission.sh").write_text("#!/bin/bash\n")
+    (tmp_path / "jobs.json").write_text('{"version": 2, "jobs": {"a": {"run": "a", "job_')
+
+    state, kept = rebuild(tmp_path)
+
+    assert [path.name.startswith("jobs.json.damaged-") for path in kept] == [True]
+    assert not (tmp_path / "jobs.json").exists() and kept[0].read_text().endswith('"job_')
+    assert state.experiment == "cap" and state.executor == "slurm"
+    jobs = state.jobs
+    assert set(jobs) == {"a", "b", "c", "d", "a/gsm8k/epoch1"}
+    assert (jobs["a"].job_id, jobs["a"].previous_job_ids, jobs["a"].output_dir, jobs["a"].time_limit_s) == ("9", ["7"], "/out/a", 600)
+    assert jobs["a"].stderr == str(tmp_path / "a" / "submitit" / "9_0_log.err") and jobs["a"].status == "PENDING"
+    assert (jobs["c"].status, jobs["c"].error) == ("SUBMIT_FAILED", "sbatch: error: invalid partition specified: nowhere")
+    assert jobs["d"].job_id == "12"  # in its job dir only: the log missed it
+    assert (jobs["a/gsm8k/epoch1"].kind, jobs["a/gsm8k/epoch1"].run_name) == ("evaluation", "a")
+
+
+def test_rebuild_refuses_a_state_file_that_reads_fine(tmp_path: Path):
+    saved_state(tmp_path)
+    with pytest.raises(FileExistsError, match="is readable: nothing to rebuild"):
+        rebuild(tmp_path)
