@@ -52,7 +52,7 @@ def test_summary_lists_completed_and_failed_runs_flags_and_next_steps(tmp_path: 
     assert "Completed without a usable checkpoint: b" in text
     # Only logs that exist are offered; the runs that never started say why.
     assert f"- Look at the failed runs' logs: `grep -i error` `{tmp_path / 'c.err'}`\n" in text
-    assert "- d never started (SUBMIT_FAILED): the scheduler refused it: invalid partition specified. Fix that" in text
+    assert "- d never started (SUBMIT_FAILED): its submission failed: invalid partition specified. Once that is fixed" in text
     assert "- e never started (CANCELLED): it ended before it ran, and left no log" in text
 
 

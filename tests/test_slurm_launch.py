@@ -205,3 +205,22 @@ def test_a_state_file_cut_while_jobs_are_queued_is_rebuilt_and_every_run_runs_on
         capture_output=True, text=True, check=True,
     ).stdout.split()
     assert sorted(ran) == sorted(names), "every run submitted exactly once"
+
+
+def test_a_run_whose_controller_cannot_be_reached_says_why_in_the_summary(run_cli, tmp_path: Path, monkeypatch):
+    config = tmp_path / "cfg" / "experiment" / "away.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text("experiment: {name: away}\nruns: [{name: r, type: fine-tuned}]\n")
+    # The real sbatch, told that the controller listens on a port where nothing does.
+    real = next(line.split(" = ")[1] for line in subprocess.run(
+        ["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout.splitlines() if line.startswith("SLURM_CONF"))
+    lines = [line for line in Path(real).read_text().splitlines() if not line.startswith("SlurmctldPort")]
+    (tmp_path / "slurm.conf").write_text("\n".join([*lines, "SlurmctldPort=6999"]) + "\n")
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "slurm.conf"))
+    result = run_cli("--config-dir", str(tmp_path / "cfg"), "experiment=away", *ON_CLUSTER, "payload=command",
+                     "payload.command=[sleep,'0']", timeout=120)
+    assert result.returncode == 1, result.stderr[-3000:]
+    summary = (tmp_path / "work" / "ttlaunch_sweeps" / "away" / "summary.md").read_text()
+    assert "- r never started (SUBMIT_FAILED): its submission failed: " in summary
+    assert "Unable to contact slurm controller (connect failure)" in summary
+    assert "grep -i error" not in summary, "no log to look at"

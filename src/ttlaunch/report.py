@@ -111,7 +111,7 @@ def _has_log(job: JobRecord) -> bool:
 
 def _never_started_reason(job: JobRecord) -> str:
     if job.status == "SUBMIT_FAILED":
-        return f"the scheduler refused it: {job.error or 'no reason given'}. Fix that; the same command submits it again."
+        return f"its submission failed: {job.error or 'no reason given'}. Once that is fixed, the same command submits it again."
     if job.error:
         return f"{job.error}; it left no log."
     return "it ended before it ran, and left no log (cancelled while queued?)."
