@@ -24,8 +24,8 @@ class _OwnSessionLocalExecutor(submitit.LocalExecutor):
     task and payload at once: each controller prints its own KeyboardInterrupt traceback and
     kills its tasks one second later. Here the launcher alone gets it, and stops its jobs
     itself (`stop_local_job`). The controller's contract (its environment variables, its
-    job id = its pid) is submitit's `start_controller`, pinned with submitit <2; only the
-    session differs.
+    job id = its pid) is submitit's `start_controller`, pinned with submitit <2, for the
+    parameters a LocalRequest sets (timeout, GPUs; no setup commands, no visible_gpus).
     """
 
     def _submit_command(self, command: str) -> LocalJob[Any]:
