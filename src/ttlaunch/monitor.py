@@ -25,7 +25,7 @@ from hydra.experimental.callback import Callback
 
 from ttlaunch.containment import SWEEP, Containment
 from ttlaunch.ledger import Ledger
-from ttlaunch.records import format_elapsed, parse_timestamp, timestamp
+from ttlaunch.records import Entry, format_elapsed, parse_timestamp, timestamp
 from ttlaunch.state import JobRecord, status_counts
 from ttlaunch.states import JobState
 
@@ -96,10 +96,6 @@ class Reaction(Protocol):
 
     @property
     def pending(self) -> bool: ...
-
-
-# An event log entry: kind, description, fields.
-Entry = tuple[str, str, list[tuple[str, object]]]
 
 
 class Monitor:

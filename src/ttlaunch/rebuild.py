@@ -139,18 +139,19 @@ def rebuild(sweep_dir: Path) -> tuple[SweepState, list[Path]]:
     from ttlaunch.rules import RulesState
     from ttlaunch.state import load_state
 
-    log_path = sweep_dir / EVENT_LOG_NAME
-    text = log_path.read_text(encoding="utf-8", errors="replace") if log_path.is_file() else ""
-    state = rebuilt_state(sweep_dir, read_log(read_events(text)), payload_kind_of(sweep_dir))
-    kept = []
     state_path = sweep_dir / STATE_FILE_NAME
     try:
-        load_state(state_path, state.experiment, sweep_dir)
+        load_state(state_path, sweep_dir.name, sweep_dir)
     except DamagedFile:
-        kept.append(set_aside(state_path))
+        damaged = True
     else:
         if state_path.exists():
             raise FileExistsError(f"{state_path} is readable: nothing to rebuild (move it away to rebuild anyway)")
+        damaged = False
+    log_path = sweep_dir / EVENT_LOG_NAME
+    text = log_path.read_text(encoding="utf-8", errors="replace") if log_path.is_file() else ""
+    state = rebuilt_state(sweep_dir, read_log(read_events(text)), payload_kind_of(sweep_dir))
+    kept = [set_aside(state_path)] if damaged else []
     rules_path = sweep_dir / RULES_STATE_NAME
     try:
         RulesState.load(rules_path)

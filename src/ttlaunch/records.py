@@ -53,6 +53,10 @@ def format_entry(moment: str, action: str, description: str, fields: Iterable[tu
     return "\n".join(lines) + "\n\n"
 
 
+# An entry to write: kind, description, fields.
+Entry = tuple[str, str, Sequence[tuple[str, object]]]
+
+
 @dataclass(frozen=True)
 class Event:
     """One entry of the event log, read back."""
@@ -90,7 +94,7 @@ class EventLog:
     def write(self, action: str, description: str, *fields: tuple[str, object]) -> None:
         self.write_all([(action, description, fields)])
 
-    def write_all(self, entries: Sequence[tuple[str, str, Sequence[tuple[str, object]]]]) -> None:
+    def write_all(self, entries: Sequence[Entry]) -> None:
         """Append entries together: all of them, or (the disk full, say) none, never a part."""
         moment = self._now()
         text = "".join(format_entry(moment, action, description, fields) for action, description, fields in entries)
