@@ -16,7 +16,6 @@ from conftest import frames_of_ours
 from ttlaunch.launch import with_multirun
 
 TEST_CONFIGS = str(Path(__file__).parent / "configs")
-FAST = "hydra.launcher.stagger.seconds=0"
 
 
 def write(path: Path, text: str) -> Path:
@@ -85,7 +84,7 @@ def test_with_multirun_adds_the_flag_unless_inspecting():
 
 
 def test_without_multirun_the_runs_still_go_to_the_executor(run_cli, tmp_path: Path):
-    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", FAST)  # no --multirun
+    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok")  # no --multirun
     assert result.returncode == 0, result.stderr
     assert "--multirun is implied" in result.stderr
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "probe_ok"
@@ -95,7 +94,7 @@ def test_without_multirun_the_runs_still_go_to_the_executor(run_cli, tmp_path: P
 
 
 def test_a_failing_payload_fails_its_job_and_the_launch(run_cli, tmp_path: Path):
-    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe", FAST, "--multirun")
+    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe", "--multirun")
     assert result.returncode == 1
     assert "1 of 2 jobs did not complete: bad_run" in result.stderr
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "probe"
@@ -110,10 +109,10 @@ def test_a_failing_payload_fails_its_job_and_the_launch(run_cli, tmp_path: Path)
 
 
 def test_a_relaunch_never_resubmits_a_completed_run(run_cli, tmp_path: Path):
-    assert run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", FAST).returncode == 0
+    assert run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok").returncode == 0
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "probe_ok"
     first_id = json.loads((sweep / "jobs.json").read_text())["jobs"]["ok_run"]["job_id"]
-    again = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", FAST)
+    again = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok")
     assert again.returncode == 0
     assert json.loads((sweep / "jobs.json").read_text())["jobs"]["ok_run"]["job_id"] == first_id
     assert (sweep / "run-torchtune.log").read_text().count("SUBMIT_JOB: ok_run") == 1
@@ -139,7 +138,7 @@ def test_a_preset_without_a_ttlaunch_launcher_is_refused(run_cli, tmp_path: Path
 
 def test_a_command_line_sweep_doubles_the_jobs_and_each_run_gets_its_value(run_cli, tmp_path: Path):
     record_seed = "payload.command=[sh,-c,'echo $0 > $1','{seed}','{output_dir}/seed.txt']"
-    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", "+seed=1,2", record_seed, FAST, "--multirun")
+    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", "+seed=1,2", record_seed, "--multirun")
     assert result.returncode == 0, result.stderr
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "probe_ok"
     state = json.loads((sweep / "jobs.json").read_text())
@@ -149,13 +148,13 @@ def test_a_command_line_sweep_doubles_the_jobs_and_each_run_gets_its_value(run_c
 
 
 def test_a_command_line_parameter_no_payload_uses_is_refused_before_anything_is_written(run_cli, tmp_path: Path):
-    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", "+seed=1,2", FAST, "--multirun")
+    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", "+seed=1,2", "--multirun")
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "ttlaunch: error: command line: +seed: payload.command has no {seed} placeholder: the runs would not see it"
     )
     assert not (tmp_path / "work").exists()
-    result = run_cli("experiment=demo", "+colour=blue", FAST)
+    result = run_cli("experiment=demo", "+colour=blue")
     assert result.returncode == 2
     assert "ttlaunch: error: command line: +colour: no torchtune key for 'colour'" in result.stderr
 
@@ -227,7 +226,7 @@ def test_the_experiments_status_table_follows_the_jobs(run_cli, tmp_path: Path):
     )
     result = run_cli(
         "--config-dir", TEST_CONFIGS, f"hydra.searchpath=[ttlaunch-experiments://{tmp_path / 'experiments'}]",
-        "experiment=cap", "payload=probe", FAST,
+        "experiment=cap", "payload=probe",
     )
     assert result.returncode == 1
     state = json.loads((tmp_path / "work" / "ttlaunch_sweeps" / "cap" / "jobs.json").read_text())["jobs"]
@@ -261,7 +260,7 @@ def test_a_run_changed_since_its_submission_is_named_and_not_counted_as_done(run
         "experiment: {name: edited}\nruns:\n  - {name: a, type: fine-tuned, lr: 0.1}\n  - {name: b, type: fine-tuned, lr: 0.2}\n",
     )
     args = ("--config-dir", str(tmp_path / "cfg"), "experiment=edited", "payload=command",
-            "payload.command=[sh,-c,'echo $0 >> $1','{lr}','{output_dir}/lr.txt']", FAST)
+            "payload.command=[sh,-c,'echo $0 >> $1','{lr}','{output_dir}/lr.txt']")
     assert run_cli(*args).returncode == 0
     summary.write_text(summary.read_text().replace("lr: 0.1", "lr: 0.3"))
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "edited"
@@ -287,7 +286,7 @@ def test_a_run_changed_since_its_submission_is_named_and_not_counted_as_done(run
 
 
 def test_a_local_torchtune_run_without_its_model_is_refused_before_anything_is_written(run_cli, tmp_path: Path):
-    result = run_cli("experiment=cap_4L", 'payload.overrides=["checkpointer.checkpoint_dir=/nonexistent/Llama"]', FAST)
+    result = run_cli("experiment=cap_4L", 'payload.overrides=["checkpointer.checkpoint_dir=/nonexistent/Llama"]')
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(
         "ttlaunch: error: payload=torchtune: checkpointer.checkpoint_dir: /nonexistent/Llama does not exist: "
@@ -302,7 +301,7 @@ def test_a_local_torchtune_run_without_its_model_is_refused_before_anything_is_w
      ("monitoring=auto_restar", "monitoring=auto_restart")],
 )
 def test_a_misspelt_option_gets_the_real_options_and_the_closest_one(run_cli, tmp_path: Path, choice, suggestion):
-    result = run_cli("experiment=demo", choice, FAST)
+    result = run_cli("experiment=demo", choice)
     assert result.returncode == 2
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith(f"ttlaunch: error: command line: {choice}: no such option; did you mean {suggestion}? ")
@@ -326,7 +325,7 @@ def test_one_command_its_version_and_what_each_preset_reserves(tmp_path: Path):
 
 
 def test_the_exit_code_speaks_for_the_whole_sweep_also_when_nothing_was_submitted(run_cli, tmp_path: Path):
-    first = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe", FAST)
+    first = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe")
     assert first.returncode == 1 and "1 of 2 jobs did not complete: bad_run" in first.stderr
     # Why it failed is in front of the user: jobs.json, summary.md and the status table.
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "probe"
@@ -337,7 +336,7 @@ def test_the_exit_code_speaks_for_the_whole_sweep_also_when_nothing_was_submitte
     assert "bad_run (Job " in summary and f"FAILED: {reason}" in summary
     status = subprocess.run([sys.executable, "-m", "ttlaunch.status", str(sweep)], capture_output=True, text=True, timeout=60)
     assert "payload exited with code 3" in status.stdout
-    again = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe", FAST)
+    again = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe")
     assert "nothing to submit or watch" in again.stdout + again.stderr
     assert again.returncode == 1, "bad_run still has not completed"
     assert again.stderr.strip().splitlines()[-1].startswith("ttlaunch: 1 of 2 jobs did not complete: bad_run; see ")
@@ -351,7 +350,7 @@ def test_ctrl_c_then_the_same_command_finishes_the_sweep(tmp_path: Path):
     # Sleeps the first time; resumed, it has nothing left to do.
     record = 'echo resume=$TTLAUNCH_RESUME >> $0/starts.txt; [ "$TTLAUNCH_RESUME" = 1 ] || exec sleep 63.75'
     command = [
-        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), "experiment=two", FAST,
+        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), "experiment=two",
         "payload=command", f"payload.command=[sh,-c,'{record}','{{output_dir}}']", f"paths.work_root={tmp_path / 'work'}",
     ]
     process = start_local_launch(tmp_path, command, "sleep 63.75", payloads=2)
@@ -376,14 +375,14 @@ def test_ctrl_c_then_the_same_command_finishes_the_sweep(tmp_path: Path):
 @pytest.mark.parametrize(
     ("setting", "expected"),
     [
-        ("hydra.launcher.stagger.seconds=abc", "hydra.launcher.stagger: seconds: expected a number of at least 0, got 'abc'"),
-        ("hydra.launcher.stagger.seconds=-1", "hydra.launcher.stagger: seconds: expected a number of at least 0, got -1"),
+        ("stagger=fixed_delay stagger.seconds=abc", "stagger: seconds: expected a number of at least 0, got 'abc'"),
+        ("stagger=fixed_delay stagger.seconds=-1", "stagger: seconds: expected a number of at least 0, got -1"),
         ("hydra.callbacks.monitor.poll_interval_s=abc", "hydra.callbacks.monitor: poll_interval_s: expected a number"),
         ("hydra.callbacks.monitor.alert_after_failures=0", "hydra.callbacks.monitor: alert_after_failures: expected a number of at least 1"),
     ],
 )
 def test_the_launchers_own_settings_are_checked_before_anything_is_submitted(run_cli, tmp_path: Path, setting, expected):
-    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", setting)
+    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", *setting.split())
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1].startswith(f"ttlaunch: error: {expected}")
     assert frames_of_ours(result.stderr) == [] and "Traceback" not in result.stderr
@@ -417,7 +416,7 @@ def test_a_local_job_started_when_it_was_submitted_not_at_the_next_poll(run_cli,
     )
     # The launcher waits 3 s before submitting b: a's first poll comes after a ended.
     result = run_cli(
-        "--config-dir", str(tmp_path / "cfg"), "experiment=quick", "hydra.launcher.stagger.seconds=3",
+        "--config-dir", str(tmp_path / "cfg"), "experiment=quick", "stagger=fixed_delay", "stagger.seconds=3",
         "payload=command", "payload.command=[sleep,'0.5']",
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -433,7 +432,7 @@ def test_status_during_submission_counts_the_runs_not_yet_submitted(tmp_path: Pa
     gate = tmp_path / "go"
     wait = f"while [ ! -e {gate} ]; do sleep 0.1; done"
     command = [
-        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), "experiment=capped", FAST,
+        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), "experiment=capped",
         "payload=command", f"payload.command=[sh,-c,'{wait}']", "hydra.launcher.max_submitted=1",
         f"paths.work_root={tmp_path / 'work'}",
     ]
@@ -455,7 +454,7 @@ def test_a_damaged_state_file_is_one_line_and_rebuild_then_relaunch_finishes_the
         tmp_path / "cfg" / "experiment" / "cut.yaml",
         "experiment: {name: cut}\nruns:\n  - {name: a, type: fine-tuned}\n  - {name: b, type: fine-tuned}\n",
     )
-    args = ["--config-dir", str(tmp_path / "cfg"), "experiment=cut", FAST, "payload=command", "payload.command=[sleep,'0.1']"]
+    args = ["--config-dir", str(tmp_path / "cfg"), "experiment=cut", "payload=command", "payload.command=[sleep,'0.1']"]
     assert run_cli(*args).returncode == 0
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "cut"
     state = sweep / "jobs.json"
@@ -495,7 +494,7 @@ def test_a_status_table_whose_header_was_edited_stops_the_launch_before_anything
     )
     result = run_cli(
         "--config-dir", TEST_CONFIGS, f"hydra.searchpath=[ttlaunch-experiments://{tmp_path / 'experiments'}]",
-        "experiment=cap", "payload=probe", FAST,
+        "experiment=cap", "payload=probe",
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (

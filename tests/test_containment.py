@@ -26,8 +26,8 @@ SEFF = "Job ID: {id}\nCPU Efficiency: 50.00% of 00:00:12 core-walltime\nJob Wall
 
 
 class Cluster:
-    """Answers scheduler commands from recorded text; `broken` job ids make usage queries fail
-    with an unexpected error (a bug's stand-in) that many times."""
+    """Answers scheduler commands from recorded text; `broken` job ids make their seff calls
+    fail with an unexpected error (a bug's stand-in) that many times."""
 
     def __init__(self, queue: str = "") -> None:
         self.queue = queue
@@ -37,13 +37,12 @@ class Cluster:
         if argv[0] == "squeue":
             return self.queue
         if argv[0] == "seff":
+            if self.broken.get(argv[1], 0) > 0:
+                self.broken[argv[1]] -= 1
+                raise ZeroDivisionError("float division by zero")
             return SEFF.format(id=argv[1])
         if "--format=JobID,Elapsed,Timelimit,TotalCPU,AllocCPUS,ReqMem,MaxRSS" in argv:
-            job_id = argv[argv.index("-j") + 1]
-            if self.broken.get(job_id, 0) > 0:
-                self.broken[job_id] -= 1
-                raise ZeroDivisionError("float division by zero")
-            return USAGE.format(id=job_id)
+            return "".join(USAGE.format(id=job_id) for job_id in argv[argv.index("-j") + 1].split(","))
         return ENDED
 
 

@@ -15,7 +15,7 @@ FINE_TUNED = ["rank4_lr3e-4", "rank8_lr3e-4"]
 
 
 def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
-    result = run_cli("experiment=demo", "hydra.launcher.stagger.seconds=1", "--multirun", timeout=600)
+    result = run_cli("experiment=demo", "--multirun", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "demo"
 
@@ -99,7 +99,7 @@ def test_a_scaffolded_experiment_trains_in_place_from_its_own_run_configs(run_cl
 
     result = run_cli(
         f"hydra.searchpath=[ttlaunch-experiments://{experiments}]", "experiment=cap_2025",
-        "hydra.launcher.stagger.seconds=0", timeout=600,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     for run in ("rank4", "rank8"):
@@ -119,8 +119,7 @@ def test_a_scaffolded_experiment_trains_in_place_from_its_own_run_configs(run_cl
 @pytest.mark.usefixtures("slurm_cluster")
 def test_demo_sweep_through_the_test_cluster(run_cli, tmp_path: Path):
     result = run_cli(
-        "experiment=demo", "compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1",
-        "hydra.launcher.stagger.seconds=1", timeout=600,
+        "experiment=demo", "compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1", timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "demo"
@@ -148,8 +147,7 @@ def test_the_cooldown_example_trains_a_follow_up_from_the_saved_epoch(run_cli, t
 def test_each_seed_of_a_command_line_sweep_reaches_torchtune(run_cli, tmp_path: Path):
     configs = str(Path(__file__).parent / "configs")
     result = run_cli(
-        "--config-dir", configs, "experiment=resume1", "+seed=1,2", "hydra.launcher.stagger.seconds=0", "--multirun",
-        timeout=600,
+        "--config-dir", configs, "experiment=resume1", "+seed=1,2", "--multirun", timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "resume1"
@@ -175,7 +173,7 @@ def test_a_config_written_for_gpus_trains_on_a_preset_without_them(run_cli, tmp_
     gpu_config.write_text(config.replace("device: cpu", "device: cuda").replace("dtype: fp32", "dtype: bf16"))
     configs = str(Path(__file__).parent / "configs")
     result = run_cli(
-        "--config-dir", configs, "experiment=resume1", f"payload.base_config={gpu_config}", "payload.setup=[]",
+        "--config-dir", configs, "experiment=resume1", f"payload.base_config={gpu_config}", "payload.prepare=[]",
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]

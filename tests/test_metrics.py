@@ -2,7 +2,7 @@
 
 from recorded import SEFF_COMPLETED, SEFF_NO_SAMPLES, USAGE
 from ttlaunch.figures import duration_s
-from ttlaunch.metrics import entry_fields, parse_seff, parse_usage
+from ttlaunch.metrics import entry_fields, parse_seff, parse_usage, parse_usages
 
 
 def test_seff_report():
@@ -24,6 +24,16 @@ def test_the_same_figures_from_sacct():
     assert metrics.source == "sacct" and metrics.wall_time == "00:00:06"
     assert metrics.cpu_efficiency == 50.0  # whole CPU seconds over 6 s x 2 CPUs, as seff says for this job
     assert round(metrics.memory_used_mb, 2) == 214.49 and metrics.memory_requested_mb == 500.0
+
+
+def test_several_jobs_usage_in_one_answer():
+    other = "29|00:01:00|01:00:00|00:30.000|1|1G|\n29.batch|00:01:00||00:30.000|1||512M\n29.extern|00:01:00||00:00:00|1||0\n"
+    usages = parse_usages(USAGE + other)
+    assert sorted(usages) == ["28", "29"]
+    assert usages["28"] == parse_usage(USAGE)
+    metrics, limit_s = usages["29"]
+    assert limit_s == 3600 and metrics.cpu_efficiency == 50.0 and metrics.memory_used_mb == 512.0
+    assert parse_usages("") == {}
 
 
 def test_durations():

@@ -77,7 +77,7 @@ def last_entry(log: str) -> str:
 
 def test_kill_9_mid_sweep_then_the_same_command_submits_each_run_exactly_once(run_cli, tmp_path: Path):
     began = datetime.now().replace(microsecond=0)
-    args = stamp4(6, "hydra.launcher.stagger.seconds=2")
+    args = stamp4(6, "stagger=fixed_delay", "stagger.seconds=2")
     sweep = sweep_of(tmp_path)
     first = start_launch(tmp_path, *args)
     wait_for(lambda: sum(bool(job.get("job_id")) for job in jobs_of(sweep).values()) >= 2, 120, "two submissions")
@@ -115,7 +115,7 @@ def _slurmctld(action: str) -> None:
 def test_the_monitor_survives_slurmctld_going_away_for_several_polls(tmp_path: Path):
     sweep = sweep_of(tmp_path)
     launch = start_launch(
-        tmp_path, *stamp4(8, "hydra.launcher.stagger.seconds=0", "hydra.callbacks.monitor.alert_after_failures=2")
+        tmp_path, *stamp4(8, "hydra.callbacks.monitor.alert_after_failures=2")
     )
     try:
         wait_for(lambda: [job["status"] for job in jobs_of(sweep).values()].count("RUNNING") == 4, 120, "all running")
@@ -153,7 +153,7 @@ def test_a_job_over_its_time_limit_ends_timeout_with_an_exceeded_metrics_entry(r
 
 def test_detach_returns_at_once_and_status_follows_to_the_end(run_cli, tmp_path: Path):
     began = time.monotonic()
-    result = run_cli(*stamp4(8, "hydra.launcher.stagger.seconds=0", "detach=true"), timeout=120)
+    result = run_cli(*stamp4(8, "detach=true"), timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert time.monotonic() - began < 8 + 10, "the launch waited for the jobs"
     sweep = sweep_of(tmp_path)
@@ -179,7 +179,7 @@ def test_detach_returns_at_once_and_status_follows_to_the_end(run_cli, tmp_path:
 
 def test_ctrl_c_stops_monitoring_leaves_slurm_jobs_running_and_says_how_to_reattach(tmp_path: Path):
     sweep = sweep_of(tmp_path)
-    launch = start_launch(tmp_path, *stamp4(8, "hydra.launcher.stagger.seconds=0"))
+    launch = start_launch(tmp_path, *stamp4(8))
     wait_for(lambda: len(jobs_of(sweep)) == 4 and all(job.get("job_id") for job in jobs_of(sweep).values()), 120, "submissions")
     launch.send_signal(signal.SIGINT)
     _, stderr = launch.communicate(timeout=60)
@@ -202,7 +202,7 @@ def test_without_accounting_the_monitor_says_so_once_and_still_sees_jobs_end(run
     no_accounting.write_text(conf.replace("AccountingStorageType=accounting_storage/slurmdbd", "AccountingStorageType=accounting_storage/none"))
     monkeypatch.setenv("SLURM_CONF", str(no_accounting))
     result = run_cli(
-        "--config-dir", TEST_CONFIGS, "experiment=probe", *ON_CLUSTER, "hydra.launcher.stagger.seconds=0", timeout=300
+        "--config-dir", TEST_CONFIGS, "experiment=probe", *ON_CLUSTER, timeout=300
     )
     assert result.returncode == 1, result.stderr[-3000:]  # bad_run fails, as it should
     jobs = jobs_of(sweep_of(tmp_path, "probe"))
@@ -214,7 +214,7 @@ def test_without_accounting_the_monitor_says_so_once_and_still_sees_jobs_end(run
 
 
 def test_with_the_monitor_switched_off_the_launch_submits_records_and_returns(run_cli, tmp_path: Path):
-    result = run_cli(*stamp4(3, "hydra.launcher.stagger.seconds=0", "~hydra.callbacks.monitor"), timeout=120)
+    result = run_cli(*stamp4(3, "~hydra.callbacks.monitor"), timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = sweep_of(tmp_path)
     jobs = jobs_of(sweep)

@@ -20,7 +20,7 @@ def test_two_tasks_train_one_ddp_model_and_a_failing_rank_fails_its_job(run_cli,
         "--config-dir", str(TESTS / "configs"), "experiment=ddp", "compute=testcluster/cpu_1x",
         "compute.tasks_per_node=2", "compute.mem_gb=3", "payload.torchrun=true",
         f"payload.command=[python,'{trainer}','{{output_dir}}',--fail-rank,'{{fail_rank}}']",
-        "hydra.callbacks.monitor.poll_interval_s=1", "hydra.launcher.stagger.seconds=0", timeout=400,
+        "hydra.callbacks.monitor.poll_interval_s=1", timeout=400,
     )
     assert result.returncode == 1, result.stderr[-3000:]
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "ddp"
@@ -52,7 +52,7 @@ def test_a_requeued_job_of_two_tasks_starts_both_again_on_one_shared_decision(tm
     command, env = cli_invocation(
         tmp_path, "--config-dir", str(TESTS / "configs"), "experiment=probe_ok", "compute=testcluster/cpu_1x",
         "compute.tasks_per_node=2", "requeue=on", "payload=command", f"payload.command=[sh,-c,'{record}','{{output_dir}}']",
-        "hydra.callbacks.monitor.poll_interval_s=1", "hydra.launcher.stagger.seconds=0",
+        "hydra.callbacks.monitor.poll_interval_s=1",
     )
     launch = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "probe_ok"

@@ -90,7 +90,7 @@ def test_local_jobs_outliving_a_killed_launcher_are_reattached_not_run_again(tmp
     experiments.mkdir(parents=True)
     (experiments / "slow.yaml").write_text("experiment: {name: slow}\nruns: [{name: a, type: fine-tuned}, {name: b, type: fine-tuned}]\n")
     args = ["--config-dir", str(tmp_path / "cfg"), "experiment=slow", "payload=command", "payload.command=[sleep,'6']",
-            "hydra.launcher.stagger.seconds=0"]
+           ]
     command, env = cli_invocation(tmp_path, *args)
     state = tmp_path / "work" / "ttlaunch_sweeps" / "slow" / "jobs.json"
     first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

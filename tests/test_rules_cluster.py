@@ -14,7 +14,7 @@ from conftest import cli_invocation
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
 TEST_CONFIGS = str(Path(__file__).parent / "configs")
-ON_CLUSTER = ["compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1", "hydra.launcher.stagger.seconds=0"]
+ON_CLUSTER = ["compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1"]
 NOTE = "a;touch pwned $(id) `id` && echo"
 
 TRAINER = f"""#!/bin/sh

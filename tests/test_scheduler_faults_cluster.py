@@ -52,7 +52,7 @@ def test_damaged_usage_figures_cost_a_figure_never_the_sweep(run_cli, tmp_path: 
     result = run_cli(
         "--config-dir", TEST_CONFIGS, "experiment=stamp4", "compute=testcluster/cpu_1x",
         "hydra.callbacks.monitor.poll_interval_s=1", "hydra.callbacks.monitor.metrics_retry_s=2",
-        "hydra.launcher.stagger.seconds=0", timeout=300,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr

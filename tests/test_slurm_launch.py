@@ -40,7 +40,7 @@ def state_of(sweep: Path):
 def test_cap_4L_submits_exactly_its_fine_tuned_runs_with_the_stagger(run_cli, tmp_path: Path):
     result = run_cli(
         "experiment=cap_4L", *ON_CLUSTER, "payload=command", "payload.command=[sleep,'1']",
-        "hydra.launcher.stagger.seconds=2", timeout=300,
+        "stagger=fixed_delay", "stagger.seconds=2", timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = state_of(tmp_path / "work" / "ttlaunch_sweeps" / "cap_4L_lora_lr_sweep")
@@ -54,7 +54,7 @@ def test_cap_4L_submits_exactly_its_fine_tuned_runs_with_the_stagger(run_cli, tm
 
 
 def test_a_failing_payload_ends_failed_in_sacct(run_cli, tmp_path: Path):
-    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe", *ON_CLUSTER, "hydra.launcher.stagger.seconds=0")
+    result = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe", *ON_CLUSTER)
     assert result.returncode == 1
     jobs = state_of(tmp_path / "work" / "ttlaunch_sweeps" / "probe")
     accounted = sacct([jobs["ok_run"]["job_id"], jobs["bad_run"]["job_id"]])
@@ -92,7 +92,6 @@ def test_a_rejected_submission_is_logged_and_the_others_still_run(run_cli, tmp_p
     )
     result = run_cli(
         "--config-dir", str(tmp_path / "cfg"), "experiment=mixed", *ON_CLUSTER,
-        "hydra.launcher.stagger.seconds=0",
     )
     assert result.returncode == 1
     assert "1 of 3 jobs did not complete: nowhere" in result.stderr
@@ -142,8 +141,7 @@ def _times(jobs, accounted, field):
 def test_the_startup_lock_hook_submits_at_once_and_serialises_startups(run_cli, tmp_path: Path):
     result = run_cli(
         "--config-dir", TEST_CONFIGS, "experiment=stamp4", *ON_CLUSTER,
-        "hydra.launcher.stagger._target_=ttlaunch.stagger.StartupLock", "+hydra.launcher.stagger.window_s=2",
-        "~hydra.launcher.stagger.seconds", timeout=300,
+        "stagger=startup_lock", "stagger.window_s=2", timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "stamp4"
@@ -158,7 +156,7 @@ def test_the_startup_lock_hook_submits_at_once_and_serialises_startups(run_cli, 
 
 def test_max_submitted_caps_the_sweeps_jobs_in_the_queue(run_cli, tmp_path: Path):
     result = run_cli(
-        "--config-dir", TEST_CONFIGS, "experiment=stamp4", *ON_CLUSTER, "hydra.launcher.stagger.seconds=0",
+        "--config-dir", TEST_CONFIGS, "experiment=stamp4", *ON_CLUSTER,
         "hydra.launcher.max_submitted=2", timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -180,7 +178,7 @@ def test_a_state_file_cut_while_jobs_are_queued_is_rebuilt_and_every_run_runs_on
     began = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
     names = [f"cutq_{index}" for index in range(3)]
     config.write_text("experiment: {name: cutq}\nruns:\n" + "".join(f"  - {{name: {name}, type: fine-tuned}}\n" for name in names))
-    args = ["--config-dir", str(tmp_path / "cfg"), "experiment=cutq", *ON_CLUSTER, "hydra.launcher.stagger.seconds=0",
+    args = ["--config-dir", str(tmp_path / "cfg"), "experiment=cutq", *ON_CLUSTER,
             "payload=command", "payload.command=[sleep,'6']"]
     submitted = run_cli(*args, "detach=true", timeout=120)
     assert submitted.returncode == 0, submitted.stderr[-3000:]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-FAST = "hydra.launcher.stagger.seconds=0"
 
 
 @pytest.fixture
@@ -43,7 +42,7 @@ def experiment(tmp_path: Path, name: str, runs: int = 1) -> list[str]:
     config.parent.mkdir(parents=True, exist_ok=True)
     listed = "".join(f"  - {{name: r{index}, type: fine-tuned}}\n" for index in range(runs))
     config.write_text(f"experiment: {{name: {name}}}\nruns:\n{listed}")
-    return [sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), f"experiment={name}", FAST,
+    return [sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(tmp_path / "cfg"), f"experiment={name}",
             "payload=command", "payload.command=[sleep,'1']", f"paths.work_root={tmp_path / 'work'}"]
 
 

@@ -76,7 +76,7 @@ def test_a_sweep_launched_by_an_unprivileged_user(shared_python: str):
         shutil.copytree(Path(__file__).parent / "configs", config)
         as_user(
             shared_python, "-m", "ttlaunch.launch", "--config-dir", str(config), "experiment=probe_ok",
-            "compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1", "hydra.launcher.stagger.seconds=0",
+            "compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1",
             f"paths.work_root={work}", cwd=str(work),
         )
         sweep = work / "ttlaunch_sweeps" / "probe_ok"

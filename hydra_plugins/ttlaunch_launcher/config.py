@@ -3,7 +3,7 @@
 Hydra imports this module at every start: it imports nothing beyond Hydra itself.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -14,11 +14,10 @@ class LauncherConf:
     _target_: str = "hydra_plugins.ttlaunch_launcher.launcher.TTLaunchLauncher"
     # "local" (submitit's local executor, no SLURM needed) or "slurm".
     executor: str = "local"
-    # Keeps job starts from racing on the datasets cache (ttlaunch.stagger): FixedDelay spaces
-    # submissions `seconds` apart; StartupLock submits at once and serialises start-ups.
-    stagger: Dict[str, Any] = field(
-        default_factory=lambda: {"_target_": "ttlaunch.stagger.FixedDelay", "seconds": 5.0}
-    )
+    # When jobs are submitted and start (ttlaunch.stagger): the app config's `stagger` node
+    # (ttlaunch's `stagger` config group: start_together, fixed_delay, startup_lock); without
+    # one, StartTogether.
+    stagger: Optional[Dict[str, Any]] = "${oc.select:stagger,null}"  # type: ignore[assignment]
     # Never more than this many of the sweep's jobs pending or running (the cluster's
     # MaxSubmitJobsPerUser, say); the rest are submitted as slots free. None: no cap.
     max_submitted: Optional[int] = None

@@ -29,6 +29,10 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         if max_submitted is not None and max_submitted < 1:
             raise ValueError(f"hydra.launcher.max_submitted: expected a positive number, got {max_submitted}")
         self.executor = executor
+        if stagger is None:
+            from ttlaunch.stagger import StartTogether
+
+            stagger = StartTogether()
         self.stagger = stagger
         self.signal_delay_s = signal_delay_s
         self.max_submitted = max_submitted

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 # Group -> default option (as in configs/config.yaml).
-GROUPS = {"experiment": None, "compute": "local/cpu", "requeue": "off", "payload": "torchtune", "monitoring": "none"}
+GROUPS = {"experiment": None, "compute": "local/cpu", "requeue": "off", "payload": "torchtune", "monitoring": "none", "stagger": "start_together"}
 # Options that are building blocks, not choices.
 _HIDDEN = {"compute": {"base"}}
 
@@ -32,7 +32,7 @@ examples:
   python -m ttlaunch.launch --config-dir ~/my_configs experiment=my_sweep +seed=1,2
   python -m ttlaunch.launch 'hydra.searchpath=[ttlaunch-experiments:///scratch/me/experiments]' experiment=NAME
 
-common keys: paths.work_root=DIR  compute.mem_gb=N  compute.timeout_min=N  hydra.launcher.stagger.seconds=S
+common keys: paths.work_root=DIR  compute.mem_gb=N  compute.timeout_min=N  stagger.seconds=S (fixed_delay)
   detach=true  resubmit_failed=true  resubmit_changed=true  hydra.callbacks.monitor.poll_interval_s=S
   evaluation.enabled=false
 follow a sweep: python -m ttlaunch.status SWEEP_DIR [--follow]

@@ -146,7 +146,7 @@ def read_inputs(cfg: DictConfig, hydra_cfg: Any) -> LaunchInputs:
     choices = _choices(hydra_cfg)
     compute_source = f"compute={choices.get('compute', '?')}"
     payload_source = f"payload={choices.get('payload', '?')}"
-    check_argv_items(cfg.get("payload"), payload_source, "payload", ("command", "extra_overrides", "overrides"), ("setup",))
+    check_argv_items(cfg.get("payload"), payload_source, "payload", ("command", "extra_overrides", "overrides"), ("setup", "prepare"))
     check_argv_items(cfg.get("evaluation"), "config.yaml", "evaluation", ("command",))
     return LaunchInputs(
         experiment=read_experiment(cfg, hydra_cfg),

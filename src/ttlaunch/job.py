@@ -1,5 +1,6 @@
-"""What runs inside a job: find the run, decide from disk where this attempt starts, run
-the payload (GPUs sampled meanwhile; SLURM's end warning handled), fail when it fails."""
+"""What runs inside a job: find the run, decide from disk where this attempt starts, take
+part in the sweep's one-time preparation, run the payload (GPUs sampled meanwhile; SLURM's
+end warning handled), fail when it fails."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ttlaunch.errors import PayloadFailed, StoppedByTTLaunch
 from ttlaunch.failure import PAYLOAD_EXIT
 from ttlaunch.gpu_metrics import gpu_sampler
 from ttlaunch.payload import PayloadCommand
+from ttlaunch.preparation import job_label, prepare_all, sweep_steps
 from ttlaunch.requeueing import EndWarning, RequeuePolicy, current_attempt
 from ttlaunch.resume import ResumeAction, decide_torchtune
 from ttlaunch.summary import Run
@@ -199,10 +201,15 @@ def run_task(cfg: DictConfig) -> None:
     if not on_slurm:
         stop_when_asked()
     stagger = instantiate(hydra_cfg.launcher.stagger)
+    sweep_dir = Path(hydra_cfg.sweep.dir)
     with gpu_sampler(job_dir, rank):
+        # What every job would otherwise build at once on the shared filesystem, the first
+        # job builds while the others wait (ttlaunch.preparation).
+        steps = sweep_steps(command, kind, lambda argv, env: run_command(argv, env, run.name))
+        prepare_all(sweep_dir, steps, job_label(run.name))
         payload, end_warning = None, None
         try:
-            with stagger.startup_window(Path(hydra_cfg.sweep.dir)):
+            with stagger.startup_window(sweep_dir):
                 for setup in command.setup:
                     run_command(setup, command.env, run.name)
                 payload = start_command(command.argv, command.env)

@@ -91,6 +91,16 @@ def parse_usage(text: str) -> tuple[ComputeMetrics | None, int | None]:
     return metrics, duration_s(allocation["Timelimit"])
 
 
+def parse_usages(text: str) -> dict[str, tuple[ComputeMetrics | None, int | None]]:
+    """The same for several jobs in one answer: job id -> metrics and time limit (only the
+    jobs accounting has lines of)."""
+    groups: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "|" in line:
+            groups.setdefault(line.split("|", 1)[0].strip().split(".", 1)[0], []).append(line)
+    return {job_id: parse_usage("\n".join(lines)) for job_id, lines in groups.items()}
+
+
 def entry_fields(job_id: str, metrics: ComputeMetrics, limit_s: int | None, timed_out: bool) -> list[tuple[str, object]]:
     """The COMPUTE_METRICS entry's keys: `GPU Time: <wall> / <limit> (<pct>%)`, or
     `(**EXCEEDED**)` after a TIMEOUT; `unknown` for each figure the scheduler did not give."""

@@ -9,7 +9,7 @@ import difflib
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection, Mapping
+from typing import Collection, Mapping, Sequence
 
 import yaml
 
@@ -19,12 +19,25 @@ from ttlaunch.summary import Experiment, Run
 from ttlaunch.torchtune_builtins import DEFAULT_RECIPE, DISTRIBUTED, distributed_config, distributed_recipe, is_single_device
 
 
+# ttlaunch's own variables in a payload's environment describe its job (run, dirs, attempt,
+# task), not the sweep.
+JOB_ENV_PREFIX = "TTLAUNCH_"
+
+
 @dataclass(frozen=True)
 class PayloadCommand:
     argv: tuple[str, ...]
     env: Mapping[str, str]
     output_dir: Path
+    # Commands run before the payload in every job attempt (e.g. a copy to node-local disk).
     setup: tuple[tuple[str, ...], ...] = ()
+    # Commands run once per sweep, by the first job (ttlaunch.preparation).
+    prepare: tuple[tuple[str, ...], ...] = ()
+
+    def sweep_env(self) -> dict[str, str]:
+        """The payload's environment without what describes the job: what the sweep's
+        preparation runs with."""
+        return {key: value for key, value in self.env.items() if not key.startswith(JOB_ENV_PREFIX)}
 
 
 # Controls of cruijff_kit summaries that its own tools read (the prompt template, the system
@@ -101,20 +114,27 @@ def build_payload(
     argv += [_render(item, values, "payload.extra_overrides", source) for item in payload.extra_overrides]
     env = {key: _render(str(value), values, f"payload.env.{key}", source) for key, value in payload.env.items()}
     env.update(TTLAUNCH_RUN_NAME=run.name, TTLAUNCH_OUTPUT_DIR=str(output_dir), TTLAUNCH_JOB_DIR=str(job_dir))
-    setup = tuple(
-        tuple(_render(item, values, f"payload.setup[{index}]", source) for item in command)
-        for index, command in enumerate(payload.setup)
+    setup = _commands(payload.setup, values, "payload.setup", source)
+    prepare = _commands(payload.prepare, values, "payload.prepare", source)
+    return PayloadCommand(argv=tuple(argv), env=env, output_dir=output_dir, setup=setup, prepare=prepare)
+
+
+def _commands(
+    commands: Sequence[Sequence[str]], values: Mapping[str, str], field: str, source: str
+) -> tuple[tuple[str, ...], ...]:
+    rendered = tuple(
+        tuple(_render(item, values, f"{field}[{index}]", source) for item in command) for index, command in enumerate(commands)
     )
-    for index, command in enumerate(setup):
+    for index, command in enumerate(rendered):
         if command:
-            _check_program(command[0], source, f"payload.setup[{index}][0]")
-    return PayloadCommand(argv=tuple(argv), env=env, output_dir=output_dir, setup=setup)
+            _check_program(command[0], source, f"{field}[{index}][0]")
+    return rendered
 
 
 def _placeholder_names(payload: PayloadConfig) -> set[str]:
-    """Every {name} the command's argv, extra overrides, environment and setup use."""
+    """Every {name} the command's argv, extra overrides, environment, setup and preparation use."""
     templates = [*payload.command, *payload.extra_overrides, *map(str, payload.env.values())]
-    templates += [item for command in payload.setup for item in command]
+    templates += [item for command in [*payload.setup, *payload.prepare] for item in command]
     return {name for template in templates for _, name, _, _ in string.Formatter().parse(template) if name}
 
 

@@ -2,8 +2,10 @@
 
 SLURM: one `squeue -u <user>` for all jobs, one batched `sacct` for those that left the
 queue (through ttlaunch.slurm). Without accounting, `sacct -c` (the job completion log)
-stands in, then the job's own result file. Local jobs: submitit's job handle, or for a job
-of an earlier launch, its process and result file.
+stands in, then the job's own result file. Between polls, a job's end is seen sooner from
+the result file it writes as it ends, confirmed by one `sacct` for the jobs that wrote one
+(`SlurmPoller.ended`). Local jobs: submitit's job handle, or for a job of an earlier
+launch, its process and result file.
 """
 
 from __future__ import annotations
@@ -13,13 +15,23 @@ import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ttlaunch.records import timestamp
 from ttlaunch.state import JobRecord
 from ttlaunch.states import JobState, parse_state
 
+if TYPE_CHECKING:
+    from ttlaunch.slurm import AccountingEntry
+
 log = logging.getLogger(__name__)
+
+# A job whose result file is new is asked after in sacct at each look, until sacct shows it
+# ended (SLURM records the end a moment after the job's last write) or for this long: then
+# the next squeue has the last word (a requeued job, say, that wrote a result and went on).
+END_CONFIRM_FOR_S = 30.0
+# ... asked again this soon meanwhile.
+END_CONFIRM_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,8 @@ class SlurmPoller:
         self.accounting = True
         self.completion_log = True
         self.notices: list[str] = []  # what the monitor should tell the user, once each
+        self._results_seen: dict[str, float] = {}  # job name -> mtime of its result file, looked into
+        self._confirming: dict[str, float] = {}  # job name -> when its new result file was first seen
 
     def observe(self, records: Mapping[str, JobRecord]) -> dict[str, Observation]:
         """Job name -> observation, for the given records (all with job ids).
@@ -85,14 +99,40 @@ class SlurmPoller:
         for name, job_id in gone.items():
             entry = accounted.get(job_id)
             if entry is not None:
-                observed[name] = Observation(
-                    entry.state, started=entry.start, completed=entry.end, elapsed_s=entry.elapsed_s,
-                    exit_code=entry.exit_code,
-                )
+                observed[name] = _accounted(entry)
             elif self.accounting or self.completion_log:
                 observed[name] = Observation(JobState.PENDING)
             else:  # no record anywhere: the job's own result file is all there is
                 observed[name] = Observation(result_state(records[name]) or JobState.FAILED)
+        return observed
+
+    @property
+    def confirming(self) -> bool:
+        """A job wrote its result and sacct does not show it ended yet: look again soon."""
+        return bool(self._confirming)
+
+    def ended(self, records: Mapping[str, JobRecord], now: float) -> dict[str, Observation]:
+        """Between polls: job name -> observation of the jobs that ended since the last look,
+        as far as their result files tell (one stat each) and one `sacct` of those confirms.
+        `now` is the caller's clock, for END_CONFIRM_FOR_S. A job killed without writing its
+        result is left to the next poll's squeue."""
+        candidates: dict[str, tuple[JobRecord, float]] = {}
+        for name, record in records.items():
+            written = _mtime(result_file(record))
+            if written is not None and self._results_seen.get(name) != written:
+                candidates[name] = (record, written)
+        if not candidates:
+            return {}
+        accounted = self._accounting([str(record.job_id) for record, _ in candidates.values()])
+        observed: dict[str, Observation] = {}
+        for name, (record, written) in candidates.items():
+            entry = accounted.get(str(record.job_id))
+            if entry is not None and entry.state.terminal:
+                observed[name] = _accounted(entry)
+            elif now - self._confirming.setdefault(name, now) < END_CONFIRM_FOR_S:
+                continue
+            self._results_seen[name] = written
+            self._confirming.pop(name, None)
         return observed
 
     def _accounting(self, job_ids: list[str]) -> dict[str, Any]:
@@ -119,6 +159,20 @@ class SlurmPoller:
                     "(COMPLETED or FAILED; no times, exit codes or metrics)"
                 )
         return {}
+
+
+def _accounted(entry: AccountingEntry) -> Observation:
+    """What accounting says of a job that left the queue."""
+    return Observation(
+        entry.state, started=entry.start, completed=entry.end, elapsed_s=entry.elapsed_s, exit_code=entry.exit_code
+    )
+
+
+def _mtime(path: Path | None) -> float | None:
+    try:
+        return path.stat().st_mtime if path is not None else None
+    except OSError:
+        return None
 
 
 def local_observation(record: JobRecord, job: Any | None) -> Observation:

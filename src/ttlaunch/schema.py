@@ -122,8 +122,12 @@ class PayloadConfig:
     command: List[str] = field(default_factory=list)
     # Environment of the payload process (added to the job's environment).
     env: Dict[str, str] = field(default_factory=dict)
-    # Commands (argv lists, same placeholders) run before the payload, e.g. asset preparation.
+    # Commands (argv lists, same placeholders) run before the payload in every job attempt,
+    # e.g. a copy of the data to node-local disk.
     setup: List[List[str]] = field(default_factory=list)
+    # Commands run once per sweep before any payload starts (ttlaunch.preparation): by the
+    # first job to start, while the others wait; once per distinct command and payload.env.
+    prepare: List[List[str]] = field(default_factory=list)
     # kind=command: start the command under torchrun, one agent per task of the job, all of
     # them meeting at the first task's node (a DDP trainer on several nodes or GPUs).
     torchrun: bool = False

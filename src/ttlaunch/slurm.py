@@ -217,12 +217,13 @@ def seff(job_id: str) -> ComputeMetrics | None:
     return read(["seff", job_id], parse_seff)
 
 
-def usage(job_id: str) -> tuple[ComputeMetrics | None, int | None]:
-    """One ended job's compute metrics from sacct's usage lines (allocation and steps), and
-    its time limit in seconds."""
-    from ttlaunch.metrics import USAGE_FIELDS, parse_usage
+def usage(job_ids: Iterable[str]) -> dict[str, tuple[ComputeMetrics | None, int | None]]:
+    """Ended jobs' compute metrics from sacct's usage lines (allocation and steps), and their
+    time limits in seconds, by job id, in one call (jobs accounting has no line of are left out)."""
+    from ttlaunch.metrics import USAGE_FIELDS, parse_usages
 
-    return read(["sacct", "-P", "-n", "-j", job_id, f"--format={','.join(USAGE_FIELDS)}"], parse_usage)
+    ids = ",".join(sorted(set(job_ids)))
+    return read(["sacct", "-P", "-n", "-j", ids, f"--format={','.join(USAGE_FIELDS)}"], parse_usages) if ids else {}
 
 
 def hostnames(nodelist: str) -> list[str]:

@@ -1,15 +1,22 @@
-"""Stagger hooks: keep simultaneous job starts from racing on the HuggingFace datasets cache.
+"""Stagger hooks: when the jobs of a sweep are submitted and may start their payloads.
 
-A hook is configured under `hydra.launcher.stagger` with a `_target_` and has two methods:
+What simultaneous starts race on that ttlaunch knows of (the HuggingFace datasets cache of a
+torchtune run, `payload.prepare` commands) is prepared once per sweep whatever the hook
+(ttlaunch.preparation): the first job prepares, the others wait only while it does. The
+hook decides the rest. It is configured under `hydra.launcher.stagger` with a `_target_`
+and has two methods and one attribute:
 
 * `before_submit(index, total)`, called in the launching process before each submission;
-* `startup_window(sweep_dir)`, a context manager entered in each job around its setup
-  commands and the start of its payload (exited once the payload has started).
+* `startup_window(sweep_dir)`, a context manager entered in each job, after the sweep's
+  preparation, around its setup commands and the start of its payload;
+* `concurrent_submissions`: how many submissions may be in flight together.
 
-`FixedDelay` (the default) spaces submissions out; `StartupLock` submits everything at once
-(`concurrent_submissions` at a time) and serialises only the jobs' start-up windows, with a
-file lock on the shared filesystem. A hook's `concurrent_submissions` (default 1) says how
-many submissions may be in flight together.
+`StartTogether` (the default) submits everything at once and lets every job start as soon as
+the scheduler runs it. `FixedDelay` spaces submissions `seconds` apart, as hand-written
+sbatch loops do: for a payload that makes something of its own at start that ttlaunch does
+not know of. `StartupLock` submits at once and lets one job at a time through its start-up
+window (setup, payload start, then `window_s`), with a file lock in the sweep dir: for
+payloads whose first seconds race on something ttlaunch does not prepare.
 """
 
 from __future__ import annotations
@@ -29,6 +36,20 @@ class StaggerHook(Protocol):
 
     def startup_window(self, sweep_dir: Path) -> ContextManager[None]:
         """In the job, around its setup commands and the start of its payload."""
+
+
+@dataclass
+class StartTogether:
+    """Submit everything at once; every job starts when the scheduler runs it."""
+
+    # sbatch calls in flight at once: the scheduler, not this process, is the limit.
+    concurrent_submissions: int = 8
+
+    def before_submit(self, index: int, total: int) -> None:
+        return None
+
+    def startup_window(self, sweep_dir: Path) -> ContextManager[None]:
+        return contextlib.nullcontext()
 
 
 @dataclass

@@ -77,13 +77,14 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
 
 # The launcher's and the monitor's own numeric settings: (owner, name, least value, None allowed).
 _SETTINGS = (
-    ("hydra.launcher.stagger", "seconds", 0, False),
-    ("hydra.launcher.stagger", "window_s", 0, False),
-    ("hydra.launcher.stagger", "concurrent_submissions", 1, False),
+    ("stagger", "seconds", 0, False),
+    ("stagger", "window_s", 0, False),
+    ("stagger", "concurrent_submissions", 1, False),
     ("hydra.callbacks.monitor", "poll_interval_s", 0.1, True),
     ("hydra.callbacks.monitor", "alert_after_failures", 1, False),
     ("hydra.callbacks.monitor", "resource_every_polls", 1, False),
     ("hydra.callbacks.monitor", "metrics_retry_s", 0, False),
+    ("hydra.callbacks.monitor", "end_check_s", 0, False),
 )
 
 
@@ -91,7 +92,7 @@ def check_settings(launcher: Any, monitor: Any) -> None:
     """The launcher's own settings (its stagger hook, dry_run; Hydra's schema already types
     max_submitted) and the monitor's, checked with the other inputs: a value of the wrong
     kind is one line before anything is submitted, not a TypeError after the first job went in."""
-    owners = {"hydra.launcher.stagger": launcher.stagger, "hydra.callbacks.monitor": monitor}
+    owners = {"stagger": launcher.stagger, "hydra.callbacks.monitor": monitor}
     for owner, name, least, optional in _SETTINGS:
         value = getattr(owners[owner], name, None) if owners[owner] is not None else None
         if value is None and (optional or not hasattr(owners[owner], name)):
@@ -102,7 +103,7 @@ def check_settings(launcher: Any, monitor: Any) -> None:
         raise InputError("hydra.callbacks.monitor", "live", f"expected auto, on or off, got {monitor.live!r}")
     stagger = launcher.stagger
     if not (callable(getattr(stagger, "before_submit", None)) and callable(getattr(stagger, "startup_window", None))):
-        raise InputError("hydra.launcher", "stagger", f"{stagger!r} has no before_submit and startup_window (ttlaunch.stagger)")
+        raise InputError("stagger", "_target_", f"{stagger!r} has no before_submit and startup_window (ttlaunch.stagger)")
     if not isinstance(launcher.dry_run, bool):
         raise InputError("hydra.launcher", "dry_run", f"expected true or false, got {launcher.dry_run!r}")
 
@@ -139,11 +140,11 @@ def _check_one_task(compute: Any, source: str) -> None:
 
 def _check_model_here(inputs: Any, argv: Sequence[str]) -> None:
     """Local torchtune jobs train from a model on this machine: one that is not there is
-    said now, not deep in the job. (Setup commands may still make it; SLURM nodes see their
+    said now, not deep in the job. (Setup and prepare commands may still make it; SLURM nodes see their
     own filesystems.)"""
     from ttlaunch.torchtune_builtins import model_dir
 
-    if inputs.payload.kind != "torchtune" or inputs.payload.setup:
+    if inputs.payload.kind != "torchtune" or inputs.payload.setup or inputs.payload.prepare:
         return
     directory = model_dir(argv)
     if directory is not None and not Path(directory).expanduser().is_dir():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 SINGLE_DEVICE = "_single_device"
 DISTRIBUTED = "_distributed"
@@ -63,22 +63,56 @@ def distributed_config(config: str) -> str | None:
     return counterpart
 
 
-def model_dir(argv: Sequence[str]) -> str | None:
-    """The checkpoint_dir a `tune run` command trains from: its own override, else what its
-    config says (a built-in's or a file's); None when that cannot be known here."""
-    import yaml
+def tune_config(argv: Sequence[str]) -> Any | None:
+    """The config a `tune run ... --config <config> key=value ...` command trains with: its
+    file (or built-in) with the overrides merged as torchtune merges them (`~key` removes a
+    key; `key=x` on a component sets its `_component_`; `None` is null). None when the config
+    cannot be read here (not written yet, or not YAML). Read without importing torchtune."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
 
-    for item in reversed(argv):
-        if item.startswith("checkpointer.checkpoint_dir="):
-            return item.split("=", 1)[1]
-    if "--config" not in argv[:-1]:
+    items = list(argv)
+    if "--config" not in items[:-1]:
         return None
-    config = argv[list(argv).index("--config") + 1]
-    path = builtin_config_file(config) or Path(config)
+    at = items.index("--config")
+    config = items[at + 1]
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):  # written later (by a setup command), or not ours to judge
+        loaded = OmegaConf.to_container(OmegaConf.load(builtin_config_file(config) or Path(config)), resolve=False)
+    except (OSError, YAMLError, OmegaConfBaseException):
         return None
-    checkpointer = data.get("checkpointer") if isinstance(data, dict) else None
-    value = checkpointer.get("checkpoint_dir") if isinstance(checkpointer, dict) else None
+    if not isinstance(loaded, dict):
+        return None
+    dotlist = []
+    for item in items[at + 2:]:
+        key, _, value = item.partition("=")
+        if key.startswith("~"):
+            parent, _, leaf = key[1:].rpartition(".")
+            target = _walk(loaded, parent)
+            if isinstance(target, dict):
+                target.pop(leaf, None)
+            continue
+        if isinstance(loaded.get(key), dict) and "_component_" in loaded[key]:
+            key += "._component_"
+        dotlist.append(f"{key}={'!!null' if value == 'None' else value}")
+    try:
+        return OmegaConf.merge(OmegaConf.create(loaded), OmegaConf.from_dotlist(dotlist))
+    except OmegaConfBaseException:
+        return None
+
+
+def _walk(data: Any, dotpath: str) -> Any:
+    """The value at a dotted path of nested dicts; None where the path leads nowhere."""
+    for part in dotpath.split(".") if dotpath else []:
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def model_dir(argv: Sequence[str]) -> str | None:
+    """The checkpoint_dir a `tune run` command trains from; None when that cannot be known
+    here."""
+    from omegaconf import OmegaConf
+
+    config = tune_config(argv)
+    value = _walk(OmegaConf.to_container(config, resolve=False), "checkpointer.checkpoint_dir") if config is not None else None
     return value if isinstance(value, str) and "${" not in value else None

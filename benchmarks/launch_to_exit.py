@@ -1,0 +1,191 @@
+"""What a user waits for, from the launch command's start to its exit, side by side in one run.
+
+For N trivial runs (default 50; each payload only touches a file) on the project's test
+cluster:
+
+  * hydra-submitit-launcher: one blocking array sweep (`hydra/launcher=submitit_slurm`) of a
+    plain Hydra app;
+  * ttlaunch with its default stagger hook and its default poll interval (60 s on SLURM);
+  * ttlaunch with the seeds' fixed 5-s delay between submissions (`--skip-slow` leaves it out:
+    it takes about N x 5 s).
+
+Per launcher: time to all submitted (the newest `Submit` time in sacct, whole seconds), to
+all payloads started (the newest start file), to the command's exit, and how many times it
+ran `squeue` and `sacct` (counted by wrappers on PATH that run the real commands). Prints:
+
+  * ttlaunch default, launch to exit / hydra-submitit-launcher     target <= 1.5x
+  * ttlaunch default, squeue calls                                  target <= 1 per 60 s + 3
+
+Needs the cluster up (`sudo scripts/testcluster.sh start`).
+
+    .venv/bin/python benchmarks/launch_to_exit.py [--runs 50] [--skip-slow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from submission import drain, experiment_dir
+
+COUNTED = ("squeue", "sacct")
+# A plain Hydra app for hydra-submitit-launcher: its task touches a file in its job dir.
+HYDRA_APP = textwrap.dedent(
+    """
+    from pathlib import Path
+
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+
+    @hydra.main(version_base=None, config_path=None, config_name=None)
+    def main(cfg):
+        (Path(HydraConfig.get().runtime.output_dir) / "started").touch()
+
+
+    if __name__ == "__main__":
+        main()
+    """
+)
+# The same payload for ttlaunch: touch, as a command (the job's own wrapper runs it).
+TTLAUNCH_PAYLOAD = ["compute=testcluster/cpu_1x", "payload=command", "payload.command=[touch,'{job_dir}/started']"]
+
+
+@dataclass
+class Measured:
+    submitted_s: float
+    started_s: float
+    exit_s: float
+    calls: dict[str, int]
+
+
+def counting_path(workdir: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose squeue and sacct append a line to a file, then run the real one."""
+    shims = workdir / "shims"
+    shims.mkdir()
+    calls = workdir / "calls.txt"
+    for command in COUNTED:
+        real = shutil.which(command)
+        if real is None:
+            raise SystemExit(f"{command} is not on PATH")
+        shim = shims / command
+        shim.write_text(f'#!/bin/sh\necho {command} >> "{calls}"\nexec {real} "$@"\n')
+        shim.chmod(0o755)
+    return {**os.environ, "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}"}, calls
+
+
+def count_calls(calls: Path) -> dict[str, int]:
+    lines = calls.read_text().split() if calls.exists() else []
+    calls.unlink(missing_ok=True)
+    return {command: lines.count(command) for command in COUNTED}
+
+
+def newest_submit(job_name_prefix: str, since: float) -> float:
+    """Seconds from `since` to the newest submission of jobs whose name starts so (sacct)."""
+    day = dt.datetime.fromtimestamp(since).strftime("%Y-%m-%dT%H:%M:%S")
+    output = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-S", day, "--format=JobName,Submit"], capture_output=True, text=True, check=True
+    ).stdout
+    stamps = [
+        dt.datetime.fromisoformat(submit).timestamp()
+        for name, submit in (line.split("|") for line in output.splitlines() if "|" in line)
+        if name.startswith(job_name_prefix)
+    ]
+    return max(stamps) - since
+
+
+def newest_start(sweep_dir: Path, runs: int, since: float) -> float:
+    starts = [path.stat().st_mtime for path in sweep_dir.rglob("started")]
+    if len(starts) != runs:
+        raise SystemExit(f"{len(starts)} of {runs} payloads started in {sweep_dir}")
+    return max(starts) - since
+
+
+def measure(command: list[str], env: dict[str, str], calls: Path, cwd: Path, label: str) -> tuple[float, float]:
+    """Run the launch command; its start (epoch) and its wall time."""
+    count_calls(calls)
+    began, start = time.time(), time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{label} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return began, wall
+
+
+def hydra_submitit(workdir: Path, runs: int, env: dict[str, str], calls: Path) -> Measured:
+    app = workdir / "plain_app.py"
+    app.write_text(HYDRA_APP)
+    sweep_dir = workdir / "hsl_sweep"
+    command = [
+        sys.executable, str(app), "--multirun", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug",
+        "hydra.launcher.mem_gb=1", "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10",
+        "hydra.job.name=hslbench", f"hydra.sweep.dir={sweep_dir}", f"+index=range(0,{runs})",
+    ]
+    began, wall = measure(command, env, calls, workdir, "hydra-submitit-launcher")
+    return Measured(newest_submit("hslbench", began), newest_start(sweep_dir, runs, began), wall, count_calls(calls))
+
+
+def ttlaunch(workdir: Path, runs: int, env: dict[str, str], calls: Path, label: str, *overrides: str) -> Measured:
+    name = f"bench_{label}"
+    config_dir = experiment_dir(workdir, runs, name)
+    command = [
+        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(config_dir), f"experiment={name}",
+        *TTLAUNCH_PAYLOAD, *overrides, f"paths.work_root={workdir / 'sweeps'}",
+    ]
+    began, wall = measure(command, env, calls, workdir, f"ttlaunch ({label})")
+    sweep_dir = workdir / "sweeps" / "ttlaunch_sweeps" / name
+    # ttlaunch names each job after its run: r0000, r0001, ...
+    return Measured(newest_submit("r0", began), newest_start(sweep_dir, runs, began), wall, count_calls(calls))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--skip-slow", action="store_true", help="leave out the fixed 5-s delay")
+    args = parser.parse_args()
+    if subprocess.run(["scontrol", "ping"], capture_output=True).returncode != 0:
+        raise SystemExit("the test cluster is not up: sudo scripts/testcluster.sh start")
+    measured: dict[str, Measured] = {}
+    with tempfile.TemporaryDirectory(prefix="ttlaunch-bench-") as scratch:
+        workdir = Path(scratch)
+        workdir.chmod(0o755)
+        env, calls = counting_path(workdir)
+        launches = [
+            ("hydra-submitit-launcher", lambda: hydra_submitit(workdir, args.runs, env, calls)),
+            ("ttlaunch default", lambda: ttlaunch(workdir, args.runs, env, calls, "default")),
+        ]
+        if not args.skip_slow:
+            launches.append(("ttlaunch fixed 5-s delay", lambda: ttlaunch(
+                workdir, args.runs, env, calls, "fixed5", "hydra.launcher.stagger._target_=ttlaunch.stagger.FixedDelay",
+                "+hydra.launcher.stagger.seconds=5",
+            )))
+        print(f"{args.runs} trivial runs on the test cluster; seconds from the launch command's start")
+        print(f"{'launcher':26s} {'submitted':>10s} {'started':>8s} {'exit':>8s} {'squeue':>7s} {'sacct':>6s}")
+        for label, launch in launches:
+            drain()
+            result = measured[label] = launch()
+            print(
+                f"{label:26s} {result.submitted_s:10.0f} {result.started_s:8.1f} {result.exit_s:8.1f} "
+                f"{result.calls['squeue']:7d} {result.calls['sacct']:6d}", flush=True,
+            )
+    default, hsl = measured["ttlaunch default"], measured["hydra-submitit-launcher"]
+    allowed = default.exit_s / 60 + 3
+    print()
+    print(f"ttlaunch default / hydra-submitit-launcher, launch to exit: {default.exit_s / hsl.exit_s:.2f}x (target <= 1.50x)")
+    print(f"ttlaunch default, squeue calls: {default.calls['squeue']} in {default.exit_s:.0f} s (target <= {allowed:.1f}: 1 per 60 s + 3)")
+    if "ttlaunch fixed 5-s delay" in measured:
+        fixed = measured["ttlaunch fixed 5-s delay"]
+        print(f"ttlaunch fixed 5-s delay / ttlaunch default, launch to exit: {fixed.exit_s / default.exit_s:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
