@@ -165,8 +165,7 @@ def main() -> None:
         ]
         if not args.skip_slow:
             launches.append(("ttlaunch fixed 5-s delay", lambda: ttlaunch(
-                workdir, args.runs, env, calls, "fixed5", "hydra.launcher.stagger._target_=ttlaunch.stagger.FixedDelay",
-                "+hydra.launcher.stagger.seconds=5",
+                workdir, args.runs, env, calls, "fixed5", "stagger=fixed_delay", "stagger.seconds=5",
             )))
         print(f"{args.runs} trivial runs on the test cluster; seconds from the launch command's start")
         print(f"{'launcher':26s} {'submitted':>10s} {'started':>8s} {'exit':>8s} {'squeue':>7s} {'sacct':>6s}")

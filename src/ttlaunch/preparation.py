@@ -61,7 +61,8 @@ def prepared_record(sweep_dir: Path, key: str) -> dict[str, Any] | None:
         record = json.loads((sweep_dir / PREPARED_DIR / f"{key}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or not all(Path(str(path)).exists() for path in record.get("produced", [])):
+    produced = record.get("produced") if isinstance(record, dict) else None
+    if not isinstance(produced, list) or not all(Path(str(path)).exists() for path in produced):
         return None
     return record
 
