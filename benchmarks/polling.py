@@ -4,7 +4,7 @@ For N = 10, 100 and 1000 jobs of one sweep (in a queue that also holds 200 jobs 
 sweeps): the scheduler commands one poll runs, the CPU time of a steady poll (nothing
 changed: the common case) and of a poll in which every job changed, and, each N in a fresh
 process, the monitor's peak memory (max RSS) after 20 polls. Scheduler commands answer
-from recorded text through ttlaunch.slurm.run, the one place that runs them, so only the
+from recorded text through ttlaunch.scheduler.slurm.run, the one place that runs them, so only the
 monitor's own work is measured. Prints:
 
   * squeue calls per poll at N = 10, 100, 1000       must be 1
@@ -50,9 +50,9 @@ def recorded_output(jobs: int) -> tuple[str, str]:
 
 
 def sweep_monitor(directory: Path, jobs: int):
-    from ttlaunch.ledger import Ledger
-    from ttlaunch.monitor import Monitor, MonitorSettings
-    from ttlaunch.state import JobRecord
+    from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings
+    from ttlaunch.records.jobs_file import JobRecord
+    from ttlaunch.records.ledger import Ledger
 
     ledger = Ledger.open(directory, "bench")
     ledger.state.executor = "slurm"
@@ -64,7 +64,7 @@ def sweep_monitor(directory: Path, jobs: int):
 
 
 def answer_from(squeue_text: str, sacct_text: str, calls: list[str]):
-    from ttlaunch import slurm
+    from ttlaunch.scheduler import slurm
 
     def run(argv, timeout=slurm.COMMAND_TIMEOUT_S):
         calls.append(argv[0])
@@ -75,7 +75,7 @@ def answer_from(squeue_text: str, sacct_text: str, calls: list[str]):
 
 def measure(jobs: int) -> dict[str, float]:
     """Calls per poll and CPU per poll for one N, in this process."""
-    from ttlaunch import slurm
+    from ttlaunch.scheduler import slurm
 
     calls: list[str] = []
     slurm.run = answer_from(*recorded_output(jobs), calls)
@@ -101,7 +101,7 @@ def measure(jobs: int) -> dict[str, float]:
 
 def peak_memory(jobs: int) -> dict[str, float]:
     """In this (fresh) process: 20 polls of N jobs, then the max RSS in MiB."""
-    from ttlaunch import slurm
+    from ttlaunch.scheduler import slurm
 
     slurm.run = answer_from(*recorded_output(jobs), [])
     with tempfile.TemporaryDirectory() as directory:

@@ -12,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-import ttlaunch.resolvers  # noqa: F401
+import ttlaunch.inputs.resolvers  # noqa: F401
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Output recorded from real tools, for the parser tests: SLURM 22.05 on the project's test
 cluster (squeue, sacct, sacct -D, seff), nvidia-smi on a two-GPU node."""
 
-from ttlaunch.gpu_metrics import HEADER
+from ttlaunch.job.gpu_sampler import HEADER
 
 # `squeue -h -O 'JobID:|,State:|,RestartCnt:|,Name:'`; the last name holds the separator.
 SQUEUE = """\

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import frames_of_ours
 
 from ttlaunch.launch import with_multirun

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch import slurm
 from ttlaunch.errors import MonitorStopped
-from ttlaunch.ledger import Ledger
-from ttlaunch.monitor import Monitor, MonitorSettings
-from ttlaunch.state import JobRecord
-from ttlaunch.states import JobState
+from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings
+from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.scheduler import slurm
+from ttlaunch.scheduler.states import JobState
 
 # Two jobs that ended, as the test cluster's sacct, sacct usage and seff report them.
 ENDED = (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.state import STATE_VERSION
+from ttlaunch.records.jobs_file import STATE_VERSION
 
 pytest.importorskip("torchtune")
 pytestmark = pytest.mark.torchtune
@@ -76,7 +76,7 @@ def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
 
 
 def test_a_scaffolded_experiment_trains_in_place_from_its_own_run_configs(run_cli, tmp_path: Path):
-    from ttlaunch.demo_assets import build
+    from ttlaunch.job.demo_assets import build
 
     config = build(tmp_path / "assets").read_text()
     experiments = tmp_path / "experiments"
@@ -165,7 +165,7 @@ def test_each_seed_of_a_command_line_sweep_reaches_torchtune(run_cli, tmp_path: 
 
 
 def test_a_config_written_for_gpus_trains_on_a_preset_without_them(run_cli, tmp_path: Path):
-    from ttlaunch.demo_assets import build
+    from ttlaunch.job.demo_assets import build
 
     config = build(tmp_path / "assets").read_text()
     assert "device: cpu" in config and "dtype: fp32" in config

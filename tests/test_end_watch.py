@@ -6,11 +6,11 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from ttlaunch import slurm
-from ttlaunch.ledger import Ledger
-from ttlaunch.monitor import Monitor, MonitorSettings
-from ttlaunch.polling import END_CONFIRM_FOR_S, SlurmPoller
-from ttlaunch.state import JobRecord
+from ttlaunch.monitor.polling import END_CONFIRM_FOR_S, SlurmPoller
+from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings
+from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.scheduler import slurm
 
 SACCT_LINE = "{id}|{name}|{state}|0:0|2026-11-24T01:00:00|2026-11-24T01:00:01|2026-11-24T01:00:07|00:00:06\n"
 SEFF = "Job ID: {id}\nCPU Efficiency: 50.00% of 00:00:12 core-walltime\nJob Wall-clock time: 00:00:06\n" \

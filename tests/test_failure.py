@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttlaunch.failure import PAYLOAD_EXIT, failure_reason
+from ttlaunch.job.failure import PAYLOAD_EXIT, failure_reason
 
 WRAPPER = """\
 Traceback (most recent call last):

@@ -6,12 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from recorded import TWO_GPU_SAMPLES
-from ttlaunch.gpu_metrics import HEADER, gpu_sampler, latest_sample, read_latest_sample
-from ttlaunch.ledger import Ledger
-from ttlaunch.monitor import Monitor, MonitorSettings
-from ttlaunch.state import JobRecord
+
+from ttlaunch.job.gpu_sampler import HEADER, gpu_sampler, latest_sample, read_latest_sample
+from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings
+from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.ledger import Ledger
 
 
 def test_the_newest_sample_covers_every_gpu_of_its_timestamp():
@@ -81,7 +81,7 @@ def test_without_nvidia_smi_nothing_is_sampled(tmp_path: Path, monkeypatch):
 
 
 def test_a_job_on_two_nodes_reports_the_gpus_of_both(tmp_path: Path):
-    from ttlaunch.gpu_metrics import read_job_sample, samples_path
+    from ttlaunch.job.gpu_sampler import read_job_sample, samples_path
 
     samples_path(tmp_path, 0).write_text(TWO_GPU_SAMPLES)  # 95% and 25% at 10:00:30
     samples_path(tmp_path, 1).write_text(HEADER + "\n2026/11/23 10:00:31.000, 0, [N/A], 1024, 81920\n")

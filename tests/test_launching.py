@@ -3,13 +3,14 @@
 from pathlib import Path
 from types import SimpleNamespace
 
-from ttlaunch.composed import read_inputs
-from ttlaunch.launching import Submitter, job_return
-from ttlaunch.ledger import Ledger
-from ttlaunch.monitor import Monitor, MonitorSettings
-from ttlaunch.stagger import FixedDelay
-from ttlaunch.state import JobRecord
 from hydra.core.utils import JobStatus
+
+from ttlaunch.inputs.composed import read_inputs
+from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings
+from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.submit.stagger import FixedDelay
+from ttlaunch.submit.submitter import Submitter, job_return
 
 
 class RejectingExecutor:
@@ -68,7 +69,7 @@ def _slurm_ledger(tmp_path: Path, **record_fields) -> Ledger:
 
 
 def test_repeated_poll_failures_are_logged_and_alerted_once(tmp_path: Path, monkeypatch):
-    from ttlaunch import slurm
+    from ttlaunch.scheduler import slurm
 
     def unreachable(argv, timeout=60):
         raise slurm.SchedulerCommandError(argv, 1, "", "slurm_load_jobs error: Unable to contact slurm controller")
@@ -88,7 +89,7 @@ COMPLETION_LOG = "42|rank8_lr1e-5|FAILED|1:0|2026-11-23T00:44:08|2026-11-23T00:4
 
 
 def test_without_accounting_the_completion_log_answers_and_the_user_is_told_once(tmp_path: Path, monkeypatch):
-    from ttlaunch import slurm
+    from ttlaunch.scheduler import slurm
 
     calls = []
 
@@ -115,8 +116,8 @@ def test_without_accounting_the_completion_log_answers_and_the_user_is_told_once
 
 
 def test_a_requeue_is_recorded_with_its_attempt_and_reason_and_the_job_is_not_finished(tmp_path: Path, monkeypatch):
-    from ttlaunch import slurm
-    from ttlaunch.requeueing import record_requeue
+    from ttlaunch.job.requeue import record_requeue
+    from ttlaunch.scheduler import slurm
 
     answers = {"squeue": "42|PENDING|1|rank8_lr1e-5\n"}
     monkeypatch.setattr(slurm, "run", lambda argv, timeout=60: answers[argv[0]])

@@ -1,8 +1,9 @@
 """Compute metrics from seff and sacct, on output recorded from the test cluster."""
 
 from recorded import SEFF_COMPLETED, SEFF_NO_SAMPLES, USAGE
-from ttlaunch.figures import duration_s
-from ttlaunch.metrics import entry_fields, parse_seff, parse_usage, parse_usages
+
+from ttlaunch.scheduler.figures import duration_s
+from ttlaunch.scheduler.metrics import entry_fields, parse_seff, parse_usage, parse_usages
 
 
 def test_seff_report():
@@ -42,7 +43,7 @@ def test_durations():
     assert duration_s("UNLIMITED") is None
 
 
-def test_entry_in_seed_002_shape_and_exceeded_after_timeout():
+def test_the_compute_metrics_entry_and_exceeded_after_timeout():
     metrics = parse_seff(SEFF_COMPLETED)
     fields = dict(entry_fields("28", metrics, 600, timed_out=False))
     assert fields["GPU Time"] == "00:00:06 / 00:10:00 (1.0%)"

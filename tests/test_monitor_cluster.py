@@ -11,9 +11,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, cli_invocation
-from ttlaunch.figures import duration_s
+
+from ttlaunch.scheduler.figures import duration_s
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 

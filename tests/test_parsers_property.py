@@ -9,16 +9,16 @@ import math
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from recorded import HISTORY, SACCT, SEFF_COMPLETED, SQUEUE, TWO_GPU_SAMPLES, USAGE
-from ttlaunch.figures import UnreadableOutput, count, duration_s, exit_code, number, scheduler_time, size_mb
-from ttlaunch.gpu_metrics import latest_sample
-from ttlaunch.metrics import ComputeMetrics, entry_fields, parse_seff, parse_usage
-from ttlaunch.records import parse_timestamp
-from ttlaunch.requeueing import current_attempt, parse_requeues
-from ttlaunch.rules import batch_size_of
-from ttlaunch.slurm import MAX_RESTARTS, decode, parse_sacct_rows, parse_squeue
-from ttlaunch.states import JobState
+
+from ttlaunch.job.gpu_sampler import latest_sample
+from ttlaunch.job.requeue import current_attempt, parse_requeues
+from ttlaunch.monitor.rules import batch_size_of
+from ttlaunch.records.event_log import parse_timestamp
+from ttlaunch.scheduler.figures import UnreadableOutput, count, duration_s, exit_code, number, scheduler_time, size_mb
+from ttlaunch.scheduler.metrics import ComputeMetrics, entry_fields, parse_seff, parse_usage
+from ttlaunch.scheduler.slurm import MAX_RESTARTS, decode, parse_sacct_rows, parse_squeue
+from ttlaunch.scheduler.states import JobState
 
 REQUEUES = '[{"attempt": 1, "reason": "timeout", "at": "2026-11-23 01:00:00"}, {"attempt": 2, "reason": "preempted", "at": ""}]'
 TORCHTUNE_CONFIG = "batch_size: 4\nepochs: 2\noptimizer:\n  lr: 0.0003\nseed: 0\n"

@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 
 from ttlaunch.errors import InputError
-from ttlaunch.payload import build_payload
-from ttlaunch.schema import ComputeConfig, PayloadConfig
-from ttlaunch.summary import parse_experiment
+from ttlaunch.inputs.payload import build_payload
+from ttlaunch.inputs.schema import ComputeConfig, PayloadConfig
+from ttlaunch.inputs.summary import parse_experiment
 
 KEY_MAP = {"lora_rank": "model.lora_rank", "lr": "optimizer.lr", "epochs": "epochs", "batch_size": "batch_size"}
 
@@ -81,7 +81,7 @@ def test_generic_command_renders_placeholders_without_a_shell(tmp_path: Path):
 
 
 def test_a_typo_in_controls_is_an_error_and_other_tools_controls_are_not_passed(tmp_path: Path):
-    from ttlaunch.payload import unpassed_controls
+    from ttlaunch.inputs.payload import unpassed_controls
 
     data = {"experiment": {"name": "x"}, "controls": {"batch_sz": 4}, "runs": [{"name": "r8", "type": "fine-tuned"}]}
     exp = parse_experiment(data, "x.yaml")
@@ -96,7 +96,7 @@ def test_a_typo_in_controls_is_an_error_and_other_tools_controls_are_not_passed(
 
 
 def test_a_command_line_parameter_the_command_does_not_use_is_an_error_a_control_is_listed(tmp_path: Path):
-    from ttlaunch.payload import unpassed_controls
+    from ttlaunch.inputs.payload import unpassed_controls
 
     exp = experiment()  # controls: epochs, system_prompt
     payload = PayloadConfig(kind="command", command=["python", "train.py", "--lr", "{lr}"])

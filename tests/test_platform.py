@@ -7,9 +7,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-import ttlaunch.resolvers  # noqa: F401
+import ttlaunch.inputs.resolvers  # noqa: F401
+from ttlaunch.inputs.platform import BASE, Platform, default_preset, detect_platform
 from ttlaunch.launch import with_platform_compute
-from ttlaunch.platform import BASE, Platform, default_preset, detect_platform
 
 LUMI = Platform("lumi", "lumi/mi250x_1x", env_vars=("LUMI_PROJECT",), hostname_patterns=(r"^uan\d+",), markers=("/appl/lumi",))
 NOWHERE = lambda path: False  # noqa: E731

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from ttlaunch.payload import PayloadCommand
-from ttlaunch.preparation import PREPARED_DIR, Preparation, dataset_step, prepare_once, prepared_record, sweep_steps
-from ttlaunch.torchtune_builtins import tune_config
+from ttlaunch.inputs.payload import PayloadCommand
+from ttlaunch.inputs.torchtune_configs import tune_config
+from ttlaunch.job.preparation import PREPARED_DIR, Preparation, dataset_step, prepare_once, prepared_record, sweep_steps
 
 TEST_CONFIGS = str(Path(__file__).parent / "configs")
 

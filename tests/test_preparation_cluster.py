@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.torchtune, pytest.mark.usefixtures(
 
 TEST_CONFIGS = str(Path(__file__).parent / "configs")
 RUNS = [f"r{index}" for index in range(1, 9)]
-LOGGED = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]\[ttlaunch\.(\w+)\]\[INFO\] - (.*)$", re.M)
+LOGGED = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]\[ttlaunch\.([\w.]+)\]\[INFO\] - (.*)$", re.M)
 
 
 def logged(job_dir: Path) -> list[tuple[datetime, str]]:

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.composed import read_inputs
 from ttlaunch.errors import InputError
-from ttlaunch.executors import sbatch_script
-from ttlaunch.requests import slurm_request
-from ttlaunch.summary import RunType
+from ttlaunch.inputs.composed import read_inputs
+from ttlaunch.inputs.summary import RunType
+from ttlaunch.submit.executors import sbatch_script
+from ttlaunch.submit.slurm_request import slurm_request
 
 SLURM_PRESETS = {
     "killarney/l40s_1x": ("gpubase_l40s_b2", "gpu:l40s:1", "64GB"),
@@ -140,8 +140,8 @@ def test_a_scaffolded_experiment_dir_is_read_in_place(compose_config, tmp_path: 
 def test_a_run_may_change_its_own_compute_fields(compose_config, tmp_path: Path):
     cfg = compose_config("experiment=cap_4L", "compute=killarney/h100_1x")
     inputs = read_inputs(cfg, cfg.hydra)
-    from ttlaunch.composed import LaunchInputs
-    from ttlaunch.summary import parse_experiment
+    from ttlaunch.inputs.composed import LaunchInputs
+    from ttlaunch.inputs.summary import parse_experiment
 
     experiment = parse_experiment(
         {"experiment": {"name": "x"}, "runs": [{"name": "big", "type": "fine-tuned", "compute": {"mem_gb": 512, "partition": "p2"}}]},
@@ -197,7 +197,7 @@ def test_an_argv_item_that_is_not_a_word_is_an_error(compose_config, command):
 
 
 def test_the_gpu_count_is_stated_once_and_a_gres_that_disagrees_is_an_error(compose_config):
-    from ttlaunch.requests import slurm_request
+    from ttlaunch.submit.slurm_request import slurm_request
 
     cfg = compose_config("experiment=cap_4L", "compute=bon_echo/a40_4x", "compute.gpus_per_node=2")
     inputs = read_inputs(cfg, cfg.hydra)

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from ttlaunch.errors import SweepBusy
-from ttlaunch.selection import select_jobs, unrecorded_job_id
-from ttlaunch.state import JobRecord
-from ttlaunch.summary import Run, RunType
-from ttlaunch.sweep import JobSpec
-from ttlaunch.sweep_lock import SweepLock
+from ttlaunch.inputs.summary import Run, RunType
+from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.sweep_lock import SweepLock
+from ttlaunch.submit.plan import JobSpec
+from ttlaunch.submit.selection import select_jobs, unrecorded_job_id
 
 
 def job(name: str) -> JobSpec:
@@ -57,7 +57,7 @@ def test_a_submission_the_state_file_missed_is_found_by_its_script(tmp_path: Pat
 HOLD = """
 import sys, time
 from pathlib import Path
-from ttlaunch.sweep_lock import SweepLock
+from ttlaunch.records.sweep_lock import SweepLock
 lock = SweepLock(Path(sys.argv[1]))
 lock.acquire()
 print("held", flush=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.payload import PayloadCommand
-from ttlaunch.rendezvous import PORT_BASE, agreed, distributed, rendezvous_of, task_rank
+from ttlaunch.inputs.payload import PayloadCommand
+from ttlaunch.job.rendezvous import PORT_BASE, agreed, distributed, rendezvous_of, task_rank
 
 TWO_TASKS = {"SLURM_NTASKS": "2", "SLURM_PROCID": "1", "SLURM_JOB_ID": "20123", "SLURM_JOB_NODELIST": "gpu[07-08]"}
 

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from ttlaunch.report import check_checkpoint, epoch_dirs, render_summary
-from ttlaunch.state import JobRecord, SweepState
+from ttlaunch.records.jobs_file import JobRecord, SweepState
+from ttlaunch.records.report import check_checkpoint, epoch_dirs, render_summary
 
 
 def make_epoch(output: Path, epoch: int, *files: str) -> None:

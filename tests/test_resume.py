@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.job import attempt_command, resume_state
-from ttlaunch.payload import PayloadCommand
-from ttlaunch.requeueing import EndWarning, RequeuePolicy, current_attempt, read_requeues
-from ttlaunch.resume import ResumeAction, decide, decide_torchtune, saved_epochs
+from ttlaunch.inputs.payload import PayloadCommand
+from ttlaunch.job.requeue import EndWarning, RequeuePolicy, current_attempt, read_requeues
+from ttlaunch.job.resume import ResumeAction, decide, decide_torchtune, saved_epochs
+from ttlaunch.job.task import attempt_command, resume_state
 
 
 @pytest.mark.parametrize(
@@ -152,7 +152,7 @@ def test_a_real_warning_stops_a_real_payload_and_requeues_without_deadlock(tmp_p
     import threading
     import time
 
-    from ttlaunch.job import finish_command, stop_command
+    from ttlaunch.job.task import finish_command, stop_command
 
     payload = subprocess.Popen(["sleep", "60"])
     requeued = []

@@ -4,13 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.containment import Containment
 from ttlaunch.errors import InputError
-from ttlaunch.ledger import Ledger
-from ttlaunch.rules import RulesEngine
-from ttlaunch.rules_config import FileExists, FollowUpAction, MaxAttempts, parse_rules
-from ttlaunch.state import JobRecord
-from ttlaunch.states import JobState
+from ttlaunch.inputs.rulebook import FileExists, FollowUpAction, MaxAttempts, parse_rules
+from ttlaunch.monitor.containment import Containment
+from ttlaunch.monitor.rules import RulesEngine
+from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.scheduler.states import JobState
 
 TORCHTUNE_SAVE = (
     "Adapter checkpoint of size 0.00 GiB saved to /s/r/outputs/epoch_1/adapter_model.pt\n"
@@ -189,7 +189,7 @@ def test_max_attempts_any_and_not_combine(tmp_path: Path):
 
 @pytest.mark.parametrize("choice", ["none", "auto_restart", "cooldown_single", "cooldown_multi", "hf_conversion_eval"])
 def test_every_shipped_monitoring_config_is_valid(compose_config, choice):
-    from ttlaunch.composed import read_inputs
+    from ttlaunch.inputs.composed import read_inputs
 
     cfg = compose_config("experiment=demo", f"monitoring={choice}")
     rules = read_inputs(cfg, cfg.hydra).rules
@@ -197,8 +197,9 @@ def test_every_shipped_monitoring_config_is_valid(compose_config, choice):
 
 
 def test_the_cooldown_example_matches_torchtunes_own_line():
-    from ttlaunch.composed import read_rules
     from omegaconf import OmegaConf
+
+    from ttlaunch.inputs.composed import read_rules
 
     example = Path(__file__).parents[1] / "configs" / "monitoring" / "cooldown_single.yaml"
     (event,) = read_rules(OmegaConf.load(example), str(example)).log_events
@@ -207,9 +208,9 @@ def test_the_cooldown_example_matches_torchtunes_own_line():
 
 
 def test_the_evaluation_matrix_becomes_named_targets_with_their_commands(tmp_path: Path):
-    from ttlaunch.evaluations import EvaluationTarget, checkpoint_ready, evaluation_command, planned_evaluations
-    from ttlaunch.schema import EvaluationConfig
-    from ttlaunch.summary import parse_experiment
+    from ttlaunch.inputs.schema import EvaluationConfig
+    from ttlaunch.inputs.summary import parse_experiment
+    from ttlaunch.monitor.evaluations import EvaluationTarget, checkpoint_ready, evaluation_command, planned_evaluations
 
     experiment = parse_experiment({
         "experiment": {"name": "e"},

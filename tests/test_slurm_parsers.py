@@ -1,10 +1,10 @@
 """Parsers of SLURM's output, on text recorded from the project's test cluster (SLURM 22.05)."""
 
 import pytest
-
 from recorded import HISTORY, SACCT, SQUEUE
-from ttlaunch.slurm import SchedulerCommandError, parse_sacct, parse_squeue, run
-from ttlaunch.states import JobState, parse_state
+
+from ttlaunch.scheduler.slurm import SchedulerCommandError, parse_sacct, parse_squeue, run
+from ttlaunch.scheduler.states import JobState, parse_state
 
 
 def test_parse_squeue_maps_states_through_the_table():
@@ -51,7 +51,7 @@ def test_a_missing_command_is_an_error_not_a_crash():
 
 
 def test_every_run_of_a_requeued_job_is_kept_in_order():
-    from ttlaunch.slurm import parse_sacct_rows
+    from ttlaunch.scheduler.slurm import parse_sacct_rows
 
     rows = parse_sacct_rows(HISTORY)
     assert [(row.job_id, row.state) for row in rows] == [("361", JobState.REQUEUED), ("361", JobState.RUNNING)]

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from ttlaunch.errors import DamagedFile
-from ttlaunch.rebuild import rebuild
-from ttlaunch.records import EventLog, read_events
-from ttlaunch.rules import RulesState
-from ttlaunch.state import STATE_VERSION, JobRecord, SweepState, load_state, save_state
-from ttlaunch.status_table import edited_header
-from ttlaunch.sweep_lock import holder_of
+from ttlaunch.monitor.rules import RulesState
+from ttlaunch.records.event_log import EventLog, read_events
+from ttlaunch.records.jobs_file import STATE_VERSION, JobRecord, SweepState, load_state, save_state
+from ttlaunch.records.rebuild import rebuild
+from ttlaunch.records.status_table import edited_header
+from ttlaunch.records.sweep_lock import holder_of
 
 
 def saved_state(tmp_path: Path) -> Path:

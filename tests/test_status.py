@@ -5,9 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ttlaunch.ledger import Ledger
-from ttlaunch.live_view import render_plain, render_rich
-from ttlaunch.state import JobRecord, SweepState
+from ttlaunch.monitor.live_view import render_plain, render_rich
+from ttlaunch.records.jobs_file import JobRecord, SweepState
+from ttlaunch.records.ledger import Ledger
 
 NOW = dt.datetime(2026, 11, 23, 10, 5, 30)
 

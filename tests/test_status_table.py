@@ -1,4 +1,4 @@
-from ttlaunch.status_table import update_status_table
+from ttlaunch.records.status_table import update_status_table
 
 MARKDOWN = """\
 # cap_4L_lora_lr_sweep

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from ttlaunch.errors import InputError
-from ttlaunch.summary import RunType, load_summary_file, parse_experiment
+from ttlaunch.inputs.summary import RunType, load_summary_file, parse_experiment
 
 SEEDS_SHAPE = {
     "experiment": {"name": "cap_4L_lora_lr_sweep"},

@@ -1,8 +1,8 @@
 import pytest
 
 from ttlaunch.errors import InputError
-from ttlaunch.summary import parse_experiment
-from ttlaunch.sweep import job_name_of, plan_jobs
+from ttlaunch.inputs.summary import parse_experiment
+from ttlaunch.submit.plan import job_name_of, plan_jobs
 
 EXPERIMENT = parse_experiment(
     {

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 
-
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 8 MiB tmpfs at tmp_path/work; `remount(options)` changes it (e.g. "ro")."""

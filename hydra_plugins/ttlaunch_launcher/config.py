@@ -14,7 +14,7 @@ class LauncherConf:
     _target_: str = "hydra_plugins.ttlaunch_launcher.launcher.TTLaunchLauncher"
     # "local" (submitit's local executor, no SLURM needed) or "slurm".
     executor: str = "local"
-    # When jobs are submitted and start (ttlaunch.stagger): the app config's `stagger` node
+    # When jobs are submitted and start (ttlaunch.submit.stagger): the app config's `stagger` node
     # (ttlaunch's `stagger` config group: start_together, fixed_delay, startup_lock); without
     # one, StartTogether.
     stagger: Optional[Dict[str, Any]] = "${oc.select:stagger,null}"  # type: ignore[assignment]

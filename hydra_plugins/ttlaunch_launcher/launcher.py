@@ -1,5 +1,5 @@
-"""ttlaunch's Hydra launcher: thin; the work is in ttlaunch.launching and ttlaunch.monitor
-(imported lazily)."""
+"""ttlaunch's Hydra launcher: thin; the work is in ttlaunch.submit.submitter and
+ttlaunch.monitor.sweep_monitor (imported lazily)."""
 
 import sys
 from pathlib import Path
@@ -30,7 +30,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
             raise ValueError(f"hydra.launcher.max_submitted: expected a positive number, got {max_submitted}")
         self.executor = executor
         if stagger is None:
-            from ttlaunch.stagger import StartTogether
+            from ttlaunch.submit.stagger import StartTogether
 
             stagger = StartTogether()
         self.stagger = stagger
@@ -51,11 +51,11 @@ class TTLaunchLauncher(BaseSubmititLauncher):
 
         The sweeper has validated the inputs, holds the sweep's lock and has saved the ledger.
         """
-        from ttlaunch.composed import read_inputs
         from ttlaunch.errors import MonitorStopped, SweepInterrupted
-        from ttlaunch.launching import Submitter, interrupted_message, job_return
-        from ttlaunch.ledger import Ledger
-        from ttlaunch.monitor import find_monitor, reattach_hint
+        from ttlaunch.inputs.composed import read_inputs
+        from ttlaunch.monitor.sweep_monitor import find_monitor, reattach_hint
+        from ttlaunch.records.ledger import Ledger
+        from ttlaunch.submit.submitter import Submitter, interrupted_message, job_return
 
         assert self.config is not None and self.hydra_context is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -68,7 +68,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         callback = find_monitor(self.hydra_context.callbacks)
         monitor = callback.monitor_for(ledger) if callback is not None else None
         if monitor is not None:
-            from ttlaunch.launching import reactions_for
+            from ttlaunch.submit.submitter import reactions_for
 
             monitor.reactions += reactions_for(inputs, ledger, submitter, monitor)
         try:

@@ -1,5 +1,5 @@
 """ttlaunch's Hydra sweeper: one job per fine-tuned run of the experiment, times any
-command-line sweep. Thin; the work is in ttlaunch.sweeping (imported lazily)."""
+command-line sweep. Thin; the work is in ttlaunch.submit.orchestration (imported lazily)."""
 
 from typing import Any, List
 
@@ -11,6 +11,6 @@ class TTLaunchSweeper(BasicSweeper):
         super().__init__(max_batch_size=None)
 
     def sweep(self, arguments: List[str]) -> Any:
-        from ttlaunch.sweeping import run_sweep
+        from ttlaunch.submit.orchestration import run_sweep
 
         return run_sweep(self, arguments)

@@ -72,7 +72,7 @@ class SweepFailed(RuntimeError):
 
 
 class SweepBusy(RuntimeError):
-    """Another launcher or monitor holds the sweep (ttlaunch.sweep_lock)."""
+    """Another launcher or monitor holds the sweep (ttlaunch.records.sweep_lock)."""
 
     def __init__(self, sweep_dir: object, holder: str) -> None:
         super().__init__(sweep_dir, holder)

@@ -20,9 +20,9 @@ import hydra
 import yaml
 from hydra.errors import HydraException
 
-import ttlaunch.resolvers  # noqa: F401  (the configs use its resolvers)
+import ttlaunch.inputs.resolvers  # noqa: F401  (the configs use its resolvers)
 from ttlaunch.errors import InputError, MonitorStopped, SweepBusy, SweepFailed, SweepInterrupted
-from ttlaunch.job import run_task
+from ttlaunch.job.task import run_task
 
 _HELP_FLAGS = {"-h", "--help"}
 # Flags that inspect the app rather than run it: no sweep needed.
@@ -49,7 +49,7 @@ def with_multirun(argv: list[str]) -> list[str]:
 
 def with_platform_compute(argv: list[str]) -> list[str]:
     """argv with `compute=<the detected platform's preset>` when it picks no compute preset."""
-    from ttlaunch.platform import default_preset, detect_platform
+    from ttlaunch.inputs.platform import default_preset, detect_platform
 
     if any(arg.startswith(("compute=", "+compute=")) for arg in argv):
         return argv
@@ -86,7 +86,7 @@ def describe_input_error(err: BaseException, argv: list[str] | None = None) -> s
 def _unknown_option(group: str, option: str, argv: list[str]) -> str | None:
     """`compute=killarny/h100_1x`: the options of the group (nested ones too, which Hydra's
     own message leaves out) and the closest one; None for a group we cannot list."""
-    from ttlaunch.cli_help import config_dirs, group_options
+    from ttlaunch.inputs.catalog import config_dirs, group_options
 
     options = group_options(config_dirs(argv), group)
     if not options:
@@ -107,13 +107,13 @@ def main() -> None:
         print(version_line())
         return
     if _HELP_FLAGS & set(sys.argv[1:]):
-        from ttlaunch.cli_help import render_help
+        from ttlaunch.inputs.catalog import render_help
 
         print(render_help(sys.argv[1:]), end="")
         return
     sys.argv = [sys.argv[0], *with_multirun(with_platform_compute(sys.argv[1:]))]
     # A closed terminal or a `kill` ends the launch as Ctrl-C does: its local jobs, in
-    # sessions of their own (ttlaunch.executors), are stopped and recorded, not orphaned.
+    # sessions of their own (ttlaunch.submit.executors), are stopped and recorded, not orphaned.
     for ending in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(ending, _interrupt)
     user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"

@@ -4,7 +4,7 @@ Reads the sweep's jobs.json, asks the scheduler once about the jobs not yet ende
 another launcher or monitor holds the sweep: then it shows what that one recorded) and
 prints the table. `--follow` resumes monitoring to the end, as the launch would have:
 after a detached launch, a Ctrl-C, a crash, or from a new login node. `--rebuild` makes a
-new jobs.json for a sweep whose own was damaged (ttlaunch.rebuild).
+new jobs.json for a sweep whose own was damaged (ttlaunch.records.rebuild).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 from ttlaunch.errors import InputError, MonitorStopped, SweepBusy
-from ttlaunch.rules_config import Rules
-from ttlaunch.state import SweepState
-from ttlaunch.states import JobState
+from ttlaunch.inputs.rulebook import Rules
+from ttlaunch.records.jobs_file import SweepState
+from ttlaunch.scheduler.states import JobState
 
 EXIT_NOT_A_SWEEP = 2
 EXIT_JOBS_FAILED = 1
@@ -36,9 +36,9 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ttlaunch.ledger import Ledger
-    from ttlaunch.monitor import Monitor, MonitorSettings, default_poll_interval, reattach_hint
-    from ttlaunch.sweep_lock import SweepLock
+    from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings, default_poll_interval, reattach_hint
+    from ttlaunch.records.ledger import Ledger
+    from ttlaunch.records.sweep_lock import SweepLock
 
     args = _arguments(sys.argv[1:] if argv is None else argv)
     sweep_dir = args.sweep_dir.resolve()
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     monitor = Monitor(ledger, MonitorSettings(poll_interval_s=interval, live=args.live))
     rules = _sweep_rules(sweep_dir)
     if not rules.empty:
-        from ttlaunch.rules import RulesEngine
+        from ttlaunch.monitor.rules import RulesEngine
 
         try:  # without the launcher, follow-ups and restarts stay queued for the next launch
             monitor.reactions.append(RulesEngine(rules, ledger))
@@ -93,10 +93,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _rebuild(sweep_dir: Path, poll_interval: float | None) -> int:
-    from ttlaunch.ledger import Ledger
-    from ttlaunch.monitor import Monitor, MonitorSettings, default_poll_interval
-    from ttlaunch.rebuild import rebuild
-    from ttlaunch.sweep_lock import SweepLock
+    from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings, default_poll_interval
+    from ttlaunch.records.ledger import Ledger
+    from ttlaunch.records.rebuild import rebuild
+    from ttlaunch.records.sweep_lock import SweepLock
 
     if not sweep_dir.is_dir():
         print(f"ttlaunch: error: {sweep_dir}: no such directory", file=sys.stderr)
@@ -130,7 +130,7 @@ def _sweep_rules(sweep_dir: Path) -> Rules:
     """The rules the sweep was launched with (its multirun.yaml), if any."""
     from omegaconf import OmegaConf
 
-    from ttlaunch.composed import read_rules
+    from ttlaunch.inputs.composed import read_rules
 
     saved = sweep_dir / "multirun.yaml"
     if not saved.is_file():
@@ -140,7 +140,7 @@ def _sweep_rules(sweep_dir: Path) -> Rules:
 
 
 def _print_table(state: SweepState) -> None:
-    from ttlaunch.live_view import render_plain, render_rich
+    from ttlaunch.monitor.live_view import render_plain, render_rich
 
     if sys.stdout.isatty():
         from rich.console import Console

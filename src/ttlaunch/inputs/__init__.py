@@ -1,0 +1,1 @@
+"""What the user wrote (experiment summary, configs, payload), read and checked in the launching process."""

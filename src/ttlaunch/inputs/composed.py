@@ -1,0 +1,168 @@
+"""Read ttlaunch's typed inputs out of a composed Hydra config, naming their sources.
+
+Used in the launching process (to validate everything before anything is written) and in
+the job (to build the payload), so both read the same things the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from ttlaunch.errors import InputError
+from ttlaunch.inputs.payload import PayloadCommand, build_payload
+from ttlaunch.inputs.rulebook import Rules, parse_rules
+from ttlaunch.inputs.schema import (
+    ComputeConfig,
+    EvaluationConfig,
+    PayloadConfig,
+    RequeueConfig,
+    UserConfig,
+    check_argv_items,
+    checked_compute,
+    typed,
+    with_run_overrides,
+)
+from ttlaunch.inputs.summary import SUMMARY_FILE_NAME, Experiment, Run, Scalar, parse_experiment
+
+EXPERIMENT_DIRS_SCHEME = "ttlaunch-experiments"
+
+
+@dataclass(frozen=True)
+class LaunchInputs:
+    experiment: Experiment
+    compute: ComputeConfig
+    requeue: RequeueConfig
+    user: UserConfig
+    payload: PayloadConfig
+    compute_source: str
+    payload_source: str
+    rules: Rules = Rules()
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    # Run parameters given on the command line (`+seed=1`, one value of `+lr=1e-4,5e-4`):
+    # they apply to every run of this job's sweep point, over the summary's values.
+    parameters: Mapping[str, Scalar] = field(default_factory=dict)
+
+    def run(self, run_name: str) -> Run:
+        """The summary's run, with the command line's run parameters applied."""
+        run = self.experiment.run(run_name)
+        if not self.parameters:
+            return run
+        return replace(run, parameters={**run.parameters, **self.parameters})
+
+    def for_overrides(self, overrides: Sequence[str]) -> "LaunchInputs":
+        """These inputs for one job of the sweep, given its overrides (its command-line parameters)."""
+        return replace(self, parameters=command_line_parameters(overrides))
+
+    def payload_for(self, run_name: str, job_dir: Path) -> PayloadCommand:
+        """The command a job of the run runs (command-line parameters included)."""
+        return build_payload(
+            self.experiment, self.run(run_name), self.payload, job_dir, self.payload_source, tuple(self.parameters),
+            compute=self.compute_for(run_name),
+        )
+
+    def submission_spec(self, run_name: str, job_dir: Path) -> dict[str, Any]:
+        """What a job of the run is submitted with (recorded in jobs.json; a later launch
+        compares it): the values the trainer gets, the compute asked for, the command."""
+        run = self.run(run_name)
+        return {
+            "parameters": {**self.experiment.controls, **run.parameters},
+            "compute": asdict(self.compute_for(run_name)),
+            "command": list(self.payload_for(run_name, job_dir).argv),
+        }
+
+    def compute_for(self, run_name: str) -> ComputeConfig:
+        """The compute preset as the run asks for it (its own `compute:` fields applied)."""
+        run = self.experiment.run(run_name)
+        return with_run_overrides(self.compute, dict(run.compute), self.experiment.source, f"runs.{run_name}.compute")
+
+
+def _choices(hydra_cfg: Any) -> dict[str, str]:
+    return dict(OmegaConf.select(hydra_cfg, "runtime.choices", default=None) or {})
+
+
+def experiment_file(hydra_cfg: Any) -> Path | None:
+    """The file the `experiment` group option was read from, searched as Hydra does."""
+    choice = _choices(hydra_cfg).get("experiment")
+    if not choice:
+        return None
+    for source in OmegaConf.select(hydra_cfg, "runtime.config_sources", default=None) or []:
+        path, scheme = str(source.path), str(source.schema)
+        if scheme == "file":
+            candidate = Path(path) / "experiment" / f"{choice}.yaml"
+        elif scheme == "pkg":
+            try:
+                candidate = Path(str(resources.files(path.replace("/", ".")))) / "experiment" / f"{choice}.yaml"
+            except ModuleNotFoundError:
+                continue
+        elif scheme == EXPERIMENT_DIRS_SCHEME:
+            candidate = Path(path) / choice / SUMMARY_FILE_NAME
+        else:
+            continue
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_experiment(cfg: DictConfig, hydra_cfg: Any) -> Experiment:
+    location = experiment_file(hydra_cfg)
+    choice = _choices(hydra_cfg).get("experiment")
+    source = str(location) if location else f"experiment={choice}"
+    node = cfg.get("experiment")
+    if node is None:
+        raise InputError("command line", "experiment", "no experiment chosen: add experiment=<name>")
+    data = OmegaConf.to_container(node, resolve=True)
+    default_dir = location.parent if location is not None and location.name == SUMMARY_FILE_NAME else None
+    experiment = parse_experiment(data, source, default_directory=default_dir)
+    if experiment.directory is not None and not experiment.directory.is_dir():
+        raise InputError(source, "experiment.directory", f"{experiment.directory} is not a directory")
+    return experiment
+
+
+def command_line_parameters(overrides: Sequence[str]) -> dict[str, Scalar]:
+    """Run parameters from command-line overrides: each one that adds a new top-level key
+    (`+seed=1`, `++lr=1e-4`) names a parameter of the runs, typed as Hydra types it.
+    Dotted keys (`+compute.x=1`) change ttlaunch's own config; a sweep (`+seed=1,2`) is not
+    one value yet (each of its jobs gets one)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parameters: dict[str, Scalar] = {}
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        name = override.key_or_group
+        if not (override.is_add() or override.is_force_add()) or "." in name or override.is_sweep_override():
+            continue
+        value = override.value()
+        if not isinstance(value, (str, int, float, bool)):  # a list or a mapping: nothing a trainer's key takes
+            raise InputError("command line", override.input_line or name, "a run parameter takes one value (a number or a word)")
+        parameters[name] = value
+    return parameters
+
+
+def read_inputs(cfg: DictConfig, hydra_cfg: Any) -> LaunchInputs:
+    choices = _choices(hydra_cfg)
+    compute_source = f"compute={choices.get('compute', '?')}"
+    payload_source = f"payload={choices.get('payload', '?')}"
+    check_argv_items(cfg.get("payload"), payload_source, "payload", ("command", "extra_overrides", "overrides"), ("setup", "prepare"))
+    check_argv_items(cfg.get("evaluation"), "config.yaml", "evaluation", ("command",))
+    return LaunchInputs(
+        experiment=read_experiment(cfg, hydra_cfg),
+        compute=checked_compute(typed(cfg.get("compute"), ComputeConfig, compute_source, "compute"), compute_source, "compute"),
+        requeue=typed(cfg.get("requeue"), RequeueConfig, f"requeue={choices.get('requeue', '?')}", "requeue"),
+        user=typed(cfg.get("user"), UserConfig, "user.yaml", "user"),
+        payload=typed(cfg.get("payload"), PayloadConfig, payload_source, "payload"),
+        compute_source=compute_source,
+        payload_source=payload_source,
+        rules=read_rules(cfg.get("monitoring"), f"monitoring={choices.get('monitoring', '?')}"),
+        evaluation=typed(cfg.get("evaluation"), EvaluationConfig, "config.yaml", "evaluation"),
+        parameters=command_line_parameters(OmegaConf.select(hydra_cfg, "overrides.task", default=None) or []),
+    )
+
+
+def read_rules(node: Any, source: str) -> Rules:
+    """The `monitoring` group's rules (none when the config has no such node)."""
+    data = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    return parse_rules(data, source)

@@ -1,0 +1,220 @@
+"""Typed schemas of ttlaunch's config groups.
+
+The YAML in `configs/` is merged onto these dataclasses, so a misspelt key or a
+value of the wrong type in a preset is an error naming the group and the key,
+not a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ttlaunch.errors import InputError
+
+T = TypeVar("T")
+
+
+@dataclass
+class ComputeConfig:
+    """A compute preset (`compute=<cluster>/<preset>`): what one job asks the scheduler for."""
+
+    cluster: str = "local"
+    partition: Optional[str] = None
+    qos: Optional[str] = None
+    account: Optional[str] = None  # usually left to user.slurm.account
+    # GPUs each node of a job gets: the one statement of the GPU count. Everything follows
+    # from it: the sbatch request, and how many processes train (torchtune's distributed
+    # recipe on more than one). null: as many as `gres` names (0 without).
+    gpus_per_node: Optional[int] = None
+    gpu_type: Optional[str] = None  # e.g. h100: asked for as --gres=gpu:h100:<gpus_per_node>
+    # How this cluster wants GPUs asked for: gres (--gres=gpu[:type]:N) or gpus_per_node
+    # (--gpus-per-node=[type:]N).
+    gpu_request: str = "gres"
+    gres: Optional[str] = None  # other generic resources; a GPU entry here must agree with gpus_per_node
+    constraint: Optional[str] = None
+    nodes: int = 1
+    tasks_per_node: int = 1
+    cpus_per_task: Optional[int] = None
+    mem_gb: Optional[float] = None
+    timeout_min: int = 60
+    # Root of the sweep dirs on this cluster (paths.work_root follows it).
+    work_root: Optional[str] = None
+    # sbatch flags of the preset that have no field above, e.g. {exclusive: true}.
+    additional_parameters: Dict[str, Any] = field(default_factory=dict)
+    # Shell lines run in the batch script before the job starts (module load ...).
+    setup: List[str] = field(default_factory=list)
+
+    @property
+    def gres_gpus(self) -> Optional[int]:
+        """How many GPUs `gres` names (gpu:h100:2 -> 2); None when it names none."""
+        match = _GPU_GRES.search(self.gres or "")
+        return int(match.group(1)) if match else None
+
+    @property
+    def gpus(self) -> int:
+        """GPUs each node gets."""
+        if self.gpus_per_node is not None:
+            return self.gpus_per_node
+        return self.gres_gpus or 0
+
+
+# A GPU entry of a gres string: gpu:2, gpu:h100:2 (beside others: gpu:h100:2,nvme:1).
+_GPU_GRES = re.compile(r"(?:^|,)gpu(?::[^:,]+)?:(\d+)(?=,|$)")
+_GPU_REQUESTS = ("gres", "gpus_per_node")
+
+
+@dataclass
+class RequeueConfig:
+    """`requeue=on|off`: whether a preempted or timed-out job goes back into the queue."""
+
+    enabled: bool = False
+    # How many timeouts a job is requeued for (0 disables requeue on timeout); preemptions
+    # are always requeued.
+    max_num_timeout: int = 0
+    # Seconds the payload gets to save and exit after SIGTERM when its job is requeued
+    # (then SIGKILL); below hydra.launcher.signal_delay_s, the warning's lead time.
+    grace_s: int = 60
+
+
+@dataclass
+class UserSlurmConfig:
+    account: Optional[str] = None
+    # Extra sbatch flags of this user, merged over the preset's (user wins, never dropped).
+    additional_parameters: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class UserConfig:
+    slurm: UserSlurmConfig = field(default_factory=UserSlurmConfig)
+
+
+@dataclass
+class PayloadConfig:
+    """What a job runs (`payload=<name>`).
+
+    kind=torchtune: `tune run [--nproc_per_node N] <recipe> --config <config> key=value ...`,
+    where the config is `<experiment dir>/<run>/<scaffold_config>` when the experiment is
+    scaffolded, else `base_config` (on several GPUs, a built-in single-device config's
+    multi-device counterpart) plus the run's parameters through `key_map`.
+    kind=command: `command`, an argv list whose items may use {run_name}, {output_dir},
+    {job_dir}, {experiment} and the run's parameters by name.
+    """
+
+    kind: str = "torchtune"
+    # null: chosen by the GPU count, lora_finetune_single_device on one device (or the CPU),
+    # lora_finetune_distributed on more. A single-device recipe named here on several GPUs
+    # is an error.
+    recipe: Optional[str] = None
+    base_config: Optional[str] = None
+    scaffold_config: str = "finetune.yaml"
+    # Summary parameter name -> torchtune config key.
+    key_map: Dict[str, str] = field(default_factory=dict)
+    # key=value overrides given to every run, after the run's parameters.
+    overrides: List[str] = field(default_factory=list)
+    # Appended last to the payload's argv: what a rule's follow-up or restart changes
+    # (e.g. [optimizer.lr=1e-6] for a cooldown, [batch_size=4] after an OOM).
+    extra_overrides: List[str] = field(default_factory=list)
+    command: List[str] = field(default_factory=list)
+    # Environment of the payload process (added to the job's environment).
+    env: Dict[str, str] = field(default_factory=dict)
+    # Commands (argv lists, same placeholders) run before the payload in every job attempt,
+    # e.g. a copy of the data to node-local disk.
+    setup: List[List[str]] = field(default_factory=list)
+    # Commands run once per sweep before any payload starts (ttlaunch.job.preparation): by the
+    # first job to start, while the others wait; once per distinct command and payload.env.
+    prepare: List[List[str]] = field(default_factory=list)
+    # kind=command: start the command under torchrun, one agent per task of the job, all of
+    # them meeting at the first task's node (a DDP trainer on several nodes or GPUs).
+    torchrun: bool = False
+
+
+@dataclass
+class EvaluationConfig:
+    """The evaluation jobs of the summary's evaluation matrix (run x task x epoch).
+
+    Each is submitted once `<checkpoint>/<ready_file>` exists, named `<run>/<task>/epoch<N>`,
+    and monitored like a training job. `command` is an argv list with {task}, {epoch},
+    {checkpoint}, {run_name}, {output_dir} (the evaluation's own) and {job_dir}.
+    """
+
+    enabled: bool = True
+    command: List[str] = field(
+        default_factory=lambda: ["inspect", "eval", "{task}", "--model", "hf/{checkpoint}", "--log-dir", "{output_dir}"]
+    )
+    env: Dict[str, str] = field(default_factory=dict)
+    # Where an epoch's checkpoint is; {run_output_dir} is the training run's output dir.
+    checkpoint: str = "{run_output_dir}/epoch_{epoch}"
+    # torchtune writes it last when it saves an epoch.
+    ready_file: str = "adapter_config.json"
+
+
+def with_run_overrides(compute: ComputeConfig, overrides: Dict[str, Any], source: str, field_name: str) -> ComputeConfig:
+    """The preset with one run's own compute fields applied (validated like the preset)."""
+    if not overrides:
+        return compute
+    return checked_compute(typed({**asdict(compute), **overrides}, ComputeConfig, source, field_name), source, field_name)
+
+
+# Fields of a compute preset that must be at least this much (None: not asked for).
+_AT_LEAST = {"nodes": 1, "tasks_per_node": 1, "cpus_per_task": 1, "gpus_per_node": 0, "timeout_min": 1}
+
+
+def checked_compute(compute: ComputeConfig, source: str, key: str) -> ComputeConfig:
+    """A compute preset whose resources can be asked for: no zero or negative counts, time or memory."""
+    for name, least in _AT_LEAST.items():
+        value = getattr(compute, name)
+        if value is not None and value < least:
+            raise InputError(source, f"{key}.{name}", f"must be at least {least}, got {value}")
+    if compute.mem_gb is not None and compute.mem_gb <= 0:
+        raise InputError(source, f"{key}.mem_gb", f"must be more than 0, got {compute.mem_gb}")
+    if compute.gpu_request not in _GPU_REQUESTS:
+        raise InputError(source, f"{key}.gpu_request", f"expected gres or gpus_per_node, got {compute.gpu_request!r}")
+    named = compute.gres_gpus
+    if named is not None and compute.gpus_per_node is not None and named != compute.gpus_per_node:
+        raise InputError(
+            source, f"{key}.gres",
+            f"{compute.gres} asks for {named} GPUs, but {key}.gpus_per_node is {compute.gpus_per_node}: "
+            "state the count once, in gpus_per_node (and the type in gpu_type)",
+        )
+    return compute
+
+
+def check_argv_items(node: Any, source: str, key: str, argvs: Sequence[str], argv_lists: Sequence[str] = ()) -> None:
+    """Argv lists hold words. A YAML or Hydra value that is not one (`[true]` reads as a
+    boolean and the job would run `True`; null; a nested list) is an error, not a silent str().
+    `argvs` name fields holding one argv list, `argv_lists` fields holding a list of them."""
+    data = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    if not isinstance(data, dict):
+        return
+
+    def check(where: str, argv: Any) -> None:
+        for index, item in enumerate(argv if isinstance(argv, list) else []):
+            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+                raise InputError(
+                    source, f"{where}[{index}]",
+                    f"{item!r} is not a word of a command (YAML and Hydra read true, false and null as values): quote it",
+                )
+
+    for name in argvs:
+        check(f"{key}.{name}", data.get(name))
+    for name in argv_lists:
+        for index, argv in enumerate(data.get(name) or []):
+            check(f"{key}.{name}[{index}]", argv)
+
+
+def typed(node: Any, schema: Type[T], source: str, key: str) -> T:
+    """Resolve config node `key` (in its whole config) and merge it onto its schema."""
+    try:
+        data = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+        merged = OmegaConf.merge(OmegaConf.structured(schema), data if data is not None else {})
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except OmegaConfBaseException as err:
+        inner = getattr(err, "full_key", None)
+        raise InputError(source, f"{key}.{inner}" if inner else key, str(err).splitlines()[0]) from None
+
+

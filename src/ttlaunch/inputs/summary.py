@@ -1,0 +1,236 @@
+"""Experiment summaries: load and validate them into typed objects.
+
+Two shapes are accepted, and may be mixed:
+
+* the plain shape: ``experiment: {name}`` and ``runs: [{name, type, <parameter>: value, ...}]``;
+* cruijff_kit's shape: ``experiment: {name, directory|dir, ...}``, ``controls``, ``variables``,
+  ``models``, ``data``, ``runs: [{name, type, model, parameters: {...}}]`` and
+  ``evaluation: {tasks, matrix}``.
+
+Everything here is pure: a mapping goes in, an ``Experiment`` or an ``InputError`` comes out.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ttlaunch.errors import InputError
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
+SUMMARY_FILE_NAME = "experiment_summary.yaml"
+
+# Keys of a run entry that are not training parameters.
+_RUN_KEYS = {"name", "type", "model", "parameters", "description", "compute"}
+Scalar = str | int | float | bool
+
+
+class RunType(enum.Enum):
+    FINE_TUNED = "fine-tuned"
+    CONTROL = "control"
+    EVAL_ONLY = "eval-only"
+
+    @classmethod
+    def parse(cls, text: str) -> "RunType":
+        """Case-insensitive; '_' and ' ' count as '-' (Fine-tuned, fine_tuned, Eval only)."""
+        normalised = re.sub(r"[\s_]+", "-", text.strip().lower())
+        for member in cls:
+            if member.value == normalised:
+                return member
+        raise ValueError(text)
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    type: RunType
+    parameters: Mapping[str, Scalar] = field(default_factory=dict)
+    model: str | None = None
+    # Fields of the compute preset this run changes (say, more memory), by name.
+    compute: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvaluationCell:
+    """One line of the evaluation matrix: evaluate `run` on `tasks` at `epochs`."""
+
+    run: str
+    tasks: tuple[str, ...]
+    epochs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    source: str  # where it was read from, for messages
+    runs: tuple[Run, ...]
+    directory: Path | None = None  # a scaffolded experiment's directory, when known
+    controls: Mapping[str, Any] = field(default_factory=dict)
+    evaluation_tasks: tuple[str, ...] = ()
+    evaluation_matrix: tuple[EvaluationCell, ...] = ()
+
+    @property
+    def fine_tuned(self) -> tuple[Run, ...]:
+        return tuple(run for run in self.runs if run.type is RunType.FINE_TUNED)
+
+    def run(self, name: str) -> Run:
+        for run in self.runs:
+            if run.name == name:
+                return run
+        raise KeyError(name)
+
+
+def check_safe_name(name: object, source: str, field_name: str) -> str:
+    """A name used as a path component and a SLURM job name: [A-Za-z0-9._-]+, not '.' or '..'."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or name in {".", ".."}:
+        raise InputError(
+            source, field_name, f"{name!r} is not a safe name (use letters, digits, '.', '_' and '-'; not '.' or '..')"
+        )
+    return name
+
+
+def load_summary_file(path: Path) -> Experiment:
+    """Read and validate a summary file (an experiment_summary.yaml, or any summary YAML)."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise InputError(source, "(file)", f"cannot be read: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise InputError(source, where, f"malformed YAML: {getattr(err, 'problem', None) or err}") from None
+    default_dir = path.parent if path.name == SUMMARY_FILE_NAME else None
+    return parse_experiment(data, source, default_directory=default_dir)
+
+
+def parse_experiment(data: object, source: str, default_directory: Path | None = None) -> Experiment:
+    """Validate a summary mapping into an Experiment; raise InputError naming the field."""
+    if not isinstance(data, Mapping):
+        raise InputError(source, "(top level)", "must be a mapping with 'experiment' and 'runs'")
+    header = data.get("experiment")
+    if not isinstance(header, Mapping):
+        raise InputError(source, "experiment", "missing: expected a mapping with at least 'name'")
+    name = check_safe_name(header.get("name"), source, "experiment.name")
+    directory = _directory(header, source) or default_directory
+    runs = _runs(data.get("runs"), source)
+    controls = data.get("controls") or {}
+    if not isinstance(controls, Mapping):
+        raise InputError(source, "controls", "must be a mapping of parameter names to values")
+    tasks, matrix = _evaluation(data.get("evaluation"), {run.name for run in runs}, source)
+    return Experiment(
+        name=name,
+        source=source,
+        runs=runs,
+        directory=directory,
+        controls=dict(controls),
+        evaluation_tasks=tasks,
+        evaluation_matrix=matrix,
+    )
+
+
+def _directory(header: Mapping[str, Any], source: str) -> Path | None:
+    for key in ("directory", "dir"):
+        value = header.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            raise InputError(source, f"experiment.{key}", "must be a path")
+        return Path(value).expanduser()
+    return None
+
+
+def _runs(entries: object, source: str) -> tuple[Run, ...]:
+    if entries is None:
+        raise InputError(source, "runs", "missing: expected a list of runs")
+    if not isinstance(entries, list) or not entries:
+        raise InputError(source, "runs", "must be a non-empty list of runs")
+    runs: list[Run] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        where = f"runs[{index}]"
+        if not isinstance(entry, Mapping):
+            raise InputError(source, where, "must be a mapping with 'name' and 'type'")
+        name = check_safe_name(entry.get("name"), source, f"{where}.name")
+        if name in seen:
+            raise InputError(source, f"{where}.name", f"duplicate run name {name!r}")
+        seen.add(name)
+        run_type = _run_type(entry.get("type"), source, f"{where}.type")
+        model = entry.get("model")
+        if model is not None and not isinstance(model, str):
+            raise InputError(source, f"{where}.model", "must be a model name")
+        compute = entry.get("compute") or {}
+        if not isinstance(compute, Mapping):
+            raise InputError(source, f"{where}.compute", "must be a mapping of compute preset fields")
+        runs.append(
+            Run(name=name, type=run_type, parameters=_parameters(entry, source, where), model=model, compute=dict(compute))
+        )
+    return tuple(runs)
+
+
+def _run_type(value: object, source: str, field_name: str) -> RunType:
+    valid = ", ".join(member.value for member in RunType)
+    if not isinstance(value, str):
+        raise InputError(source, field_name, f"missing or not a string: expected one of {valid}")
+    try:
+        return RunType.parse(value)
+    except ValueError:
+        raise InputError(source, field_name, f"unknown run type {value!r}: expected one of {valid}") from None
+
+
+def _parameters(entry: Mapping[str, Any], source: str, where: str) -> dict[str, Scalar]:
+    nested = entry.get("parameters")
+    if nested is None:
+        nested = {}
+    if not isinstance(nested, Mapping):
+        raise InputError(source, f"{where}.parameters", "must be a mapping of parameter names to values")
+    flat = {key: value for key, value in entry.items() if key not in _RUN_KEYS}
+    parameters: dict[str, Scalar] = {}
+    tagged = [(key, value, f"{where}.parameters.{key}") for key, value in nested.items()]
+    tagged += [(key, value, f"{where}.{key}") for key, value in flat.items()]
+    for key, value, field_name in tagged:
+        if key in parameters:
+            raise InputError(source, field_name, "given twice (flat and under 'parameters')")
+        if not isinstance(value, (str, int, float, bool)):
+            raise InputError(source, field_name, f"must be a single value, not {type(value).__name__}")
+        parameters[str(key)] = value
+    return parameters
+
+
+def _evaluation(
+    section: object, run_names: set[str], source: str
+) -> tuple[tuple[str, ...], tuple[EvaluationCell, ...]]:
+    if section is None:
+        return (), ()
+    if not isinstance(section, Mapping):
+        raise InputError(source, "evaluation", "must be a mapping with 'tasks' and 'matrix'")
+    tasks: list[str] = []
+    for index, task in enumerate(section.get("tasks") or []):
+        name = task.get("name") if isinstance(task, Mapping) else task
+        tasks.append(check_safe_name(name, source, f"evaluation.tasks[{index}].name"))
+    cells: list[EvaluationCell] = []
+    for index, cell in enumerate(section.get("matrix") or []):
+        where = f"evaluation.matrix[{index}]"
+        if not isinstance(cell, Mapping):
+            raise InputError(source, where, "must be a mapping with 'run', 'tasks' and 'epochs'")
+        run = cell.get("run")
+        if run not in run_names:
+            raise InputError(source, f"{where}.run", f"{run!r} is not a run of this experiment")
+        cell_tasks = tuple(cell.get("tasks") or ())
+        unknown = [task for task in cell_tasks if tasks and task not in tasks]
+        if unknown:
+            raise InputError(source, f"{where}.tasks", f"unknown task(s) {unknown}: not in evaluation.tasks")
+        epochs = cell.get("epochs")
+        if epochs is None:  # control runs: no epochs to evaluate
+            epochs = []
+        if not isinstance(epochs, list) or not all(isinstance(epoch, int) for epoch in epochs):
+            raise InputError(source, f"{where}.epochs", "must be a list of epoch numbers (or null)")
+        cells.append(EvaluationCell(run=str(run), tasks=cell_tasks, epochs=tuple(epochs)))
+    return tuple(tasks), tuple(cells)

@@ -1,0 +1,141 @@
+"""In the job, with requeue=on: what to do when SLURM warns that the job is about to end.
+
+SLURM sends USR2 `signal_delay_s` before the time limit, and on preemption. While the
+payload runs, the handler here decides: a timeout beyond `max_num_timeout` runs on to the
+limit (SLURM records TIMEOUT); otherwise the payload gets SIGTERM and `grace_s` to save and
+exit (then SIGKILL), the requeue is recorded in `<job dir>/requeues.json` with its reason,
+and the job goes back into the queue. The next attempt decides from disk where to resume
+(ttlaunch.job.resume), so it needs nothing from this one but its files.
+
+Before the payload starts, submitit's own handler answers the signal through the job
+callable's `checkpoint()` (ttlaunch.submit.submitter.PrePickledJob): nothing is lost there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+from ttlaunch.records.event_log import timestamp
+from ttlaunch.records.jobs_file import write_atomically
+from ttlaunch.scheduler.figures import count
+from ttlaunch.scheduler.slurm import MAX_RESTARTS
+
+log = logging.getLogger(__name__)
+
+REQUEUES_NAME = "requeues.json"
+# A warning this close to the time limit (beyond SLURM's signal delay) is the time limit's.
+TIMEOUT_SLACK_S = 60.0
+
+
+def current_attempt(environ: Mapping[str, str] = os.environ) -> int:
+    """1 for the first start of a job; SLURM counts the restarts after requeues."""
+    return (count(environ.get("SLURM_RESTART_COUNT"), MAX_RESTARTS) or 0) + 1
+
+
+@dataclass(frozen=True)
+class Requeue:
+    """One requeue the job made itself: the attempt that ended, why, when."""
+
+    attempt: int
+    reason: str
+    at: str
+
+
+def parse_requeues(text: str) -> list[Requeue]:
+    """requeues.json's entries; an entry that is not one (a file cut short, edited, from
+    elsewhere) is left out, and a file that is not a JSON list holds none."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return []
+    if not isinstance(data, list):
+        return []
+    entries = []
+    for item in data:
+        if not isinstance(item, dict):
+            continue
+        attempt, reason = item.get("attempt"), item.get("reason")
+        if type(attempt) is int and attempt >= 1 and isinstance(reason, str):
+            entries.append(Requeue(attempt, reason, str(item.get("at", ""))))
+    return entries
+
+
+def read_requeues(job_dir: Path) -> list[Requeue]:
+    try:
+        data = (job_dir / REQUEUES_NAME).read_bytes()
+    except OSError:  # none yet
+        return []
+    return parse_requeues(data.decode("utf-8", errors="replace"))
+
+
+def record_requeue(job_dir: Path, attempt: int, reason: str) -> None:
+    entries = [*map(asdict, read_requeues(job_dir)), {"attempt": attempt, "reason": reason, "at": timestamp()}]
+    write_atomically(job_dir / REQUEUES_NAME, json.dumps(entries, indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class RequeuePolicy:
+    max_num_timeout: int
+    grace_s: float
+    time_limit_s: float
+    signal_delay_s: float
+
+    def is_timeout(self, elapsed_s: float) -> bool:
+        """A warning late in the attempt comes from the time limit; an early one, from preemption."""
+        return elapsed_s >= self.time_limit_s - self.signal_delay_s - TIMEOUT_SLACK_S
+
+
+class EndWarning:
+    """The USR2 handler while the payload runs (see the module's docstring).
+
+    The handler only decides; the job's main loop acts (`act`) between its waits for the
+    payload: a signal handler interrupts that very wait, and waiting on the payload again
+    from inside it would deadlock on the process's wait lock.
+    """
+
+    def __init__(
+        self,
+        job_dir: Path,
+        job_id: str,
+        attempt: int,
+        policy: RequeuePolicy,
+        stop_payload: Callable[[float], None],
+        requeue: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.job_dir, self.job_id, self.attempt, self.policy = job_dir, job_id, attempt, policy
+        self._stop_payload, self._requeue, self._clock = stop_payload, requeue, clock
+        self._started = clock()
+        self.requested: str | None = None  # the reason of a requeue decided, not yet carried out
+
+    def __call__(self, signum: int, frame: object) -> None:
+        elapsed = self._clock() - self._started
+        reason = "timeout" if self.policy.is_timeout(elapsed) else "preempted"
+        timeouts = sum(entry.reason == "timeout" for entry in read_requeues(self.job_dir))
+        if reason == "timeout" and timeouts >= self.policy.max_num_timeout:
+            log.warning(
+                "time limit near; not requeued: %d timeouts already (requeue.max_num_timeout=%d); running on",
+                timeouts, self.policy.max_num_timeout,
+            )
+            return
+        self.requested = reason
+
+    def act(self) -> None:
+        """Carry out a requeue the handler decided: stop the payload, record, requeue, exit."""
+        if self.requested is None:
+            return
+        reason = self.requested
+        log.warning(
+            "attempt %d ends (%s): stopping the payload (%.0f s to save), then requeueing",
+            self.attempt, reason, self.policy.grace_s,
+        )
+        self._stop_payload(self.policy.grace_s)
+        record_requeue(self.job_dir, self.attempt, reason)
+        self._requeue(self.job_id)
+        raise SystemExit(f"ttlaunch: job {self.job_id} requeued ({reason}); attempt {self.attempt + 1} resumes from disk")

@@ -1,0 +1,238 @@
+"""What runs inside a job: find the run, decide from disk where this attempt starts, take
+part in the sweep's one-time preparation, run the payload (GPUs sampled meanwhile; SLURM's
+end warning handled), fail when it fails."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from ttlaunch.errors import PayloadFailed, StoppedByTTLaunch
+from ttlaunch.inputs.composed import LaunchInputs, read_inputs
+from ttlaunch.inputs.payload import PayloadCommand
+from ttlaunch.inputs.summary import Run
+from ttlaunch.job.failure import PAYLOAD_EXIT
+from ttlaunch.job.gpu_sampler import gpu_sampler
+from ttlaunch.job.preparation import job_label, prepare_all, sweep_steps
+from ttlaunch.job.requeue import EndWarning, RequeuePolicy, current_attempt
+from ttlaunch.job.resume import ResumeAction, decide_torchtune
+
+log = logging.getLogger(__name__)
+
+# How long the payload gets to exit after SIGTERM before it is killed.
+TERMINATE_GRACE_S = 30.0
+# How often a job that watches for SLURM's end warning looks up from waiting for its payload.
+WAIT_TICK_S = 1.0
+
+
+def start_command(argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start one command with the job's stdout/stderr."""
+    log.info("running: %s", " ".join(argv))
+    # `tune` and `python` are those of the job's interpreter, even without an activated venv.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return subprocess.Popen(list(argv), env={**os.environ, "PATH": path, **env}, preexec_fn=_ignore_time_limit_warning)
+
+
+def _ignore_time_limit_warning() -> None:
+    """In the command, before it starts: SLURM's time-limit warning (USR2, sent to every
+    process of the job) is for the wrapper to act on; by default it would kill the command."""
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+
+def stop_command(process: subprocess.Popen[bytes], grace_s: float = TERMINATE_GRACE_S) -> None:
+    """SIGTERM, a grace period to exit, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def finish_command(
+    process: subprocess.Popen[bytes], run_name: str, between_waits: Callable[[], None] | None = None
+) -> None:
+    """Wait for a started command; raise PayloadFailed on a non-zero exit.
+
+    `between_waits`, if given, runs every WAIT_TICK_S while the command runs. If the job
+    itself is interrupted, the command is stopped too: no orphan keeps training.
+    """
+    try:
+        while True:
+            try:
+                code = process.wait(timeout=WAIT_TICK_S if between_waits else None)
+                break
+            except subprocess.TimeoutExpired:
+                assert between_waits is not None
+                between_waits()
+    except BaseException:
+        stop_command(process)
+        raise
+    if code != 0:
+        # Marks where the payload's output ends and the wrapper's traceback begins (ttlaunch.job.failure).
+        print(f"{PAYLOAD_EXIT} {code}", file=sys.stderr, flush=True)
+        raise PayloadFailed(run_name, code, [str(arg) for arg in process.args])
+
+
+def run_command(argv: Sequence[str], env: Mapping[str, str], run_name: str) -> None:
+    finish_command(start_command(argv, env), run_name)
+
+
+def run_to_the_time_limit() -> None:
+    """requeue=off: let the job run on when SLURM warns of its time limit.
+
+    submitit answers the warning signal of a job it cannot requeue by failing it at once:
+    the last minutes of training would be lost and the job recorded FAILED. Without requeue,
+    the payload runs until SLURM stops it, and SLURM records TIMEOUT.
+    """
+    def keep_running(signum: int, frame: object) -> None:
+        log.warning("time limit near (signal %s); requeue is off: running on until SLURM stops the job", signum)
+
+    signal.signal(signal.SIGUSR2, keep_running)
+
+
+def stop_when_asked() -> None:
+    """A local job: SIGTERM (from the launcher, through submitit's controller) stops the
+    payload with its grace period and ends the job. submitit would let it pass; on SLURM it
+    must, since SLURM signals every process of the job itself."""
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # asked once is enough
+        raise StoppedByTTLaunch(f"asked to stop (signal {signum})")
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def resume_state(command: PayloadCommand, kind: str, attempt: int) -> str:
+    """Where this attempt starts, from what earlier attempts left on disk: "finished"
+    (nothing left to train), "resume" or "fresh". torchtune resumes from its newest epoch
+    checkpoint (ttlaunch.job.resume); any other payload resumes when its output dir holds work."""
+    if kind != "torchtune":
+        return "resume" if any(command.output_dir.iterdir()) else "fresh"
+    decision = decide_torchtune(command.output_dir)
+    log.info("attempt %d: %s", attempt, decision.reason)
+    return {ResumeAction.FINISHED: "finished", ResumeAction.RESUME: "resume"}.get(decision.action, "fresh")
+
+
+def attempt_command(command: PayloadCommand, kind: str, attempt: int, state: str) -> PayloadCommand | None:
+    """This attempt's command; None when the run has nothing left to train. Every payload
+    gets TTLAUNCH_ATTEMPT (1, 2, ... across requeues), TTLAUNCH_RESUME (1 when it resumes
+    earlier work) and TTLAUNCH_OUTPUT_DIR (the same every attempt)."""
+    if state == "finished":
+        return None
+    argv = command.argv
+    if kind == "torchtune" and state == "resume":
+        argv = (*argv, "resume_from_checkpoint=True")
+    env = {**command.env, "TTLAUNCH_ATTEMPT": str(attempt), "TTLAUNCH_RESUME": "1" if state == "resume" else "0"}
+    return replace(command, argv=argv, env=env)
+
+
+def watch_for_end_warning(
+    payload: subprocess.Popen[bytes], job_dir: Path, attempt: int, policy: RequeuePolicy
+) -> EndWarning:
+    """requeue=on, on SLURM: while the payload runs, SLURM's warning stops it gracefully and
+    requeues the job (ttlaunch.job.requeue); the caller runs `act()` between waits."""
+    from ttlaunch.scheduler import slurm
+
+    handler = EndWarning(
+        job_dir, os.environ["SLURM_JOB_ID"], attempt, policy,
+        stop_payload=lambda grace_s: stop_command(payload, grace_s), requeue=slurm.requeue,
+    )
+    signal.signal(signal.SIGUSR2, handler)
+    return handler
+
+
+def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Path, sweep_dir: Path) -> tuple[PayloadCommand, str]:
+    """The training payload of the run and its kind (torchtune, command), or, for an
+    evaluation job, its evaluation command (kind evaluation)."""
+    from ttlaunch.monitor.evaluations import TARGET_KEY, EvaluationTarget, evaluation_command
+
+    target = cfg.get(TARGET_KEY)
+    if target is None:
+        return inputs.payload_for(run.name, job_dir), inputs.payload.kind
+    # The run's own output dir (its checkpoints), not this evaluation job's.
+    run_output = inputs.payload_for(run.name, sweep_dir / run.name).output_dir
+    evaluation = EvaluationTarget(run.name, str(target.task), int(target.epoch))
+    return evaluation_command(inputs.evaluation, evaluation, run_output, job_dir), "evaluation"
+
+
+def run_task(cfg: DictConfig) -> None:
+    """The Hydra task function: one attempt of one run of the experiment, in its job dir.
+
+    In a job of several tasks every task runs it: task 0 decides where the attempt starts
+    (the others act on its decision), each starts its part of the distributed trainer
+    (ttlaunch.job.rendezvous), each samples its node's GPUs, and only task 0 requeues."""
+    from ttlaunch.job.rendezvous import agreed, distributed, rendezvous_of, task_rank
+    from ttlaunch.scheduler import slurm
+
+    hydra_cfg = HydraConfig.get()
+    inputs = read_inputs(cfg, hydra_cfg)
+    run = inputs.run(cfg.run_name)
+    job_dir = Path(hydra_cfg.runtime.output_dir)
+    built, kind = _command_of_job(cfg, inputs, run, job_dir, Path(hydra_cfg.sweep.dir))
+    built.output_dir.mkdir(parents=True, exist_ok=True)
+    attempt = current_attempt()
+    on_slurm = "SLURM_JOB_ID" in os.environ
+    rendezvous = rendezvous_of(os.environ, slurm.hostnames) if on_slurm else None
+    rank = task_rank() if on_slurm else 0
+    if rendezvous is None:
+        state = resume_state(built, kind, attempt)
+    else:
+        decision = job_dir / f".attempt-{os.environ['SLURM_JOB_ID']}-{attempt}.json"
+        state = agreed(decision, rank, lambda: resume_state(built, kind, attempt))
+    prepared = attempt_command(built, kind, attempt, state)
+    if prepared is None:
+        log.info("%s: the final epoch is saved already; nothing to train (COMPLETED)", run.name)
+        return
+    command = distributed(prepared, kind, inputs.payload.torchrun, rendezvous, inputs.compute_for(run.name).gpus)
+    if on_slurm and not inputs.requeue.enabled:
+        run_to_the_time_limit()
+    if not on_slurm:
+        stop_when_asked()
+    stagger = instantiate(hydra_cfg.launcher.stagger)
+    sweep_dir = Path(hydra_cfg.sweep.dir)
+    with gpu_sampler(job_dir, rank):
+        # What every job would otherwise build at once on the shared filesystem, the first
+        # job builds while the others wait (ttlaunch.job.preparation).
+        steps = sweep_steps(command, kind, lambda argv, env: run_command(argv, env, run.name))
+        prepare_all(sweep_dir, steps, job_label(run.name))
+        payload, end_warning = None, None
+        try:
+            with stagger.startup_window(sweep_dir):
+                for setup in command.setup:
+                    run_command(setup, command.env, run.name)
+                payload = start_command(command.argv, command.env)
+            if on_slurm and inputs.requeue.enabled and rank == 0:
+                policy = RequeuePolicy(
+                    max_num_timeout=inputs.requeue.max_num_timeout, grace_s=inputs.requeue.grace_s,
+                    time_limit_s=60.0 * inputs.compute_for(run.name).timeout_min,
+                    signal_delay_s=float(hydra_cfg.launcher.signal_delay_s),
+                )
+                end_warning = watch_for_end_warning(payload, job_dir, attempt, policy)
+            elif on_slurm and inputs.requeue.enabled:
+                leave_requeue_to_task_0()
+        except BaseException:
+            if payload is not None:  # interrupted during the start-up window: stop it too
+                stop_command(payload)
+            raise
+        finish_command(payload, run.name, end_warning.act if end_warning else None)
+
+
+def leave_requeue_to_task_0() -> None:
+    """Tasks other than 0 let SLURM's end warning pass: task 0 requeues the whole job, and
+    SLURM stops every task with it."""
+    def pass_on(signum: int, frame: object) -> None:
+        log.info("end warning (signal %s): task 0 requeues the job", signum)
+
+    signal.signal(signal.SIGUSR2, pass_on)

@@ -1,0 +1,1 @@
+"""Watching a sweep: polling, the monitor loop, rules, evaluations, the live view."""

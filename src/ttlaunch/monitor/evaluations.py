@@ -1,0 +1,117 @@
+"""Evaluation jobs: the experiment summary's evaluation matrix (run x task x epoch).
+
+Each evaluation is a job of its own, named `<run>/<task>/epoch<N>` (its dir nests under the
+run's), submitted by the monitor as soon as that epoch's checkpoint is complete, and then
+monitored like a training job (STATE_CHANGE, COMPUTE_METRICS, RESOURCE_STATUS). In the job,
+`evaluation.command` runs instead of the training payload (ttlaunch.job.task).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ttlaunch.errors import InputError
+from ttlaunch.inputs.payload import PayloadCommand
+from ttlaunch.inputs.schema import EvaluationConfig
+from ttlaunch.inputs.summary import Experiment
+from ttlaunch.monitor.containment import Containment
+from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.scheduler.states import JobState
+
+log = logging.getLogger(__name__)
+
+# Set on an evaluation job's command line: which task and epoch it evaluates.
+TARGET_KEY = "evaluation_target"
+
+
+@dataclass(frozen=True)
+class EvaluationTarget:
+    run: str
+    task: str
+    epoch: int
+
+    @property
+    def job_name(self) -> str:
+        return f"{self.run}/{self.task}/epoch{self.epoch}"
+
+    @property
+    def overrides(self) -> list[str]:
+        return [f"+{TARGET_KEY}.task={self.task}", f"+{TARGET_KEY}.epoch={self.epoch}"]
+
+
+def planned_evaluations(experiment: Experiment, run_names: Sequence[str]) -> list[EvaluationTarget]:
+    """The matrix's cells for runs that train in this sweep (controls have no epochs)."""
+    wanted = set(run_names)
+    return [
+        EvaluationTarget(cell.run, task, epoch)
+        for cell in experiment.evaluation_matrix if cell.run in wanted
+        for task in cell.tasks
+        for epoch in cell.epochs
+    ]
+
+
+def _values(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path) -> dict[str, str]:
+    values = {"run_name": target.run, "task": target.task, "epoch": str(target.epoch), "run_output_dir": str(run_output_dir)}
+    values["checkpoint"] = config.checkpoint.format_map(values)
+    values.update(output_dir=str(job_dir / "outputs"), job_dir=str(job_dir))
+    return values
+
+
+def checkpoint_ready(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path) -> bool:
+    checkpoint = Path(_values(config, target, run_output_dir, Path("."))["checkpoint"])
+    return (checkpoint / config.ready_file).is_file()
+
+
+def evaluation_command(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path) -> PayloadCommand:
+    values = _values(config, target, run_output_dir, job_dir)
+    try:
+        argv = tuple(item.format_map(values) for item in config.command)
+        env = {key: str(value).format_map(values) for key, value in config.env.items()}
+    except KeyError as err:
+        raise InputError("config.yaml", "evaluation.command", f"unknown placeholder {err}; known: {', '.join(values)}") from None
+    env.update(TTLAUNCH_RUN_NAME=target.run, TTLAUNCH_OUTPUT_DIR=values["output_dir"], TTLAUNCH_JOB_DIR=str(job_dir))
+    return PayloadCommand(argv=argv, env=env, output_dir=job_dir / "outputs")
+
+
+class EvaluationScheduler:
+    """Submits each planned evaluation once its checkpoint is ready (a monitor reaction)."""
+
+    name = "evaluations"  # the stage named when handling a job fails
+
+    def __init__(self, targets: Sequence[EvaluationTarget], config: EvaluationConfig, ledger: Ledger, capabilities: Any) -> None:
+        self.targets = list(targets)
+        self.config = config
+        self.ledger = ledger
+        self.capabilities = capabilities
+
+    def on_transition(self, job: str, record: JobRecord, previous: JobState, current: JobState) -> None:
+        return None  # checkpoints, not states, start evaluations
+
+    def after_poll(self, faults: Containment) -> None:
+        for target in self.targets:
+            faults.run(target.job_name, self.name, lambda: self._submit_when_ready(target))
+        self.ledger.save()
+
+    def _submit_when_ready(self, target: EvaluationTarget) -> None:
+        jobs = self.ledger.state.jobs
+        run = jobs.get(target.run)
+        if target.job_name in jobs or run is None or not run.output_dir:
+            return
+        if not checkpoint_ready(self.config, target, Path(run.output_dir)):
+            return
+        self.capabilities.submit(target.job_name, target.run, target.run, target.overrides)
+        jobs[target.job_name].kind = "evaluation"
+        log.info("%s: epoch %d checkpoint ready; evaluation %s submitted", target.run, target.epoch, target.job_name)
+
+    @property
+    def pending(self) -> bool:
+        """An evaluation whose run still trains may yet become ready."""
+        jobs = self.ledger.state.jobs
+        return any(
+            target.job_name not in jobs and target.run in jobs and not JobState(jobs[target.run].status).terminal
+            for target in self.targets
+        )

@@ -1,0 +1,130 @@
+"""The table of a sweep's runs, states and elapsed times: live (rich) while monitoring in a
+terminal, plain text otherwise (logs, `python -m ttlaunch.status` piped)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from ttlaunch.records.event_log import format_elapsed, parse_timestamp
+from ttlaunch.records.jobs_file import JobRecord, SweepState, status_counts
+
+COLUMNS = ("Run", "Status", "Job ID", "Started", "Elapsed")
+# A job the launch in progress has yet to submit (SweepState.unsubmitted).
+NOT_SUBMITTED = "NOT SUBMITTED"
+_STYLES = {"COMPLETED": "green", "RUNNING": "cyan", "PENDING": "yellow", "REQUEUED": "yellow", NOT_SUBMITTED: "dim"}
+
+
+def elapsed_of(record: JobRecord, now: dt.datetime) -> str:
+    """The recorded elapsed time of an ended job; the time since it started for a running one."""
+    if record.elapsed:
+        return record.elapsed
+    started = parse_timestamp(record.started)
+    if record.status == "RUNNING" and started is not None:
+        return format_elapsed((now - started).total_seconds())
+    return "-"
+
+
+# A failed job's reason, shortened to keep the table on one screen.
+_NOTE_WIDTH = 80
+
+
+def shown_records(state: SweepState) -> dict[str, JobRecord]:
+    """Every job of the sweep as the table shows it: the recorded ones, and those the launch
+    in progress has yet to submit (a resubmission's earlier record included) as NOT SUBMITTED."""
+    shown = dict(state.jobs)
+    for name in state.unsubmitted:
+        shown[name] = JobRecord(run=name, status=NOT_SUBMITTED)
+    return shown
+
+
+def columns_and_rows(state: SweepState, now: dt.datetime | None = None) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The table's columns and rows; a Notes column (why a job failed) when some job has one."""
+    moment = now or dt.datetime.now()
+    records = shown_records(state)
+    rows = [
+        (name, record.status, record.job_id or "-", record.started or "-", elapsed_of(record, moment))
+        for name, record in records.items()
+    ]
+    if not any(record.error for record in records.values()):
+        return COLUMNS, rows
+    notes = [_shortened(record.error or "-") for record in records.values()]
+    return (*COLUMNS, "Notes"), [(*row, note) for row, note in zip(rows, notes)]
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= _NOTE_WIDTH else text[: _NOTE_WIDTH - 3] + "..."
+
+
+def counts_line(state: SweepState) -> str:
+    records = shown_records(state)
+    counts = sorted(status_counts(records.values()).items())
+    return f"{state.experiment}: {len(records)} jobs - " + ", ".join(f"{n} {s}" for s, n in counts)
+
+
+def render_plain(state: SweepState, now: dt.datetime | None = None) -> str:
+    columns, rows = columns_and_rows(state, now)
+    table = [columns, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
+    return "\n".join([counts_line(state), *lines]) + "\n"
+
+
+def render_rich(state: SweepState, now: dt.datetime | None = None) -> Any:
+    from rich.table import Table
+
+    table = Table(title=counts_line(state), title_justify="left")
+    columns, rows = columns_and_rows(state, now)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row, style=_STYLES.get(row[1], "red" if row[1] != "-" else None))
+    return table
+
+
+class _Quiet:
+    """Not a terminal: state changes are already logged one line each."""
+
+    def refresh(self) -> None:
+        return None
+
+
+class _Live:
+    def __init__(self, state: SweepState, live: Any) -> None:
+        self.state, self.live = state, live
+
+    def refresh(self) -> None:
+        self.live.update(render_rich(self.state), refresh=True)
+
+
+@contextmanager
+def live_view(state: SweepState, mode: str) -> Iterator[Any]:
+    """mode auto: live when stdout is a terminal; on: always; off: never."""
+    if mode == "off" or (mode == "auto" and not sys.stdout.isatty()):
+        yield _Quiet()
+        return
+    from rich.live import Live
+
+    with Live(render_rich(state), auto_refresh=False, transient=False) as live:
+        # Live catches print()s (it replaces sys.stdout/err) so they appear above the table;
+        # logging handlers hold the streams they were given, and would write into it.
+        moved = _point_log_handlers(sys.stdout, sys.stderr)
+        try:
+            yield _Live(state, live)
+        finally:
+            for handler, stream in moved:
+                handler.setStream(stream)
+
+
+def _point_log_handlers(stdout: Any, stderr: Any) -> list[tuple[logging.StreamHandler, Any]]:
+    """Point the terminal log handlers at Live's stand-ins; what each wrote to before."""
+    moved = []
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if type(handler) is logging.StreamHandler and handler.stream in (sys.__stdout__, sys.__stderr__):
+                replacement = stdout if handler.stream is sys.__stdout__ else stderr
+                moved.append((handler, handler.setStream(replacement)))
+    return moved

@@ -1,0 +1,443 @@
+"""The rules engine: runs the `monitoring` rules (ttlaunch.inputs.rulebook) on each poll.
+
+Each poll it reads what every job wrote since the last poll (whole lines only), matches the
+log events, takes the state changes the monitor saw and the jobs gone quiet, and turns each
+matching event into one queued action per rule action. A queued action runs when its
+conditions hold, is dropped when they fail, and waits while a blocking file condition
+waits. Everything it knows lives in `<sweep>/rules.json`: read offsets, queued actions and
+the keys of actions already decided. A key is marked before its action runs, so a
+re-launched monitor neither loses a queued action nor repeats one that fired.
+
+Commands run as argv lists, never through a shell: a value taken from a job's output is
+passed as plain text, whatever characters it holds.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from ttlaunch.errors import DamagedFile
+from ttlaunch.inputs.rulebook import (
+    CRASH,
+    Action,
+    AllOf,
+    AnyOf,
+    CancelAction,
+    CommandAction,
+    CommandSucceeds,
+    Condition,
+    FileExists,
+    FollowUpAction,
+    GlobExists,
+    LogAction,
+    MaxAttempts,
+    MetadataIs,
+    Not,
+    RestartAction,
+    Rules,
+)
+from ttlaunch.job.failure import read_tail
+from ttlaunch.monitor.containment import Containment
+from ttlaunch.records.event_log import timestamp
+from ttlaunch.records.jobs_file import JobRecord, read_json_object, rebuild_hint, write_atomically
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.scheduler.states import JobState
+
+log = logging.getLogger(__name__)
+
+RULES_STATE_NAME = "rules.json"
+CONDITION_COMMAND_TIMEOUT_S = 60.0
+YES, NO, WAIT = "yes", "no", "wait"
+
+
+class Capabilities(Protocol):
+    """What actions need from the launching side (ttlaunch.submit.submitter.SweepActions)."""
+
+    def submit(self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str]) -> str | None: ...
+
+    def cancel(self, job_name: str) -> None: ...
+
+
+_RULES_STATE_KEYS = (("offsets", {}), ("decided", []), ("queued", []), ("quiet", []))
+
+
+@dataclass
+class RulesState:
+    offsets: dict[str, dict[str, int]] = field(default_factory=dict)  # job -> log path -> bytes read
+    decided: list[str] = field(default_factory=list)  # keys of actions run, skipped or timed out
+    queued: list[dict[str, Any]] = field(default_factory=list)
+    quiet: list[str] = field(default_factory=list)  # "<job>@<job id>@<event>" already reported inactive
+
+    @classmethod
+    def load(cls, path: Path) -> "RulesState":
+        """The rules' bookkeeping; DamagedFile when the file is not what this class writes."""
+        if not path.is_file():
+            return cls()
+        way_on = rebuild_hint(path.parent)
+        data = read_json_object(path, way_on)
+        offsets, decided, queued, quiet = (data.get(key, empty) for key, empty in _RULES_STATE_KEYS)
+        well_formed = (
+            isinstance(offsets, dict) and all(
+                isinstance(logs, dict) and all(isinstance(n, int) and not isinstance(n, bool) for n in logs.values())
+                for logs in offsets.values()
+            )
+            and all(isinstance(items, list) for items in (decided, queued, quiet))
+            and all(isinstance(key, str) for key in [*decided, *quiet]) and all(isinstance(item, dict) for item in queued)
+        )
+        if not well_formed:
+            raise DamagedFile(path, "not the rules' bookkeeping ttlaunch writes (offsets, decided, queued, quiet)", way_on)
+        return cls(offsets, decided, queued, quiet)
+
+    def save(self, path: Path) -> None:
+        data = {"offsets": self.offsets, "decided": self.decided, "queued": self.queued, "quiet": self.quiet}
+        write_atomically(path, json.dumps(data, indent=2) + "\n")
+
+
+def render(template: str, variables: Mapping[str, Any]) -> str:
+    return template.format_map({key: str(value) for key, value in variables.items()})
+
+
+class RulesEngine:
+    name = "rules"  # the stage named when handling a job fails
+
+    def __init__(
+        self, rules: Rules, ledger: Ledger, capabilities: Capabilities | None = None, now: Callable[[], float] = time.time
+    ) -> None:
+        self.rules = rules
+        self.ledger = ledger
+        self.capabilities = capabilities
+        self._now = now
+        self.path = ledger.sweep_dir / RULES_STATE_NAME
+        self.state = RulesState.load(self.path)
+        self._decided = set(self.state.decided)
+        self._commands: list[tuple[str, str, subprocess.Popen[bytes]]] = []  # (job, key, process)
+        self._drained: set[str] = set()  # "<job>@<job id>" read to the end after the job ended
+
+    # --- events -------------------------------------------------------------------------
+
+    def variables(self, job: str, record: JobRecord, event: str) -> dict[str, Any]:
+        return {
+            "run_name": record.run_name or job, "job_name": job, "job_id": record.job_id or "", "attempt": record.attempt,
+            "output_dir": record.output_dir or "", "job_dir": record.job_dir or "", "sweep_dir": str(self.ledger.sweep_dir),
+            "event": event,
+        }
+
+    def scan_log(self, job: str, record: JobRecord) -> None:
+        """New whole lines of the job's stdout and stderr against the log events."""
+        marker = f"{job}@{record.job_id}"
+        if not self.rules.log_events or not record.job_id or marker in self._drained:
+            return
+        offsets = self.state.offsets.setdefault(job, {})
+        for path_text in (record.stdout, record.stderr):
+            if not path_text:
+                continue
+            lines, offset = self._new_lines(Path(path_text), offsets.get(path_text, 0))
+            for line in lines:
+                for event in self.rules.log_events:
+                    found = event.match(line)
+                    if found is not None:
+                        self._fire(job, record, event.name, event.actions, found)
+            # Only now: if matching failed, the next poll reads these lines again (firing is idempotent).
+            offsets[path_text] = offset
+        if JobState(record.status).terminal:  # read to its end after it ended: done with it
+            self._drained.add(marker)
+
+    @staticmethod
+    def _new_lines(path: Path, start: int) -> tuple[list[str], int]:
+        """The whole lines written to `path` since byte `start`, and the offset after them."""
+        try:
+            with path.open("rb") as stream:
+                stream.seek(start)
+                data = stream.read()
+        except OSError:  # not written yet
+            return [], start
+        complete = data.rfind(b"\n") + 1  # a line still being written waits for the next poll
+        return data[:complete].decode("utf-8", errors="replace").splitlines(), start + complete
+
+    def on_transition(self, job: str, record: JobRecord, previous: JobState, current: JobState) -> None:
+        for event in self.rules.state_events:
+            crashed = current is JobState.FAILED and record.exit_code not in (None, "0:0")
+            if current.value in event.states or (CRASH in event.states and crashed):
+                variables = {
+                    **event.metadata, "state": current.value, "exit_code": record.exit_code or "",
+                    "error_type": error_type(record, current),
+                }
+                self._fire(job, record, event.name, event.actions, variables)
+
+    def check_inactivity(self, job: str, record: JobRecord) -> None:
+        """A RUNNING job whose output has not changed for an event's inactive_s: once per job id."""
+        events = [event for event in self.rules.state_events if event.inactive_s is not None]
+        if not events or record.status != JobState.RUNNING.value:
+            return
+        mtimes = [Path(p).stat().st_mtime for p in (record.stdout, record.stderr) if p and Path(p).exists()]
+        if not mtimes:
+            return
+        quiet_for = self._now() - max(mtimes)
+        for event in events:
+            marker = f"{job}@{record.job_id}@{event.name}"
+            if event.inactive_s is not None and quiet_for >= event.inactive_s and marker not in self.state.quiet:
+                self.state.quiet.append(marker)
+                variables = {**event.metadata, "state": "INACTIVE", "exit_code": ""}
+                self._fire(job, record, event.name, event.actions, variables)
+
+    def _fire(self, job: str, record: JobRecord, event: str, actions: Sequence[Action], found: Mapping[str, str]) -> None:
+        variables = {**self.variables(job, record, event), **found}
+        shown = ", ".join(f"{key}={value}" for key, value in found.items())
+        fresh = False
+        for index, action in enumerate(actions):
+            key = json.dumps([job, record.job_id, event, index, sorted(found.items())])
+            if key in self._decided or any(item["key"] == key for item in self.state.queued):
+                continue
+            fresh = True
+            self.state.queued.append({"key": key, "job": job, "event": event, "action": index,
+                                      "variables": variables, "queued_at": self._now(), "announced": False})
+        if fresh:
+            self.ledger.events.write("EVENT", job, ("Event", event), ("Job ID", record.job_id), ("Values", shown or "-"))
+
+    # --- actions ------------------------------------------------------------------------
+
+    def _action(self, item: Mapping[str, Any]) -> Action | None:
+        for event in (*self.rules.log_events, *self.rules.state_events):
+            if event.name == item["event"] and item["action"] < len(event.actions):
+                return event.actions[item["action"]]
+        return None  # the rule is gone from the config since: nothing to run
+
+    def run_queued(self, faults: Containment) -> None:
+        """Each queued action: run, dropped or left waiting. One whose handling fails stays
+        queued for the next poll."""
+        still: list[dict[str, Any]] = []
+        for item in self.state.queued:
+            waiting: list[bool] = []
+            if not faults.run(item["job"], "rules: actions", lambda: waiting.append(self._handle(item))) or waiting[0]:
+                still.append(item)
+        self.state.queued = still
+
+    def _handle(self, item: dict[str, Any]) -> bool:
+        """Run one queued action if its conditions hold; whether it waits on."""
+        action = self._action(item)
+        if action is None:
+            self._decide(item, "dropped: its rule is no longer configured")
+            return False
+        verdict, why = self._conditions(action.conditions, item)
+        if verdict == WAIT:
+            if not item["announced"]:
+                item["announced"] = True
+                self.ledger.events.write(
+                    "ACTION_QUEUED", item["job"], ("Event", item["event"]), ("Action", _kind(action)), ("Waiting for", why)
+                )
+            return True
+        if verdict == NO:
+            self._decide(item, f"skipped: {why}")
+            return False
+        if isinstance(action, (FollowUpAction, RestartAction)) and self.capabilities is None:
+            return True  # submitting needs the launcher: the next launch of the sweep runs it
+        self._decided.add(item["key"])
+        self.state.decided.append(item["key"])
+        self.save()  # decided before it runs: a crash now loses it rather than repeating it
+        self._run(action, item)
+        return False
+
+    def _decide(self, item: Mapping[str, Any], result: str) -> None:
+        self._decided.add(item["key"])
+        self.state.decided.append(item["key"])
+        self.ledger.events.write("ACTION_DONE", item["job"], ("Event", item["event"]), ("Result", result))
+
+    def _run(self, action: Action, item: Mapping[str, Any]) -> None:
+        job, variables = item["job"], item["variables"]
+        done = lambda *fields: self.ledger.events.write(  # noqa: E731
+            "ACTION_DONE", job, ("Event", item["event"]), ("Action", _kind(action)), *fields
+        )
+        try:
+            if isinstance(action, LogAction):
+                done(("Message", render(action.message, variables)))
+            elif isinstance(action, CommandAction):
+                argv = [render(part, variables) for part in action.command]
+                out = self.ledger.sweep_dir / "actions" / f"{job}.{item['event']}.{len(self.state.decided)}.log"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with out.open("wb") as stream:
+                    process = subprocess.Popen(argv, stdout=stream, stderr=subprocess.STDOUT, cwd=self.ledger.sweep_dir)
+                self._commands.append((job, item["key"], process))
+                done(("Command", json.dumps(argv)), ("Result", f"started (pid {process.pid}), output in {out}"))
+            elif isinstance(action, FollowUpAction):
+                name = render(action.name, variables)
+                if name in self.ledger.state.jobs:  # stable names: a follow-up is submitted once
+                    done(("Follow-up", name), ("Result", f"already submitted (job {self.ledger.state.jobs[name].job_id})"))
+                    return
+                overrides = [render(text, variables) for text in action.overrides]
+                assert self.capabilities is not None
+                job_id = self.capabilities.submit(name, variables["run_name"], job, overrides)
+                done(("Follow-up", name), ("Result", f"submitted as job {job_id}" if job_id else "submission failed"))
+            elif isinstance(action, RestartAction):
+                self._restart(action, item)
+            elif isinstance(action, CancelAction):
+                assert self.capabilities is not None
+                self.capabilities.cancel(job)
+                done(("Result", f"job {variables['job_id']} cancelled"))
+        except Exception as err:  # one failing action never stops the monitor
+            done(("Result", f"failed: {err}"))
+            log.error("%s: action %s failed: %s", job, _kind(action), err)
+
+    def _restart(self, action: RestartAction, item: Mapping[str, Any]) -> None:
+        job, variables = item["job"], item["variables"]
+        record = self.ledger.state.jobs[job]
+        overrides: list[str] = []
+        if variables.get("error_type") == "oom":
+            ooms = sum(1 for entry in record.restarts if entry.get("after") == JobState.OUT_OF_MEMORY.value)
+            if action.on_oom == "never" or ooms >= action.max_oom_restarts:
+                why = "on_oom=never" if action.on_oom == "never" else f"{ooms} OOM restarts already"
+                self.ledger.events.write("RESTART", job, ("Result", f"not restarted after OUT_OF_MEMORY ({why})"))
+                return
+            batch_size = _batch_size(record)
+            if batch_size is None or batch_size < 2:
+                self.ledger.events.write("RESTART", job, ("Result", "not restarted: no batch size to halve"))
+                return
+            overrides.append(f"++payload.extra_overrides=[batch_size={batch_size // 2}]")
+        assert self.capabilities is not None
+        previous, after = record.job_id, str(variables.get("state", item["event"]))
+        if variables.get("error_type") == "oom":
+            after = JobState.OUT_OF_MEMORY.value
+        job_id = self.capabilities.submit(job, variables["run_name"], job, overrides)
+        restarted = self.ledger.state.jobs[job]  # the new submission's record
+        restarted.restarts.append({"after": after, "previous_job_id": previous, "at": timestamp()})
+        self.ledger.events.write(
+            "RESTART", job, ("Previous job", f"{previous} ({after})"), ("Result", f"submitted as job {job_id}"),
+            *([("Overrides", " ".join(overrides))] if overrides else []),
+        )
+        self.ledger.save()
+
+    def _conditions(self, conditions: Sequence[Condition], item: Mapping[str, Any]) -> tuple[str, str]:
+        for condition in conditions:
+            verdict, why = self._condition(condition, item)
+            if verdict != YES:
+                return verdict, why
+        return YES, ""
+
+    def _condition(self, condition: Condition, item: Mapping[str, Any]) -> tuple[str, str]:
+        variables = item["variables"]
+        if isinstance(condition, FileExists):
+            path = render(condition.path, variables)
+            if Path(path).exists():
+                return YES, ""
+            if condition.blocking and self._now() - item["queued_at"] < condition.timeout_s:
+                return WAIT, f"{path} (up to {condition.timeout_s:.0f} s)"
+            return NO, f"{path} does not exist" + (f" after {condition.timeout_s:.0f} s" if condition.blocking else "")
+        if isinstance(condition, GlobExists):
+            pattern = render(condition.pattern, variables)
+            return (YES, "") if glob.glob(pattern) else (NO, f"nothing matches {pattern}")
+        if isinstance(condition, MaxAttempts):
+            record = self.ledger.state.jobs[item["job"]]
+            attempts = len(record.previous_job_ids) + 1
+            return (YES, "") if attempts < condition.max else (NO, f"{attempts} attempts (max_attempts {condition.max})")
+        if isinstance(condition, MetadataIs):
+            value = str(variables.get(condition.key, ""))
+            if condition.equals is not None:
+                wanted = render(condition.equals, variables)
+                return (YES, "") if value == wanted else (NO, f"{condition.key}={value}, not {wanted}")
+            unwanted = render(condition.not_equals or "", variables)
+            return (YES, "") if value != unwanted else (NO, f"{condition.key}={value}")
+        if isinstance(condition, CommandSucceeds):
+            argv = [render(part, variables) for part in condition.command]
+            try:
+                code = subprocess.run(argv, capture_output=True, timeout=CONDITION_COMMAND_TIMEOUT_S).returncode
+            except (OSError, subprocess.TimeoutExpired) as err:
+                return NO, f"{argv[0]}: {err}"
+            return (YES, "") if code == 0 else (NO, f"{json.dumps(argv)} exited {code}")
+        if isinstance(condition, AllOf):
+            return self._conditions(condition.conditions, item)
+        if isinstance(condition, AnyOf):
+            verdicts = [self._condition(sub, item) for sub in condition.conditions]
+            if any(verdict == YES for verdict, _ in verdicts):
+                return YES, ""
+            waiting = [why for verdict, why in verdicts if verdict == WAIT]
+            return (WAIT, waiting[0]) if waiting else (NO, "; ".join(why for _, why in verdicts))
+        if isinstance(condition, Not):
+            verdict, why = self._condition(condition.condition, item)
+            return {YES: (NO, "negated condition holds"), NO: (YES, ""), WAIT: (WAIT, why)}[verdict]
+        raise TypeError(f"unknown condition {condition!r}")
+
+    # --- the poll -----------------------------------------------------------------------
+
+    def after_poll(self, faults: Containment) -> None:
+        """Each job's new output and silence, then the queued actions; one job's failure
+        costs only that job's handling until the next poll."""
+        for job, record in list(self.ledger.state.jobs.items()):
+            faults.run(job, "rules: output", lambda: self.scan_log(job, record))
+            faults.run(job, "rules: inactivity", lambda: self.check_inactivity(job, record))
+        self.run_queued(faults)
+        self._reap_commands()
+        self.save()
+
+    def _reap_commands(self) -> None:
+        running = []
+        for job, key, process in self._commands:
+            code = process.poll()
+            if code is None:
+                running.append((job, key, process))
+            else:
+                self.ledger.events.write("ACTION_DONE", job, ("Action", "command"), ("Result", f"pid {process.pid} exited {code}"))
+        self._commands = running
+
+    @property
+    def pending(self) -> bool:
+        """Actions still waiting or commands still running: the monitor keeps going."""
+        waiting = [item for item in self.state.queued if not self._needs_launcher(item)]
+        return bool(waiting or self._commands)
+
+    def _needs_launcher(self, item: Mapping[str, Any]) -> bool:
+        return self.capabilities is None and isinstance(self._action(item), (FollowUpAction, RestartAction))
+
+    def save(self) -> None:
+        self.state.save(self.path)
+
+
+# What a job's stderr says when it died of memory: SLURM's own kill (without cgroups the
+# state is only FAILED), the kernel's, PyTorch's on a GPU, Python's.
+_OOM_MARKERS = ("Exceeded job memory limit", "oom-kill", "out of memory", "OutOfMemoryError", "MemoryError")
+
+
+def error_type(record: JobRecord, state: JobState) -> str:
+    """"oom" when the job ran out of memory (by its state or its stderr), else "crash" for a
+    failure, else the state's name in lower case: a state event's {error_type}."""
+    if state is JobState.OUT_OF_MEMORY:
+        return "oom"
+    if state is JobState.FAILED and record.stderr:
+        tail = read_tail(Path(record.stderr))
+        return "oom" if any(marker in tail for marker in _OOM_MARKERS) else "crash"
+    return state.value.lower()
+
+
+def _kind(action: Action) -> str:
+    return {
+        LogAction: "log", CommandAction: "command", FollowUpAction: "follow_up", RestartAction: "restart",
+        CancelAction: "cancel",
+    }[type(action)]
+
+
+def _batch_size(record: JobRecord) -> int | None:
+    """The batch size the run trained with, from torchtune's saved config of the run."""
+    if not record.output_dir:
+        return None
+    try:
+        return batch_size_of((Path(record.output_dir) / "torchtune_config.yaml").read_bytes())
+    except OSError:
+        return None
+
+
+def batch_size_of(saved_config: bytes) -> int | None:
+    """`batch_size` of a saved torchtune config; None when the text is not YAML, not a
+    mapping, or has no positive whole batch size."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load(saved_config)
+    except Exception:  # YAMLError, and the ValueError of a date like 2026-13-45 (found by fuzzing)
+        return None
+    value = saved.get("batch_size") if isinstance(saved, dict) else None
+    return value if type(value) is int and value > 0 else None

@@ -1,0 +1,622 @@
+"""The monitor: polls a sweep's jobs until all of them ended, and records what it sees.
+
+Each poll (one squeue, one batched sacct: ttlaunch.monitor.polling) turns state changes into
+STATE_CHANGE entries, jobs.json and the status table (ttlaunch.records.ledger); after COMPLETED,
+FAILED or TIMEOUT it collects compute metrics, every 5th poll of a running job its GPU
+sample. At the end: checkpoint validation, ALL_COMPLETE and summary.md.
+
+It is wired in as a Hydra callback (`SweepMonitor`, under `hydra.callbacks.monitor`): the
+launcher hands it the ledger and the submitted jobs. `python -m ttlaunch.status` runs the
+same Monitor on a sweep dir alone, so monitoring can be resumed anywhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import getpass
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from hydra.experimental.callback import Callback
+
+from ttlaunch.monitor.containment import SWEEP, Containment
+from ttlaunch.records.event_log import Entry, format_elapsed, parse_timestamp, timestamp
+from ttlaunch.records.jobs_file import JobRecord, status_counts
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.scheduler.states import JobState
+
+if TYPE_CHECKING:
+    from ttlaunch.monitor.polling import Observation
+
+log = logging.getLogger(__name__)
+
+# After these states a job used its allocation to the end: its compute metrics are collected.
+_METRICS_STATES = {JobState.COMPLETED, JobState.FAILED, JobState.TIMEOUT}
+# Why a run of a job ended in a requeue, from accounting's state of that run.
+_REQUEUE_REASONS = {
+    JobState.NODE_FAIL: "node failure",
+    JobState.PREEMPTED: "preempted",
+    JobState.TIMEOUT: "timeout",
+    JobState.REQUEUED: "requeued by scontrol or the scheduler",
+}
+# An unchanged STATUS_CHECK is written at most this often.
+STATUS_CHECK_EVERY_S = 60.0
+# An ended job's metrics are given up after this many unexpected failures to collect them.
+MAX_METRICS_FAILURES = 3
+# seff calls in flight at once (each waits on slurmdbd, not on this process).
+SEFF_CALLS_IN_FLIGHT = 8
+# How long an interrupted launch waits for its local jobs to stop.
+LOCAL_STOP_TIMEOUT_S = 60.0
+# Default poll intervals: SLURM is shared by everyone, local jobs are children of ours.
+SLURM_POLL_INTERVAL_S = 60.0
+LOCAL_POLL_INTERVAL_S = 2.0
+# How often, between SLURM polls, the monitor looks for jobs that wrote their result.
+END_CHECK_S = 3.0
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    poll_interval_s: float
+    alert_after_failures: int = 3
+    resource_every_polls: int = 5
+    metrics_retry_s: float = 30.0
+    live: str = "auto"  # auto: a live table when stdout is a terminal; on; off
+    # SLURM: between polls, look for jobs that wrote their result this often; 0: never.
+    end_check_s: float = END_CHECK_S
+
+
+def reattach_hint(sweep_dir: Path) -> str:
+    return f"python -m ttlaunch.status {sweep_dir} --follow"
+
+
+@dataclass
+class PendingMetrics:
+    """An ended job whose compute metrics are still to be collected."""
+
+    due: float  # on the monitor's clock
+    job: str
+    tries: int = 1  # 2 once seff had no data yet at the first try
+    failures: int = 0  # unexpected errors while collecting them
+
+
+@dataclass(frozen=True)
+class Transition:
+    job: str
+    previous: JobState
+    current: JobState
+
+
+class Reaction(Protocol):
+    """What reacts to each poll: the rules engine (ttlaunch.monitor.rules), the evaluation scheduler
+    (ttlaunch.monitor.evaluations)."""
+
+    name: str  # the stage named when its handling of a job fails
+
+    def on_transition(self, job: str, record: JobRecord, previous: JobState, current: JobState) -> None: ...
+
+    def after_poll(self, faults: Containment) -> None: ...
+
+    @property
+    def pending(self) -> bool: ...
+
+
+class Monitor:
+    def __init__(
+        self,
+        ledger: Ledger,
+        settings: MonitorSettings,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from ttlaunch.monitor.polling import SlurmPoller
+
+        self.ledger = ledger
+        self.settings = settings
+        self.slurm = ledger.state.executor == "slurm"
+        self.poller = SlurmPoller(getpass.getuser()) if self.slurm else None
+        self.local_jobs: dict[str, Any] = {}  # submitit handles of the local jobs we started
+        self.consecutive_failures = 0
+        self.pending_metrics: list[PendingMetrics] = []
+        self.running_polls: dict[str, int] = {}
+        self.faults = Containment(ledger.events, ledger.sweep_dir)
+        self.reactions: list[Reaction] = []
+        self._undelivered: list[tuple[Reaction, Transition]] = []  # transitions a reaction failed on
+        self._unsaved = False  # a change not yet in jobs.json
+        self._last_status_check: tuple[str, float] = ("", float("-inf"))  # what it said, when
+        self._sleep, self._clock = sleep, clock
+        self._began = clock()
+
+    @property
+    def events(self) -> Any:
+        return self.ledger.events
+
+    @property
+    def jobs(self) -> dict[str, JobRecord]:
+        return self.ledger.state.jobs
+
+    def active(self) -> dict[str, JobRecord]:
+        """Jobs submitted and not ended (those of earlier launches included)."""
+        return {
+            name: record for name, record in self.jobs.items() if record.job_id and not JobState(record.status).terminal
+        }
+
+    def poll(self) -> int:
+        """Look at every job not yet ended once; the number still not ended. One job's
+        handling that fails is logged and tried again next poll (ttlaunch.monitor.containment)."""
+        from ttlaunch.monitor.polling import local_observation
+
+        self.faults.check_sweep_dir()
+        active = self.active()
+        observed: dict[str, Observation] = {}
+        if self.poller is None:
+            for name, record in active.items():
+                self.faults.run(
+                    name, "state", lambda: observed.update({name: local_observation(record, self.local_jobs.get(name))})
+                )
+        elif active:
+            observed = self._observe(self.poller.observe, active)
+        self._record(observed)
+        return len(self.active())
+
+    def _record(self, observed: dict[str, Observation]) -> None:
+        """Record what was seen of each job, tell the reactions, save once."""
+        transitions: list[Transition] = []
+        for name, observation in observed.items():
+            self.faults.run(name, "state", lambda: self._apply(name, observation, transitions))
+        self._deliver(transitions)
+        if self._unsaved:  # one write per poll, however many jobs changed
+            self._save()
+        for reaction in self.reactions:
+            self.faults.run(SWEEP, reaction.name, lambda: reaction.after_poll(self.faults))
+
+    def _wait(self, wait_s: float, refresh: Callable[[], None]) -> None:
+        """Until the next poll. Meanwhile, on SLURM, every `end_check_s` look for jobs that
+        wrote their result, and record those one sacct shows ended (ttlaunch.monitor.polling), so a
+        sweep's end is known within seconds while squeue is still asked once per poll
+        interval. Returns early once no job is left running."""
+        from ttlaunch.monitor.polling import END_CONFIRM_EVERY_S
+
+        check_s = self.settings.end_check_s
+        if self.poller is None or check_s <= 0 or wait_s <= check_s:
+            self._sleep(wait_s)
+            return
+        deadline = self._clock() + wait_s
+        while self._clock() < deadline:
+            step_s = min(check_s, END_CONFIRM_EVERY_S) if self.poller.confirming else check_s
+            self._sleep(min(step_s, max(0.0, deadline - self._clock())))
+            active = self.active()
+            if self._clock() >= deadline or not active:
+                return  # the poll is due (squeue has the word), or nothing is left to watch
+            self.faults.check_sweep_dir()
+            ended = self._observe(lambda records: self.poller.ended(records, self._clock()), active)
+            if ended:
+                self._record(ended)
+                self.faults.run(SWEEP, "live view", refresh)
+                if not self.active():
+                    return
+
+    def run(self) -> None:
+        """Poll until every job ended and its metrics are in, then validate and report."""
+        from ttlaunch.monitor.live_view import live_view
+
+        self.faults.check_sweep_dir()
+        self.ledger.state.monitoring_started = self.ledger.state.monitoring_started or timestamp()
+        self._save()
+        with live_view(self.ledger.state, self.settings.live) as view:
+            while True:
+                remaining = self.poll()
+                self.faults.run(SWEEP, "status check", self._status_check)
+                self._resource_status()
+                self._collect_due_metrics()
+                if self._unsaved:
+                    self._save()
+                self.faults.run(SWEEP, "live view", view.refresh)
+                reacting = any(reaction.pending for reaction in self.reactions)
+                # The end is not over before it is recorded (a full disk: until there is room).
+                if not remaining and not self.pending_metrics and not reacting and not self._unsaved:
+                    break
+                wait_s = self.settings.poll_interval_s
+                if not remaining and self.pending_metrics:
+                    wait_s = min(wait_s, max(0.0, min(pending.due for pending in self.pending_metrics) - self._clock()))
+                self._wait(wait_s, view.refresh)
+        self.finish()
+
+    def finish(self) -> None:
+        checks = self.validate()
+        self.faults.run(SWEEP, "summary", lambda: self._report(checks))
+
+    def _report(self, checks: dict[str, Any]) -> None:
+        from ttlaunch.records.jobs_file import write_atomically
+        from ttlaunch.records.report import SUMMARY_NAME, render_summary
+
+        counts = status_counts(self.jobs.values(), first=(JobState.COMPLETED.value, JobState.FAILED.value))
+        self.events.write(
+            "ALL_COMPLETE",
+            "Monitoring finished",
+            ("Summary", f"{len(self.jobs)} jobs finished - " + ", ".join(f"{n} {s}" for s, n in counts.items())),
+            ("Total time", format_elapsed(self._clock() - self._began)),
+        )
+        summary = render_summary(self.ledger.state, checks, self.events.path)
+        write_atomically(self.ledger.sweep_dir / SUMMARY_NAME, summary)
+        print(summary, flush=True)
+
+    def validate(self) -> dict[str, Any]:
+        """Each completed torchtune run must have left a usable checkpoint; flag those that did not."""
+        from ttlaunch.records.report import check_checkpoint
+
+        checks: dict[str, Any] = {}
+        if self.ledger.state.payload_kind != "torchtune":  # other payloads have no checkpoint layout to check
+            return checks
+
+        def validate_one(name: str, output_dir: Path) -> None:
+            check = checks[name] = check_checkpoint(output_dir)
+            result = f"OK: {check.checkpoint}" if check.ok else f"FLAGGED: {check.problem}"
+            self.events.write("VALIDATION", name, ("Checkpoint", result))
+
+        for name, record in self.jobs.items():
+            if record.status == JobState.COMPLETED.value and record.output_dir and record.kind == "training":
+                self.faults.run(name, "validation", lambda: validate_one(name, Path(str(record.output_dir))))
+        return checks
+
+    def stop_local_jobs(self) -> list[str]:
+        """After Ctrl-C: local jobs are children of this process and must not outlive it
+        unattended; cancel them and wait until they ended (SLURM jobs are left running).
+        The names of the jobs stopped, each marked as stopped by ttlaunch (not failed)."""
+        from ttlaunch.submit.executors import stop_local_job
+
+        active = self.active()
+        stopping = {name: job for name, job in self.local_jobs.items() if name in active}
+        for name, job in stopping.items():
+            self.jobs[name].stopped_by_ttlaunch = True
+            stop_local_job(str(job.job_id))
+        running = list(stopping.values())
+        deadline = self._clock() + LOCAL_STOP_TIMEOUT_S
+        while any(not job.done() for job in running) and self._clock() < deadline:
+            self._sleep(0.2)
+        for job in running:
+            if not job.done():  # its payload ignored SIGTERM past the grace period
+                stop_local_job(str(job.job_id), kill=True)
+        if self.ledger.sweep_dir.is_dir():  # else there is nowhere to record it
+            self.poll()
+        return list(stopping)
+
+    def _observe(
+        self, look: Callable[[dict[str, JobRecord]], dict[str, Observation]], active: dict[str, JobRecord]
+    ) -> dict[str, Observation]:
+        """One look at SLURM (a poll, or the end check between polls) for the active jobs;
+        nothing when it did not answer (logged; the next look asks again)."""
+        assert self.poller is not None
+        try:
+            observed = look(active)
+        except Exception as err:  # SLURM away, or an answer nobody can read: the next poll asks again
+            self._poll_failed(err)
+            return {}
+        self.consecutive_failures = 0
+        for notice in self.poller.notices:
+            self.events.write("POLL_FAILED", "Falling back", ("Note", notice))
+            log.warning("%s", notice)
+        self.poller.notices.clear()
+        return observed
+
+    def _apply(self, name: str, observation: Observation, transitions: list[Transition]) -> None:
+        """Record what one poll saw of one job, whole or not at all: when anything fails, the
+        record is as it was, and the next poll sees the same change again."""
+        record = self.jobs[name]
+        previous = JobState(record.status)
+        requeued = observation.restarts is not None and observation.restarts + 1 > record.attempt
+        if not requeued and observation.state in (previous, JobState.UNKNOWN):
+            return  # nothing to record: the common case, kept cheap (no copy)
+        snapshot = copy.deepcopy(record)
+        try:
+            requeues = self._note_requeues(record, observation)
+            update = self._update(record, observation)
+            self.events.write_all([*requeues, *update])  # all or none, as the record
+        except BaseException:
+            self.jobs[name] = snapshot
+            raise
+        if requeues or update:
+            self._unsaved = True
+        if not update:
+            return
+        current = observation.state
+        log.info("%s: %s -> %s", name, previous.value, current.value)
+        transitions.append(Transition(name, previous, current))
+        if self.poller is not None and self.poller.accounting and current in _METRICS_STATES:
+            self.pending_metrics.append(PendingMetrics(due=self._clock(), job=name))
+
+    def _deliver(self, transitions: list[Transition]) -> None:
+        """Each reaction hears of each transition; one it failed on is told again next poll."""
+        queue = self._undelivered + [(reaction, transition) for transition in transitions for reaction in self.reactions]
+        self._undelivered = []
+        for reaction, transition in queue:
+            record = self.jobs.get(transition.job)
+            if record is None:
+                continue
+            told = self.faults.run(
+                transition.job, reaction.name,
+                lambda: reaction.on_transition(transition.job, record, transition.previous, transition.current),
+            )
+            if not told:
+                self._undelivered.append((reaction, transition))
+
+    def _save(self) -> None:
+        """jobs.json, then the status table; a failed write is tried again at the next poll."""
+        self._unsaved = not self.faults.run(SWEEP, "jobs.json", self.ledger.save_state)
+        if not self._unsaved:
+            self.faults.recorded()
+        self.faults.run(SWEEP, "status table", self.ledger.update_status_table)
+
+    def _status_check(self) -> None:
+        """A STATUS_CHECK entry when the counts changed, else at most every STATUS_CHECK_EVERY_S
+        (the local default polls every 2 s: the log would repeat itself)."""
+        counts = status_counts(self.jobs.values(), first=("PENDING", "RUNNING", "COMPLETED"))
+        result = f"{len(self.jobs)} jobs found - " + ", ".join(f"{count} {state}" for state, count in counts.items())
+        now = self._clock()
+        said, at = self._last_status_check
+        if result == said and now - at < STATUS_CHECK_EVERY_S:
+            return
+        what = f"squeue -u {getpass.getuser()}" if self.slurm else "submitit local jobs"
+        self.events.write("STATUS_CHECK", "Polling", ("Command", what), ("Result", result))
+        self._last_status_check = (result, now)
+
+    def _resource_status(self) -> None:
+        """Every `resource_every_polls`-th poll of a running job, its newest GPU sample."""
+        for name, record in self.jobs.items():
+            if record.status != JobState.RUNNING.value or not record.job_dir:
+                continue
+            seen = self.running_polls[name] = self.running_polls.get(name, 0) + 1
+            if seen % self.settings.resource_every_polls == 0:
+                self.faults.run(name, "resources", lambda: self._log_gpu_sample(name, Path(str(record.job_dir))))
+
+    def _log_gpu_sample(self, name: str, job_dir: Path) -> None:
+        from ttlaunch.job.gpu_sampler import read_job_sample
+
+        sample = read_job_sample(job_dir)
+        if sample is not None:  # not sampled (yet): nothing to say
+            self.events.write("RESOURCE_STATUS", name, ("GPU Utilization", sample.describe()))
+
+    def _collect_due_metrics(self) -> None:
+        """seff for each ended job; one retry after metrics_retry_s when accounting has no
+        data yet, then the same figures from sacct. A collection that fails unexpectedly is
+        tried again at the next poll, up to MAX_METRICS_FAILURES times."""
+        now = self._clock()
+        due = [pending for pending in self.pending_metrics if pending.due <= now]
+        if not due:
+            return
+        self.pending_metrics = [pending for pending in self.pending_metrics if pending.due > now]
+        usages, reports = self._metrics_sources(sorted({str(self.jobs[pending.job].job_id) for pending in due}))
+        for pending in due:
+            if self.faults.run(pending.job, "metrics", lambda: self._collect_metrics(pending, usages, reports, now)):
+                continue
+            pending.failures += 1
+            if pending.failures < MAX_METRICS_FAILURES:
+                pending.due = now + self.settings.poll_interval_s
+                self.pending_metrics.append(pending)
+            else:
+                error = self.faults.failing.get((pending.job, "metrics"), "?")
+                self.faults.run(pending.job, "metrics", lambda: self.events.write(
+                    "COMPUTE_METRICS", pending.job, ("Job ID", self.jobs[pending.job].job_id),
+                    ("Result", f"not collected after {pending.failures} tries: {error}"),
+                ))
+
+    def _metrics_sources(self, job_ids: list[str]) -> tuple[dict[str, Any] | Exception, dict[str, Any] | None]:
+        """For the given ended jobs: sacct's usage (one call for all) and each one's seff
+        report (None without seff; a job's report None while seff has no data, or the
+        unexpected error its seff call raised), SEFF_CALLS_IN_FLIGHT seff calls at a time: a
+        sweep of 50 jobs that end together has its metrics in about a second, not ten."""
+        import shutil
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ttlaunch.scheduler import slurm
+
+        usages: dict[str, Any] | Exception = {}
+        try:
+            usages = slurm.usage(job_ids)
+        except slurm.SchedulerCommandError as err:
+            self.events.write("POLL_FAILED", "Accounting of ended jobs failed", ("Job IDs", ", ".join(job_ids)), ("Error", str(err)))
+        except Exception as err:  # unexpected: each job's collection fails with it (and is retried)
+            usages = err
+        if shutil.which("seff") is None:
+            return usages, None
+
+        def report(job_id: str) -> Any:
+            try:
+                return slurm.seff(job_id)
+            except slurm.SchedulerCommandError:  # seff fails outright for a job it has no data of
+                return None
+            except Exception as err:  # unexpected: that job's collection fails (and is retried)
+                return err
+
+        with ThreadPoolExecutor(max_workers=SEFF_CALLS_IN_FLIGHT) as pool:
+            return usages, dict(zip(job_ids, pool.map(report, job_ids)))
+
+    def _collect_metrics(
+        self, pending: PendingMetrics, usages: dict[str, Any] | Exception, reports: dict[str, Any] | None, now: float
+    ) -> None:
+        from ttlaunch.scheduler import metrics
+
+        if isinstance(usages, Exception):
+            raise usages
+        record = self.jobs[pending.job]
+        job_id = str(record.job_id)
+        from_sacct, limit_s = usages.get(job_id, (None, None))
+        from_seff = reports.get(job_id) if reports is not None else None
+        if isinstance(from_seff, Exception):
+            raise from_seff
+        if from_seff is None and pending.tries == 1 and reports is not None:
+            self.pending_metrics.append(PendingMetrics(due=now + self.settings.metrics_retry_s, job=pending.job, tries=2))
+            return
+        result = from_seff.filled_from(from_sacct) if from_seff is not None else from_sacct
+        limit_s = limit_s or record.time_limit_s  # accounting may lag; the limit is what we asked for
+        if result is None:
+            self.events.write("COMPUTE_METRICS", pending.job, ("Job ID", job_id), ("Result", "no accounting data"))
+            return
+        fields = metrics.entry_fields(job_id, result, limit_s, timed_out=record.status == JobState.TIMEOUT.value)
+        self.events.write("COMPUTE_METRICS", pending.job, *fields)
+        record.metrics = {**result.as_record(), "time_limit_s": limit_s}
+        self._unsaved = True
+
+    def _poll_failed(self, err: Exception) -> None:
+        self.consecutive_failures += 1
+        count = self.consecutive_failures
+        self.events.write("POLL_FAILED", "Querying SLURM failed", ("Error", str(err)), ("Consecutive failures", count))
+        log.warning("polling SLURM failed (%d in a row): %s", count, err)
+        if count == self.settings.alert_after_failures:
+            message = (
+                f"SLURM has not answered {count} polls in a row; jobs keep running. Check `squeue`/`sacct` "
+                "by hand or ask your admins; ttlaunch keeps polling."
+            )
+            self.events.write("POLL_FAILED", "Alert: repeated failures", ("Alert", message))
+            log.error(message)
+
+    def _note_requeues(self, record: JobRecord, observation: Observation) -> list[Entry]:
+        """A job SLURM restarted since the last poll: one STATE_CHANGE to REQUEUED per
+        requeue, with the attempt that begins and why the last one ended."""
+        if observation.restarts is None or observation.restarts + 1 <= record.attempt:
+            return []
+        entries: list[Entry] = []
+        for attempt in range(record.attempt + 1, observation.restarts + 2):
+            reason = self._requeue_reason(record, attempt - 1)
+            record.requeues.append({"attempt": attempt - 1, "reason": reason, "at": timestamp()})
+            entries.append(("STATE_CHANGE", record.run, [
+                ("Previous", record.status), ("Current", JobState.REQUEUED.value), ("Job ID", record.job_id),
+                ("Attempt", f"{attempt} (attempt {attempt - 1} ended: {reason})"),
+            ]))
+            log.info("%s: requeued (%s); attempt %d", record.run, reason, attempt)
+            record.status, record.attempt = JobState.REQUEUED.value, attempt
+        return entries
+
+    def _requeue_reason(self, record: JobRecord, ended_attempt: int) -> str:
+        """What the job wrote when it requeued itself; else what accounting says of that run."""
+        from ttlaunch.job.requeue import read_requeues
+        from ttlaunch.scheduler import slurm
+
+        if record.job_dir:
+            for entry in read_requeues(Path(record.job_dir)):
+                if entry.attempt == ended_attempt:
+                    return entry.reason
+        try:
+            runs = slurm.run_history(str(record.job_id))
+        except slurm.SchedulerCommandError:
+            return "requeued"
+        if len(runs) >= ended_attempt:
+            return _REQUEUE_REASONS.get(runs[ended_attempt - 1].state, "requeued")
+        return "requeued"
+
+    def _update(self, record: JobRecord, observation: Observation) -> list[Entry]:
+        """Apply a change of state to the record; its STATE_CHANGE entry (none without a change)."""
+        from ttlaunch.job.failure import failure_reason, payload_exit_code, read_tail
+        from ttlaunch.records.report import epoch_dirs
+
+        previous, current = JobState(record.status), observation.state
+        if current is previous or current is JobState.UNKNOWN:
+            return []
+        record.status = current.value
+        fields: list[tuple[str, object]] = [("Previous", previous.value), ("Current", current.value), ("Job ID", record.job_id)]
+        if current is JobState.RUNNING or (current.terminal and record.started is None):
+            record.started = observation.started or timestamp()
+            if current is JobState.RUNNING:
+                fields.append(("Started", record.started))
+        if current.terminal:
+            record.completed = observation.completed or timestamp()
+            if observation.started:
+                record.started = observation.started  # accounting's time beats our sighting
+            seconds_run = observation.elapsed_s
+            if seconds_run is None:
+                seconds_run = _seconds_between(record.started or record.submitted, record.completed)
+            record.elapsed = format_elapsed(seconds_run)
+            record.exit_code = observation.exit_code
+            if record.output_dir:
+                record.checkpoints = [str(path) for path in epoch_dirs(Path(record.output_dir))]
+            fields += [("Completed", record.completed), ("Elapsed", record.elapsed)]
+            if current is not JobState.COMPLETED:
+                if record.stderr and not record.error and not record.stopped_by_ttlaunch:
+                    tail = read_tail(Path(record.stderr))
+                    record.error = failure_reason(tail)
+                    code = payload_exit_code(tail)
+                    if record.exit_code is None and code is not None:  # local jobs: no scheduler to say it
+                        record.exit_code = f"{code}:0"
+                if record.exit_code:
+                    fields.append(("Exit code", record.exit_code))
+                if record.error:
+                    fields.append(("Reason", record.error))
+                fields.append(("Log", record.stderr))
+        return [("STATE_CHANGE", record.run, fields)]
+
+
+def _seconds_between(start: str | None, end: str) -> float:
+    began, ended = parse_timestamp(start), parse_timestamp(end)
+    return (ended - began).total_seconds() if began and ended else 0.0
+
+
+def default_poll_interval(executor: str) -> float:
+    return SLURM_POLL_INTERVAL_S if executor == "slurm" else LOCAL_POLL_INTERVAL_S
+
+
+class SweepMonitor(Callback):
+    """The Hydra callback that monitors a sweep (configured under `hydra.callbacks.monitor`).
+
+    Hydra instantiates callbacks in the launching process and again in every job; this one
+    does nothing but hold its settings until the launcher hands it a sweep (`watch`).
+    Switch it off with `~hydra.callbacks.monitor`: jobs are then submitted and recorded,
+    and `python -m ttlaunch.status <sweep dir> --follow` can monitor them later. Its settings
+    are checked with the launch's other inputs (ttlaunch.submit.orchestration.check_settings).
+    """
+
+    def __init__(
+        self,
+        poll_interval_s: float | None = None,
+        alert_after_failures: int = 3,
+        resource_every_polls: int = 5,
+        metrics_retry_s: float = 30.0,
+        live: str = "auto",
+        detach: bool = False,
+        end_check_s: float = END_CHECK_S,
+    ) -> None:
+        self.poll_interval_s = poll_interval_s
+        self.end_check_s = end_check_s
+        self.alert_after_failures = alert_after_failures
+        self.resource_every_polls = resource_every_polls
+        self.metrics_retry_s = metrics_retry_s
+        self.live = live
+        self.detach = detach
+
+    def monitor_for(self, ledger: Ledger) -> Monitor:
+        """A monitor of the ledger's sweep; the launcher adds jobs and polls it while submitting."""
+        interval = self.poll_interval_s or default_poll_interval(ledger.state.executor)
+        settings = MonitorSettings(
+            poll_interval_s=interval, alert_after_failures=self.alert_after_failures,
+            resource_every_polls=self.resource_every_polls, metrics_retry_s=self.metrics_retry_s, live=self.live,
+            end_check_s=self.end_check_s,
+        )
+        return Monitor(ledger, settings)
+
+    def watch(self, monitor: Monitor) -> None:
+        """Monitor to the end, or (detach) return at once saying how to come back."""
+        if self.detach:
+            message = f"detached: jobs keep running; follow them with `{reattach_hint(monitor.ledger.sweep_dir)}`"
+            print(f"ttlaunch: {message}", file=sys.stderr, flush=True)
+            return
+        try:
+            monitor.run()
+        except KeyboardInterrupt:
+            if monitor.slurm:
+                print(
+                    f"ttlaunch: monitoring stopped; SLURM jobs keep running. Re-attach with "
+                    f"`{reattach_hint(monitor.ledger.sweep_dir)}` or the same launch command.",
+                    file=sys.stderr, flush=True,
+                )
+            raise
+
+
+def find_monitor(callbacks: Any) -> Any | None:
+    """The first configured Hydra callback that monitors sweeps (`monitor_for` and `watch`);
+    None when monitoring is switched off."""
+    for callback in getattr(callbacks, "callbacks", None) or []:
+        if hasattr(callback, "monitor_for") and hasattr(callback, "watch"):
+            return callback
+    return None

@@ -1,0 +1,113 @@
+"""The sweep's event log (`run-torchtune.log`): append-only entries, each a timestamped action
+line and its `Key: value` lines.
+
+    [YYYY-MM-DD HH:MM:SS] ACTION: one-line description
+    Key: value
+
+One blank line ends an entry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+EVENT_LOG_NAME = "run-torchtune.log"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def timestamp(moment: dt.datetime | None = None) -> str:
+    return (moment or dt.datetime.now()).strftime(TIME_FORMAT)
+
+
+def parse_timestamp(text: str | None) -> dt.datetime | None:
+    """A time written by `timestamp` (or sacct, same format); None when absent or not one."""
+    if not text:
+        return None
+    try:
+        return dt.datetime.strptime(text, TIME_FORMAT)
+    except ValueError:
+        return None
+
+
+def format_elapsed(seconds: float) -> str:
+    """8m 2s, 1h 3m 0s, 42s."""
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m {secs}s"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def format_entry(moment: str, action: str, description: str, fields: Iterable[tuple[str, object]]) -> str:
+    lines = [f"[{moment}] {action}: {description}"]
+    for key, value in fields:
+        text = str(value).replace("\n", " ")  # one line per key keeps the log parseable
+        lines.append(f"{key}: {text}")
+    return "\n".join(lines) + "\n\n"
+
+
+# An entry to write: kind, description, fields.
+Entry = tuple[str, str, Sequence[tuple[str, object]]]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the event log, read back."""
+
+    moment: str
+    action: str
+    description: str
+    fields: dict[str, str]
+
+
+_ENTRY_HEAD = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] ([A-Z_]+): (.*)")
+
+
+def read_events(text: str) -> list[Event]:
+    """The entries of an event log's text, oldest first; a block that is not an entry (a
+    line cut short, an edit) is skipped."""
+    entries = []
+    for block in text.split("\n\n"):
+        lines = block.strip("\n").split("\n")
+        head = _ENTRY_HEAD.fullmatch(lines[0])
+        if head is None:
+            continue
+        pairs = [line.split(": ", 1) for line in lines[1:]]
+        if any(len(pair) != 2 for pair in pairs):
+            continue
+        entries.append(Event(head.group(1), head.group(2), head.group(3), {key: value for key, value in pairs}))
+    return entries
+
+
+class EventLog:
+    def __init__(self, path: Path, now: Callable[[], str] = timestamp) -> None:
+        self.path = path
+        self._now = now
+
+    def write(self, action: str, description: str, *fields: tuple[str, object]) -> None:
+        self.write_all([(action, description, fields)])
+
+    def write_all(self, entries: Sequence[Entry]) -> None:
+        """Append entries together: all of them, or (the disk full, say) none, never a part."""
+        moment = self._now()
+        text = "".join(format_entry(moment, action, description, fields) for action, description, fields in entries)
+        data = memoryview(text.encode("utf-8"))
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            start = os.lseek(descriptor, 0, os.SEEK_END)
+            try:
+                while data:
+                    data = data[os.write(descriptor, data):]
+            except OSError:
+                os.ftruncate(descriptor, start)  # needs no space: what was written in part goes
+                raise
+        finally:
+            os.close(descriptor)

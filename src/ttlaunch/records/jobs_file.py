@@ -1,0 +1,198 @@
+"""The sweep's state file, `jobs.json`: one record per job, rewritten atomically on each change."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ttlaunch.errors import DamagedFile
+from ttlaunch.scheduler.states import JobState
+
+STATE_FILE_NAME = "jobs.json"
+# 2: jobs.json lists the jobs a launch has yet to submit (`unsubmitted`); a version 1 file
+# reads as version 2 with none (its records' later fields take their defaults).
+STATE_VERSION = 2
+
+
+@dataclass
+class JobRecord:
+    run: str  # the job's name (its dir under the sweep)
+    run_name: str | None = None  # the experiment's run it trains (a follow-up's differs from its name)
+    kind: str = "training"  # or "evaluation" (of one task at one epoch of run_name)
+    job_id: str | None = None
+    status: str = "PENDING"
+    attempt: int = 1
+    submitted: str | None = None
+    started: str | None = None
+    completed: str | None = None
+    elapsed: str | None = None
+    exit_code: str | None = None
+    job_dir: str | None = None
+    output_dir: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    error: str | None = None
+    # What the job asked for, so metrics need no config when monitoring resumes elsewhere.
+    time_limit_s: int | None = None
+    # Jobs of earlier submissions of this run (resubmitted after failing), oldest first.
+    previous_job_ids: list[str] = field(default_factory=list)
+    # Each requeue of the job: {"attempt": the attempt that ended, "reason", "at"}.
+    requeues: list[dict[str, Any]] = field(default_factory=list)
+    # Each restart by a rule (a new job for the same run): {"after": state, "previous_job_id", "at"}.
+    restarts: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    # ttlaunch itself stopped the job (Ctrl-C of the launcher that ran it locally, a cancel
+    # it issued): not a failure of the run, so the next launch resumes it from disk.
+    stopped_by_ttlaunch: bool = False
+    # What a planned run's job was submitted with: {parameters, compute, command} (a later
+    # launch refuses to count it done once the summary, preset or payload says otherwise).
+    submitted_with: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SweepState:
+    experiment: str
+    sweep_dir: str
+    monitoring_started: str | None = None
+    # What a monitor needs to resume from this file alone (`python -m ttlaunch.status`):
+    executor: str = "local"  # local or slurm
+    payload_kind: str | None = None  # torchtune runs get their checkpoints validated
+    status_table: str | None = None  # the experiment's experiment_summary.md, when it has one
+    jobs: dict[str, JobRecord] = field(default_factory=dict)
+    # Jobs the launch in progress will submit and has not yet (a launch killed meanwhile
+    # leaves them here: the next one plans again from the records).
+    unsubmitted: list[str] = field(default_factory=list)
+
+
+def status_counts(records: Iterable[JobRecord], first: Sequence[str] = ()) -> dict[str, int]:
+    """How many records have each status: the `first` statuses lead (0 when none has them),
+    the others follow as met."""
+    counts = dict.fromkeys(first, 0)
+    for record in records:
+        counts[record.status] = counts.get(record.status, 0) + 1
+    return counts
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename it over `path`: a reader sees
+    the old content or the new, never a half-written file."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_state(path: Path, state: SweepState) -> None:
+    data = {"version": STATE_VERSION, **asdict(state)}
+    write_atomically(path, json.dumps(data, indent=2) + "\n")
+
+
+def rebuild_hint(sweep_dir: Path) -> str:
+    return (
+        f"Rebuild it from the event log, the job dirs and the scheduler: `ttlaunch status {sweep_dir} --rebuild` "
+        "(the damaged file is kept beside it)"
+    )
+
+
+def read_json_object(path: Path, way_on: str) -> dict[str, Any]:
+    """The JSON object in one of the sweep's own files; DamagedFile when it is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise DamagedFile(path, f"not text (byte {err.start} is not UTF-8)", way_on) from None
+    except json.JSONDecodeError as err:
+        raise DamagedFile(path, f"not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})", way_on) from None
+    if not isinstance(data, dict):
+        raise DamagedFile(path, f"holds a JSON {type(data).__name__}, not an object", way_on)
+    return data
+
+
+def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
+    """The saved state, or a fresh one when the sweep has none yet. A file that is not a
+    state ttlaunch can read (damaged, or from a newer ttlaunch) is DamagedFile, naming what
+    is wrong and how to go on."""
+    if not path.exists():
+        return SweepState(experiment=experiment, sweep_dir=str(sweep_dir))
+    way_on = rebuild_hint(sweep_dir)
+    data = read_json_object(path, way_on)
+    _check_version(data.get("version"), path, way_on)
+    jobs = data.get("jobs", {})
+    if not isinstance(jobs, dict):
+        raise DamagedFile(path, "jobs is not an object of job records", way_on)
+    unsubmitted = data.get("unsubmitted", [])
+    if not (isinstance(unsubmitted, list) and all(isinstance(name, str) for name in unsubmitted)):
+        raise DamagedFile(path, "unsubmitted is not a list of job names", way_on)
+    for key in ("experiment", "sweep_dir", "monitoring_started", "executor", "payload_kind", "status_table"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise DamagedFile(path, f"{key} is {data[key]!r}, not text", way_on)
+    return SweepState(
+        experiment=data.get("experiment", experiment),
+        sweep_dir=data.get("sweep_dir", str(sweep_dir)),
+        monitoring_started=data.get("monitoring_started"),
+        executor=data.get("executor", "local"),
+        payload_kind=data.get("payload_kind"),
+        status_table=data.get("status_table"),
+        jobs={name: _record(name, record, path, way_on) for name, record in jobs.items()},
+        unsubmitted=list(unsubmitted),
+    )
+
+
+def _check_version(version: object, path: Path, way_on: str) -> None:
+    from ttlaunch import __version__
+
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise DamagedFile(path, f"version is {version!r}, not a state version number", way_on)
+    if version > STATE_VERSION:
+        raise DamagedFile(
+            path, f"written by a newer ttlaunch (state version {version}; ttlaunch {__version__} reads versions up to "
+            f"{STATE_VERSION})", "Upgrade ttlaunch where you launch and follow this sweep: pip install -U ttlaunch",
+        )
+    if version < 1:
+        raise DamagedFile(path, f"state version {version} was never written by ttlaunch", way_on)
+
+
+_RECORD_TYPES = typing.get_type_hints(JobRecord)
+_STATES = {state.value for state in JobState}
+
+
+def _record(name: str, raw: object, path: Path, way_on: str) -> JobRecord:
+    """One job record, each field of the type JobRecord declares."""
+    if not isinstance(raw, dict):
+        raise DamagedFile(path, f"jobs.{name} is not a job record", way_on)
+    unknown = sorted(set(raw) - set(_RECORD_TYPES))
+    if unknown:
+        raise DamagedFile(path, f"jobs.{name} has fields no job record has: {', '.join(unknown)}", way_on)
+    for item in fields(JobRecord):
+        if item.name in raw and not _fits(raw[item.name], _RECORD_TYPES[item.name]):
+            raise DamagedFile(path, f"jobs.{name}.{item.name} is {raw[item.name]!r}, not of type {item.type}", way_on)
+    if "run" not in raw:
+        raise DamagedFile(path, f"jobs.{name} has no run", way_on)
+    if raw.get("status", "PENDING") not in _STATES:
+        raise DamagedFile(path, f"jobs.{name}.status is {raw['status']!r}, not a job state", way_on)
+    return JobRecord(**raw)
+
+
+def _fits(value: object, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, option) for option in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is not None:  # list[...], dict[...]: the container is checked, its items are read where used
+        return isinstance(value, origin)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)

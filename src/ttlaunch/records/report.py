@@ -1,0 +1,123 @@
+"""The end of a sweep: checkpoint validation and the final summary (summary.md)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ttlaunch.records.jobs_file import JobRecord, SweepState
+from ttlaunch.scheduler.figures import UNKNOWN, shown
+
+SUMMARY_NAME = "summary.md"
+ADAPTER_WEIGHTS = ("adapter_model.pt", "adapter_model.safetensors", "adapter_model.bin")
+
+
+@dataclass(frozen=True)
+class CheckpointCheck:
+    ok: bool
+    checkpoint: Path | None  # the newest epoch dir, when there is one
+    problem: str | None = None
+
+
+def epoch_dirs(output_dir: Path) -> list[Path]:
+    """torchtune's epoch_N/ checkpoint dirs, in epoch order (epoch_10 after epoch_9)."""
+    return sorted(
+        (p for p in output_dir.glob("epoch_*") if p.is_dir() and re.fullmatch(r"epoch_\d+", p.name)),
+        key=lambda p: int(p.name.split("_")[1]),
+    )
+
+
+def check_checkpoint(output_dir: Path) -> CheckpointCheck:
+    """A finished LoRA run leaves epoch_N/ with adapter weights and adapter_config.json."""
+    epochs = epoch_dirs(output_dir)
+    if not epochs:
+        return CheckpointCheck(False, None, f"no epoch_N/ checkpoint in {output_dir}")
+    newest = epochs[-1]
+    missing = []
+    if not any((newest / name).is_file() for name in ADAPTER_WEIGHTS):
+        missing.append("adapter weights")
+    if not (newest / "adapter_config.json").is_file():
+        missing.append("adapter_config.json")
+    if missing:
+        return CheckpointCheck(False, newest, f"{newest} lacks {' and '.join(missing)}")
+    return CheckpointCheck(True, newest)
+
+
+def render_summary(state: SweepState, checks: dict[str, CheckpointCheck], log_path: Path) -> str:
+    completed = {name: job for name, job in state.jobs.items() if job.status == "COMPLETED"}
+    others = {name: job for name, job in state.jobs.items() if job.status != "COMPLETED"}
+    lines = [f"## ttlaunch: {state.experiment}", ""]
+    if others:
+        lines.append(f"{len(completed)} of {len(state.jobs)} jobs completed.")
+    else:
+        lines.append(f"All {len(state.jobs)} jobs completed.")
+    lines += ["", "### Final status", "", f"✓ COMPLETED: {len(completed)} runs"]
+    lines += [f"  - {name} (Job {job.job_id}) - {job.elapsed or '?'}" for name, job in completed.items()]
+    lines += ["", f"✗ NOT COMPLETED: {len(others)} runs"]
+    lines += [f"  - {name} (Job {job.job_id or 'none'}) - {job.status}{_why(job)}" for name, job in others.items()]
+    lines += _compute_table(state)
+    lines += ["", "### Outputs", "", "Checkpoints:"]
+    for name in completed:
+        check = checks.get(name)
+        if check is None:
+            lines.append(f"- {name}: {completed[name].output_dir or '?'}")
+        elif check.ok:
+            lines.append(f"- {name}: `{check.checkpoint}/`")
+        else:
+            lines.append(f"- {name}: ⚠ {check.problem}")
+    lines += ["", "Job logs (stdout / stderr):"]
+    lines += [f"- {name}: `{job.stdout}` / `{job.stderr}`" for name, job in state.jobs.items() if job.stdout]
+    lines += ["", "### Next steps", ""]
+    flagged = [name for name, check in checks.items() if not check.ok]
+    never_started = {name: job for name, job in others.items() if not _has_log(job)}
+    logs = " ".join(f"`{job.stderr}`" for name, job in others.items() if name not in never_started)
+    if logs:
+        lines.append(f"- Look at the failed runs' logs: `grep -i error` {logs}")
+    for name, job in never_started.items():
+        lines.append(f"- {name} never started ({job.status}): {_never_started_reason(job)}")
+    if flagged:
+        lines.append(f"- Completed without a usable checkpoint: {', '.join(flagged)}: check their output dirs.")
+    lines.append(
+        "- Launching the same command again submits only runs never submitted (and resumes runs ttlaunch "
+        "stopped); add `resubmit_failed=true` to submit the failed ones again."
+    )
+    if state.status_table is not None:
+        lines.append(f"- Evaluation and analysis: see the experiment's own plan (`{state.status_table}`).")
+    lines += [f"- The full history is in `{log_path}`.", ""]
+    return "\n".join(lines)
+
+
+def _compute_table(state: SweepState) -> list[str]:
+    """What each ended job used, from accounting; `unknown` where the scheduler gave no
+    readable figure. Nothing for sweeps without accounting (local jobs)."""
+    measured = {name: job.metrics for name, job in state.jobs.items() if job.metrics}
+    if not measured:
+        return []
+    lines = ["", "### Compute", "", "| Run | Wall time | CPU efficiency | Memory used | Memory requested |", "|---|---|---|---|---|"]
+    for name, metrics in measured.items():
+        wall = metrics.get("wall_time") if isinstance(metrics.get("wall_time"), str) else None
+        cells = [
+            name, wall or UNKNOWN, shown(metrics.get("cpu_efficiency"), ".2f", "%"),
+            shown(metrics.get("memory_used_mb"), ".2f", " MB"), shown(metrics.get("memory_requested_mb"), ".2f", " MB"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _has_log(job: JobRecord) -> bool:
+    return bool(job.stderr) and Path(str(job.stderr)).is_file()
+
+
+def _never_started_reason(job: JobRecord) -> str:
+    if job.status == "SUBMIT_FAILED":
+        return f"its submission failed: {job.error or 'no reason given'}. Once that is fixed, the same command submits it again."
+    if job.error:
+        return f"{job.error}; it left no log."
+    return "it ended before it ran, and left no log (cancelled while queued?)."
+
+
+def _why(job: JobRecord) -> str:
+    if job.error:
+        return f": {job.error}"
+    return f" - log: `{job.stderr}`" if job.stderr else ""

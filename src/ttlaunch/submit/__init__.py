@@ -1,0 +1,1 @@
+"""Submitting a sweep, in the launching process: planning, checks, submission, stagger, SLURM requests."""

@@ -1,0 +1,95 @@
+"""submitit executors built from typed requests (imported lazily: submitit is not cheap)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import submitit
+from submitit.local.local import LocalJob
+from submitit.slurm.slurm import SlurmExecutor
+
+from ttlaunch.submit.slurm_request import LocalRequest, SlurmRequest
+
+
+class _OwnSessionLocalExecutor(submitit.LocalExecutor):
+    """submitit's local executor, but each job's controller (and so its tasks and payload)
+    runs in a session of its own.
+
+    In the launcher's process group, a Ctrl-C in the terminal would reach every controller,
+    task and payload at once: each controller prints its own KeyboardInterrupt traceback and
+    kills its tasks one second later. Here the launcher alone gets it, and stops its jobs
+    itself (`stop_local_job`). The controller's contract (its environment variables, its
+    job id = its pid) is submitit's `start_controller`, pinned with submitit <2, for the
+    parameters a LocalRequest sets (timeout, GPUs; no setup commands, no visible_gpus).
+    """
+
+    def _submit_command(self, command: str) -> LocalJob[Any]:
+        tasks = int(self.parameters.get("tasks_per_node", 1))
+        gpus = int(self.parameters.get("gpus_per_node", 0))
+        env = {
+            **os.environ,
+            "SUBMITIT_LOCAL_NTASKS": str(tasks),
+            "SUBMITIT_LOCAL_COMMAND": command,
+            "SUBMITIT_LOCAL_TIMEOUT_S": str(int(60 * self.parameters.get("timeout_min", 2.0))),
+            "SUBMITIT_LOCAL_SIGNAL_DELAY_S": str(int(self.parameters.get("signal_delay_s", 30))),
+            "SUBMITIT_LOCAL_NODEID": "0",
+            "SUBMITIT_LOCAL_JOB_NUM_NODES": "1",
+            "SUBMITIT_STDERR_TO_STDOUT": "",
+            "SUBMITIT_EXECUTOR": "local",
+            "CUDA_VISIBLE_DEVICES": ",".join(str(k) for k in range(gpus)),
+            "SUBMITIT_LOCAL_WITH_SHELL": "",
+        }
+        controller = subprocess.Popen(
+            [sys.executable, "-m", "submitit.local._local", str(self.folder)], env=env, start_new_session=True
+        )
+        return LocalJob(folder=self.folder, job_id=str(controller.pid), process=controller, tasks=list(range(tasks)))
+
+
+def local_executor(folder: Path, request: LocalRequest) -> submitit.LocalExecutor:
+    executor = _OwnSessionLocalExecutor(folder=folder)
+    executor.update_parameters(**request.submitit_parameters())
+    return executor
+
+
+def stop_local_job(job_id: str, kill: bool = False) -> None:
+    """Ask a local job to stop: SIGTERM to its controller, which passes it to its tasks; each
+    task stops its payload with a grace period (ttlaunch.job.task). `kill`: SIGKILL to the job's
+    whole session, for a job that did not stop when asked. Gone already: nothing to do."""
+    try:
+        if kill:
+            os.killpg(int(job_id), signal.SIGKILL)
+        else:
+            os.kill(int(job_id), signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def slurm_executor(folder: Path, request: SlurmRequest) -> SlurmExecutor:
+    executor = SlurmExecutor(folder=folder, max_num_timeout=request.max_num_timeout)
+    executor.update_parameters(**request.submitit_parameters())
+    return executor
+
+
+class _ScriptOnlySlurmExecutor(SlurmExecutor):
+    """A SlurmExecutor that can render scripts where SLURM is not installed.
+
+    The base class refuses to exist without `srun` on PATH; rendering a script needs none.
+    """
+
+    @classmethod
+    def affinity(cls) -> int:
+        return 1
+
+
+def sbatch_script(folder: Path, request: SlurmRequest, python: str | None = None) -> str:
+    """The batch script submitit would submit for this request, through its own code path
+    (parameter conversion and script template), without submitting anything."""
+    executor: Any = _ScriptOnlySlurmExecutor(folder=folder, max_num_timeout=request.max_num_timeout, python=python)
+    executor.update_parameters(**request.submitit_parameters())
+    # Private in submitit, but it is exactly the text its submission writes; submitit is pinned <2.
+    return executor._make_submission_file_text(executor._submitit_command_str, "script")

@@ -1,0 +1,329 @@
+"""The sweeper's work, in the launching process: validate every input, take the sweep's
+lock, learn what earlier launches left (the state file, then SLURM), pick the runs to
+submit, hand them to the launcher, report the end.
+
+Nothing is written before all inputs are validated: bad input leaves no sweep dir.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from ttlaunch.errors import InputError, SweepFailed, UnwritableSweep
+from ttlaunch.inputs.composed import read_inputs
+from ttlaunch.inputs.payload import unpassed_controls
+from ttlaunch.inputs.summary import RunType
+from ttlaunch.monitor.rules import RULES_STATE_NAME, RulesState
+from ttlaunch.records.event_log import EVENT_LOG_NAME
+from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.scheduler.states import JobState
+from ttlaunch.submit.plan import JobSpec, plan_jobs
+from ttlaunch.submit.selection import changed_jobs, select_jobs, unrecorded_job_id
+
+log = logging.getLogger(__name__)
+
+
+def _combinations(sweeper: Any, arguments: Sequence[str]) -> list[list[str]]:
+    parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)
+    overrides = parser.parse_overrides(list(arguments))
+    return BasicSweeper.split_arguments(overrides, None)[0]
+
+
+def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
+    """Validate the inputs of every combination of overrides and plan the jobs."""
+    from hydra_plugins.ttlaunch_launcher.launcher import TTLaunchLauncher
+    from ttlaunch.monitor.sweep_monitor import find_monitor
+
+    config = sweeper.config
+    if not isinstance(sweeper.launcher, TTLaunchLauncher):
+        # Any other launcher (Hydra's basic one, say) would train in this very process.
+        choice = config.hydra.runtime.choices.get("compute")
+        raise InputError(
+            f"compute={choice}", "hydra/launcher", "the preset must choose ttlaunch_local or ttlaunch_slurm"
+        )
+    check_settings(sweeper.launcher, find_monitor(sweeper.hydra_context.callbacks))
+    combinations = _combinations(sweeper, arguments)
+    inputs = read_inputs(config, config.hydra)
+    if not inputs.experiment.fine_tuned:
+        kinds = ", ".join(sorted({run.type.value for run in inputs.experiment.runs}))
+        raise InputError(inputs.experiment.source, "runs", f"no fine-tuned run to train (only {kinds} runs)")
+    _check_status_table(inputs.experiment.directory)
+    jobs = plan_jobs(inputs.experiment, combinations)
+    sweep_dir = Path(config.hydra.sweep.dir)
+    for combination in combinations:
+        # The primary config already holds every single-valued override; compose again
+        # only when the command line sweeps something that may change the inputs.
+        combined = config
+        if len(combinations) > 1:
+            combined = sweeper.hydra_context.config_loader.load_sweep_config(config, list(combination))
+        combined_inputs = inputs if combined is config else read_inputs(combined, combined.hydra)
+        for job in jobs:
+            if all(o in job.overrides for o in combination):
+                compute = combined_inputs.compute_for(job.run.name)
+                command = combined_inputs.payload_for(job.run.name, sweep_dir / job.name)
+                if sweeper.launcher.executor == "local":
+                    _check_one_task(compute, combined_inputs.compute_source)
+                    _check_model_here(combined_inputs, command.argv)
+    return inputs, jobs
+
+
+# The launcher's and the monitor's own numeric settings: (owner, name, least value, None allowed).
+_SETTINGS = (
+    ("stagger", "seconds", 0, False),
+    ("stagger", "window_s", 0, False),
+    ("stagger", "concurrent_submissions", 1, False),
+    ("hydra.callbacks.monitor", "poll_interval_s", 0.1, True),
+    ("hydra.callbacks.monitor", "alert_after_failures", 1, False),
+    ("hydra.callbacks.monitor", "resource_every_polls", 1, False),
+    ("hydra.callbacks.monitor", "metrics_retry_s", 0, False),
+    ("hydra.callbacks.monitor", "end_check_s", 0, False),
+)
+
+
+def check_settings(launcher: Any, monitor: Any) -> None:
+    """The launcher's own settings (its stagger hook, dry_run; Hydra's schema already types
+    max_submitted) and the monitor's, checked with the other inputs: a value of the wrong
+    kind is one line before anything is submitted, not a TypeError after the first job went in."""
+    owners = {"stagger": launcher.stagger, "hydra.callbacks.monitor": monitor}
+    for owner, name, least, optional in _SETTINGS:
+        value = getattr(owners[owner], name, None) if owners[owner] is not None else None
+        if value is None and (optional or not hasattr(owners[owner], name)):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < least:
+            raise InputError(owner, name, f"expected a number of at least {least}, got {value!r}")
+    if monitor is not None and getattr(monitor, "live", "auto") not in ("auto", "on", "off"):
+        raise InputError("hydra.callbacks.monitor", "live", f"expected auto, on or off, got {monitor.live!r}")
+    stagger = launcher.stagger
+    if not (callable(getattr(stagger, "before_submit", None)) and callable(getattr(stagger, "startup_window", None))):
+        raise InputError(
+            "stagger", "_target_", f"{stagger!r} has no before_submit and startup_window (ttlaunch.submit.stagger)"
+        )
+    if not isinstance(launcher.dry_run, bool):
+        raise InputError("hydra.launcher", "dry_run", f"expected true or false, got {launcher.dry_run!r}")
+
+
+def _check_status_table(directory: Path | None) -> None:
+    """The experiment's status table must be one ttlaunch recognises by its header, or
+    none: one whose header was edited would silently stop following the jobs."""
+    from ttlaunch.records.status_table import HEADER, MARKDOWN_NAME, edited_header
+
+    markdown = directory / MARKDOWN_NAME if directory is not None else None
+    if markdown is None or not markdown.is_file():
+        return
+    try:
+        edited = edited_header(markdown.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(str(markdown), "status table", f"cannot be read: {err}") from None
+    if edited is not None:
+        line, header = edited
+        raise InputError(
+            str(markdown), f"line {line}",
+            f"the Fine-tuning status table's header reads {header}; ttlaunch updates the table whose header is "
+            f"| {' | '.join(HEADER)} |: restore that header, or remove the table",
+        )
+
+
+def _check_one_task(compute: Any, source: str) -> None:
+    """The local executor runs each job as one process here: several nodes or tasks need SLURM."""
+    if compute.nodes > 1 or compute.tasks_per_node > 1:
+        raise InputError(
+            source, "compute.nodes" if compute.nodes > 1 else "compute.tasks_per_node",
+            f"{compute.nodes} node(s) x {compute.tasks_per_node} task(s) need a SLURM preset; locally a job is one process",
+        )
+
+
+def _check_model_here(inputs: Any, argv: Sequence[str]) -> None:
+    """Local torchtune jobs train from a model on this machine: one that is not there is
+    said now, not deep in the job. (Setup and prepare commands may still make it; SLURM nodes see their
+    own filesystems.)"""
+    from ttlaunch.inputs.torchtune_configs import model_dir
+
+    if inputs.payload.kind != "torchtune" or inputs.payload.setup or inputs.payload.prepare:
+        return
+    directory = model_dir(argv)
+    if directory is not None and not Path(directory).expanduser().is_dir():
+        config = argv[list(argv).index("--config") + 1]
+        raise InputError(
+            inputs.payload_source, "checkpointer.checkpoint_dir",
+            f"{directory} does not exist: {config} trains from the model there. Download it there, or point at "
+            """yours: 'payload.overrides=["checkpointer.checkpoint_dir=DIR","tokenizer.path=DIR/original/tokenizer.model"]'""",
+        )
+
+
+def _describe(ledger: Ledger, inputs: Any, executor: str) -> None:
+    """What a monitor needs to resume from jobs.json alone."""
+    from ttlaunch.records.status_table import MARKDOWN_NAME
+
+    state = ledger.state
+    state.executor = executor
+    state.payload_kind = inputs.payload.kind
+    directory = inputs.experiment.directory
+    state.status_table = str(directory / MARKDOWN_NAME) if directory is not None else None
+
+
+def _adopt_unrecorded(ledger: Ledger, jobs: Sequence[JobSpec]) -> None:
+    """Jobs a killed launcher submitted without recording them join the state as PENDING."""
+    for job in jobs:
+        record = ledger.state.jobs.get(job.name)
+        if record is not None and record.job_id is not None:
+            continue
+        job_id = unrecorded_job_id(ledger.sweep_dir / job.name)
+        if job_id is None:
+            continue
+        folder = ledger.sweep_dir / job.name / "submitit"
+        ledger.state.jobs[job.name] = JobRecord(
+            run=job.name, job_id=job_id, job_dir=str(ledger.sweep_dir / job.name),
+            stdout=str(folder / f"{job_id}_0_log.out"), stderr=str(folder / f"{job_id}_0_log.err"),
+        )
+        ledger.events.write("SUBMIT_JOB", job.name, ("Result", f"Job ID {job_id} found in {folder}, not yet recorded"))
+        log.warning("%s: job %s was submitted by an earlier launch without being recorded; re-attaching", job.name, job_id)
+
+
+def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
+    from ttlaunch.monitor.sweep_monitor import find_monitor
+    from ttlaunch.records.sweep_lock import SweepLock
+
+    inputs, jobs = plan(sweeper, arguments)  # raises InputError before anything is written
+    config = sweeper.config
+    sweep_dir = Path(config.hydra.sweep.dir)
+    experiment = inputs.experiment
+    launcher = sweeper.launcher
+    if launcher.dry_run:  # no records of a launch that does not happen
+        return [launcher.launch([list(job.overrides) for job in jobs], initial_job_idx=0)]
+    callback = find_monitor(sweeper.hydra_context.callbacks)
+    _check_monitoring(launcher, callback)
+    _writable(sweep_dir, lambda: sweep_dir.mkdir(parents=True, exist_ok=True))
+    with SweepLock(sweep_dir):  # UnwritableSweep when it cannot write its lock file
+        ledger = Ledger.open(sweep_dir, experiment.name)  # DamagedFile: one line, nothing written
+        RulesState.load(sweep_dir / RULES_STATE_NAME)
+        changed = _check_changed(ledger, inputs, jobs, bool(config.resubmit_changed))  # before anything is written
+        _describe(ledger, inputs, launcher.executor)
+        # The first write: a sweep dir that cannot take it is said now, before any submission.
+        _writable(ledger.state_path, ledger.save_state)
+        OmegaConf.save(config, sweep_dir / "multirun.yaml")
+        counts = {kind: sum(run.type is kind for run in experiment.runs) for kind in RunType}
+        unpassed = unpassed_controls(experiment, inputs.payload)
+        ledger.events.write(
+            "DISCOVER_EXPERIMENT",
+            "Found experiment",
+            ("Details", experiment.source),
+            ("Result", f"Experiment {experiment.name} has {counts[RunType.FINE_TUNED]} fine-tuning runs"),
+            *([("Not passed to the trainer", ", ".join(unpassed))] if unpassed else []),
+        )
+        if unpassed:
+            log.info("controls not passed to the trainer: %s", ", ".join(unpassed))
+        if launcher.executor == "slurm":
+            _adopt_unrecorded(ledger, jobs)
+        # What happened while nobody watched: one poll of the jobs earlier launches left running.
+        _reconciling_monitor(callback, ledger).poll()
+        selection = select_jobs(jobs, ledger.state.jobs, bool(config.resubmit_failed), changed)
+        ledger.events.write(
+            "IDENTIFY_RUNS",
+            "Selecting runs to submit",
+            (
+                "Details",
+                f"{counts[RunType.FINE_TUNED]} fine-tuned, {counts[RunType.CONTROL]} control and "
+                f"{counts[RunType.EVAL_ONLY]} eval-only runs; {len(jobs)} jobs in the sweep",
+            ),
+            (
+                "Result",
+                f"{len(selection.submit)} jobs ready to submit ({len(selection.completed)} already completed, "
+                f"{len(selection.attach)} still queued or running, {len(selection.failed)} failed and not resubmitted, "
+                f"{len(selection.changed)} changed and submitted again, {len(selection.resumed)} stopped by ttlaunch "
+                "and resumed)",
+            ),
+            ("Skipped", ", ".join(selection.completed + selection.attach + selection.failed) or "none"),
+        )
+        log.info("sweep dir: %s", sweep_dir)
+        if selection.failed:
+            log.warning(
+                "not resubmitted (their last attempt failed): %s; add resubmit_failed=true to submit them again",
+                ", ".join(selection.failed),
+            )
+        ledger.state.unsubmitted = [job.name for job in selection.submit]
+        ledger.save()
+        if selection.submit or selection.attach:
+            launcher.launch([list(job.overrides) for job in selection.submit], initial_job_idx=0)
+        else:
+            log.info("nothing to submit or watch: %d jobs of %s already ended", len(jobs), experiment.name)
+        ended = Ledger.open(sweep_dir, experiment.name).state.jobs
+    # The exit code speaks for the whole sweep, not only for what this launch submitted: a
+    # run that ended without completing (now or in an earlier launch) makes it 1. Runs still
+    # queued or running (detached, monitoring off) are not failures.
+    failed = [job.name for job in jobs if _ended_without_completing(ended.get(job.name))]
+    if failed:
+        raise SweepFailed(failed, len(jobs), str(sweep_dir / EVENT_LOG_NAME))
+    return []
+
+
+def _writable(path: Path, write: Callable[[], object]) -> None:
+    """`write` (something in the sweep dir); UnwritableSweep, naming the path and the OS's
+    reason, when the sweep dir cannot take it (read-only, full, no permission)."""
+    try:
+        write()
+    except OSError as err:
+        raise UnwritableSweep(err.filename or path, err) from None
+
+
+def _ended_without_completing(record: JobRecord | None) -> bool:
+    return record is not None and JobState(record.status).terminal and record.status != JobState.COMPLETED.value
+
+
+def _check_changed(ledger: Ledger, inputs: Any, jobs: Sequence[JobSpec], resubmit_changed: bool) -> list[str]:
+    """Jobs submitted with other parameters, compute or command than their run asks for now.
+    Refused (InputError, nothing written) unless `resubmit_changed`; then those that ended
+    are trained again, and one still queued or running is refused all the same."""
+    specs = {
+        job.name: inputs.for_overrides(job.overrides).submission_spec(job.run.name, ledger.sweep_dir / job.name)
+        for job in jobs
+    }
+    changed = changed_jobs(jobs, ledger.state.jobs, specs)
+    if not changed:
+        return []
+    described = "; ".join(f"{name} ({', '.join(changes)})" for name, changes in changed.items())
+    if not resubmit_changed:
+        raise InputError(
+            str(ledger.state_path), "changed runs",
+            f"changed since they were submitted: {described}. Add resubmit_changed=true to train them again "
+            "with the new values (their earlier jobs stay recorded), or undo the change",
+        )
+    active = [name for name in changed if not JobState(ledger.state.jobs[name].status).terminal]
+    if active:
+        ids = " ".join(str(ledger.state.jobs[name].job_id) for name in active)
+        raise InputError(
+            str(ledger.state_path), "changed runs",
+            f"{', '.join(active)} changed but still queued or running with the old values; cancel them first (scancel {ids})",
+        )
+    log.warning("trained again with their new values: %s", described)
+    return list(changed)
+
+
+def _reconciling_monitor(callback: Any, ledger: Ledger) -> Any:
+    """The configured monitor, or (monitoring switched off) a default one for this one poll."""
+    from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings, default_poll_interval
+
+    if callback is not None:
+        return callback.monitor_for(ledger)
+    return Monitor(ledger, MonitorSettings(poll_interval_s=default_poll_interval(ledger.state.executor), live="off"))
+
+
+def _check_monitoring(launcher: Any, callback: Any) -> None:
+    """Queue caps need someone counting; local jobs are children of the launching process,
+    which must watch them to the end."""
+    if launcher.max_submitted is not None and callback is None:
+        raise InputError("hydra.launcher", "max_submitted", "needs the monitor to count queued jobs (it was switched off)")
+    if launcher.executor != "local":
+        return
+    if callback is None:
+        raise InputError("hydra.callbacks", "monitor", "local jobs need the monitor (it was switched off); use a SLURM preset")
+    if getattr(callback, "detach", False):
+        raise InputError(
+            "hydra.callbacks.monitor", "detach", "local jobs stop with the launching process; detach needs a SLURM preset"
+        )

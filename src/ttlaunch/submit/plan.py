@@ -1,0 +1,91 @@
+"""Expand an experiment's fine-tuned runs, times any sweep given on the command line, into jobs.
+
+Pure: override strings in, JobSpecs out. A job is named after its run, plus the values of
+the command-line keys that vary across the sweep (so `+seed=1,2` gives `r8__seed-1` and
+`r8__seed-2`); names are stable across launches and become the job dirs and SLURM job names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from ttlaunch.errors import InputError
+from ttlaunch.inputs.summary import Experiment, Run, check_safe_name
+
+# Keys the sweep sets itself; a user sweeping them would make names meaningless.
+RUN_NAME_KEY = "run_name"
+JOB_NAME_KEY = "hydra.job.name"
+_RESERVED_KEYS = {"experiment", RUN_NAME_KEY, JOB_NAME_KEY}
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    run: Run
+    overrides: tuple[str, ...]
+
+
+def override_key(override: str) -> str:
+    """'+seed=1' -> 'seed'; '~a.b' -> 'a.b'."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _suffix(overrides: Sequence[str], swept_keys: set[str]) -> str:
+    parts = []
+    for override in overrides:
+        key = override_key(override)
+        if key in swept_keys:
+            value = override.split("=", 1)[1] if "=" in override else ""
+            safe_key, safe_value = (_UNSAFE_CHARS.sub("-", text).strip("-") for text in (key, value))
+            parts.append(f"{safe_key}-{safe_value}")
+    return "".join(f"__{part}" for part in parts)
+
+
+def plan_jobs(experiment: Experiment, combinations: Sequence[Sequence[str]]) -> list[JobSpec]:
+    """One job per fine-tuned run per combination of command-line overrides.
+
+    `combinations` is the Cartesian product of the command-line overrides, one list of
+    `key=value` strings per combination (what Hydra's BasicSweeper.split_arguments makes).
+    """
+    values: dict[str, set[str]] = {}
+    for combination in combinations:
+        for override in combination:
+            values.setdefault(override_key(override), set()).add(override)
+    swept = {key for key, seen in values.items() if len(seen) > 1}
+    for key in sorted(swept & _RESERVED_KEYS):
+        raise InputError("command line", key, "cannot be swept: ttlaunch sweeps the runs of one experiment")
+    jobs: list[JobSpec] = []
+    names: dict[str, str] = {}
+    for combination in combinations:
+        suffix = _suffix(combination, swept)
+        user_overrides = tuple(o for o in combination if override_key(o) not in {RUN_NAME_KEY, JOB_NAME_KEY})
+        for run in experiment.fine_tuned:
+            name = check_safe_name(run.name + suffix, "command line", "job name")
+            if name in names:
+                raise InputError(
+                    "command line", "job name", f"two jobs would be named {name!r} ({names[name]} and {combination})"
+                )
+            names[name] = str(list(combination))
+            overrides = (*user_overrides, f"{RUN_NAME_KEY}={run.name}", f"{JOB_NAME_KEY}={name}")
+            jobs.append(JobSpec(name=name, run=run, overrides=overrides))
+    return jobs
+
+
+def _value_of(overrides: Sequence[str], key: str) -> str | None:
+    for override in overrides:
+        if override_key(override) == key:
+            return override.split("=", 1)[1]
+    return None
+
+
+def job_name_of(overrides: Sequence[str]) -> str | None:
+    """The job name a planned override list carries (None if it was not planned here)."""
+    return _value_of(overrides, JOB_NAME_KEY)
+
+
+def run_name_of(overrides: Sequence[str]) -> str | None:
+    """The run a planned override list is for (None if it was not planned here)."""
+    return _value_of(overrides, RUN_NAME_KEY)

@@ -1,0 +1,180 @@
+"""What one job asks the scheduler for, as data.
+
+A request is built from the compute preset, the requeue choice and the user's
+settings by pure functions, printed or golden-tested as it is, and only turned
+into submitit parameters at the edge (see ttlaunch.submit.executors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ttlaunch.errors import InputError
+from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
+
+# sbatch flags that have a typed field in SlurmRequest; extra parameters naming them
+# set the field instead of adding a second, conflicting flag.
+_TYPED_FLAGS = {"partition", "qos", "account", "gres", "constraint"}
+# Owned by requeue=on|off; an extra parameter must not contradict it behind its back.
+_REQUEUE_FLAGS = {"requeue", "no-requeue"}
+
+
+def flag_name(key: str) -> str:
+    return key.strip().lstrip("-").replace("_", "-")
+
+
+@dataclass(frozen=True)
+class SlurmRequest:
+    job_name: str
+    partition: str | None
+    qos: str | None
+    account: str | None
+    gres: str | None
+    constraint: str | None
+    nodes: int
+    tasks_per_node: int
+    cpus_per_task: int | None
+    gpus_per_node: int | str | None
+    mem_gb: float | None
+    timeout_min: int
+    requeue: bool
+    max_num_timeout: int
+    signal_delay_s: int
+    additional_parameters: Mapping[str, Any] = field(default_factory=dict)
+    setup: tuple[str, ...] = ()
+    # Which settings the user's values replaced, for the launch log.
+    notes: tuple[str, ...] = ()
+
+    def submitit_parameters(self) -> dict[str, Any]:
+        """Parameters for submitit's SlurmExecutor.update_parameters (its sbatch names)."""
+        params: dict[str, Any] = {
+            "job_name": self.job_name,
+            "nodes": self.nodes,
+            "ntasks_per_node": self.tasks_per_node,
+            "time": self.timeout_min,
+            "signal_delay_s": self.signal_delay_s,
+        }
+        optional = {
+            "partition": self.partition,
+            "qos": self.qos,
+            "account": self.account,
+            "gres": self.gres,
+            "constraint": self.constraint,
+            "cpus_per_task": self.cpus_per_task,
+            "gpus_per_node": self.gpus_per_node,
+            "mem": _mem(self.mem_gb) if self.mem_gb is not None else None,
+        }
+        params.update({key: value for key, value in optional.items() if value is not None})
+        extra = dict(self.additional_parameters)
+        extra["requeue" if self.requeue else "no-requeue"] = True
+        params["additional_parameters"] = extra
+        if self.setup:
+            params["setup"] = list(self.setup)
+        return params
+
+
+@dataclass(frozen=True)
+class LocalRequest:
+    job_name: str
+    timeout_min: int
+    gpus_per_node: int
+
+    def submitit_parameters(self) -> dict[str, Any]:
+        return {"timeout_min": self.timeout_min, "gpus_per_node": self.gpus_per_node}
+
+
+def _mem(mem_gb: float) -> str:
+    """sbatch --mem in the form submitit itself writes (whole GB, else MB)."""
+    return f"{int(mem_gb)}GB" if float(mem_gb).is_integer() else f"{int(mem_gb * 1024)}MB"
+
+
+def merge_additional_parameters(
+    preset: Mapping[str, Any], user: Mapping[str, Any], source: str
+) -> tuple[dict[str, Any], list[str]]:
+    """Merge the preset's extra sbatch flags with the user's: the user's win, and each
+    replacement is reported (returned as a note), never dropped silently."""
+    merged: dict[str, Any] = {}
+    notes: list[str] = []
+    for origin, params in (("compute", preset), ("user.slurm", user)):
+        for key, value in params.items():
+            name = flag_name(str(key))
+            if name in _REQUEUE_FLAGS:
+                raise InputError(
+                    source, f"{origin}.additional_parameters.{key}", "requeue is set by requeue=on|off, not here"
+                )
+            if name in merged and merged[name] != value:
+                notes.append(f"{origin}.additional_parameters.{name}={value} replaces {merged[name]}")
+            merged[name] = value
+    return merged, notes
+
+
+def slurm_request(
+    job_name: str,
+    compute: ComputeConfig,
+    requeue: RequeueConfig,
+    user: UserConfig,
+    signal_delay_s: int,
+    source: str,
+) -> SlurmRequest:
+    if requeue.enabled and not 0 <= requeue.grace_s < signal_delay_s:
+        raise InputError(
+            "requeue", "grace_s",
+            f"{requeue.grace_s} s to save must be below hydra.launcher.signal_delay_s ({signal_delay_s} s), "
+            "the warning's lead time before the time limit",
+        )
+    extra, notes = merge_additional_parameters(
+        compute.additional_parameters, user.slurm.additional_parameters, source
+    )
+    typed: dict[str, Any] = {
+        "partition": compute.partition,
+        "qos": compute.qos,
+        "account": compute.account,
+        "gres": _gres(compute),
+        "constraint": compute.constraint,
+    }
+    if user.slurm.account is not None:
+        if typed["account"] not in (None, user.slurm.account):
+            notes.append(f"user.slurm.account={user.slurm.account} replaces compute account {typed['account']}")
+        typed["account"] = user.slurm.account
+    for name in sorted(_TYPED_FLAGS & set(extra)):
+        value = extra.pop(name)
+        if typed[name] not in (None, value):
+            notes.append(f"additional_parameters.{name}={value} replaces {name}={typed[name]}")
+        typed[name] = value
+    return SlurmRequest(
+        job_name=job_name,
+        nodes=compute.nodes,
+        tasks_per_node=compute.tasks_per_node,
+        cpus_per_task=compute.cpus_per_task,
+        gpus_per_node=_gpus_per_node(compute),
+        mem_gb=compute.mem_gb,
+        timeout_min=compute.timeout_min,
+        requeue=requeue.enabled,
+        max_num_timeout=requeue.max_num_timeout if requeue.enabled else 0,
+        signal_delay_s=signal_delay_s,
+        additional_parameters=extra,
+        setup=tuple(compute.setup),
+        notes=tuple(notes),
+        **typed,
+    )
+
+
+def _gres(compute: ComputeConfig) -> str | None:
+    """--gres: the preset's other resources, plus the GPUs (compute.gpus_per_node of
+    compute.gpu_type) where the cluster asks for GPUs that way and gres does not name them."""
+    if compute.gpu_request != "gres" or not compute.gpus or compute.gres_gpus is not None:
+        return compute.gres
+    gpus = f"gpu:{compute.gpu_type}:{compute.gpus}" if compute.gpu_type else f"gpu:{compute.gpus}"
+    return ",".join(part for part in (compute.gres, gpus) if part)
+
+
+def _gpus_per_node(compute: ComputeConfig) -> int | str | None:
+    """--gpus-per-node, for clusters that ask for GPUs that way ([type:]N)."""
+    if compute.gpu_request != "gpus_per_node" or not compute.gpus:
+        return None
+    return f"{compute.gpu_type}:{compute.gpus}" if compute.gpu_type else compute.gpus
+
+
+def local_request(job_name: str, compute: ComputeConfig) -> LocalRequest:
+    return LocalRequest(job_name=job_name, timeout_min=compute.timeout_min, gpus_per_node=compute.gpus)

@@ -1,0 +1,351 @@
+"""Submit a sweep's jobs, recording each submission in the sweep's ledger.
+
+Runs in the launching process, called by the Hydra launcher plugin. Jobs go in one at a time
+with the stagger hook between them (or several at once when the hook allows it, and never
+more than `max_submitted` in the queue). Each submission is in jobs.json before the next
+one starts, so a launcher killed mid-sweep never leaves a job it submitted unrecorded.
+Watching the jobs afterwards is the monitor's (ttlaunch.monitor.sweep_monitor); what its reactions (rules,
+evaluations) submit later goes through the same submitter (`SweepActions`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus
+
+from ttlaunch.inputs.composed import LaunchInputs
+from ttlaunch.inputs.payload import PayloadCommand
+from ttlaunch.inputs.schema import ComputeConfig
+from ttlaunch.records.event_log import timestamp
+from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.scheduler.states import JobState
+from ttlaunch.submit.plan import job_name_of, run_name_of
+from ttlaunch.submit.slurm_request import SlurmRequest, local_request, slurm_request
+from ttlaunch.submit.stagger import StaggerHook
+
+log = logging.getLogger(__name__)
+
+
+class PrePickledJob:
+    """What each job runs: the launcher and Hydra's singleton state, pickled once per launch.
+
+    submitit pickles the callable and its arguments for every job; pickling the launcher
+    (the whole composed config and Hydra's context) 50 times costs more than the sbatch
+    calls. Here each job's own pickle holds the same bytes and its overrides only.
+
+    It is a submitit Checkpointable: when SLURM warns of preemption or the time limit
+    before the payload started, submitit requeues the same call (`checkpoint`); once the
+    payload runs, ttlaunch.job.requeue handles the warning. Either way the next attempt
+    decides from disk where to resume.
+    """
+
+    def __init__(self, launcher: Any, singleton_state: Any) -> None:
+        import cloudpickle
+
+        self.blob = cloudpickle.dumps((launcher, singleton_state))
+
+    def __call__(self, overrides: list[str], job_dir_key: str, index: int, job_id: str) -> Any:
+        import pickle
+
+        launcher, singleton_state = pickle.loads(self.blob)
+        return launcher(overrides, job_dir_key, index, job_id, singleton_state)
+
+    def checkpoint(self, *args: Any) -> Any:
+        """The same call again, for submitit to requeue."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, *args)
+
+
+@dataclass
+class _Submission:
+    index: int
+    name: str
+    run_name: str | None
+    overrides: list[str]
+    output_dir: Path | None
+    spec: dict[str, Any] = field(default_factory=dict)  # a planned run's submission_spec
+
+
+class Submitter:
+    """One launch's submissions: executors per job, the stagger, the cap, the records."""
+
+    def __init__(self, ledger: Ledger, inputs: LaunchInputs, executor_kind: str, signal_delay_s: int) -> None:
+        self.ledger = ledger
+        self.sweep_dir = ledger.sweep_dir
+        self.inputs = inputs
+        self.executor_kind = executor_kind
+        self.signal_delay_s = signal_delay_s
+        self.submitted: list[str] = []  # job names handled by this launch, in order, rejected ones included
+        self.job_callable: PrePickledJob | None = None
+        self.overrides_by_name: dict[str, list[str]] = {}  # what each job of this launch was submitted with
+
+    def _executor(self, name: str, run_name: str | None) -> Any:
+        from ttlaunch.submit import executors  # submitit is imported only when submitting
+
+        folder = self.sweep_dir / name / "submitit"
+        if self.executor_kind == "slurm":
+            request = self._slurm_request(name, run_name)
+            for note in request.notes:
+                log.info("%s: %s", name, note)
+            return executors.slurm_executor(folder, request)
+        return executors.local_executor(folder, local_request(name, self._compute(run_name)))
+
+    def _slurm_request(self, name: str, run_name: str | None) -> SlurmRequest:
+        return slurm_request(
+            name, self._compute(run_name), self.inputs.requeue, self.inputs.user, self.signal_delay_s,
+            self.inputs.compute_source,
+        )
+
+    def _compute(self, run_name: str | None) -> ComputeConfig:
+        """The compute preset for a run (its own fields applied), or the preset itself."""
+        return self.inputs.compute_for(run_name) if run_name else self.inputs.compute
+
+    def _payload(self, name: str, run_name: str | None, overrides: Sequence[str]) -> PayloadCommand | None:
+        """The command the job will run (its command-line run parameters applied)."""
+        if run_name is None:
+            return None
+        return self.inputs.for_overrides(overrides).payload_for(run_name, self.sweep_dir / name)
+
+    def submit_all(
+        self,
+        callable_job: Any,
+        job_overrides: Sequence[Sequence[str]],
+        initial_job_idx: int,
+        stagger: StaggerHook,
+        max_submitted: int | None = None,
+        monitor: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> list[str]:
+        """Submit each job; the job names, in order, rejected ones included.
+
+        With `max_submitted`, waits (the monitor polling) until fewer of the sweep's jobs are
+        pending or running before each submission. A hook allowing concurrent submissions
+        (and no cap) gets its jobs submitted by several threads at once. A long staggered
+        submission lets the monitor look at the jobs once per poll interval.
+        """
+        began = time.perf_counter()
+        job_callable = self.job_callable = PrePickledJob(callable_job, Singleton.get_state())
+        planned = [self._plan_submission(initial_job_idx + offset, overrides) for offset, overrides in enumerate(job_overrides)]
+        workers = getattr(stagger, "concurrent_submissions", 1)
+        if workers > 1 and max_submitted is None:
+            self._submit_concurrently(job_callable, planned, workers, monitor)
+        else:
+            interval = monitor.settings.poll_interval_s if monitor is not None else None
+            last_poll = time.monotonic()
+            for offset, submission in enumerate(planned):
+                if max_submitted is not None:
+                    while monitor.poll() >= max_submitted:
+                        sleep(interval)
+                stagger.before_submit(offset, len(planned))
+                self._record(submission, *self._submit_one(job_callable, submission), monitor=monitor)
+                if interval is not None and time.monotonic() - last_poll >= interval:
+                    monitor.poll()
+                    last_poll = time.monotonic()
+        records = [self.ledger.state.jobs[name] for name in self.submitted]
+        accepted = [str(record.job_id) for record in records if record.status != JobState.SUBMIT_FAILED.value]
+        self.ledger.events.write(
+            "ALL_SUBMITTED",
+            "Job submission complete",
+            ("Summary", f"{len(accepted)} jobs submitted successfully ({len(records) - len(accepted)} failures)"),
+            ("Job IDs", ", ".join(accepted) or "none"),
+            ("Duration", f"{time.perf_counter() - began:.2f}s"),
+        )
+        return list(self.submitted)
+
+    def _plan_submission(self, index: int, overrides: Sequence[str]) -> _Submission:
+        name = job_name_of(overrides) or f"job{index}"
+        run_name = run_name_of(overrides)
+        command = self._payload(name, run_name, overrides)
+        spec = self.inputs.for_overrides(overrides).submission_spec(run_name, self.sweep_dir / name) if run_name else {}
+        return _Submission(
+            index=index, name=name, run_name=run_name, overrides=list(overrides),
+            output_dir=command.output_dir if command else None, spec=spec,
+        )
+
+    def _submit_one(self, callable_job: Any, submission: _Submission) -> tuple[Any, Exception | None]:
+        """Submit one job (safe to call from several threads: each job has its own executor)."""
+        try:
+            executor = self._executor(submission.name, submission.run_name)
+            job = executor.submit(
+                callable_job, submission.overrides, "hydra.sweep.dir", submission.index, f"job_id_for_{submission.index}"
+            )
+            return job, None
+        except Exception as err:  # a rejected submission must not stop the others
+            return None, err
+
+    def _submit_concurrently(self, callable_job: Any, planned: list[_Submission], workers: int, monitor: Any) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outcomes = pool.map(lambda submission: self._submit_one(callable_job, submission), planned)
+            for submission, (job, error) in zip(planned, outcomes):  # recorded in order as they come
+                self._record(submission, job, error, monitor=monitor)
+
+    def _record(self, submission: _Submission, job: Any, error: Exception | None, monitor: Any = None) -> None:
+        name = submission.name
+        previous = self.ledger.state.jobs.get(name)
+        record = JobRecord(
+            run=name, run_name=submission.run_name, job_dir=str(self.sweep_dir / name),
+            output_dir=str(submission.output_dir) if submission.output_dir else None,
+            time_limit_s=60 * self._compute(submission.run_name).timeout_min, submitted_with=submission.spec,
+        )
+        self.overrides_by_name[name] = submission.overrides
+        if previous is not None:  # a resubmission keeps the run's history
+            record.previous_job_ids = [*previous.previous_job_ids, *([previous.job_id] if previous.job_id else [])]
+            record.restarts = list(previous.restarts)
+        self.ledger.state.jobs[name] = record
+        if name in self.ledger.state.unsubmitted:
+            self.ledger.state.unsubmitted.remove(name)
+        self.submitted.append(name)
+        if job is None:
+            record.status, record.error = JobState.SUBMIT_FAILED.value, str(error).strip()
+            self.ledger.events.write("SUBMIT_FAILED", name, ("Error", record.error))
+            log.error("submission of %s failed: %s", name, record.error)
+        else:
+            record.job_id, record.submitted = str(job.job_id), timestamp()
+            record.stdout, record.stderr = str(job.paths.stdout), str(job.paths.stderr)
+            self.ledger.events.write(
+                "SUBMIT_JOB", name, ("Executor", self.executor_kind),
+                ("Result", f"Job ID {job.job_id} submitted at {record.submitted}"),
+                # What a rebuilt jobs.json needs (ttlaunch.records.rebuild) beyond the job dir's files:
+                ("Run", record.run_name or name), ("Output dir", record.output_dir or "-"),
+                ("Time limit", f"{record.time_limit_s} s"),
+            )
+            log.info("submitted %s as job %s", name, job.job_id)
+            if monitor is not None and self.executor_kind == "local":
+                monitor.local_jobs[name] = job
+        self.ledger.save()
+
+    def dry_run(self, job_overrides: Sequence[Sequence[str]]) -> list[JobReturn]:
+        """Write each job's batch script (SLURM) or command (local) under <sweep>/dry_run/
+        and print it; submit nothing."""
+        from ttlaunch.submit import executors
+
+        out_dir = self.sweep_dir / "dry_run"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        returns = []
+        for index, overrides in enumerate(job_overrides):
+            name = job_name_of(overrides) or f"job{index}"
+            run_name = run_name_of(overrides)
+            command = self._payload(name, run_name, overrides)
+            payload_line = " ".join(command.argv) if command else "(not a planned run)"
+            if self.executor_kind == "slurm":
+                request = self._slurm_request(name, run_name)
+                for note in request.notes:  # what the user's sbatch flags replace, as a launch says it
+                    log.info("%s: %s", name, note)
+                text = executors.sbatch_script(self.sweep_dir / name / "submitit", request)
+                text += f"# payload: {payload_line}\n"
+                path = out_dir / f"{name}.sbatch"
+            else:
+                text = f"# local job {name}\n{payload_line}\n"
+                path = out_dir / f"{name}.sh"
+            path.write_text(text, encoding="utf-8")
+            print(f"==> {path}\n{text}")
+            returns.append(JobReturn(status=JobStatus.COMPLETED, _return_value=str(path)))
+        log.info("dry run: %d job scripts written to %s; nothing submitted", len(returns), out_dir)
+        return returns
+
+
+class SweepActions:
+    """What the rules engine may do to the sweep from the launching process: submit a job
+    that inherits another job's config (a follow-up, or the same run again), cancel a job."""
+
+    def __init__(self, submitter: Submitter, monitor: Any) -> None:
+        self.submitter = submitter
+        self.monitor = monitor
+
+    def submit(self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str]) -> str | None:
+        """Submit `job_name` with `template_job`'s overrides plus `overrides`; its job id
+        (None when the scheduler refused it: recorded as SUBMIT_FAILED)."""
+        submitter = self.submitter
+        if submitter.job_callable is None:
+            raise RuntimeError("nothing was submitted by this launch: no job callable to reuse")
+        inherited = [
+            o for o in self._overrides_of(template_job)
+            if not o.startswith(("hydra.job.name=", "hydra.sweep.subdir=", "run_name="))
+        ]
+        naming = [f"hydra.job.name={job_name}"]
+        if "/" in job_name:  # an evaluation's run/task/epochN: nested dirs, a flat name for Hydra's log file
+            naming = [f"hydra.job.name={job_name.replace('/', '.')}", f"hydra.sweep.subdir={job_name}"]
+        index = len(submitter.submitted)
+        submission = _Submission(
+            index=index, name=job_name, run_name=run_name,
+            overrides=[*inherited, f"run_name={run_name}", *naming, *overrides],
+            output_dir=submitter.sweep_dir / job_name / "outputs",
+        )
+        job, error = submitter._submit_one(submitter.job_callable, submission)
+        submitter._record(submission, job, error, monitor=self.monitor)
+        return str(job.job_id) if job is not None else None
+
+    def _overrides_of(self, job_name: str) -> list[str]:
+        """What a job was submitted with: by this launch, else as Hydra saved it in its dir."""
+        import yaml
+
+        known = self.submitter.overrides_by_name.get(job_name)
+        if known is not None:
+            return list(known)
+        saved = self.submitter.sweep_dir / job_name / "hydra_configs" / "overrides.yaml"
+        return [str(item) for item in yaml.safe_load(saved.read_text(encoding="utf-8")) or []]
+
+    def cancel(self, job_name: str) -> None:
+        from ttlaunch.scheduler import slurm
+
+        record = self.submitter.ledger.state.jobs[job_name]
+        record.stopped_by_ttlaunch = True
+        handle = self.monitor.local_jobs.get(job_name) if self.monitor is not None else None
+        if handle is not None:
+            from ttlaunch.submit.executors import stop_local_job
+
+            stop_local_job(str(handle.job_id))
+        elif self.submitter.executor_kind == "slurm" and record.job_id:
+            slurm.cancel(record.job_id)
+        else:
+            raise RuntimeError(f"no way to cancel {job_name}: a local job of an earlier launch")
+
+
+def reactions_for(inputs: LaunchInputs, ledger: Ledger, submitter: Submitter, monitor: Any) -> list[Any]:
+    """What reacts to the monitor's polls in this launch: the `monitoring` rules and the
+    scheduler of the summary's evaluations, both acting through this launch's submitter."""
+    from ttlaunch.monitor.evaluations import EvaluationScheduler, planned_evaluations
+    from ttlaunch.monitor.rules import RulesEngine
+
+    actions = SweepActions(submitter, monitor)
+    reactions: list[Any] = []
+    if not inputs.rules.empty:
+        reactions.append(RulesEngine(inputs.rules, ledger, actions))
+    runs = [run.name for run in inputs.experiment.fine_tuned]
+    targets = planned_evaluations(inputs.experiment, runs) if inputs.evaluation.enabled else []
+    if targets:
+        reactions.append(EvaluationScheduler(targets, inputs.evaluation, ledger, actions))
+    return reactions
+
+
+def interrupted_message(stopped: Sequence[str], job_overrides: Sequence[Sequence[str]], submitted: Sequence[str]) -> str:
+    """What a Ctrl-C of a local launch stopped, and exactly what the same command does next."""
+    never = [name for name in (job_name_of(o) for o in job_overrides) if name is not None and name not in submitted]
+    next_steps = []
+    if stopped:
+        next_steps.append(f"resumes {', '.join(stopped)} from what they saved")
+    if never:
+        next_steps.append(f"submits {len(never)} run(s) never submitted ({', '.join(never)})")
+    what = f"stopped the local jobs of {', '.join(stopped)} (stopped, not failed)" if stopped else "no job was running"
+    then = " and ".join(next_steps) or "finds nothing left to do"
+    return f"interrupted: {what}. The same command again {then}."
+
+
+def job_return(record: JobRecord) -> JobReturn:
+    """Hydra's view of a job: COMPLETED, FAILED with its reason, or UNKNOWN while it runs on."""
+    if record.status == JobState.COMPLETED.value:
+        return JobReturn(status=JobStatus.COMPLETED)
+    if JobState(record.status).terminal:
+        error = RuntimeError(f"job {record.run} ended {record.status}")
+        return JobReturn(status=JobStatus.FAILED, _return_value=error)
+    return JobReturn(status=JobStatus.UNKNOWN)
