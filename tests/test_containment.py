@@ -191,6 +191,6 @@ def test_an_unchanged_status_check_is_logged_at_most_once_a_minute(tmp_path, mon
     assert ledger.events.path.read_text().count("STATUS_CHECK") == 1
     monitor._status_check()
     assert ledger.events.path.read_text().count("STATUS_CHECK") == 2, "a minute later it is said again"
-    ledger.state.jobs["a"].status = "COMPLETED"
+    ledger.state.jobs["a"].status = JobState.COMPLETED
     monitor._status_check()
     assert ledger.events.path.read_text().count("STATUS_CHECK") == 3, "a change is said at once"

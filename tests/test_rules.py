@@ -159,7 +159,7 @@ def test_out_of_memory_restarts_only_when_asked_and_then_with_half_the_batch(tmp
     ledger, _ = sweep_with_job(tmp_path, output_dir=str(output))
     recorder = Recorder(ledger)
     engine = RulesEngine(parse_rules({"state_events": RESTARTS["state_events"][1:2]}, "m"), ledger, recorder)
-    ledger.state.jobs["r"].status = "OUT_OF_MEMORY"
+    ledger.state.jobs["r"].status = JobState.OUT_OF_MEMORY
     engine.on_transition("r", ledger.state.jobs["r"], JobState.RUNNING, JobState.OUT_OF_MEMORY)
     poll(engine)
     assert recorder.submitted == []

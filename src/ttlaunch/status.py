@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             except MonitorStopped as err:
                 print(f"ttlaunch: {err}", file=sys.stderr)
                 return EXIT_JOBS_FAILED
-            not_completed = [name for name, job in ledger.state.jobs.items() if job.status != JobState.COMPLETED.value]
+            not_completed = [name for name, job in ledger.state.jobs.items() if job.status is not JobState.COMPLETED]
             return EXIT_JOBS_FAILED if not_completed else 0
         monitor.poll()
         ledger.save()

@@ -112,6 +112,6 @@ class EvaluationScheduler:
         """An evaluation whose run still trains may yet become ready."""
         jobs = self.ledger.state.jobs
         return any(
-            target.job_name not in jobs and target.run in jobs and not JobState(jobs[target.run].status).terminal
+            target.job_name not in jobs and target.run in jobs and not jobs[target.run].status.terminal
             for target in self.targets
         )

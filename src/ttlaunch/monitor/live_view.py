@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
+from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 from ttlaunch.records.event_log import format_elapsed, parse_timestamp
-from ttlaunch.records.jobs_file import JobRecord, SweepState, status_counts
+from ttlaunch.records.jobs_file import JobRecord, SweepState
+from ttlaunch.scheduler.states import JobState
 
 COLUMNS = ("Run", "Status", "Job ID", "Started", "Elapsed")
 # A job the launch in progress has yet to submit (SweepState.unsubmitted).
@@ -23,7 +25,7 @@ def elapsed_of(record: JobRecord, now: dt.datetime) -> str:
     if record.elapsed:
         return record.elapsed
     started = parse_timestamp(record.started)
-    if record.status == "RUNNING" and started is not None:
+    if record.status is JobState.RUNNING and started is not None:
         return format_elapsed((now - started).total_seconds())
     return "-"
 
@@ -32,27 +34,31 @@ def elapsed_of(record: JobRecord, now: dt.datetime) -> str:
 _NOTE_WIDTH = 80
 
 
-def shown_records(state: SweepState) -> dict[str, JobRecord]:
-    """Every job of the sweep as the table shows it: the recorded ones, and those the launch
-    in progress has yet to submit (a resubmission's earlier record included) as NOT SUBMITTED."""
-    shown = dict(state.jobs)
+def shown_jobs(state: SweepState) -> dict[str, tuple[str, JobRecord | None]]:
+    """Every job of the sweep as the table shows it, with the word for its status: the
+    recorded ones, and those the launch in progress has yet to submit (a resubmission's
+    earlier record included) as NOT SUBMITTED, with no record."""
+    shown: dict[str, tuple[str, JobRecord | None]] = {
+        name: (record.status.value, record) for name, record in state.jobs.items()
+    }
     for name in state.unsubmitted:
-        shown[name] = JobRecord(run=name, status=NOT_SUBMITTED)
+        shown[name] = (NOT_SUBMITTED, None)
     return shown
 
 
 def columns_and_rows(state: SweepState, now: dt.datetime | None = None) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     """The table's columns and rows; a Notes column (why a job failed) when some job has one."""
     moment = now or dt.datetime.now()
-    records = shown_records(state)
+    jobs = shown_jobs(state)
     rows = [
-        (name, record.status, record.job_id or "-", record.started or "-", elapsed_of(record, moment))
-        for name, record in records.items()
+        (name, word, record.job_id or "-", record.started or "-", elapsed_of(record, moment))
+        if record else (name, word, "-", "-", "-")
+        for name, (word, record) in jobs.items()
     ]
-    if not any(record.error for record in records.values()):
+    errors = [record.error if record else None for _, record in jobs.values()]
+    if not any(errors):
         return COLUMNS, rows
-    notes = [_shortened(record.error or "-") for record in records.values()]
-    return (*COLUMNS, "Notes"), [(*row, note) for row, note in zip(rows, notes)]
+    return (*COLUMNS, "Notes"), [(*row, _shortened(error or "-")) for row, error in zip(rows, errors)]
 
 
 def _shortened(text: str) -> str:
@@ -60,9 +66,9 @@ def _shortened(text: str) -> str:
 
 
 def counts_line(state: SweepState) -> str:
-    records = shown_records(state)
-    counts = sorted(status_counts(records.values()).items())
-    return f"{state.experiment}: {len(records)} jobs - " + ", ".join(f"{n} {s}" for s, n in counts)
+    jobs = shown_jobs(state)
+    counts = sorted(Counter(word for word, _ in jobs.values()).items())
+    return f"{state.experiment}: {len(jobs)} jobs - " + ", ".join(f"{n} {s}" for s, n in counts)
 
 
 def render_plain(state: SweepState, now: dt.datetime | None = None) -> str:

@@ -146,7 +146,7 @@ class RulesEngine:
                         self._fire(job, record, event.name, event.actions, found)
             # Only now: if matching failed, the next poll reads these lines again (firing is idempotent).
             offsets[path_text] = offset
-        if JobState(record.status).terminal:  # read to its end after it ended: done with it
+        if record.status.terminal:  # read to its end after it ended: done with it
             self._drained.add(marker)
 
     @staticmethod
@@ -174,7 +174,7 @@ class RulesEngine:
     def check_inactivity(self, job: str, record: JobRecord) -> None:
         """A RUNNING job whose output has not changed for an event's inactive_s: once per job id."""
         events = [event for event in self.rules.state_events if event.inactive_s is not None]
-        if not events or record.status != JobState.RUNNING.value:
+        if not events or record.status is not JobState.RUNNING:
             return
         mtimes = [Path(p).stat().st_mtime for p in (record.stdout, record.stderr) if p and Path(p).exists()]
         if not mtimes:

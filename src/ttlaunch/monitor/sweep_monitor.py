@@ -141,7 +141,7 @@ class Monitor:
     def active(self) -> dict[str, JobRecord]:
         """Jobs submitted and not ended (those of earlier launches included)."""
         return {
-            name: record for name, record in self.jobs.items() if record.job_id and not JobState(record.status).terminal
+            name: record for name, record in self.jobs.items() if record.job_id and not record.status.terminal
         }
 
     def poll(self) -> int:
@@ -258,7 +258,7 @@ class Monitor:
             self.events.write("VALIDATION", name, ("Checkpoint", result))
 
         for name, record in self.jobs.items():
-            if record.status == JobState.COMPLETED.value and record.output_dir and record.kind == "training":
+            if record.status is JobState.COMPLETED and record.output_dir and record.kind == "training":
                 self.faults.run(name, "validation", lambda: validate_one(name, Path(str(record.output_dir))))
         return checks
 
@@ -306,7 +306,7 @@ class Monitor:
         """Record what one poll saw of one job, whole or not at all: when anything fails, the
         record is as it was, and the next poll sees the same change again."""
         record = self.jobs[name]
-        previous = JobState(record.status)
+        previous = record.status
         requeued = observation.restarts is not None and observation.restarts + 1 > record.attempt
         if not requeued and observation.state in (previous, JobState.UNKNOWN):
             return  # nothing to record: the common case, kept cheap (no copy)
@@ -366,7 +366,7 @@ class Monitor:
     def _resource_status(self) -> None:
         """Every `resource_every_polls`-th poll of a running job, its newest GPU sample."""
         for name, record in self.jobs.items():
-            if record.status != JobState.RUNNING.value or not record.job_dir:
+            if record.status is not JobState.RUNNING or not record.job_dir:
                 continue
             seen = self.running_polls[name] = self.running_polls.get(name, 0) + 1
             if seen % self.settings.resource_every_polls == 0:
@@ -455,7 +455,7 @@ class Monitor:
         if result is None:
             self.events.write("COMPUTE_METRICS", pending.job, ("Job ID", job_id), ("Result", "no accounting data"))
             return
-        fields = metrics.entry_fields(job_id, result, limit_s, timed_out=record.status == JobState.TIMEOUT.value)
+        fields = metrics.entry_fields(job_id, result, limit_s, timed_out=record.status is JobState.TIMEOUT)
         self.events.write("COMPUTE_METRICS", pending.job, *fields)
         record.metrics = {**result.as_record(), "time_limit_s": limit_s}
         self._unsaved = True
@@ -483,11 +483,11 @@ class Monitor:
             reason = self._requeue_reason(record, attempt - 1)
             record.requeues.append({"attempt": attempt - 1, "reason": reason, "at": timestamp()})
             entries.append(("STATE_CHANGE", record.run, [
-                ("Previous", record.status), ("Current", JobState.REQUEUED.value), ("Job ID", record.job_id),
+                ("Previous", record.status.value), ("Current", JobState.REQUEUED.value), ("Job ID", record.job_id),
                 ("Attempt", f"{attempt} (attempt {attempt - 1} ended: {reason})"),
             ]))
             log.info("%s: requeued (%s); attempt %d", record.run, reason, attempt)
-            record.status, record.attempt = JobState.REQUEUED.value, attempt
+            record.status, record.attempt = JobState.REQUEUED, attempt
         return entries
 
     def _requeue_reason(self, record: JobRecord, ended_attempt: int) -> str:
@@ -512,10 +512,10 @@ class Monitor:
         from ttlaunch.job.failure import failure_reason, payload_exit_code, read_tail
         from ttlaunch.records.report import epoch_dirs
 
-        previous, current = JobState(record.status), observation.state
+        previous, current = record.status, observation.state
         if current is previous or current is JobState.UNKNOWN:
             return []
-        record.status = current.value
+        record.status = current
         fields: list[tuple[str, object]] = [("Previous", previous.value), ("Current", current.value), ("Job ID", record.job_id)]
         if current is JobState.RUNNING or (current.terminal and record.started is None):
             record.started = observation.started or timestamp()

@@ -26,7 +26,7 @@ class JobRecord:
     run_name: str | None = None  # the experiment's run it trains (a follow-up's differs from its name)
     kind: str = "training"  # or "evaluation" (of one task at one epoch of run_name)
     job_id: str | None = None
-    status: str = "PENDING"
+    status: JobState = JobState.PENDING
     attempt: int = 1
     submitted: str | None = None
     started: str | None = None
@@ -55,6 +55,9 @@ class JobRecord:
     # launch refuses to count it done once the summary, preset or payload says otherwise).
     submitted_with: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.status = JobState(self.status)  # a record read from JSON, or written with a word
+
 
 @dataclass
 class SweepState:
@@ -76,7 +79,7 @@ def status_counts(records: Iterable[JobRecord], first: Sequence[str] = ()) -> di
     the others follow as met."""
     counts = dict.fromkeys(first, 0)
     for record in records:
-        counts[record.status] = counts.get(record.status, 0) + 1
+        counts[record.status.value] = counts.get(record.status.value, 0) + 1
     return counts
 
 
@@ -176,6 +179,8 @@ def _record(name: str, raw: object, path: Path, way_on: str) -> JobRecord:
     if unknown:
         raise DamagedFile(path, f"jobs.{name} has fields no job record has: {', '.join(unknown)}", way_on)
     for item in fields(JobRecord):
+        if item.name == "status":  # a word, read as a JobState below
+            continue
         if item.name in raw and not _fits(raw[item.name], _RECORD_TYPES[item.name]):
             raise DamagedFile(path, f"jobs.{name}.{item.name} is {raw[item.name]!r}, not of type {item.type}", way_on)
     if "run" not in raw:

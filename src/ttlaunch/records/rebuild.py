@@ -98,7 +98,7 @@ def rebuilt_state(sweep_dir: Path, found: Found, payload_kind: str | None) -> Sw
             output_dir=logged.output_dir or str(job_dir / "outputs"), time_limit_s=logged.time_limit_s,
         )
         if logged.error is not None and not ids[len(logged.job_ids):]:
-            record.status, record.error = JobState.SUBMIT_FAILED.value, logged.error
+            record.status, record.error = JobState.SUBMIT_FAILED, logged.error
             record.previous_job_ids = ids
         elif ids:
             record.job_id, record.previous_job_ids = ids[-1], ids[:-1]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ttlaunch.records.jobs_file import JobRecord, SweepState
 from ttlaunch.scheduler.figures import UNKNOWN, shown
+from ttlaunch.scheduler.states import JobState
 
 SUMMARY_NAME = "summary.md"
 ADAPTER_WEIGHTS = ("adapter_model.pt", "adapter_model.safetensors", "adapter_model.bin")
@@ -45,8 +46,8 @@ def check_checkpoint(output_dir: Path) -> CheckpointCheck:
 
 
 def render_summary(state: SweepState, checks: dict[str, CheckpointCheck], log_path: Path) -> str:
-    completed = {name: job for name, job in state.jobs.items() if job.status == "COMPLETED"}
-    others = {name: job for name, job in state.jobs.items() if job.status != "COMPLETED"}
+    completed = {name: job for name, job in state.jobs.items() if job.status is JobState.COMPLETED}
+    others = {name: job for name, job in state.jobs.items() if job.status is not JobState.COMPLETED}
     lines = [f"## ttlaunch: {state.experiment}", ""]
     if others:
         lines.append(f"{len(completed)} of {len(state.jobs)} jobs completed.")
@@ -110,7 +111,7 @@ def _has_log(job: JobRecord) -> bool:
 
 
 def _never_started_reason(job: JobRecord) -> str:
-    if job.status == "SUBMIT_FAILED":
+    if job.status is JobState.SUBMIT_FAILED:
         return f"its submission failed: {job.error or 'no reason given'}. Once that is fixed, the same command submits it again."
     if job.error:
         return f"{job.error}; it left no log."

@@ -12,6 +12,7 @@ import re
 from typing import Mapping, Sequence
 
 from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.scheduler.states import JobState
 
 MARKDOWN_NAME = "experiment_summary.md"
 HEADER = ("Run Name", "Status", "Job ID", "Started", "Completed", "Notes")
@@ -71,11 +72,11 @@ def row_cells(record: JobRecord) -> list[str]:
     """Status, Job ID, Started, Completed, Notes of one job."""
     if record.error:
         notes = record.error
-    elif record.exit_code and record.status not in ("COMPLETED", "PENDING", "RUNNING"):
+    elif record.exit_code and record.status not in (JobState.COMPLETED, JobState.PENDING, JobState.RUNNING):
         notes = f"exit code {record.exit_code}"
     else:
         notes = "-"
-    return [record.status, record.job_id or "-", record.started or "-", record.completed or "-", notes]
+    return [record.status.value, record.job_id or "-", record.started or "-", record.completed or "-", notes]
 
 
 def update_status_table(text: str, rows: Mapping[str, Sequence[str]]) -> str | None:

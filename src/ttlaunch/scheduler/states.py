@@ -5,7 +5,10 @@ from __future__ import annotations
 import enum
 
 
-class JobState(enum.Enum):
+class JobState(str, enum.Enum):
+    """A job's state. Each is its SLURM-style word: it compares equal to that word and is
+    written as it in jobs.json, the event log and tables."""
+
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
@@ -19,6 +22,9 @@ class JobState(enum.Enum):
     SUSPENDED = "SUSPENDED"
     SUBMIT_FAILED = "SUBMIT_FAILED"
     UNKNOWN = "UNKNOWN"
+
+    def __str__(self) -> str:
+        return self.value
 
     @property
     def terminal(self) -> bool:

@@ -273,7 +273,7 @@ def _writable(path: Path, write: Callable[[], object]) -> None:
 
 
 def _ended_without_completing(record: JobRecord | None) -> bool:
-    return record is not None and JobState(record.status).terminal and record.status != JobState.COMPLETED.value
+    return record is not None and record.status.terminal and record.status is not JobState.COMPLETED
 
 
 def _check_changed(ledger: Ledger, inputs: Any, jobs: Sequence[JobSpec], resubmit_changed: bool) -> list[str]:
@@ -294,7 +294,7 @@ def _check_changed(ledger: Ledger, inputs: Any, jobs: Sequence[JobSpec], resubmi
             f"changed since they were submitted: {described}. Add resubmit_changed=true to train them again "
             "with the new values (their earlier jobs stay recorded), or undo the change",
         )
-    active = [name for name in changed if not JobState(ledger.state.jobs[name].status).terminal]
+    active = [name for name in changed if not ledger.state.jobs[name].status.terminal]
     if active:
         ids = " ".join(str(ledger.state.jobs[name].job_id) for name in active)
         raise InputError(

@@ -42,7 +42,7 @@ def select_jobs(
         if record is None or record.job_id is None:
             selection.submit.append(job)
             continue
-        state = JobState(record.status)
+        state = record.status
         if job.name in changed and state.terminal:
             selection.submit.append(job)
             selection.changed.append(job.name)

@@ -150,7 +150,7 @@ class Submitter:
                     monitor.poll()
                     last_poll = time.monotonic()
         records = [self.ledger.state.jobs[name] for name in self.submitted]
-        accepted = [str(record.job_id) for record in records if record.status != JobState.SUBMIT_FAILED.value]
+        accepted = [str(record.job_id) for record in records if record.status is not JobState.SUBMIT_FAILED]
         self.ledger.events.write(
             "ALL_SUBMITTED",
             "Job submission complete",
@@ -206,7 +206,7 @@ class Submitter:
             self.ledger.state.unsubmitted.remove(name)
         self.submitted.append(name)
         if job is None:
-            record.status, record.error = JobState.SUBMIT_FAILED.value, str(error).strip()
+            record.status, record.error = JobState.SUBMIT_FAILED, str(error).strip()
             self.ledger.events.write("SUBMIT_FAILED", name, ("Error", record.error))
             log.error("submission of %s failed: %s", name, record.error)
         else:
@@ -343,9 +343,9 @@ def interrupted_message(stopped: Sequence[str], job_overrides: Sequence[Sequence
 
 def job_return(record: JobRecord) -> JobReturn:
     """Hydra's view of a job: COMPLETED, FAILED with its reason, or UNKNOWN while it runs on."""
-    if record.status == JobState.COMPLETED.value:
+    if record.status is JobState.COMPLETED:
         return JobReturn(status=JobStatus.COMPLETED)
-    if JobState(record.status).terminal:
+    if record.status.terminal:
         error = RuntimeError(f"job {record.run} ended {record.status}")
         return JobReturn(status=JobStatus.FAILED, _return_value=error)
     return JobReturn(status=JobStatus.UNKNOWN)
