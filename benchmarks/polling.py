@@ -4,7 +4,7 @@ For N = 10, 100 and 1000 jobs of one sweep (in a queue that also holds 200 jobs 
 sweeps): the scheduler commands one poll runs, the CPU time of a steady poll (nothing
 changed: the common case) and of a poll in which every job changed, and, each N in a fresh
 process, the monitor's peak memory (max RSS) after 20 polls. Scheduler commands answer
-from recorded text through ttlaunch.scheduler.slurm.run, the one place that runs them, so only the
+from recorded text through ttlaunch.scheduler.slurm.execute, the one place that runs them, so only the
 monitor's own work is measured. Prints:
 
   * squeue calls per poll at N = 10, 100, 1000       must be 1
@@ -78,7 +78,7 @@ def measure(jobs: int) -> dict[str, float]:
     from ttlaunch.scheduler import slurm
 
     calls: list[str] = []
-    slurm.run = answer_from(*recorded_output(jobs), calls)
+    slurm.execute = answer_from(*recorded_output(jobs), calls)
     with tempfile.TemporaryDirectory() as directory:
         monitor = sweep_monitor(Path(directory), jobs)
         began = time.process_time()
@@ -103,7 +103,7 @@ def peak_memory(jobs: int) -> dict[str, float]:
     """In this (fresh) process: 20 polls of N jobs, then the max RSS in MiB."""
     from ttlaunch.scheduler import slurm
 
-    slurm.run = answer_from(*recorded_output(jobs), [])
+    slurm.execute = answer_from(*recorded_output(jobs), [])
     with tempfile.TemporaryDirectory() as directory:
         monitor = sweep_monitor(Path(directory), jobs)
         for _ in range(20):

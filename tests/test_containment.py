@@ -33,7 +33,7 @@ class Cluster:
         self.queue = queue
         self.broken: dict[str, int] = {}
 
-    def run(self, argv, timeout=60):
+    def execute(self, argv, timeout=60):
         if argv[0] == "squeue":
             return self.queue
         if argv[0] == "seff":
@@ -66,9 +66,9 @@ def quick_monitor(ledger: Ledger) -> Monitor:
 def test_one_jobs_failing_metrics_are_logged_once_retried_and_the_other_job_is_unaffected(tmp_path, monkeypatch):
     cluster = Cluster()
     cluster.broken["41"] = 2  # fails at two polls, then accounting answers
-    monkeypatch.setattr(slurm, "run", cluster.run)
+    monkeypatch.setattr(slurm, "execute", cluster.execute)
     ledger = two_running_jobs(tmp_path)
-    quick_monitor(ledger).run()
+    quick_monitor(ledger).follow()
 
     log = ledger.events.path.read_text()
     failure = log.split("POLL_FAILED: Handling a failed\n")[1].split("\n\n")[0]
@@ -85,9 +85,9 @@ def test_one_jobs_failing_metrics_are_logged_once_retried_and_the_other_job_is_u
 def test_metrics_that_keep_failing_are_given_up_and_the_monitor_still_ends(tmp_path, monkeypatch):
     cluster = Cluster()
     cluster.broken["41"] = 1000
-    monkeypatch.setattr(slurm, "run", cluster.run)
+    monkeypatch.setattr(slurm, "execute", cluster.execute)
     ledger = two_running_jobs(tmp_path)
-    quick_monitor(ledger).run()
+    quick_monitor(ledger).follow()
     log = ledger.events.path.read_text()
     assert "Result: not collected after 3 tries: ZeroDivisionError: float division by zero" in log
     assert Ledger.existing(tmp_path).state.jobs["a"].metrics == {}
@@ -116,7 +116,7 @@ class FlakyReaction:
 
 
 def test_a_reaction_failing_on_one_job_hears_of_it_again_at_the_next_poll(tmp_path, monkeypatch):
-    monkeypatch.setattr(slurm, "run", Cluster().run)
+    monkeypatch.setattr(slurm, "execute", Cluster().execute)
     ledger = two_running_jobs(tmp_path)
     monitor = quick_monitor(ledger)
     reaction = FlakyReaction()
@@ -131,7 +131,7 @@ def test_a_reaction_failing_on_one_job_hears_of_it_again_at_the_next_poll(tmp_pa
 
 
 def test_a_state_change_that_cannot_be_recorded_is_recorded_whole_at_the_next_poll(tmp_path, monkeypatch):
-    monkeypatch.setattr(slurm, "run", Cluster().run)
+    monkeypatch.setattr(slurm, "execute", Cluster().execute)
     ledger = two_running_jobs(tmp_path)
     monitor = quick_monitor(ledger)
     write_all = ledger.events.write_all
@@ -158,7 +158,7 @@ def test_a_state_change_that_cannot_be_recorded_is_recorded_whole_at_the_next_po
 
 def test_an_answer_nobody_can_read_is_a_failed_poll_not_a_crash(tmp_path, monkeypatch):
     cluster = Cluster(queue="JOBID STATE\n41|RUNNING\n")  # squeue of another format
-    monkeypatch.setattr(slurm, "run", cluster.run)
+    monkeypatch.setattr(slurm, "execute", cluster.execute)
     ledger = two_running_jobs(tmp_path)
     assert quick_monitor(ledger).poll() == 2
     log = ledger.events.path.read_text()
@@ -166,7 +166,7 @@ def test_an_answer_nobody_can_read_is_a_failed_poll_not_a_crash(tmp_path, monkey
 
 
 def test_a_vanished_sweep_dir_stops_the_monitor_with_the_way_back(tmp_path, monkeypatch):
-    monkeypatch.setattr(slurm, "run", Cluster(queue="41|RUNNING|0|a\n42|RUNNING|0|b\n").run)
+    monkeypatch.setattr(slurm, "execute", Cluster(queue="41|RUNNING|0|a\n42|RUNNING|0|b\n").execute)
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     ledger = two_running_jobs(sweep)
@@ -174,14 +174,14 @@ def test_a_vanished_sweep_dir_stops_the_monitor_with_the_way_back(tmp_path, monk
     monitor.poll()
     shutil.rmtree(sweep)
     with pytest.raises(MonitorStopped) as stopped:
-        monitor.run()
+        monitor.follow()
     message = str(stopped.value)
     assert f"the sweep dir {sweep} is gone" in message
     assert f"python -m ttlaunch.status {sweep} --follow" in message and "\n" not in message
 
 
 def test_an_unchanged_status_check_is_logged_at_most_once_a_minute(tmp_path, monkeypatch):
-    monkeypatch.setattr(slurm, "run", Cluster(queue="41|RUNNING|0|a\n42|RUNNING|0|b\n").run)
+    monkeypatch.setattr(slurm, "execute", Cluster(queue="41|RUNNING|0|a\n42|RUNNING|0|b\n").execute)
     ledger = two_running_jobs(tmp_path)
     clock = [0.0]
     monitor = Monitor(ledger, MonitorSettings(poll_interval_s=2), clock=lambda: clock[0])

@@ -26,7 +26,7 @@ class Cluster:
         self.states = states  # job id -> (name, state)
         self.calls: list[str] = []
 
-    def run(self, argv, timeout=60):
+    def execute(self, argv, timeout=60):
         self.calls.append(argv[0])
         if argv[0] == "squeue":
             return "".join(
@@ -60,7 +60,7 @@ def running_sweep(tmp_path: Path, names: dict[str, str]) -> Ledger:
 
 def test_a_result_file_is_an_end_only_once_sacct_confirms_it(tmp_path: Path, monkeypatch):
     cluster = Cluster({"41": ("a", "RUNNING"), "42": ("b", "RUNNING")})
-    monkeypatch.setattr(slurm, "run", cluster.run)
+    monkeypatch.setattr(slurm, "execute", cluster.execute)
     records = running_sweep(tmp_path, {"a": "41", "b": "42"}).state.jobs
     poller = SlurmPoller("me")
     assert poller.ended(records, now=0.0) == {} and cluster.calls == [], "no result file: nothing asked"
@@ -81,7 +81,7 @@ def test_a_result_file_is_an_end_only_once_sacct_confirms_it(tmp_path: Path, mon
 
 def test_a_job_that_wrote_a_result_and_went_on_is_left_to_squeue_after_a_while(tmp_path: Path, monkeypatch):
     cluster = Cluster({"41": ("a", "RUNNING")})
-    monkeypatch.setattr(slurm, "run", cluster.run)
+    monkeypatch.setattr(slurm, "execute", cluster.execute)
     records = running_sweep(tmp_path, {"a": "41"}).state.jobs
     write_result(records["a"], "error")  # a requeued job's earlier attempt, say
     poller = SlurmPoller("me")
@@ -105,7 +105,7 @@ def clocked_monitor(ledger: Ledger, on_tick) -> tuple[Monitor, list[float]]:
 
 def test_a_sweeps_end_is_known_within_seconds_with_one_squeue(tmp_path: Path, monkeypatch):
     cluster = Cluster({"41": ("a", "RUNNING"), "42": ("b", "RUNNING")})
-    monkeypatch.setattr(slurm, "run", cluster.run)
+    monkeypatch.setattr(slurm, "execute", cluster.execute)
     ledger = running_sweep(tmp_path, {"a": "41", "b": "42"})
 
     def jobs_end_at_5_s(now: float) -> None:
@@ -115,7 +115,7 @@ def test_a_sweeps_end_is_known_within_seconds_with_one_squeue(tmp_path: Path, mo
                 cluster.states[job_id] = (name, "COMPLETED")
 
     monitor, clock = clocked_monitor(ledger, jobs_end_at_5_s)
-    monitor.run()
+    monitor.follow()
     assert clock[0] <= 6, f"the end was learnt at {clock[0]} s, not at the next poll (60 s)"
     assert cluster.calls.count("squeue") == 1
     jobs = Ledger.existing(tmp_path).state.jobs
@@ -126,7 +126,7 @@ def test_a_sweeps_end_is_known_within_seconds_with_one_squeue(tmp_path: Path, mo
 
 def test_a_job_killed_without_a_result_is_caught_by_the_next_squeue(tmp_path: Path, monkeypatch):
     cluster = Cluster({"41": ("a", "RUNNING")})
-    monkeypatch.setattr(slurm, "run", cluster.run)
+    monkeypatch.setattr(slurm, "execute", cluster.execute)
     ledger = running_sweep(tmp_path, {"a": "41"})
 
     def cancelled_at_10_s(now: float) -> None:
@@ -134,7 +134,7 @@ def test_a_job_killed_without_a_result_is_caught_by_the_next_squeue(tmp_path: Pa
             cluster.states["41"] = ("a", "CANCELLED")  # scancel: the job writes nothing
 
     monitor, clock = clocked_monitor(ledger, cancelled_at_10_s)
-    monitor.run()
+    monitor.follow()
     assert clock[0] == 60, "seen at the next poll"
     # Nothing asked between the polls (no result file); the second poll's sacct of the job gone.
     assert cluster.calls == ["squeue", "squeue", "sacct"]

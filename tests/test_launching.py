@@ -74,7 +74,7 @@ def test_repeated_poll_failures_are_logged_and_alerted_once(tmp_path: Path, monk
     def unreachable(argv, timeout=60):
         raise slurm.SchedulerCommandError(argv, 1, "", "slurm_load_jobs error: Unable to contact slurm controller")
 
-    monkeypatch.setattr(slurm, "run", unreachable)
+    monkeypatch.setattr(slurm, "execute", unreachable)
     monitor = Monitor(_slurm_ledger(tmp_path), MonitorSettings(poll_interval_s=1, alert_after_failures=3))
     for _ in range(4):
         assert monitor.poll() == 1  # nothing learnt, nothing lost
@@ -101,7 +101,7 @@ def test_without_accounting_the_completion_log_answers_and_the_user_is_told_once
             return COMPLETION_LOG
         raise slurm.AccountingDisabled(argv, 1, "", "Slurm accounting storage is disabled")
 
-    monkeypatch.setattr(slurm, "run", cluster_without_accounting)
+    monkeypatch.setattr(slurm, "execute", cluster_without_accounting)
     ledger = _slurm_ledger(tmp_path, status="RUNNING", started="2026-11-23 00:44:09")
     ledger.state.jobs["other"] = JobRecord(run="other", job_id="43", status="RUNNING")
     monitor = Monitor(ledger, MonitorSettings(poll_interval_s=1))
@@ -120,7 +120,7 @@ def test_a_requeue_is_recorded_with_its_attempt_and_reason_and_the_job_is_not_fi
     from ttlaunch.scheduler import slurm
 
     answers = {"squeue": "42|PENDING|1|rank8_lr1e-5\n"}
-    monkeypatch.setattr(slurm, "run", lambda argv, timeout=60: answers[argv[0]])
+    monkeypatch.setattr(slurm, "execute", lambda argv, timeout=60: answers[argv[0]])
     job_dir = tmp_path / "rank8_lr1e-5"
     job_dir.mkdir()
     ledger = _slurm_ledger(tmp_path, status="RUNNING", job_dir=str(job_dir))

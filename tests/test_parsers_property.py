@@ -131,7 +131,7 @@ def test_every_field_of_every_recorded_line_damaged_in_every_way(parser):
 
 @st.composite
 def damaged_output(draw, recorded: str, separator: str) -> str:
-    """The recorded output with one to four damages of any kind, as `slurm.run` would hand it over."""
+    """The recorded output with one to four damages of any kind, as `slurm.execute` would hand it over."""
     lines = [line.split(separator) for line in recorded.splitlines()]
     for _ in range(draw(st.integers(1, 4))):
         if not lines:

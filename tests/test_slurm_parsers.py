@@ -3,7 +3,7 @@
 import pytest
 from recorded import HISTORY, SACCT, SQUEUE
 
-from ttlaunch.scheduler.slurm import SchedulerCommandError, parse_sacct, parse_squeue, run
+from ttlaunch.scheduler.slurm import SchedulerCommandError, execute, parse_sacct, parse_squeue
 from ttlaunch.scheduler.states import JobState, parse_state
 
 
@@ -39,7 +39,7 @@ def test_state_table(text, state):
 
 def test_a_failing_command_names_command_code_and_output():
     with pytest.raises(SchedulerCommandError) as caught:
-        run(["sh", "-c", "echo out; echo 'sacct: error: Problem talking to the database' >&2; exit 1"])
+        execute(["sh", "-c", "echo out; echo 'sacct: error: Problem talking to the database' >&2; exit 1"])
     message = str(caught.value)
     assert "`sh -c" in message and "exit code 1" in message
     assert "Problem talking to the database" in message and "stdout: out" in message
@@ -47,7 +47,7 @@ def test_a_failing_command_names_command_code_and_output():
 
 def test_a_missing_command_is_an_error_not_a_crash():
     with pytest.raises(SchedulerCommandError, match="No such file"):
-        run(["squeue-not-installed-here"])
+        execute(["squeue-not-installed-here"])
 
 
 def test_every_run_of_a_requeued_job_is_kept_in_order():

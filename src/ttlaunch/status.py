@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.follow:
             try:
-                monitor.run()
+                monitor.follow()
             except KeyboardInterrupt:
                 print(f"ttlaunch: stopped following; jobs keep running. Again: `{reattach_hint(sweep_dir)}`", file=sys.stderr)
                 return 130

@@ -199,7 +199,7 @@ class Monitor:
                 if not self.active():
                     return
 
-    def run(self) -> None:
+    def follow(self) -> None:
         """Poll until every job ended and its metrics are in, then validate and report."""
         from ttlaunch.monitor.live_view import live_view
 
@@ -602,7 +602,7 @@ class SweepMonitor(Callback):
             print(f"ttlaunch: {message}", file=sys.stderr, flush=True)
             return
         try:
-            monitor.run()
+            monitor.follow()
         except KeyboardInterrupt:
             if monitor.slurm:
                 print(

@@ -65,7 +65,7 @@ def decode(output: bytes | None) -> str:
     return (output or b"").decode("utf-8", errors="replace")
 
 
-def run(argv: Sequence[str], timeout: float = COMMAND_TIMEOUT_S) -> str:
+def execute(argv: Sequence[str], timeout: float = COMMAND_TIMEOUT_S) -> str:
     """Run a scheduler command; its stdout, or SchedulerCommandError."""
     try:
         result = subprocess.run(list(argv), capture_output=True, timeout=timeout)
@@ -83,7 +83,7 @@ def run(argv: Sequence[str], timeout: float = COMMAND_TIMEOUT_S) -> str:
 
 def read(argv: Sequence[str], parser: Callable[[str], T]) -> T:
     """Run a command and parse its output; an unreadable answer is a failed command."""
-    stdout = run(argv)
+    stdout = execute(argv)
     try:
         return parser(stdout)
     except UnreadableOutput as err:
@@ -201,12 +201,12 @@ def run_history(job_id: str) -> list[AccountingEntry]:
 
 
 def cancel(job_id: str) -> None:
-    run(["scancel", job_id])
+    execute(["scancel", job_id])
 
 
 def requeue(job_id: str) -> None:
     """Put a running job back into the queue (it restarts with the same id)."""
-    run(["scontrol", "requeue", job_id])
+    execute(["scontrol", "requeue", job_id])
 
 
 def seff(job_id: str) -> ComputeMetrics | None:
@@ -228,4 +228,4 @@ def usage(job_ids: Iterable[str]) -> dict[str, tuple[ComputeMetrics | None, int 
 
 def hostnames(nodelist: str) -> list[str]:
     """The hosts of a SLURM node list (node[01-03],gpu7), in order, as SLURM expands it."""
-    return [line.strip() for line in run(["scontrol", "show", "hostnames", nodelist]).splitlines() if line.strip()]
+    return [line.strip() for line in execute(["scontrol", "show", "hostnames", nodelist]).splitlines() if line.strip()]
