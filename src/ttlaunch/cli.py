@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sys
 
+from ttlaunch.errors import ExitCode
+
 USAGE = """\
 usage: ttlaunch launch experiment=NAME [GROUP=OPTION ...] [KEY=VALUE ...]   launch (or re-attach to) a sweep
        ttlaunch status SWEEP_DIR [--follow | --rebuild]                    where a sweep stands (--rebuild: a new jobs.json)
        ttlaunch --version
 `ttlaunch launch --help` lists the experiments, compute presets and other choices.
 """
-EXIT_USAGE = 2
 
 
 def version_line() -> str:
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(status.main(rest))
     else:
         print(f"ttlaunch: error: unknown command {command!r}\n{USAGE}", end="", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
+        raise SystemExit(ExitCode.BAD_INPUT)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+import enum
+
+
+
+class ExitCode(enum.IntEnum):
+    """What `ttlaunch launch` and `ttlaunch status` exit with, for the whole sweep."""
+
+    OK = 0  # every run completed (or, detached or only looking, none has failed so far)
+    RUNS_FAILED = 1  # some run ended without completing, or the monitor had to stop
+    BAD_INPUT = 2  # bad input, a damaged or unwritable sweep, a busy sweep, a bad command line
+    INTERRUPTED = 130  # Ctrl-C, kill, a closed terminal (the shell's convention for SIGINT)
 
 class InputError(Exception):
     """Bad user input, found before anything is submitted or written.

@@ -21,7 +21,7 @@ import yaml
 from hydra.errors import HydraException
 
 import ttlaunch.inputs.resolvers  # noqa: F401  (the configs use its resolvers)
-from ttlaunch.errors import InputError, MonitorStopped, SweepBusy, SweepFailed, SweepInterrupted
+from ttlaunch.errors import ExitCode, InputError, MonitorStopped, SweepBusy, SweepFailed, SweepInterrupted
 from ttlaunch.job.task import run_task
 
 _HELP_FLAGS = {"-h", "--help"}
@@ -31,9 +31,6 @@ _INSPECTION_FLAGS = _HELP_FLAGS | {
     "-sc", "--shell-completion", "-p", "--package", "--resolve",
 }
 _MULTIRUN_FLAGS = {"-m", "--multirun"}
-EXIT_BAD_INPUT = 2
-EXIT_JOBS_FAILED = 1
-EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 
 main_task = hydra.main(version_base="1.3", config_path="pkg://ttlaunch.configs", config_name="config")(run_task)
 
@@ -123,26 +120,26 @@ def main() -> None:
         main_task()
     except (SweepFailed, MonitorStopped) as err:
         print(f"ttlaunch: {err}", file=sys.stderr)
-        raise SystemExit(EXIT_JOBS_FAILED) from None
+        raise SystemExit(ExitCode.RUNS_FAILED) from None
     except SweepBusy as err:
         print(f"ttlaunch: error: {err}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT) from None
+        raise SystemExit(ExitCode.BAD_INPUT) from None
     except SweepInterrupted as err:
         print(f"ttlaunch: {err}", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        raise SystemExit(ExitCode.INTERRUPTED) from None
     except KeyboardInterrupt:
         print(
             "ttlaunch: interrupted. SLURM jobs already submitted keep running (local jobs stop with this process); "
             "the same command again re-attaches to them and submits only runs never submitted.",
             file=sys.stderr,
         )
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        raise SystemExit(ExitCode.INTERRUPTED) from None
     except Exception as err:
         message = describe_input_error(err, sys.argv[1:])
         if message is None or user_wants_traceback:
             raise
         print(f"ttlaunch: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT) from None
+        raise SystemExit(ExitCode.BAD_INPUT) from None
 
 
 if __name__ == "__main__":

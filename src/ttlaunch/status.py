@@ -13,13 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ttlaunch.errors import InputError, MonitorStopped, SweepBusy
+from ttlaunch.errors import ExitCode, InputError, MonitorStopped, SweepBusy
 from ttlaunch.inputs.rulebook import Rules
 from ttlaunch.records.jobs_file import SweepState
 from ttlaunch.scheduler.states import JobState
 
-EXIT_NOT_A_SWEEP = 2
-EXIT_JOBS_FAILED = 1
 
 
 def _arguments(argv: list[str]) -> argparse.Namespace:
@@ -48,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         ledger = Ledger.existing(sweep_dir)
     except (FileNotFoundError, InputError) as err:  # not a sweep; a damaged state file
         print(f"ttlaunch: error: {err}", file=sys.stderr)
-        return EXIT_NOT_A_SWEEP
+        return ExitCode.BAD_INPUT
     interval = args.poll_interval or default_poll_interval(ledger.state.executor)
     monitor = Monitor(ledger, MonitorSettings(poll_interval_s=interval, live=args.live))
     rules = _sweep_rules(sweep_dir)
@@ -59,29 +57,29 @@ def main(argv: list[str] | None = None) -> int:
             monitor.reactions.append(RulesEngine(rules, ledger))
         except InputError as err:  # its rules.json is damaged
             print(f"ttlaunch: error: {err}", file=sys.stderr)
-            return EXIT_NOT_A_SWEEP
+            return ExitCode.BAD_INPUT
     lock = SweepLock(sweep_dir)
     try:
         lock.acquire()
     except SweepBusy as busy:
         if args.follow:
             print(f"ttlaunch: {busy}", file=sys.stderr)
-            return EXIT_NOT_A_SWEEP
+            return ExitCode.BAD_INPUT
         print(f"(being monitored: {busy.holder}; showing what it recorded)", file=sys.stderr)
         _print_table(ledger.state)
-        return 0
+        return ExitCode.OK
     try:
         if args.follow:
             try:
                 monitor.follow()
             except KeyboardInterrupt:
                 print(f"ttlaunch: stopped following; jobs keep running. Again: `{reattach_hint(sweep_dir)}`", file=sys.stderr)
-                return 130
+                return ExitCode.INTERRUPTED
             except MonitorStopped as err:
                 print(f"ttlaunch: {err}", file=sys.stderr)
-                return EXIT_JOBS_FAILED
+                return ExitCode.RUNS_FAILED
             not_completed = [name for name, job in ledger.state.jobs.items() if job.status is not JobState.COMPLETED]
-            return EXIT_JOBS_FAILED if not_completed else 0
+            return ExitCode.RUNS_FAILED if not_completed else ExitCode.OK
         monitor.poll()
         ledger.save()
     finally:
@@ -89,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     _print_table(ledger.state)
     if monitor.active():
         print(f"follow to the end: {reattach_hint(sweep_dir)}")
-    return 0
+    return ExitCode.OK
 
 
 def _rebuild(sweep_dir: Path, poll_interval: float | None) -> int:
@@ -100,13 +98,13 @@ def _rebuild(sweep_dir: Path, poll_interval: float | None) -> int:
 
     if not sweep_dir.is_dir():
         print(f"ttlaunch: error: {sweep_dir}: no such directory", file=sys.stderr)
-        return EXIT_NOT_A_SWEEP
+        return ExitCode.BAD_INPUT
     try:
         with SweepLock(sweep_dir):
             state, kept = rebuild(sweep_dir)
             if not state.jobs:
                 print(f"ttlaunch: error: {sweep_dir}: no submission in its event log or job dirs: nothing to rebuild", file=sys.stderr)
-                return EXIT_NOT_A_SWEEP
+                return ExitCode.BAD_INPUT
             ledger = Ledger(sweep_dir, state)
             ledger.events.write(
                 "REBUILD_STATE", "Rebuilt jobs.json",
@@ -118,12 +116,12 @@ def _rebuild(sweep_dir: Path, poll_interval: float | None) -> int:
             ledger.save()
     except (SweepBusy, FileExistsError, InputError, OSError) as err:
         print(f"ttlaunch: error: {err}", file=sys.stderr)
-        return EXIT_NOT_A_SWEEP
+        return ExitCode.BAD_INPUT
     for path in kept:
         print(f"kept the damaged {path.name.split('.damaged-')[0]} as {path}", file=sys.stderr)
     _print_table(ledger.state)
     print("The same launch command now re-attaches to the jobs still queued or running and submits only runs never submitted.")
-    return 0
+    return ExitCode.OK
 
 
 def _sweep_rules(sweep_dir: Path) -> Rules:

@@ -37,17 +37,11 @@ def _combinations(sweeper: Any, arguments: Sequence[str]) -> list[list[str]]:
 
 
 def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
-    """Validate the inputs of every combination of overrides and plan the jobs."""
-    from hydra_plugins.ttlaunch_launcher.launcher import TTLaunchLauncher
+    """Validate the inputs of every combination of overrides and plan the jobs. (The sweeper
+    has checked that its launcher is ttlaunch's.)"""
     from ttlaunch.monitor.sweep_monitor import find_monitor
 
     config = sweeper.config
-    if not isinstance(sweeper.launcher, TTLaunchLauncher):
-        # Any other launcher (Hydra's basic one, say) would train in this very process.
-        choice = config.hydra.runtime.choices.get("compute")
-        raise InputError(
-            f"compute={choice}", "hydra/launcher", "the preset must choose ttlaunch_local or ttlaunch_slurm"
-        )
     check_settings(sweeper.launcher, find_monitor(sweeper.hydra_context.callbacks))
     combinations = _combinations(sweeper, arguments)
     inputs = read_inputs(config, config.hydra)

@@ -160,6 +160,16 @@ class Submitter:
         )
         return list(self.submitted)
 
+    def submit_and_record(self, submission: _Submission, monitor: Any = None) -> Any:
+        """One more job, after submit_all (a rule's follow-up or restart, an evaluation), with
+        the launch's job callable; its submitit job, or None when the scheduler refused it
+        (recorded as SUBMIT_FAILED)."""
+        if self.job_callable is None:
+            raise RuntimeError("nothing was submitted by this launch: no job callable to reuse")
+        job, error = self._submit_one(self.job_callable, submission)
+        self._record(submission, job, error, monitor=monitor)
+        return job
+
     def _plan_submission(self, index: int, overrides: Sequence[str]) -> _Submission:
         name = job_name_of(overrides) or f"job{index}"
         run_name = run_name_of(overrides)
@@ -266,8 +276,6 @@ class SweepActions:
         """Submit `job_name` with `template_job`'s overrides plus `overrides`; its job id
         (None when the scheduler refused it: recorded as SUBMIT_FAILED)."""
         submitter = self.submitter
-        if submitter.job_callable is None:
-            raise RuntimeError("nothing was submitted by this launch: no job callable to reuse")
         inherited = [
             o for o in self._overrides_of(template_job)
             if not o.startswith(("hydra.job.name=", "hydra.sweep.subdir=", "run_name="))
@@ -281,8 +289,7 @@ class SweepActions:
             overrides=[*inherited, f"run_name={run_name}", *naming, *overrides],
             output_dir=submitter.sweep_dir / job_name / "outputs",
         )
-        job, error = submitter._submit_one(submitter.job_callable, submission)
-        submitter._record(submission, job, error, monitor=self.monitor)
+        job = submitter.submit_and_record(submission, self.monitor)
         return str(job.job_id) if job is not None else None
 
     def _overrides_of(self, job_name: str) -> list[str]:
