@@ -1,7 +1,8 @@
 from pathlib import Path
 
+from ttlaunch.job.checkpoints import epoch_dirs
 from ttlaunch.records.jobs_file import JobRecord, SweepState
-from ttlaunch.records.report import check_checkpoint, epoch_dirs, render_summary
+from ttlaunch.records.report import check_checkpoint, render_summary
 
 
 def make_epoch(output: Path, epoch: int, *files: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 
 
-
 class ExitCode(enum.IntEnum):
     """What `ttlaunch launch` and `ttlaunch status` exit with, for the whole sweep."""
 

@@ -19,7 +19,6 @@ from ttlaunch.records.jobs_file import SweepState
 from ttlaunch.scheduler.states import JobState
 
 
-
 def _arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ttlaunch.status", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", type=Path, help="the sweep dir (<work_root>/ttlaunch_sweeps/<experiment>)")

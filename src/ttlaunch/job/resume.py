@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import enum
 import operator
-import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from ttlaunch.job.checkpoints import epoch_dirs, epoch_of
 
 RECIPE_STATE = Path("recipe_state") / "recipe_state.pt"
 ADAPTER = "adapter_model.pt"  # what torchtune's resume loads
@@ -37,12 +38,7 @@ class ResumeDecision:
 
 def saved_epochs(output_dir: Path) -> list[int]:
     """Epochs whose adapter checkpoint is complete enough to resume from, ascending."""
-    epochs = []
-    for path in output_dir.glob("epoch_*"):
-        match = re.fullmatch(r"epoch_(\d+)", path.name)
-        if match and (path / ADAPTER).is_file():
-            epochs.append(int(match.group(1)))
-    return sorted(epochs)
+    return [epoch_of(path) for path in epoch_dirs(output_dir) if (path / ADAPTER).is_file()]
 
 
 def decide(epochs: list[int], recipe_state: tuple[int, int] | None) -> ResumeDecision:

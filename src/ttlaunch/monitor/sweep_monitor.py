@@ -509,8 +509,8 @@ class Monitor:
 
     def _update(self, record: JobRecord, observation: Observation) -> list[Entry]:
         """Apply a change of state to the record; its STATE_CHANGE entry (none without a change)."""
+        from ttlaunch.job.checkpoints import epoch_dirs
         from ttlaunch.job.failure import failure_reason, payload_exit_code, read_tail
-        from ttlaunch.records.report import epoch_dirs
 
         previous, current = record.status, observation.state
         if current is previous or current is JobState.UNKNOWN:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ttlaunch.job.checkpoints import epoch_dirs
 from ttlaunch.records.jobs_file import JobRecord, SweepState
 from ttlaunch.scheduler.figures import UNKNOWN, shown
 from ttlaunch.scheduler.states import JobState
@@ -19,14 +19,6 @@ class CheckpointCheck:
     ok: bool
     checkpoint: Path | None  # the newest epoch dir, when there is one
     problem: str | None = None
-
-
-def epoch_dirs(output_dir: Path) -> list[Path]:
-    """torchtune's epoch_N/ checkpoint dirs, in epoch order (epoch_10 after epoch_9)."""
-    return sorted(
-        (p for p in output_dir.glob("epoch_*") if p.is_dir() and re.fullmatch(r"epoch_\d+", p.name)),
-        key=lambda p: int(p.name.split("_")[1]),
-    )
 
 
 def check_checkpoint(output_dir: Path) -> CheckpointCheck:
