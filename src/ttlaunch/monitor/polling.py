@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from ttlaunch.records.event_log import timestamp
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.scheduler.states import JobState, parse_state
+from ttlaunch.submit.submitit_files import result_path
 
 if TYPE_CHECKING:
     from ttlaunch.scheduler.slurm import AccountingEntry
@@ -50,7 +51,7 @@ def result_file(record: JobRecord) -> Path | None:
     """submitit's result pickle of the job, written when its function returned or raised."""
     if not (record.stdout and record.job_id):
         return None
-    return Path(record.stdout).parent / f"{record.job_id}_0_result.pkl"
+    return result_path(Path(record.stdout).parent, str(record.job_id))
 
 
 def result_state(record: JobRecord) -> JobState | None:

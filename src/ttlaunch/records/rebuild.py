@@ -20,7 +20,7 @@ from ttlaunch.records.event_log import EVENT_LOG_NAME, Event, read_events
 from ttlaunch.records.jobs_file import STATE_FILE_NAME, JobRecord, SweepState
 from ttlaunch.records.status_table import MARKDOWN_NAME
 from ttlaunch.scheduler.states import JobState
-from ttlaunch.submit.selection import submitted_job_ids
+from ttlaunch.submit.submitit_files import has_batch_script, job_dirs, log_paths, submitted_job_ids
 
 _SUBMITTED = re.compile(r"Job ID (\S+) (?:submitted at (.+)|found in .*)")
 _SECONDS = re.compile(r"(\d+) s")
@@ -74,17 +74,11 @@ def read_log(events: list[Event]) -> Found:
     return found
 
 
-def job_dirs(sweep_dir: Path) -> list[str]:
-    """Job names of the sweep's job dirs: each holds a submitit folder (an evaluation's
-    name is its nested path, run/task/epochN)."""
-    return sorted(str(folder.parent.relative_to(sweep_dir)) for folder in sweep_dir.rglob("submitit") if folder.is_dir())
-
-
 def rebuilt_state(sweep_dir: Path, found: Found, payload_kind: str | None) -> SweepState:
     """Every job the log or the job dirs know, PENDING until the scheduler is asked."""
     names = list(found.jobs) + [name for name in job_dirs(sweep_dir) if name not in found.jobs]
     state = SweepState(experiment=found.experiment or sweep_dir.name, sweep_dir=str(sweep_dir), payload_kind=payload_kind)
-    state.executor = found.executor or ("slurm" if any(sweep_dir.rglob("*_submission.sh")) else "local")
+    state.executor = found.executor or ("slurm" if has_batch_script(sweep_dir) else "local")
     if found.summary:
         table = Path(found.summary).parent / MARKDOWN_NAME
         state.status_table = str(table) if table.is_file() else None
@@ -103,8 +97,7 @@ def rebuilt_state(sweep_dir: Path, found: Found, payload_kind: str | None) -> Sw
         elif ids:
             record.job_id, record.previous_job_ids = ids[-1], ids[:-1]
             record.submitted = logged.submitted
-            folder = job_dir / "submitit"
-            record.stdout, record.stderr = str(folder / f"{ids[-1]}_0_log.out"), str(folder / f"{ids[-1]}_0_log.err")
+            record.stdout, record.stderr = (str(path) for path in log_paths(job_dir, ids[-1]))
         else:
             continue  # a job dir that never held a submission
         state.jobs[name] = record

@@ -26,6 +26,7 @@ from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit.plan import JobSpec, plan_jobs
 from ttlaunch.submit.selection import changed_jobs, select_jobs, unrecorded_job_id
+from ttlaunch.submit.submitit_files import folder, log_paths
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +172,12 @@ def _adopt_unrecorded(ledger: Ledger, jobs: Sequence[JobSpec]) -> None:
         job_id = unrecorded_job_id(ledger.sweep_dir / job.name)
         if job_id is None:
             continue
-        folder = ledger.sweep_dir / job.name / "submitit"
+        job_dir = ledger.sweep_dir / job.name
+        stdout, stderr = log_paths(job_dir, job_id)
         ledger.state.jobs[job.name] = JobRecord(
-            run=job.name, job_id=job_id, job_dir=str(ledger.sweep_dir / job.name),
-            stdout=str(folder / f"{job_id}_0_log.out"), stderr=str(folder / f"{job_id}_0_log.err"),
+            run=job.name, job_id=job_id, job_dir=str(job_dir), stdout=str(stdout), stderr=str(stderr),
         )
-        ledger.events.write("SUBMIT_JOB", job.name, ("Result", f"Job ID {job_id} found in {folder}, not yet recorded"))
+        ledger.events.write("SUBMIT_JOB", job.name, ("Result", f"Job ID {job_id} found in {folder(job_dir)}, not yet recorded"))
         log.warning("%s: job %s was submitted by an earlier launch without being recorded; re-attaching", job.name, job_id)
 
 

@@ -20,6 +20,7 @@ from typing import Any, Collection, Mapping, Sequence
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit.plan import JobSpec
+from ttlaunch.submit.submitit_files import submitted_job_ids
 
 
 @dataclass
@@ -86,18 +87,6 @@ def changed_jobs(jobs: Sequence[JobSpec], records: Mapping[str, JobRecord], spec
             if changes:
                 changed[job.name] = changes
     return changed
-
-
-def submitted_job_ids(job_dir: Path) -> list[str]:
-    """The ids of every job submitted from this job dir, oldest first: submitit names its
-    pickled job (and, on SLURM, its script) after the job once the submission answered."""
-    found: dict[str, float] = {}
-    for pattern in ("*_submitted.pkl", "*_submission.sh"):
-        for path in (job_dir / "submitit").glob(pattern):
-            job_id = path.name.split("_", 1)[0]
-            if job_id.isdigit():
-                found[job_id] = min(found.get(job_id, float("inf")), path.stat().st_mtime)
-    return sorted(found, key=lambda job_id: (found[job_id], int(job_id)))
 
 
 def unrecorded_job_id(job_dir: Path) -> str | None:

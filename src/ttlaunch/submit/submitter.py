@@ -26,6 +26,7 @@ from ttlaunch.records.event_log import timestamp
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
+from ttlaunch.submit import submitit_files
 from ttlaunch.submit.plan import job_name_of, run_name_of
 from ttlaunch.submit.slurm_request import SlurmRequest, local_request, slurm_request
 from ttlaunch.submit.stagger import StaggerHook
@@ -90,7 +91,7 @@ class Submitter:
     def _executor(self, name: str, run_name: str | None) -> Any:
         from ttlaunch.submit import executors  # submitit is imported only when submitting
 
-        folder = self.sweep_dir / name / "submitit"
+        folder = submitit_files.folder(self.sweep_dir / name)
         if self.executor_kind == "slurm":
             request = self._slurm_request(name, run_name)
             for note in request.notes:
@@ -251,7 +252,7 @@ class Submitter:
                 request = self._slurm_request(name, run_name)
                 for note in request.notes:  # what the user's sbatch flags replace, as a launch says it
                     log.info("%s: %s", name, note)
-                text = executors.sbatch_script(self.sweep_dir / name / "submitit", request)
+                text = executors.sbatch_script(submitit_files.folder(self.sweep_dir / name), request)
                 text += f"# payload: {payload_line}\n"
                 path = out_dir / f"{name}.sbatch"
             else:

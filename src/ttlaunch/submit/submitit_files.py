@@ -1,0 +1,48 @@
+"""Where submitit keeps a job's files: `<job dir>/submitit/`, holding `<id>_submitted.pkl`
+(the pickled call), on SLURM `<id>_submission.sh` (the batch script), and per task
+`<id>_<task>_log.out` / `_log.err` (the job's stdout and stderr) and `<id>_<task>_result.pkl`
+(written as the call returns or raises). The one place that knows these names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FOLDER = "submitit"
+_SUBMITTED = ("_submitted.pkl", "_submission.sh")
+
+
+def folder(job_dir: Path) -> Path:
+    return job_dir / FOLDER
+
+
+def log_paths(job_dir: Path, job_id: str) -> tuple[Path, Path]:
+    """Task 0's stdout and stderr."""
+    return folder(job_dir) / f"{job_id}_0_log.out", folder(job_dir) / f"{job_id}_0_log.err"
+
+
+def result_path(log_dir: Path, job_id: str) -> Path:
+    """Task 0's result pickle, beside its logs."""
+    return log_dir / f"{job_id}_0_result.pkl"
+
+
+def submitted_job_ids(job_dir: Path) -> list[str]:
+    """The ids of every job submitted from this job dir, oldest first: submitit names its
+    pickled call (and, on SLURM, its script) after the job once the submission answered."""
+    found: dict[str, float] = {}
+    for suffix in _SUBMITTED:
+        for path in folder(job_dir).glob(f"*{suffix}"):
+            job_id = path.name[: -len(suffix)]
+            if job_id.isdigit():
+                found[job_id] = min(found.get(job_id, float("inf")), path.stat().st_mtime)
+    return sorted(found, key=lambda job_id: (found[job_id], int(job_id)))
+
+
+def job_dirs(sweep_dir: Path) -> list[str]:
+    """Job names of the sweep's job dirs: each holds a submitit folder (an evaluation's name
+    is its nested path, run/task/epochN)."""
+    return sorted(str(path.parent.relative_to(sweep_dir)) for path in sweep_dir.rglob(FOLDER) if path.is_dir())
+
+
+def has_batch_script(sweep_dir: Path) -> bool:
+    """Some job of the sweep went to SLURM (local jobs have no batch script)."""
+    return any(sweep_dir.rglob(f"*{_SUBMITTED[1]}"))
