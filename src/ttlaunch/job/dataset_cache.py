@@ -16,16 +16,15 @@ import json
 import os
 from pathlib import Path
 
+import datasets
+from omegaconf import DictConfig, ListConfig
 from torchtune import config
 
 from ttlaunch.job.preparation import REPORT_ENV
 
 
 @config.parse
-def main(cfg) -> None:  # noqa: ANN001 (torchtune's DictConfig)
-    import datasets
-    from omegaconf import ListConfig
-
+def main(cfg: DictConfig) -> None:
     tokenizer = config.instantiate(cfg.tokenizer)
     parts = list(cfg.dataset) if isinstance(cfg.dataset, ListConfig) else [cfg.dataset]
     for part in parts:

@@ -3,8 +3,9 @@
 What simultaneous starts race on that ttlaunch knows of (the HuggingFace datasets cache of a
 torchtune run, `payload.prepare` commands) is prepared once per sweep whatever the hook
 (ttlaunch.job.preparation): the first job prepares, the others wait only while it does. The
-hook decides the rest. It is configured under `hydra.launcher.stagger` with a `_target_`
-and has two methods and one attribute:
+hook decides the rest. It is chosen with the `stagger` config group (`stagger=start_together`,
+`fixed_delay`, `startup_lock`, or a `stagger/<name>.yaml` of yours naming a `_target_`) and
+has two methods and one attribute:
 
 * `before_submit(index, total)`, called in the launching process before each submission;
 * `startup_window(sweep_dir)`, a context manager entered in each job, after the sweep's
