@@ -11,20 +11,17 @@ import ttlaunch.inputs.resolvers  # noqa: F401
 from ttlaunch.inputs.platform import BASE, Platform, default_preset, detect_platform
 from ttlaunch.launch import with_platform_compute
 
-LUMI = Platform("lumi", "lumi/mi250x_1x", env_vars=("LUMI_PROJECT",), hostname_patterns=(r"^uan\d+",), markers=("/appl/lumi",))
-NOWHERE = lambda path: False  # noqa: E731
+LUMI = Platform("lumi", "lumi/mi250x_1x", hostname_patterns=(r"^uan\d+",))
 
 
-def test_environment_then_hostname_then_markers_then_base():
-    assert detect_platform({"LUMI_PROJECT": "p1"}, "laptop", NOWHERE, [LUMI]) == "lumi"
-    assert detect_platform({}, "uan03.lumi.csc", NOWHERE, [LUMI]) == "lumi"
-    assert detect_platform({}, "login1", lambda path: path == "/appl/lumi", [LUMI]) == "lumi"
-    assert detect_platform({}, "my-laptop", NOWHERE, [LUMI]) == BASE
-    assert detect_platform({"TTLAUNCH_PLATFORM": "bon_echo"}, "uan03", NOWHERE, [LUMI]) == "bon_echo"
+def test_the_named_platform_then_the_hostname_then_base():
+    assert detect_platform({}, "uan03.lumi.csc", [LUMI]) == "lumi"
+    assert detect_platform({}, "my-laptop", [LUMI]) == BASE
+    assert detect_platform({"TTLAUNCH_PLATFORM": "bon_echo"}, "uan03", [LUMI]) == "bon_echo"
 
 
 def test_the_shipped_platforms_have_presets_and_the_base_has_none():
-    assert detect_platform({}, "login.killarney.vectorinstitute.ai", NOWHERE) == "killarney"
+    assert detect_platform({}, "login.killarney.vectorinstitute.ai") == "killarney"
     assert default_preset("killarney") == "killarney/l40s_1x" and default_preset("bon_echo") == "bon_echo/a40_1x"
     assert default_preset(BASE) is None
 

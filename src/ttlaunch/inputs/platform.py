@@ -1,6 +1,6 @@
-"""Which cluster this is: environment variables, then hostname patterns, then filesystem
-markers. The compute default follows it (`compute=<platform's preset>` unless the command
-line picks one); an unknown machine is `base`, which keeps the local default.
+"""Which cluster this is, from its hostname. The compute default follows it
+(`compute=<platform's preset>` unless the command line picks one); an unknown machine is
+`base`, which keeps the local default.
 
 `TTLAUNCH_PLATFORM=<name>` names the platform outright (a cluster whose login nodes look
 like any other machine). In configs, `${platform_detect:}` gives the same name.
@@ -12,8 +12,7 @@ import os
 import re
 import socket
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 BASE = "base"
 OVERRIDE_VARIABLE = "TTLAUNCH_PLATFORM"
@@ -24,9 +23,7 @@ class Platform:
     name: str
     # The compute preset a launch on this platform uses unless told otherwise.
     default_preset: str
-    env_vars: Sequence[str] = ()
     hostname_patterns: Sequence[str] = ()
-    markers: Sequence[str] = ()  # paths that exist only there
 
 
 # Only what the hostnames say for sure; elsewhere set TTLAUNCH_PLATFORM.
@@ -39,7 +36,6 @@ PLATFORMS: tuple[Platform, ...] = (
 def detect_platform(
     environ: Mapping[str, str] = os.environ,
     hostname: str | None = None,
-    exists: Callable[[str], bool] = lambda path: Path(path).exists(),
     platforms: Sequence[Platform] = PLATFORMS,
 ) -> str:
     named = environ.get(OVERRIDE_VARIABLE)
@@ -47,13 +43,7 @@ def detect_platform(
         return named
     host = (hostname if hostname is not None else socket.gethostname()).lower()  # no DNS lookup
     for platform in platforms:
-        if any(environ.get(variable) for variable in platform.env_vars):
-            return platform.name
-    for platform in platforms:
         if any(re.search(pattern, host) for pattern in platform.hostname_patterns):
-            return platform.name
-    for platform in platforms:
-        if any(exists(marker) for marker in platform.markers):
             return platform.name
     return BASE
 
