@@ -58,7 +58,7 @@ def sweep_monitor(directory: Path, jobs: int):
     ledger.state.executor = "slurm"
     for offset in range(jobs):
         name = f"rank{offset}_lr1e-5"
-        ledger.state.jobs[name] = JobRecord(run=name, job_id=str(FIRST_ID + offset), job_dir=str(directory / name))
+        ledger.state.jobs[name] = JobRecord(name=name, job_id=str(FIRST_ID + offset), job_dir=str(directory / name))
     ledger.save()
     return Monitor(ledger, MonitorSettings(poll_interval_s=60, live="off"))
 

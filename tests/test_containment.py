@@ -50,7 +50,7 @@ def two_running_jobs(tmp_path: Path) -> Ledger:
     ledger = Ledger.open(tmp_path, "cap")
     ledger.state.executor = "slurm"
     for name, job_id in (("a", "41"), ("b", "42")):
-        ledger.state.jobs[name] = JobRecord(run=name, job_id=job_id, status="RUNNING", started="2026-11-23 01:00:01")
+        ledger.state.jobs[name] = JobRecord(name=name, job_id=job_id, status="RUNNING", started="2026-11-23 01:00:01")
     return ledger
 
 

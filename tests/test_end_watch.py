@@ -52,7 +52,7 @@ def running_sweep(tmp_path: Path, names: dict[str, str]) -> Ledger:
     for name, job_id in names.items():
         (tmp_path / name / "submitit").mkdir(parents=True)
         ledger.state.jobs[name] = JobRecord(
-            run=name, job_id=job_id, status="RUNNING", started="2026-11-24 01:00:01", job_dir=str(tmp_path / name),
+            name=name, job_id=job_id, status="RUNNING", started="2026-11-24 01:00:01", job_dir=str(tmp_path / name),
             stdout=str(tmp_path / name / "submitit" / f"{job_id}_0_log.out"),
         )
     return ledger

@@ -41,7 +41,7 @@ def test_a_running_jobs_gpu_sample_is_logged_every_fifth_poll(tmp_path: Path):
     ledger = Ledger.open(tmp_path, "demo")
     job_dir = tmp_path / "rank8"
     job_dir.mkdir()
-    ledger.state.jobs["rank8"] = JobRecord(run="rank8", job_id="1", status="RUNNING", job_dir=str(job_dir))
+    ledger.state.jobs["rank8"] = JobRecord(name="rank8", job_id="1", status="RUNNING", job_dir=str(job_dir))
     monitor = Monitor(ledger, MonitorSettings(poll_interval_s=1, resource_every_polls=5))
     for _ in range(5):
         monitor._resource_status()

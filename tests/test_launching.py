@@ -53,7 +53,7 @@ def test_a_rejected_submission_is_logged_and_the_others_still_go(compose_config,
 def test_a_resubmitted_run_keeps_its_earlier_job_ids(compose_config, tmp_path: Path, monkeypatch):
     cfg = compose_config("experiment=cap_4L")
     ledger = Ledger.open(tmp_path, "cap_4L")
-    ledger.state.jobs["rank8_lr1e-5"] = JobRecord(run="rank8_lr1e-5", job_id="7", status="FAILED", previous_job_ids=["3"])
+    ledger.state.jobs["rank8_lr1e-5"] = JobRecord(name="rank8_lr1e-5", job_id="7", status="FAILED", previous_job_ids=["3"])
     submitter = Submitter(ledger, read_inputs(cfg, cfg.hydra), "local", 120)
     monkeypatch.setattr(submitter, "_executor", lambda name, run_name: RejectingExecutor(name, tmp_path))
     submitter.submit_all(object(), [["run_name=rank8_lr1e-5", "hydra.job.name=rank8_lr1e-5"]], 0, FixedDelay(seconds=0))
@@ -64,7 +64,7 @@ def test_a_resubmitted_run_keeps_its_earlier_job_ids(compose_config, tmp_path: P
 def _slurm_ledger(tmp_path: Path, **record_fields) -> Ledger:
     ledger = Ledger.open(tmp_path, "cap_4L")
     ledger.state.executor = "slurm"
-    ledger.state.jobs["rank8_lr1e-5"] = JobRecord(run="rank8_lr1e-5", job_id="42", **record_fields)
+    ledger.state.jobs["rank8_lr1e-5"] = JobRecord(name="rank8_lr1e-5", job_id="42", **record_fields)
     return ledger
 
 
@@ -103,7 +103,7 @@ def test_without_accounting_the_completion_log_answers_and_the_user_is_told_once
 
     monkeypatch.setattr(slurm, "execute", cluster_without_accounting)
     ledger = _slurm_ledger(tmp_path, status="RUNNING", started="2026-11-23 00:44:09")
-    ledger.state.jobs["other"] = JobRecord(run="other", job_id="43", status="RUNNING")
+    ledger.state.jobs["other"] = JobRecord(name="other", job_id="43", status="RUNNING")
     monitor = Monitor(ledger, MonitorSettings(poll_interval_s=1))
     monitor.poll()
     monitor.poll()

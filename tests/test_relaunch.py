@@ -19,13 +19,13 @@ def job(name: str) -> JobSpec:
 
 
 RECORDS = {
-    "done": JobRecord(run="done", job_id="1", status="COMPLETED"),
-    "queued": JobRecord(run="queued", job_id="2", status="PENDING"),
-    "running": JobRecord(run="running", job_id="3", status="RUNNING"),
-    "requeued": JobRecord(run="requeued", job_id="4", status="REQUEUED"),
-    "failed": JobRecord(run="failed", job_id="5", status="FAILED"),
-    "timeout": JobRecord(run="timeout", job_id="6", status="TIMEOUT"),
-    "rejected": JobRecord(run="rejected", status="SUBMIT_FAILED", error="invalid partition"),
+    "done": JobRecord(name="done", job_id="1", status="COMPLETED"),
+    "queued": JobRecord(name="queued", job_id="2", status="PENDING"),
+    "running": JobRecord(name="running", job_id="3", status="RUNNING"),
+    "requeued": JobRecord(name="requeued", job_id="4", status="REQUEUED"),
+    "failed": JobRecord(name="failed", job_id="5", status="FAILED"),
+    "timeout": JobRecord(name="timeout", job_id="6", status="TIMEOUT"),
+    "rejected": JobRecord(name="rejected", status="SUBMIT_FAILED", error="invalid partition"),
 }
 NAMES = [*RECORDS, "new"]
 

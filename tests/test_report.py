@@ -33,12 +33,12 @@ def test_summary_lists_completed_and_failed_runs_flags_and_next_steps(tmp_path: 
         experiment="cap",
         sweep_dir=str(tmp_path),
         jobs={
-            "a": JobRecord(run="a", job_id="11", status="COMPLETED", elapsed="8m 2s", output_dir=str(tmp_path / "a"),
+            "a": JobRecord(name="a", job_id="11", status="COMPLETED", elapsed="8m 2s", output_dir=str(tmp_path / "a"),
                            stdout="a.out", stderr="a.err"),
-            "b": JobRecord(run="b", job_id="12", status="COMPLETED", elapsed="1m 0s", output_dir=str(tmp_path / "b")),
-            "c": JobRecord(run="c", job_id="13", status="FAILED", stdout="c.out", stderr=str(tmp_path / "c.err")),
-            "d": JobRecord(run="d", status="SUBMIT_FAILED", error="invalid partition specified"),
-            "e": JobRecord(run="e", job_id="14", status="CANCELLED", stderr=str(tmp_path / "never.err")),
+            "b": JobRecord(name="b", job_id="12", status="COMPLETED", elapsed="1m 0s", output_dir=str(tmp_path / "b")),
+            "c": JobRecord(name="c", job_id="13", status="FAILED", stdout="c.out", stderr=str(tmp_path / "c.err")),
+            "d": JobRecord(name="d", status="SUBMIT_FAILED", error="invalid partition specified"),
+            "e": JobRecord(name="e", job_id="14", status="CANCELLED", stderr=str(tmp_path / "never.err")),
         },
     )
     checks = {name: check_checkpoint(tmp_path / name) for name in ("a", "b")}
@@ -59,7 +59,7 @@ def test_summary_lists_completed_and_failed_runs_flags_and_next_steps(tmp_path: 
 
 def test_next_steps_name_the_experiments_plan_only_when_it_has_one(tmp_path: Path):
     state = SweepState(experiment="x", sweep_dir=str(tmp_path))
-    state.jobs["r"] = JobRecord(run="r", job_id="1", status="COMPLETED")
+    state.jobs["r"] = JobRecord(name="r", job_id="1", status="COMPLETED")
     assert "experiment_summary.md" not in render_summary(state, {}, tmp_path / "log")
     state.status_table = "/exp/experiment_summary.md"
     assert "the experiment's own plan (`/exp/experiment_summary.md`)" in render_summary(state, {}, tmp_path / "log")

@@ -74,7 +74,7 @@ class Recorder:
     def submit(self, job_name, run_name, template_job, overrides):
         self.submitted.append((job_name, run_name, template_job, list(overrides)))
         previous = self.ledger.state.jobs.get(job_name)
-        record = JobRecord(run=job_name, run_name=run_name, job_id=f"new{len(self.submitted)}")
+        record = JobRecord(name=job_name, run_name=run_name, job_id=f"new{len(self.submitted)}")
         if previous is not None:
             record.previous_job_ids = [*previous.previous_job_ids, previous.job_id]
             record.restarts = list(previous.restarts)
@@ -89,7 +89,7 @@ def sweep_with_job(tmp_path: Path, output: str = "", **fields) -> tuple[Ledger, 
     ledger = Ledger.open(tmp_path, "exp")
     log = tmp_path / "r.out"
     log.write_text(output)
-    ledger.state.jobs["r"] = JobRecord(run="r", run_name="r", job_id="7", status="RUNNING", stdout=str(log), **fields)
+    ledger.state.jobs["r"] = JobRecord(name="r", run_name="r", job_id="7", status="RUNNING", stdout=str(log), **fields)
     return ledger, log
 
 

@@ -19,7 +19,7 @@ from ttlaunch.records.sweep_lock import holder_of
 
 def saved_state(tmp_path: Path) -> Path:
     state = SweepState(experiment="x", sweep_dir=str(tmp_path))
-    state.jobs["a"] = JobRecord(run="a", job_id="7", status="RUNNING")
+    state.jobs["a"] = JobRecord(name="a", job_id="7", status="RUNNING")
     save_state(tmp_path / "jobs.json", state)
     return tmp_path / "jobs.json"
 
@@ -65,16 +65,19 @@ def test_a_state_from_a_newer_ttlaunch_is_refused_with_what_to_upgrade(tmp_path:
     assert "pip install -U ttlaunch" in refusal(path)
 
 
-def test_a_version_1_state_is_read_as_the_current_one(tmp_path: Path):
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_state_is_read_as_the_current_one(tmp_path: Path, version: int):
     path = tmp_path / "jobs.json"
     path.write_text(json.dumps({
-        "version": 1, "experiment": "x", "sweep_dir": str(tmp_path),
+        "version": version, "experiment": "x", "sweep_dir": str(tmp_path),
         "jobs": {"a": {"run": "a", "job_id": "7", "status": "COMPLETED"}},
     }))
     state = load_state(path, "x", tmp_path)
-    assert state.jobs["a"].status == "COMPLETED" and state.unsubmitted == [] and not state.jobs["a"].stopped_by_ttlaunch
+    record = state.jobs["a"]
+    assert (record.name, record.status) == ("a", "COMPLETED") and state.unsubmitted == [] and not record.stopped_by_ttlaunch
     save_state(path, state)
-    assert json.loads(path.read_text())["version"] == STATE_VERSION
+    saved = json.loads(path.read_text())
+    assert saved["version"] == STATE_VERSION and saved["jobs"]["a"]["name"] == "a" and "run" not in saved["jobs"]["a"]
 
 
 def test_damaged_rules_bookkeeping_is_refused(tmp_path: Path):

@@ -14,9 +14,9 @@ NOW = dt.datetime(2026, 11, 23, 10, 5, 30)
 
 def sweep_state() -> SweepState:
     state = SweepState(experiment="cap", sweep_dir="/s")
-    state.jobs["r8"] = JobRecord(run="r8", job_id="11", status="COMPLETED", started="2026-11-23 10:00:00", elapsed="4m 2s")
-    state.jobs["r16"] = JobRecord(run="r16", job_id="12", status="RUNNING", started="2026-11-23 10:03:00")
-    state.jobs["r32"] = JobRecord(run="r32", status="SUBMIT_FAILED")
+    state.jobs["r8"] = JobRecord(name="r8", job_id="11", status="COMPLETED", started="2026-11-23 10:00:00", elapsed="4m 2s")
+    state.jobs["r16"] = JobRecord(name="r16", job_id="12", status="RUNNING", started="2026-11-23 10:03:00")
+    state.jobs["r32"] = JobRecord(name="r32", status="SUBMIT_FAILED")
     return state
 
 
@@ -52,7 +52,7 @@ def test_status_of_a_dir_that_is_no_sweep_is_one_clear_error(tmp_path: Path):
 
 def test_status_of_an_ended_local_sweep_prints_its_table_and_follow_reports_the_end(tmp_path: Path):
     ledger = Ledger.open(tmp_path, "cap")
-    ledger.state.jobs["r8"] = JobRecord(run="r8", job_id="11", status="COMPLETED", elapsed="4m 2s")
+    ledger.state.jobs["r8"] = JobRecord(name="r8", job_id="11", status="COMPLETED", elapsed="4m 2s")
     ledger.save()
     shown = status(str(tmp_path))
     assert shown.returncode == 0, shown.stderr
@@ -67,7 +67,7 @@ def test_status_of_an_ended_local_sweep_prints_its_table_and_follow_reports_the_
 
 def test_a_failed_jobs_reason_is_in_the_table():
     state = sweep_state()
-    state.jobs["r64"] = JobRecord(run="r64", job_id="13", status="FAILED", error="payload exited with code 3: ValueError: lr")
+    state.jobs["r64"] = JobRecord(name="r64", job_id="13", status="FAILED", error="payload exited with code 3: ValueError: lr")
     lines = render_plain(state, NOW).splitlines()
     assert lines[1].split() == ["Run", "Status", "Job", "ID", "Started", "Elapsed", "Notes"]
     assert lines[-1].startswith("r64") and lines[-1].endswith("payload exited with code 3: ValueError: lr")

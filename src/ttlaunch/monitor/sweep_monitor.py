@@ -482,11 +482,11 @@ class Monitor:
         for attempt in range(record.attempt + 1, observation.restarts + 2):
             reason = self._requeue_reason(record, attempt - 1)
             record.requeues.append({"attempt": attempt - 1, "reason": reason, "at": timestamp()})
-            entries.append(("STATE_CHANGE", record.run, [
+            entries.append(("STATE_CHANGE", record.name, [
                 ("Previous", record.status.value), ("Current", JobState.REQUEUED.value), ("Job ID", record.job_id),
                 ("Attempt", f"{attempt} (attempt {attempt - 1} ended: {reason})"),
             ]))
-            log.info("%s: requeued (%s); attempt %d", record.run, reason, attempt)
+            log.info("%s: requeued (%s); attempt %d", record.name, reason, attempt)
             record.status, record.attempt = JobState.REQUEUED, attempt
         return entries
 
@@ -545,7 +545,7 @@ class Monitor:
                 if record.error:
                     fields.append(("Reason", record.error))
                 fields.append(("Log", record.stderr))
-        return [("STATE_CHANGE", record.run, fields)]
+        return [("STATE_CHANGE", record.name, fields)]
 
 
 def _seconds_between(start: str | None, end: str) -> float:

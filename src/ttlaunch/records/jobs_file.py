@@ -17,12 +17,14 @@ from ttlaunch.scheduler.states import JobState
 STATE_FILE_NAME = "jobs.json"
 # 2: jobs.json lists the jobs a launch has yet to submit (`unsubmitted`); a version 1 file
 # reads as version 2 with none (its records' later fields take their defaults).
-STATE_VERSION = 2
+# 3: a job record names its job `name` (it was `run`, beside `run_name`, the experiment's run);
+# older files are read with the field renamed.
+STATE_VERSION = 3
 
 
 @dataclass
 class JobRecord:
-    run: str  # the job's name (its dir under the sweep)
+    name: str  # the job's name (its dir under the sweep)
     run_name: str | None = None  # the experiment's run it trains (a follow-up's differs from its name)
     kind: str = "training"  # or "evaluation" (of one task at one epoch of run_name)
     job_id: str | None = None
@@ -148,7 +150,7 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
         executor=data.get("executor", "local"),
         payload_kind=data.get("payload_kind"),
         status_table=data.get("status_table"),
-        jobs={name: _record(name, record, path, way_on) for name, record in jobs.items()},
+        jobs={name: _record(name, _current(record, data["version"]), path, way_on) for name, record in jobs.items()},
         unsubmitted=list(unsubmitted),
     )
 
@@ -171,6 +173,13 @@ _RECORD_TYPES = typing.get_type_hints(JobRecord)
 _STATES = {state.value for state in JobState}
 
 
+def _current(raw: object, version: int) -> object:
+    """A job record of an older state version in the current shape."""
+    if version < 3 and isinstance(raw, dict) and "run" in raw and "name" not in raw:
+        raw = {("name" if key == "run" else key): value for key, value in raw.items()}
+    return raw
+
+
 def _record(name: str, raw: object, path: Path, way_on: str) -> JobRecord:
     """One job record, each field of the type JobRecord declares."""
     if not isinstance(raw, dict):
@@ -183,8 +192,8 @@ def _record(name: str, raw: object, path: Path, way_on: str) -> JobRecord:
             continue
         if item.name in raw and not _fits(raw[item.name], _RECORD_TYPES[item.name]):
             raise DamagedFile(path, f"jobs.{name}.{item.name} is {raw[item.name]!r}, not of type {item.type}", way_on)
-    if "run" not in raw:
-        raise DamagedFile(path, f"jobs.{name} has no run", way_on)
+    if "name" not in raw:
+        raise DamagedFile(path, f"jobs.{name} has no name", way_on)
     if raw.get("status", "PENDING") not in _STATES:
         raise DamagedFile(path, f"jobs.{name}.status is {raw['status']!r}, not a job state", way_on)
     return JobRecord(**raw)

@@ -87,7 +87,7 @@ def rebuilt_state(sweep_dir: Path, found: Found, payload_kind: str | None) -> Sw
         job_dir = sweep_dir / name
         ids = list(logged.job_ids) + [job_id for job_id in submitted_job_ids(job_dir) if job_id not in logged.job_ids]
         record = JobRecord(
-            run=name, run_name=logged.run_name or name.split("/")[0], job_dir=str(job_dir),
+            name=name, run_name=logged.run_name or name.split("/")[0], job_dir=str(job_dir),
             kind="evaluation" if "/" in name else "training",  # evaluations are named run/task/epochN
             output_dir=logged.output_dir or str(job_dir / "outputs"), time_limit_s=logged.time_limit_s,
         )

@@ -175,7 +175,7 @@ def _adopt_unrecorded(ledger: Ledger, jobs: Sequence[JobSpec]) -> None:
         job_dir = ledger.sweep_dir / job.name
         stdout, stderr = log_paths(job_dir, job_id)
         ledger.state.jobs[job.name] = JobRecord(
-            run=job.name, job_id=job_id, job_dir=str(job_dir), stdout=str(stdout), stderr=str(stderr),
+            name=job.name, job_id=job_id, job_dir=str(job_dir), stdout=str(stdout), stderr=str(stderr),
         )
         ledger.events.write("SUBMIT_JOB", job.name, ("Result", f"Job ID {job_id} found in {folder(job_dir)}, not yet recorded"))
         log.warning("%s: job %s was submitted by an earlier launch without being recorded; re-attaching", job.name, job_id)

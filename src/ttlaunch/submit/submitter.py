@@ -204,7 +204,7 @@ class Submitter:
         name = submission.name
         previous = self.ledger.state.jobs.get(name)
         record = JobRecord(
-            run=name, run_name=submission.run_name, job_dir=str(self.sweep_dir / name),
+            name=name, run_name=submission.run_name, job_dir=str(self.sweep_dir / name),
             output_dir=str(submission.output_dir) if submission.output_dir else None,
             time_limit_s=60 * self._compute(submission.run_name).timeout_min, submitted_with=submission.spec,
         )
@@ -354,6 +354,6 @@ def job_return(record: JobRecord) -> JobReturn:
     if record.status is JobState.COMPLETED:
         return JobReturn(status=JobStatus.COMPLETED)
     if record.status.terminal:
-        error = RuntimeError(f"job {record.run} ended {record.status}")
+        error = RuntimeError(f"job {record.name} ended {record.status}")
         return JobReturn(status=JobStatus.FAILED, _return_value=error)
     return JobReturn(status=JobStatus.UNKNOWN)
