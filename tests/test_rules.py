@@ -7,7 +7,7 @@ import pytest
 from ttlaunch.errors import InputError
 from ttlaunch.inputs.rulebook import FileExists, FollowUpAction, MaxAttempts, parse_rules
 from ttlaunch.monitor.containment import Containment
-from ttlaunch.monitor.rules import RulesEngine
+from ttlaunch.monitor.rules import QueuedAction, RulesEngine
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
@@ -175,7 +175,7 @@ def test_out_of_memory_restarts_only_when_asked_and_then_with_half_the_batch(tmp
 def test_max_attempts_any_and_not_combine(tmp_path: Path):
     ledger, _ = sweep_with_job(tmp_path)
     engine = RulesEngine(parse_rules({}, "m"), ledger)
-    item = {"job": "r", "variables": {"kind": "checkpoint"}, "queued_at": 0}
+    item = QueuedAction(key="k", job="r", event="x", action=0, variables={"kind": "checkpoint"}, queued_at=0)
     parsed = parse_rules({"state_events": [{"name": "x", "state": "FAILED", "actions": [{"type": "cancel", "conditions": [
         {"type": "any", "conditions": [{"type": "glob_exists", "pattern": str(tmp_path / "*.nothing")},
                                       {"type": "metadata", "key": "kind", "equals": "checkpoint"}]},

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ttlaunch.errors import DamagedFile
-from ttlaunch.monitor.rules import RulesState
+from ttlaunch.monitor.rules import QueuedAction, RulesState
 from ttlaunch.records.event_log import EventLog, read_events
 from ttlaunch.records.jobs_file import STATE_VERSION, JobRecord, SweepState, load_state, save_state
 from ttlaunch.records.rebuild import rebuild
@@ -80,8 +80,17 @@ def test_an_older_state_is_read_as_the_current_one(tmp_path: Path, version: int)
     assert saved["version"] == STATE_VERSION and saved["jobs"]["a"]["name"] == "a" and "run" not in saved["jobs"]["a"]
 
 
+def test_queued_actions_are_kept_across_monitors(tmp_path: Path):
+    state = RulesState(queued=[QueuedAction("k", "a", "epoch_saved", 1, {"path": "/ck/epoch_0"}, 12.5)])
+    state.save(tmp_path / "rules.json")
+    assert RulesState.load(tmp_path / "rules.json").queued == state.queued
+
+
 def test_damaged_rules_bookkeeping_is_refused(tmp_path: Path):
     (tmp_path / "rules.json").write_text('{"offsets": {"a": {"/log": "x"}}}')
+    with pytest.raises(DamagedFile, match="rules.json: not the rules' bookkeeping"):
+        RulesState.load(tmp_path / "rules.json")
+    (tmp_path / "rules.json").write_text('{"queued": [{"key": "k", "job": "a", "event": "e", "action": "first"}]}')
     with pytest.raises(DamagedFile, match="rules.json: not the rules' bookkeeping"):
         RulesState.load(tmp_path / "rules.json")
     (tmp_path / "rules.json").write_bytes(b"\xff\xfe{")

@@ -19,7 +19,7 @@ import json
 import logging
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -69,10 +69,37 @@ _RULES_STATE_KEYS = (("offsets", {}), ("decided", []), ("queued", []), ("quiet",
 
 
 @dataclass
+class QueuedAction:
+    """One action of a rule, fired by one event of a job, waiting to run or be decided."""
+
+    key: str  # this firing: the job, its id, the event, the action's index, the values found
+    job: str
+    event: str
+    action: int  # its index among the event's actions
+    variables: dict[str, Any]  # what its templates and conditions read
+    queued_at: float
+    announced: bool = False  # ACTION_QUEUED was written
+
+
+_QUEUED_TYPES = {
+    "key": str, "job": str, "event": str, "action": int, "variables": dict, "queued_at": (int, float), "announced": bool,
+}
+
+
+def _queued_action(item: object) -> QueuedAction | None:
+    """A queued action as rules.json holds it; None when it is not one."""
+    if not (isinstance(item, dict) and set(item) == set(_QUEUED_TYPES)):
+        return None
+    if not all(isinstance(item[key], kind) for key, kind in _QUEUED_TYPES.items()) or isinstance(item["action"], bool):
+        return None
+    return QueuedAction(**item)
+
+
+@dataclass
 class RulesState:
     offsets: dict[str, dict[str, int]] = field(default_factory=dict)  # job -> log path -> bytes read
     decided: list[str] = field(default_factory=list)  # keys of actions run, skipped or timed out
-    queued: list[dict[str, Any]] = field(default_factory=list)
+    queued: list[QueuedAction] = field(default_factory=list)
     quiet: list[str] = field(default_factory=list)  # "<job>@<job id>@<event>" already reported inactive
 
     @classmethod
@@ -89,14 +116,16 @@ class RulesState:
                 for logs in offsets.values()
             )
             and all(isinstance(items, list) for items in (decided, queued, quiet))
-            and all(isinstance(key, str) for key in [*decided, *quiet]) and all(isinstance(item, dict) for item in queued)
+            and all(isinstance(key, str) for key in [*decided, *quiet])
         )
-        if not well_formed:
+        actions = [_queued_action(item) for item in queued] if well_formed else []
+        if not well_formed or None in actions:
             raise DamagedFile(path, "not the rules' bookkeeping ttlaunch writes (offsets, decided, queued, quiet)", way_on)
-        return cls(offsets, decided, queued, quiet)
+        return cls(offsets, decided, [action for action in actions if action is not None], quiet)
 
     def save(self, path: Path) -> None:
-        data = {"offsets": self.offsets, "decided": self.decided, "queued": self.queued, "quiet": self.quiet}
+        queued = [asdict(item) for item in self.queued]
+        data = {"offsets": self.offsets, "decided": self.decided, "queued": queued, "quiet": self.quiet}
         write_atomically(path, json.dumps(data, indent=2) + "\n")
 
 
@@ -193,33 +222,32 @@ class RulesEngine:
         fresh = False
         for index, action in enumerate(actions):
             key = json.dumps([job, record.job_id, event, index, sorted(found.items())])
-            if key in self._decided or any(item["key"] == key for item in self.state.queued):
+            if key in self._decided or any(item.key == key for item in self.state.queued):
                 continue
             fresh = True
-            self.state.queued.append({"key": key, "job": job, "event": event, "action": index,
-                                      "variables": variables, "queued_at": self._now(), "announced": False})
+            self.state.queued.append(QueuedAction(key, job, event, index, variables, self._now()))
         if fresh:
             self.ledger.events.write("EVENT", job, ("Event", event), ("Job ID", record.job_id), ("Values", shown or "-"))
 
     # --- actions ------------------------------------------------------------------------
 
-    def _action(self, item: Mapping[str, Any]) -> Action | None:
+    def _action(self, item: QueuedAction) -> Action | None:
         for event in (*self.rules.log_events, *self.rules.state_events):
-            if event.name == item["event"] and item["action"] < len(event.actions):
-                return event.actions[item["action"]]
+            if event.name == item.event and item.action < len(event.actions):
+                return event.actions[item.action]
         return None  # the rule is gone from the config since: nothing to run
 
     def run_queued(self, faults: Containment) -> None:
         """Each queued action: run, dropped or left waiting. One whose handling fails stays
         queued for the next poll."""
-        still: list[dict[str, Any]] = []
+        still: list[QueuedAction] = []
         for item in self.state.queued:
             waiting: list[bool] = []
-            if not faults.run(item["job"], "rules: actions", lambda: waiting.append(self._handle(item))) or waiting[0]:
+            if not faults.run(item.job, "rules: actions", lambda: waiting.append(self._handle(item))) or waiting[0]:
                 still.append(item)
         self.state.queued = still
 
-    def _handle(self, item: dict[str, Any]) -> bool:
+    def _handle(self, item: QueuedAction) -> bool:
         """Run one queued action if its conditions hold; whether it waits on."""
         action = self._action(item)
         if action is None:
@@ -227,10 +255,10 @@ class RulesEngine:
             return False
         verdict, why = self._conditions(action.conditions, item)
         if verdict == WAIT:
-            if not item["announced"]:
-                item["announced"] = True
+            if not item.announced:
+                item.announced = True
                 self.ledger.events.write(
-                    "ACTION_QUEUED", item["job"], ("Event", item["event"]), ("Action", _kind(action)), ("Waiting for", why)
+                    "ACTION_QUEUED", item.job, ("Event", item.event), ("Action", _kind(action)), ("Waiting for", why)
                 )
             return True
         if verdict == NO:
@@ -238,32 +266,32 @@ class RulesEngine:
             return False
         if isinstance(action, (FollowUpAction, RestartAction)) and self.capabilities is None:
             return True  # submitting needs the launcher: the next launch of the sweep runs it
-        self._decided.add(item["key"])
-        self.state.decided.append(item["key"])
+        self._decided.add(item.key)
+        self.state.decided.append(item.key)
         self.save()  # decided before it runs: a crash now loses it rather than repeating it
         self._run(action, item)
         return False
 
-    def _decide(self, item: Mapping[str, Any], result: str) -> None:
-        self._decided.add(item["key"])
-        self.state.decided.append(item["key"])
-        self.ledger.events.write("ACTION_DONE", item["job"], ("Event", item["event"]), ("Result", result))
+    def _decide(self, item: QueuedAction, result: str) -> None:
+        self._decided.add(item.key)
+        self.state.decided.append(item.key)
+        self.ledger.events.write("ACTION_DONE", item.job, ("Event", item.event), ("Result", result))
 
-    def _run(self, action: Action, item: Mapping[str, Any]) -> None:
-        job, variables = item["job"], item["variables"]
+    def _run(self, action: Action, item: QueuedAction) -> None:
+        job, variables = item.job, item.variables
         done = lambda *fields: self.ledger.events.write(  # noqa: E731
-            "ACTION_DONE", job, ("Event", item["event"]), ("Action", _kind(action)), *fields
+            "ACTION_DONE", job, ("Event", item.event), ("Action", _kind(action)), *fields
         )
         try:
             if isinstance(action, LogAction):
                 done(("Message", render(action.message, variables)))
             elif isinstance(action, CommandAction):
                 argv = [render(part, variables) for part in action.command]
-                out = self.ledger.sweep_dir / "actions" / f"{job}.{item['event']}.{len(self.state.decided)}.log"
+                out = self.ledger.sweep_dir / "actions" / f"{job}.{item.event}.{len(self.state.decided)}.log"
                 out.parent.mkdir(parents=True, exist_ok=True)
                 with out.open("wb") as stream:
                     process = subprocess.Popen(argv, stdout=stream, stderr=subprocess.STDOUT, cwd=self.ledger.sweep_dir)
-                self._commands.append((job, item["key"], process))
+                self._commands.append((job, item.key, process))
                 done(("Command", json.dumps(argv)), ("Result", f"started (pid {process.pid}), output in {out}"))
             elif isinstance(action, FollowUpAction):
                 name = render(action.name, variables)
@@ -284,8 +312,8 @@ class RulesEngine:
             done(("Result", f"failed: {err}"))
             log.error("%s: action %s failed: %s", job, _kind(action), err)
 
-    def _restart(self, action: RestartAction, item: Mapping[str, Any]) -> None:
-        job, variables = item["job"], item["variables"]
+    def _restart(self, action: RestartAction, item: QueuedAction) -> None:
+        job, variables = item.job, item.variables
         record = self.ledger.state.jobs[job]
         overrides: list[str] = []
         if variables.get("error_type") == "oom":
@@ -300,7 +328,7 @@ class RulesEngine:
                 return
             overrides.append(f"++payload.extra_overrides=[batch_size={batch_size // 2}]")
         assert self.capabilities is not None
-        previous, after = record.job_id, str(variables.get("state", item["event"]))
+        previous, after = record.job_id, str(variables.get("state", item.event))
         if variables.get("error_type") == "oom":
             after = JobState.OUT_OF_MEMORY.value
         job_id = self.capabilities.submit(job, variables["run_name"], job, overrides)
@@ -312,27 +340,27 @@ class RulesEngine:
         )
         self.ledger.save()
 
-    def _conditions(self, conditions: Sequence[Condition], item: Mapping[str, Any]) -> tuple[str, str]:
+    def _conditions(self, conditions: Sequence[Condition], item: QueuedAction) -> tuple[str, str]:
         for condition in conditions:
             verdict, why = self._condition(condition, item)
             if verdict != YES:
                 return verdict, why
         return YES, ""
 
-    def _condition(self, condition: Condition, item: Mapping[str, Any]) -> tuple[str, str]:
-        variables = item["variables"]
+    def _condition(self, condition: Condition, item: QueuedAction) -> tuple[str, str]:
+        variables = item.variables
         if isinstance(condition, FileExists):
             path = render(condition.path, variables)
             if Path(path).exists():
                 return YES, ""
-            if condition.blocking and self._now() - item["queued_at"] < condition.timeout_s:
+            if condition.blocking and self._now() - item.queued_at < condition.timeout_s:
                 return WAIT, f"{path} (up to {condition.timeout_s:.0f} s)"
             return NO, f"{path} does not exist" + (f" after {condition.timeout_s:.0f} s" if condition.blocking else "")
         if isinstance(condition, GlobExists):
             pattern = render(condition.pattern, variables)
             return (YES, "") if glob.glob(pattern) else (NO, f"nothing matches {pattern}")
         if isinstance(condition, MaxAttempts):
-            record = self.ledger.state.jobs[item["job"]]
+            record = self.ledger.state.jobs[item.job]
             attempts = len(record.previous_job_ids) + 1
             return (YES, "") if attempts < condition.max else (NO, f"{attempts} attempts (max_attempts {condition.max})")
         if isinstance(condition, MetadataIs):
@@ -390,7 +418,7 @@ class RulesEngine:
         waiting = [item for item in self.state.queued if not self._needs_launcher(item)]
         return bool(waiting or self._commands)
 
-    def _needs_launcher(self, item: Mapping[str, Any]) -> bool:
+    def _needs_launcher(self, item: QueuedAction) -> bool:
         return self.capabilities is None and isinstance(self._action(item), (FollowUpAction, RestartAction))
 
     def save(self) -> None:
