@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from ttlaunch.errors import InputError
 from ttlaunch.inputs.payload import PayloadCommand
 from ttlaunch.inputs.schema import EvaluationConfig
 from ttlaunch.inputs.summary import Experiment
 from ttlaunch.monitor.containment import Containment
+from ttlaunch.monitor.rules import Capabilities
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
@@ -82,7 +83,9 @@ class EvaluationScheduler:
 
     name = "evaluations"  # the stage named when handling a job fails
 
-    def __init__(self, targets: Sequence[EvaluationTarget], config: EvaluationConfig, ledger: Ledger, capabilities: Any) -> None:
+    def __init__(
+        self, targets: Sequence[EvaluationTarget], config: EvaluationConfig, ledger: Ledger, capabilities: Capabilities
+    ) -> None:
         self.targets = list(targets)
         self.config = config
         self.ledger = ledger

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 from hydra.experimental.callback import Callback
 
 from ttlaunch.monitor.containment import SWEEP, Containment
-from ttlaunch.records.event_log import Entry, format_elapsed, parse_timestamp, timestamp
+from ttlaunch.records.event_log import Entry, EventLog, format_elapsed, parse_timestamp, timestamp
 from ttlaunch.records.jobs_file import JobRecord, status_counts
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
@@ -131,7 +131,7 @@ class Monitor:
         self._began = clock()
 
     @property
-    def events(self) -> Any:
+    def events(self) -> EventLog:
         return self.ledger.events
 
     @property
