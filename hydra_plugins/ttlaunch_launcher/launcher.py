@@ -29,11 +29,9 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         if max_submitted is not None and max_submitted < 1:
             raise ValueError(f"hydra.launcher.max_submitted: expected a positive number, got {max_submitted}")
         self.executor = executor
-        if stagger is None:
-            from ttlaunch.submit.stagger import StartTogether
+        from ttlaunch.submit.stagger import hook_or_default
 
-            stagger = StartTogether()
-        self.stagger = stagger
+        self.stagger = hook_or_default(stagger)
         self.signal_delay_s = signal_delay_s
         self.max_submitted = max_submitted
         self.dry_run = dry_run

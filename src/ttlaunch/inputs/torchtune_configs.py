@@ -63,6 +63,17 @@ def distributed_config(config: str) -> str | None:
     return counterpart
 
 
+def recipe_arguments(argv: Sequence[str]) -> list[str] | None:
+    """What a `tune run ... --config <config> key=value ...` command gives its recipe:
+    `--config <file>` (a built-in config name as its file) and the overrides; None without
+    a config."""
+    items = list(argv)
+    if "--config" not in items[:-1]:
+        return None
+    at = items.index("--config")
+    return ["--config", str(builtin_config_file(items[at + 1]) or items[at + 1]), *items[at + 2:]]
+
+
 def tune_config(argv: Sequence[str]) -> Any | None:
     """The config a `tune run ... --config <config> key=value ...` command trains with: its
     file (or built-in) with the overrides merged as torchtune merges them (`~key` removes a
@@ -72,19 +83,18 @@ def tune_config(argv: Sequence[str]) -> Any | None:
     from omegaconf.errors import OmegaConfBaseException
     from yaml import YAMLError
 
-    items = list(argv)
-    if "--config" not in items[:-1]:
+    arguments = recipe_arguments(argv)
+    if arguments is None:
         return None
-    at = items.index("--config")
-    config = items[at + 1]
+    _, config, *overrides = arguments
     try:
-        loaded = OmegaConf.to_container(OmegaConf.load(builtin_config_file(config) or Path(config)), resolve=False)
+        loaded = OmegaConf.to_container(OmegaConf.load(config), resolve=False)
     except (OSError, YAMLError, OmegaConfBaseException):
         return None
     if not isinstance(loaded, dict):
         return None
     dotlist = []
-    for item in items[at + 2:]:
+    for item in overrides:
         key, _, value = item.partition("=")
         if key.startswith("~"):
             parent, _, leaf = key[1:].rpartition(".")

@@ -171,10 +171,10 @@ def dataset_step(argv: Sequence[str], env: Mapping[str, str], run: Runner) -> Pr
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from ttlaunch.inputs.torchtune_configs import builtin_config_file, tune_config
+    from ttlaunch.inputs.torchtune_configs import recipe_arguments, tune_config
 
-    config = tune_config(argv)
-    if config is None or config.get("dataset") is None:
+    arguments, config = recipe_arguments(argv), tune_config(argv)
+    if arguments is None or config is None or config.get("dataset") is None:
         log.info("no dataset config to prepare a cache for")
         return None
     try:
@@ -186,13 +186,11 @@ def dataset_step(argv: Sequence[str], env: Mapping[str, str], run: Runner) -> Pr
     depends_on = {
         "step": "dataset cache", "dataset": dataset, "cache": {name: environ.get(name) for name in CACHE_ENV}, "files": files,
     }
-    at = list(argv).index("--config")
-    recipe_args = ["--config", str(builtin_config_file(argv[at + 1]) or argv[at + 1]), *argv[at + 2:]]
 
     def build() -> Sequence[str]:
         with tempfile.TemporaryDirectory(prefix="ttlaunch-prepared-") as scratch:
             report = Path(scratch) / "report.json"
-            run([sys.executable, "-m", "ttlaunch.job.dataset_cache", *recipe_args], {**env, REPORT_ENV: str(report)})
+            run([sys.executable, "-m", "ttlaunch.job.dataset_cache", *arguments], {**env, REPORT_ENV: str(report)})
             return [str(path) for path in json.loads(report.read_text(encoding="utf-8"))]
 
     return Preparation(what=f"datasets cache of {_describe(dataset)}", depends_on=depends_on, act=build)

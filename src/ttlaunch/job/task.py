@@ -26,6 +26,7 @@ from ttlaunch.job.gpu_sampler import gpu_sampler
 from ttlaunch.job.preparation import job_label, prepare_all, sweep_steps
 from ttlaunch.job.requeue import EndWarning, RequeuePolicy, current_attempt
 from ttlaunch.job.resume import ResumeAction, decide_torchtune
+from ttlaunch.submit.stagger import hook_or_default
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ def run_task(cfg: DictConfig) -> None:
         run_to_the_time_limit()
     if not on_slurm:
         stop_when_asked()
-    stagger = instantiate(hydra_cfg.launcher.stagger)
+    stagger = hook_or_default(instantiate(hydra_cfg.launcher.stagger))
     sweep_dir = Path(hydra_cfg.sweep.dir)
     with gpu_sampler(job_dir, rank):
         # What every job would otherwise build at once on the shared filesystem, the first

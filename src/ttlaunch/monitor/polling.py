@@ -199,11 +199,8 @@ def local_observation(record: JobRecord, job: Any | None) -> Observation:
 
 def _result_time(record: JobRecord) -> str | None:
     """When the job wrote its result (it ended then); None without one."""
-    path = result_file(record)
-    try:
-        return timestamp(dt.datetime.fromtimestamp(path.stat().st_mtime)) if path is not None else None
-    except OSError:
-        return None
+    written = _mtime(result_file(record))
+    return timestamp(dt.datetime.fromtimestamp(written)) if written is not None else None
 
 
 def _process_alive(pid: str) -> bool:

@@ -19,6 +19,7 @@ import json
 import logging
 import subprocess
 import time
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -46,7 +47,7 @@ from ttlaunch.inputs.rulebook import (
 from ttlaunch.job.failure import read_tail
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.records.event_log import timestamp
-from ttlaunch.records.jobs_file import JobRecord, read_json_object, rebuild_hint, write_atomically
+from ttlaunch.records.jobs_file import JobRecord, fits_type, read_json_object, rebuild_hint, write_atomically
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 
@@ -81,16 +82,15 @@ class QueuedAction:
     announced: bool = False  # ACTION_QUEUED was written
 
 
-_QUEUED_TYPES = {
-    "key": str, "job": str, "event": str, "action": int, "variables": dict, "queued_at": (int, float), "announced": bool,
-}
+_QUEUED_TYPES = typing.get_type_hints(QueuedAction)
 
 
 def _queued_action(item: object) -> QueuedAction | None:
-    """A queued action as rules.json holds it; None when it is not one."""
+    """A queued action as rules.json holds it (every field, each of its type); None when it
+    is not one."""
     if not (isinstance(item, dict) and set(item) == set(_QUEUED_TYPES)):
         return None
-    if not all(isinstance(item[key], kind) for key, kind in _QUEUED_TYPES.items()) or isinstance(item["action"], bool):
+    if not all(fits_type(value, _QUEUED_TYPES[key]) for key, value in item.items()):
         return None
     return QueuedAction(**item)
 

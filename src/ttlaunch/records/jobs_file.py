@@ -190,7 +190,7 @@ def _record(name: str, raw: object, path: Path, way_on: str) -> JobRecord:
     for item in fields(JobRecord):
         if item.name == "status":  # a word, read as a JobState below
             continue
-        if item.name in raw and not _fits(raw[item.name], _RECORD_TYPES[item.name]):
+        if item.name in raw and not fits_type(raw[item.name], _RECORD_TYPES[item.name]):
             raise DamagedFile(path, f"jobs.{name}.{item.name} is {raw[item.name]!r}, not of type {item.type}", way_on)
     if "name" not in raw:
         raise DamagedFile(path, f"jobs.{name} has no name", way_on)
@@ -199,14 +199,16 @@ def _record(name: str, raw: object, path: Path, way_on: str) -> JobRecord:
     return JobRecord(**raw)
 
 
-def _fits(value: object, hint: Any) -> bool:
+def fits_type(value: object, hint: Any) -> bool:
+    """A value read from JSON is of a dataclass field's declared type (a JSON number without
+    a fraction counts as a float; true and false are not numbers)."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, option) for option in typing.get_args(hint))
+        return any(fits_type(value, option) for option in typing.get_args(hint))
     if hint is type(None):
         return value is None
     if origin is not None:  # list[...], dict[...]: the container is checked, its items are read where used
         return isinstance(value, origin)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (int, float):
+        return isinstance(value, (int, hint)) and not isinstance(value, bool)
     return isinstance(value, hint)

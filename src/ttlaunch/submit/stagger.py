@@ -53,6 +53,11 @@ class StartTogether:
         return contextlib.nullcontext()
 
 
+def hook_or_default(hook: StaggerHook | None) -> StaggerHook:
+    """The configured hook; StartTogether for an app config without a `stagger` node."""
+    return hook if hook is not None else StartTogether()
+
+
 @dataclass
 class FixedDelay:
     """Wait `seconds` between submissions; none before the first or after the last."""
