@@ -48,7 +48,7 @@ def test_rules_parse_into_typed_actions_and_conditions():
         ({"log_events": [{"name": "x", "pattern": "(", "actions": [{"type": "log", "message": "m"}]}]},
          "monitoring.log_events[0].pattern", "not a regular expression"),
         ({"log_events": [{"name": "x", "pattern": "a", "actions": [{"type": "log", "message": "{nope}"}]}]},
-         "monitoring.log_events[0].actions[0]", "unknown name(s) ['nope']"),
+         "monitoring.log_events[0].actions[0]", "unknown placeholder(s) ['nope']"),
         ({"state_events": [{"name": "x", "state": "EXPLODED", "actions": [{"type": "cancel"}]}]},
          "monitoring.state_events[0].state", "unknown state(s) ['EXPLODED']"),
         ({"state_events": [{"name": "x", "state": "FAILED", "actions": [{"type": "command", "command": "rm -rf /"}]}]},

@@ -6,7 +6,6 @@ Pure: builds the argv and environment; running it is ttlaunch.job.task's busines
 from __future__ import annotations
 
 import difflib
-import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Mapping, Sequence
@@ -14,6 +13,7 @@ from typing import Collection, Mapping, Sequence
 import yaml
 
 from ttlaunch.errors import InputError
+from ttlaunch.inputs import templates
 from ttlaunch.inputs.schema import ComputeConfig, PayloadConfig
 from ttlaunch.inputs.summary import Experiment, Run
 from ttlaunch.inputs.torchtune_configs import (
@@ -63,11 +63,10 @@ def _placeholders(run: Run, experiment: Experiment, output_dir: Path, job_dir: P
 
 
 def _render(template: str, values: Mapping[str, str], where: str, source: str) -> str:
-    names = [name for _, name, _, _ in string.Formatter().parse(template) if name]
-    missing = [name for name in names if name not in values]
-    if missing:
-        raise InputError(source, where, f"unknown placeholder(s) {missing} in {template!r}")
-    return template.format_map(values)
+    try:
+        return templates.render(template, values)
+    except templates.TemplateError as err:
+        raise InputError(source, where, str(err)) from None
 
 
 def scaffold_config_path(experiment: Experiment, run: Run, payload: PayloadConfig) -> Path | None:
@@ -138,9 +137,9 @@ def _commands(
 
 def _placeholder_names(payload: PayloadConfig) -> set[str]:
     """Every {name} the command's argv, extra overrides, environment, setup and preparation use."""
-    templates = [*payload.command, *payload.extra_overrides, *map(str, payload.env.values())]
-    templates += [item for command in [*payload.setup, *payload.prepare] for item in command]
-    return {name for template in templates for _, name, _, _ in string.Formatter().parse(template) if name}
+    texts = [*payload.command, *payload.extra_overrides, *map(str, payload.env.values())]
+    texts += [item for command in [*payload.setup, *payload.prepare] for item in command]
+    return {name for text in texts for name in templates.placeholders(text)}
 
 
 def _check_used(payload: PayloadConfig, command_line: Collection[str]) -> None:

@@ -17,11 +17,11 @@ Parsed from plain data into frozen dataclasses here, validated before anything i
 from __future__ import annotations
 
 import re
-import string
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, Union
 
 from ttlaunch.errors import InputError
+from ttlaunch.inputs import templates
 from ttlaunch.scheduler.states import JobState
 
 BUILTIN_VARIABLES = ("run_name", "job_name", "job_id", "attempt", "output_dir", "job_dir", "sweep_dir", "event")
@@ -328,11 +328,6 @@ def _check_templates(reader: _Reader, actions: Sequence[Action], known: set[str]
     for index, action in enumerate(actions):
         for text in _templates(action):
             try:
-                names = {name for _, name, _, _ in string.Formatter().parse(text) if name}
-            except ValueError as err:
-                raise reader.fail(f"{where}[{index}]", f"bad template {text!r}: {err}") from None
-            unknown = sorted(names - known)
-            if unknown:
-                raise reader.fail(
-                    f"{where}[{index}]", f"unknown name(s) {unknown} in {text!r}; known: {', '.join(sorted(known))}"
-                )
+                templates.check(text, known)
+            except templates.TemplateError as err:
+                raise reader.fail(f"{where}[{index}]", str(err)) from None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ttlaunch.errors import InputError
+from ttlaunch.inputs import templates
 from ttlaunch.inputs.payload import PayloadCommand
 from ttlaunch.inputs.schema import EvaluationConfig
 from ttlaunch.inputs.summary import Experiment
@@ -57,9 +58,16 @@ def planned_evaluations(experiment: Experiment, run_names: Sequence[str]) -> lis
 
 def _values(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path) -> dict[str, str]:
     values = {"run_name": target.run, "task": target.task, "epoch": str(target.epoch), "run_output_dir": str(run_output_dir)}
-    values["checkpoint"] = config.checkpoint.format_map(values)
+    values["checkpoint"] = _render(config.checkpoint, values, "evaluation.checkpoint")
     values.update(output_dir=str(job_dir / "outputs"), job_dir=str(job_dir))
     return values
+
+
+def _render(template: str, values: dict[str, str], where: str) -> str:
+    try:
+        return templates.render(template, values)
+    except templates.TemplateError as err:
+        raise InputError("config.yaml", where, str(err)) from None
 
 
 def checkpoint_ready(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path) -> bool:
@@ -69,11 +77,8 @@ def checkpoint_ready(config: EvaluationConfig, target: EvaluationTarget, run_out
 
 def evaluation_command(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path) -> PayloadCommand:
     values = _values(config, target, run_output_dir, job_dir)
-    try:
-        argv = tuple(item.format_map(values) for item in config.command)
-        env = {key: str(value).format_map(values) for key, value in config.env.items()}
-    except KeyError as err:
-        raise InputError("config.yaml", "evaluation.command", f"unknown placeholder {err}; known: {', '.join(values)}") from None
+    argv = tuple(_render(item, values, "evaluation.command") for item in config.command)
+    env = {key: _render(str(value), values, f"evaluation.env.{key}") for key, value in config.env.items()}
     env.update(TTLAUNCH_RUN_NAME=target.run, TTLAUNCH_OUTPUT_DIR=values["output_dir"], TTLAUNCH_JOB_DIR=str(job_dir))
     return PayloadCommand(argv=argv, env=env, output_dir=job_dir / "outputs")
 

@@ -44,6 +44,7 @@ from ttlaunch.inputs.rulebook import (
     RestartAction,
     Rules,
 )
+from ttlaunch.inputs.templates import render
 from ttlaunch.job.failure import read_tail
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.records.event_log import timestamp
@@ -127,10 +128,6 @@ class RulesState:
         queued = [asdict(item) for item in self.queued]
         data = {"offsets": self.offsets, "decided": self.decided, "queued": queued, "quiet": self.quiet}
         write_atomically(path, json.dumps(data, indent=2) + "\n")
-
-
-def render(template: str, variables: Mapping[str, Any]) -> str:
-    return template.format_map({key: str(value) for key, value in variables.items()})
 
 
 class RulesEngine:
