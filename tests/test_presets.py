@@ -1,5 +1,6 @@
 """Config composition, and presets really reaching the sbatch script."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -59,10 +60,21 @@ def test_every_slurm_preset_reaches_the_sbatch_script(compose_config, preset, re
     assert f"#SBATCH {expected}" in flags and f"#SBATCH {other}" not in flags
 
 
-def test_requeue_on_sets_max_num_timeout(compose_config):
+def test_requeue_on_computes_the_jobs_budget_once_and_exports_it_to_the_job(compose_config):
+    from ttlaunch.job.requeue import RequeuePolicy
+
     cfg = compose_config("experiment=cap_4L", "compute=killarney/h100_1x", "requeue=on")
     inputs = read_inputs(cfg, cfg.hydra)
-    assert slurm_request("r", inputs.compute, inputs.requeue, inputs.user, 120, "t").max_num_timeout == 3
+    request = slurm_request("r", inputs.compute, inputs.requeue, inputs.user, 120, "t")
+    assert request.requeue_policy == RequeuePolicy(max_num_timeout=3, grace_s=60, time_limit_s=720 * 60, signal_delay_s=120)
+    assert request.time_limit_s == 720 * 60
+    export = [line for line in request.submitit_parameters()["setup"] if "TTLAUNCH_REQUEUE_POLICY" in line]
+    value = subprocess.run(["bash", "-c", f"{export[0]}; printenv TTLAUNCH_REQUEUE_POLICY"], capture_output=True, text=True)
+    assert RequeuePolicy.from_environment({"TTLAUNCH_REQUEUE_POLICY": value.stdout.strip()}) == request.requeue_policy
+    cfg = compose_config("experiment=cap_4L", "compute=killarney/h100_1x", "requeue=off")
+    inputs = read_inputs(cfg, cfg.hydra)
+    request = slurm_request("r", inputs.compute, inputs.requeue, inputs.user, 120, "t")
+    assert request.requeue_policy is None and "setup" not in request.submitit_parameters()
 
 
 def test_qos_and_time_limit_from_the_preset_and_command_line(compose_config):

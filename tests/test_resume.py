@@ -113,10 +113,9 @@ class Clock:
 
 def warning(tmp_path: Path, max_num_timeout: int, clock: Clock, actions: list) -> EndWarning:
     policy = RequeuePolicy(max_num_timeout=max_num_timeout, grace_s=30, time_limit_s=3600, signal_delay_s=120)
-    return EndWarning(
-        tmp_path, "42", 1, policy, stop_payload=lambda grace: actions.append(("stop", grace)),
-        requeue=lambda job_id: actions.append(("requeue", job_id)), clock=clock,
-    )
+    handler = EndWarning(tmp_path, "42", 1, policy, requeue=lambda job_id: actions.append(("requeue", job_id)), clock=clock)
+    handler.attach(lambda grace: actions.append(("stop", grace)))
+    return handler
 
 
 def test_an_early_warning_is_a_preemption_the_payload_saves_and_the_job_is_requeued(tmp_path: Path):
@@ -146,6 +145,18 @@ def test_timeouts_are_requeued_up_to_max_num_timeout_then_the_job_runs_on(tmp_pa
     assert [entry["reason"] for entry in json.loads((tmp_path / "requeues.json").read_text())] == ["timeout"]
 
 
+def test_a_warning_before_the_payload_started_requeues_at_once_and_counts_the_same_budget(tmp_path: Path):
+    clock, requeued = Clock(), []
+    policy = RequeuePolicy(max_num_timeout=1, grace_s=30, time_limit_s=3600, signal_delay_s=120)
+    handler = EndWarning(tmp_path, "42", 2, policy, requeue=requeued.append, clock=clock)
+    clock.now = 3600 - 100  # still preparing when the time limit nears
+    with pytest.raises(SystemExit, match="requeued \\(timeout\\)"):
+        handler(signal.SIGUSR2, None)
+    assert requeued == ["42"] and [(entry.attempt, entry.reason) for entry in read_requeues(tmp_path)] == [(2, "timeout")]
+    handler(signal.SIGUSR2, None)  # the budget of one timeout is spent: the job runs on
+    assert requeued == ["42"]
+
+
 def test_a_real_warning_stops_a_real_payload_and_requeues_without_deadlock(tmp_path: Path):
     import os
     import subprocess
@@ -157,9 +168,8 @@ def test_a_real_warning_stops_a_real_payload_and_requeues_without_deadlock(tmp_p
     payload = subprocess.Popen(["sleep", "60"])
     requeued = []
     policy = RequeuePolicy(max_num_timeout=0, grace_s=5, time_limit_s=3600, signal_delay_s=120)
-    handler = EndWarning(
-        tmp_path, "42", 1, policy, stop_payload=lambda grace_s: stop_command(payload, grace_s), requeue=requeued.append
-    )
+    handler = EndWarning(tmp_path, "42", 1, policy, requeue=requeued.append)
+    handler.attach(lambda grace_s: stop_command(payload, grace_s))
     previous = signal.signal(signal.SIGUSR2, handler)
     try:
         threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGUSR2)).start()

@@ -1,14 +1,17 @@
 """In the job, with requeue=on: what to do when SLURM warns that the job is about to end.
 
-SLURM sends USR2 `signal_delay_s` before the time limit, and on preemption. While the
-payload runs, the handler here decides: a timeout beyond `max_num_timeout` runs on to the
-limit (SLURM records TIMEOUT); otherwise the payload gets SIGTERM and `grace_s` to save and
-exit (then SIGKILL), the requeue is recorded in `<job dir>/requeues.json` with its reason,
-and the job goes back into the queue. The next attempt decides from disk where to resume
+SLURM sends USR2 `signal_delay_s` before the time limit, and on preemption. From the moment
+the job's task function starts, the handler here decides, by the budget the submission
+computed (RequeuePolicy): a timeout beyond `max_num_timeout` runs on to the limit (SLURM
+records TIMEOUT); otherwise a running payload gets SIGTERM and `grace_s` to save and exit
+(then SIGKILL), the requeue is recorded in `<job dir>/requeues.json` with its reason, and the
+job goes back into the queue. The next attempt decides from disk where to resume
 (ttlaunch.job.resume), so it needs nothing from this one but its files.
 
-Before the payload starts, submitit's own handler answers the signal through the job
-callable's `checkpoint()` (ttlaunch.submit.submitter.PrePickledJob): nothing is lost there.
+In the second or so before the task function starts, submitit's own handler answers the
+signal through the job callable's `checkpoint()` (ttlaunch.submit.submitter.PrePickledJob):
+it requeues a preemption, never a timeout (its own timeout budget is zero), so timeouts are
+counted here alone.
 """
 
 from __future__ import annotations
@@ -79,8 +82,15 @@ def record_requeue(job_dir: Path, attempt: int, reason: str) -> None:
     write_atomically(job_dir / REQUEUES_NAME, json.dumps(entries, indent=2) + "\n")
 
 
+# How the budget computed at submission reaches the job: exported by the batch script.
+POLICY_VARIABLE = "TTLAUNCH_REQUEUE_POLICY"
+
+
 @dataclass(frozen=True)
 class RequeuePolicy:
+    """A job's requeue budget, computed once at submission (ttlaunch.submit.slurm_request)
+    and read back in the job. Timeouts are counted in one place, requeues.json."""
+
     max_num_timeout: int
     grace_s: float
     time_limit_s: float
@@ -90,13 +100,24 @@ class RequeuePolicy:
         """A warning late in the attempt comes from the time limit; an early one, from preemption."""
         return elapsed_s >= self.time_limit_s - self.signal_delay_s - TIMEOUT_SLACK_S
 
+    def as_variable(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> RequeuePolicy | None:
+        """The policy the submission exported; None for a job submitted with requeue=off."""
+        text = environ.get(POLICY_VARIABLE)
+        return cls(**json.loads(text)) if text else None
+
 
 class EndWarning:
-    """The USR2 handler while the payload runs (see the module's docstring).
+    """The USR2 handler of task 0 for the whole attempt (see the module's docstring).
 
-    The handler only decides; the job's main loop acts (`act`) between its waits for the
-    payload: a signal handler interrupts that very wait, and waiting on the payload again
-    from inside it would deadlock on the process's wait lock.
+    Before the payload starts, nothing needs saving: a requeue decided then is carried out at
+    once. Once the payload runs (`attach`), the handler only decides and the job's main loop
+    acts (`act`) between its waits for the payload: a signal handler interrupts that very
+    wait, and waiting on the payload again from inside it would deadlock on the process's
+    wait lock.
     """
 
     def __init__(
@@ -105,14 +126,18 @@ class EndWarning:
         job_id: str,
         attempt: int,
         policy: RequeuePolicy,
-        stop_payload: Callable[[float], None],
         requeue: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.job_dir, self.job_id, self.attempt, self.policy = job_dir, job_id, attempt, policy
-        self._stop_payload, self._requeue, self._clock = stop_payload, requeue, clock
+        self._requeue, self._clock = requeue, clock
+        self._stop_payload: Callable[[float], None] | None = None
         self._started = clock()
         self.requested: str | None = None  # the reason of a requeue decided, not yet carried out
+
+    def attach(self, stop_payload: Callable[[float], None]) -> None:
+        """The payload runs from now on: requeues wait for `act`, which stops it first."""
+        self._stop_payload = stop_payload
 
     def __call__(self, signum: int, frame: object) -> None:
         elapsed = self._clock() - self._started
@@ -125,17 +150,22 @@ class EndWarning:
             )
             return
         self.requested = reason
+        if self._stop_payload is None:
+            self.act()
 
     def act(self) -> None:
         """Carry out a requeue the handler decided: stop the payload, record, requeue, exit."""
         if self.requested is None:
             return
         reason = self.requested
-        log.warning(
-            "attempt %d ends (%s): stopping the payload (%.0f s to save), then requeueing",
-            self.attempt, reason, self.policy.grace_s,
-        )
-        self._stop_payload(self.policy.grace_s)
+        if self._stop_payload is not None:
+            log.warning(
+                "attempt %d ends (%s): stopping the payload (%.0f s to save), then requeueing",
+                self.attempt, reason, self.policy.grace_s,
+            )
+            self._stop_payload(self.policy.grace_s)
+        else:
+            log.warning("attempt %d ends (%s) before its payload started: requeueing", self.attempt, reason)
         record_requeue(self.job_dir, self.attempt, reason)
         self._requeue(self.job_id)
         raise SystemExit(f"ttlaunch: job {self.job_id} requeued ({reason}); attempt {self.attempt + 1} resumes from disk")

@@ -139,17 +139,21 @@ def attempt_command(command: PayloadCommand, kind: str, attempt: int, state: str
     return replace(command, argv=argv, env=env)
 
 
-def watch_for_end_warning(
-    payload: subprocess.Popen[bytes], job_dir: Path, attempt: int, policy: RequeuePolicy
-) -> EndWarning:
-    """requeue=on, on SLURM: while the payload runs, SLURM's warning stops it gracefully and
-    requeues the job (ttlaunch.job.requeue); the caller runs `act()` between waits."""
+def watch_for_end_warning(job_dir: Path, attempt: int, rank: int) -> EndWarning | None:
+    """On SLURM, for the whole attempt: how the job answers SLURM's end warning, by the
+    requeue budget its submission exported. Task 0 requeues (ttlaunch.job.requeue); the
+    handler it returns must be attached to the payload once that runs. Without a budget
+    (requeue=off) the job runs on to its time limit."""
     from ttlaunch.scheduler import slurm
 
-    handler = EndWarning(
-        job_dir, os.environ["SLURM_JOB_ID"], attempt, policy,
-        stop_payload=lambda grace_s: stop_command(payload, grace_s), requeue=slurm.requeue,
-    )
+    policy = RequeuePolicy.from_environment()
+    if policy is None:
+        run_to_the_time_limit()
+        return None
+    if rank != 0:
+        leave_requeue_to_task_0()
+        return None
+    handler = EndWarning(job_dir, os.environ["SLURM_JOB_ID"], attempt, policy, requeue=slurm.requeue)
     signal.signal(signal.SIGUSR2, handler)
     return handler
 
@@ -178,15 +182,18 @@ def run_task(cfg: DictConfig) -> None:
     from ttlaunch.scheduler import slurm
 
     hydra_cfg = HydraConfig.get()
-    inputs = read_inputs(cfg, hydra_cfg)
-    run = inputs.run(cfg.run_name)
     job_dir = Path(hydra_cfg.runtime.output_dir)
-    built, kind = _command_of_job(cfg, inputs, run, job_dir, Path(hydra_cfg.sweep.dir))
-    built.output_dir.mkdir(parents=True, exist_ok=True)
     attempt = current_attempt()
     on_slurm = "SLURM_JOB_ID" in os.environ
-    rendezvous = rendezvous_of(os.environ, slurm.hostnames) if on_slurm else None
     rank = task_rank() if on_slurm else 0
+    end_warning = watch_for_end_warning(job_dir, attempt, rank) if on_slurm else None
+    if not on_slurm:
+        stop_when_asked()
+    inputs = read_inputs(cfg, hydra_cfg)
+    run = inputs.run(cfg.run_name)
+    built, kind = _command_of_job(cfg, inputs, run, job_dir, Path(hydra_cfg.sweep.dir))
+    built.output_dir.mkdir(parents=True, exist_ok=True)
+    rendezvous = rendezvous_of(os.environ, slurm.hostnames) if on_slurm else None
     if rendezvous is None:
         state = resume_state(built, kind, attempt)
     else:
@@ -197,10 +204,6 @@ def run_task(cfg: DictConfig) -> None:
         log.info("%s: the final epoch is saved already; nothing to train (COMPLETED)", run.name)
         return
     command = distributed(prepared, kind, inputs.payload.torchrun, rendezvous, inputs.compute_for(run.name).gpus)
-    if on_slurm and not inputs.requeue.enabled:
-        run_to_the_time_limit()
-    if not on_slurm:
-        stop_when_asked()
     stagger = hook_or_default(instantiate(hydra_cfg.launcher.stagger))
     sweep_dir = Path(hydra_cfg.sweep.dir)
     with gpu_sampler(job_dir, rank):
@@ -208,21 +211,14 @@ def run_task(cfg: DictConfig) -> None:
         # job builds while the others wait (ttlaunch.job.preparation).
         steps = sweep_steps(command, kind, lambda argv, env: run_command(argv, env, run.name))
         prepare_all(sweep_dir, steps, job_label(run.name))
-        payload, end_warning = None, None
+        payload = None
         try:
             with stagger.startup_window(sweep_dir):
                 for setup in command.setup:
                     run_command(setup, command.env, run.name)
                 payload = start_command(command.argv, command.env)
-            if on_slurm and inputs.requeue.enabled and rank == 0:
-                policy = RequeuePolicy(
-                    max_num_timeout=inputs.requeue.max_num_timeout, grace_s=inputs.requeue.grace_s,
-                    time_limit_s=60.0 * inputs.compute_for(run.name).timeout_min,
-                    signal_delay_s=float(hydra_cfg.launcher.signal_delay_s),
-                )
-                end_warning = watch_for_end_warning(payload, job_dir, attempt, policy)
-            elif on_slurm and inputs.requeue.enabled:
-                leave_requeue_to_task_0()
+            if end_warning is not None:
+                end_warning.attach(lambda grace_s: stop_command(payload, grace_s))
         except BaseException:
             if payload is not None:  # interrupted during the start-up window: stop it too
                 stop_command(payload)

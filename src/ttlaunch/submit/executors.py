@@ -69,8 +69,14 @@ def stop_local_job(job_id: str, kill: bool = False) -> None:
         pass
 
 
+# submitit's own count of timeouts: none. A job's timeouts are counted against its
+# RequeuePolicy in requeues.json alone (ttlaunch.job.requeue); submitit still requeues a
+# preemption that comes before the task function has started.
+_SUBMITIT_TIMEOUTS = 0
+
+
 def slurm_executor(folder: Path, request: SlurmRequest) -> SlurmExecutor:
-    executor = SlurmExecutor(folder=folder, max_num_timeout=request.max_num_timeout)
+    executor = SlurmExecutor(folder=folder, max_num_timeout=_SUBMITIT_TIMEOUTS)
     executor.update_parameters(**request.submitit_parameters())
     return executor
 
@@ -89,7 +95,7 @@ class _ScriptOnlySlurmExecutor(SlurmExecutor):
 def sbatch_script(folder: Path, request: SlurmRequest, python: str | None = None) -> str:
     """The batch script submitit would submit for this request, through its own code path
     (parameter conversion and script template), without submitting anything."""
-    executor: Any = _ScriptOnlySlurmExecutor(folder=folder, max_num_timeout=request.max_num_timeout, python=python)
+    executor: Any = _ScriptOnlySlurmExecutor(folder=folder, max_num_timeout=_SUBMITIT_TIMEOUTS, python=python)
     executor.update_parameters(**request.submitit_parameters())
     # Private in submitit, but it is exactly the text its submission writes; submitit is pinned <2.
     return executor._make_submission_file_text(executor._submitit_command_str, "script")

@@ -7,17 +7,25 @@ into submitit parameters at the edge (see ttlaunch.submit.executors).
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ttlaunch.errors import InputError
 from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
+from ttlaunch.job.requeue import POLICY_VARIABLE, RequeuePolicy
 
 # sbatch flags that have a typed field in SlurmRequest; extra parameters naming them
 # set the field instead of adding a second, conflicting flag.
 _TYPED_FLAGS = {"partition", "qos", "account", "gres", "constraint"}
 # Owned by requeue=on|off; an extra parameter must not contradict it behind its back.
 _REQUEUE_FLAGS = {"requeue", "no-requeue"}
+
+
+def time_limit_s(timeout_min: int) -> int:
+    """The time limit asked for, in seconds: as jobs.json records it, and the job's requeue
+    budget reads it."""
+    return 60 * timeout_min
 
 
 def flag_name(key: str) -> str:
@@ -38,8 +46,7 @@ class SlurmRequest:
     gpus_per_node: int | str | None
     mem_gb: float | None
     timeout_min: int
-    requeue: bool
-    max_num_timeout: int
+    requeue_policy: RequeuePolicy | None  # None: requeue=off
     signal_delay_s: int
     additional_parameters: Mapping[str, Any] = field(default_factory=dict)
     setup: tuple[str, ...] = ()
@@ -67,11 +74,18 @@ class SlurmRequest:
         }
         params.update({key: value for key, value in optional.items() if value is not None})
         extra = dict(self.additional_parameters)
-        extra["requeue" if self.requeue else "no-requeue"] = True
+        extra["requeue" if self.requeue_policy is not None else "no-requeue"] = True
         params["additional_parameters"] = extra
-        if self.setup:
-            params["setup"] = list(self.setup)
+        setup = list(self.setup)
+        if self.requeue_policy is not None:  # the budget, for the job (ttlaunch.job.requeue)
+            setup.append(f"export {POLICY_VARIABLE}={shlex.quote(self.requeue_policy.as_variable())}")
+        if setup:
+            params["setup"] = setup
         return params
+
+    @property
+    def time_limit_s(self) -> int:
+        return time_limit_s(self.timeout_min)
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,10 @@ class LocalRequest:
 
     def submitit_parameters(self) -> dict[str, Any]:
         return {"timeout_min": self.timeout_min, "gpus_per_node": self.gpus_per_node}
+
+    @property
+    def time_limit_s(self) -> int:
+        return time_limit_s(self.timeout_min)
 
 
 def _mem(mem_gb: float) -> str:
@@ -150,8 +168,10 @@ def slurm_request(
         gpus_per_node=_gpus_per_node(compute),
         mem_gb=compute.mem_gb,
         timeout_min=compute.timeout_min,
-        requeue=requeue.enabled,
-        max_num_timeout=requeue.max_num_timeout if requeue.enabled else 0,
+        requeue_policy=RequeuePolicy(
+            max_num_timeout=requeue.max_num_timeout, grace_s=requeue.grace_s,
+            time_limit_s=time_limit_s(compute.timeout_min), signal_delay_s=signal_delay_s,
+        ) if requeue.enabled else None,
         signal_delay_s=signal_delay_s,
         additional_parameters=extra,
         setup=tuple(compute.setup),

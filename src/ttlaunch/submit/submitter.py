@@ -28,7 +28,7 @@ from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit import submitit_files
 from ttlaunch.submit.plan import job_name_of, run_name_of
-from ttlaunch.submit.slurm_request import SlurmRequest, local_request, slurm_request
+from ttlaunch.submit.slurm_request import LocalRequest, SlurmRequest, local_request, slurm_request
 from ttlaunch.submit.stagger import StaggerHook
 
 log = logging.getLogger(__name__)
@@ -41,10 +41,10 @@ class PrePickledJob:
     (the whole composed config and Hydra's context) 50 times costs more than the sbatch
     calls. Here each job's own pickle holds the same bytes and its overrides only.
 
-    It is a submitit Checkpointable: when SLURM warns of preemption or the time limit
-    before the payload started, submitit requeues the same call (`checkpoint`); once the
-    payload runs, ttlaunch.job.requeue handles the warning. Either way the next attempt
-    decides from disk where to resume.
+    It is a submitit Checkpointable: when SLURM warns of preemption before the task
+    function started, submitit requeues the same call (`checkpoint`); from then on
+    ttlaunch.job.requeue handles the warning. Either way the next attempt decides from disk
+    where to resume.
     """
 
     def __init__(self, launcher: Any, singleton_state: Any) -> None:
@@ -73,6 +73,7 @@ class _Submission:
     overrides: list[str]
     output_dir: Path | None
     spec: dict[str, Any] = field(default_factory=dict)  # a planned run's submission_spec
+    request: SlurmRequest | LocalRequest | None = None  # set as it is submitted
 
 
 class Submitter:
@@ -88,22 +89,25 @@ class Submitter:
         self.job_callable: PrePickledJob | None = None
         self.overrides_by_name: dict[str, list[str]] = {}  # what each job of this launch was submitted with
 
-    def _executor(self, name: str, run_name: str | None) -> Any:
+    def _request(self, name: str, run_name: str | None) -> SlurmRequest | LocalRequest:
+        """What the job asks the scheduler for: computed once per submission, and the source
+        of its recorded time limit and of its requeue budget."""
+        if self.executor_kind == "slurm":
+            return slurm_request(
+                name, self._compute(run_name), self.inputs.requeue, self.inputs.user, self.signal_delay_s,
+                self.inputs.compute_source,
+            )
+        return local_request(name, self._compute(run_name))
+
+    def _executor(self, name: str, request: SlurmRequest | LocalRequest) -> Any:
         from ttlaunch.submit import executors  # submitit is imported only when submitting
 
         folder = submitit_files.folder(self.sweep_dir / name)
-        if self.executor_kind == "slurm":
-            request = self._slurm_request(name, run_name)
+        if isinstance(request, SlurmRequest):
             for note in request.notes:
                 log.info("%s: %s", name, note)
             return executors.slurm_executor(folder, request)
-        return executors.local_executor(folder, local_request(name, self._compute(run_name)))
-
-    def _slurm_request(self, name: str, run_name: str | None) -> SlurmRequest:
-        return slurm_request(
-            name, self._compute(run_name), self.inputs.requeue, self.inputs.user, self.signal_delay_s,
-            self.inputs.compute_source,
-        )
+        return executors.local_executor(folder, request)
 
     def _compute(self, run_name: str | None) -> ComputeConfig:
         """The compute preset for a run (its own fields applied), or the preset itself."""
@@ -184,7 +188,8 @@ class Submitter:
     def _submit_one(self, callable_job: Any, submission: _Submission) -> tuple[Any, Exception | None]:
         """Submit one job (safe to call from several threads: each job has its own executor)."""
         try:
-            executor = self._executor(submission.name, submission.run_name)
+            submission.request = self._request(submission.name, submission.run_name)
+            executor = self._executor(submission.name, submission.request)
             job = executor.submit(
                 callable_job, submission.overrides, "hydra.sweep.dir", submission.index, f"job_id_for_{submission.index}"
             )
@@ -206,7 +211,7 @@ class Submitter:
         record = JobRecord(
             name=name, run_name=submission.run_name, job_dir=str(self.sweep_dir / name),
             output_dir=str(submission.output_dir) if submission.output_dir else None,
-            time_limit_s=60 * self._compute(submission.run_name).timeout_min, submitted_with=submission.spec,
+            time_limit_s=submission.request.time_limit_s if submission.request else None, submitted_with=submission.spec,
         )
         self.overrides_by_name[name] = submission.overrides
         if previous is not None:  # a resubmission keeps the run's history
@@ -249,7 +254,8 @@ class Submitter:
             command = self._payload(name, run_name, overrides)
             payload_line = " ".join(command.argv) if command else "(not a planned run)"
             if self.executor_kind == "slurm":
-                request = self._slurm_request(name, run_name)
+                request = self._request(name, run_name)
+                assert isinstance(request, SlurmRequest)
                 for note in request.notes:  # what the user's sbatch flags replace, as a launch says it
                     log.info("%s: %s", name, note)
                 text = executors.sbatch_script(submitit_files.folder(self.sweep_dir / name), request)
