@@ -50,7 +50,8 @@ def recorded_output(jobs: int) -> tuple[str, str]:
 
 
 def sweep_monitor(directory: Path, jobs: int):
-    from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings
+    from ttlaunch.monitor.settings import MonitorSettings
+    from ttlaunch.monitor.sweep_monitor import Monitor
     from ttlaunch.records.jobs_file import JobRecord
     from ttlaunch.records.ledger import Ledger
 
@@ -85,7 +86,7 @@ def measure(jobs: int) -> dict[str, float]:
         monitor.poll()  # every job changes: PENDING -> RUNNING / COMPLETED, one jobs.json write
         changing_ms = (time.process_time() - began) * 1000
         first_calls = list(calls)
-        monitor.pending_metrics.clear()  # metrics are a separate, per-job step
+        monitor.metrics.pending.clear()  # metrics are a separate, per-job step
         steady = []
         for _ in range(20):
             began = time.process_time()

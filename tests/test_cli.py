@@ -376,7 +376,7 @@ def test_ctrl_c_then_the_same_command_finishes_the_sweep(tmp_path: Path):
     [
         ("stagger=fixed_delay stagger.seconds=abc", "stagger: seconds: expected a number of at least 0, got 'abc'"),
         ("stagger=fixed_delay stagger.seconds=-1", "stagger: seconds: expected a number of at least 0, got -1"),
-        ("hydra.callbacks.monitor.poll_interval_s=abc", "hydra.callbacks.monitor: poll_interval_s: expected a number"),
+        ("hydra.callbacks.monitor.poll_interval_s=abc", "Error merging override hydra.callbacks.monitor.poll_interval_s=abc (Value 'abc' of type 'str' could not be converted to Float)"),
         ("hydra.callbacks.monitor.alert_after_failures=0", "hydra.callbacks.monitor: alert_after_failures: expected a number of at least 1"),
     ],
 )

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from ttlaunch.errors import MonitorStopped
-from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings
+from ttlaunch.monitor.settings import MonitorSettings
+from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler import slurm
@@ -147,7 +148,7 @@ def test_a_state_change_that_cannot_be_recorded_is_recorded_whole_at_the_next_po
     monitor.poll()
     assert ledger.state.jobs["a"].status == "RUNNING", "not half-recorded"
     assert ledger.state.jobs["b"].status == "COMPLETED"
-    assert [pending.job for pending in monitor.pending_metrics] == ["b"]
+    assert [pending.job for pending in monitor.metrics.pending] == ["b"]
     monitor.poll()
     record = ledger.state.jobs["a"]
     assert (record.status, record.elapsed, record.exit_code) == ("COMPLETED", "6s", "0:0")

@@ -7,7 +7,8 @@ import pickle
 from pathlib import Path
 
 from ttlaunch.monitor.polling import END_CONFIRM_FOR_S, SlurmPoller
-from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings
+from ttlaunch.monitor.settings import MonitorSettings
+from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler import slurm

@@ -9,7 +9,8 @@ import pytest
 from recorded import TWO_GPU_SAMPLES
 
 from ttlaunch.job.gpu_sampler import HEADER, gpu_sampler, latest_sample, read_latest_sample
-from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings
+from ttlaunch.monitor.settings import MonitorSettings
+from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 from hydra.core.utils import JobStatus
 
 from ttlaunch.inputs.composed import read_inputs
-from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings
+from ttlaunch.monitor.settings import MonitorSettings
+from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.submit.stagger import FixedDelay
@@ -112,7 +113,7 @@ def test_without_accounting_the_completion_log_answers_and_the_user_is_told_once
     log = (tmp_path / "run-torchtune.log").read_text()
     assert log.count("accounting is disabled") == 1
     assert ["sacct", "-X"] in calls[:3] and calls.count(["sacct", "-X"]) == 1, "plain sacct is not asked again"
-    assert monitor.pending_metrics == [], "no seff without accounting"
+    assert monitor.metrics.pending == [], "no seff without accounting"
 
 
 def test_a_requeue_is_recorded_with_its_attempt_and_reason_and_the_job_is_not_finished(tmp_path: Path, monkeypatch):

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from recorded import HISTORY, SACCT, SEFF_COMPLETED, SQUEUE, TWO_GPU_SAMPLES, USAGE
 
+from ttlaunch.inputs.torchtune_configs import batch_size_of
 from ttlaunch.job.gpu_sampler import latest_sample
 from ttlaunch.job.requeue import current_attempt, parse_requeues
-from ttlaunch.monitor.rules import batch_size_of
 from ttlaunch.records.event_log import parse_timestamp
 from ttlaunch.scheduler.figures import UnreadableOutput, count, duration_s, exit_code, number, scheduler_time, size_mb
 from ttlaunch.scheduler.metrics import ComputeMetrics, entry_fields, parse_seff, parse_usage

@@ -8,7 +8,6 @@ import pytest
 from ttlaunch.errors import InputError
 from ttlaunch.inputs.composed import read_inputs
 from ttlaunch.inputs.summary import RunType
-from ttlaunch.submit.executors import sbatch_script
 from ttlaunch.submit.slurm_request import slurm_request
 
 SLURM_PRESETS = {
@@ -31,8 +30,20 @@ def script_for(compose_config, *overrides: str) -> tuple[str, list[str]]:
     request = slurm_request(
         "rank8_lr1e-5", inputs.compute, inputs.requeue, inputs.user, cfg.hydra.launcher.signal_delay_s, "t"
     )
-    lines = sbatch_script(Path("/sweep/rank8_lr1e-5/submitit"), request, python="python").splitlines()
+    lines = request.script(Path("/sweep/rank8_lr1e-5/submitit"), python="python").splitlines()
     return "\n".join(lines), [line for line in lines if line.startswith("#SBATCH")]
+
+
+def test_the_monitor_callback_is_typed_with_the_settings_defaults_written_once(compose_config):
+    from hydra.utils import instantiate
+
+    from ttlaunch.monitor.settings import MonitorSettings
+
+    monitor = instantiate(compose_config("experiment=demo").hydra.callbacks.monitor)
+    assert monitor.settings() == MonitorSettings()
+    monitor = instantiate(compose_config("experiment=demo", "detach=true", "hydra.callbacks.monitor.end_check_s=0").hydra.callbacks.monitor)
+    assert monitor.settings() == MonitorSettings(detach=True, end_check_s=0)
+    assert MonitorSettings().interval_for("slurm") == 60 and MonitorSettings(poll_interval_s=5).interval_for("slurm") == 5
 
 
 def test_local_default_needs_no_slurm(compose_config):

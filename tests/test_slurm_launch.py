@@ -38,12 +38,17 @@ def state_of(sweep: Path):
 
 
 def test_cap_4L_submits_exactly_its_fine_tuned_runs_with_the_stagger(run_cli, tmp_path: Path):
-    result = run_cli(
-        "experiment=cap_4L", *ON_CLUSTER, "payload=command", "payload.command=[sleep,'1']",
-        "stagger=fixed_delay", "stagger.seconds=2", timeout=300,
-    )
+    launch = ["experiment=cap_4L", *ON_CLUSTER, "payload=command", "payload.command=[sleep,'1']", "stagger=fixed_delay"]
+    dry_run = run_cli(*launch, "hydra.launcher.dry_run=true")
+    assert dry_run.returncode == 0, dry_run.stderr[-3000:]
+    result = run_cli(*launch, "stagger.seconds=2", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    jobs = state_of(tmp_path / "work" / "ttlaunch_sweeps" / "cap_4L_lora_lr_sweep")
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "cap_4L_lora_lr_sweep"
+    jobs = state_of(sweep)
+    for name, job in jobs.items():  # the dry run showed exactly what was submitted
+        submitted = (sweep / name / "submitit" / f"{job['job_id']}_submission.sh").read_text()
+        shown = (sweep / "dry_run" / f"{name}.sbatch").read_text()
+        assert shown.startswith(submitted) and shown[len(submitted):].startswith("# payload: sleep 1"), name
     assert len(jobs) == 8 and all(job["status"] == "COMPLETED" for job in jobs.values())
     accounted = sacct([job["job_id"] for job in jobs.values()])
     assert sorted(row[1] for row in accounted.values()) == sorted(jobs)  # SLURM job names are the run names

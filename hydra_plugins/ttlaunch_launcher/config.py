@@ -1,12 +1,15 @@
 """Typed configs of ttlaunch's Hydra launcher and sweeper, registered with Hydra's ConfigStore.
 
-Hydra imports this module at every start: it imports nothing beyond Hydra itself.
+Hydra imports this module at every start: it imports nothing beyond Hydra itself and the
+monitor's settings (a plain dataclass, `ttlaunch.monitor.settings`).
 """
 
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from hydra.core.config_store import ConfigStore
+
+from ttlaunch.monitor.settings import MonitorSettings
 
 
 @dataclass
@@ -32,7 +35,18 @@ class SweeperConf:
     _target_: str = "hydra_plugins.ttlaunch_launcher.sweeper.TTLaunchSweeper"
 
 
+@dataclass
+class MonitorConf(MonitorSettings):
+    """The monitor callback, `hydra.callbacks.monitor`: its settings and defaults are
+    MonitorSettings' (ttlaunch.monitor.settings)."""
+
+    _target_: str = "ttlaunch.monitor.callback.SweepMonitor"
+
+
 store = ConfigStore.instance()
 store.store(group="hydra/launcher", name="ttlaunch_local", node=LauncherConf(executor="local"), provider="ttlaunch")
 store.store(group="hydra/launcher", name="ttlaunch_slurm", node=LauncherConf(executor="slurm"), provider="ttlaunch")
 store.store(group="hydra/sweeper", name="ttlaunch", node=SweeperConf(), provider="ttlaunch")
+store.store(
+    group="hydra/callbacks", name="ttlaunch_monitor", node=MonitorConf(), package="hydra.callbacks.monitor", provider="ttlaunch"
+)

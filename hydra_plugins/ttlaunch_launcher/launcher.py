@@ -51,7 +51,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         """
         from ttlaunch.errors import MonitorStopped, SweepInterrupted
         from ttlaunch.inputs.composed import read_inputs
-        from ttlaunch.monitor.sweep_monitor import find_monitor, reattach_hint
+        from ttlaunch.monitor.callback import find_monitor, reattach_hint
         from ttlaunch.records.ledger import Ledger
         from ttlaunch.submit.submitter import Submitter, interrupted_message, job_return
 

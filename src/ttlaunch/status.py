@@ -33,7 +33,9 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings, default_poll_interval, reattach_hint
+    from ttlaunch.monitor.callback import reattach_hint
+    from ttlaunch.monitor.settings import MonitorSettings
+    from ttlaunch.monitor.sweep_monitor import Monitor
     from ttlaunch.records.ledger import Ledger
     from ttlaunch.records.sweep_lock import SweepLock
 
@@ -46,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, InputError) as err:  # not a sweep; a damaged state file
         print(f"ttlaunch: error: {err}", file=sys.stderr)
         return ExitCode.BAD_INPUT
-    interval = args.poll_interval or default_poll_interval(ledger.state.executor)
-    monitor = Monitor(ledger, MonitorSettings(poll_interval_s=interval, live=args.live))
+    monitor = Monitor(ledger, MonitorSettings(poll_interval_s=args.poll_interval, live=args.live))
     rules = _sweep_rules(sweep_dir)
     if not rules.empty:
         from ttlaunch.monitor.rules import RulesEngine
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _rebuild(sweep_dir: Path, poll_interval: float | None) -> int:
-    from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings, default_poll_interval
+    from ttlaunch.monitor.settings import MonitorSettings
+    from ttlaunch.monitor.sweep_monitor import Monitor
     from ttlaunch.records.ledger import Ledger
     from ttlaunch.records.rebuild import rebuild
     from ttlaunch.records.sweep_lock import SweepLock
@@ -110,8 +112,7 @@ def _rebuild(sweep_dir: Path, poll_interval: float | None) -> int:
                 ("Details", "damaged files kept as " + (", ".join(str(path) for path in kept) or "(none: jobs.json was missing)")),
                 ("Result", f"{len(state.jobs)} jobs from the event log and the job dirs; their states from the scheduler"),
             )
-            interval = poll_interval or default_poll_interval(state.executor)
-            Monitor(ledger, MonitorSettings(poll_interval_s=interval, live="off")).poll()
+            Monitor(ledger, MonitorSettings(poll_interval_s=poll_interval, live="off")).poll()
             ledger.save()
     except (SweepBusy, FileExistsError, InputError, OSError) as err:
         print(f"ttlaunch: error: {err}", file=sys.stderr)

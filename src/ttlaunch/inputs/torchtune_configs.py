@@ -126,3 +126,32 @@ def model_dir(argv: Sequence[str]) -> str | None:
     config = tune_config(argv)
     value = _walk(OmegaConf.to_container(config, resolve=False), "checkpointer.checkpoint_dir") if config is not None else None
     return value if isinstance(value, str) and "${" not in value else None
+
+
+# Where a torchtune recipe saves the config it ran with, in its output dir.
+SAVED_CONFIG_NAME = "torchtune_config.yaml"
+
+
+def batch_size_of(saved_config: bytes) -> int | None:
+    """`batch_size` of a saved torchtune config; None when the text is not YAML, not a
+    mapping, or has no positive whole batch size."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load(saved_config)
+    except Exception:  # YAMLError, and the ValueError of a date like 2026-13-45 (found by fuzzing)
+        return None
+    value = saved.get("batch_size") if isinstance(saved, dict) else None
+    return value if type(value) is int and value > 0 else None
+
+
+def halved_batch_overrides(output_dir: Path) -> list[str] | None:
+    """Launch overrides that train the run again with half the batch size it ran with (after
+    running out of memory); None when its saved config has no batch size of 2 or more."""
+    try:
+        batch_size = batch_size_of((output_dir / SAVED_CONFIG_NAME).read_bytes())
+    except OSError:
+        return None
+    if batch_size is None or batch_size < 2:
+        return None
+    return [f"++payload.extra_overrides=[batch_size={batch_size // 2}]"]

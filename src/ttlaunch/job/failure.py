@@ -16,8 +16,15 @@ _MARK = re.compile(rf"^{re.escape(PAYLOAD_EXIT)} (-?\d+)$", re.M)
 # A line that says what went wrong: an exception (ValueError: ..., torch.OutOfMemoryError: ...),
 # or a message that says error, failure or a kill.
 _ERROR_LINE = re.compile(r"^\s*[\w.]*(Error|Exception|Interrupt)\b|error|fail|killed|out of memory", re.I)
+# What a job's stderr says when it died of memory: SLURM's own kill (without cgroups the
+# state is only FAILED), the kernel's, PyTorch's on a GPU, Python's.
+_OOM_MARKERS = ("Exceeded job memory limit", "oom-kill", "out of memory", "OutOfMemoryError", "MemoryError")
 _TAIL_BYTES = 65536
 _MAX_LINE = 300
+
+
+def ran_out_of_memory(stderr_tail: str) -> bool:
+    return any(marker in stderr_tail for marker in _OOM_MARKERS)
 
 
 def payload_exit_code(stderr_tail: str) -> int | None:

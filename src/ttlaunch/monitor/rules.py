@@ -45,7 +45,8 @@ from ttlaunch.inputs.rulebook import (
     Rules,
 )
 from ttlaunch.inputs.templates import render
-from ttlaunch.job.failure import read_tail
+from ttlaunch.inputs.torchtune_configs import halved_batch_overrides
+from ttlaunch.job.failure import ran_out_of_memory, read_tail
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.records.event_log import timestamp
 from ttlaunch.records.jobs_file import JobRecord, fits_type, read_json_object, rebuild_hint, write_atomically
@@ -319,11 +320,11 @@ class RulesEngine:
                 why = "on_oom=never" if action.on_oom == "never" else f"{ooms} OOM restarts already"
                 self.ledger.events.write("RESTART", job, ("Result", f"not restarted after OUT_OF_MEMORY ({why})"))
                 return
-            batch_size = _batch_size(record)
-            if batch_size is None or batch_size < 2:
+            smaller = halved_batch_overrides(Path(record.output_dir)) if record.output_dir else None
+            if smaller is None:
                 self.ledger.events.write("RESTART", job, ("Result", "not restarted: no batch size to halve"))
                 return
-            overrides.append(f"++payload.extra_overrides=[batch_size={batch_size // 2}]")
+            overrides += smaller
         assert self.capabilities is not None
         previous, after = record.job_id, str(variables.get("state", item.event))
         if variables.get("error_type") == "oom":
@@ -422,11 +423,6 @@ class RulesEngine:
         self.state.save(self.path)
 
 
-# What a job's stderr says when it died of memory: SLURM's own kill (without cgroups the
-# state is only FAILED), the kernel's, PyTorch's on a GPU, Python's.
-_OOM_MARKERS = ("Exceeded job memory limit", "oom-kill", "out of memory", "OutOfMemoryError", "MemoryError")
-
-
 def error_type(record: JobRecord, state: JobState) -> str:
     """"oom" when the job ran out of memory (by its state or its stderr), else "crash" for a
     failure, else the state's name in lower case: a state event's {error_type}."""
@@ -434,7 +430,7 @@ def error_type(record: JobRecord, state: JobState) -> str:
         return "oom"
     if state is JobState.FAILED and record.stderr:
         tail = read_tail(Path(record.stderr))
-        return "oom" if any(marker in tail for marker in _OOM_MARKERS) else "crash"
+        return "oom" if ran_out_of_memory(tail) else "crash"
     return state.value.lower()
 
 
@@ -443,26 +439,3 @@ def _kind(action: Action) -> str:
         LogAction: "log", CommandAction: "command", FollowUpAction: "follow_up", RestartAction: "restart",
         CancelAction: "cancel",
     }[type(action)]
-
-
-def _batch_size(record: JobRecord) -> int | None:
-    """The batch size the run trained with, from torchtune's saved config of the run."""
-    if not record.output_dir:
-        return None
-    try:
-        return batch_size_of((Path(record.output_dir) / "torchtune_config.yaml").read_bytes())
-    except OSError:
-        return None
-
-
-def batch_size_of(saved_config: bytes) -> int | None:
-    """`batch_size` of a saved torchtune config; None when the text is not YAML, not a
-    mapping, or has no positive whole batch size."""
-    import yaml
-
-    try:
-        saved = yaml.safe_load(saved_config)
-    except Exception:  # YAMLError, and the ValueError of a date like 2026-13-45 (found by fuzzing)
-        return None
-    value = saved.get("batch_size") if isinstance(saved, dict) else None
-    return value if type(value) is int and value > 0 else None

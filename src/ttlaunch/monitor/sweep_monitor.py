@@ -15,15 +15,14 @@ from __future__ import annotations
 import copy
 import getpass
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from hydra.experimental.callback import Callback
-
+from ttlaunch.monitor.accounting import METRICS_STATES, MetricsCollector
 from ttlaunch.monitor.containment import SWEEP, Containment
+from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.records.event_log import Entry, EventLog, format_elapsed, parse_timestamp, timestamp
 from ttlaunch.records.jobs_file import JobRecord, status_counts
 from ttlaunch.records.ledger import Ledger
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# After these states a job used its allocation to the end: its compute metrics are collected.
-_METRICS_STATES = {JobState.COMPLETED, JobState.FAILED, JobState.TIMEOUT}
 # Why a run of a job ended in a requeue, from accounting's state of that run.
 _REQUEUE_REASONS = {
     JobState.NODE_FAIL: "node failure",
@@ -45,42 +42,8 @@ _REQUEUE_REASONS = {
 }
 # An unchanged STATUS_CHECK is written at most this often.
 STATUS_CHECK_EVERY_S = 60.0
-# An ended job's metrics are given up after this many unexpected failures to collect them.
-MAX_METRICS_FAILURES = 3
-# seff calls in flight at once (each waits on slurmdbd, not on this process).
-SEFF_CALLS_IN_FLIGHT = 8
 # How long an interrupted launch waits for its local jobs to stop.
 LOCAL_STOP_TIMEOUT_S = 60.0
-# Default poll intervals: SLURM is shared by everyone, local jobs are children of ours.
-SLURM_POLL_INTERVAL_S = 60.0
-LOCAL_POLL_INTERVAL_S = 2.0
-# How often, between SLURM polls, the monitor looks for jobs that wrote their result.
-END_CHECK_S = 3.0
-
-
-@dataclass(frozen=True)
-class MonitorSettings:
-    poll_interval_s: float
-    alert_after_failures: int = 3
-    resource_every_polls: int = 5
-    metrics_retry_s: float = 30.0
-    live: str = "auto"  # auto: a live table when stdout is a terminal; on; off
-    # SLURM: between polls, look for jobs that wrote their result this often; 0: never.
-    end_check_s: float = END_CHECK_S
-
-
-def reattach_hint(sweep_dir: Path) -> str:
-    return f"python -m ttlaunch.status {sweep_dir} --follow"
-
-
-@dataclass
-class PendingMetrics:
-    """An ended job whose compute metrics are still to be collected."""
-
-    due: float  # on the monitor's clock
-    job: str
-    tries: int = 1  # 2 once seff had no data yet at the first try
-    failures: int = 0  # unexpected errors while collecting them
 
 
 @dataclass(frozen=True)
@@ -116,13 +79,14 @@ class Monitor:
 
         self.ledger = ledger
         self.settings = settings
+        self.poll_interval_s = settings.interval_for(ledger.state.executor)
         self.slurm = ledger.state.executor == "slurm"
         self.poller = SlurmPoller(getpass.getuser()) if self.slurm else None
         self.local_jobs: dict[str, Any] = {}  # submitit handles of the local jobs we started
         self.consecutive_failures = 0
-        self.pending_metrics: list[PendingMetrics] = []
         self.running_polls: dict[str, int] = {}
         self.faults = Containment(ledger.events, ledger.sweep_dir)
+        self.metrics = MetricsCollector(ledger, self.faults, settings.metrics_retry_s, self.poll_interval_s, clock)
         self.reactions: list[Reaction] = []
         self._undelivered: list[tuple[Reaction, Transition]] = []  # transitions a reaction failed on
         self._unsaved = False  # a change not yet in jobs.json
@@ -211,17 +175,18 @@ class Monitor:
                 remaining = self.poll()
                 self.faults.run(SWEEP, "status check", self._status_check)
                 self._resource_status()
-                self._collect_due_metrics()
+                if self.metrics.collect_due():
+                    self._unsaved = True
                 if self._unsaved:
                     self._save()
                 self.faults.run(SWEEP, "live view", view.refresh)
                 reacting = any(reaction.pending for reaction in self.reactions)
                 # The end is not over before it is recorded (a full disk: until there is room).
-                if not remaining and not self.pending_metrics and not reacting and not self._unsaved:
+                if not remaining and not self.metrics.pending and not reacting and not self._unsaved:
                     break
-                wait_s = self.settings.poll_interval_s
-                if not remaining and self.pending_metrics:
-                    wait_s = min(wait_s, max(0.0, min(pending.due for pending in self.pending_metrics) - self._clock()))
+                wait_s = self.poll_interval_s
+                if not remaining and self.metrics.pending:
+                    wait_s = min(wait_s, max(0.0, self.metrics.next_due() - self._clock()))
                 self._wait(wait_s, view.refresh)
         self.finish()
 
@@ -325,8 +290,8 @@ class Monitor:
         current = observation.state
         log.info("%s: %s -> %s", name, previous.value, current.value)
         transitions.append(Transition(name, previous, current))
-        if self.poller is not None and self.poller.accounting and current in _METRICS_STATES:
-            self.pending_metrics.append(PendingMetrics(due=self._clock(), job=name))
+        if self.poller is not None and self.poller.accounting and current in METRICS_STATES:
+            self.metrics.add(name)
 
     def _deliver(self, transitions: list[Transition]) -> None:
         """Each reaction hears of each transition; one it failed on is told again next poll."""
@@ -378,87 +343,6 @@ class Monitor:
         sample = read_job_sample(job_dir)
         if sample is not None:  # not sampled (yet): nothing to say
             self.events.write("RESOURCE_STATUS", name, ("GPU Utilization", sample.describe()))
-
-    def _collect_due_metrics(self) -> None:
-        """seff for each ended job; one retry after metrics_retry_s when accounting has no
-        data yet, then the same figures from sacct. A collection that fails unexpectedly is
-        tried again at the next poll, up to MAX_METRICS_FAILURES times."""
-        now = self._clock()
-        due = [pending for pending in self.pending_metrics if pending.due <= now]
-        if not due:
-            return
-        self.pending_metrics = [pending for pending in self.pending_metrics if pending.due > now]
-        usages, reports = self._metrics_sources(sorted({str(self.jobs[pending.job].job_id) for pending in due}))
-        for pending in due:
-            if self.faults.run(pending.job, "metrics", lambda: self._collect_metrics(pending, usages, reports, now)):
-                continue
-            pending.failures += 1
-            if pending.failures < MAX_METRICS_FAILURES:
-                pending.due = now + self.settings.poll_interval_s
-                self.pending_metrics.append(pending)
-            else:
-                error = self.faults.failing.get((pending.job, "metrics"), "?")
-                self.faults.run(pending.job, "metrics", lambda: self.events.write(
-                    "COMPUTE_METRICS", pending.job, ("Job ID", self.jobs[pending.job].job_id),
-                    ("Result", f"not collected after {pending.failures} tries: {error}"),
-                ))
-
-    def _metrics_sources(self, job_ids: list[str]) -> tuple[dict[str, Any] | Exception, dict[str, Any] | None]:
-        """For the given ended jobs: sacct's usage (one call for all) and each one's seff
-        report (None without seff; a job's report None while seff has no data, or the
-        unexpected error its seff call raised), SEFF_CALLS_IN_FLIGHT seff calls at a time: a
-        sweep of 50 jobs that end together has its metrics in about a second, not ten."""
-        import shutil
-        from concurrent.futures import ThreadPoolExecutor
-
-        from ttlaunch.scheduler import slurm
-
-        usages: dict[str, Any] | Exception = {}
-        try:
-            usages = slurm.usage(job_ids)
-        except slurm.SchedulerCommandError as err:
-            self.events.write("POLL_FAILED", "Accounting of ended jobs failed", ("Job IDs", ", ".join(job_ids)), ("Error", str(err)))
-        except Exception as err:  # unexpected: each job's collection fails with it (and is retried)
-            usages = err
-        if shutil.which("seff") is None:
-            return usages, None
-
-        def report(job_id: str) -> Any:
-            try:
-                return slurm.seff(job_id)
-            except slurm.SchedulerCommandError:  # seff fails outright for a job it has no data of
-                return None
-            except Exception as err:  # unexpected: that job's collection fails (and is retried)
-                return err
-
-        with ThreadPoolExecutor(max_workers=SEFF_CALLS_IN_FLIGHT) as pool:
-            return usages, dict(zip(job_ids, pool.map(report, job_ids)))
-
-    def _collect_metrics(
-        self, pending: PendingMetrics, usages: dict[str, Any] | Exception, reports: dict[str, Any] | None, now: float
-    ) -> None:
-        from ttlaunch.scheduler import metrics
-
-        if isinstance(usages, Exception):
-            raise usages
-        record = self.jobs[pending.job]
-        job_id = str(record.job_id)
-        from_sacct, limit_s = usages.get(job_id, (None, None))
-        from_seff = reports.get(job_id) if reports is not None else None
-        if isinstance(from_seff, Exception):
-            raise from_seff
-        if from_seff is None and pending.tries == 1 and reports is not None:
-            self.pending_metrics.append(PendingMetrics(due=now + self.settings.metrics_retry_s, job=pending.job, tries=2))
-            return
-        result = from_seff.filled_from(from_sacct) if from_seff is not None else from_sacct
-        limit_s = limit_s or record.time_limit_s  # accounting may lag; the limit is what we asked for
-        if result is None:
-            self.events.write("COMPUTE_METRICS", pending.job, ("Job ID", job_id), ("Result", "no accounting data"))
-            return
-        fields = metrics.entry_fields(job_id, result, limit_s, timed_out=record.status is JobState.TIMEOUT)
-        self.events.write("COMPUTE_METRICS", pending.job, *fields)
-        record.metrics = {**result.as_record(), "time_limit_s": limit_s}
-        self._unsaved = True
 
     def _poll_failed(self, err: Exception) -> None:
         self.consecutive_failures += 1
@@ -551,72 +435,3 @@ class Monitor:
 def _seconds_between(start: str | None, end: str) -> float:
     began, ended = parse_timestamp(start), parse_timestamp(end)
     return (ended - began).total_seconds() if began and ended else 0.0
-
-
-def default_poll_interval(executor: str) -> float:
-    return SLURM_POLL_INTERVAL_S if executor == "slurm" else LOCAL_POLL_INTERVAL_S
-
-
-class SweepMonitor(Callback):
-    """The Hydra callback that monitors a sweep (configured under `hydra.callbacks.monitor`).
-
-    Hydra instantiates callbacks in the launching process and again in every job; this one
-    does nothing but hold its settings until the launcher hands it a sweep (`watch`).
-    Switch it off with `~hydra.callbacks.monitor`: jobs are then submitted and recorded,
-    and `python -m ttlaunch.status <sweep dir> --follow` can monitor them later. Its settings
-    are checked with the launch's other inputs (ttlaunch.submit.orchestration.check_settings).
-    """
-
-    def __init__(
-        self,
-        poll_interval_s: float | None = None,
-        alert_after_failures: int = 3,
-        resource_every_polls: int = 5,
-        metrics_retry_s: float = 30.0,
-        live: str = "auto",
-        detach: bool = False,
-        end_check_s: float = END_CHECK_S,
-    ) -> None:
-        self.poll_interval_s = poll_interval_s
-        self.end_check_s = end_check_s
-        self.alert_after_failures = alert_after_failures
-        self.resource_every_polls = resource_every_polls
-        self.metrics_retry_s = metrics_retry_s
-        self.live = live
-        self.detach = detach
-
-    def monitor_for(self, ledger: Ledger) -> Monitor:
-        """A monitor of the ledger's sweep; the launcher adds jobs and polls it while submitting."""
-        interval = self.poll_interval_s or default_poll_interval(ledger.state.executor)
-        settings = MonitorSettings(
-            poll_interval_s=interval, alert_after_failures=self.alert_after_failures,
-            resource_every_polls=self.resource_every_polls, metrics_retry_s=self.metrics_retry_s, live=self.live,
-            end_check_s=self.end_check_s,
-        )
-        return Monitor(ledger, settings)
-
-    def watch(self, monitor: Monitor) -> None:
-        """Monitor to the end, or (detach) return at once saying how to come back."""
-        if self.detach:
-            message = f"detached: jobs keep running; follow them with `{reattach_hint(monitor.ledger.sweep_dir)}`"
-            print(f"ttlaunch: {message}", file=sys.stderr, flush=True)
-            return
-        try:
-            monitor.follow()
-        except KeyboardInterrupt:
-            if monitor.slurm:
-                print(
-                    f"ttlaunch: monitoring stopped; SLURM jobs keep running. Re-attach with "
-                    f"`{reattach_hint(monitor.ledger.sweep_dir)}` or the same launch command.",
-                    file=sys.stderr, flush=True,
-                )
-            raise
-
-
-def find_monitor(callbacks: Any) -> Any | None:
-    """The first configured Hydra callback that monitors sweeps (`monitor_for` and `watch`);
-    None when monitoring is switched off."""
-    for callback in getattr(callbacks, "callbacks", None) or []:
-        if hasattr(callback, "monitor_for") and hasattr(callback, "watch"):
-            return callback
-    return None

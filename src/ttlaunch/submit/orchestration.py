@@ -40,7 +40,7 @@ def _combinations(sweeper: Any, arguments: Sequence[str]) -> list[list[str]]:
 def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
     """Validate the inputs of every combination of overrides and plan the jobs. (The sweeper
     has checked that its launcher is ttlaunch's.)"""
-    from ttlaunch.monitor.sweep_monitor import find_monitor
+    from ttlaunch.monitor.callback import find_monitor
 
     config = sweeper.config
     check_settings(sweeper.launcher, find_monitor(sweeper.hydra_context.callbacks))
@@ -182,7 +182,7 @@ def _adopt_unrecorded(ledger: Ledger, jobs: Sequence[JobSpec]) -> None:
 
 
 def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
-    from ttlaunch.monitor.sweep_monitor import find_monitor
+    from ttlaunch.monitor.callback import find_monitor
     from ttlaunch.records.sweep_lock import SweepLock
 
     inputs, jobs = plan(sweeper, arguments)  # raises InputError before anything is written
@@ -302,11 +302,12 @@ def _check_changed(ledger: Ledger, inputs: Any, jobs: Sequence[JobSpec], resubmi
 
 def _reconciling_monitor(callback: Any, ledger: Ledger) -> Any:
     """The configured monitor, or (monitoring switched off) a default one for this one poll."""
-    from ttlaunch.monitor.sweep_monitor import Monitor, MonitorSettings, default_poll_interval
+    from ttlaunch.monitor.settings import MonitorSettings
+    from ttlaunch.monitor.sweep_monitor import Monitor
 
     if callback is not None:
         return callback.monitor_for(ledger)
-    return Monitor(ledger, MonitorSettings(poll_interval_s=default_poll_interval(ledger.state.executor), live="off"))
+    return Monitor(ledger, MonitorSettings(live="off"))
 
 
 def _check_monitoring(launcher: Any, callback: Any) -> None:

@@ -1,19 +1,22 @@
 """What one job asks the scheduler for, as data.
 
 A request is built from the compute preset, the requeue choice and the user's
-settings by pure functions, printed or golden-tested as it is, and only turned
-into submitit parameters at the edge (see ttlaunch.submit.executors).
+settings by pure functions, rendered as its batch script for a dry run (`script`), and
+only turned into submitit parameters at the edge (see ttlaunch.submit.executors).
 """
 
 from __future__ import annotations
 
 import shlex
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from ttlaunch.errors import InputError
 from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
 from ttlaunch.job.requeue import POLICY_VARIABLE, RequeuePolicy
+from ttlaunch.submit import submitit_files
 
 # sbatch flags that have a typed field in SlurmRequest; extra parameters naming them
 # set the field instead of adding a second, conflicting flag.
@@ -53,14 +56,13 @@ class SlurmRequest:
     # Which settings the user's values replaced, for the launch log.
     notes: tuple[str, ...] = ()
 
-    def submitit_parameters(self) -> dict[str, Any]:
-        """Parameters for submitit's SlurmExecutor.update_parameters (its sbatch names)."""
-        params: dict[str, Any] = {
+    def _flags(self) -> dict[str, Any]:
+        """The sbatch flags of the typed fields, by submitit's names (underscores)."""
+        flags: dict[str, Any] = {
             "job_name": self.job_name,
             "nodes": self.nodes,
             "ntasks_per_node": self.tasks_per_node,
             "time": self.timeout_min,
-            "signal_delay_s": self.signal_delay_s,
         }
         optional = {
             "partition": self.partition,
@@ -72,16 +74,44 @@ class SlurmRequest:
             "gpus_per_node": self.gpus_per_node,
             "mem": _mem(self.mem_gb) if self.mem_gb is not None else None,
         }
-        params.update({key: value for key, value in optional.items() if value is not None})
-        extra = dict(self.additional_parameters)
-        extra["requeue" if self.requeue_policy is not None else "no-requeue"] = True
-        params["additional_parameters"] = extra
+        flags.update({key: value for key, value in optional.items() if value is not None})
+        return flags
+
+    def _additional(self) -> dict[str, Any]:
+        return {**self.additional_parameters, ("requeue" if self.requeue_policy is not None else "no-requeue"): True}
+
+    def _setup(self) -> list[str]:
         setup = list(self.setup)
         if self.requeue_policy is not None:  # the budget, for the job (ttlaunch.job.requeue)
             setup.append(f"export {POLICY_VARIABLE}={shlex.quote(self.requeue_policy.as_variable())}")
-        if setup:
-            params["setup"] = setup
+        return setup
+
+    def submitit_parameters(self) -> dict[str, Any]:
+        """Parameters for submitit's SlurmExecutor.update_parameters (its sbatch names)."""
+        params = {**self._flags(), "signal_delay_s": self.signal_delay_s, "additional_parameters": self._additional()}
+        if self._setup():
+            params["setup"] = self._setup()
         return params
+
+    def script(self, folder: Path, python: str = shlex.quote(sys.executable)) -> str:
+        """The batch script that submitting this request writes, for a dry run: submitit's
+        layout (its #SBATCH flags sorted, the setup lines, then srun starting submitit's job
+        runner on the job's folder). A test on the real cluster compares it with a submission's."""
+        folder = folder.absolute()
+        stdout, stderr = (str(path) for path in submitit_files.task_log_patterns(folder))
+        flags = {
+            **self._flags(), "signal": f"USR2@{self.signal_delay_s}", "wckey": "submitit",
+            "output": stdout.replace("%t", "0"), "error": stderr.replace("%t", "0"), "open-mode": "append",
+            **self._additional(),
+        }
+        lines = ["#!/bin/bash", "", "# Parameters"]
+        lines += [_sbatch_line(key, flags[key]) for key in sorted(flags)]
+        if self._setup():
+            lines += ["", "# setup", *self._setup()]
+        srun = shlex.join(["srun", "--unbuffered", "--output", stdout, "--error", stderr])
+        runner = f"{python} -u -m submitit.core._submit {shlex.quote(str(folder))}"
+        lines += ["", "# command", "export SUBMITIT_EXECUTOR=slurm", f"{srun} {runner}", ""]
+        return "\n".join(lines)
 
     @property
     def time_limit_s(self) -> int:
@@ -100,6 +130,11 @@ class LocalRequest:
     @property
     def time_limit_s(self) -> int:
         return time_limit_s(self.timeout_min)
+
+
+def _sbatch_line(key: str, value: Any) -> str:
+    key = key.replace("_", "-")
+    return f"#SBATCH --{key}" if value is True else f"#SBATCH --{key}={shlex.quote(str(value))}"
 
 
 def _mem(mem_gb: float) -> str:

@@ -15,6 +15,11 @@ def folder(job_dir: Path) -> Path:
     return job_dir / FOLDER
 
 
+def task_log_patterns(folder: Path) -> tuple[Path, Path]:
+    """Every task's stdout and stderr, as sbatch/srun patterns (%j the job, %t the task)."""
+    return folder / "%j_%t_log.out", folder / "%j_%t_log.err"
+
+
 def log_paths(job_dir: Path, job_id: str) -> tuple[Path, Path]:
     """Task 0's stdout and stderr."""
     return folder(job_dir) / f"{job_id}_0_log.out", folder(job_dir) / f"{job_id}_0_log.err"

@@ -143,7 +143,7 @@ class Submitter:
         if workers > 1 and max_submitted is None:
             self._submit_concurrently(job_callable, planned, workers, monitor)
         else:
-            interval = monitor.settings.poll_interval_s if monitor is not None else None
+            interval = monitor.poll_interval_s if monitor is not None else None
             last_poll = time.monotonic()
             for offset, submission in enumerate(planned):
                 if max_submitted is not None:
@@ -243,8 +243,6 @@ class Submitter:
     def dry_run(self, job_overrides: Sequence[Sequence[str]]) -> list[JobReturn]:
         """Write each job's batch script (SLURM) or command (local) under <sweep>/dry_run/
         and print it; submit nothing."""
-        from ttlaunch.submit import executors
-
         out_dir = self.sweep_dir / "dry_run"
         out_dir.mkdir(parents=True, exist_ok=True)
         returns = []
@@ -258,7 +256,7 @@ class Submitter:
                 assert isinstance(request, SlurmRequest)
                 for note in request.notes:  # what the user's sbatch flags replace, as a launch says it
                     log.info("%s: %s", name, note)
-                text = executors.sbatch_script(submitit_files.folder(self.sweep_dir / name), request)
+                text = request.script(submitit_files.folder(self.sweep_dir / name))
                 text += f"# payload: {payload_line}\n"
                 path = out_dir / f"{name}.sbatch"
             else:

@@ -1,0 +1,65 @@
+"""The monitor as a Hydra callback, `hydra.callbacks.monitor`: the launcher hands it the sweep
+it submitted, and it follows that sweep to its end (or detaches)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+from ttlaunch.monitor.settings import MonitorSettings
+from ttlaunch.monitor.sweep_monitor import Monitor
+from ttlaunch.records.ledger import Ledger
+
+
+def reattach_hint(sweep_dir: Path) -> str:
+    return f"python -m ttlaunch.status {sweep_dir} --follow"
+
+
+@dataclass
+class SweepMonitor(MonitorSettings, Callback):
+    """The Hydra callback that monitors a sweep (configured under `hydra.callbacks.monitor`).
+
+    Hydra instantiates callbacks in the launching process and again in every job; this one
+    does nothing but hold its settings (MonitorSettings, whose fields it has) until the
+    launcher hands it a sweep (`watch`).
+    Switch it off with `~hydra.callbacks.monitor`: jobs are then submitted and recorded,
+    and `python -m ttlaunch.status <sweep dir> --follow` can monitor them later. Its settings
+    are checked with the launch's other inputs (ttlaunch.submit.orchestration.check_settings).
+    """
+
+    def settings(self) -> MonitorSettings:
+        return MonitorSettings(**{field.name: getattr(self, field.name) for field in fields(MonitorSettings)})
+
+    def monitor_for(self, ledger: Ledger) -> Monitor:
+        """A monitor of the ledger's sweep; the launcher adds jobs and polls it while submitting."""
+        return Monitor(ledger, self.settings())
+
+    def watch(self, monitor: Monitor) -> None:
+        """Monitor to the end, or (detach) return at once saying how to come back."""
+        if self.detach:
+            message = f"detached: jobs keep running; follow them with `{reattach_hint(monitor.ledger.sweep_dir)}`"
+            print(f"ttlaunch: {message}", file=sys.stderr, flush=True)
+            return
+        try:
+            monitor.follow()
+        except KeyboardInterrupt:
+            if monitor.slurm:
+                print(
+                    f"ttlaunch: monitoring stopped; SLURM jobs keep running. Re-attach with "
+                    f"`{reattach_hint(monitor.ledger.sweep_dir)}` or the same launch command.",
+                    file=sys.stderr, flush=True,
+                )
+            raise
+
+
+def find_monitor(callbacks: Any) -> Any | None:
+    """The first configured Hydra callback that monitors sweeps (`monitor_for` and `watch`);
+    None when monitoring is switched off."""
+    for callback in getattr(callbacks, "callbacks", None) or []:
+        if hasattr(callback, "monitor_for") and hasattr(callback, "watch"):
+            return callback
+    return None
