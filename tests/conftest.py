@@ -1,10 +1,14 @@
-"""Shared fixtures: Hydra composition of the shipped configs, and a CLI runner."""
+"""Shared fixtures (Hydra composition of the shipped configs, a CLI runner, the test cluster)
+and the test tiers.
+
+Tiers, by marker: `slurm` (the real test cluster), `torchtune` (real training), `cli` (whole
+launches and other subprocesses, seconds each), `gpu`. Every other test is `unit`: no
+subprocess, no cluster; `pytest -m unit` runs them alone, in well under a minute."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -13,6 +17,8 @@ from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
 import ttlaunch.inputs.resolvers  # noqa: F401
+
+from support import REPO, cli_invocation
 
 
 @pytest.fixture
@@ -26,16 +32,6 @@ def compose_config() -> Callable[..., DictConfig]:
     return _compose
 
 
-def cli_invocation(tmp_path: Path, *args: str) -> tuple[list[str], dict[str, str]]:
-    """argv and environment of `python -m ttlaunch.launch ARGS` with sweeps under tmp_path/work."""
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    # Hydra's argparse wants every override in one run: flags, overrides, then --multirun.
-    flags = [arg for arg in args if arg != "--multirun"]
-    multirun = ["--multirun"] if "--multirun" in args else []
-    return [sys.executable, "-m", "ttlaunch.launch", *flags, f"paths.work_root={tmp_path / 'work'}", *multirun], env
-
-
 @pytest.fixture
 def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run `python -m ttlaunch.launch ARGS` with sweeps under tmp_path/work."""
@@ -45,21 +41,6 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
 
     return _run
-
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def frames_of_ours(stderr: str) -> list[str]:
-    """The traceback frames in `stderr` that come from ttlaunch's or Hydra's code, wherever
-    they are installed (not every line that happens to contain the word "ttlaunch")."""
-    import hydra
-
-    import ttlaunch
-
-    homes = [str(Path(ttlaunch.__file__).resolve().parent), str(Path(hydra.__file__).resolve().parent)]
-    homes += [str(Path(ttlaunch.__file__).parent), str(Path(hydra.__file__).parent)]
-    return [line for line in stderr.splitlines() if line.lstrip().startswith("File \"") and any(home in line for home in homes)]
 
 
 def _cluster_answers() -> bool:
@@ -78,3 +59,16 @@ def slurm_cluster() -> None:
         pytest.skip("the test cluster is not running and starting it needs root (scripts/testcluster.sh start)")
     subprocess.run([str(REPO / "scripts" / "testcluster.sh"), "start"], check=True, timeout=900)
     assert _cluster_answers()
+
+
+_TIERS = ("slurm", "torchtune", "cli", "gpu")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "run_cli" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cli)
+        if not any(item.get_closest_marker(tier) for tier in _TIERS):
+            item.add_marker(pytest.mark.unit)
+    # The test cluster's own tests restart it: they run after every other test.
+    items.sort(key=lambda item: item.path.name == "test_testcluster.py")

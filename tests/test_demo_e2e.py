@@ -8,6 +8,8 @@ import pytest
 
 from ttlaunch.records.jobs_file import STATE_VERSION
 
+from support import TEST_CONFIGS
+
 pytest.importorskip("torchtune")
 pytestmark = pytest.mark.torchtune
 
@@ -131,7 +133,7 @@ def test_demo_sweep_through_the_test_cluster(run_cli, tmp_path: Path):
 
 
 def test_the_cooldown_example_trains_a_follow_up_from_the_saved_epoch(run_cli, tmp_path: Path):
-    configs = str(Path(__file__).parent / "configs")
+    configs = TEST_CONFIGS
     result = run_cli("--config-dir", configs, "experiment=resume1", "monitoring=cooldown_single", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "resume1"
@@ -145,7 +147,7 @@ def test_the_cooldown_example_trains_a_follow_up_from_the_saved_epoch(run_cli, t
 
 
 def test_each_seed_of_a_command_line_sweep_reaches_torchtune(run_cli, tmp_path: Path):
-    configs = str(Path(__file__).parent / "configs")
+    configs = TEST_CONFIGS
     result = run_cli(
         "--config-dir", configs, "experiment=resume1", "+seed=1,2", "--multirun", timeout=600,
     )
@@ -171,7 +173,7 @@ def test_a_config_written_for_gpus_trains_on_a_preset_without_them(run_cli, tmp_
     assert "device: cpu" in config and "dtype: fp32" in config
     gpu_config = tmp_path / "assets" / "for_gpus.yaml"
     gpu_config.write_text(config.replace("device: cpu", "device: cuda").replace("dtype: fp32", "dtype: bf16"))
-    configs = str(Path(__file__).parent / "configs")
+    configs = TEST_CONFIGS
     result = run_cli(
         "--config-dir", configs, "experiment=resume1", f"payload.base_config={gpu_config}", "payload.prepare=[]",
         timeout=600,
@@ -195,7 +197,7 @@ def _cuda_devices() -> int:
 @pytest.mark.gpu
 @pytest.mark.skipif(_cuda_devices() < 2, reason="needs two CUDA GPUs (torchtune's distributed recipes use NCCL)")
 def test_the_distributed_lora_recipe_trains_on_two_gpus(run_cli, tmp_path: Path):
-    configs = str(Path(__file__).parent / "configs")
+    configs = TEST_CONFIGS
     result = run_cli(
         "--config-dir", configs, "experiment=resume1", "compute.gpus_per_node=2",
         'payload.overrides=["device=cuda","dtype=bf16"]', timeout=900,

@@ -6,7 +6,11 @@ import sys
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import pytest
+
+from support import REPO
+
+pytestmark = pytest.mark.cli
 
 
 def test_plugin_and_entry_modules_import_nothing_heavy():

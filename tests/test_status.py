@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ttlaunch.monitor.live_view import render_plain, render_rich
 from ttlaunch.records.jobs_file import JobRecord, SweepState
 from ttlaunch.records.ledger import Ledger
@@ -44,12 +46,14 @@ def status(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ttlaunch.status", *args], capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.cli
 def test_status_of_a_dir_that_is_no_sweep_is_one_clear_error(tmp_path: Path):
     result = status(str(tmp_path))
     assert result.returncode == 2
     assert result.stderr.strip() == f"ttlaunch: error: {tmp_path}/jobs.json: no such file; is {tmp_path} a ttlaunch sweep dir?"
 
 
+@pytest.mark.cli
 def test_status_of_an_ended_local_sweep_prints_its_table_and_follow_reports_the_end(tmp_path: Path):
     ledger = Ledger.open(tmp_path, "cap")
     ledger.state.jobs["r8"] = JobRecord(name="r8", job_id="11", status="COMPLETED", elapsed="4m 2s")

@@ -11,7 +11,6 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
@@ -32,9 +31,10 @@ log = logging.getLogger(__name__)
 
 
 def _combinations(sweeper: Any, arguments: Sequence[str]) -> list[list[str]]:
+    """The command line's sweep, expanded as Hydra's basic sweeper (the plugin's base) does."""
     parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)
     overrides = parser.parse_overrides(list(arguments))
-    return BasicSweeper.split_arguments(overrides, None)[0]
+    return sweeper.split_arguments(overrides, None)[0]
 
 
 def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from support import TESTS
+
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
-TESTS = Path(__file__).parent
 
 
 def test_two_tasks_train_one_ddp_model_and_a_failing_rank_fails_its_job(run_cli, tmp_path: Path):
@@ -46,7 +47,7 @@ def test_a_requeued_job_of_two_tasks_starts_both_again_on_one_shared_decision(tm
     import subprocess
     import time
 
-    from conftest import cli_invocation
+    from support import cli_invocation
 
     record = "echo task=$TTLAUNCH_TASK attempt=$TTLAUNCH_ATTEMPT resume=$TTLAUNCH_RESUME >> $0/starts.txt; sleep 25"
     command, env = cli_invocation(

@@ -1,10 +1,11 @@
 """Parsers of SLURM's output, on text recorded from the project's test cluster (SLURM 22.05)."""
 
 import pytest
-from recorded import HISTORY, SACCT, SQUEUE
 
 from ttlaunch.scheduler.slurm import SchedulerCommandError, execute, parse_sacct, parse_squeue
 from ttlaunch.scheduler.states import JobState, parse_state
+
+from recorded import HISTORY, SACCT, SQUEUE
 
 
 def test_parse_squeue_maps_states_through_the_table():

@@ -157,6 +157,7 @@ def test_a_warning_before_the_payload_started_requeues_at_once_and_counts_the_sa
     assert requeued == ["42"]
 
 
+@pytest.mark.cli
 def test_a_real_warning_stops_a_real_payload_and_requeues_without_deadlock(tmp_path: Path):
     import os
     import subprocess

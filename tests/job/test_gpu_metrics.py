@@ -6,13 +6,14 @@ import time
 from pathlib import Path
 
 import pytest
-from recorded import TWO_GPU_SAMPLES
 
 from ttlaunch.job.gpu_sampler import HEADER, gpu_sampler, latest_sample, read_latest_sample
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
+
+from recorded import TWO_GPU_SAMPLES
 
 
 def test_the_newest_sample_covers_every_gpu_of_its_timestamp():
@@ -68,10 +69,9 @@ def test_the_sampler_samples_real_gpus_and_stops_with_the_block(tmp_path: Path):
     assert sample is not None and sample.gpus >= 1 and sample.memory_total_gb > 1
     lines = path.read_text().splitlines()
     assert lines[0] == HEADER and len(lines) >= 1 + 3 * sample.gpus
-    time.sleep(2)
-    assert path.stat().st_size == size, "no sampling after the block"
     running = subprocess.run(["pgrep", "-f", "nvidia-smi --query-gpu"], capture_output=True, text=True).stdout
-    assert running.strip() == ""
+    assert running.strip() == "", "the sampler stops with the block"
+    assert path.stat().st_size == size, "no sampling after the block"
 
 
 def test_without_nvidia_smi_nothing_is_sampled(tmp_path: Path, monkeypatch):

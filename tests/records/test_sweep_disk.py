@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.cli
+
 
 @pytest.fixture
 def small_disk(tmp_path: Path):

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 import ttlaunch.inputs.resolvers  # noqa: F401
@@ -40,6 +41,7 @@ def test_the_compute_default_follows_the_platform_unless_the_command_line_picks_
     assert with_platform_compute(["experiment=x"]) == ["experiment=x"]
 
 
+@pytest.mark.cli
 def test_a_launch_on_a_detected_platform_composes_its_preset(tmp_path: Path):
     env = {**os.environ, "TTLAUNCH_PLATFORM": "killarney"}
     result = subprocess.run(

@@ -8,11 +8,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import cli_invocation
+
+from support import TEST_CONFIGS, cli_invocation, submissions_by_name
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
-TEST_CONFIGS = str(Path(__file__).parent / "configs")
 ON_CLUSTER = ["compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1"]
 NOTE = "a;touch pwned $(id) `id` && echo"
 
@@ -34,18 +34,6 @@ def jobs_of(sweep: Path) -> dict:
         return json.loads((sweep / "jobs.json").read_text())["jobs"]
     except (OSError, ValueError):
         return {}
-
-
-def submissions(names, since: datetime) -> dict[str, int]:
-    time.sleep(3)  # accounting settles
-    out = subprocess.run(
-        ["sacct", "-X", "-P", "-n", "-S", since.strftime("%Y-%m-%dT%H:%M:%S"), "--name", ",".join(names),
-         "--format=JobID,JobName"], capture_output=True, text=True, check=True,
-    ).stdout
-    counts = {name: 0 for name in names}
-    for line in out.splitlines():
-        counts[line.split("|")[1]] += 1
-    return counts
 
 
 def test_a_cooldown_follow_up_fires_once_even_across_a_killed_launcher(run_cli, tmp_path: Path):
@@ -71,7 +59,7 @@ def test_a_cooldown_follow_up_fires_once_even_across_a_killed_launcher(run_cli, 
     assert again.returncode == 0, again.stderr[-3000:]
     jobs = jobs_of(sweep)
     assert {name: job["status"] for name, job in jobs.items()} == {"r": "COMPLETED", "r_cooldown_2": "COMPLETED"}
-    assert submissions(["r", "r_cooldown_2"], began) == {"r": 1, "r_cooldown_2": 1}
+    assert submissions_by_name(jobs, began) == {"r": 1, "r_cooldown_2": 1}
 
     # The follow-up inherits the run's config and adds its own overrides.
     cooldown = jobs["r_cooldown_2"]
@@ -100,7 +88,7 @@ def test_a_crashing_run_restarts_up_to_max_attempts_then_stops(run_cli, tmp_path
     assert bad["status"] == "FAILED" and len(bad["previous_job_ids"]) == 2
     assert [entry["after"] for entry in bad["restarts"]] == ["FAILED", "FAILED"]
     assert jobs["ok_run"]["status"] == "COMPLETED" and jobs["ok_run"]["previous_job_ids"] == []
-    assert submissions(["bad_run", "ok_run"], began) == {"bad_run": 3, "ok_run": 1}
+    assert submissions_by_name(jobs, began) == {"bad_run": 3, "ok_run": 1}
     log = (tmp_path / "work" / "ttlaunch_sweeps" / "probe" / "run-torchtune.log").read_text()
     assert log.count("RESTART: bad_run") == 2
     assert "Result: skipped: 3 attempts (max_attempts 3)" in log

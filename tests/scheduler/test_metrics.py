@@ -1,9 +1,9 @@
 """Compute metrics from seff and sacct, on output recorded from the test cluster."""
 
-from recorded import SEFF_COMPLETED, SEFF_NO_SAMPLES, USAGE
-
 from ttlaunch.scheduler.figures import duration_s
 from ttlaunch.scheduler.metrics import entry_fields, parse_seff, parse_usage, parse_usages
+
+from recorded import SEFF_COMPLETED, SEFF_NO_SAMPLES, USAGE
 
 
 def test_seff_report():

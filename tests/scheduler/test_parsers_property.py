@@ -9,7 +9,6 @@ import math
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from recorded import HISTORY, SACCT, SEFF_COMPLETED, SQUEUE, TWO_GPU_SAMPLES, USAGE
 
 from ttlaunch.inputs.torchtune_configs import batch_size_of
 from ttlaunch.job.gpu_sampler import latest_sample
@@ -19,6 +18,8 @@ from ttlaunch.scheduler.figures import UnreadableOutput, count, duration_s, exit
 from ttlaunch.scheduler.metrics import ComputeMetrics, entry_fields, parse_seff, parse_usage
 from ttlaunch.scheduler.slurm import MAX_RESTARTS, decode, parse_sacct_rows, parse_squeue
 from ttlaunch.scheduler.states import JobState
+
+from recorded import HISTORY, SACCT, SEFF_COMPLETED, SQUEUE, TWO_GPU_SAMPLES, USAGE
 
 REQUEUES = '[{"attempt": 1, "reason": "timeout", "at": "2026-11-23 01:00:00"}, {"attempt": 2, "reason": "preempted", "at": ""}]'
 TORCHTUNE_CONFIG = "batch_size: 4\nepochs: 2\noptimizer:\n  lr: 0.0003\nseed: 0\n"

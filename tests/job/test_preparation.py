@@ -17,8 +17,6 @@ from ttlaunch.inputs.payload import PayloadCommand
 from ttlaunch.inputs.torchtune_configs import tune_config
 from ttlaunch.job.preparation import PREPARED_DIR, Preparation, dataset_step, prepare_once, prepared_record, sweep_steps
 
-TEST_CONFIGS = str(Path(__file__).parent / "configs")
-
 
 def _slow_step(marker: Path, seconds: float) -> list[str]:
     with marker.open("a") as stream:
@@ -37,6 +35,7 @@ def _job(sweep: Path, marker: Path, name: str, results: dict) -> None:
     results[name] = (did, time.monotonic() - began)
 
 
+@pytest.mark.cli
 def test_of_jobs_starting_together_one_prepares_and_the_others_wait_until_it_is_done(tmp_path: Path):
     marker = tmp_path / "built_by.txt"
     context = multiprocessing.get_context("fork")

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from support import REPO, TEST_CONFIGS
+
 pytestmark = [
     pytest.mark.slurm,
     pytest.mark.usefixtures("slurm_cluster"),
     pytest.mark.skipif(os.geteuid() != 0, reason="acts as another user and restarts daemons: needs root"),
 ]
 
-REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "testcluster.sh"
 TEST_USER = os.environ.get("TTLAUNCH_TEST_USER", "ttltest")
 
@@ -73,7 +74,7 @@ def test_a_sweep_launched_by_an_unprivileged_user(shared_python: str):
         work.chmod(0o755)
         subprocess.run(["chown", TEST_USER, str(work)], check=True)
         config = work / "configs"
-        shutil.copytree(Path(__file__).parent / "configs", config)
+        shutil.copytree(Path(TEST_CONFIGS), config)
         as_user(
             shared_python, "-m", "ttlaunch.launch", "--config-dir", str(config), "experiment=probe_ok",
             "compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1",

@@ -65,6 +65,7 @@ time.sleep(60)
 """
 
 
+@pytest.mark.cli
 def test_a_held_sweep_is_refused_naming_its_holder_and_freed_when_the_holder_dies(tmp_path: Path):
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
@@ -80,11 +81,12 @@ def test_a_held_sweep_is_refused_naming_its_holder_and_freed_when_the_holder_die
     assert not (tmp_path / ".monitor.holder").exists()
 
 
+@pytest.mark.cli
 def test_local_jobs_outliving_a_killed_launcher_are_reattached_not_run_again(tmp_path: Path):
     import json
     import time
 
-    from conftest import cli_invocation
+    from support import cli_invocation
 
     experiments = tmp_path / "cfg" / "experiment"
     experiments.mkdir(parents=True)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from support import TEST_CONFIGS
+
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
-TEST_CONFIGS = str(Path(__file__).parent / "configs")
 ON_CLUSTER = ["compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1"]
 
 

@@ -11,13 +11,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import REPO, cli_invocation
 
 from ttlaunch.scheduler.figures import duration_s
 
+from support import REPO, TEST_CONFIGS, cli_invocation, submissions_by_name
+
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
-TEST_CONFIGS = str(Path(__file__).parent / "configs")
 ON_CLUSTER = ["compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1"]
 CLUSTER_STATE = Path(os.environ.get("TTLAUNCH_CLUSTER_DIR", "/var/tmp/ttlaunch-testcluster"))
 
@@ -57,20 +57,6 @@ def wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def submissions_by_name(names, since: datetime) -> dict[str, int]:
-    """How many jobs SLURM accounted under each name since `since` (accounting settles first)."""
-    time.sleep(3)
-    out = subprocess.run(
-        ["sacct", "-X", "-P", "-n", "-S", since.strftime("%Y-%m-%dT%H:%M:%S"), "--name", ",".join(names),
-         "--format=JobID,JobName"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    counts = {name: 0 for name in names}
-    for line in out.splitlines():
-        counts[line.split("|")[1]] += 1
-    return counts
-
-
 def last_entry(log: str) -> str:
     return log.strip().split("\n\n")[-1]
 
@@ -95,7 +81,7 @@ def test_kill_9_mid_sweep_then_the_same_command_submits_each_run_exactly_once(ru
     assert again.returncode == 0, again.stderr[-3000:]
     jobs = jobs_of(sweep)
     assert sorted(jobs) == ["s1", "s2", "s3", "s4"] and all(job["status"] == "COMPLETED" for job in jobs.values())
-    assert submissions_by_name(sorted(jobs), began) == {"s1": 1, "s2": 1, "s3": 1, "s4": 1}
+    assert submissions_by_name(jobs, began) == {"s1": 1, "s2": 1, "s3": 1, "s4": 1}
     log = (sweep / "run-torchtune.log").read_text()
     assert f"{len(recorded_before)} still queued or running" in log.split("IDENTIFY_RUNS")[-1]
     assert last_entry(log).split("\n")[0].endswith("ALL_COMPLETE: Monitoring finished")
@@ -120,9 +106,10 @@ def test_the_monitor_survives_slurmctld_going_away_for_several_polls(tmp_path: P
     try:
         wait_for(lambda: [job["status"] for job in jobs_of(sweep).values()].count("RUNNING") == 4, 120, "all running")
         _slurmctld("stop")
-        # squeue gives up on a missing controller after ~9 s: a few failed polls, and the
-        # jobs end meanwhile.
-        time.sleep(25)
+        # squeue gives up on a missing controller after ~9 s: two failed polls (the alert after
+        # the second), and the jobs end meanwhile.
+        log_path = sweep / "run-torchtune.log"
+        wait_for(lambda: "Alert: repeated failures" in log_path.read_text(), 120, "two failed polls and the alert")
     finally:
         _slurmctld("start")
     _, stderr = launch.communicate(timeout=300)

@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli_invocation
+
+from support import TEST_CONFIGS, cli_invocation
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
-TEST_CONFIGS = str(Path(__file__).parent / "configs")
 ON_CLUSTER = ["compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1"]
 
 
@@ -33,6 +33,15 @@ def job_of(sweep: Path, name: str) -> dict:
         return json.loads((sweep / "jobs.json").read_text())["jobs"].get(name, {})
     except (OSError, ValueError):
         return {}
+
+
+def job_says(sweep: Path, name: str, text: str, times: int = 1) -> bool:
+    """The job's stdout (its attempts' together) has `text`, at least `times` times."""
+    stdout = job_of(sweep, name).get("stdout")
+    try:
+        return stdout is not None and Path(stdout).read_text().count(text) >= times
+    except OSError:
+        return False
 
 
 def restarts(job_id: str) -> int:
@@ -102,15 +111,14 @@ def test_timeouts_are_requeued_up_to_max_num_timeout(tmp_path: Path):
     try:
         wait_for(lambda: job_of(sweep, "ok_run").get("status") == "RUNNING", 120, "attempt 1 running")
         job_id = job_of(sweep, "ok_run")["job_id"]
-        time.sleep(2)  # the payload has started and the handler is in place
+        wait_for(lambda: job_says(sweep, "ok_run", "running: "), 60, "the payload started")
         subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
         wait_for(lambda: job_of(sweep, "ok_run").get("attempt") == 2 and job_of(sweep, "ok_run").get("status") == "RUNNING", 120, "attempt 2 running")
-        time.sleep(2)
+        wait_for(lambda: job_says(sweep, "ok_run", "running: ", times=2), 60, "attempt 2's payload started")
         subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
-        time.sleep(5)
+        refusal = "not requeued: 1 timeouts already (requeue.max_num_timeout=1); running on"
+        wait_for(lambda: job_says(sweep, "ok_run", refusal), 60, "attempt 2's answer to the warning")
         assert restarts(job_id) == 1, "requeued beyond max_num_timeout"
-        stdout = Path(job_of(sweep, "ok_run")["stdout"]).read_text()
-        assert "not requeued: 1 timeouts already (requeue.max_num_timeout=1); running on" in stdout
         assert [entry["reason"] for entry in job_of(sweep, "ok_run")["requeues"]] == ["timeout"]
     finally:
         subprocess.run(["scancel", job_of(sweep, "ok_run").get("job_id", "0")])
@@ -122,13 +130,12 @@ def test_with_requeue_off_nothing_is_requeued(tmp_path: Path):
     try:
         wait_for(lambda: job_of(sweep, "ok_run").get("status") == "RUNNING", 120, "running")
         job_id = job_of(sweep, "ok_run")["job_id"]
-        time.sleep(2)
+        wait_for(lambda: job_says(sweep, "ok_run", "running: "), 60, "the payload started")
         subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
         refused = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True)
         assert refused.returncode != 0
-        time.sleep(3)
+        wait_for(lambda: job_says(sweep, "ok_run", "requeue is off: running on"), 60, "the job's answer to the warning")
         assert restarts(job_id) == 0 and job_of(sweep, "ok_run")["status"] == "RUNNING"
-        assert "requeue is off: running on" in Path(job_of(sweep, "ok_run")["stdout"]).read_text()
     finally:
         subprocess.run(["scancel", job_of(sweep, "ok_run").get("job_id", "0")])
         launch.communicate(timeout=120)

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-GOLDEN = Path(__file__).parent / "golden"
-CONFIGS = Path(__file__).parents[1] / "configs"
+from support import REPO, TESTS
+
+GOLDEN = TESTS / "golden"
+CONFIGS = REPO / "configs"
 
 
 def normalised(text: str, sweep: Path) -> str:

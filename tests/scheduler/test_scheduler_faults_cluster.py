@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from support import TEST_CONFIGS
+
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
-TEST_CONFIGS = str(Path(__file__).parent / "configs")
 
 # sacct's usage query (the one asking for AllocCPUS) gets 0 CPUs, no CPU time and memory
 # figures nobody can read; every other sacct call (job states, times) passes through intact.

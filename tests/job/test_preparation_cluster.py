@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from support import TEST_CONFIGS
+
 pytest.importorskip("torchtune")
 pytestmark = [pytest.mark.slurm, pytest.mark.torchtune, pytest.mark.usefixtures("slurm_cluster")]
 
-TEST_CONFIGS = str(Path(__file__).parent / "configs")
 RUNS = [f"r{index}" for index in range(1, 9)]
 LOGGED = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]\[ttlaunch\.([\w.]+)\]\[INFO\] - (.*)$", re.M)
 

@@ -1,0 +1,61 @@
+"""What several test modules share that is not a fixture: where the test inputs are, how a
+launch is run as a user runs it, which traceback frames are ours."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+# The tests' own experiments, payloads and rules, for `--config-dir`.
+TEST_CONFIGS = str(TESTS / "configs")
+
+
+def cli_invocation(tmp_path: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of `python -m ttlaunch.launch ARGS` with sweeps under tmp_path/work."""
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    # Hydra's argparse wants every override in one run: flags, overrides, then --multirun.
+    flags = [arg for arg in args if arg != "--multirun"]
+    multirun = ["--multirun"] if "--multirun" in args else []
+    return [sys.executable, "-m", "ttlaunch.launch", *flags, f"paths.work_root={tmp_path / 'work'}", *multirun], env
+
+
+def frames_of_ours(stderr: str) -> list[str]:
+    """The traceback frames in `stderr` that come from ttlaunch's or Hydra's code, wherever
+    they are installed (not every line that happens to contain the word "ttlaunch")."""
+    import hydra
+
+    import ttlaunch
+
+    homes = [str(Path(ttlaunch.__file__).resolve().parent), str(Path(hydra.__file__).resolve().parent)]
+    homes += [str(Path(ttlaunch.__file__).parent), str(Path(hydra.__file__).parent)]
+    return [line for line in stderr.splitlines() if line.lstrip().startswith("File \"") and any(home in line for home in homes)]
+
+
+def submissions_by_name(jobs: dict, since: datetime, timeout_s: float = 30) -> dict[str, int]:
+    """How many jobs SLURM accounted under each of jobs.json's names since `since`, once
+    accounting shows every job id jobs.json knows (earlier ones included): slurmctld passes
+    its records to slurmdbd in order, so a submission made before those is accounted too."""
+    known = {str(job_id) for job in jobs.values() for job_id in [job["job_id"], *job.get("previous_job_ids", [])]}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        out = subprocess.run(
+            ["sacct", "-X", "-P", "-n", "-S", since.strftime("%Y-%m-%dT%H:%M:%S"), "--name", ",".join(sorted(jobs)),
+             "--format=JobID,JobName"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        rows = [line.split("|") for line in out.splitlines()]
+        if known <= {row[0] for row in rows}:
+            break
+        assert time.monotonic() < deadline, f"accounting never showed {sorted(known - {row[0] for row in rows})}"
+        time.sleep(0.2)
+    counts = {name: 0 for name in jobs}
+    for row in rows:
+        counts[row[1]] += 1
+    return counts
