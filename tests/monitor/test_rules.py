@@ -7,7 +7,7 @@ import pytest
 from ttlaunch.errors import InputError
 from ttlaunch.inputs.rulebook import FileExists, FollowUpAction, MaxAttempts, parse_rules
 from ttlaunch.monitor.containment import Containment
-from ttlaunch.monitor.rules import QueuedAction, RulesEngine
+from ttlaunch.monitor.rules import RulesEngine
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
@@ -175,9 +175,8 @@ def test_out_of_memory_restarts_only_when_asked_and_then_with_half_the_batch(tmp
 
 
 def test_max_attempts_any_and_not_combine(tmp_path: Path):
-    ledger, _ = sweep_with_job(tmp_path)
-    engine = RulesEngine(parse_rules({}, "m"), ledger)
-    item = QueuedAction(key="k", job="r", event="x", action=0, variables={"kind": "checkpoint"}, queued_at=0)
+    from ttlaunch.monitor.conditions import Subject, judge
+
     parsed = parse_rules({"state_events": [{"name": "x", "state": "FAILED", "actions": [{"type": "cancel", "conditions": [
         {"type": "any", "conditions": [{"type": "glob_exists", "pattern": str(tmp_path / "*.nothing")},
                                       {"type": "metadata", "key": "kind", "equals": "checkpoint"}]},
@@ -185,8 +184,9 @@ def test_max_attempts_any_and_not_combine(tmp_path: Path):
         {"type": "command", "command": ["true"]},
     ]}]}]}, "m")
     conditions = parsed.state_events[0].actions[0].conditions
-    assert engine._conditions(conditions, item) == ("yes", "")
-    assert engine._condition(MaxAttempts(1), item)[0] == "no"
+    first_attempt = Subject({"kind": "checkpoint"}, waited_s=0, attempts=1)
+    assert judge(conditions, first_attempt) == ("yes", "")
+    assert judge([MaxAttempts(1)], first_attempt) == ("no", "1 attempts (max_attempts 1)")
 
 
 @pytest.mark.parametrize("choice", ["none", "auto_restart", "cooldown_single", "cooldown_multi", "hf_conversion_eval"])

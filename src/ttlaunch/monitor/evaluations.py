@@ -18,8 +18,8 @@ from ttlaunch.inputs import templates
 from ttlaunch.inputs.payload import PayloadCommand
 from ttlaunch.inputs.schema import EvaluationConfig
 from ttlaunch.inputs.summary import Experiment
+from ttlaunch.monitor.actions import Capabilities
 from ttlaunch.monitor.containment import Containment
-from ttlaunch.monitor.rules import Capabilities
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState

@@ -8,66 +8,31 @@ waits. Everything it knows lives in `<sweep>/rules.json`: read offsets, queued a
 the keys of actions already decided. A key is marked before its action runs, so a
 re-launched monitor neither loses a queued action nor repeats one that fired.
 
-Commands run as argv lists, never through a shell: a value taken from a job's output is
-passed as plain text, whatever characters it holds.
+Conditions are judged in ttlaunch.monitor.conditions, actions carried out in
+ttlaunch.monitor.actions. Commands run as argv lists, never through a shell: a value taken
+from a job's output is passed as plain text, whatever characters it holds.
 """
 
 from __future__ import annotations
 
-import glob
 import json
-import logging
-import subprocess
 import time
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ttlaunch.errors import DamagedFile
-from ttlaunch.inputs.rulebook import (
-    CRASH,
-    Action,
-    AllOf,
-    AnyOf,
-    CancelAction,
-    CommandAction,
-    CommandSucceeds,
-    Condition,
-    FileExists,
-    FollowUpAction,
-    GlobExists,
-    LogAction,
-    MaxAttempts,
-    MetadataIs,
-    Not,
-    RestartAction,
-    Rules,
-)
-from ttlaunch.inputs.templates import render
-from ttlaunch.inputs.torchtune_configs import halved_batch_overrides
+from ttlaunch.inputs.rulebook import CRASH, Action, FollowUpAction, RestartAction, Rules
 from ttlaunch.job.failure import ran_out_of_memory, read_tail
+from ttlaunch.monitor.actions import ActionRunner, Capabilities, kind
+from ttlaunch.monitor.conditions import NO, WAIT, Subject, judge
 from ttlaunch.monitor.containment import Containment
-from ttlaunch.records.event_log import timestamp
 from ttlaunch.records.jobs_file import JobRecord, fits_type, read_json_object, rebuild_hint, write_atomically
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 
-log = logging.getLogger(__name__)
-
 RULES_STATE_NAME = "rules.json"
-CONDITION_COMMAND_TIMEOUT_S = 60.0
-YES, NO, WAIT = "yes", "no", "wait"
-
-
-class Capabilities(Protocol):
-    """What actions need from the launching side (ttlaunch.submit.submitter.SweepActions)."""
-
-    def submit(self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str]) -> str | None: ...
-
-    def cancel(self, job_name: str) -> None: ...
-
-
 _RULES_STATE_KEYS = (("offsets", {}), ("decided", []), ("queued", []), ("quiet", []))
 
 
@@ -144,7 +109,7 @@ class RulesEngine:
         self.path = ledger.sweep_dir / RULES_STATE_NAME
         self.state = RulesState.load(self.path)
         self._decided = set(self.state.decided)
-        self._commands: list[tuple[str, str, subprocess.Popen[bytes]]] = []  # (job, key, process)
+        self.actions = ActionRunner(ledger, capabilities)
         self._drained: set[str] = set()  # "<job>@<job id>" read to the end after the job ended
 
     # --- events -------------------------------------------------------------------------
@@ -251,12 +216,14 @@ class RulesEngine:
         if action is None:
             self._decide(item, "dropped: its rule is no longer configured")
             return False
-        verdict, why = self._conditions(action.conditions, item)
+        attempts = len(self.ledger.state.jobs[item.job].previous_job_ids) + 1
+        subject = Subject(item.variables, waited_s=self._now() - item.queued_at, attempts=attempts)
+        verdict, why = judge(action.conditions, subject)
         if verdict == WAIT:
             if not item.announced:
                 item.announced = True
                 self.ledger.events.write(
-                    "ACTION_QUEUED", item.job, ("Event", item.event), ("Action", _kind(action)), ("Waiting for", why)
+                    "ACTION_QUEUED", item.job, ("Event", item.event), ("Action", kind(action)), ("Waiting for", why)
                 )
             return True
         if verdict == NO:
@@ -267,126 +234,13 @@ class RulesEngine:
         self._decided.add(item.key)
         self.state.decided.append(item.key)
         self.save()  # decided before it runs: a crash now loses it rather than repeating it
-        self._run(action, item)
+        self.actions.run(action, item.job, item.event, item.variables, sequence=len(self.state.decided))
         return False
 
     def _decide(self, item: QueuedAction, result: str) -> None:
         self._decided.add(item.key)
         self.state.decided.append(item.key)
         self.ledger.events.write("ACTION_DONE", item.job, ("Event", item.event), ("Result", result))
-
-    def _run(self, action: Action, item: QueuedAction) -> None:
-        job, variables = item.job, item.variables
-        done = lambda *fields: self.ledger.events.write(  # noqa: E731
-            "ACTION_DONE", job, ("Event", item.event), ("Action", _kind(action)), *fields
-        )
-        try:
-            if isinstance(action, LogAction):
-                done(("Message", render(action.message, variables)))
-            elif isinstance(action, CommandAction):
-                argv = [render(part, variables) for part in action.command]
-                out = self.ledger.sweep_dir / "actions" / f"{job}.{item.event}.{len(self.state.decided)}.log"
-                out.parent.mkdir(parents=True, exist_ok=True)
-                with out.open("wb") as stream:
-                    process = subprocess.Popen(argv, stdout=stream, stderr=subprocess.STDOUT, cwd=self.ledger.sweep_dir)
-                self._commands.append((job, item.key, process))
-                done(("Command", json.dumps(argv)), ("Result", f"started (pid {process.pid}), output in {out}"))
-            elif isinstance(action, FollowUpAction):
-                name = render(action.name, variables)
-                if name in self.ledger.state.jobs:  # stable names: a follow-up is submitted once
-                    done(("Follow-up", name), ("Result", f"already submitted (job {self.ledger.state.jobs[name].job_id})"))
-                    return
-                overrides = [render(text, variables) for text in action.overrides]
-                assert self.capabilities is not None
-                job_id = self.capabilities.submit(name, variables["run_name"], job, overrides)
-                done(("Follow-up", name), ("Result", f"submitted as job {job_id}" if job_id else "submission failed"))
-            elif isinstance(action, RestartAction):
-                self._restart(action, item)
-            elif isinstance(action, CancelAction):
-                assert self.capabilities is not None
-                self.capabilities.cancel(job)
-                done(("Result", f"job {variables['job_id']} cancelled"))
-        except Exception as err:  # one failing action never stops the monitor
-            done(("Result", f"failed: {err}"))
-            log.error("%s: action %s failed: %s", job, _kind(action), err)
-
-    def _restart(self, action: RestartAction, item: QueuedAction) -> None:
-        job, variables = item.job, item.variables
-        record = self.ledger.state.jobs[job]
-        overrides: list[str] = []
-        if variables.get("error_type") == "oom":
-            ooms = sum(1 for entry in record.restarts if entry.get("after") == JobState.OUT_OF_MEMORY.value)
-            if action.on_oom == "never" or ooms >= action.max_oom_restarts:
-                why = "on_oom=never" if action.on_oom == "never" else f"{ooms} OOM restarts already"
-                self.ledger.events.write("RESTART", job, ("Result", f"not restarted after OUT_OF_MEMORY ({why})"))
-                return
-            smaller = halved_batch_overrides(Path(record.output_dir)) if record.output_dir else None
-            if smaller is None:
-                self.ledger.events.write("RESTART", job, ("Result", "not restarted: no batch size to halve"))
-                return
-            overrides += smaller
-        assert self.capabilities is not None
-        previous, after = record.job_id, str(variables.get("state", item.event))
-        if variables.get("error_type") == "oom":
-            after = JobState.OUT_OF_MEMORY.value
-        job_id = self.capabilities.submit(job, variables["run_name"], job, overrides)
-        restarted = self.ledger.state.jobs[job]  # the new submission's record
-        restarted.restarts.append({"after": after, "previous_job_id": previous, "at": timestamp()})
-        self.ledger.events.write(
-            "RESTART", job, ("Previous job", f"{previous} ({after})"), ("Result", f"submitted as job {job_id}"),
-            *([("Overrides", " ".join(overrides))] if overrides else []),
-        )
-        self.ledger.save()
-
-    def _conditions(self, conditions: Sequence[Condition], item: QueuedAction) -> tuple[str, str]:
-        for condition in conditions:
-            verdict, why = self._condition(condition, item)
-            if verdict != YES:
-                return verdict, why
-        return YES, ""
-
-    def _condition(self, condition: Condition, item: QueuedAction) -> tuple[str, str]:
-        variables = item.variables
-        if isinstance(condition, FileExists):
-            path = render(condition.path, variables)
-            if Path(path).exists():
-                return YES, ""
-            if condition.blocking and self._now() - item.queued_at < condition.timeout_s:
-                return WAIT, f"{path} (up to {condition.timeout_s:.0f} s)"
-            return NO, f"{path} does not exist" + (f" after {condition.timeout_s:.0f} s" if condition.blocking else "")
-        if isinstance(condition, GlobExists):
-            pattern = render(condition.pattern, variables)
-            return (YES, "") if glob.glob(pattern) else (NO, f"nothing matches {pattern}")
-        if isinstance(condition, MaxAttempts):
-            record = self.ledger.state.jobs[item.job]
-            attempts = len(record.previous_job_ids) + 1
-            return (YES, "") if attempts < condition.max else (NO, f"{attempts} attempts (max_attempts {condition.max})")
-        if isinstance(condition, MetadataIs):
-            value = str(variables.get(condition.key, ""))
-            if condition.equals is not None:
-                wanted = render(condition.equals, variables)
-                return (YES, "") if value == wanted else (NO, f"{condition.key}={value}, not {wanted}")
-            unwanted = render(condition.not_equals or "", variables)
-            return (YES, "") if value != unwanted else (NO, f"{condition.key}={value}")
-        if isinstance(condition, CommandSucceeds):
-            argv = [render(part, variables) for part in condition.command]
-            try:
-                code = subprocess.run(argv, capture_output=True, timeout=CONDITION_COMMAND_TIMEOUT_S).returncode
-            except (OSError, subprocess.TimeoutExpired) as err:
-                return NO, f"{argv[0]}: {err}"
-            return (YES, "") if code == 0 else (NO, f"{json.dumps(argv)} exited {code}")
-        if isinstance(condition, AllOf):
-            return self._conditions(condition.conditions, item)
-        if isinstance(condition, AnyOf):
-            verdicts = [self._condition(sub, item) for sub in condition.conditions]
-            if any(verdict == YES for verdict, _ in verdicts):
-                return YES, ""
-            waiting = [why for verdict, why in verdicts if verdict == WAIT]
-            return (WAIT, waiting[0]) if waiting else (NO, "; ".join(why for _, why in verdicts))
-        if isinstance(condition, Not):
-            verdict, why = self._condition(condition.condition, item)
-            return {YES: (NO, "negated condition holds"), NO: (YES, ""), WAIT: (WAIT, why)}[verdict]
-        raise TypeError(f"unknown condition {condition!r}")
 
     # --- the poll -----------------------------------------------------------------------
 
@@ -397,24 +251,14 @@ class RulesEngine:
             faults.run(job, "rules: output", lambda: self.scan_log(job, record))
             faults.run(job, "rules: inactivity", lambda: self.check_inactivity(job, record))
         self.run_queued(faults)
-        self._reap_commands()
+        self.actions.reap()
         self.save()
-
-    def _reap_commands(self) -> None:
-        running = []
-        for job, key, process in self._commands:
-            code = process.poll()
-            if code is None:
-                running.append((job, key, process))
-            else:
-                self.ledger.events.write("ACTION_DONE", job, ("Action", "command"), ("Result", f"pid {process.pid} exited {code}"))
-        self._commands = running
 
     @property
     def pending(self) -> bool:
         """Actions still waiting or commands still running: the monitor keeps going."""
         waiting = [item for item in self.state.queued if not self._needs_launcher(item)]
-        return bool(waiting or self._commands)
+        return bool(waiting or self.actions.running)
 
     def _needs_launcher(self, item: QueuedAction) -> bool:
         return self.capabilities is None and isinstance(self._action(item), (FollowUpAction, RestartAction))
@@ -434,8 +278,3 @@ def error_type(record: JobRecord, state: JobState) -> str:
     return state.value.lower()
 
 
-def _kind(action: Action) -> str:
-    return {
-        LogAction: "log", CommandAction: "command", FollowUpAction: "follow_up", RestartAction: "restart",
-        CancelAction: "cancel",
-    }[type(action)]
