@@ -1,12 +1,13 @@
 """The monitor: polls a sweep's jobs until all of them ended, and records what it sees.
 
-Each poll (one squeue, one batched sacct: ttlaunch.monitor.polling) turns state changes into
-STATE_CHANGE entries, jobs.json and the status table (ttlaunch.records.ledger); after COMPLETED,
-FAILED or TIMEOUT it collects compute metrics, every 5th poll of a running job its GPU
-sample. At the end: checkpoint validation, ALL_COMPLETE and summary.md.
+Each poll (one squeue, one batched sacct: ttlaunch.monitor.polling) turns state changes
+(ttlaunch.monitor.state_changes) into STATE_CHANGE entries, jobs.json and the status table
+(ttlaunch.records.ledger), and tells the reactions (rules, evaluations); after COMPLETED,
+FAILED or TIMEOUT it collects compute metrics (ttlaunch.monitor.accounting), every 5th poll
+of a running job its GPU sample. At the end: checkpoint validation, ALL_COMPLETE and summary.md.
 
-It is wired in as a Hydra callback (`SweepMonitor`, under `hydra.callbacks.monitor`): the
-launcher hands it the ledger and the submitted jobs. `python -m ttlaunch.status` runs the
+It is wired in as a Hydra callback (ttlaunch.monitor.callback): the launcher hands it the
+ledger and the submitted jobs. `python -m ttlaunch.status` runs the
 same Monitor on a sweep dir alone, so monitoring can be resumed anywhere.
 """
 
@@ -23,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 from ttlaunch.monitor.accounting import METRICS_STATES, MetricsCollector
 from ttlaunch.monitor.containment import SWEEP, Containment
 from ttlaunch.monitor.settings import MonitorSettings
-from ttlaunch.records.event_log import Entry, EventLog, format_elapsed, parse_timestamp, timestamp
+from ttlaunch.monitor.state_changes import apply_state, note_requeues
+from ttlaunch.records.event_log import EventLog, format_elapsed, timestamp
 from ttlaunch.records.jobs_file import JobRecord, status_counts
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
@@ -33,13 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Why a run of a job ended in a requeue, from accounting's state of that run.
-_REQUEUE_REASONS = {
-    JobState.NODE_FAIL: "node failure",
-    JobState.PREEMPTED: "preempted",
-    JobState.TIMEOUT: "timeout",
-    JobState.REQUEUED: "requeued by scontrol or the scheduler",
-}
 # An unchanged STATUS_CHECK is written at most this often.
 STATUS_CHECK_EVERY_S = 60.0
 # How long an interrupted launch waits for its local jobs to stop.
@@ -277,8 +272,8 @@ class Monitor:
             return  # nothing to record: the common case, kept cheap (no copy)
         snapshot = copy.deepcopy(record)
         try:
-            requeues = self._note_requeues(record, observation)
-            update = self._update(record, observation)
+            requeues = note_requeues(record, observation)
+            update = apply_state(record, observation)
             self.events.write_all([*requeues, *update])  # all or none, as the record
         except BaseException:
             self.jobs[name] = snapshot
@@ -356,82 +351,3 @@ class Monitor:
             )
             self.events.write("POLL_FAILED", "Alert: repeated failures", ("Alert", message))
             log.error(message)
-
-    def _note_requeues(self, record: JobRecord, observation: Observation) -> list[Entry]:
-        """A job SLURM restarted since the last poll: one STATE_CHANGE to REQUEUED per
-        requeue, with the attempt that begins and why the last one ended."""
-        if observation.restarts is None or observation.restarts + 1 <= record.attempt:
-            return []
-        entries: list[Entry] = []
-        for attempt in range(record.attempt + 1, observation.restarts + 2):
-            reason = self._requeue_reason(record, attempt - 1)
-            record.requeues.append({"attempt": attempt - 1, "reason": reason, "at": timestamp()})
-            entries.append(("STATE_CHANGE", record.name, [
-                ("Previous", record.status.value), ("Current", JobState.REQUEUED.value), ("Job ID", record.job_id),
-                ("Attempt", f"{attempt} (attempt {attempt - 1} ended: {reason})"),
-            ]))
-            log.info("%s: requeued (%s); attempt %d", record.name, reason, attempt)
-            record.status, record.attempt = JobState.REQUEUED, attempt
-        return entries
-
-    def _requeue_reason(self, record: JobRecord, ended_attempt: int) -> str:
-        """What the job wrote when it requeued itself; else what accounting says of that run."""
-        from ttlaunch.job.requeue import read_requeues
-        from ttlaunch.scheduler import slurm
-
-        if record.job_dir:
-            for entry in read_requeues(Path(record.job_dir)):
-                if entry.attempt == ended_attempt:
-                    return entry.reason
-        try:
-            runs = slurm.run_history(str(record.job_id))
-        except slurm.SchedulerCommandError:
-            return "requeued"
-        if len(runs) >= ended_attempt:
-            return _REQUEUE_REASONS.get(runs[ended_attempt - 1].state, "requeued")
-        return "requeued"
-
-    def _update(self, record: JobRecord, observation: Observation) -> list[Entry]:
-        """Apply a change of state to the record; its STATE_CHANGE entry (none without a change)."""
-        from ttlaunch.job.checkpoints import epoch_dirs
-        from ttlaunch.job.failure import failure_reason, payload_exit_code, read_tail
-
-        previous, current = record.status, observation.state
-        if current is previous or current is JobState.UNKNOWN:
-            return []
-        record.status = current
-        fields: list[tuple[str, object]] = [("Previous", previous.value), ("Current", current.value), ("Job ID", record.job_id)]
-        if current is JobState.RUNNING or (current.terminal and record.started is None):
-            record.started = observation.started or timestamp()
-            if current is JobState.RUNNING:
-                fields.append(("Started", record.started))
-        if current.terminal:
-            record.completed = observation.completed or timestamp()
-            if observation.started:
-                record.started = observation.started  # accounting's time beats our sighting
-            seconds_run = observation.elapsed_s
-            if seconds_run is None:
-                seconds_run = _seconds_between(record.started or record.submitted, record.completed)
-            record.elapsed = format_elapsed(seconds_run)
-            record.exit_code = observation.exit_code
-            if record.output_dir:
-                record.checkpoints = [str(path) for path in epoch_dirs(Path(record.output_dir))]
-            fields += [("Completed", record.completed), ("Elapsed", record.elapsed)]
-            if current is not JobState.COMPLETED:
-                if record.stderr and not record.error and not record.stopped_by_ttlaunch:
-                    tail = read_tail(Path(record.stderr))
-                    record.error = failure_reason(tail)
-                    code = payload_exit_code(tail)
-                    if record.exit_code is None and code is not None:  # local jobs: no scheduler to say it
-                        record.exit_code = f"{code}:0"
-                if record.exit_code:
-                    fields.append(("Exit code", record.exit_code))
-                if record.error:
-                    fields.append(("Reason", record.error))
-                fields.append(("Log", record.stderr))
-        return [("STATE_CHANGE", record.name, fields)]
-
-
-def _seconds_between(start: str | None, end: str) -> float:
-    began, ended = parse_timestamp(start), parse_timestamp(end)
-    return (ended - began).total_seconds() if began and ended else 0.0
