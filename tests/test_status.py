@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ttlaunch.monitor.live_view import render_plain, render_rich
-from ttlaunch.records.jobs_file import JobRecord, SweepState
+from ttlaunch.records.jobs_file import JobRecord, SweepState, TrainingProgress
 from ttlaunch.records.ledger import Ledger
 
 NOW = dt.datetime(2026, 11, 23, 10, 5, 30)
@@ -40,6 +40,38 @@ def test_the_live_table_has_the_same_rows():
     text = console.export_text()
     assert "cap: 3 jobs - 1 COMPLETED, 1 RUNNING, 1 SUBMIT_FAILED" in text
     assert "r16" in text and "2m 30s" in text and "SUBMIT_FAILED" in text
+
+
+def test_running_jobs_show_their_step_of_the_total_their_loss_and_the_time_left():
+    state = sweep_state()
+    state.jobs["r8"].training = TrainingProgress(steps_done=6, steps_total=6, loss=6.565833568572998)
+    state.jobs["r16"].training = TrainingProgress(steps_done=40, steps_total=100, loss=1.25, step_time_s=2.0)
+    lines = render_plain(state, NOW).splitlines()
+    assert lines[1].split() == ["Run", "Status", "Job", "ID", "Started", "Elapsed", "Progress"]
+    assert lines[2].endswith("4m 2s    6/6, loss 6.566")
+    assert lines[3].endswith("2m 30s   40/100, loss 1.25, 2m 0s left")
+    assert lines[4].endswith("-")
+
+
+def test_without_a_terminal_each_running_jobs_progress_is_logged_when_it_moved_at_most_every_3_minutes(caplog):
+    from ttlaunch.monitor.live_view import _Quiet
+
+    state = sweep_state()
+    state.jobs["r16"].training = TrainingProgress(steps_done=40, steps_total=100, loss=1.25, step_time_s=2.0)
+    clock = [0.0]
+    view = _Quiet(state, clock=lambda: clock[0])
+    with caplog.at_level("INFO", logger="ttlaunch.monitor.live_view"):
+        view.refresh()
+        state.jobs["r16"].training.steps_done = 41
+        clock[0] = 179.0
+        view.refresh()
+        clock[0] = 180.0
+        view.refresh()
+        clock[0] = 400.0
+        view.refresh()  # no step since: nothing new to say
+    assert [record.getMessage() for record in caplog.records] == [
+        "r16: 40/100, loss 1.25, 2m 0s left", "r16: 41/100, loss 1.25, 1m 58s left",
+    ]
 
 
 def status(*args: str) -> subprocess.CompletedProcess[str]:

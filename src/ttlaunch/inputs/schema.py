@@ -94,6 +94,18 @@ class UserConfig:
 
 
 @dataclass
+class TrainingMetricsConfig:
+    """Where a kind=command trainer's metrics are, for its progress and the sweep's results
+    (torchtune's are found without this: its metric log, its stdout, its progress bar)."""
+
+    # A regex searched in each line of the job's stdout: a named group `step`, and groups
+    # named after the metrics (loss, lr, tokens_per_s, peak_memory_gb, steps_total).
+    pattern: Optional[str] = None
+    # A JSONL file, relative to the run's output dir: one object per step, {"step": N, "loss": ...}.
+    jsonl: Optional[str] = None
+
+
+@dataclass
 class PayloadConfig:
     """What a job runs (`payload=<name>`).
 
@@ -131,6 +143,7 @@ class PayloadConfig:
     # kind=command: start the command under torchrun, one agent per task of the job, all of
     # them meeting at the first task's node (a DDP trainer on several nodes or GPUs).
     torchrun: bool = False
+    metrics: TrainingMetricsConfig = field(default_factory=TrainingMetricsConfig)
 
 
 @dataclass

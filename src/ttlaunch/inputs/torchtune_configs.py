@@ -132,17 +132,37 @@ def model_dir(argv: Sequence[str]) -> str | None:
 SAVED_CONFIG_NAME = "torchtune_config.yaml"
 
 
-def batch_size_of(saved_config: bytes) -> int | None:
-    """`batch_size` of a saved torchtune config; None when the text is not YAML, not a
-    mapping, or has no positive whole batch size."""
+def _saved_mapping(saved_config: bytes) -> dict[str, Any] | None:
     import yaml
 
     try:
         saved = yaml.safe_load(saved_config)
     except Exception:  # YAMLError, and the ValueError of a date like 2026-13-45 (found by fuzzing)
         return None
-    value = saved.get("batch_size") if isinstance(saved, dict) else None
+    return saved if isinstance(saved, dict) else None
+
+
+def _whole(value: object) -> int | None:
     return value if type(value) is int and value > 0 else None
+
+
+def batch_size_of(saved_config: bytes) -> int | None:
+    """`batch_size` of a saved torchtune config; None when the text is not YAML, not a
+    mapping, or has no positive whole batch size."""
+    saved = _saved_mapping(saved_config)
+    return _whole(saved.get("batch_size")) if saved is not None else None
+
+
+def epochs_and_step_cap(saved_config: Path) -> tuple[int | None, int | None]:
+    """`epochs` and `max_steps_per_epoch` of a run's saved config; None for either when the
+    file is not there (yet) or does not say."""
+    try:
+        saved = _saved_mapping(saved_config.read_bytes())
+    except OSError:
+        return None, None
+    if saved is None:
+        return None, None
+    return _whole(saved.get("epochs")), _whole(saved.get("max_steps_per_epoch"))
 
 
 def halved_batch_overrides(output_dir: Path) -> list[str] | None:

@@ -1,14 +1,16 @@
-"""The table of a sweep's runs, states and elapsed times: live (rich) while monitoring in a
-terminal, plain text otherwise (logs, `python -m ttlaunch.status` piped)."""
+"""The table of a sweep's runs, states, elapsed times and training progress: live (rich)
+while monitoring in a terminal, plain text otherwise (logs, `python -m ttlaunch.status`
+piped), where a running job's progress is logged now and then instead."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import sys
+import time
 from collections import Counter
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ttlaunch.records.event_log import format_elapsed, parse_timestamp
 from ttlaunch.records.jobs_file import JobRecord, SweepState
@@ -32,6 +34,25 @@ def elapsed_of(record: JobRecord, now: dt.datetime) -> str:
 
 # A failed job's reason, shortened to keep the table on one screen.
 _NOTE_WIDTH = 80
+# Without a terminal: a running job's progress is logged at most this often.
+PROGRESS_EVERY_S = 180.0
+
+log = logging.getLogger(__name__)
+
+
+def progress_of(record: JobRecord) -> str:
+    """`4/6, loss 6.51, 12s left`: the newest step of the total, the loss there and, while
+    the job runs, the time left at its pace; "-" before its first logged step."""
+    training = record.training
+    if training is None or not training.steps_done:
+        return "-"
+    parts = [f"{training.steps_done}/{training.steps_total}" if training.steps_total else f"step {training.steps_done}"]
+    if training.loss is not None:
+        parts.append(f"loss {training.loss:.4g}")
+    remaining = training.remaining_s()
+    if record.status is JobState.RUNNING and remaining is not None:
+        parts.append(f"{format_elapsed(remaining)} left")
+    return ", ".join(parts)
 
 
 def shown_jobs(state: SweepState) -> dict[str, tuple[str, JobRecord | None]]:
@@ -55,10 +76,14 @@ def columns_and_rows(state: SweepState, now: dt.datetime | None = None) -> tuple
         if record else (name, word, "-", "-", "-")
         for name, (word, record) in jobs.items()
     ]
+    columns: tuple[str, ...] = COLUMNS
+    if any(record is not None and record.training is not None for _, record in jobs.values()):
+        columns = (*columns, "Progress")
+        rows = [(*row, progress_of(record) if record else "-") for row, (_, record) in zip(rows, jobs.values())]
     errors = [record.error if record else None for _, record in jobs.values()]
     if not any(errors):
-        return COLUMNS, rows
-    return (*COLUMNS, "Notes"), [(*row, _shortened(error or "-")) for row, error in zip(rows, errors)]
+        return columns, rows
+    return (*columns, "Notes"), [(*row, _shortened(error or "-")) for row, error in zip(rows, errors)]
 
 
 def _shortened(text: str) -> str:
@@ -92,10 +117,23 @@ def render_rich(state: SweepState, now: dt.datetime | None = None) -> Any:
 
 
 class _Quiet:
-    """Not a terminal: state changes are already logged one line each."""
+    """Not a terminal: state changes are already logged one line each; a running job's
+    progress is logged when it moved, at most every PROGRESS_EVERY_S."""
+
+    def __init__(self, state: SweepState, clock: Callable[[], float] = time.monotonic) -> None:
+        self.state, self._clock = state, clock
+        self._said: dict[str, tuple[float, str]] = {}  # job -> when, what
 
     def refresh(self) -> None:
-        return None
+        now = self._clock()
+        for name, record in self.state.jobs.items():
+            if record.status is not JobState.RUNNING:
+                continue
+            progress = progress_of(record)
+            when, said = self._said.get(name, (float("-inf"), "-"))
+            if progress != said and now - when >= PROGRESS_EVERY_S:
+                self._said[name] = (now, progress)
+                log.info("%s: %s", name, progress)
 
 
 class _Live:
@@ -110,7 +148,7 @@ class _Live:
 def live_view(state: SweepState, mode: str) -> Iterator[Any]:
     """mode auto: live when stdout is a terminal; on: always; off: never."""
     if mode == "off" or (mode == "auto" and not sys.stdout.isatty()):
-        yield _Quiet()
+        yield _Quiet(state)
         return
     from rich.live import Live
 

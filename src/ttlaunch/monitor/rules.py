@@ -28,6 +28,7 @@ from ttlaunch.job.failure import ran_out_of_memory, read_tail
 from ttlaunch.monitor.actions import ActionRunner, Capabilities, kind
 from ttlaunch.monitor.conditions import NO, WAIT, Subject, judge
 from ttlaunch.monitor.containment import Containment
+from ttlaunch.monitor.job_output import new_lines
 from ttlaunch.records.jobs_file import JobRecord, fits_type, read_json_object, rebuild_hint, write_atomically
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
@@ -130,7 +131,7 @@ class RulesEngine:
         for path_text in (record.stdout, record.stderr):
             if not path_text:
                 continue
-            lines, offset = self._new_lines(Path(path_text), offsets.get(path_text, 0))
+            lines, offset = new_lines(Path(path_text), offsets.get(path_text, 0))
             for line in lines:
                 for event in self.rules.log_events:
                     found = event.match(line)
@@ -140,18 +141,6 @@ class RulesEngine:
             offsets[path_text] = offset
         if record.status.terminal:  # read to its end after it ended: done with it
             self._drained.add(marker)
-
-    @staticmethod
-    def _new_lines(path: Path, start: int) -> tuple[list[str], int]:
-        """The whole lines written to `path` since byte `start`, and the offset after them."""
-        try:
-            with path.open("rb") as stream:
-                stream.seek(start)
-                data = stream.read()
-        except OSError:  # not written yet
-            return [], start
-        complete = data.rfind(b"\n") + 1  # a line still being written waits for the next poll
-        return data[:complete].decode("utf-8", errors="replace").splitlines(), start + complete
 
     def on_transition(self, job: str, record: JobRecord, previous: JobState, current: JobState) -> None:
         for event in self.rules.state_events:

@@ -25,6 +25,7 @@ from ttlaunch.monitor.accounting import METRICS_STATES, MetricsCollector
 from ttlaunch.monitor.containment import SWEEP, Containment
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.state_changes import apply_state, note_requeues
+from ttlaunch.monitor.training import TrainingWatch
 from ttlaunch.records.event_log import EventLog, format_elapsed, timestamp
 from ttlaunch.records.jobs_file import JobRecord, status_counts
 from ttlaunch.records.ledger import Ledger
@@ -81,6 +82,7 @@ class Monitor:
         self.consecutive_failures = 0
         self.running_polls: dict[str, int] = {}
         self.faults = Containment(ledger.events, ledger.sweep_dir)
+        self.training = TrainingWatch(ledger)
         self.metrics = MetricsCollector(ledger, self.faults, settings.metrics_retry_s, self.poll_interval_s, clock)
         self.reactions: list[Reaction] = []
         self._undelivered: list[tuple[Reaction, Transition]] = []  # transitions a reaction failed on
@@ -127,6 +129,8 @@ class Monitor:
         for name, observation in observed.items():
             self.faults.run(name, "state", lambda: self._apply(name, observation, transitions))
         self._deliver(transitions)
+        if self.training.read(self.faults):
+            self._unsaved = True
         if self._unsaved:  # one write per poll, however many jobs changed
             self._save()
         for reaction in self.reactions:

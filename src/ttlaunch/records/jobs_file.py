@@ -19,7 +19,34 @@ STATE_FILE_NAME = "jobs.json"
 # reads as version 2 with none (its records' later fields take their defaults).
 # 3: a job record names its job `name` (it was `run`, beside `run_name`, the experiment's run);
 # older files are read with the field renamed.
-STATE_VERSION = 3
+# 4: a job record holds its training's progress (`training`); older files have none yet.
+STATE_VERSION = 4
+
+
+@dataclass
+class TrainingProgress:
+    """How a job's training goes, from its own metric output (ttlaunch.monitor.training).
+    Attempts after a requeue add to it: nothing is reset."""
+
+    steps_done: int = 0  # the newest step logged
+    steps_total: int | None = None  # epochs x steps per epoch, once known
+    steps_per_epoch: int | None = None  # as torchtune's progress bar counts them
+    loss: float | None = None  # at the newest step (the final loss, once the job ended)
+    min_loss: float | None = None
+    lr: float | None = None
+    tokens_per_s: float | None = None
+    peak_memory_gb: float | None = None
+    step_time_s: float | None = None  # seconds per step, as the monitor saw steps come
+    # Bytes read of each file the metrics come from: each poll reads only what is new.
+    read: dict[str, int] = field(default_factory=dict)
+    # [wall-clock time, step, attempt] when this attempt's first step was seen: step_time_s runs from it.
+    since: list[Any] = field(default_factory=list)
+
+    def remaining_s(self) -> float | None:
+        """Seconds left at the measured pace; None until both the total and the pace are known."""
+        if self.steps_total is None or self.step_time_s is None:
+            return None
+        return max(0, self.steps_total - self.steps_done) * self.step_time_s
 
 
 @dataclass
@@ -56,6 +83,7 @@ class JobRecord:
     # What a planned run's job was submitted with: {parameters, compute, command} (a later
     # launch refuses to count it done once the summary, preset or payload says otherwise).
     submitted_with: dict[str, Any] = field(default_factory=dict)
+    training: TrainingProgress | None = None
 
     def __post_init__(self) -> None:
         self.status = JobState(self.status)  # a record read from JSON, or written with a word
@@ -69,6 +97,10 @@ class SweepState:
     # What a monitor needs to resume from this file alone (`python -m ttlaunch.status`):
     executor: str = "local"  # local or slurm
     payload_kind: str | None = None  # torchtune runs get their checkpoints validated
+    # Where a kind=command trainer's metrics are (payload.metrics): a regex on its stdout, a
+    # JSONL file in its output dir. torchtune's are found without them.
+    metrics_pattern: str | None = None
+    metrics_jsonl: str | None = None
     status_table: str | None = None  # the experiment's experiment_summary.md, when it has one
     jobs: dict[str, JobRecord] = field(default_factory=dict)
     # Jobs the launch in progress will submit and has not yet (a launch killed meanwhile
@@ -140,7 +172,9 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
     unsubmitted = data.get("unsubmitted", [])
     if not (isinstance(unsubmitted, list) and all(isinstance(name, str) for name in unsubmitted)):
         raise DamagedFile(path, "unsubmitted is not a list of job names", way_on)
-    for key in ("experiment", "sweep_dir", "monitoring_started", "executor", "payload_kind", "status_table"):
+    texts = ("experiment", "sweep_dir", "monitoring_started", "executor", "payload_kind", "metrics_pattern", "metrics_jsonl",
+             "status_table")
+    for key in texts:
         if data.get(key) is not None and not isinstance(data[key], str):
             raise DamagedFile(path, f"{key} is {data[key]!r}, not text", way_on)
     return SweepState(
@@ -149,6 +183,8 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
         monitoring_started=data.get("monitoring_started"),
         executor=data.get("executor", "local"),
         payload_kind=data.get("payload_kind"),
+        metrics_pattern=data.get("metrics_pattern"),
+        metrics_jsonl=data.get("metrics_jsonl"),
         status_table=data.get("status_table"),
         jobs={name: _record(name, _current(record, data["version"]), path, way_on) for name, record in jobs.items()},
         unsubmitted=list(unsubmitted),
@@ -188,7 +224,7 @@ def _record(name: str, raw: object, path: Path, way_on: str) -> JobRecord:
     if unknown:
         raise DamagedFile(path, f"jobs.{name} has fields no job record has: {', '.join(unknown)}", way_on)
     for item in fields(JobRecord):
-        if item.name == "status":  # a word, read as a JobState below
+        if item.name in ("status", "training"):  # a word, read as a JobState; a record of its own, below
             continue
         if item.name in raw and not fits_type(raw[item.name], _RECORD_TYPES[item.name]):
             raise DamagedFile(path, f"jobs.{name}.{item.name} is {raw[item.name]!r}, not of type {item.type}", way_on)
@@ -196,7 +232,22 @@ def _record(name: str, raw: object, path: Path, way_on: str) -> JobRecord:
         raise DamagedFile(path, f"jobs.{name} has no name", way_on)
     if raw.get("status", "PENDING") not in _STATES:
         raise DamagedFile(path, f"jobs.{name}.status is {raw['status']!r}, not a job state", way_on)
+    training = raw.get("training")
+    if training is not None:
+        raw = {**raw, "training": _training(name, training, path, way_on)}
     return JobRecord(**raw)
+
+
+_TRAINING_TYPES = typing.get_type_hints(TrainingProgress)
+
+
+def _training(name: str, raw: object, path: Path, way_on: str) -> TrainingProgress:
+    if not (isinstance(raw, dict) and set(raw) <= set(_TRAINING_TYPES)):
+        raise DamagedFile(path, f"jobs.{name}.training is not a record of training progress", way_on)
+    for key, value in raw.items():
+        if not fits_type(value, _TRAINING_TYPES[key]):
+            raise DamagedFile(path, f"jobs.{name}.training.{key} is {value!r}, not of type {_TRAINING_TYPES[key]}", way_on)
+    return TrainingProgress(**raw)
 
 
 def fits_type(value: object, hint: Any) -> bool:

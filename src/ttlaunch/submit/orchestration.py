@@ -159,6 +159,7 @@ def _describe(ledger: Ledger, inputs: Any, executor: str) -> None:
     state = ledger.state
     state.executor = executor
     state.payload_kind = inputs.payload.kind
+    state.metrics_pattern, state.metrics_jsonl = inputs.payload.metrics.pattern, inputs.payload.metrics.jsonl
     directory = inputs.experiment.directory
     state.status_table = str(directory / MARKDOWN_NAME) if directory is not None else None
 

@@ -1,0 +1,135 @@
+"""Each training job's progress, read from its own output as it is written.
+
+Every poll reads only the bytes written since the last one (whole lines), from where the
+payload logs its metrics (ttlaunch.monitor.training_log): torchtune's metric log, else its
+stdout, with its progress bar on stderr for the steps of an epoch and its saved config for
+the epochs; a command's declared regex or JSONL file. What it finds goes into the job's
+record (`training` in jobs.json). A job that ended is read once more, to its end.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ttlaunch.inputs.torchtune_configs import SAVED_CONFIG_NAME, epochs_and_step_cap
+from ttlaunch.monitor.containment import Containment
+from ttlaunch.monitor.job_output import new_lines
+from ttlaunch.monitor.training_log import MetricPoint, jsonl_point, pattern_point, steps_per_epoch, torchtune_point
+from ttlaunch.records.jobs_file import JobRecord, SweepState, TrainingProgress
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.scheduler.states import JobState
+
+# torchtune's DiskLogger files, in its default log_dir (${output_dir}/logs).
+METRIC_LOG_GLOB = "logs/log_*.txt"
+
+Parser = Callable[[str], "MetricPoint | None"]
+
+
+def metric_sources(record: JobRecord, state: SweepState) -> list[tuple[Path, Parser]]:
+    """The files a job's metrics are in, oldest first, each with how to read its lines."""
+    output_dir = Path(record.output_dir) if record.output_dir else None
+    if state.payload_kind == "torchtune":
+        logs = sorted(output_dir.glob(METRIC_LOG_GLOB)) if output_dir is not None else []
+        if logs:
+            return [(path, torchtune_point) for path in logs]
+        return [(Path(record.stdout), torchtune_point)] if record.stdout else []
+    sources: list[tuple[Path, Parser]] = []
+    if state.metrics_pattern is not None and record.stdout:
+        pattern = re.compile(state.metrics_pattern)
+        sources.append((Path(record.stdout), lambda line: pattern_point(line, pattern)))
+    if state.metrics_jsonl is not None and output_dir is not None:
+        sources.append((output_dir / state.metrics_jsonl, jsonl_point))
+    return sources
+
+
+def points_of(path: Path, parse: Parser) -> Iterator[MetricPoint]:
+    """Every metric point of a whole file (for figures, read once at the end)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    for line in text.splitlines():
+        point = parse(line)
+        if point is not None:
+            yield point
+
+
+class TrainingWatch:
+    """The training progress of a sweep's jobs, brought up to date at each poll."""
+
+    def __init__(self, ledger: Ledger, clock: Callable[[], float] = time.time) -> None:
+        self._ledger = ledger
+        self._clock = clock
+        self._done: set[str] = set()  # "<job>@<job id>": read to its end after it ended
+
+    def read(self, faults: Containment) -> bool:
+        """Read what each training job wrote since the last poll; whether a record changed.
+        One job's reading that fails costs only that job's, until the next poll."""
+        changed: list[bool] = []
+        for name, record in self._ledger.state.jobs.items():
+            marker = f"{name}@{record.job_id}"
+            if record.kind != "training" or not record.job_id or marker in self._done:
+                continue
+            if record.status in (JobState.PENDING, JobState.REQUEUED):
+                continue
+            if faults.run(name, "training", lambda: changed.append(self.update(record))) and record.status.terminal:
+                self._done.add(marker)
+        return any(changed)
+
+    def update(self, record: JobRecord) -> bool:
+        progress = record.training or TrainingProgress()
+        points: list[MetricPoint] = []
+        for path, parse in metric_sources(record, self._ledger.state):
+            lines, offset = new_lines(path, progress.read.get(str(path), 0))
+            points += [point for point in map(parse, lines) if point is not None]
+            progress.read[str(path)] = offset
+        total = self._steps_total(record, progress)
+        if not points and total == progress.steps_total:
+            return False
+        progress.steps_total = total
+        self._add(progress, points, record.attempt)
+        record.training = progress
+        return True
+
+    def _add(self, progress: TrainingProgress, points: list[MetricPoint], attempt: int) -> None:
+        """The points one read found. The pace is measured from the newest step of the first
+        read that found this attempt's steps (or steps trained again) to the newest now."""
+        restart = not progress.since or progress.since[2] != attempt
+        for point in points:
+            restart |= point.step < progress.steps_done
+            progress.steps_done = point.step
+            values = point.values
+            if "loss" in values:
+                progress.loss = values["loss"]
+                progress.min_loss = values["loss"] if progress.min_loss is None else min(progress.min_loss, values["loss"])
+            progress.lr = values.get("lr", progress.lr)
+            progress.tokens_per_s = values.get("tokens_per_s", progress.tokens_per_s)
+            if "peak_memory_gb" in values:
+                progress.peak_memory_gb = max(progress.peak_memory_gb or 0.0, values["peak_memory_gb"])
+            if "steps_total" in values:
+                progress.steps_total = int(values["steps_total"])
+        if not points:
+            return
+        now = self._clock()
+        if restart:
+            progress.since = [now, progress.steps_done, attempt]
+        elif progress.steps_done > progress.since[1]:
+            progress.step_time_s = (now - progress.since[0]) / (progress.steps_done - progress.since[1])
+
+    def _steps_total(self, record: JobRecord, progress: TrainingProgress) -> int | None:
+        """torchtune: the epochs of its saved config times the steps of an epoch (its progress
+        bar's, else the config's max_steps_per_epoch). Other payloads say it themselves."""
+        if self._ledger.state.payload_kind != "torchtune" or not record.output_dir:
+            return progress.steps_total
+        if progress.steps_per_epoch is not None and progress.steps_total is not None:
+            return progress.steps_total  # both known: nothing more to read
+        if record.stderr:
+            stderr = str(record.stderr)
+            lines, progress.read[stderr] = new_lines(Path(stderr), progress.read.get(stderr, 0))
+            progress.steps_per_epoch = steps_per_epoch("\n".join(lines)) or progress.steps_per_epoch
+        epochs, cap = epochs_and_step_cap(Path(record.output_dir) / SAVED_CONFIG_NAME)
+        per_epoch = progress.steps_per_epoch or cap
+        return epochs * per_epoch if epochs and per_epoch else progress.steps_total
