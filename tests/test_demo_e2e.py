@@ -58,6 +58,53 @@ def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
     for run in FINE_TUNED:
         assert f"- {run}: `{sweep / run / 'outputs' / 'epoch_1'}/`" in summary
 
+    # How training went, as torchtune logged it, and the results to compare runs by.
+    for run in FINE_TUNED:
+        logged = [line.split() for line in next((sweep / run / "outputs" / "logs").glob("log_*.txt")).read_text().splitlines()]
+        last = dict(pair.split(":") for pair in logged[-1][3:])
+        training = state["jobs"][run]["training"]
+        assert (training["steps_done"], training["steps_total"]) == (int(logged[-1][1]), 6)
+        assert training["loss"] == float(last["loss"]) and training["lr"] == float(last["lr"])
+        assert training["tokens_per_s"] == float(last["tokens_per_second_per_gpu"])
+        assert training["min_loss"] == min(float(dict(pair.split(":") for pair in line[3:])["loss"]) for line in logged)
+    results = summary.split("### Results", 1)[1].split("###", 1)[0]
+    header, rows = results.splitlines()[4], results.splitlines()[6:8]
+    assert header.startswith("| Run | lora_rank | Status | Final loss |")
+    cells = {row.split(" | ")[0].strip("| "): row.split(" | ") for row in rows}
+    assert sorted(cells) == FINE_TUNED and [cells[run][1] for run in FINE_TUNED] == ["4", "8"]
+    assert all(float(cells[run][3]) > 0 for run in FINE_TUNED), "a numeric final loss"
+    assert "Total compute: " in results and "CPU-hours" in results
+    pictures = {name: sweep / name for name in ("loss_curves.png", "timeline.png", "loss_by_lora_rank.png")}
+    assert all(f"`{path}`" in summary and f"({name})" in summary for name, path in pictures.items())
+    assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in pictures.values())
+    from matplotlib.image import imread
+
+    assert all(imread(path).shape[0] > 100 for path in pictures.values()), "each picture decodes"
+    from ttlaunch.monitor.training import training_curves
+    from ttlaunch.records.jobs_file import load_state
+    from ttlaunch.records.plots import loss_curves_figure
+
+    curves = training_curves(load_state(sweep / "jobs.json", "demo", sweep))
+    lines = loss_curves_figure(curves).axes[0].get_lines()
+    assert sorted(line.get_label() for line in lines) == FINE_TUNED
+    assert all(list(line.get_xdata()) == [1, 2, 3, 4, 5, 6] for line in lines), "one point per logged step"
+
+    # The report again, on demand, in another order.
+    import subprocess
+    import sys
+
+    report = subprocess.run(
+        [sys.executable, "-m", "ttlaunch.report", str(sweep), "--sort-by", "lora_rank"], capture_output=True, text=True,
+    )
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.startswith("Sorted by lora_rank, best first (smallest).")
+    assert [line.split(" | ")[0] for line in report.stdout.splitlines() if line.startswith("| rank")] == [
+        "| rank4_lr3e-4", "| rank8_lr3e-4",
+    ]
+    assert all(f"picture: {path}" in report.stdout for path in pictures.values())
+    refused = subprocess.run([sys.executable, "-m", "ttlaunch.report", str(sweep), "--sort-by", "nope"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "--sort-by nope: one of final_loss" in refused.stderr
+
     # Launched again with the run's record lost to a failure: the new job finds the final
     # epoch saved and trains nothing (torchtune would silently redo and overwrite it).
     run = FINE_TUNED[0]

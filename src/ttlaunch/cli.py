@@ -2,6 +2,7 @@
 
     ttlaunch launch experiment=NAME [GROUP=OPTION ...]   as python -m ttlaunch.launch
     ttlaunch status SWEEP_DIR [--follow | --rebuild]      as python -m ttlaunch.status
+    ttlaunch report SWEEP_DIR [--sort-by KEY]             as python -m ttlaunch.report
     ttlaunch --version
 """
 
@@ -14,6 +15,7 @@ from ttlaunch.errors import ExitCode
 USAGE = """\
 usage: ttlaunch launch experiment=NAME [GROUP=OPTION ...] [KEY=VALUE ...]   launch (or re-attach to) a sweep
        ttlaunch status SWEEP_DIR [--follow | --rebuild]                    where a sweep stands (--rebuild: a new jobs.json)
+       ttlaunch report SWEEP_DIR [--sort-by KEY]                           its results table, pictures and summary.md again
        ttlaunch --version
 `ttlaunch launch --help` lists the experiments, compute presets and other choices.
 """
@@ -46,6 +48,10 @@ def main(argv: list[str] | None = None) -> None:
         from ttlaunch import status
 
         raise SystemExit(status.main(rest))
+    elif command == "report":
+        from ttlaunch import report
+
+        raise SystemExit(report.main(rest))
     else:
         print(f"ttlaunch: error: unknown command {command!r}\n{USAGE}", end="", file=sys.stderr)
         raise SystemExit(ExitCode.BAD_INPUT)

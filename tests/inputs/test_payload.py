@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,20 @@ def test_a_recipe_or_config_that_cannot_use_the_gpus_is_an_error_naming_both(tmp
         build_payload(exp, exp.run("r8"), payload, tmp_path, "payload=torchtune", compute=ComputeConfig(gpus_per_node=gpus))
     assert (caught.value.source, caught.value.field) == ("payload=torchtune", field)
     assert message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("metrics", "message"),
+    [
+        ({"pattern": "loss=(?P<loss>[\\d.]+"}, "payload.metrics.pattern: not a regular expression"),
+        ({"pattern": "loss=(?P<loss>[\\d.]+)"}, "payload.metrics.pattern: needs a named group step"),
+        ({"jsonl": "../elsewhere.jsonl"}, "payload.metrics.jsonl: '../elsewhere.jsonl': expected a path inside"),
+    ],
+)
+def test_a_commands_metrics_sources_are_checked_before_anything_runs(tmp_path: Path, metrics, message):
+    from ttlaunch.inputs.schema import TrainingMetricsConfig
+
+    payload = PayloadConfig(kind="command", command=["echo", "{output_dir}"], metrics=TrainingMetricsConfig(**metrics))
+    exp = experiment()
+    with pytest.raises(InputError, match=re.escape(message)):
+        build_payload(exp, exp.run("r8"), payload, tmp_path, "p")

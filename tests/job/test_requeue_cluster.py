@@ -89,6 +89,16 @@ def test_a_run_interrupted_after_epoch_0_resumes_at_epoch_1(tmp_path: Path, inte
     assert saves == ["epoch_0", "epoch_1"], "each epoch trained and saved once"
     assert "resume_from_checkpoint: true" in torchtune_log
     assert "resuming at epoch 1 of 2" in Path(job["stdout"]).read_text()
+    # Both attempts' metric logs make one loss curve with every step once: the steps of
+    # epoch 1 the first attempt logged before it stopped were trained again, and count once.
+    from ttlaunch.monitor.training import training_curves
+    from ttlaunch.records.jobs_file import load_state
+
+    assert len(list((sweep / "r1" / "outputs" / "logs").glob("log_*.txt"))) == 2
+    training = job["training"]
+    assert training["steps_done"] == training["steps_total"] == 2 * training["steps_per_epoch"]
+    steps = [step for step, _ in training_curves(load_state(sweep / "jobs.json", "resume1", sweep))["r1"]]
+    assert steps == list(range(1, training["steps_total"] + 1)), "no gap, no step twice"
     log = (sweep / "run-torchtune.log").read_text()
     assert f"Current: REQUEUED\nJob ID: {job_id}\nAttempt: 2 (attempt 1 ended: {expected})" in log
     assert "Summary: 1 jobs finished - 1 COMPLETED, 0 FAILED" in log

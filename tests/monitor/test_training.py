@@ -8,7 +8,7 @@ from pathlib import Path
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.monitor.training import TrainingWatch
 from ttlaunch.monitor.training_log import curve, jsonl_point, pattern_point, steps_per_epoch, torchtune_point
-from ttlaunch.records.jobs_file import JobRecord, STATE_FILE_NAME, load_state
+from ttlaunch.records.jobs_file import STATE_FILE_NAME, JobRecord, load_state
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 

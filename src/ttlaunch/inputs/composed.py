@@ -20,6 +20,7 @@ from ttlaunch.inputs.schema import (
     ComputeConfig,
     EvaluationConfig,
     PayloadConfig,
+    ReportConfig,
     RequeueConfig,
     UserConfig,
     check_argv_items,
@@ -43,6 +44,7 @@ class LaunchInputs:
     payload_source: str
     rules: Rules = Rules()
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     # Run parameters given on the command line (`+seed=1`, one value of `+lr=1e-4,5e-4`):
     # they apply to every run of this job's sweep point, over the summary's values.
     parameters: Mapping[str, Scalar] = field(default_factory=dict)
@@ -158,6 +160,7 @@ def read_inputs(cfg: DictConfig, hydra_cfg: Any) -> LaunchInputs:
         payload_source=payload_source,
         rules=read_rules(cfg.get("monitoring"), f"monitoring={choices.get('monitoring', '?')}"),
         evaluation=typed(cfg.get("evaluation"), EvaluationConfig, "config.yaml", "evaluation"),
+        report=typed(cfg.get("report"), ReportConfig, "config.yaml", "report"),
         parameters=command_line_parameters(OmegaConf.select(hydra_cfg, "overrides.task", default=None) or []),
     )
 

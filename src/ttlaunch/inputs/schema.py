@@ -166,6 +166,15 @@ class EvaluationConfig:
     ready_file: str = "adapter_config.json"
 
 
+@dataclass
+class ReportConfig:
+    """The sweep's results in summary.md (ttlaunch.records.results)."""
+
+    # Sort the results table by this, best first: final_loss, min_loss, tokens_per_s,
+    # wall_time, attempts, hours, or a run parameter's name.
+    sort_by: str = "final_loss"
+
+
 def with_run_overrides(compute: ComputeConfig, overrides: Dict[str, Any], source: str, field_name: str) -> ComputeConfig:
     """The preset with one run's own compute fields applied (validated like the preset)."""
     if not overrides:

@@ -83,7 +83,7 @@ def apply_state(record: JobRecord, observation: Observation) -> list[Entry]:
         seconds_run = observation.elapsed_s
         if seconds_run is None:
             seconds_run = _seconds_between(record.started or record.submitted, record.completed)
-        record.elapsed = format_elapsed(seconds_run)
+        record.elapsed, record.elapsed_s = format_elapsed(seconds_run), seconds_run
         record.exit_code = observation.exit_code
         if record.output_dir:
             record.checkpoints = [str(path) for path in epoch_dirs(Path(record.output_dir))]

@@ -194,8 +194,8 @@ class Monitor:
         self.faults.run(SWEEP, "summary", lambda: self._report(checks))
 
     def _report(self, checks: dict[str, Any]) -> None:
-        from ttlaunch.records.jobs_file import write_atomically
-        from ttlaunch.records.report import SUMMARY_NAME, render_summary
+        from ttlaunch.monitor.training import training_curves
+        from ttlaunch.records.report import write_report
 
         counts = status_counts(self.jobs.values(), first=(JobState.COMPLETED.value, JobState.FAILED.value))
         self.events.write(
@@ -204,26 +204,19 @@ class Monitor:
             ("Summary", f"{len(self.jobs)} jobs finished - " + ", ".join(f"{n} {s}" for s, n in counts.items())),
             ("Total time", format_elapsed(self._clock() - self._began)),
         )
-        summary = render_summary(self.ledger.state, checks, self.events.path)
-        write_atomically(self.ledger.sweep_dir / SUMMARY_NAME, summary)
+        state = self.ledger.state
+        summary, _ = write_report(self.ledger.sweep_dir, state, checks, self.events.path, training_curves(state))
         print(summary, flush=True)
 
     def validate(self) -> dict[str, Any]:
         """Each completed torchtune run must have left a usable checkpoint; flag those that did not."""
-        from ttlaunch.records.report import check_checkpoint
+        from ttlaunch.records.report import checkpoint_checks
 
         checks: dict[str, Any] = {}
-        if self.ledger.state.payload_kind != "torchtune":  # other payloads have no checkpoint layout to check
-            return checks
-
-        def validate_one(name: str, output_dir: Path) -> None:
-            check = checks[name] = check_checkpoint(output_dir)
+        self.faults.run(SWEEP, "validation", lambda: checks.update(checkpoint_checks(self.ledger.state)))
+        for name, check in checks.items():
             result = f"OK: {check.checkpoint}" if check.ok else f"FLAGGED: {check.problem}"
-            self.events.write("VALIDATION", name, ("Checkpoint", result))
-
-        for name, record in self.jobs.items():
-            if record.status is JobState.COMPLETED and record.output_dir and record.kind == "training":
-                self.faults.run(name, "validation", lambda: validate_one(name, Path(str(record.output_dir))))
+            self.faults.run(name, "validation", lambda: self.events.write("VALIDATION", name, ("Checkpoint", result)))
         return checks
 
     def stop_local_jobs(self) -> list[str]:

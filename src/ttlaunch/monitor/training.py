@@ -17,7 +17,14 @@ from typing import Callable, Iterator
 from ttlaunch.inputs.torchtune_configs import SAVED_CONFIG_NAME, epochs_and_step_cap
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.monitor.job_output import new_lines
-from ttlaunch.monitor.training_log import MetricPoint, jsonl_point, pattern_point, steps_per_epoch, torchtune_point
+from ttlaunch.monitor.training_log import (
+    MetricPoint,
+    curve,
+    jsonl_point,
+    pattern_point,
+    steps_per_epoch,
+    torchtune_point,
+)
 from ttlaunch.records.jobs_file import JobRecord, SweepState, TrainingProgress
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
@@ -133,3 +140,13 @@ class TrainingWatch:
         epochs, cap = epochs_and_step_cap(Path(record.output_dir) / SAVED_CONFIG_NAME)
         per_epoch = progress.steps_per_epoch or cap
         return epochs * per_epoch if epochs and per_epoch else progress.steps_total
+
+
+def training_curves(state: SweepState) -> dict[str, list[tuple[int, float]]]:
+    """Each training job's loss by step, from all it logged (read whole, once, for pictures)."""
+    curves = {}
+    for name, record in state.jobs.items():
+        if record.kind == "training" and record.job_id:
+            points = [point for path, parse in metric_sources(record, state) for point in points_of(path, parse)]
+            curves[name] = curve(points)
+    return curves

@@ -19,7 +19,8 @@ STATE_FILE_NAME = "jobs.json"
 # reads as version 2 with none (its records' later fields take their defaults).
 # 3: a job record names its job `name` (it was `run`, beside `run_name`, the experiment's run);
 # older files are read with the field renamed.
-# 4: a job record holds its training's progress (`training`); older files have none yet.
+# 4: a job record holds its training's progress (`training`) and its elapsed seconds
+# (`elapsed_s`); older files have neither yet.
 STATE_VERSION = 4
 
 
@@ -61,6 +62,7 @@ class JobRecord:
     started: str | None = None
     completed: str | None = None
     elapsed: str | None = None
+    elapsed_s: float | None = None  # the same, in seconds: accounting's, when there is accounting
     exit_code: str | None = None
     job_dir: str | None = None
     output_dir: str | None = None
@@ -101,6 +103,7 @@ class SweepState:
     # JSONL file in its output dir. torchtune's are found without them.
     metrics_pattern: str | None = None
     metrics_jsonl: str | None = None
+    sort_by: str = "final_loss"  # the results table's order (report.sort_by)
     status_table: str | None = None  # the experiment's experiment_summary.md, when it has one
     jobs: dict[str, JobRecord] = field(default_factory=dict)
     # Jobs the launch in progress will submit and has not yet (a launch killed meanwhile
@@ -173,7 +176,7 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
     if not (isinstance(unsubmitted, list) and all(isinstance(name, str) for name in unsubmitted)):
         raise DamagedFile(path, "unsubmitted is not a list of job names", way_on)
     texts = ("experiment", "sweep_dir", "monitoring_started", "executor", "payload_kind", "metrics_pattern", "metrics_jsonl",
-             "status_table")
+             "sort_by", "status_table")
     for key in texts:
         if data.get(key) is not None and not isinstance(data[key], str):
             raise DamagedFile(path, f"{key} is {data[key]!r}, not text", way_on)
@@ -185,6 +188,7 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
         payload_kind=data.get("payload_kind"),
         metrics_pattern=data.get("metrics_pattern"),
         metrics_jsonl=data.get("metrics_jsonl"),
+        sort_by=data.get("sort_by") or "final_loss",
         status_table=data.get("status_table"),
         jobs={name: _record(name, _current(record, data["version"]), path, way_on) for name, record in jobs.items()},
         unsubmitted=list(unsubmitted),

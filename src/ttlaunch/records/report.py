@@ -1,12 +1,16 @@
-"""The end of a sweep: checkpoint validation and the final summary (summary.md)."""
+"""The end of a sweep (and `ttlaunch report` at any time): checkpoint validation, the
+summary (summary.md) with the results table (ttlaunch.records.results), and the pictures
+beside it (ttlaunch.records.plots)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Sequence
 
 from ttlaunch.job.checkpoints import epoch_dirs
-from ttlaunch.records.jobs_file import JobRecord, SweepState
+from ttlaunch.records.jobs_file import JobRecord, SweepState, write_atomically
+from ttlaunch.records.results import results_table
 from ttlaunch.scheduler.figures import UNKNOWN, shown
 from ttlaunch.scheduler.states import JobState
 
@@ -37,7 +41,37 @@ def check_checkpoint(output_dir: Path) -> CheckpointCheck:
     return CheckpointCheck(True, newest)
 
 
-def render_summary(state: SweepState, checks: dict[str, CheckpointCheck], log_path: Path) -> str:
+def checkpoint_checks(state: SweepState) -> dict[str, CheckpointCheck]:
+    """The checkpoint of each completed torchtune training run (other payloads have no
+    checkpoint layout to check)."""
+    if state.payload_kind != "torchtune":
+        return {}
+    return {
+        name: check_checkpoint(Path(record.output_dir))
+        for name, record in state.jobs.items()
+        if record.status is JobState.COMPLETED and record.output_dir and record.kind == "training"
+    }
+
+
+def write_report(
+    sweep_dir: Path, state: SweepState, checks: dict[str, CheckpointCheck], log_path: Path,
+    curves: Mapping[str, Sequence[tuple[int, float]]],
+) -> tuple[str, list[Path]]:
+    """Write the pictures and summary.md (atomically); the summary's text and the pictures."""
+    try:
+        from ttlaunch.records.plots import write_pictures
+    except ImportError:  # no matplotlib: the summary says how to get the pictures
+        pictures: list[Path] | None = None
+    else:
+        pictures = write_pictures(state, curves, sweep_dir)
+    summary = render_summary(state, checks, log_path, pictures)
+    write_atomically(sweep_dir / SUMMARY_NAME, summary)
+    return summary, pictures or []
+
+
+def render_summary(
+    state: SweepState, checks: dict[str, CheckpointCheck], log_path: Path, pictures: Sequence[Path] | None = ()
+) -> str:
     completed = {name: job for name, job in state.jobs.items() if job.status is JobState.COMPLETED}
     others = {name: job for name, job in state.jobs.items() if job.status is not JobState.COMPLETED}
     lines = [f"## ttlaunch: {state.experiment}", ""]
@@ -49,6 +83,10 @@ def render_summary(state: SweepState, checks: dict[str, CheckpointCheck], log_pa
     lines += [f"  - {name} (Job {job.job_id}) - {job.elapsed or '?'}" for name, job in completed.items()]
     lines += ["", f"✗ NOT COMPLETED: {len(others)} runs"]
     lines += [f"  - {name} (Job {job.job_id or 'none'}) - {job.status}{_why(job)}" for name, job in others.items()]
+    results = results_table(state, state.sort_by)
+    if results:
+        lines += ["", *results]
+    lines += _pictures(pictures)
     lines += _compute_table(state)
     lines += ["", "### Outputs", "", "Checkpoints:"]
     for name in completed:
@@ -79,6 +117,15 @@ def render_summary(state: SweepState, checks: dict[str, CheckpointCheck], log_pa
         lines.append(f"- Evaluation and analysis: see the experiment's own plan (`{state.status_table}`).")
     lines += [f"- The full history is in `{log_path}`.", ""]
     return "\n".join(lines)
+
+
+def _pictures(pictures: Sequence[Path] | None) -> list[str]:
+    if pictures is None:
+        return ["", "### Pictures", "", "Pictures need matplotlib: `pip install 'ttlaunch[figures]'`, then `ttlaunch report <sweep dir>`."]
+    if not pictures:
+        return []
+    lines = ["", "### Pictures", ""]
+    return lines + [f"![{path.stem.replace('_', ' ')}]({path.name})  \n`{path}`" for path in pictures]
 
 
 def _compute_table(state: SweepState) -> list[str]:

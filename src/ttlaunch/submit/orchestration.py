@@ -51,6 +51,7 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
         raise InputError(inputs.experiment.source, "runs", f"no fine-tuned run to train (only {kinds} runs)")
     _check_status_table(inputs.experiment.directory)
     jobs = plan_jobs(inputs.experiment, combinations)
+    _check_sort_key(inputs.report.sort_by, [inputs.for_overrides(job.overrides).run(job.run.name) for job in jobs])
     sweep_dir = Path(config.hydra.sweep.dir)
     for combination in combinations:
         # The primary config already holds every single-valued override; compose again
@@ -125,6 +126,18 @@ def _check_status_table(directory: Path | None) -> None:
         )
 
 
+def _check_sort_key(sort_by: str, runs: Sequence[Any]) -> None:
+    """report.sort_by names a column of the results table: a measure, or a run parameter."""
+    from ttlaunch.records.results import SORT_KEYS
+
+    parameters = sorted({name for run in runs for name in run.parameters})
+    if sort_by not in SORT_KEYS and sort_by not in parameters:
+        raise InputError(
+            "config.yaml", "report.sort_by", f"{sort_by!r} is not a column of the results: one of "
+            f"{', '.join([*SORT_KEYS, *parameters])}",
+        )
+
+
 def _check_one_task(compute: Any, source: str) -> None:
     """The local executor runs each job as one process here: several nodes or tasks need SLURM."""
     if compute.nodes > 1 or compute.tasks_per_node > 1:
@@ -160,6 +173,7 @@ def _describe(ledger: Ledger, inputs: Any, executor: str) -> None:
     state.executor = executor
     state.payload_kind = inputs.payload.kind
     state.metrics_pattern, state.metrics_jsonl = inputs.payload.metrics.pattern, inputs.payload.metrics.jsonl
+    state.sort_by = inputs.report.sort_by
     directory = inputs.experiment.directory
     state.status_table = str(directory / MARKDOWN_NAME) if directory is not None else None
 

@@ -1,0 +1,140 @@
+"""The sweep's pictures, written beside summary.md (matplotlib, the `figures` extra):
+
+- loss_curves.png: the loss of every run by step, one line per run;
+- timeline.png: one bar per job by wall-clock time: queued, running, its requeues, its end;
+- loss_by_<parameter>.png: when a numeric parameter is swept, the final loss against it
+  (one series per value of a second swept parameter).
+
+Each `*_figure` function builds a matplotlib Figure from plain data, for tests to inspect;
+`write_pictures` saves them. matplotlib's object API, no pyplot: no GUI backend, no global state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from ttlaunch.records.event_log import parse_timestamp
+from ttlaunch.records.jobs_file import SweepState
+from ttlaunch.records.results import ResultRow, result_rows, swept_parameters
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+Curve = Sequence[tuple[int, float]]
+_END_COLOURS = {"COMPLETED": "tab:green", "FAILED": "tab:red", "TIMEOUT": "tab:orange", "OUT_OF_MEMORY": "tab:purple"}
+
+
+def loss_curves_figure(curves: Mapping[str, Curve]) -> Figure:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 5))
+    axes = figure.add_subplot()
+    for run, points in curves.items():
+        if points:
+            axes.plot([step for step, _ in points], [loss for _, loss in points], label=run)
+    axes.set(xlabel="step", ylabel="loss", title="Training loss")
+    if axes.get_lines():
+        axes.legend(fontsize="small")
+    return figure
+
+
+def timeline_figure(state: SweepState, now: dt.datetime | None = None) -> Figure:
+    """One bar per job: grey while queued, coloured by its end state while it ran, a black
+    tick at each requeue. Time runs from the first submission, in seconds, minutes or hours."""
+    from matplotlib.figure import Figure
+
+    moment = now or dt.datetime.now()
+    jobs = [(name, record) for name, record in state.jobs.items() if parse_timestamp(record.submitted)]
+    figure = Figure(figsize=(9, 1.2 + 0.35 * max(1, len(jobs))))
+    axes = figure.add_subplot()
+    origin = min((parse_timestamp(record.submitted) for _, record in jobs), default=moment)
+    assert origin is not None
+    ends = [parse_timestamp(record.completed) or moment for _, record in jobs]
+    span_s = max(((end - origin).total_seconds() for end in ends), default=0.0)
+    scale, unit = (1, "seconds") if span_s < 600 else (60, "minutes") if span_s < 36000 else (3600, "hours")
+
+    def at(when: dt.datetime) -> float:
+        return (when - origin).total_seconds() / scale
+
+    for row, (name, record) in enumerate(reversed(jobs)):
+        submitted, started = parse_timestamp(record.submitted), parse_timestamp(record.started)
+        ended = parse_timestamp(record.completed) or moment
+        assert submitted is not None
+        axes.barh(row, at(started or ended) - at(submitted), left=at(submitted), color="lightgrey", label="queued")
+        if started is not None:
+            colour = _END_COLOURS.get(record.status.value, "tab:blue")
+            axes.barh(row, at(ended) - at(started), left=at(started), color=colour, label=record.status.value)
+        for requeue in record.requeues:
+            requeued = parse_timestamp(str(requeue.get("at")))
+            if requeued is not None:
+                axes.plot([at(requeued)], [row], marker="|", markersize=14, color="black", label="requeued")
+    axes.set_yticks(range(len(jobs)), [name for name, _ in reversed(jobs)], fontsize="small")
+    axes.set(xlabel=f"{unit} since the first submission", title="Sweep timeline")
+    handles, labels = axes.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    if unique:
+        axes.legend(unique.values(), unique.keys(), fontsize="small")
+    return figure
+
+
+def numeric_sweep(rows: Sequence[ResultRow]) -> tuple[str, str | None] | None:
+    """The swept parameter to put on the x axis (the first numeric one), and the one to draw
+    a series per value of (the next swept one); None when no numeric parameter is swept."""
+    swept = swept_parameters(list(rows))
+    numeric = [name for name in swept if all(_is_number(row.parameters.get(name)) for row in rows)]
+    if not numeric:
+        return None
+    others = [name for name in swept if name != numeric[0]]
+    return numeric[0], others[0] if others else None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def loss_by_parameter_figure(rows: Sequence[ResultRow], parameter: str, series: str | None) -> Figure:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 5))
+    axes = figure.add_subplot()
+    groups: dict[Any, list[ResultRow]] = {}
+    for row in rows:
+        if row.final_loss is not None:
+            groups.setdefault(row.parameters.get(series) if series else None, []).append(row)
+    for value, members in groups.items():
+        members.sort(key=lambda row: row.parameters[parameter])
+        label = f"{series}={value}" if series else "final loss"
+        axes.plot([row.parameters[parameter] for row in members], [row.final_loss for row in members], marker="o", label=label)
+    axes.set(xlabel=parameter, ylabel="final loss", title=f"Final loss by {parameter}")
+    if all(row.parameters[parameter] > 0 for members in groups.values() for row in members) and _spans_decades(groups, parameter):
+        axes.set_xscale("log")
+    if axes.get_lines():
+        axes.legend(fontsize="small")
+    return figure
+
+
+def _spans_decades(groups: Mapping[Any, list[ResultRow]], parameter: str) -> bool:
+    values = [row.parameters[parameter] for members in groups.values() for row in members]
+    return bool(values) and max(values) / min(values) >= 100
+
+
+def write_pictures(state: SweepState, curves: Mapping[str, Curve], directory: Path) -> list[Path]:
+    """The sweep's pictures, saved in `directory`; the paths written."""
+    written = []
+    pictures: list[tuple[str, Figure]] = []
+    if any(curves.values()):
+        pictures.append(("loss_curves.png", loss_curves_figure(curves)))
+    pictures.append(("timeline.png", timeline_figure(state)))
+    rows = result_rows(state)
+    swept = numeric_sweep(rows)
+    if swept is not None and any(row.final_loss is not None for row in rows):
+        pictures.append((f"loss_by_{swept[0]}.png", loss_by_parameter_figure(rows, *swept)))
+    for name, figure in pictures:
+        path = directory / name
+        temporary = directory / f".{name}.tmp.png"
+        figure.savefig(temporary, dpi=100, bbox_inches="tight")
+        temporary.replace(path)  # a reader sees the old picture or the new one
+        written.append(path)
+    return written

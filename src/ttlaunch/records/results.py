@@ -1,0 +1,142 @@
+"""The results of a sweep: one row per training run, for comparing runs (pure).
+
+A row has the swept parameters (those whose values differ between the runs, from the
+summary and the command-line sweep alike), how training went (final and minimum loss,
+tokens/s, from ttlaunch.monitor.training) and what it cost: wall time, attempts, and
+GPU-hours (elapsed time x GPUs allocated; CPU-hours on presets without GPUs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ttlaunch.records.event_log import format_elapsed, parse_timestamp
+from ttlaunch.records.jobs_file import JobRecord, SweepState
+
+# What the table can be sorted by, besides a parameter's name; those better when larger
+# come first when largest, the others when smallest.
+SORT_KEYS = ("final_loss", "min_loss", "tokens_per_s", "wall_time", "attempts", "hours")
+LARGER_IS_BETTER = frozenset({"tokens_per_s"})
+DEFAULT_SORT_KEY = "final_loss"
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    run: str
+    status: str
+    parameters: Mapping[str, Any]
+    final_loss: float | None
+    min_loss: float | None
+    tokens_per_s: float | None
+    wall_time_s: float | None
+    attempts: int
+    hours: float | None  # GPU-hours, or CPU-hours when `unit` is CPU
+    unit: str  # "GPU" or "CPU"
+
+    def value(self, key: str) -> Any:
+        if key == "wall_time":
+            return self.wall_time_s
+        if key in SORT_KEYS:
+            return getattr(self, key)
+        return self.parameters.get(key)
+
+
+def _seconds(record: JobRecord) -> float | None:
+    if record.elapsed_s is not None:
+        return record.elapsed_s
+    started, completed = parse_timestamp(record.started), parse_timestamp(record.completed)
+    return (completed - started).total_seconds() if started and completed else None
+
+
+def _allocation(record: JobRecord) -> tuple[int, str]:
+    """GPUs of the job (nodes x GPUs per node), or its CPUs on a preset without GPUs."""
+    compute = record.submitted_with.get("compute", {}) if isinstance(record.submitted_with, dict) else {}
+    nodes = compute.get("nodes") or 1
+    gpus = compute.get("gpus_per_node") or _gres_gpus(compute.get("gres"))
+    if gpus:
+        return int(gpus) * int(nodes), "GPU"
+    tasks = compute.get("tasks_per_node") or 1
+    return int(compute.get("cpus_per_task") or 1) * int(tasks) * int(nodes), "CPU"
+
+
+def _gres_gpus(gres: object) -> int | None:
+    """`gpu:a40:4` or `gpu:4`: 4."""
+    if not isinstance(gres, str) or not gres.startswith("gpu"):
+        return None
+    tail = gres.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def result_rows(state: SweepState) -> list[ResultRow]:
+    """One row per training job of the sweep, in the order of jobs.json."""
+    training = {name: record for name, record in state.jobs.items() if record.kind == "training"}
+    parameters = {name: dict(record.submitted_with.get("parameters", {})) for name, record in training.items()}
+    rows = []
+    for name, record in training.items():
+        progress = record.training
+        seconds = _seconds(record)
+        count, unit = _allocation(record)
+        rows.append(ResultRow(
+            run=name, status=record.status.value, parameters=parameters[name],
+            final_loss=progress.loss if progress else None, min_loss=progress.min_loss if progress else None,
+            tokens_per_s=progress.tokens_per_s if progress else None, wall_time_s=seconds,
+            attempts=record.attempt + len(record.previous_job_ids),
+            hours=seconds * count / 3600 if seconds is not None else None, unit=unit,
+        ))
+    return rows
+
+
+def swept_parameters(rows: list[ResultRow]) -> list[str]:
+    """The parameters whose values differ between the runs, in the order first met."""
+    names: list[str] = []
+    for row in rows:
+        names += [name for name in row.parameters if name not in names]
+    return [name for name in names if len({repr(row.parameters.get(name)) for row in rows}) > 1]
+
+
+def sorted_rows(rows: list[ResultRow], key: str) -> list[ResultRow]:
+    """Best first by `key`; rows without a value for it last, in their order."""
+    known = [row for row in rows if _sortable(row.value(key))]
+    unknown = [row for row in rows if not _sortable(row.value(key))]
+    known.sort(key=lambda row: row.value(key), reverse=key in LARGER_IS_BETTER)
+    return known + unknown
+
+
+def _sortable(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _cell(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def results_table(state: SweepState, sort_by: str) -> list[str]:
+    """The results as markdown lines: a heading, what the rows are sorted by, the table, and
+    the sweep's total compute. Nothing when the sweep has no training job."""
+    rows = result_rows(state)
+    if not rows:
+        return []
+    swept = swept_parameters(rows)
+    units = sorted({row.unit for row in rows})
+    header = ["Run", *swept, "Status", "Final loss", "Min loss", "Tokens/s", "Wall time", "Attempts", "/".join(units) + "-hours"]
+    lines = [
+        "### Results", "",
+        f"Sorted by {sort_by}, best first{'' if sort_by in LARGER_IS_BETTER else ' (smallest)'}.", "",
+        "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+    ]
+    for row in sorted_rows(rows, sort_by):
+        cells = [
+            row.run, *(_cell(row.parameters.get(name)) for name in swept), row.status, _cell(row.final_loss),
+            _cell(row.min_loss), _cell(row.tokens_per_s), format_elapsed(row.wall_time_s) if row.wall_time_s is not None else "-",
+            str(row.attempts), _cell(row.hours, 3) + (f" {row.unit}" if len(units) > 1 else ""),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    totals = [f"{sum(row.hours or 0.0 for row in rows if row.unit == unit):.3g} {unit}-hours" for unit in units]
+    lines += ["", f"Total compute: {', '.join(totals)}."]
+    return lines
