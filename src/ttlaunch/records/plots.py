@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 Curve = Sequence[tuple[int, float]]
+# A sweep of hundreds of jobs gets a timeline of readable size, its bars unnamed.
+MAX_TIMELINE_HEIGHT_IN = 30.0
+MAX_NAMED_BARS = 80
+# More runs than this: lines without a legend (it would hide the plot).
+MAX_LEGEND_ENTRIES = 30
 _END_COLOURS = {"COMPLETED": "tab:green", "FAILED": "tab:red", "TIMEOUT": "tab:orange", "OUT_OF_MEMORY": "tab:purple"}
 
 
@@ -35,7 +40,7 @@ def loss_curves_figure(curves: Mapping[str, Curve]) -> Figure:
         if points:
             axes.plot([step for step, _ in points], [loss for _, loss in points], label=run)
     axes.set(xlabel="step", ylabel="loss", title="Training loss")
-    if axes.get_lines():
+    if 0 < len(axes.get_lines()) <= MAX_LEGEND_ENTRIES:
         axes.legend(fontsize="small")
     return figure
 
@@ -47,7 +52,7 @@ def timeline_figure(state: SweepState, now: dt.datetime | None = None) -> Figure
 
     moment = now or dt.datetime.now()
     jobs = [(name, record) for name, record in state.jobs.items() if parse_timestamp(record.submitted)]
-    figure = Figure(figsize=(9, 1.2 + 0.35 * max(1, len(jobs))))
+    figure = Figure(figsize=(9, min(MAX_TIMELINE_HEIGHT_IN, 1.2 + 0.35 * max(1, len(jobs)))))
     axes = figure.add_subplot()
     origin = min((parse_timestamp(record.submitted) for _, record in jobs), default=moment)
     assert origin is not None
@@ -70,7 +75,11 @@ def timeline_figure(state: SweepState, now: dt.datetime | None = None) -> Figure
             requeued = parse_timestamp(str(requeue.get("at")))
             if requeued is not None:
                 axes.plot([at(requeued)], [row], marker="|", markersize=14, color="black", label="requeued")
-    axes.set_yticks(range(len(jobs)), [name for name, _ in reversed(jobs)], fontsize="small")
+    if len(jobs) <= MAX_NAMED_BARS:
+        axes.set_yticks(range(len(jobs)), [name for name, _ in reversed(jobs)], fontsize="small")
+    else:  # too many to read: the bars alone, newest on top
+        axes.set_yticks([])
+        axes.set_ylabel(f"{len(jobs)} jobs")
     axes.set(xlabel=f"{unit} since the first submission", title="Sweep timeline")
     handles, labels = axes.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
