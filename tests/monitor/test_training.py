@@ -59,6 +59,20 @@ def test_a_step_trained_again_after_a_resume_keeps_its_latest_value_and_leaves_n
     assert [loss for _, loss in steps][3:] == [5.506674289703369, 5.2772603034973145, 5.565833568572998]
 
 
+def test_torchtunes_resumed_attempt_numbers_its_steps_from_1_and_they_follow_the_last_whole_epoch():
+    from ttlaunch.monitor.training_log import MetricPoint, stitched
+
+    # As on the test cluster: attempt 1 logged 1675 steps (175 into epoch 2 of 1500 steps),
+    # attempt 2 resumed after epoch 1 and logged its 1500 steps as 1..1500.
+    first = [MetricPoint(step, {"loss": 6.0}) for step in range(1, 1676)]
+    second = [MetricPoint(step, {"loss": 4.0}) for step in range(1, 1501)]
+    steps = [step for step, _ in curve(stitched([first, second], steps_per_epoch=1500))]
+    assert steps == list(range(1, 3001)), "no gap, no step twice"
+    assert dict(curve(stitched([first, second], 1500)))[1600] == 4.0, "the steps trained again count"
+    # A first attempt that never finished an epoch: the next one starts over.
+    assert [step for step, _ in curve(stitched([first[:100], second[:50]], 1500))] == list(range(1, 101))
+
+
 def running_job(tmp_path: Path, payload_kind: str = "torchtune") -> tuple[Ledger, JobRecord]:
     ledger = Ledger.open(tmp_path, "demo")
     ledger.state.payload_kind = payload_kind
@@ -117,6 +131,22 @@ def test_a_requeued_attempt_adds_to_the_progress_rather_than_starting_over(tmp_p
     assert progress.steps_done == 6 and progress.loss == 4.565833568572998
     assert progress.min_loss == 4.2772603034973145
     assert set(progress.read) == {str(output / "logs" / "log_1.txt"), str(output / "logs" / "log_2.txt"), record.stderr}
+
+
+def test_the_monitor_places_a_resumed_attempts_steps_after_the_epoch_it_resumed_from(tmp_path: Path):
+    ledger, record = running_job(tmp_path)
+    output = Path(record.output_dir)
+    (output / "torchtune_config.yaml").write_text(SAVED_CONFIG)
+    lines = METRIC_LOG.splitlines(keepends=True)
+    (output / "logs" / "log_1.txt").write_text("".join(lines[:5]))  # stopped at step 5, in epoch 2
+    watch = TrainingWatch(ledger)
+    faults = Containment(ledger.events, ledger.sweep_dir)
+    watch.read(faults)
+    record.attempt = 2  # resumed after epoch 1: torchtune logs its steps 4, 5, 6 as 1, 2, 3
+    renumbered = [line.replace(f"Step {step} ", f"Step {step - 3} ") for step, line in zip(range(4, 7), lines[3:])]
+    (output / "logs" / "log_2.txt").write_text("".join(renumbered))
+    watch.read(faults)
+    assert (record.training.steps_done, record.training.steps_total, record.training.loss) == (6, 6, 6.565833568572998)
 
 
 def test_a_commands_jsonl_metrics_count_toward_its_declared_total(tmp_path: Path):

@@ -20,9 +20,11 @@ from ttlaunch.monitor.job_output import new_lines
 from ttlaunch.monitor.training_log import (
     MetricPoint,
     curve,
+    global_step,
     jsonl_point,
     pattern_point,
     steps_per_epoch,
+    stitched,
     torchtune_point,
 )
 from ttlaunch.records.jobs_file import JobRecord, SweepState, TrainingProgress
@@ -88,12 +90,17 @@ class TrainingWatch:
 
     def update(self, record: JobRecord) -> bool:
         progress = record.training or TrainingProgress()
+        total = self._steps_total(record, progress)
+        per_epoch = progress.steps_per_epoch or total_per_epoch(record)
         points: list[MetricPoint] = []
         for path, parse in metric_sources(record, self._ledger.state):
             lines, offset = new_lines(path, progress.read.get(str(path), 0))
-            points += [point for point in map(parse, lines) if point is not None]
+            for point in filter(None, map(parse, lines)):
+                step, progress.numbering[str(path)] = global_step(
+                    point.step, progress.numbering.get(str(path)), points[-1].step if points else progress.steps_done, per_epoch,
+                )
+                points.append(MetricPoint(step, point.values))
             progress.read[str(path)] = offset
-        total = self._steps_total(record, progress)
         if not points and total == progress.steps_total:
             return False
         progress.steps_total = total
@@ -142,11 +149,20 @@ class TrainingWatch:
         return epochs * per_epoch if epochs and per_epoch else progress.steps_total
 
 
+def total_per_epoch(record: JobRecord) -> int | None:
+    """The steps of an epoch, as far as a torchtune run's saved config says (max_steps_per_epoch)."""
+    if not record.output_dir:
+        return None
+    return epochs_and_step_cap(Path(record.output_dir) / SAVED_CONFIG_NAME)[1]
+
+
 def training_curves(state: SweepState) -> dict[str, list[tuple[int, float]]]:
-    """Each training job's loss by step, from all it logged (read whole, once, for pictures)."""
+    """Each training job's loss by step across its attempts, from all it logged (read whole,
+    once, for pictures)."""
     curves = {}
     for name, record in state.jobs.items():
         if record.kind == "training" and record.job_id:
-            points = [point for path, parse in metric_sources(record, state) for point in points_of(path, parse)]
-            curves[name] = curve(points)
+            sources = [list(points_of(path, parse)) for path, parse in metric_sources(record, state)]
+            per_epoch = (record.training.steps_per_epoch if record.training else None) or total_per_epoch(record)
+            curves[name] = curve(stitched(sources, per_epoch))
     return curves

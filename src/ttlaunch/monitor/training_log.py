@@ -93,6 +93,40 @@ def steps_per_epoch(stderr_text: str) -> int | None:
     return int(totals[-1]) if totals else None
 
 
+def global_step(
+    local: int, source: list[int] | None, last_global: int, steps_per_epoch: int | None
+) -> tuple[int, list[int]]:
+    """The step across all attempts of a step one attempt logged as `local`, and the state of
+    its source (a metric log, a stdout) after it: [the step its numbering starts from, `local`].
+
+    torchtune numbers the steps of a resumed attempt from 1 again, although it resumes after
+    the newest saved epoch: a numbering that starts again (a new source at or below the steps
+    seen so far, or a step at or below the source's last) is placed after the last whole
+    epoch seen. Numbers above an epoch's steps already count across attempts. Without the
+    steps of an epoch, a new numbering replaces the steps it repeats.
+    """
+    base, last_local = source if source is not None else (None, None)
+    again = (local <= last_local) if last_local is not None else (last_global > 0 and local <= last_global)
+    if again or base is None:
+        base = 0
+        if again and steps_per_epoch and local <= steps_per_epoch:
+            base = (last_global // steps_per_epoch) * steps_per_epoch
+    return base + local, [base, local]
+
+
+def stitched(sources: list[list[MetricPoint]], steps_per_epoch: int | None) -> list[MetricPoint]:
+    """The points of every source, oldest source first, with their steps across attempts."""
+    points: list[MetricPoint] = []
+    last_global = 0
+    for source_points in sources:
+        state: list[int] | None = None
+        for point in source_points:
+            step, state = global_step(point.step, state, last_global, steps_per_epoch)
+            points.append(MetricPoint(step, point.values))
+            last_global = step
+    return points
+
+
 def curve(points: list[MetricPoint], metric: str = "loss") -> list[tuple[int, float]]:
     """(step, value) of one metric, one per step, ascending. A step logged again (an
     attempt that resumed from an earlier epoch trains its steps again) keeps its latest value."""

@@ -40,6 +40,9 @@ class TrainingProgress:
     step_time_s: float | None = None  # seconds per step, as the monitor saw steps come
     # Bytes read of each file the metrics come from: each poll reads only what is new.
     read: dict[str, int] = field(default_factory=dict)
+    # Per metric source: [the step its numbering starts from, its last step as it numbers it]
+    # (a resumed torchtune attempt numbers its steps from 1 again; ttlaunch.monitor.training_log).
+    numbering: dict[str, list[int]] = field(default_factory=dict)
     # [wall-clock time, step, attempt] when this attempt's first step was seen: step_time_s runs from it.
     since: list[Any] = field(default_factory=list)
 
