@@ -73,7 +73,8 @@ def test_damaged_usage_figures_cost_a_figure_never_the_sweep(run_cli, tmp_path: 
     assert "CPU Efficiency: unknown" in log and "Memory: unknown / unknown" in log
 
     summary = (sweep / "summary.md").read_text()
-    rows = [line for line in summary.splitlines() if line.startswith("| s")]
+    compute = summary.split("### Compute", 1)[1].split("###", 1)[0]
+    rows = [line for line in compute.splitlines() if line.startswith("| s")]
     assert len(rows) == 4, summary
     for row in rows:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
