@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install ttlaunch with its torchtune, figures and test extras.
+# Create .venv (if missing) and install ttlaunch with its torchtune, figures, eval and test extras.
 # Idempotent: re-run it after adding files (the editable install is a link tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +10,4 @@ pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 "${pip[@]}" "torch==2.13.0"
 # Strict editable mode: Hydra finds plugins by walking directories, which the default
 # editable mode's import hook does not offer.
-"${pip[@]}" -e ".[torchtune,figures,test]" --config-settings editable_mode=strict
+"${pip[@]}" -e ".[torchtune,figures,eval,test]" --config-settings editable_mode=strict

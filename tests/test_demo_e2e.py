@@ -14,6 +14,7 @@ pytest.importorskip("torchtune")
 pytestmark = pytest.mark.torchtune
 
 FINE_TUNED = ["rank4_lr3e-4", "rank8_lr3e-4"]
+EVALUATIONS = [f"{run}/capitalize/epoch1" for run in FINE_TUNED]
 
 
 def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
@@ -37,24 +38,31 @@ def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
 
     state = json.loads((sweep / "jobs.json").read_text())
     assert state["version"] == STATE_VERSION and state["experiment"] == "demo"
-    assert sorted(state["jobs"]) == FINE_TUNED
+    assert sorted(state["jobs"]) == sorted(FINE_TUNED + EVALUATIONS)
     for run in FINE_TUNED:
         job = state["jobs"][run]
         assert job["status"] == "COMPLETED" and job["job_id"]
         assert [Path(p).name for p in job["checkpoints"]] == ["epoch_0", "epoch_1"]
+    # Each run's final epoch, evaluated by real inspect-ai on CPU, its scores read back from inspect's log.
+    for name in EVALUATIONS:
+        job = state["jobs"][name]
+        assert (job["kind"], job["status"]) == ("evaluation", "COMPLETED")
+        assert 0.0 <= job["scores"]["metrics"]["includes/accuracy"] <= 1.0 and job["scores"]["samples"] == 4
+        assert Path(job["scores"]["log"]).suffix == ".eval" and Path(job["scores"]["log"]).is_file()
 
     log = (sweep / "run-torchtune.log").read_text()
     actions = re.findall(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] ([A-Z_]+):", log, flags=re.M)
     assert actions[:2] == ["DISCOVER_EXPERIMENT", "IDENTIFY_RUNS"]
-    assert actions.count("SUBMIT_JOB") == 2 and "ALL_SUBMITTED" in actions
+    assert actions.count("SUBMIT_JOB") == 4 and "ALL_SUBMITTED" in actions
     assert actions.count("STATE_CHANGE") >= 2 and actions[-1] == "ALL_COMPLETE"
     assert "Result: Experiment demo has 2 fine-tuning runs" in log
-    assert "Summary: 2 jobs finished - 2 COMPLETED, 0 FAILED" in log
+    assert "Summary: 4 jobs finished - 4 COMPLETED, 0 FAILED" in log
+    assert log.count("Scores: includes/accuracy ") == 2
     # Entries are separated by one blank line.
     assert all(entry.startswith("[") for entry in log.strip().split("\n\n"))
     assert actions.count("VALIDATION") == 2 and "FLAGGED" not in log
     summary = (sweep / "summary.md").read_text()
-    assert "All 2 jobs completed." in summary and summary in result.stdout
+    assert "All 4 jobs completed." in summary and summary in result.stdout
     for run in FINE_TUNED:
         assert f"- {run}: `{sweep / run / 'outputs' / 'epoch_1'}/`" in summary
 
@@ -70,6 +78,8 @@ def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
     results = summary.split("### Results", 1)[1].split("###", 1)[0]
     header, rows = results.splitlines()[4], results.splitlines()[6:8]
     assert header.startswith("| Run | lora_rank | Status | Final loss |")
+    assert header.endswith("| capitalize (includes/accuracy) |")
+    assert all(row.endswith(" (epoch 1) |") for row in rows), "each run's score at its final epoch"
     cells = {row.split(" | ")[0].strip("| "): row.split(" | ") for row in rows}
     assert sorted(cells) == FINE_TUNED and [cells[run][1] for run in FINE_TUNED] == ["4", "8"]
     assert all(float(cells[run][3]) > 0 for run in FINE_TUNED), "a numeric final loss"
@@ -177,6 +187,31 @@ def test_demo_sweep_through_the_test_cluster(run_cli, tmp_path: Path):
         assert state["jobs"][run]["status"] == "COMPLETED"
         assert (sweep / run / "outputs" / "epoch_1" / "adapter_model.pt").is_file()
         assert list((sweep / run / "submitit").glob("*_submission.sh")), "the sbatch script is kept beside the logs"
+    for name in EVALUATIONS:
+        assert state["jobs"][name]["status"] == "COMPLETED" and "includes/accuracy" in state["jobs"][name]["scores"]["metrics"]
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm_cluster")
+def test_an_epochs_evaluation_runs_on_the_cluster_while_the_next_epoch_trains(run_cli, tmp_path: Path):
+    import subprocess
+
+    result = run_cli(
+        "--config-dir", TEST_CONFIGS, "experiment=evalwhile", "compute=testcluster/cpu_1x",
+        "hydra.callbacks.monitor.poll_interval_s=1", 'payload.overrides=["max_steps_per_epoch=null"]', timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = json.loads((tmp_path / "work" / "ttlaunch_sweeps" / "evalwhile" / "jobs.json").read_text())["jobs"]
+    assert sorted(jobs) == ["r8", "r8/capitalize/epoch0", "r8/capitalize/epoch1"]
+    assert all(job["status"] == "COMPLETED" for job in jobs.values())
+    assert all(jobs[f"r8/capitalize/epoch{n}"]["scores"]["samples"] == 4 for n in (0, 1))
+    times = {}
+    for name, job in jobs.items():
+        out = subprocess.run(
+            ["sacct", "-X", "-P", "-n", "-j", job["job_id"], "--format=Start,End"], capture_output=True, text=True, check=True,
+        ).stdout.split()[0]
+        times[name] = out.split("|")
+    assert times["r8/capitalize/epoch0"][0] < times["r8"][1], f"epoch 0 evaluated after training ended: {times}"
 
 
 def test_the_cooldown_example_trains_a_follow_up_from_the_saved_epoch(run_cli, tmp_path: Path):

@@ -49,7 +49,7 @@ runs:
     parameters: {{}}
 evaluation:
   tasks:
-    - {{name: capitalization, script: /repo/inspect_task.py}}
+    - {{name: capitalization, script: inspect_task.py, temperature: 0.0}}
   matrix:
     - {{run: "Llama-3.2-1B-Instruct_rank4", tasks: [capitalization], epochs: [0]}}
     - {{run: "Llama-3.2-1B-Instruct_base", tasks: [capitalization], epochs: null}}
@@ -70,13 +70,16 @@ def test_seeds_shape_types_are_case_insensitive_and_parameters_flat():
 def test_cruijff_shape_loads_with_models_controls_and_evaluation(tmp_path: Path):
     path = tmp_path / "experiment_summary.yaml"
     path.write_text(CRUIJFF_SHAPE.format(directory=tmp_path), encoding="utf-8")
+    (tmp_path / "inspect_task.py").write_text("# an inspect task file\n")
     experiment = load_summary_file(path)
     assert experiment.directory == tmp_path
     assert [run.name for run in experiment.fine_tuned] == ["Llama-3.2-1B-Instruct_rank4", "Llama-3.2-1B-Instruct_rank8"]
     rank4 = experiment.run("Llama-3.2-1B-Instruct_rank4")
     assert rank4.model == "Llama-3.2-1B-Instruct" and rank4.parameters == {"lora_rank": 4}
     assert experiment.controls["epochs"] == 1
-    assert experiment.evaluation_tasks == ("capitalization",)
+    (task,) = experiment.evaluation_tasks
+    assert (task.name, task.script, task.settings) == ("capitalization", tmp_path / "inspect_task.py", {"temperature": 0.0})
+    assert task.reference == f"{tmp_path / 'inspect_task.py'}@capitalization"
     assert experiment.evaluation_matrix[0].epochs == (0,)
     assert experiment.evaluation_matrix[1].epochs == ()
 

@@ -119,7 +119,9 @@ def read_experiment(cfg: DictConfig, hydra_cfg: Any) -> Experiment:
         raise InputError("command line", "experiment", "no experiment chosen: add experiment=<name>")
     data = OmegaConf.to_container(node, resolve=True)
     default_dir = location.parent if location is not None and location.name == SUMMARY_FILE_NAME else None
-    experiment = parse_experiment(data, source, default_directory=default_dir)
+    experiment = parse_experiment(
+        data, source, default_directory=default_dir, script_base=location.parent if location is not None else None
+    )
     if experiment.directory is not None and not experiment.directory.is_dir():
         raise InputError(source, "experiment.directory", f"{experiment.directory} is not a directory")
     return experiment

@@ -55,6 +55,27 @@ class Run:
     compute: Mapping[str, Any] = field(default_factory=dict)
 
 
+# Per-task settings of a summary's evaluation task, and the `inspect eval` option each sets.
+TASK_SETTINGS = {"system_prompt": "--system-message", "temperature": "--temperature", "max_tokens": "--max-tokens"}
+
+
+@dataclass(frozen=True)
+class EvaluationTask:
+    """A task of the summary's evaluation: inspect's registry name, or the task `name` in
+    an inspect task file (`script`, relative to the summary's own dir); its settings
+    (TASK_SETTINGS) and task arguments (`args`, inspect's -T)."""
+
+    name: str
+    script: Path | None = None
+    settings: Mapping[str, Scalar] = field(default_factory=dict)
+    args: Mapping[str, Scalar] = field(default_factory=dict)
+
+    @property
+    def reference(self) -> str:
+        """How `inspect eval` names it: `<script>@<name>`, or the name alone."""
+        return f"{self.script}@{self.name}" if self.script is not None else self.name
+
+
 @dataclass(frozen=True)
 class EvaluationCell:
     """One line of the evaluation matrix: evaluate `run` on `tasks` at `epochs`."""
@@ -71,12 +92,16 @@ class Experiment:
     runs: tuple[Run, ...]
     directory: Path | None = None  # a scaffolded experiment's directory, when known
     controls: Mapping[str, Any] = field(default_factory=dict)
-    evaluation_tasks: tuple[str, ...] = ()
+    evaluation_tasks: tuple[EvaluationTask, ...] = ()
     evaluation_matrix: tuple[EvaluationCell, ...] = ()
 
     @property
     def fine_tuned(self) -> tuple[Run, ...]:
         return tuple(run for run in self.runs if run.type is RunType.FINE_TUNED)
+
+    def evaluation_task(self, name: str) -> EvaluationTask:
+        """The named task (a matrix may name tasks the summary does not describe: registry names)."""
+        return next((task for task in self.evaluation_tasks if task.name == name), EvaluationTask(name))
 
     def run(self, name: str) -> Run:
         for run in self.runs:
@@ -108,11 +133,14 @@ def load_summary_file(path: Path) -> Experiment:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
         raise InputError(source, where, f"malformed YAML: {getattr(err, 'problem', None) or err}") from None
     default_dir = path.parent if path.name == SUMMARY_FILE_NAME else None
-    return parse_experiment(data, source, default_directory=default_dir)
+    return parse_experiment(data, source, default_directory=default_dir, script_base=path.parent)
 
 
-def parse_experiment(data: object, source: str, default_directory: Path | None = None) -> Experiment:
-    """Validate a summary mapping into an Experiment; raise InputError naming the field."""
+def parse_experiment(
+    data: object, source: str, default_directory: Path | None = None, script_base: Path | None = None
+) -> Experiment:
+    """Validate a summary mapping into an Experiment; raise InputError naming the field.
+    `script_base`: where the summary is, for its task scripts' relative paths (else its directory)."""
     if not isinstance(data, Mapping):
         raise InputError(source, "(top level)", "must be a mapping with 'experiment' and 'runs'")
     header = data.get("experiment")
@@ -124,7 +152,7 @@ def parse_experiment(data: object, source: str, default_directory: Path | None =
     controls = data.get("controls") or {}
     if not isinstance(controls, Mapping):
         raise InputError(source, "controls", "must be a mapping of parameter names to values")
-    tasks, matrix = _evaluation(data.get("evaluation"), {run.name for run in runs}, source)
+    tasks, matrix = _evaluation(data.get("evaluation"), {run.name for run in runs}, source, script_base or directory)
     return Experiment(
         name=name,
         source=source,
@@ -134,6 +162,33 @@ def parse_experiment(data: object, source: str, default_directory: Path | None =
         evaluation_tasks=tasks,
         evaluation_matrix=matrix,
     )
+
+
+def _task(entry: object, source: str, where: str, script_base: Path | None) -> EvaluationTask:
+    """One task: a name, or {name, script, args, and settings such as system_prompt}. A
+    script that does not exist is an error now, before anything is submitted."""
+    if not isinstance(entry, Mapping):
+        return EvaluationTask(check_safe_name(entry, source, f"{where}.name"))
+    name = check_safe_name(entry.get("name"), source, f"{where}.name")
+    unknown = sorted(set(entry) - {"name", "script", "args", *TASK_SETTINGS})
+    if unknown:
+        raise InputError(source, f"{where}.{unknown[0]}", f"not a task setting: expected {', '.join(['script', 'args', *TASK_SETTINGS])}")
+    script = None
+    if entry.get("script") is not None:
+        text = entry["script"]
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(source, f"{where}.script", f"{text!r} is not a path to an inspect task file")
+        script = Path(text).expanduser()
+        if not script.is_absolute():
+            script = (script_base or Path.cwd()) / script
+        if not script.is_file():
+            raise InputError(source, f"{where}.script", f"{script} does not exist")
+    settings = {key: entry[key] for key in TASK_SETTINGS if entry.get(key) is not None}
+    args = entry.get("args") or {}
+    for key, value in [*settings.items(), *(args.items() if isinstance(args, Mapping) else [("args", args)])]:
+        if not isinstance(value, (str, int, float, bool)):
+            raise InputError(source, f"{where}.{key}", f"{value!r}: expected one value (a number or a word)")
+    return EvaluationTask(name, script.resolve() if script else None, settings, dict(args))
 
 
 def _directory(header: Mapping[str, Any], source: str) -> Path | None:
@@ -205,16 +260,14 @@ def _parameters(entry: Mapping[str, Any], source: str, where: str) -> dict[str, 
 
 
 def _evaluation(
-    section: object, run_names: set[str], source: str
-) -> tuple[tuple[str, ...], tuple[EvaluationCell, ...]]:
+    section: object, run_names: set[str], source: str, script_base: Path | None
+) -> tuple[tuple[EvaluationTask, ...], tuple[EvaluationCell, ...]]:
     if section is None:
         return (), ()
     if not isinstance(section, Mapping):
         raise InputError(source, "evaluation", "must be a mapping with 'tasks' and 'matrix'")
-    tasks: list[str] = []
-    for index, task in enumerate(section.get("tasks") or []):
-        name = task.get("name") if isinstance(task, Mapping) else task
-        tasks.append(check_safe_name(name, source, f"evaluation.tasks[{index}].name"))
+    tasks = tuple(_task(task, source, f"evaluation.tasks[{index}]", script_base) for index, task in enumerate(section.get("tasks") or []))
+    names = [task.name for task in tasks]
     cells: list[EvaluationCell] = []
     for index, cell in enumerate(section.get("matrix") or []):
         where = f"evaluation.matrix[{index}]"
@@ -224,7 +277,7 @@ def _evaluation(
         if run not in run_names:
             raise InputError(source, f"{where}.run", f"{run!r} is not a run of this experiment")
         cell_tasks = tuple(cell.get("tasks") or ())
-        unknown = [task for task in cell_tasks if tasks and task not in tasks]
+        unknown = [task for task in cell_tasks if names and task not in names]
         if unknown:
             raise InputError(source, f"{where}.tasks", f"unknown task(s) {unknown}: not in evaluation.tasks")
         epochs = cell.get("epochs")

@@ -1,6 +1,9 @@
-"""Build the demo's assets locally, with no hub access: a tiny random Llama (HF safetensors
-layout), a sentencepiece tokenizer trained here, a JSON instruction dataset, and the
-torchtune LoRA config that uses them.
+"""Build the demo's assets locally, with no hub access: a tiny random Llama as a complete
+Hugging Face model dir (safetensors weights, config.json, and a sentencepiece tokenizer
+trained here with the files transformers reads it by), a JSON instruction dataset, and the
+torchtune LoRA config that uses them. torchtune copies the model dir's other files into
+every epoch_N/ it saves, so each checkpoint loads in transformers (and inspect's hf/ provider)
+as it is.
 
     python -m ttlaunch.job.demo_assets <dir>
 
@@ -33,9 +36,14 @@ def _words(count: int, seed: int = 0) -> list[str]:
     return ["".join(rng.choice(letters) for _ in range(4)) for _ in range(count)]
 
 
+def prompts(count: int) -> list[tuple[str, str]]:
+    """The demo's task, (instruction, expected output): 'Capitalize: abcd' -> 'ABCD'. The
+    dataset trains on them; the demo's evaluation task asks the first few."""
+    return [(f"Capitalize: {word}", word.upper()) for word in _words(count)]
+
+
 def write_dataset(path: Path, rows: int = 64) -> None:
-    """A capitalisation task: instruction 'Capitalize: abcd', output 'ABCD'."""
-    data = [{"instruction": f"Capitalize: {word}", "input": "", "output": word.upper()} for word in _words(rows)]
+    data = [{"instruction": instruction, "input": "", "output": output} for instruction, output in prompts(rows)]
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")
 
 
@@ -94,6 +102,17 @@ def write_model(model_dir: Path, seed: int = 0) -> None:
     (model_dir / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
 
 
+def write_tokenizer_config(model_dir: Path) -> None:
+    """What transformers needs beside tokenizer.model to load it (the ids train_tokenizer set)."""
+    special = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
+    config = {
+        "tokenizer_class": "LlamaTokenizer", **special, "add_bos_token": True, "add_eos_token": False,
+        "legacy": True, "model_max_length": MODEL_DIMS["max_seq_len"],
+    }
+    (model_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    (model_dir / "special_tokens_map.json").write_text(json.dumps(special, indent=1), encoding="utf-8")
+
+
 def torchtune_config(assets: Path) -> str:
     """A LoRA single-device config on CPU; output_dir is set per run by ttlaunch."""
     dims = "\n".join(f"  {key}: {value}" for key, value in MODEL_DIMS.items())
@@ -111,7 +130,7 @@ model:
   lora_dropout: 0.0
 tokenizer:
   _component_: torchtune.models.llama2.llama2_tokenizer
-  path: {assets}/tokenizer.model
+  path: {assets}/model/tokenizer.model
   max_seq_len: {MODEL_DIMS["max_seq_len"]}
 checkpointer:
   _component_: torchtune.training.FullModelHFCheckpointer
@@ -174,8 +193,9 @@ def build(assets: Path) -> Path:
         shutil.rmtree(assets, ignore_errors=True)  # left by a build that died half-way
         staging.mkdir()
         write_dataset(staging / "train.json")
-        train_tokenizer(_words(64), staging / "tokenizer")
         write_model(staging / "model")
+        train_tokenizer(_words(64), staging / "model" / "tokenizer")
+        write_tokenizer_config(staging / "model")
         # The config names the final paths, valid once the staging dir is renamed.
         (staging / CONFIG_NAME).write_text(torchtune_config(assets), encoding="utf-8")
         (staging / _COMPLETE_MARKER).touch()

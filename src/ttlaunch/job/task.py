@@ -161,15 +161,21 @@ def watch_for_end_warning(job_dir: Path, attempt: int, rank: int) -> EndWarning 
 def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Path, sweep_dir: Path) -> tuple[PayloadCommand, str]:
     """The training payload of the run and its kind (torchtune, command), or, for an
     evaluation job, its evaluation command (kind evaluation)."""
+    from ttlaunch.inputs.torchtune_configs import model_dir
     from ttlaunch.monitor.evaluations import TARGET_KEY, EvaluationTarget, evaluation_command
 
     target = cfg.get(TARGET_KEY)
     if target is None:
         return inputs.payload_for(run.name, job_dir), inputs.payload.kind
     # The run's own output dir (its checkpoints), not this evaluation job's.
-    run_output = inputs.payload_for(run.name, sweep_dir / run.name).output_dir
+    training = inputs.payload_for(run.name, sweep_dir / run.name)
     evaluation = EvaluationTarget(run.name, str(target.task), int(target.epoch))
-    return evaluation_command(inputs.evaluation, evaluation, run_output, job_dir), "evaluation"
+    base_model = model_dir(training.argv) if inputs.payload.kind == "torchtune" else None
+    command = evaluation_command(
+        inputs.evaluation, evaluation, training.output_dir, job_dir, inputs.experiment.evaluation_task(evaluation.task),
+        Path(base_model) if base_model else None, {**inputs.experiment.controls, **run.parameters},
+    )
+    return command, "evaluation"
 
 
 def run_task(cfg: DictConfig) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ttlaunch.errors import InputError
 from ttlaunch.inputs import templates
 from ttlaunch.inputs.payload import PayloadCommand
 from ttlaunch.inputs.schema import EvaluationConfig
-from ttlaunch.inputs.summary import Experiment
+from ttlaunch.inputs.summary import TASK_SETTINGS, EvaluationTask, Experiment
 from ttlaunch.monitor.actions import Capabilities
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.records.jobs_file import JobRecord
@@ -56,8 +56,15 @@ def planned_evaluations(experiment: Experiment, run_names: Sequence[str]) -> lis
     ]
 
 
-def _values(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path) -> dict[str, str]:
-    values = {"run_name": target.run, "task": target.task, "epoch": str(target.epoch), "run_output_dir": str(run_output_dir)}
+# What transformers loads a tokenizer from; a checkpoint without any takes the base model's.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+
+
+def _values(
+    config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path, task: EvaluationTask | None = None
+) -> dict[str, str]:
+    reference = task.reference if task is not None else target.task
+    values = {"run_name": target.run, "task": reference, "epoch": str(target.epoch), "run_output_dir": str(run_output_dir)}
     values["checkpoint"] = _render(config.checkpoint, values, "evaluation.checkpoint")
     values.update(output_dir=str(job_dir / "outputs"), job_dir=str(job_dir))
     return values
@@ -70,14 +77,39 @@ def _render(template: str, values: dict[str, str], where: str) -> str:
         raise InputError("config.yaml", where, str(err)) from None
 
 
+def _inspect_options(
+    settings: Mapping[str, object], args: Mapping[str, object], checkpoint: Path, base_model_dir: Path | None
+) -> tuple[str, ...]:
+    options: list[str] = []
+    for key, value in settings.items():
+        options += [TASK_SETTINGS[key], str(value)]
+    for key, value in args.items():
+        options += ["-T", f"{key}={value}"]
+    has_tokenizer = any((checkpoint / name).is_file() for name in TOKENIZER_FILES)
+    if not has_tokenizer and base_model_dir is not None and any((base_model_dir / name).is_file() for name in TOKENIZER_FILES):
+        options += ["-M", f"tokenizer_path={base_model_dir}"]
+    return tuple(options)
+
+
 def checkpoint_ready(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path) -> bool:
     checkpoint = Path(_values(config, target, run_output_dir, Path("."))["checkpoint"])
     return (checkpoint / config.ready_file).is_file()
 
 
-def evaluation_command(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path) -> PayloadCommand:
-    values = _values(config, target, run_output_dir, job_dir)
+def evaluation_command(
+    config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path,
+    task: EvaluationTask | None = None, base_model_dir: Path | None = None, run_settings: Mapping[str, object] = {},
+) -> PayloadCommand:
+    """The evaluation's argv and environment. For `inspect eval` (the default), the settings
+    of the run (its summary's controls and parameters named in TASK_SETTINGS, such as
+    system_prompt) and of the task, the task's over the run's, and the task's arguments
+    follow as inspect's options; a checkpoint without tokenizer files is given the base
+    model's (`-M tokenizer_path=...`)."""
+    values = _values(config, target, run_output_dir, job_dir, task)
     argv = tuple(_render(item, values, "evaluation.command") for item in config.command)
+    if argv[:2] == ("inspect", "eval"):
+        settings = {**{key: value for key, value in run_settings.items() if key in TASK_SETTINGS}, **(task.settings if task else {})}
+        argv += _inspect_options(settings, task.args if task else {}, Path(values["checkpoint"]), base_model_dir)
     env = {key: _render(str(value), values, f"evaluation.env.{key}") for key, value in config.env.items()}
     env.update(TTLAUNCH_RUN_NAME=target.run, TTLAUNCH_OUTPUT_DIR=values["output_dir"], TTLAUNCH_JOB_DIR=str(job_dir))
     return PayloadCommand(argv=argv, env=env, output_dir=job_dir / "outputs")

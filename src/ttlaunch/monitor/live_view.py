@@ -12,6 +12,7 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
+from ttlaunch.monitor.scores import headline
 from ttlaunch.records.event_log import format_elapsed, parse_timestamp
 from ttlaunch.records.jobs_file import JobRecord, SweepState
 from ttlaunch.scheduler.states import JobState
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 def progress_of(record: JobRecord) -> str:
     """`4/6, loss 6.51, 12s left`: the newest step of the total, the loss there and, while
     the job runs, the time left at its pace; "-" before its first logged step."""
+    if record.scores:
+        return headline(record.scores)
     training = record.training
     if training is None or not training.steps_done:
         return "-"
@@ -77,7 +80,7 @@ def columns_and_rows(state: SweepState, now: dt.datetime | None = None) -> tuple
         for name, (word, record) in jobs.items()
     ]
     columns: tuple[str, ...] = COLUMNS
-    if any(record is not None and record.training is not None for _, record in jobs.values()):
+    if any(record is not None and (record.training is not None or record.scores) for _, record in jobs.values()):
         columns = (*columns, "Progress")
         rows = [(*row, progress_of(record) if record else "-") for row, (_, record) in zip(rows, jobs.values())]
     errors = [record.error if record else None for _, record in jobs.values()]

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ttlaunch.monitor.scores import headline, read_scores
 from ttlaunch.records.event_log import Entry, format_elapsed, parse_timestamp, timestamp
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.scheduler.states import JobState
@@ -70,6 +71,14 @@ def apply_state(record: JobRecord, observation: Observation) -> list[Entry]:
     previous, current = record.status, observation.state
     if current is previous or current is JobState.UNKNOWN:
         return []
+    scores_field: list[tuple[str, object]] = []
+    if record.kind == "evaluation" and current is JobState.COMPLETED and record.output_dir:
+        scores, problem = read_scores(Path(record.output_dir))
+        if scores is None:  # it ran to the end without a usable result: not a completed evaluation
+            current, record.error = JobState.FAILED, problem
+        else:
+            record.scores = scores
+            scores_field = [("Scores", headline(scores))]
     record.status = current
     fields: list[tuple[str, object]] = [("Previous", previous.value), ("Current", current.value), ("Job ID", record.job_id)]
     if current is JobState.RUNNING or (current.terminal and record.started is None):
@@ -87,7 +96,7 @@ def apply_state(record: JobRecord, observation: Observation) -> list[Entry]:
         record.exit_code = observation.exit_code
         if record.output_dir:
             record.checkpoints = [str(path) for path in epoch_dirs(Path(record.output_dir))]
-        fields += [("Completed", record.completed), ("Elapsed", record.elapsed)]
+        fields += [("Completed", record.completed), ("Elapsed", record.elapsed), *scores_field]
         if current is not JobState.COMPLETED:
             if record.stderr and not record.error and not record.stopped_by_ttlaunch:
                 tail = read_tail(Path(record.stderr))

@@ -20,7 +20,7 @@ STATE_FILE_NAME = "jobs.json"
 # 3: a job record names its job `name` (it was `run`, beside `run_name`, the experiment's run);
 # older files are read with the field renamed.
 # 4: a job record holds its training's progress (`training`) and its elapsed seconds
-# (`elapsed_s`); older files have neither yet.
+# (`elapsed_s`), an evaluation job its scores (`scores`); older files have none of these yet.
 STATE_VERSION = 4
 
 
@@ -89,6 +89,9 @@ class JobRecord:
     # launch refuses to count it done once the summary, preset or payload says otherwise).
     submitted_with: dict[str, Any] = field(default_factory=dict)
     training: TrainingProgress | None = None
+    # An evaluation job's scores, from inspect's log: {"metrics": {"<scorer>/<metric>": value},
+    # "samples": N, "log": path}.
+    scores: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.status = JobState(self.status)  # a record read from JSON, or written with a word

@@ -9,14 +9,14 @@ GPU-hours (elapsed time x GPUs allocated; CPU-hours on presets without GPUs).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ttlaunch.records.event_log import format_elapsed, parse_timestamp
 from ttlaunch.records.jobs_file import JobRecord, SweepState
 
-# What the table can be sorted by, besides a parameter's name; those better when larger
-# come first when largest, the others when smallest.
+# What the table can be sorted by, besides a parameter's name and an evaluation task's
+# name (its score); those better when larger come first when largest, the others when smallest.
 SORT_KEYS = ("final_loss", "min_loss", "tokens_per_s", "wall_time", "attempts", "hours")
 LARGER_IS_BETTER = frozenset({"tokens_per_s"})
 DEFAULT_SORT_KEY = "final_loss"
@@ -34,10 +34,14 @@ class ResultRow:
     attempts: int
     hours: float | None  # GPU-hours, or CPU-hours when `unit` is CPU
     unit: str  # "GPU" or "CPU"
+    # Per evaluation task: (the newest epoch evaluated, its headline metric's name, value).
+    scores: Mapping[str, tuple[int, str, float]] = field(default_factory=dict)
 
     def value(self, key: str) -> Any:
         if key == "wall_time":
             return self.wall_time_s
+        if key in self.scores:
+            return self.scores[key][2]
         if key in SORT_KEYS:
             return getattr(self, key)
         return self.parameters.get(key)
@@ -69,9 +73,26 @@ def _gres_gpus(gres: object) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
+def _scores_by_run(state: SweepState) -> dict[str, dict[str, tuple[int, str, float]]]:
+    """Each run's evaluation scores per task, at the newest epoch evaluated (jobs named
+    `<run>/<task>/epoch<N>`, ttlaunch.monitor.evaluations)."""
+    found: dict[str, dict[str, tuple[int, str, float]]] = {}
+    for name, record in state.jobs.items():
+        parts = name.rsplit("/", 2)
+        metrics = record.scores.get("metrics") if record.kind == "evaluation" else None
+        if not metrics or len(parts) != 3 or not parts[2].startswith("epoch") or not parts[2][5:].isdigit():
+            continue
+        run, task, epoch = parts[0], parts[1], int(parts[2][5:])
+        metric, value = next(iter(metrics.items()))
+        if isinstance(value, (int, float)) and epoch >= found.get(run, {}).get(task, (-1, "", 0.0))[0]:
+            found.setdefault(run, {})[task] = (epoch, metric, float(value))
+    return found
+
+
 def result_rows(state: SweepState) -> list[ResultRow]:
     """One row per training job of the sweep, in the order of jobs.json."""
     training = {name: record for name, record in state.jobs.items() if record.kind == "training"}
+    scores = _scores_by_run(state)
     parameters = {name: dict(record.submitted_with.get("parameters", {})) for name, record in training.items()}
     rows = []
     for name, record in training.items():
@@ -83,7 +104,7 @@ def result_rows(state: SweepState) -> list[ResultRow]:
             final_loss=progress.loss if progress else None, min_loss=progress.min_loss if progress else None,
             tokens_per_s=progress.tokens_per_s if progress else None, wall_time_s=seconds,
             attempts=record.attempt + len(record.previous_job_ids),
-            hours=seconds * count / 3600 if seconds is not None else None, unit=unit,
+            hours=seconds * count / 3600 if seconds is not None else None, unit=unit, scores=scores.get(name, {}),
         ))
     return rows
 
@@ -100,7 +121,8 @@ def sorted_rows(rows: list[ResultRow], key: str) -> list[ResultRow]:
     """Best first by `key`; rows without a value for it last, in their order."""
     known = [row for row in rows if _sortable(row.value(key))]
     unknown = [row for row in rows if not _sortable(row.value(key))]
-    known.sort(key=lambda row: row.value(key), reverse=key in LARGER_IS_BETTER)
+    larger_is_better = key in LARGER_IS_BETTER or any(key in row.scores for row in rows)
+    known.sort(key=lambda row: row.value(key), reverse=larger_is_better)
     return known + unknown
 
 
@@ -124,10 +146,16 @@ def results_table(state: SweepState, sort_by: str) -> list[str]:
         return []
     swept = swept_parameters(rows)
     units = sorted({row.unit for row in rows})
-    header = ["Run", *swept, "Status", "Final loss", "Min loss", "Tokens/s", "Wall time", "Attempts", "/".join(units) + "-hours"]
+    tasks = sorted({task for row in rows for task in row.scores})
+    metric_of = {task: next(row.scores[task][1] for row in rows if task in row.scores) for task in tasks}
+    header = [
+        "Run", *swept, "Status", "Final loss", "Min loss", "Tokens/s", "Wall time", "Attempts", "/".join(units) + "-hours",
+        *(f"{task} ({metric_of[task]})" for task in tasks),
+    ]
+    larger_first = sort_by in LARGER_IS_BETTER or sort_by in tasks
     lines = [
         "### Results", "",
-        f"Sorted by {sort_by}, best first{'' if sort_by in LARGER_IS_BETTER else ' (smallest)'}.", "",
+        f"Sorted by {sort_by}, best first{' (largest)' if larger_first else ' (smallest)'}.", "",
         "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
     ]
     for row in sorted_rows(rows, sort_by):
@@ -135,6 +163,7 @@ def results_table(state: SweepState, sort_by: str) -> list[str]:
             row.run, *(_cell(row.parameters.get(name)) for name in swept), row.status, _cell(row.final_loss),
             _cell(row.min_loss), _cell(row.tokens_per_s), format_elapsed(row.wall_time_s) if row.wall_time_s is not None else "-",
             str(row.attempts), _cell(row.hours, 3) + (f" {row.unit}" if len(units) > 1 else ""),
+            *(f"{_cell(row.scores[task][2])} (epoch {row.scores[task][0]})" if task in row.scores else "-" for task in tasks),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     totals = [f"{sum(row.hours or 0.0 for row in rows if row.unit == unit):.3g} {unit}-hours" for unit in units]

@@ -51,7 +51,8 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
         raise InputError(inputs.experiment.source, "runs", f"no fine-tuned run to train (only {kinds} runs)")
     _check_status_table(inputs.experiment.directory)
     jobs = plan_jobs(inputs.experiment, combinations)
-    _check_sort_key(inputs.report.sort_by, [inputs.for_overrides(job.overrides).run(job.run.name) for job in jobs])
+    tasks = sorted({task for cell in inputs.experiment.evaluation_matrix for task in cell.tasks})
+    _check_sort_key(inputs.report.sort_by, [inputs.for_overrides(job.overrides).run(job.run.name) for job in jobs], tasks)
     sweep_dir = Path(config.hydra.sweep.dir)
     for combination in combinations:
         # The primary config already holds every single-valued override; compose again
@@ -126,16 +127,14 @@ def _check_status_table(directory: Path | None) -> None:
         )
 
 
-def _check_sort_key(sort_by: str, runs: Sequence[Any]) -> None:
-    """report.sort_by names a column of the results table: a measure, or a run parameter."""
+def _check_sort_key(sort_by: str, runs: Sequence[Any], tasks: Sequence[str]) -> None:
+    """report.sort_by names a column of the results table: a measure, a run parameter or an
+    evaluation task (its score)."""
     from ttlaunch.records.results import SORT_KEYS
 
-    parameters = sorted({name for run in runs for name in run.parameters})
-    if sort_by not in SORT_KEYS and sort_by not in parameters:
-        raise InputError(
-            "config.yaml", "report.sort_by", f"{sort_by!r} is not a column of the results: one of "
-            f"{', '.join([*SORT_KEYS, *parameters])}",
-        )
+    columns = [*SORT_KEYS, *sorted({name for run in runs for name in run.parameters}), *tasks]
+    if sort_by not in columns:
+        raise InputError("config.yaml", "report.sort_by", f"{sort_by!r} is not a column of the results: one of {', '.join(columns)}")
 
 
 def _check_one_task(compute: Any, source: str) -> None:

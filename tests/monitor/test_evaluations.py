@@ -1,0 +1,125 @@
+"""Evaluations as the summary names them, with inspect's options, and their scores read back
+with inspect's own log reader."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ttlaunch.errors import InputError
+from ttlaunch.inputs.schema import EvaluationConfig
+from ttlaunch.inputs.summary import parse_experiment
+from ttlaunch.monitor.evaluations import EvaluationTarget, evaluation_command
+from ttlaunch.monitor.polling import Observation
+from ttlaunch.monitor.state_changes import apply_state
+from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.scheduler.states import JobState
+
+TASK_FILE = '''\
+from inspect_ai import Task, task
+from inspect_ai.dataset import Sample
+from inspect_ai.model import ModelOutput
+from inspect_ai.scorer import includes
+from inspect_ai.solver import solver
+
+
+@solver
+def answer_default():
+    async def solve(state, generate):  # no model called: the test needs no network and no weights
+        state.output = ModelOutput.from_content(model="none", content="Default")
+        return state
+
+    return solve
+
+
+@task
+def echo(samples: int = 2):
+    return Task(dataset=[Sample(input=f"say {n}", target="Default") for n in range(int(samples))],
+                solver=[answer_default()], scorer=includes())
+'''
+
+
+def summary(tmp_path: Path, **task: object) -> dict:
+    return {
+        "experiment": {"name": "e"}, "controls": {"system_prompt": "Be brief.", "epochs": 1},
+        "runs": [{"name": "r8", "type": "fine-tuned"}],
+        "evaluation": {"tasks": [{"name": "echo", **task}], "matrix": [{"run": "r8", "tasks": ["echo"], "epochs": [0]}]},
+    }
+
+
+def test_a_task_runs_from_its_script_with_the_runs_and_the_tasks_settings(tmp_path: Path):
+    (tmp_path / "tasks.py").write_text(TASK_FILE)
+    experiment = parse_experiment(
+        summary(tmp_path, script="tasks.py", temperature=0.0, max_tokens=8, args={"samples": 3}), "s.yaml", script_base=tmp_path,
+    )
+    task = experiment.evaluation_task("echo")
+    checkpoint = tmp_path / "r8" / "outputs" / "epoch_0"
+    checkpoint.mkdir(parents=True)
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "tokenizer.model").write_bytes(b"model")
+    command = evaluation_command(
+        EvaluationConfig(), EvaluationTarget("r8", "echo", 0), tmp_path / "r8" / "outputs", tmp_path / "r8" / "echo" / "epoch0",
+        task, base, {**experiment.controls, **experiment.run("r8").parameters},
+    )
+    assert command.argv == (
+        "inspect", "eval", f"{tmp_path / 'tasks.py'}@echo", "--model", f"hf/{checkpoint}",
+        "--log-dir", f"{tmp_path / 'r8' / 'echo' / 'epoch0' / 'outputs'}",
+        "--system-message", "Be brief.", "--temperature", "0.0", "--max-tokens", "8", "-T", "samples=3",
+        "-M", f"tokenizer_path={base}",
+    ), "a checkpoint without tokenizer files gets the base model's"
+    (checkpoint / "tokenizer_config.json").write_text("{}")
+    again = evaluation_command(
+        EvaluationConfig(), EvaluationTarget("r8", "echo", 0), tmp_path / "r8" / "outputs", tmp_path / "x", task, base,
+    )
+    assert "-M" not in again.argv
+
+
+@pytest.mark.parametrize(
+    ("task", "field", "words"),
+    [
+        ({"script": "missing.py"}, "evaluation.tasks[0].script", "missing.py does not exist"),
+        ({"scorer": "f1"}, "evaluation.tasks[0].scorer", "not a task setting"),
+        ({"temperature": [0, 1]}, "evaluation.tasks[0].temperature", "expected one value"),
+    ],
+)
+def test_a_task_that_cannot_run_is_an_error_before_anything_is_submitted(tmp_path: Path, task, field, words):
+    with pytest.raises(InputError) as raised:
+        parse_experiment(summary(tmp_path, **task), "s.yaml", script_base=tmp_path)
+    assert raised.value.field == field and words in str(raised.value)
+
+
+def evaluation_record(tmp_path: Path) -> JobRecord:
+    output = tmp_path / "r8" / "echo" / "epoch0" / "outputs"
+    output.mkdir(parents=True)
+    return JobRecord(
+        name="r8/echo/epoch0", run_name="r8", kind="evaluation", job_id="9", status=JobState.RUNNING,
+        output_dir=str(output), started="2026-11-24 10:00:00",
+    )
+
+
+def test_an_evaluation_that_ends_without_a_log_is_failed_with_the_reason(tmp_path: Path):
+    record = evaluation_record(tmp_path)
+    (entry,) = apply_state(record, Observation(state=JobState.COMPLETED, completed="2026-11-24 10:01:00"))
+    assert record.status is JobState.FAILED and record.scores == {}
+    assert record.error == f"the evaluation left no inspect log in {record.output_dir}"
+    assert ("Reason", record.error) in entry[2]
+
+
+@pytest.mark.cli
+def test_the_scores_of_a_real_inspect_log_come_back_into_the_record(tmp_path: Path):
+    (tmp_path / "tasks.py").write_text(TASK_FILE)
+    record = evaluation_record(tmp_path)
+    inspect = Path(sys.executable).parent / "inspect"
+    ran = subprocess.run(
+        [str(inspect), "eval", f"{tmp_path / 'tasks.py'}@echo", "--model", "none", "--log-dir", str(record.output_dir),
+         "--display", "plain"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    (entry,) = apply_state(record, Observation(state=JobState.COMPLETED, completed="2026-11-24 10:01:00"))
+    assert record.status is JobState.COMPLETED
+    assert record.scores["metrics"]["includes/accuracy"] == 1.0 and record.scores["samples"] == 2
+    assert Path(record.scores["log"]).is_file() and Path(record.scores["log"]).parent == Path(record.output_dir)
+    assert ("Scores", "includes/accuracy 1 (2 samples)") in entry[2]
