@@ -196,9 +196,14 @@ def test_demo_sweep_through_the_test_cluster(run_cli, tmp_path: Path):
 def test_an_epochs_evaluation_runs_on_the_cluster_while_the_next_epoch_trains(run_cli, tmp_path: Path):
     import subprocess
 
+    from ttlaunch.job.demo_assets import prompts
+
+    dataset = tmp_path / "train.json"  # 600 rows at batch size 1: an epoch of about 10 s
+    dataset.write_text(json.dumps([{"instruction": prompt, "input": "", "output": answer} for prompt, answer in prompts(600)]))
     result = run_cli(
         "--config-dir", TEST_CONFIGS, "experiment=evalwhile", "compute=testcluster/cpu_1x",
-        "hydra.callbacks.monitor.poll_interval_s=1", 'payload.overrides=["max_steps_per_epoch=null"]', timeout=600,
+        "hydra.callbacks.monitor.poll_interval_s=1", f'payload.overrides=["max_steps_per_epoch=null","dataset.data_files={dataset}"]',
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = json.loads((tmp_path / "work" / "ttlaunch_sweeps" / "evalwhile" / "jobs.json").read_text())["jobs"]

@@ -77,6 +77,12 @@ def _render(template: str, values: dict[str, str], where: str) -> str:
         raise InputError("config.yaml", where, str(err)) from None
 
 
+def runs_inspect(command: Sequence[str]) -> bool:
+    """The evaluation command is inspect's (`inspect eval ...`): it takes inspect's options,
+    and leaves an inspect log to read the scores from."""
+    return list(command[:2]) == ["inspect", "eval"]
+
+
 def _inspect_options(
     settings: Mapping[str, object], args: Mapping[str, object], checkpoint: Path, base_model_dir: Path | None
 ) -> tuple[str, ...]:
@@ -107,7 +113,7 @@ def evaluation_command(
     model's (`-M tokenizer_path=...`)."""
     values = _values(config, target, run_output_dir, job_dir, task)
     argv = tuple(_render(item, values, "evaluation.command") for item in config.command)
-    if argv[:2] == ("inspect", "eval"):
+    if runs_inspect(argv):
         settings = {**{key: value for key, value in run_settings.items() if key in TASK_SETTINGS}, **(task.settings if task else {})}
         argv += _inspect_options(settings, task.args if task else {}, Path(values["checkpoint"]), base_model_dir)
     env = {key: _render(str(value), values, f"evaluation.env.{key}") for key, value in config.env.items()}

@@ -63,8 +63,10 @@ def _requeue_reason(record: JobRecord, ended_attempt: int) -> str:
     return "requeued"
 
 
-def apply_state(record: JobRecord, observation: Observation) -> list[Entry]:
-    """Apply a change of state to the record; its STATE_CHANGE entry (none without a change)."""
+def apply_state(record: JobRecord, observation: Observation, inspect_evaluations: bool = True) -> list[Entry]:
+    """Apply a change of state to the record; its STATE_CHANGE entry (none without a change).
+    `inspect_evaluations`: evaluations run `inspect eval`, and one that completed has its
+    scores read from inspect's log (without a usable log it failed)."""
     from ttlaunch.job.checkpoints import epoch_dirs
     from ttlaunch.job.failure import failure_reason, payload_exit_code, read_tail
 
@@ -72,7 +74,7 @@ def apply_state(record: JobRecord, observation: Observation) -> list[Entry]:
     if current is previous or current is JobState.UNKNOWN:
         return []
     scores_field: list[tuple[str, object]] = []
-    if record.kind == "evaluation" and current is JobState.COMPLETED and record.output_dir:
+    if inspect_evaluations and record.kind == "evaluation" and current is JobState.COMPLETED and record.output_dir:
         scores, problem = read_scores(Path(record.output_dir))
         if scores is None:  # it ran to the end without a usable result: not a completed evaluation
             current, record.error = JobState.FAILED, problem

@@ -270,7 +270,7 @@ class Monitor:
         snapshot = copy.deepcopy(record)
         try:
             requeues = note_requeues(record, observation)
-            update = apply_state(record, observation)
+            update = apply_state(record, observation, self.ledger.state.evaluator == "inspect")
             self.events.write_all([*requeues, *update])  # all or none, as the record
         except BaseException:
             self.jobs[name] = snapshot

@@ -110,6 +110,9 @@ class SweepState:
     metrics_pattern: str | None = None
     metrics_jsonl: str | None = None
     sort_by: str = "final_loss"  # the results table's order (report.sort_by)
+    # "inspect" when evaluation jobs run `inspect eval` (their scores are read from its log),
+    # else "command".
+    evaluator: str = "inspect"
     status_table: str | None = None  # the experiment's experiment_summary.md, when it has one
     jobs: dict[str, JobRecord] = field(default_factory=dict)
     # Jobs the launch in progress will submit and has not yet (a launch killed meanwhile
@@ -182,7 +185,7 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
     if not (isinstance(unsubmitted, list) and all(isinstance(name, str) for name in unsubmitted)):
         raise DamagedFile(path, "unsubmitted is not a list of job names", way_on)
     texts = ("experiment", "sweep_dir", "monitoring_started", "executor", "payload_kind", "metrics_pattern", "metrics_jsonl",
-             "sort_by", "status_table")
+             "sort_by", "evaluator", "status_table")
     for key in texts:
         if data.get(key) is not None and not isinstance(data[key], str):
             raise DamagedFile(path, f"{key} is {data[key]!r}, not text", way_on)
@@ -195,6 +198,7 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
         metrics_pattern=data.get("metrics_pattern"),
         metrics_jsonl=data.get("metrics_jsonl"),
         sort_by=data.get("sort_by") or "final_loss",
+        evaluator=data.get("evaluator") or "inspect",
         status_table=data.get("status_table"),
         jobs={name: _record(name, _current(record, data["version"]), path, way_on) for name, record in jobs.items()},
         unsubmitted=list(unsubmitted),

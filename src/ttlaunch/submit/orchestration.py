@@ -166,6 +166,7 @@ def _check_model_here(inputs: Any, argv: Sequence[str]) -> None:
 
 def _describe(ledger: Ledger, inputs: Any, executor: str) -> None:
     """What a monitor needs to resume from jobs.json alone."""
+    from ttlaunch.monitor.evaluations import runs_inspect
     from ttlaunch.records.status_table import MARKDOWN_NAME
 
     state = ledger.state
@@ -173,6 +174,7 @@ def _describe(ledger: Ledger, inputs: Any, executor: str) -> None:
     state.payload_kind = inputs.payload.kind
     state.metrics_pattern, state.metrics_jsonl = inputs.payload.metrics.pattern, inputs.payload.metrics.jsonl
     state.sort_by = inputs.report.sort_by
+    state.evaluator = "inspect" if runs_inspect(inputs.evaluation.command) else "command"
     directory = inputs.experiment.directory
     state.status_table = str(directory / MARKDOWN_NAME) if directory is not None else None
 
