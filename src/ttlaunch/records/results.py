@@ -9,9 +9,10 @@ GPU-hours (elapsed time x GPUs allocated; CPU-hours on presets without GPUs).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
+from ttlaunch.inputs.schema import ComputeConfig
 from ttlaunch.records.event_log import format_elapsed, parse_timestamp
 from ttlaunch.records.jobs_file import JobRecord, SweepState
 
@@ -19,7 +20,6 @@ from ttlaunch.records.jobs_file import JobRecord, SweepState
 # name (its score); those better when larger come first when largest, the others when smallest.
 SORT_KEYS = ("final_loss", "min_loss", "tokens_per_s", "wall_time", "attempts", "hours")
 LARGER_IS_BETTER = frozenset({"tokens_per_s"})
-DEFAULT_SORT_KEY = "final_loss"
 
 
 @dataclass(frozen=True)
@@ -55,22 +55,14 @@ def _seconds(record: JobRecord) -> float | None:
 
 
 def _allocation(record: JobRecord) -> tuple[int, str]:
-    """GPUs of the job (nodes x GPUs per node), or its CPUs on a preset without GPUs."""
-    compute = record.submitted_with.get("compute", {}) if isinstance(record.submitted_with, dict) else {}
-    nodes = compute.get("nodes") or 1
-    gpus = compute.get("gpus_per_node") or _gres_gpus(compute.get("gres"))
-    if gpus:
-        return int(gpus) * int(nodes), "GPU"
-    tasks = compute.get("tasks_per_node") or 1
-    return int(compute.get("cpus_per_task") or 1) * int(tasks) * int(nodes), "CPU"
-
-
-def _gres_gpus(gres: object) -> int | None:
-    """`gpu:a40:4` or `gpu:4`: 4."""
-    if not isinstance(gres, str) or not gres.startswith("gpu"):
-        return None
-    tail = gres.rsplit(":", 1)[-1]
-    return int(tail) if tail.isdigit() else None
+    """GPUs of the job (nodes x GPUs per node), or its CPUs on a preset without GPUs, as it
+    was submitted with (one CPU where that is not recorded)."""
+    recorded = record.submitted_with.get("compute", {})
+    known = {item.name for item in fields(ComputeConfig)}
+    compute = ComputeConfig(**{key: value for key, value in recorded.items() if key in known})
+    if compute.gpus:
+        return compute.gpus * compute.nodes, "GPU"
+    return (compute.cpus_per_task or 1) * compute.tasks_per_node * compute.nodes, "CPU"
 
 
 def _scores_by_run(state: SweepState) -> dict[str, dict[str, tuple[int, str, float]]]:
