@@ -69,7 +69,7 @@ def test_a_task_runs_from_its_script_with_the_runs_and_the_tasks_settings(tmp_pa
         "--system-message", "Be brief.", "--temperature", "0.0", "--max-tokens", "8", "-T", "samples=3",
         "-M", f"tokenizer_path={base}",
     ), "a checkpoint without tokenizer files gets the base model's"
-    (checkpoint / "tokenizer_config.json").write_text("{}")
+    (checkpoint / "tokenizer.model").write_bytes(b"model")
     again = evaluation_command(
         EvaluationConfig(), EvaluationTarget("r8", "echo", 0), tmp_path / "r8" / "outputs", tmp_path / "x", task, base,
     )

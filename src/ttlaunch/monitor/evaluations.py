@@ -56,8 +56,9 @@ def planned_evaluations(experiment: Experiment, run_names: Sequence[str]) -> lis
     ]
 
 
-# What transformers loads a tokenizer from; a checkpoint without any takes the base model's.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+# What transformers loads a tokenizer's vocabulary from; a checkpoint without either takes
+# the base model's.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 
 
 def _values(
