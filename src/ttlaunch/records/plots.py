@@ -77,7 +77,7 @@ def timeline_figure(state: SweepState, now: dt.datetime | None = None) -> Figure
                 axes.plot([at(requeued)], [row], marker="|", markersize=14, color="black", label="requeued")
     if len(jobs) <= MAX_NAMED_BARS:
         axes.set_yticks(range(len(jobs)), [name for name, _ in reversed(jobs)], fontsize="small")
-    else:  # too many to read: the bars alone, newest on top
+    else:  # too many to read: the bars alone, the first submitted on top
         axes.set_yticks([])
         axes.set_ylabel(f"{len(jobs)} jobs")
     axes.set(xlabel=f"{unit} since the first submission", title="Sweep timeline")
