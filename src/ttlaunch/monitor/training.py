@@ -90,8 +90,7 @@ class TrainingWatch:
 
     def update(self, record: JobRecord) -> bool:
         progress = record.training or TrainingProgress()
-        total = self._steps_total(record, progress)
-        per_epoch = progress.steps_per_epoch or total_per_epoch(record)
+        total, per_epoch = self._epoch_steps(record, progress)
         points: list[MetricPoint] = []
         for path, parse in metric_sources(record, self._ledger.state):
             lines, offset = new_lines(path, progress.read.get(str(path), 0))
@@ -133,20 +132,22 @@ class TrainingWatch:
         elif progress.steps_done > progress.since[1]:
             progress.step_time_s = (now - progress.since[0]) / (progress.steps_done - progress.since[1])
 
-    def _steps_total(self, record: JobRecord, progress: TrainingProgress) -> int | None:
-        """torchtune: the epochs of its saved config times the steps of an epoch (its progress
-        bar's, else the config's max_steps_per_epoch). Other payloads say it themselves."""
+    def _epoch_steps(self, record: JobRecord, progress: TrainingProgress) -> tuple[int | None, int | None]:
+        """The run's total steps and the steps of an epoch. torchtune: the epochs of its saved
+        config times the steps of an epoch (its progress bar's, else the config's
+        max_steps_per_epoch), the config read once per poll. Other payloads say the total
+        themselves and have no epochs here."""
         if self._ledger.state.payload_kind != "torchtune" or not record.output_dir:
-            return progress.steps_total
+            return progress.steps_total, None
         if progress.steps_per_epoch is not None and progress.steps_total is not None:
-            return progress.steps_total  # both known: nothing more to read
+            return progress.steps_total, progress.steps_per_epoch  # both known: nothing more to read
         if record.stderr:
             stderr = str(record.stderr)
             lines, progress.read[stderr] = new_lines(Path(stderr), progress.read.get(stderr, 0))
             progress.steps_per_epoch = steps_per_epoch("\n".join(lines)) or progress.steps_per_epoch
         epochs, cap = epochs_and_step_cap(Path(record.output_dir) / SAVED_CONFIG_NAME)
         per_epoch = progress.steps_per_epoch or cap
-        return epochs * per_epoch if epochs and per_epoch else progress.steps_total
+        return (epochs * per_epoch if epochs and per_epoch else progress.steps_total), per_epoch
 
 
 def total_per_epoch(record: JobRecord) -> int | None:
