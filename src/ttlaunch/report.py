@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     from ttlaunch.monitor.training import TrainingWatch, training_curves
     from ttlaunch.records.ledger import Ledger
     from ttlaunch.records.report import checkpoint_checks, write_report
-    from ttlaunch.records.results import SORT_KEYS, result_rows, results_table
+    from ttlaunch.records.results import result_rows, results_table, sort_columns
 
     args = _arguments(sys.argv[1:] if argv is None else argv)
     sweep_dir = args.sweep_dir.resolve()
@@ -36,9 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.BAD_INPUT
     state = ledger.state
     if args.sort_by is not None:
-        parameters = sorted({name for record in state.jobs.values() for name in record.submitted_with.get("parameters", {})})
-        tasks = sorted({task for row in result_rows(state) for task in row.scores})
-        columns = [*SORT_KEYS, *parameters, *tasks]
+        parameters = (name for record in state.jobs.values() for name in record.submitted_with.get("parameters", {}))
+        columns = sort_columns(parameters, (task for row in result_rows(state) for task in row.scores))
         if args.sort_by not in columns:
             print(f"ttlaunch: error: --sort-by {args.sort_by}: one of {', '.join(columns)}", file=sys.stderr)
             return ExitCode.BAD_INPUT

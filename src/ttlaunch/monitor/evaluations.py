@@ -20,7 +20,7 @@ from ttlaunch.inputs.schema import EvaluationConfig
 from ttlaunch.inputs.summary import TASK_SETTINGS, EvaluationTask, Experiment
 from ttlaunch.monitor.actions import Capabilities
 from ttlaunch.monitor.containment import Containment
-from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.jobs_file import JobRecord, evaluation_job_name
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 
@@ -38,7 +38,7 @@ class EvaluationTarget:
 
     @property
     def job_name(self) -> str:
-        return f"{self.run}/{self.task}/epoch{self.epoch}"
+        return evaluation_job_name(self.run, self.task, self.epoch)
 
     @property
     def overrides(self) -> list[str]:

@@ -97,6 +97,19 @@ class JobRecord:
         self.status = JobState(self.status)  # a record read from JSON, or written with a word
 
 
+def evaluation_job_name(run: str, task: str, epoch: int) -> str:
+    """An evaluation job's name, its dir under the sweep's: `<run>/<task>/epoch<N>`."""
+    return f"{run}/{task}/epoch{epoch}"
+
+
+def evaluated(job_name: str) -> tuple[str, str, int] | None:
+    """(run, task, epoch) of an evaluation job's name; None for any other name."""
+    parts = job_name.rsplit("/", 2)
+    if len(parts) != 3 or not parts[2].startswith("epoch") or not parts[2][5:].isdigit():
+        return None
+    return parts[0], parts[1], int(parts[2][5:])
+
+
 @dataclass
 class SweepState:
     experiment: str

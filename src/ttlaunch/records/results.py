@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from ttlaunch.inputs.schema import ComputeConfig
 from ttlaunch.records.event_log import format_elapsed, parse_timestamp
-from ttlaunch.records.jobs_file import JobRecord, SweepState
+from ttlaunch.records.jobs_file import JobRecord, SweepState, evaluated
 
 # What the table can be sorted by, besides a parameter's name and an evaluation task's
 # name (its score); those better when larger come first when largest, the others when smallest.
 SORT_KEYS = ("final_loss", "min_loss", "tokens_per_s", "wall_time", "attempts", "hours")
 LARGER_IS_BETTER = frozenset({"tokens_per_s"})
+
+
+def sort_columns(parameters: Iterable[str], tasks: Iterable[str]) -> list[str]:
+    """What the results can be sorted by: the measures, the runs' parameters, the evaluation
+    tasks (their scores)."""
+    return [*SORT_KEYS, *sorted(set(parameters)), *sorted(set(tasks))]
 
 
 @dataclass(frozen=True)
@@ -66,15 +72,14 @@ def _allocation(record: JobRecord) -> tuple[int, str]:
 
 
 def _scores_by_run(state: SweepState) -> dict[str, dict[str, tuple[int, str, float]]]:
-    """Each run's evaluation scores per task, at the newest epoch evaluated (jobs named
-    `<run>/<task>/epoch<N>`, ttlaunch.monitor.evaluations)."""
+    """Each run's evaluation scores per task, at the newest epoch evaluated."""
     found: dict[str, dict[str, tuple[int, str, float]]] = {}
     for name, record in state.jobs.items():
-        parts = name.rsplit("/", 2)
+        target = evaluated(name)
         metrics = record.scores.get("metrics") if record.kind == "evaluation" else None
-        if not metrics or len(parts) != 3 or not parts[2].startswith("epoch") or not parts[2][5:].isdigit():
+        if not metrics or target is None:
             continue
-        run, task, epoch = parts[0], parts[1], int(parts[2][5:])
+        run, task, epoch = target
         metric, value = next(iter(metrics.items()))
         if isinstance(value, (int, float)) and epoch >= found.get(run, {}).get(task, (-1, "", 0.0))[0]:
             found.setdefault(run, {})[task] = (epoch, metric, float(value))

@@ -51,7 +51,7 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
         raise InputError(inputs.experiment.source, "runs", f"no fine-tuned run to train (only {kinds} runs)")
     _check_status_table(inputs.experiment.directory)
     jobs = plan_jobs(inputs.experiment, combinations)
-    tasks = sorted({task for cell in inputs.experiment.evaluation_matrix for task in cell.tasks})
+    tasks = [task for cell in inputs.experiment.evaluation_matrix for task in cell.tasks]
     _check_sort_key(inputs.report.sort_by, [inputs.for_overrides(job.overrides).run(job.run.name) for job in jobs], tasks)
     sweep_dir = Path(config.hydra.sweep.dir)
     for combination in combinations:
@@ -130,9 +130,9 @@ def _check_status_table(directory: Path | None) -> None:
 def _check_sort_key(sort_by: str, runs: Sequence[Any], tasks: Sequence[str]) -> None:
     """report.sort_by names a column of the results table: a measure, a run parameter or an
     evaluation task (its score)."""
-    from ttlaunch.records.results import SORT_KEYS
+    from ttlaunch.records.results import sort_columns
 
-    columns = [*SORT_KEYS, *sorted({name for run in runs for name in run.parameters}), *tasks]
+    columns = sort_columns((name for run in runs for name in run.parameters), tasks)
     if sort_by not in columns:
         raise InputError("config.yaml", "report.sort_by", f"{sort_by!r} is not a column of the results: one of {', '.join(columns)}")
 

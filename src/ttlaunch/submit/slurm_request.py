@@ -89,8 +89,9 @@ class SlurmRequest:
     def submitit_parameters(self) -> dict[str, Any]:
         """Parameters for submitit's SlurmExecutor.update_parameters (its sbatch names)."""
         params = {**self._flags(), "signal_delay_s": self.signal_delay_s, "additional_parameters": self._additional()}
-        if self._setup():
-            params["setup"] = self._setup()
+        setup = self._setup()
+        if setup:
+            params["setup"] = setup
         return params
 
     def script(self, folder: Path, python: str = shlex.quote(sys.executable)) -> str:
@@ -106,8 +107,9 @@ class SlurmRequest:
         }
         lines = ["#!/bin/bash", "", "# Parameters"]
         lines += [_sbatch_line(key, flags[key]) for key in sorted(flags)]
-        if self._setup():
-            lines += ["", "# setup", *self._setup()]
+        setup = self._setup()
+        if setup:
+            lines += ["", "# setup", *setup]
         srun = shlex.join(["srun", "--unbuffered", "--output", stdout, "--error", stderr])
         runner = f"{python} -u -m submitit.core._submit {shlex.quote(str(folder))}"
         lines += ["", "# command", "export SUBMITIT_EXECUTOR=slurm", f"{srun} {runner}", ""]
