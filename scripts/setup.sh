@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install ttlaunch with its torchtune, figures, eval and test extras.
-# Idempotent: re-run it after adding files (the editable install is a link tree).
+# Idempotent. The editable install puts src/ on the path: new modules need no re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -8,6 +8,4 @@ python=${PYTHON:-python3}
 pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # torch first, pinned: left to the resolver, an unpinned torch pulls gigabytes of CUDA wheels.
 "${pip[@]}" "torch==2.13.0"
-# Strict editable mode: Hydra finds plugins by walking directories, which the default
-# editable mode's import hook does not offer.
-"${pip[@]}" -e ".[torchtune,figures,eval,test]" --config-settings editable_mode=strict
+"${pip[@]}" -e ".[torchtune,figures,eval,test]"

@@ -1,8 +1,10 @@
 """Start-up stays cheap, and the configs ship inside the wheel."""
 
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -25,7 +27,7 @@ def test_plugin_and_entry_modules_import_nothing_heavy():
 
 
 def test_no_namespace_init_in_hydra_plugins():
-    assert not (REPO / "hydra_plugins" / "__init__.py").exists()
+    assert not (REPO / "src" / "hydra_plugins" / "__init__.py").exists()
 
 
 def test_the_wheel_ships_configs_and_plugin_and_runs(tmp_path: Path):
@@ -53,3 +55,58 @@ def test_the_wheel_ships_configs_and_plugin_and_runs(tmp_path: Path):
     )
     assert shown.returncode == 0, shown.stderr
     assert "partition: a40" in shown.stdout and "rank64_lr5e-5" in shown.stdout
+
+
+_DISCOVERY_PROBE = """
+import sys
+import sysconfig
+import ttlaunch
+from hydra.core.plugins import Plugins
+from hydra.plugins.launcher import Launcher
+from hydra.plugins.sweeper import Sweeper
+found = {plugin.__name__ for kind in (Launcher, Sweeper) for plugin in Plugins.instance().discover(kind)}
+print(ttlaunch.__file__)
+print(sorted(name for name in found if name.startswith("TTLaunch")))
+"""
+
+
+@pytest.mark.parametrize("mode", ["wheel", "editable", "editable-strict"])
+def test_hydra_finds_the_plugins_however_ttlaunch_is_installed(mode: str, tmp_path: Path):
+    """A fresh environment whose only ttlaunch is this install (the dependencies come from
+    the test's own environment, through a path entry that runs none of its .pth files)."""
+    project = tmp_path / "project"
+    for part in ("src", "pyproject.toml", "README.md"):
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, project / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, project / part)
+    env_dir = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    python = env_dir / "bin" / "python"
+    site_packages = Path(subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], capture_output=True, text=True, check=True,
+    ).stdout.strip())
+    dependencies = sysconfig.get_path("purelib")
+    (site_packages / "dependencies.pth").write_text(dependencies + "\n", encoding="utf-8")
+    install = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--disable-pip-version-check"]
+    if mode == "wheel":
+        install.append(str(project))
+    else:
+        install += ["-e", str(project)]
+        if mode == "editable-strict":
+            install += ["--config-settings", "editable_mode=strict"]
+    subprocess.run(install, check=True, capture_output=True, cwd=tmp_path)
+    probe = subprocess.run([str(python), "-c", _DISCOVERY_PROBE], capture_output=True, text=True, cwd=tmp_path)
+    assert probe.returncode == 0, probe.stderr
+    location, plugins = probe.stdout.splitlines()
+    assert plugins == "['TTLaunchLauncher', 'TTLaunchSweeper']"
+    home = site_packages if mode == "wheel" else (project / "build" if mode == "editable-strict" else project / "src")
+    assert Path(location).is_relative_to(home), location
+    # The plugin's configs are found too: ttlaunch's own app composes with its sweeper.
+    shown = subprocess.run(
+        [str(python), "-m", "ttlaunch.launch", "experiment=demo", "--cfg", "hydra", "--package", "hydra.sweeper"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "TTLaunchSweeper" in shown.stdout

@@ -13,7 +13,7 @@ import pytest
 from support import REPO, TESTS
 
 GOLDEN = TESTS / "golden"
-CONFIGS = REPO / "configs"
+CONFIGS = REPO / "src" / "ttlaunch" / "configs"
 
 
 def normalised(text: str, sweep: Path) -> str:
