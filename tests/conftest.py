@@ -27,7 +27,7 @@ def compose_config() -> Callable[..., DictConfig]:
 
     def _compose(*overrides: str) -> DictConfig:
         with initialize_config_module(config_module="ttlaunch.configs", version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+            return compose(config_name="ttlaunch", overrides=list(overrides), return_hydra_config=True)
 
     return _compose
 

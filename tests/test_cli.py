@@ -381,7 +381,7 @@ def test_ctrl_c_then_the_same_command_finishes_the_sweep(tmp_path: Path):
         ("stagger=fixed_delay stagger.seconds=-1", "stagger: seconds: expected a number of at least 0, got -1"),
         ("hydra.callbacks.monitor.poll_interval_s=abc", "Error merging override hydra.callbacks.monitor.poll_interval_s=abc (Value 'abc' of type 'str' could not be converted to Float)"),
         ("hydra.callbacks.monitor.alert_after_failures=0", "hydra.callbacks.monitor: alert_after_failures: expected a number of at least 1"),
-        ("report.sort_by=nope", "config.yaml: report.sort_by: 'nope' is not a column of the results: one of final_loss,"),
+        ("report.sort_by=nope", "ttlaunch.yaml: report.sort_by: 'nope' is not a column of the results: one of final_loss,"),
     ],
 )
 def test_the_launchers_own_settings_are_checked_before_anything_is_submitted(run_cli, tmp_path: Path, setting, expected):

@@ -37,7 +37,7 @@ def test_the_wheel_ships_configs_and_plugin_and_runs(tmp_path: Path):
     )
     wheel = next(tmp_path.glob("ttlaunch-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"ttlaunch/configs/config.yaml", "ttlaunch/configs/experiment/demo.yaml",
+    assert {"ttlaunch/configs/ttlaunch.yaml", "ttlaunch/configs/experiment/demo.yaml",
             "ttlaunch/configs/compute/killarney/h100_1x.yaml", "hydra_plugins/ttlaunch_launcher/launcher.py"} <= names
     assert "hydra_plugins/__init__.py" not in names
     target = tmp_path / "site"

@@ -32,7 +32,7 @@ _INSPECTION_FLAGS = _HELP_FLAGS | {
 }
 _MULTIRUN_FLAGS = {"-m", "--multirun"}
 
-main_task = hydra.main(version_base="1.3", config_path="pkg://ttlaunch.configs", config_name="config")(run_task)
+main_task = hydra.main(version_base="1.3", config_path="pkg://ttlaunch.configs", config_name="ttlaunch")(run_task)
 
 
 def with_multirun(argv: list[str]) -> list[str]:

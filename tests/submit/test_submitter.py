@@ -11,7 +11,12 @@ from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.submit.stagger import FixedDelay
-from ttlaunch.submit.submitter import Submitter, job_return
+from ttlaunch.submit.submitter import SchedulerSettings, Submitter, job_return, run_submission
+
+
+def _submitter(ledger: Ledger, inputs) -> Submitter:
+    settings = SchedulerSettings("local", inputs.requeue, inputs.user, 120, inputs.compute_source)
+    return Submitter(ledger, settings)
 
 
 class RejectingExecutor:
@@ -30,12 +35,13 @@ class RejectingExecutor:
 def test_a_rejected_submission_is_logged_and_the_others_still_go(compose_config, tmp_path: Path, monkeypatch):
     cfg = compose_config("experiment=cap_4L")
     ledger = Ledger.open(tmp_path, "cap_4L")
-    submitter = Submitter(ledger, read_inputs(cfg, cfg.hydra), "local", 120)
-    monkeypatch.setattr(submitter, "_executor", lambda name, run_name: RejectingExecutor(name, tmp_path))
+    inputs = read_inputs(cfg, cfg.hydra)
+    submitter = _submitter(ledger, inputs)
+    monkeypatch.setattr(submitter, "_executor", lambda submission, request: RejectingExecutor(submission.name, tmp_path))
     names = ["rank8_lr1e-5", "rank8_lr5e-5", "rank16_lr1e-5"]
-    overrides = [[f"run_name={name}", f"hydra.job.name={name}"] for name in names]
+    planned = [run_submission(inputs, tmp_path, index, [f"run_name={name}", f"hydra.job.name={name}"]) for index, name in enumerate(names)]
     waits = []
-    submitted = submitter.submit_all(object(), overrides, 0, FixedDelay(seconds=5, sleep=waits.append))
+    submitted = submitter.submit_all(object(), planned, FixedDelay(seconds=5, sleep=waits.append))
 
     assert submitted == names
     assert [ledger.state.jobs[name].status for name in names] == ["PENDING", "SUBMIT_FAILED", "PENDING"]
@@ -55,9 +61,11 @@ def test_a_resubmitted_run_keeps_its_earlier_job_ids(compose_config, tmp_path: P
     cfg = compose_config("experiment=cap_4L")
     ledger = Ledger.open(tmp_path, "cap_4L")
     ledger.state.jobs["rank8_lr1e-5"] = JobRecord(name="rank8_lr1e-5", job_id="7", status="FAILED", previous_job_ids=["3"])
-    submitter = Submitter(ledger, read_inputs(cfg, cfg.hydra), "local", 120)
-    monkeypatch.setattr(submitter, "_executor", lambda name, run_name: RejectingExecutor(name, tmp_path))
-    submitter.submit_all(object(), [["run_name=rank8_lr1e-5", "hydra.job.name=rank8_lr1e-5"]], 0, FixedDelay(seconds=0))
+    inputs = read_inputs(cfg, cfg.hydra)
+    submitter = _submitter(ledger, inputs)
+    monkeypatch.setattr(submitter, "_executor", lambda submission, request: RejectingExecutor(submission.name, tmp_path))
+    planned = [run_submission(inputs, tmp_path, 0, ["run_name=rank8_lr1e-5", "hydra.job.name=rank8_lr1e-5"])]
+    submitter.submit_all(object(), planned, FixedDelay(seconds=0))
     record = ledger.state.jobs["rank8_lr1e-5"]
     assert (record.job_id, record.status, record.previous_job_ids) == ("id-rank8_lr1e-5", "PENDING", ["3", "7"])
 

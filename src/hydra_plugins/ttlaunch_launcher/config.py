@@ -1,20 +1,27 @@
 """Typed configs of ttlaunch's Hydra launcher and sweeper, registered with Hydra's ConfigStore.
 
-Hydra imports this module at every start: it imports nothing beyond Hydra itself and the
-monitor's settings (a plain dataclass, `ttlaunch.monitor.settings`).
+Hydra imports this module at every start: it imports nothing beyond Hydra itself, the
+monitor's settings (a plain dataclass, `ttlaunch.monitor.settings`) and the resolvers the
+shipped compute presets use (`ttlaunch.inputs.resolvers`, OmegaConf only).
 """
 
-from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
+import ttlaunch.inputs.resolvers  # noqa: F401  (presets chosen from any app use them)
 from ttlaunch.monitor.settings import MonitorSettings
 
 
 @dataclass
 class LauncherConf:
     _target_: str = "hydra_plugins.ttlaunch_launcher.launcher.TTLaunchLauncher"
+    # Choosing the launcher switches the monitor on, in any app: hydra.callbacks.monitor
+    # (its settings: ttlaunch.monitor.settings; `~hydra.callbacks.monitor` switches it off).
+    defaults: List[Any] = field(
+        default_factory=lambda: [{"/hydra/callbacks@_global_.hydra.callbacks.monitor": "ttlaunch_monitor"}, "_self_"]
+    )
     # "local" (submitit's local executor, no SLURM needed) or "slurm".
     executor: str = "local"
     # When jobs are submitted and start (ttlaunch.submit.stagger): the app config's `stagger` node
@@ -26,8 +33,44 @@ class LauncherConf:
     max_submitted: Optional[int] = None
     # Write and print each job's batch script (SLURM) or command (local); submit nothing.
     dry_run: bool = False
+    # What a launch does with the jobs its sweep dir already has records of. Either way a job
+    # still queued or running is re-attached, never submitted twice. "rerun" (Hydra's way):
+    # every job that ended runs again. "resume": completed jobs are skipped, failed ones too
+    # unless resubmit_failed, and jobs never submitted or stopped by ttlaunch are submitted.
+    # null: resume in ttlaunch's own app, rerun in any other. A timestamped sweep dir
+    # (Hydra's default) is new at each launch; name a stable one to re-launch a sweep:
+    # hydra.sweep.dir=multirun/my_sweep.
+    relaunch: Optional[str] = None
+    # With relaunch=resume, in any Hydra app (ttlaunch's own app: resubmit_failed=true): also
+    # submit again the jobs whose last attempt ended without completing.
+    resubmit_failed: bool = False
     # SLURM: seconds between the warning signal (USR2) and the time limit.
     signal_delay_s: int = 120
+    # What each job asks for, named as hydra-submitit-launcher names them. Unset (null), the
+    # compute preset decides (compute=<preset>; +compute=<preset> in any other app); set,
+    # they win over it. ttlaunch.inputs.schema.with_launcher_fields.
+    timeout_min: Optional[int] = None
+    cpus_per_task: Optional[int] = None
+    gpus_per_node: Optional[int] = None
+    tasks_per_node: Optional[int] = None
+    mem_gb: Optional[float] = None
+    nodes: Optional[int] = None
+    partition: Optional[str] = None
+    qos: Optional[str] = None
+    account: Optional[str] = None
+    constraint: Optional[str] = None
+    gres: Optional[str] = None
+    comment: Optional[str] = None
+    exclude: Optional[str] = None
+    cpus_per_gpu: Optional[int] = None
+    gpus_per_task: Optional[int] = None
+    mem_per_gpu: Optional[str] = None
+    mem_per_cpu: Optional[str] = None
+    additional_parameters: Dict[str, Any] = field(default_factory=dict)
+    setup: Optional[List[str]] = None
+    # Timeouts a job is requeued for (requeue.max_num_timeout wins in ttlaunch's own app, or
+    # where the app chose +requeue=on|off).
+    max_num_timeout: Optional[int] = None
 
 
 @dataclass

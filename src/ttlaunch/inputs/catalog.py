@@ -12,7 +12,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Iterable
 
-# Group -> default option (as in configs/config.yaml).
+# Group -> default option (as in configs/ttlaunch.yaml).
 GROUPS = {"experiment": None, "compute": "local/cpu", "requeue": "off", "payload": "torchtune", "monitoring": "none", "stagger": "start_together"}
 # Options that are building blocks, not choices.
 _HIDDEN = {"compute": {"base"}}

@@ -26,6 +26,7 @@ from ttlaunch.inputs.schema import (
     check_argv_items,
     checked_compute,
     typed,
+    with_launcher_fields,
     with_run_overrides,
 )
 from ttlaunch.inputs.summary import SUMMARY_FILE_NAME, Experiment, Run, Scalar, parse_experiment
@@ -84,7 +85,11 @@ class LaunchInputs:
 
 
 def _choices(hydra_cfg: Any) -> dict[str, str]:
-    return dict(OmegaConf.select(hydra_cfg, "runtime.choices", default=None) or {})
+    """Hydra's record of the option chosen in each config group (a group still missing its
+    choice, `???`, has none)."""
+    node = OmegaConf.select(hydra_cfg, "runtime.choices", default=None)
+    data = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node or {}
+    return {group: choice for group, choice in data.items() if isinstance(choice, str) and choice != "???"}
 
 
 def experiment_file(hydra_cfg: Any) -> Path | None:
@@ -148,23 +153,56 @@ def command_line_parameters(overrides: Sequence[str]) -> dict[str, Scalar]:
 
 def read_inputs(cfg: DictConfig, hydra_cfg: Any) -> LaunchInputs:
     choices = _choices(hydra_cfg)
-    compute_source = f"compute={choices.get('compute', '?')}"
     payload_source = f"payload={choices.get('payload', '?')}"
     check_argv_items(cfg.get("payload"), payload_source, "payload", ("command", "extra_overrides", "overrides"), ("setup", "prepare"))
-    check_argv_items(cfg.get("evaluation"), "config.yaml", "evaluation", ("command",))
+    check_argv_items(cfg.get("evaluation"), "ttlaunch.yaml", "evaluation", ("command",))
+    scheduling = read_scheduling(cfg, hydra_cfg)
     return LaunchInputs(
         experiment=read_experiment(cfg, hydra_cfg),
-        compute=checked_compute(typed(cfg.get("compute"), ComputeConfig, compute_source, "compute"), compute_source, "compute"),
-        requeue=typed(cfg.get("requeue"), RequeueConfig, f"requeue={choices.get('requeue', '?')}", "requeue"),
+        compute=scheduling.compute,
+        requeue=scheduling.requeue,
         user=typed(cfg.get("user"), UserConfig, "user.yaml", "user"),
         payload=typed(cfg.get("payload"), PayloadConfig, payload_source, "payload"),
-        compute_source=compute_source,
+        compute_source=scheduling.compute_source,
         payload_source=payload_source,
         rules=read_rules(cfg.get("monitoring"), f"monitoring={choices.get('monitoring', '?')}"),
-        evaluation=typed(cfg.get("evaluation"), EvaluationConfig, "config.yaml", "evaluation"),
-        report=typed(cfg.get("report"), ReportConfig, "config.yaml", "report"),
+        evaluation=typed(cfg.get("evaluation"), EvaluationConfig, "ttlaunch.yaml", "evaluation"),
+        report=typed(cfg.get("report"), ReportConfig, "ttlaunch.yaml", "report"),
         parameters=command_line_parameters(OmegaConf.select(hydra_cfg, "overrides.task", default=None) or []),
     )
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    """What a job asks the scheduler for, in ttlaunch's app or any other Hydra app."""
+
+    compute: ComputeConfig
+    requeue: RequeueConfig
+    compute_source: str
+
+
+def read_scheduling(cfg: DictConfig, hydra_cfg: Any) -> Scheduling:
+    """The compute preset and the requeue choice, the launcher's own settings over them.
+
+    In an app other than ttlaunch's, both are optional: chosen with `+compute=<preset>` and
+    `+requeue=on|off` (ttlaunch's config groups, on every app's search path), else the
+    defaults: no SLURM resources asked for beyond an hour, and on SLURM, requeue on
+    preemption (as submitit does) and on no timeout."""
+    choices = _choices(hydra_cfg)
+    launcher = OmegaConf.select(hydra_cfg, "launcher", default=None)
+    compute_source = f"compute={choices['compute']}" if "compute" in choices else f"hydra/launcher={choices.get('hydra/launcher', '?')}"
+    compute = ComputeConfig()
+    if "compute" in choices:
+        compute = checked_compute(typed(cfg.get("compute"), ComputeConfig, compute_source, "compute"), compute_source, "compute")
+    compute = with_launcher_fields(compute, launcher, compute_source)
+    if "requeue" in choices:
+        requeue = typed(cfg.get("requeue"), RequeueConfig, f"requeue={choices['requeue']}", "requeue")
+    else:
+        requeue = RequeueConfig(enabled=OmegaConf.select(launcher, "executor", default=None) == "slurm")
+    max_num_timeout = OmegaConf.select(launcher, "max_num_timeout", default=None)
+    if max_num_timeout is not None:
+        requeue = replace(requeue, max_num_timeout=max_num_timeout)
+    return Scheduling(compute, requeue, compute_source)
 
 
 def read_rules(node: Any, source: str) -> Rules:

@@ -182,6 +182,38 @@ def with_run_overrides(compute: ComputeConfig, overrides: Dict[str, Any], source
     return checked_compute(typed({**asdict(compute), **overrides}, ComputeConfig, source, field_name), source, field_name)
 
 
+# The launcher's fields named as hydra-submitit-launcher names them (hydra.launcher.<name>):
+# those that are a compute field of the same meaning, and sbatch flags with no field of
+# their own, which join additional_parameters.
+LAUNCHER_COMPUTE_FIELDS = (
+    "timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes",
+    "partition", "qos", "account", "constraint", "gres", "setup",
+)
+LAUNCHER_SBATCH_FLAGS = ("comment", "exclude", "cpus_per_gpu", "gpus_per_task", "mem_per_gpu", "mem_per_cpu")
+# Every resource setting of the launcher (hydra_plugins.ttlaunch_launcher.config.LauncherConf).
+LAUNCHER_RESOURCES = (*LAUNCHER_COMPUTE_FIELDS, *LAUNCHER_SBATCH_FLAGS, "additional_parameters", "max_num_timeout")
+
+
+def with_launcher_fields(compute: ComputeConfig, launcher: Any, source: str) -> ComputeConfig:
+    """The compute preset with the launcher's own settings that are set applied over it
+    (`hydra.launcher.timeout_min=30`, `hydra.launcher.partition=a40`), as they would be with
+    hydra-submitit-launcher; validated like the preset."""
+    get = (lambda name: OmegaConf.select(launcher, name, default=None)) if OmegaConf.is_config(launcher) else (
+        lambda name: getattr(launcher, name, None)
+    )
+    changes: Dict[str, Any] = {name: get(name) for name in LAUNCHER_COMPUTE_FIELDS if get(name) is not None}
+    flags = {name: get(name) for name in LAUNCHER_SBATCH_FLAGS if get(name) is not None}
+    extra = get("additional_parameters")
+    extra = OmegaConf.to_container(extra, resolve=True) if OmegaConf.is_config(extra) else extra
+    if flags or extra:
+        changes["additional_parameters"] = {**compute.additional_parameters, **flags, **(extra or {})}
+    if "setup" in changes and OmegaConf.is_config(changes["setup"]):
+        changes["setup"] = OmegaConf.to_container(changes["setup"], resolve=True)
+    if not changes:
+        return compute
+    return checked_compute(typed({**asdict(compute), **changes}, ComputeConfig, source, "hydra.launcher"), source, "hydra.launcher")
+
+
 # Fields of a compute preset that must be at least this much (None: not asked for).
 _AT_LEAST = {"nodes": 1, "tasks_per_node": 1, "cpus_per_task": 1, "gpus_per_node": 0, "timeout_min": 1}
 

@@ -128,9 +128,13 @@ class EndWarning:
         policy: RequeuePolicy,
         requeue: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
+        save: Callable[[], object] | None = None,
     ) -> None:
         self.job_dir, self.job_id, self.attempt, self.policy = job_dir, job_id, attempt, policy
         self._requeue, self._clock = requeue, clock
+        # An app's task function running in this very process: what it saves before a requeue
+        # (its `checkpoint` method), called from the handler (ttlaunch.job.app_attempt).
+        self._save = save
         self._stop_payload: Callable[[float], None] | None = None
         self._started = clock()
         self.requested: str | None = None  # the reason of a requeue decided, not yet carried out
@@ -164,6 +168,12 @@ class EndWarning:
                 self.attempt, reason, self.policy.grace_s,
             )
             self._stop_payload(self.policy.grace_s)
+        elif self._save is not None:
+            log.warning("attempt %d ends (%s): the task saves (its checkpoint method), then the job is requeued", self.attempt, reason)
+            try:
+                self._save()
+            except Exception:  # a failed save must not cost the requeue: the next attempt resumes from what is on disk
+                log.exception("the task's checkpoint method failed; requeueing all the same")
         else:
             log.warning("attempt %d ends (%s) before its payload started: requeueing", self.attempt, reason)
         record_requeue(self.job_dir, self.attempt, reason)

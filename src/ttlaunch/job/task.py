@@ -139,10 +139,13 @@ def attempt_command(command: PayloadCommand, kind: str, attempt: int, state: str
     return replace(command, argv=argv, env=env)
 
 
-def watch_for_end_warning(job_dir: Path, attempt: int, rank: int) -> EndWarning | None:
+def watch_for_end_warning(
+    job_dir: Path, attempt: int, rank: int, save: Callable[[], object] | None = None
+) -> EndWarning | None:
     """On SLURM, for the whole attempt: how the job answers SLURM's end warning, by the
     requeue budget its submission exported. Task 0 requeues (ttlaunch.job.requeue); the
-    handler it returns must be attached to the payload once that runs. Without a budget
+    handler it returns must be attached to the payload once that runs; `save` is what a task
+    function running in this process saves before a requeue. Without a budget
     (requeue=off) the job runs on to its time limit."""
     from ttlaunch.scheduler import slurm
 
@@ -153,7 +156,7 @@ def watch_for_end_warning(job_dir: Path, attempt: int, rank: int) -> EndWarning 
     if rank != 0:
         leave_requeue_to_task_0()
         return None
-    handler = EndWarning(job_dir, os.environ["SLURM_JOB_ID"], attempt, policy, requeue=slurm.requeue)
+    handler = EndWarning(job_dir, os.environ["SLURM_JOB_ID"], attempt, policy, requeue=slurm.requeue, save=save)
     signal.signal(signal.SIGUSR2, handler)
     return handler
 

@@ -75,7 +75,7 @@ def _render(template: str, values: dict[str, str], where: str) -> str:
     try:
         return templates.render(template, values)
     except templates.TemplateError as err:
-        raise InputError("config.yaml", where, str(err)) from None
+        raise InputError("ttlaunch.yaml", where, str(err)) from None
 
 
 def runs_inspect(command: Sequence[str]) -> bool:

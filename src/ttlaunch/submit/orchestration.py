@@ -24,7 +24,7 @@ from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit.plan import JobSpec, plan_jobs
-from ttlaunch.submit.selection import changed_jobs, select_jobs, unrecorded_job_id
+from ttlaunch.submit.selection import Selection, changed_jobs, select_jobs, unrecorded_job_id
 from ttlaunch.submit.submitit_files import folder, log_paths
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def _check_sort_key(sort_by: str, runs: Sequence[Any], tasks: Sequence[str]) -> 
 
     columns = sort_columns((name for run in runs for name in run.parameters), tasks)
     if sort_by not in columns:
-        raise InputError("config.yaml", "report.sort_by", f"{sort_by!r} is not a column of the results: one of {', '.join(columns)}")
+        raise InputError("ttlaunch.yaml", "report.sort_by", f"{sort_by!r} is not a column of the results: one of {', '.join(columns)}")
 
 
 def _check_one_task(compute: Any, source: str) -> None:
@@ -179,16 +179,16 @@ def _describe(ledger: Ledger, inputs: Any, executor: str) -> None:
     state.status_table = str(directory / MARKDOWN_NAME) if directory is not None else None
 
 
-def _adopt_unrecorded(ledger: Ledger, jobs: Sequence[JobSpec]) -> None:
+def adopt_unrecorded(ledger: Ledger, jobs: Sequence[JobSpec]) -> None:
     """Jobs a killed launcher submitted without recording them join the state as PENDING."""
     for job in jobs:
         record = ledger.state.jobs.get(job.name)
         if record is not None and record.job_id is not None:
             continue
-        job_id = unrecorded_job_id(ledger.sweep_dir / job.name)
+        job_dir = job.job_dir(ledger.sweep_dir)
+        job_id = unrecorded_job_id(job_dir)
         if job_id is None:
             continue
-        job_dir = ledger.sweep_dir / job.name
         stdout, stderr = log_paths(job_dir, job_id)
         ledger.state.jobs[job.name] = JobRecord(
             name=job.name, job_id=job_id, job_dir=str(job_dir), stdout=str(stdout), stderr=str(stderr),
@@ -209,15 +209,15 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
     if launcher.dry_run:  # no records of a launch that does not happen
         return [launcher.launch([list(job.overrides) for job in jobs], initial_job_idx=0)]
     callback = find_monitor(sweeper.hydra_context.callbacks)
-    _check_monitoring(launcher, callback)
-    _writable(sweep_dir, lambda: sweep_dir.mkdir(parents=True, exist_ok=True))
+    check_monitoring(launcher, callback)
+    writable(sweep_dir, lambda: sweep_dir.mkdir(parents=True, exist_ok=True))
     with SweepLock(sweep_dir):  # UnwritableSweep when it cannot write its lock file
         ledger = Ledger.open(sweep_dir, experiment.name)  # DamagedFile: one line, nothing written
         RulesState.load(sweep_dir / RULES_STATE_NAME)
         changed = _check_changed(ledger, inputs, jobs, bool(config.resubmit_changed))  # before anything is written
         _describe(ledger, inputs, launcher.executor)
         # The first write: a sweep dir that cannot take it is said now, before any submission.
-        _writable(ledger.state_path, ledger.save_state)
+        writable(ledger.state_path, ledger.save_state)
         OmegaConf.save(config, sweep_dir / "multirun.yaml")
         counts = {kind: sum(run.type is kind for run in experiment.runs) for kind in RunType}
         unpassed = unpassed_controls(experiment, inputs.payload)
@@ -230,36 +230,14 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
         )
         if unpassed:
             log.info("controls not passed to the trainer: %s", ", ".join(unpassed))
-        if launcher.executor == "slurm":
-            _adopt_unrecorded(ledger, jobs)
-        # What happened while nobody watched: one poll of the jobs earlier launches left running.
-        _reconciling_monitor(callback, ledger).poll()
-        selection = select_jobs(jobs, ledger.state.jobs, bool(config.resubmit_failed), changed)
-        ledger.events.write(
-            "IDENTIFY_RUNS",
-            "Selecting runs to submit",
-            (
-                "Details",
-                f"{counts[RunType.FINE_TUNED]} fine-tuned, {counts[RunType.CONTROL]} control and "
-                f"{counts[RunType.EVAL_ONLY]} eval-only runs; {len(jobs)} jobs in the sweep",
-            ),
-            (
-                "Result",
-                f"{len(selection.submit)} jobs ready to submit ({len(selection.completed)} already completed, "
-                f"{len(selection.attach)} still queued or running, {len(selection.failed)} failed and not resubmitted, "
-                f"{len(selection.changed)} changed and submitted again, {len(selection.resumed)} stopped by ttlaunch "
-                "and resumed)",
-            ),
-            ("Skipped", ", ".join(selection.completed + selection.attach + selection.failed) or "none"),
+        details = (
+            f"{counts[RunType.FINE_TUNED]} fine-tuned, {counts[RunType.CONTROL]} control and "
+            f"{counts[RunType.EVAL_ONLY]} eval-only runs; {len(jobs)} jobs in the sweep"
         )
-        log.info("sweep dir: %s", sweep_dir)
-        if selection.failed:
-            log.warning(
-                "not resubmitted (their last attempt failed): %s; add resubmit_failed=true to submit them again",
-                ", ".join(selection.failed),
-            )
-        ledger.state.unsubmitted = [job.name for job in selection.submit]
-        ledger.save()
+        selection = reconcile_and_select(
+            ledger, jobs, callback, launcher.executor, bool(config.resubmit_failed), changed, details, "resubmit_failed=true",
+            rerun=launcher.relaunch == "rerun",
+        )
         if selection.submit or selection.attach:
             launcher.launch([list(job.overrides) for job in selection.submit], initial_job_idx=0)
         else:
@@ -268,13 +246,79 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
     # The exit code speaks for the whole sweep, not only for what this launch submitted: a
     # run that ended without completing (now or in an earlier launch) makes it 1. Runs still
     # queued or running (detached, monitoring off) are not failures.
-    failed = [job.name for job in jobs if _ended_without_completing(ended.get(job.name))]
+    failed = [job.name for job in jobs if ended_without_completing(ended.get(job.name))]
     if failed:
         raise SweepFailed(failed, len(jobs), str(sweep_dir / EVENT_LOG_NAME))
     return []
 
 
-def _writable(path: Path, write: Callable[[], object]) -> None:
+def reconcile_and_select(
+    ledger: Ledger, jobs: Sequence[JobSpec], callback: Any, executor: str, resubmit_failed: bool,
+    changed: Sequence[str], details: str, resubmit_hint: str, rerun: bool,
+) -> Selection:
+    """Under the sweep's lock: learn what earlier launches left (jobs they submitted without
+    recording them, then one poll), pick the jobs to submit, and record the choice."""
+    if executor == "slurm":
+        adopt_unrecorded(ledger, jobs)
+    # What happened while nobody watched: one poll of the jobs earlier launches left running.
+    _reconciling_monitor(callback, ledger).poll()
+    selection = select_jobs(jobs, ledger.state.jobs, resubmit_failed, changed, rerun)
+    ledger.events.write(
+        "IDENTIFY_RUNS",
+        "Selecting runs to submit",
+        ("Details", details),
+        (
+            "Result",
+            f"{len(selection.submit)} jobs ready to submit ({len(selection.completed)} already completed, "
+            f"{len(selection.attach)} still queued or running, {len(selection.failed)} failed and not resubmitted, "
+            f"{len(selection.changed)} changed and submitted again, {len(selection.resumed)} stopped by ttlaunch "
+            f"and resumed, {len(selection.rerun)} ended and run again)",
+        ),
+        ("Skipped", ", ".join(selection.completed + selection.attach + selection.failed) or "none"),
+    )
+    log.info("sweep dir: %s", ledger.sweep_dir)
+    if selection.failed:
+        log.warning(
+            "not resubmitted (their last attempt failed): %s; add %s to submit them again",
+            ", ".join(selection.failed), resubmit_hint,
+        )
+    ledger.state.unsubmitted = [job.name for job in selection.submit]
+    ledger.save()
+    return selection
+
+
+def launch_runs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
+    """The launcher's work for ttlaunch's own app: submit the planned runs (the sweeper has
+    validated the inputs, holds the sweep's lock and has saved the ledger), then watch."""
+    from ttlaunch.monitor.callback import find_monitor
+    from ttlaunch.submit.submitter import (
+        SchedulerSettings,
+        Submitter,
+        job_return,
+        reactions_for,
+        run_submission,
+        submit_and_watch,
+    )
+
+    config = launcher.config
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    inputs = read_inputs(config, config.hydra)
+    ledger = Ledger.open(sweep_dir, inputs.experiment.name)
+    settings = SchedulerSettings(launcher.executor, inputs.requeue, inputs.user, launcher.signal_delay_s, inputs.compute_source)
+    submitter = Submitter(ledger, settings)
+    planned = [run_submission(inputs, sweep_dir, initial_job_idx + offset, o) for offset, o in enumerate(job_overrides)]
+    if launcher.dry_run:
+        return submitter.dry_run(planned)
+    callback = find_monitor(launcher.hydra_context.callbacks)
+    monitor = callback.monitor_for(ledger) if callback is not None else None
+    if monitor is not None:
+        monitor.reactions += reactions_for(inputs, ledger, submitter, monitor)
+    names = submit_and_watch(launcher, submitter, planned, callback, monitor)
+    return [job_return(ledger.state.jobs[name]) for name in names]
+
+
+def writable(path: Path, write: Callable[[], object]) -> None:
     """`write` (something in the sweep dir); UnwritableSweep, naming the path and the OS's
     reason, when the sweep dir cannot take it (read-only, full, no permission)."""
     try:
@@ -283,7 +327,7 @@ def _writable(path: Path, write: Callable[[], object]) -> None:
         raise UnwritableSweep(err.filename or path, err) from None
 
 
-def _ended_without_completing(record: JobRecord | None) -> bool:
+def ended_without_completing(record: JobRecord | None) -> bool:
     return record is not None and record.status.terminal and record.status is not JobState.COMPLETED
 
 
@@ -326,7 +370,7 @@ def _reconciling_monitor(callback: Any, ledger: Ledger) -> Any:
     return Monitor(ledger, MonitorSettings(live="off"))
 
 
-def _check_monitoring(launcher: Any, callback: Any) -> None:
+def check_monitoring(launcher: Any, callback: Any) -> None:
     """Queue caps need someone counting; local jobs are children of the launching process,
     which must watch them to the end."""
     if launcher.max_submitted is not None and callback is None:

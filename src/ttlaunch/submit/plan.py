@@ -1,6 +1,7 @@
-"""Expand an experiment's fine-tuned runs, times any sweep given on the command line, into jobs.
+"""Expand an experiment's fine-tuned runs, times any sweep given on the command line, into
+jobs; name the jobs of any other Hydra app's sweep.
 
-Pure: override strings in, JobSpecs out. A job is named after its run, plus the values of
+Pure: override strings in, JobSpecs and names out. A job is named after its run, plus the values of
 the command-line keys that vary across the sweep (so `+seed=1,2` gives `r8__seed-1` and
 `r8__seed-2`); names are stable across launches and become the job dirs and SLURM job names.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 from ttlaunch.errors import InputError
@@ -24,8 +26,12 @@ _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 @dataclass(frozen=True)
 class JobSpec:
     name: str
-    run: Run
     overrides: tuple[str, ...]
+    run: Run | None = None  # the experiment's run it trains (None for any other Hydra app's job)
+    subdir: str | None = None  # its dir in the sweep dir, when not its name (Hydra's hydra.sweep.subdir)
+
+    def job_dir(self, sweep_dir: Path) -> Path:
+        return sweep_dir / (self.subdir or self.name)
 
 
 def override_key(override: str) -> str:
@@ -70,8 +76,49 @@ def plan_jobs(experiment: Experiment, combinations: Sequence[Sequence[str]]) -> 
                 )
             names[name] = str(list(combination))
             overrides = (*user_overrides, f"{RUN_NAME_KEY}={run.name}", f"{JOB_NAME_KEY}={name}")
-            jobs.append(JobSpec(name=name, run=run, overrides=overrides))
+            jobs.append(JobSpec(name=name, overrides=overrides, run=run))
     return jobs
+
+
+# ttlaunch's config groups an app may choose on the command line (+compute=..., +stagger=...):
+# how the sweep is launched, not what a job computes, so not part of its name.
+LAUNCH_GROUPS = ("compute", "requeue", "stagger")
+# Longest job name kept whole; a longer one is cut and made unique by a digest.
+MAX_NAME_LENGTH = 100
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+
+
+def _launch_setting(key: str) -> bool:
+    return any(key == group or key.startswith(f"{group}.") for group in LAUNCH_GROUPS)
+
+
+def app_job_names(job_overrides: Sequence[Sequence[str]], app_name: str, exclude_keys: Sequence[str] = ()) -> list[str]:
+    """Names of an app's jobs, from their overrides as Hydra's override_dirname reads them
+    (sorted, `exclude_keys` and LAUNCH_GROUPS left out), made safe: `lr-0.001__seed-1` for
+    `seed=1 lr=0.001`.
+    The app's own name for a job without overrides. Stable across launches of the same
+    command; unique: names that would clash, or be longer than MAX_NAME_LENGTH, end with a
+    digest of the overrides."""
+    readable: list[str] = []
+    for overrides in job_overrides:
+        kept = sorted(o for o in overrides if override_key(o) not in exclude_keys and not _launch_setting(override_key(o)))
+        parts = []
+        for override in kept:
+            key, equals, value = override.partition("=")
+            safe_key, safe_value = (_UNSAFE_CHARS.sub("-", text).strip("-") for text in (key.lstrip("+~"), value))
+            parts.append(f"{safe_key}-{safe_value}" if equals else safe_key)
+        readable.append("__".join(parts) or _UNSAFE_CHARS.sub("-", app_name).strip("-.") or "job")
+    names = []
+    for overrides, name in zip(job_overrides, readable):
+        if readable.count(name) > 1 or len(name) > MAX_NAME_LENGTH:
+            name = f"{name[:MAX_NAME_LENGTH - 10]}__{_digest(repr(sorted(overrides)))}"
+        names.append(name)
+    return names
 
 
 def _value_of(overrides: Sequence[str], key: str) -> str | None:

@@ -6,6 +6,10 @@ still queued or running is re-attached, never submitted again; a completed one i
 A job ttlaunch itself stopped (Ctrl-C of a local launch, a cancel it issued) did not fail:
 it is submitted again and resumes from disk.
 
+Asked to run every job again (`rerun`: hydra.launcher.relaunch=rerun, Hydra's own way for
+any app), a launch submits every job that ended, completed or not; still queued or running
+ones are re-attached all the same.
+
 A job whose run changed since it was submitted (its parameters, compute or command) is not
 counted as done: the launch refuses, naming what changed, unless asked to train it again
 (`resubmit_changed=true`).
@@ -31,10 +35,12 @@ class Selection:
     failed: list[str] = field(default_factory=list)  # ended without completing, not resubmitted
     changed: list[str] = field(default_factory=list)  # submitted again: their run changed
     resumed: list[str] = field(default_factory=list)  # submitted again: ttlaunch had stopped them
+    rerun: list[str] = field(default_factory=list)  # submitted again: they ended, and every job runs again
 
 
 def select_jobs(
-    jobs: Sequence[JobSpec], records: Mapping[str, JobRecord], resubmit_failed: bool, changed: Collection[str] = ()
+    jobs: Sequence[JobSpec], records: Mapping[str, JobRecord], resubmit_failed: bool, changed: Collection[str] = (),
+    rerun: bool = False,
 ) -> Selection:
     """`changed`: jobs whose run changed since their submission, to train again once ended."""
     selection = Selection()
@@ -44,7 +50,10 @@ def select_jobs(
             selection.submit.append(job)
             continue
         state = record.status
-        if job.name in changed and state.terminal:
+        if rerun and state.terminal:
+            selection.submit.append(job)
+            selection.rerun.append(job.name)
+        elif job.name in changed and state.terminal:
             selection.submit.append(job)
             selection.changed.append(job.name)
         elif state is JobState.CANCELLED and record.stopped_by_ttlaunch:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 FOLDER = "submitit"
 _SUBMITTED = ("_submitted.pkl", "_submission.sh")
@@ -13,6 +14,11 @@ _SUBMITTED = ("_submitted.pkl", "_submission.sh")
 
 def folder(job_dir: Path) -> Path:
     return job_dir / FOLDER
+
+
+def job_dir_of(submitit_folder: Path) -> Path:
+    """The job dir whose submitit folder this is (inside a job: submitit's JobEnvironment's folder)."""
+    return submitit_folder.parent
 
 
 def task_log_patterns(folder: Path) -> tuple[Path, Path]:
@@ -28,6 +34,21 @@ def log_paths(job_dir: Path, job_id: str) -> tuple[Path, Path]:
 def result_path(log_dir: Path, job_id: str) -> Path:
     """Task 0's result pickle, beside its logs."""
     return log_dir / f"{job_id}_0_result.pkl"
+
+
+def read_result(job_dir: Path, job_id: str) -> tuple[str, Any] | None:
+    """What task 0's call returned, as submitit pickled it: ("success", value) or ("error",
+    the traceback's text); None when there is none (yet) or it cannot be read."""
+    import pickle
+
+    try:
+        with result_path(folder(job_dir), job_id).open("rb") as stream:
+            outcome = pickle.load(stream)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        return None
+    if isinstance(outcome, tuple) and len(outcome) == 2 and outcome[0] in ("success", "error"):
+        return outcome[0], outcome[1]
+    return None
 
 
 def submitted_job_ids(job_dir: Path) -> list[str]:

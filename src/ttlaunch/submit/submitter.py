@@ -20,8 +20,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
 
 from ttlaunch.inputs.composed import LaunchInputs
-from ttlaunch.inputs.payload import PayloadCommand
-from ttlaunch.inputs.schema import ComputeConfig
+from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
 from ttlaunch.records.event_log import timestamp
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
@@ -66,64 +65,84 @@ class PrePickledJob:
 
 
 @dataclass
-class _Submission:
+class Submission:
+    """One job to submit: where it lives, what it runs with and asks for."""
+
     index: int
     name: str
-    run_name: str | None
     overrides: list[str]
-    output_dir: Path | None
-    spec: dict[str, Any] = field(default_factory=dict)  # a planned run's submission_spec
+    job_dir: Path
+    compute: ComputeConfig
+    run_name: str | None = None  # the experiment's run it trains (None for any other Hydra app's job)
+    output_dir: Path | None = None
+    command: Sequence[str] | None = None  # what the job runs, as a dry run shows it
+    spec: dict[str, Any] = field(default_factory=dict)  # what a later launch compares (a run's submission_spec)
     request: SlurmRequest | LocalRequest | None = None  # set as it is submitted
+
+
+def run_submission(inputs: LaunchInputs, sweep_dir: Path, index: int, overrides: Sequence[str]) -> Submission:
+    """A planned run's job (its overrides name the run and the job; ttlaunch.submit.plan)."""
+    name = job_name_of(overrides) or f"job{index}"
+    run_name = run_name_of(overrides)
+    if run_name is None:
+        return Submission(index, name, list(overrides), sweep_dir / name, inputs.compute)
+    job_inputs = inputs.for_overrides(overrides)
+    command = job_inputs.payload_for(run_name, sweep_dir / name)
+    return Submission(
+        index=index, name=name, overrides=list(overrides), job_dir=sweep_dir / name, compute=inputs.compute_for(run_name),
+        run_name=run_name, output_dir=command.output_dir, command=command.argv,
+        spec=job_inputs.submission_spec(run_name, sweep_dir / name),
+    )
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """What every job of a launch is submitted with, beside its own compute."""
+
+    executor_kind: str  # local or slurm
+    requeue: RequeueConfig
+    user: UserConfig
+    signal_delay_s: int
+    compute_source: str  # where the compute came from, for errors (compute=<preset>)
 
 
 class Submitter:
     """One launch's submissions: executors per job, the stagger, the cap, the records."""
 
-    def __init__(self, ledger: Ledger, inputs: LaunchInputs, executor_kind: str, signal_delay_s: int) -> None:
+    def __init__(self, ledger: Ledger, settings: SchedulerSettings) -> None:
         self.ledger = ledger
         self.sweep_dir = ledger.sweep_dir
-        self.inputs = inputs
-        self.executor_kind = executor_kind
-        self.signal_delay_s = signal_delay_s
+        self.settings = settings
+        self.executor_kind = settings.executor_kind
         self.submitted: list[str] = []  # job names handled by this launch, in order, rejected ones included
         self.job_callable: PrePickledJob | None = None
         self.overrides_by_name: dict[str, list[str]] = {}  # what each job of this launch was submitted with
 
-    def _request(self, name: str, run_name: str | None) -> SlurmRequest | LocalRequest:
+    def _request(self, submission: Submission) -> SlurmRequest | LocalRequest:
         """What the job asks the scheduler for: computed once per submission, and the source
         of its recorded time limit and of its requeue budget."""
+        settings = self.settings
         if self.executor_kind == "slurm":
             return slurm_request(
-                name, self._compute(run_name), self.inputs.requeue, self.inputs.user, self.signal_delay_s,
-                self.inputs.compute_source,
+                submission.name, submission.compute, settings.requeue, settings.user, settings.signal_delay_s,
+                settings.compute_source,
             )
-        return local_request(name, self._compute(run_name))
+        return local_request(submission.name, submission.compute)
 
-    def _executor(self, name: str, request: SlurmRequest | LocalRequest) -> Any:
+    def _executor(self, submission: Submission, request: SlurmRequest | LocalRequest) -> Any:
         from ttlaunch.submit import executors  # submitit is imported only when submitting
 
-        folder = submitit_files.folder(self.sweep_dir / name)
+        folder = submitit_files.folder(submission.job_dir)
         if isinstance(request, SlurmRequest):
             for note in request.notes:
-                log.info("%s: %s", name, note)
+                log.info("%s: %s", submission.name, note)
             return executors.slurm_executor(folder, request)
         return executors.local_executor(folder, request)
-
-    def _compute(self, run_name: str | None) -> ComputeConfig:
-        """The compute preset for a run (its own fields applied), or the preset itself."""
-        return self.inputs.compute_for(run_name) if run_name else self.inputs.compute
-
-    def _payload(self, name: str, run_name: str | None, overrides: Sequence[str]) -> PayloadCommand | None:
-        """The command the job will run (its command-line run parameters applied)."""
-        if run_name is None:
-            return None
-        return self.inputs.for_overrides(overrides).payload_for(run_name, self.sweep_dir / name)
 
     def submit_all(
         self,
         callable_job: Any,
-        job_overrides: Sequence[Sequence[str]],
-        initial_job_idx: int,
+        planned: Sequence[Submission],
         stagger: StaggerHook,
         max_submitted: int | None = None,
         monitor: Any = None,
@@ -138,7 +157,6 @@ class Submitter:
         """
         began = time.perf_counter()
         job_callable = self.job_callable = PrePickledJob(callable_job, Singleton.get_state())
-        planned = [self._plan_submission(initial_job_idx + offset, overrides) for offset, overrides in enumerate(job_overrides)]
         workers = getattr(stagger, "concurrent_submissions", 1)
         if workers > 1 and max_submitted is None:
             self._submit_concurrently(job_callable, planned, workers, monitor)
@@ -165,7 +183,7 @@ class Submitter:
         )
         return list(self.submitted)
 
-    def submit_and_record(self, submission: _Submission, monitor: Any = None) -> Any:
+    def submit_and_record(self, submission: Submission, monitor: Any = None) -> Any:
         """One more job, after submit_all (a rule's follow-up or restart, an evaluation), with
         the launch's job callable; its submitit job, or None when the scheduler refused it
         (recorded as SUBMIT_FAILED)."""
@@ -175,21 +193,11 @@ class Submitter:
         self._record(submission, job, error, monitor=monitor)
         return job
 
-    def _plan_submission(self, index: int, overrides: Sequence[str]) -> _Submission:
-        name = job_name_of(overrides) or f"job{index}"
-        run_name = run_name_of(overrides)
-        command = self._payload(name, run_name, overrides)
-        spec = self.inputs.for_overrides(overrides).submission_spec(run_name, self.sweep_dir / name) if run_name else {}
-        return _Submission(
-            index=index, name=name, run_name=run_name, overrides=list(overrides),
-            output_dir=command.output_dir if command else None, spec=spec,
-        )
-
-    def _submit_one(self, callable_job: Any, submission: _Submission) -> tuple[Any, Exception | None]:
+    def _submit_one(self, callable_job: Any, submission: Submission) -> tuple[Any, Exception | None]:
         """Submit one job (safe to call from several threads: each job has its own executor)."""
         try:
-            submission.request = self._request(submission.name, submission.run_name)
-            executor = self._executor(submission.name, submission.request)
+            submission.request = self._request(submission)
+            executor = self._executor(submission, submission.request)
             job = executor.submit(
                 callable_job, submission.overrides, "hydra.sweep.dir", submission.index, f"job_id_for_{submission.index}"
             )
@@ -197,7 +205,7 @@ class Submitter:
         except Exception as err:  # a rejected submission must not stop the others
             return None, err
 
-    def _submit_concurrently(self, callable_job: Any, planned: list[_Submission], workers: int, monitor: Any) -> None:
+    def _submit_concurrently(self, callable_job: Any, planned: Sequence[Submission], workers: int, monitor: Any) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -205,11 +213,11 @@ class Submitter:
             for submission, (job, error) in zip(planned, outcomes):  # recorded in order as they come
                 self._record(submission, job, error, monitor=monitor)
 
-    def _record(self, submission: _Submission, job: Any, error: Exception | None, monitor: Any = None) -> None:
+    def _record(self, submission: Submission, job: Any, error: Exception | None, monitor: Any = None) -> None:
         name = submission.name
         previous = self.ledger.state.jobs.get(name)
         record = JobRecord(
-            name=name, run_name=submission.run_name, job_dir=str(self.sweep_dir / name),
+            name=name, run_name=submission.run_name, job_dir=str(submission.job_dir),
             output_dir=str(submission.output_dir) if submission.output_dir else None,
             time_limit_s=submission.request.time_limit_s if submission.request else None, submitted_with=submission.spec,
         )
@@ -240,23 +248,21 @@ class Submitter:
                 monitor.local_jobs[name] = job
         self.ledger.save()
 
-    def dry_run(self, job_overrides: Sequence[Sequence[str]]) -> list[JobReturn]:
+    def dry_run(self, planned: Sequence[Submission]) -> list[JobReturn]:
         """Write each job's batch script (SLURM) or command (local) under <sweep>/dry_run/
         and print it; submit nothing."""
         out_dir = self.sweep_dir / "dry_run"
         out_dir.mkdir(parents=True, exist_ok=True)
         returns = []
-        for index, overrides in enumerate(job_overrides):
-            name = job_name_of(overrides) or f"job{index}"
-            run_name = run_name_of(overrides)
-            command = self._payload(name, run_name, overrides)
-            payload_line = " ".join(command.argv) if command else "(not a planned run)"
+        for submission in planned:
+            name = submission.name
+            payload_line = " ".join(submission.command) if submission.command else "(not a planned run)"
             if self.executor_kind == "slurm":
-                request = self._request(name, run_name)
+                request = self._request(submission)
                 assert isinstance(request, SlurmRequest)
                 for note in request.notes:  # what the user's sbatch flags replace, as a launch says it
                     log.info("%s: %s", name, note)
-                text = request.script(submitit_files.folder(self.sweep_dir / name))
+                text = request.script(submitit_files.folder(submission.job_dir))
                 text += f"# payload: {payload_line}\n"
                 path = out_dir / f"{name}.sbatch"
             else:
@@ -273,8 +279,9 @@ class SweepActions:
     """What the rules engine may do to the sweep from the launching process: submit a job
     that inherits another job's config (a follow-up, or the same run again), cancel a job."""
 
-    def __init__(self, submitter: Submitter, monitor: Any) -> None:
+    def __init__(self, submitter: Submitter, inputs: LaunchInputs, monitor: Any) -> None:
         self.submitter = submitter
+        self.inputs = inputs
         self.monitor = monitor
 
     def submit(self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str]) -> str | None:
@@ -289,9 +296,9 @@ class SweepActions:
         if "/" in job_name:  # an evaluation's run/task/epochN: nested dirs, a flat name for Hydra's log file
             naming = [f"hydra.job.name={job_name.replace('/', '.')}", f"hydra.sweep.subdir={job_name}"]
         index = len(submitter.submitted)
-        submission = _Submission(
-            index=index, name=job_name, run_name=run_name,
-            overrides=[*inherited, f"run_name={run_name}", *naming, *overrides],
+        submission = Submission(
+            index=index, name=job_name, overrides=[*inherited, f"run_name={run_name}", *naming, *overrides],
+            job_dir=submitter.sweep_dir / job_name, compute=self.inputs.compute_for(run_name), run_name=run_name,
             output_dir=submitter.sweep_dir / job_name / "outputs",
         )
         job = submitter.submit_and_record(submission, self.monitor)
@@ -329,7 +336,7 @@ def reactions_for(inputs: LaunchInputs, ledger: Ledger, submitter: Submitter, mo
     from ttlaunch.monitor.evaluations import EvaluationScheduler, planned_evaluations
     from ttlaunch.monitor.rules import RulesEngine
 
-    actions = SweepActions(submitter, monitor)
+    actions = SweepActions(submitter, inputs, monitor)
     reactions: list[Any] = []
     if not inputs.rules.empty:
         reactions.append(RulesEngine(inputs.rules, ledger, actions))
@@ -340,9 +347,9 @@ def reactions_for(inputs: LaunchInputs, ledger: Ledger, submitter: Submitter, mo
     return reactions
 
 
-def interrupted_message(stopped: Sequence[str], job_overrides: Sequence[Sequence[str]], submitted: Sequence[str]) -> str:
+def interrupted_message(stopped: Sequence[str], names: Sequence[str], submitted: Sequence[str]) -> str:
     """What a Ctrl-C of a local launch stopped, and exactly what the same command does next."""
-    never = [name for name in (job_name_of(o) for o in job_overrides) if name is not None and name not in submitted]
+    never = [name for name in names if name not in submitted]
     next_steps = []
     if stopped:
         next_steps.append(f"resumes {', '.join(stopped)} from what they saved")
@@ -351,6 +358,38 @@ def interrupted_message(stopped: Sequence[str], job_overrides: Sequence[Sequence
     what = f"stopped the local jobs of {', '.join(stopped)} (stopped, not failed)" if stopped else "no job was running"
     then = " and ".join(next_steps) or "finds nothing left to do"
     return f"interrupted: {what}. The same command again {then}."
+
+
+def submit_and_watch(launcher: Any, submitter: Submitter, planned: Sequence[Submission], callback: Any, monitor: Any) -> list[str]:
+    """Submit the planned jobs, then let the monitor callback watch the sweep (to its end,
+    unless it detaches); the job names, in order. A Ctrl-C of a local launch stops its jobs
+    (to be resumed by the same command); on SLURM they run on."""
+    import sys
+
+    from ttlaunch.errors import MonitorStopped, SweepInterrupted
+    from ttlaunch.monitor.callback import reattach_hint
+
+    local = submitter.executor_kind == "local"
+    try:
+        names = submitter.submit_all(launcher, planned, launcher.stagger, launcher.max_submitted, monitor)
+        if callback is not None:
+            callback.watch(monitor)
+        else:
+            print(
+                f"ttlaunch: submitted; monitoring is switched off. Follow with `{reattach_hint(submitter.sweep_dir)}`",
+                file=sys.stderr, flush=True,
+            )
+    except MonitorStopped:
+        if monitor is not None and local:
+            monitor.stop_local_jobs()
+        raise
+    except KeyboardInterrupt:
+        if monitor is None or not local:
+            raise
+        stopped = monitor.stop_local_jobs()
+        names = [submission.name for submission in planned]
+        raise SweepInterrupted(interrupted_message(stopped, names, submitter.submitted)) from None
+    return names
 
 
 def job_return(record: JobRecord) -> JobReturn:

@@ -1,0 +1,54 @@
+"""Inside a job of any Hydra app launched with ttlaunch's launcher: one attempt of the app's
+task function, with the requeue contract.
+
+Before the task function starts, its environment says where the attempt stands:
+`TTLAUNCH_ATTEMPT` (1, 2, ... across requeues) and `TTLAUNCH_RESUME` (1 when an earlier
+attempt of this job started in the same output dir: a requeue, or a resubmission). The
+output dir (Hydra's, `HydraConfig.get().runtime.output_dir`) is the same every attempt, so
+the app resumes from what it saved there.
+
+On SLURM, when the job is about to end (time limit or preemption) and the requeue budget
+allows (ttlaunch.job.requeue), the task function's `checkpoint()` method is called, if it
+has one (a callable object's method, or an attribute of the function), then the job goes
+back into the queue. Locally, SIGTERM from the launcher stops the task.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from hydra.core.utils import JobReturn
+
+ATTEMPT_VARIABLE = "TTLAUNCH_ATTEMPT"
+RESUME_VARIABLE = "TTLAUNCH_RESUME"
+
+
+def run_app_attempt(launcher: Any, run: Callable[[], JobReturn]) -> JobReturn:
+    """`run` (Hydra's run_job of the task function) as one attempt of the job."""
+    import submitit
+    from hydra.core.utils import setup_globals
+
+    from ttlaunch.job.rendezvous import task_rank
+    from ttlaunch.job.requeue import current_attempt
+    from ttlaunch.job.task import stop_when_asked, watch_for_end_warning
+    from ttlaunch.submit.submitit_files import job_dir_of, submitted_job_ids
+
+    setup_globals()  # Hydra's resolvers (${now:...} in the sweep dir), as its run_job would
+    environment = submitit.JobEnvironment()
+    job_dir = job_dir_of(Path(environment.paths.folder))
+    attempt = current_attempt()
+    earlier_jobs = [job_id for job_id in submitted_job_ids(job_dir) if job_id != str(environment.job_id)]
+    os.environ[ATTEMPT_VARIABLE] = str(attempt)
+    os.environ[RESUME_VARIABLE] = "1" if attempt > 1 or earlier_jobs else "0"
+    if "SLURM_JOB_ID" in os.environ:
+        checkpoint = getattr(launcher.task_function, "checkpoint", None)
+        watch_for_end_warning(job_dir, attempt, task_rank(), save=checkpoint if callable(checkpoint) else None)
+    else:
+        stop_when_asked()
+    # The stagger's start-up window: a task function runs in this process, so the window
+    # is passed before it starts (startup_lock: one job's start every window_s).
+    with launcher.stagger.startup_window(Path(str(launcher.config.hydra.sweep.dir)).absolute()):
+        pass
+    return run()

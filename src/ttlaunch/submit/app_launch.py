@@ -1,0 +1,174 @@
+"""Any Hydra app's sweep, through ttlaunch's launcher (`hydra/launcher=ttlaunch_local` or
+`ttlaunch_slurm`), in the launching process.
+
+Hydra's basic sweeper hands over the sweep's override lists; here they become named jobs
+(ttlaunch.submit.plan.app_job_names) whose dirs are where Hydra puts their outputs
+(`hydra.sweep.dir`/`hydra.sweep.subdir`). Then as for ttlaunch's own app: the inputs are
+checked before anything is written, the sweep's lock is taken, what earlier launches left
+is learnt (their records, then SLURM), only jobs never submitted (or stopped by ttlaunch)
+are submitted, and the monitor follows them. What each job returned comes back from its
+result file, so the sweeper sees the task functions' return values, for this launch's jobs
+and for the ones an earlier launch completed alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf, open_dict
+
+from ttlaunch.errors import InputError, SweepFailed
+from ttlaunch.inputs.composed import read_scheduling
+from ttlaunch.inputs.schema import UserConfig
+from ttlaunch.records.event_log import EVENT_LOG_NAME
+from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.scheduler.states import JobState
+from ttlaunch.submit.orchestration import (
+    check_monitoring,
+    check_settings,
+    ended_without_completing,
+    reconcile_and_select,
+    writable,
+)
+from ttlaunch.submit.plan import JobSpec, app_job_names, override_key
+from ttlaunch.submit.submitit_files import read_result
+from ttlaunch.submit.submitter import SchedulerSettings, Submission, Submitter, submit_and_watch
+
+log = logging.getLogger(__name__)
+
+# The payload kind jobs.json records for an app's jobs (they run its task function).
+APP_KIND = "app"
+# Interpolations of hydra.sweep.subdir known at launch without composing each job's config.
+_KNOWN_AT_LAUNCH = ("hydra.job.num", "hydra.job.name", "hydra.job.override_dirname")
+_INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
+
+
+def launch_app(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    from ttlaunch.monitor.callback import find_monitor
+    from ttlaunch.records.sweep_lock import SweepLock
+
+    config = launcher.config
+    sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
+    callback = find_monitor(launcher.hydra_context.callbacks)
+    check_settings(launcher, callback)
+    scheduling = read_scheduling(config, config.hydra)
+    jobs = plan_app_jobs(config, launcher.hydra_context.config_loader, job_overrides, initial_job_idx)
+    app_name = str(config.hydra.job.name)
+    planned = {
+        job.name: Submission(
+            index=initial_job_idx + offset, name=job.name, overrides=list(job.overrides), job_dir=job.job_dir(sweep_dir),
+            compute=scheduling.compute, command=_task_line(launcher.task_function, job.overrides),
+            spec={"parameters": _parameters(job.overrides)},
+        )
+        for offset, job in enumerate(jobs)
+    }
+    settings = SchedulerSettings(
+        launcher.executor, scheduling.requeue, UserConfig(), launcher.signal_delay_s, scheduling.compute_source
+    )
+    if launcher.dry_run:
+        return Submitter(Ledger.open(sweep_dir, app_name), settings).dry_run(list(planned.values()))
+    check_monitoring(launcher, callback)
+    writable(sweep_dir, lambda: sweep_dir.mkdir(parents=True, exist_ok=True))
+    with SweepLock(sweep_dir):
+        ledger = Ledger.open(sweep_dir, app_name)
+        ledger.state.executor, ledger.state.payload_kind = launcher.executor, APP_KIND
+        writable(ledger.state_path, ledger.save_state)
+        ledger.events.write(
+            "DISCOVER_EXPERIMENT",
+            "Found Hydra app",
+            ("Details", _task_name(launcher.task_function)),
+            ("Result", f"App {app_name} has {len(jobs)} jobs in this batch of its sweep"),
+        )
+        details = f"{len(jobs)} jobs of {app_name}'s sweep, from #{initial_job_idx}"
+        selection = reconcile_and_select(
+            ledger, jobs, callback, launcher.executor, launcher.resubmit_failed, [], details,
+            "hydra.launcher.resubmit_failed=true", rerun=launcher.relaunch == "rerun",
+        )
+        if selection.submit or selection.attach:
+            monitor = callback.monitor_for(ledger) if callback is not None else None
+            submitter = Submitter(ledger, settings)
+            submit_and_watch(launcher, submitter, [planned[job.name] for job in selection.submit], callback, monitor)
+        records = ledger.state.jobs
+    failed = [job.name for job in jobs if ended_without_completing(records.get(job.name))]
+    failure = SweepFailed(failed, len(jobs), str(sweep_dir / EVENT_LOG_NAME)) if failed else None
+    return [_job_return(job, records.get(job.name), failure) for job in jobs]
+
+
+def plan_app_jobs(config: Any, config_loader: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobSpec]:
+    """The jobs, named after their overrides, each with the dir Hydra will run it in."""
+    dirname = config.hydra.job.config.override_dirname
+    names = app_job_names(job_overrides, str(config.hydra.job.name), list(dirname.exclude_keys))
+    subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"]
+    references = _INTERPOLATION.findall(str(subdir))
+    if any(reference.strip() == "hydra.job.id" for reference in references):
+        raise InputError(
+            "hydra.sweep.subdir", "hydra.job.id",
+            f"{subdir} names each job's dir after its scheduler id, which is known only once it runs; "
+            "ttlaunch needs the dir at submission (use ${hydra.job.num} or ${hydra.job.override_dirname})",
+        )
+    jobs, seen = [], {}
+    for offset, (name, overrides) in enumerate(zip(names, job_overrides)):
+        number = initial_job_idx + offset
+        if all(reference.strip() in _KNOWN_AT_LAUNCH for reference in references):
+            values = {
+                "hydra.job.num": str(number), "hydra.job.name": str(config.hydra.job.name),
+                "hydra.job.override_dirname": _override_dirname(overrides, dirname),
+            }
+            resolved = _INTERPOLATION.sub(lambda found: values[found.group(1).strip()], str(subdir))
+        else:  # it reads the job's own config: compose it as the job will
+            sweep_config = config_loader.load_sweep_config(config, list(overrides))
+            with open_dict(sweep_config.hydra.job):
+                sweep_config.hydra.job.num = number
+            resolved = str(sweep_config.hydra.sweep.subdir)
+        if resolved in seen:
+            raise InputError(
+                "hydra.sweep.subdir", str(subdir),
+                f"jobs {seen[resolved]} and {name} would share the dir {resolved}: name each job's dir apart",
+            )
+        seen[resolved] = name
+        jobs.append(JobSpec(name=name, overrides=tuple(overrides), subdir=resolved))
+    return jobs
+
+
+def _override_dirname(overrides: Sequence[str], settings: Any) -> str:
+    """hydra.job.override_dirname as Hydra computes it for a job (its config loader does)."""
+    kept = sorted(o for o in overrides if override_key(o) not in list(settings.exclude_keys))
+    return str(settings.item_sep).join(kept).replace("=", str(settings.kv_sep))
+
+
+def _parameters(overrides: Sequence[str]) -> dict[str, str]:
+    """A job's overrides as the results table's parameters (key -> value as written)."""
+    return {override_key(o): o.split("=", 1)[1] for o in overrides if "=" in o}
+
+
+def _task_name(task_function: Any) -> str:
+    """`train_app.py:Train` for a script's task function, `package.module.train` otherwise."""
+    import sys
+
+    module = getattr(task_function, "__module__", None) or "?"
+    name = getattr(task_function, "__qualname__", None) or type(task_function).__qualname__
+    script = getattr(sys.modules.get("__main__"), "__file__", None) if module == "__main__" else None
+    return f"{Path(script).name}:{name}" if script else f"{module}.{name}"
+
+
+def _task_line(task_function: Any, overrides: Sequence[str]) -> list[str]:
+    """What the job runs, as a dry run shows it."""
+    return [f"{_task_name(task_function)}(cfg)", "with", *overrides] if overrides else [f"{_task_name(task_function)}(cfg)"]
+
+
+def _job_return(job: JobSpec, record: JobRecord | None, failure: SweepFailed | None) -> JobReturn:
+    """Hydra's view of a job: the JobReturn its task function produced (read back from the
+    job's result file), FAILED with the sweep's failures, or UNKNOWN while it runs on."""
+    if record is None or not record.status.terminal:
+        return JobReturn(overrides=list(job.overrides), status=JobStatus.UNKNOWN)
+    if record.status is JobState.COMPLETED:
+        outcome = read_result(Path(str(record.job_dir)), str(record.job_id)) if record.job_id else None
+        if outcome is not None and outcome[0] == "success" and isinstance(outcome[1], JobReturn):
+            return outcome[1]
+        return JobReturn(overrides=list(job.overrides), status=JobStatus.COMPLETED)
+    return JobReturn(overrides=list(job.overrides), status=JobStatus.FAILED, _return_value=failure)

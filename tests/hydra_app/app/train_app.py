@@ -1,0 +1,34 @@
+"""A Hydra app that is not ttlaunch's: a user's training script, as it would be with
+hydra-submitit-launcher. Each attempt appends what its environment said to attempts.jsonl
+in its output dir; `checkpoint` (called by ttlaunch before a requeue) writes checkpoint.txt."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+
+
+class Train:
+    def __call__(self, cfg):
+        self.output_dir = Path(HydraConfig.get().runtime.output_dir)
+        attempt = {name: os.environ.get(f"TTLAUNCH_{name.upper()}") for name in ("attempt", "resume")}
+        with (self.output_dir / "attempts.jsonl").open("a") as stream:
+            stream.write(json.dumps({"lr": cfg.lr, "seed": cfg.seed, **attempt}) + "\n")
+        if cfg.fail:
+            raise ValueError(f"diverged at lr={cfg.lr}")
+        if attempt["resume"] != "1":
+            (self.output_dir / "started").touch()
+            time.sleep(cfg.sleep_s)
+        return cfg.lr * 10
+
+    def checkpoint(self):
+        (self.output_dir / "checkpoint.txt").write_text("saved\n")
+
+
+train = Train()
+
+if __name__ == "__main__":
+    hydra.main(version_base="1.3", config_path=".", config_name="train_app")(train)()

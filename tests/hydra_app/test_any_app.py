@@ -1,0 +1,96 @@
+"""A Hydra app that is not ttlaunch's, launched with `hydra/launcher=ttlaunch_local`: named
+jobs, records, the attempt variables, failures, re-launches, dry runs, stagger and queue cap."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.cli
+
+APP = Path(__file__).parent / "app" / "train_app.py"
+
+
+def run_app(tmp_path: Path, *overrides: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    sweep = tmp_path / "sweep"
+    return subprocess.run(
+        [sys.executable, str(APP), "--multirun", "hydra/launcher=ttlaunch_local", f"hydra.sweep.dir={sweep}", *overrides],
+        cwd=tmp_path, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def jobs_of(tmp_path: Path) -> dict:
+    return json.loads((tmp_path / "sweep" / "jobs.json").read_text())["jobs"]
+
+
+def attempts(job_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (job_dir / "attempts.jsonl").read_text().splitlines()]
+
+
+def test_a_sweep_of_any_app_runs_its_task_function_as_named_recorded_jobs(tmp_path: Path):
+    result = run_app(tmp_path, "lr=0.1,0.01", "seed=1,2")
+    assert result.returncode == 0, result.stderr
+    jobs = jobs_of(tmp_path)
+    assert sorted(jobs) == ["lr-0.01__seed-1", "lr-0.01__seed-2", "lr-0.1__seed-1", "lr-0.1__seed-2"]
+    assert {job["status"] for job in jobs.values()} == {"COMPLETED"}
+    # Job dirs are Hydra's (hydra.sweep.subdir, ${hydra.job.num} by default), holding the app's output.
+    assert jobs["lr-0.1__seed-2"]["job_dir"] == str(tmp_path / "sweep" / "1")
+    assert attempts(tmp_path / "sweep" / "1") == [{"lr": 0.1, "seed": 2, "attempt": "1", "resume": "0"}]
+    sweep = tmp_path / "sweep"
+    log = (sweep / "run-torchtune.log").read_text()
+    assert "Found Hydra app" in log and "train_app.py:Train" in log
+    assert log.count("SUBMIT_JOB:") == 4 and log.count("Current: COMPLETED") == 4
+    results = (sweep / "summary.md").read_text().split("### Results", 1)[1]
+    header = next(line for line in results.splitlines() if line.startswith("| Run"))
+    assert header.startswith("| Run | lr | seed | Status |")
+    assert "lr-0.01__seed-2" in results
+
+
+def test_a_raising_task_is_a_failed_job_and_a_failed_launch(tmp_path: Path):
+    result = run_app(tmp_path, "fail=true", "lr=0.5")
+    assert result.returncode == 1
+    job = jobs_of(tmp_path)["fail-True__lr-0.5"]  # the override as Hydra's sweeper writes it
+    assert job["status"] == "FAILED"
+    assert "ValueError: diverged at lr=0.5" in job["error"]
+    assert "1 of 1 jobs did not complete: fail-True__lr-0.5" in result.stderr
+
+
+def test_relaunch_reruns_ended_jobs_by_default_and_resume_skips_completed_ones(tmp_path: Path):
+    assert run_app(tmp_path, "seed=1,2").returncode == 0
+    first = {name: job["job_id"] for name, job in jobs_of(tmp_path).items()}
+
+    resumed = run_app(tmp_path, "seed=1,2", "hydra.launcher.relaunch=resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert {name: job["job_id"] for name, job in jobs_of(tmp_path).items()} == first
+    log = (tmp_path / "sweep" / "run-torchtune.log").read_text()
+    assert "0 jobs ready to submit (2 already completed" in log
+
+    rerun = run_app(tmp_path, "seed=1,2")
+    assert rerun.returncode == 0, rerun.stderr
+    jobs = jobs_of(tmp_path)
+    assert all(jobs[name]["job_id"] != first[name] and jobs[name]["previous_job_ids"] == [first[name]] for name in first)
+    # The second run of the same job dir knows it follows an earlier one.
+    assert [a["resume"] for a in attempts(tmp_path / "sweep" / "0")] == ["0", "1"]
+
+
+def test_a_dry_run_writes_each_job_and_submits_nothing(tmp_path: Path):
+    result = run_app(tmp_path, "seed=1,2", "hydra.launcher.dry_run=true")
+    assert result.returncode == 0, result.stderr
+    sweep = tmp_path / "sweep"
+    assert sorted(path.name for path in (sweep / "dry_run").iterdir()) == ["seed-1.sh", "seed-2.sh"]
+    assert "train_app.py:Train(cfg) with seed=2" in (sweep / "dry_run" / "seed-2.sh").read_text()
+    assert not (sweep / "jobs.json").exists() and not (sweep / "0").exists()
+
+
+def test_stagger_hooks_and_the_queue_cap_work_for_any_app(tmp_path: Path):
+    result = run_app(
+        tmp_path, "seed=1,2,3", "+stagger=fixed_delay", "stagger.seconds=1", "hydra.launcher.max_submitted=1",
+    )
+    assert result.returncode == 0, result.stderr
+    jobs = jobs_of(tmp_path)
+    order = sorted(jobs.values(), key=lambda job: job["submitted"])
+    assert [job["name"] for job in order] == ["seed-1", "seed-2", "seed-3"]
+    for earlier, later in zip(order, order[1:]):
+        assert later["submitted"] >= earlier["completed"], "at most one job queued or running at a time"
