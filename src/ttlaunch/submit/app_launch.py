@@ -161,11 +161,21 @@ def _task_line(task_function: Any, overrides: Sequence[str]) -> list[str]:
     return [f"{_task_name(task_function)}(cfg)", "with", *overrides] if overrides else [f"{_task_name(task_function)}(cfg)"]
 
 
+class UnfinishedJobReturn(JobReturn):
+    """A job still queued or running when the launch returns (detached, or monitoring off):
+    status UNKNOWN and no value yet. Hydra's own JobReturn asserts when a sweeper reads the
+    value of an UNKNOWN job, as its basic sweeper does with every job it launched."""
+
+    @property
+    def return_value(self) -> Any:
+        return None
+
+
 def _job_return(job: JobSpec, record: JobRecord | None, failure: SweepFailed | None) -> JobReturn:
     """Hydra's view of a job: the JobReturn its task function produced (read back from the
     job's result file), FAILED with the sweep's failures, or UNKNOWN while it runs on."""
     if record is None or not record.status.terminal:
-        return JobReturn(overrides=list(job.overrides), status=JobStatus.UNKNOWN)
+        return UnfinishedJobReturn(overrides=list(job.overrides), status=JobStatus.UNKNOWN)
     if record.status is JobState.COMPLETED:
         outcome = read_result(Path(str(record.job_dir)), str(record.job_id)) if record.job_id else None
         if outcome is not None and outcome[0] == "success" and isinstance(outcome[1], JobReturn):

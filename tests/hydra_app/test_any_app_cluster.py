@@ -1,0 +1,71 @@
+"""A Hydra app that is not ttlaunch's, on the test cluster: a compute preset chosen from the
+app, detach and `ttlaunch status --follow`, and a requeue that calls the task's checkpoint."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
+
+APP = Path(__file__).parent / "app" / "train_app.py"
+
+
+def app_command(sweep: Path, *overrides: str) -> list[str]:
+    return [sys.executable, str(APP), "--multirun", "+compute=testcluster/cpu_1x", f"hydra.sweep.dir={sweep}", *overrides]
+
+
+def jobs_of(sweep: Path) -> dict:
+    try:
+        return json.loads((sweep / "jobs.json").read_text())["jobs"]
+    except (OSError, ValueError):
+        return {}
+
+
+def test_a_preset_from_the_app_submits_to_slurm_and_a_detached_sweep_is_followed_later(tmp_path: Path):
+    sweep = tmp_path / "sweep"
+    launched = subprocess.run(
+        app_command(sweep, "seed=1,2", "sleep_s=2", "hydra.callbacks.monitor.detach=true"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert launched.returncode == 0, launched.stderr
+    assert "detached: jobs keep running" in launched.stderr
+    jobs = jobs_of(sweep)
+    assert sorted(jobs) == ["seed-1__sleep_s-2", "seed-2__sleep_s-2"], "the preset is a launch setting, not in the names"
+    script = Path(jobs["seed-1__sleep_s-2"]["job_dir"]) / "submitit" / f"{jobs['seed-1__sleep_s-2']['job_id']}_submission.sh"
+    assert "#SBATCH --partition=debug" in script.read_text()
+
+    followed = subprocess.run(
+        [sys.executable, "-m", "ttlaunch.status", str(sweep), "--follow", "--live", "off"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=180,
+    )
+    assert followed.returncode == 0, followed.stderr
+    assert {job["status"] for job in jobs_of(sweep).values()} == {"COMPLETED"}
+    assert (sweep / "summary.md").is_file()
+
+
+def test_a_preempted_job_calls_the_tasks_checkpoint_then_resumes_as_attempt_2(tmp_path: Path):
+    sweep = tmp_path / "sweep"
+    launch = subprocess.Popen(
+        app_command(sweep, "sleep_s=300", "hydra.callbacks.monitor.poll_interval_s=1"),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    job_dir = sweep / "0"
+    deadline = time.monotonic() + 120
+    while not (job_dir / "started").exists():
+        assert time.monotonic() < deadline and launch.poll() is None, "the task never started"
+        time.sleep(0.2)
+    job_id = jobs_of(sweep)["sleep_s-300"]["job_id"]
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)  # SLURM's warning, as before a preemption
+
+    _, stderr = launch.communicate(timeout=240)
+    assert launch.returncode == 0, stderr[-3000:]
+    assert (job_dir / "checkpoint.txt").read_text() == "saved\n"
+    lines = [json.loads(line) for line in (job_dir / "attempts.jsonl").read_text().splitlines()]
+    assert [(line["attempt"], line["resume"]) for line in lines] == [("1", "0"), ("2", "1")]
+    (job,) = jobs_of(sweep).values()
+    assert (job["status"], job["attempt"], job["job_id"]) == ("COMPLETED", 2, job_id)
+    assert [(entry["attempt"], entry["reason"]) for entry in job["requeues"]] == [(1, "preempted")]
