@@ -5,6 +5,7 @@ cluster:
 
   * hydra-submitit-launcher: one blocking array sweep (`hydra/launcher=submitit_slurm`) of a
     plain Hydra app;
+  * the same app and command with the one override `hydra/launcher=ttlaunch_slurm`;
   * ttlaunch with its default stagger hook and its default poll interval (60 s on SLURM);
   * ttlaunch with the seeds' fixed 5-s delay between submissions (`--skip-slow` leaves it out:
     it takes about N x 5 s).
@@ -15,6 +16,7 @@ ran `squeue` and `sacct` (counted by wrappers on PATH that run the real commands
 
   * ttlaunch default, launch to exit / hydra-submitit-launcher     target <= 1.5x
   * ttlaunch default, squeue calls                                  target <= 1 per 60 s + 3
+  * the same app with ttlaunch_slurm / hydra-submitit-launcher
 
 Needs the cluster up (`sudo scripts/testcluster.sh start`).
 
@@ -121,17 +123,20 @@ def measure(command: list[str], env: dict[str, str], calls: Path, cwd: Path, lab
     return began, wall
 
 
-def hydra_submitit(workdir: Path, runs: int, env: dict[str, str], calls: Path) -> Measured:
+def plain_app(workdir: Path, runs: int, env: dict[str, str], calls: Path, launcher: str) -> Measured:
+    """The plain Hydra app's sweep with `launcher` (the rest of the command the same)."""
     app = workdir / "plain_app.py"
     app.write_text(HYDRA_APP)
-    sweep_dir = workdir / "hsl_sweep"
+    sweep_dir = workdir / f"{launcher}_sweep"
     command = [
-        sys.executable, str(app), "--multirun", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug",
+        sys.executable, str(app), "--multirun", f"hydra/launcher={launcher}", "hydra.launcher.partition=debug",
         "hydra.launcher.mem_gb=1", "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10",
         "hydra.job.name=hslbench", f"hydra.sweep.dir={sweep_dir}", f"+index=range(0,{runs})",
     ]
-    began, wall = measure(command, env, calls, workdir, "hydra-submitit-launcher")
-    return Measured(newest_submit("hslbench", began), newest_start(sweep_dir, runs, began), wall, count_calls(calls))
+    began, wall = measure(command, env, calls, workdir, launcher)
+    # submitit names every job of the array after the app; ttlaunch names each after its overrides.
+    prefix = "hslbench" if launcher == "submitit_slurm" else "index-"
+    return Measured(newest_submit(prefix, began), newest_start(sweep_dir, runs, began), wall, count_calls(calls))
 
 
 def ttlaunch(workdir: Path, runs: int, env: dict[str, str], calls: Path, label: str, *overrides: str) -> Measured:
@@ -160,7 +165,8 @@ def main() -> None:
         workdir.chmod(0o755)
         env, calls = counting_path(workdir)
         launches = [
-            ("hydra-submitit-launcher", lambda: hydra_submitit(workdir, args.runs, env, calls)),
+            ("hydra-submitit-launcher", lambda: plain_app(workdir, args.runs, env, calls, "submitit_slurm")),
+            ("same app, ttlaunch_slurm", lambda: plain_app(workdir, args.runs, env, calls, "ttlaunch_slurm")),
             ("ttlaunch default", lambda: ttlaunch(workdir, args.runs, env, calls, "default")),
         ]
         if not args.skip_slow:
@@ -180,6 +186,8 @@ def main() -> None:
     allowed = default.exit_s / 60 + 3
     print()
     print(f"ttlaunch default / hydra-submitit-launcher, launch to exit: {default.exit_s / hsl.exit_s:.2f}x (target <= 1.50x)")
+    same_app = measured["same app, ttlaunch_slurm"]
+    print(f"same app, ttlaunch_slurm / hydra-submitit-launcher, launch to exit: {same_app.exit_s / hsl.exit_s:.2f}x")
     print(f"ttlaunch default, squeue calls: {default.calls['squeue']} in {default.exit_s:.0f} s (target <= {allowed:.1f}: 1 per 60 s + 3)")
     if "ttlaunch fixed 5-s delay" in measured:
         fixed = measured["ttlaunch fixed 5-s delay"]

@@ -43,9 +43,16 @@ def test_a_sweep_of_any_app_runs_its_task_function_as_named_recorded_jobs(tmp_pa
     assert "Found Hydra app" in log and "train_app.py:Train" in log
     assert log.count("SUBMIT_JOB:") == 4 and log.count("Current: COMPLETED") == 4
     results = (sweep / "summary.md").read_text().split("### Results", 1)[1]
-    header = next(line for line in results.splitlines() if line.startswith("| Run"))
-    assert header.startswith("| Run | lr | seed | Status |")
-    assert "lr-0.01__seed-2" in results
+    # What each task function returned (lr * 10) is recorded, and the table is sorted by it.
+    assert {name: job["returned"] for name, job in jobs.items()} == {
+        "lr-0.1__seed-1": 1.0, "lr-0.1__seed-2": 1.0, "lr-0.01__seed-1": 0.1, "lr-0.01__seed-2": 0.1,
+    }
+    assert "Returned: 0.1" in log
+    table = [line for line in results.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| Run | lr | seed | Status | Returned | Wall time |"), "no loss columns without losses"
+    assert [row.split(" | ")[0] for row in table[1:]] == [
+        "| lr-0.01__seed-1", "| lr-0.01__seed-2", "| lr-0.1__seed-1", "| lr-0.1__seed-2",
+    ]
 
 
 def test_a_raising_task_is_a_failed_job_and_a_failed_launch(tmp_path: Path):
@@ -94,3 +101,19 @@ def test_stagger_hooks_and_the_queue_cap_work_for_any_app(tmp_path: Path):
     assert [job["name"] for job in order] == ["seed-1", "seed-2", "seed-3"]
     for earlier, later in zip(order, order[1:]):
         assert later["submitted"] >= earlier["completed"], "at most one job queued or running at a time"
+
+
+def test_a_damaged_jobs_file_of_an_apps_sweep_is_rebuilt_with_its_names_and_dirs(tmp_path: Path):
+    assert run_app(tmp_path, "seed=1,2").returncode == 0
+    sweep = tmp_path / "sweep"
+    before = jobs_of(tmp_path)
+    (sweep / "jobs.json").write_text('{"version": 5, "jobs": ')
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "ttlaunch.status", str(sweep), "--rebuild"], capture_output=True, text=True, timeout=60,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    after = jobs_of(tmp_path)
+    assert sorted(after) == ["seed-1", "seed-2"], "named as launched, not after their dirs"
+    for name, job in after.items():
+        assert (job["job_dir"], job["job_id"], job["status"]) == (before[name]["job_dir"], before[name]["job_id"], "COMPLETED")
+        assert job["returned"] == 1.0

@@ -1,8 +1,8 @@
 import pytest
 
 from ttlaunch.errors import InputError
-from ttlaunch.inputs.summary import parse_experiment
-from ttlaunch.submit.plan import job_name_of, plan_jobs
+from ttlaunch.inputs.summary import check_safe_name, parse_experiment
+from ttlaunch.submit.plan import MAX_NAME_LENGTH, app_job_names, job_name_of, plan_jobs
 
 EXPERIMENT = parse_experiment(
     {
@@ -51,3 +51,25 @@ def test_sweeping_the_experiment_is_refused():
 def test_colliding_job_names_are_an_error():
     with pytest.raises(InputError, match="two jobs would be named"):
         plan_jobs(EXPERIMENT, [["+tag=a/b"], ["+tag=a-b"]])
+
+
+def test_an_apps_jobs_are_named_after_their_overrides_sorted_and_made_safe():
+    names = app_job_names([["seed=1", "lr=1e-3"], ["seed=2", "+lr=1e-3"], ["optim=adam/w"]], "my_app")
+    assert names == ["lr-1e-3__seed-1", "lr-1e-3__seed-2", "optim-adam-w"]
+    assert all(check_safe_name(name, "test", "name") for name in names)
+
+
+def test_an_apps_job_without_overrides_has_the_apps_name_and_excluded_keys_are_left_out():
+    assert app_job_names([[]], "train") == ["train"]
+    assert app_job_names([["seed=1", "lr=0.1"]], "train", exclude_keys=["seed"]) == ["lr-0.1"]
+    launch_settings = ["+compute=killarney/h100_1x", "+stagger=fixed_delay", "stagger.seconds=2", "lr=0.1"]
+    assert app_job_names([launch_settings], "train") == ["lr-0.1"]
+
+
+def test_an_apps_job_names_that_would_clash_or_run_long_end_with_a_digest():
+    clashing = app_job_names([["x=a/b"], ["x=a b"], ["x=a_b"]], "app")
+    assert len(set(clashing)) == 3 and clashing[2] == "x-a_b"
+    assert clashing[0].startswith("x-a-b__") and clashing[1].startswith("x-a-b__")
+    assert app_job_names([["x=a/b"], ["x=a b"]], "app") == clashing[:2], "stable across launches"
+    (long,) = app_job_names([[f"key{n}=value{n}" for n in range(20)]], "app")
+    assert len(long) <= MAX_NAME_LENGTH

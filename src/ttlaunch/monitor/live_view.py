@@ -44,9 +44,12 @@ log = logging.getLogger(__name__)
 def progress_of(record: JobRecord) -> str:
     """`4/6, loss 6.51, 12s left`: the newest step of the total, the loss there and, while
     the job runs, the time left at its pace; "-" before its first logged step. An
-    evaluation's scores once it has them: `includes/accuracy 0.75 (4 samples)`."""
+    evaluation's scores once it has them: `includes/accuracy 0.75 (4 samples)`. What an
+    app's task function returned: `returned 0.25`."""
     if record.scores:
         return headline(record.scores)
+    if record.returned is not None:
+        return f"returned {record.returned:.4g}" if isinstance(record.returned, float) else f"returned {record.returned}"
     training = record.training
     if training is None or not training.steps_done:
         return "-"
@@ -81,7 +84,10 @@ def columns_and_rows(state: SweepState, now: dt.datetime | None = None) -> tuple
         for name, (word, record) in jobs.items()
     ]
     columns: tuple[str, ...] = COLUMNS
-    if any(record is not None and (record.training is not None or record.scores) for _, record in jobs.values()):
+    if any(
+        record is not None and (record.training is not None or record.scores or record.returned is not None)
+        for _, record in jobs.values()
+    ):
         columns = (*columns, "Progress")
         rows = [(*row, progress_of(record) if record else "-") for row, (_, record) in zip(rows, jobs.values())]
     errors = [record.error if record else None for _, record in jobs.values()]

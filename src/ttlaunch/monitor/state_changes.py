@@ -12,6 +12,7 @@ from ttlaunch.monitor.scores import headline, read_scores
 from ttlaunch.records.event_log import Entry, format_elapsed, parse_timestamp, timestamp
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.scheduler.states import JobState
+from ttlaunch.submit.submitit_files import returned_value
 
 if TYPE_CHECKING:
     from ttlaunch.monitor.polling import Observation
@@ -63,24 +64,31 @@ def _requeue_reason(record: JobRecord, ended_attempt: int) -> str:
     return "requeued"
 
 
-def apply_state(record: JobRecord, observation: Observation, inspect_evaluations: bool = True) -> list[Entry]:
+def apply_state(
+    record: JobRecord, observation: Observation, inspect_evaluations: bool = True, app_jobs: bool = False
+) -> list[Entry]:
     """Apply a change of state to the record; its STATE_CHANGE entry (none without a change).
     `inspect_evaluations`: evaluations run `inspect eval`, and one that completed has its
-    scores read from inspect's log (without a usable log it failed)."""
+    scores read from inspect's log (without a usable log it failed). `app_jobs`: the jobs run
+    any Hydra app's task function, and one that completed has what it returned read back."""
     from ttlaunch.job.checkpoints import epoch_dirs
     from ttlaunch.job.failure import failure_reason, payload_exit_code, read_tail
 
     previous, current = record.status, observation.state
     if current is previous or current is JobState.UNKNOWN:
         return []
-    scores_field: list[tuple[str, object]] = []
+    outcome_field: list[tuple[str, object]] = []
     if inspect_evaluations and record.kind == "evaluation" and current is JobState.COMPLETED and record.output_dir:
         scores, problem = read_scores(Path(record.output_dir))
         if scores is None:  # it ran to the end without a usable result: not a completed evaluation
             current, record.error = JobState.FAILED, problem
         else:
             record.scores = scores
-            scores_field = [("Scores", headline(scores))]
+            outcome_field = [("Scores", headline(scores))]
+    if app_jobs and current is JobState.COMPLETED and record.job_dir and record.job_id:
+        record.returned = returned_value(Path(record.job_dir), record.job_id)
+        if record.returned is not None:
+            outcome_field = [("Returned", record.returned)]
     record.status = current
     fields: list[tuple[str, object]] = [("Previous", previous.value), ("Current", current.value), ("Job ID", record.job_id)]
     if current is JobState.RUNNING or (current.terminal and record.started is None):
@@ -98,7 +106,7 @@ def apply_state(record: JobRecord, observation: Observation, inspect_evaluations
         record.exit_code = observation.exit_code
         if record.output_dir:
             record.checkpoints = [str(path) for path in epoch_dirs(Path(record.output_dir))]
-        fields += [("Completed", record.completed), ("Elapsed", record.elapsed), *scores_field]
+        fields += [("Completed", record.completed), ("Elapsed", record.elapsed), *outcome_field]
         if current is not JobState.COMPLETED:
             if record.stderr and not record.error and not record.stopped_by_ttlaunch:
                 tail = read_tail(Path(record.stderr))

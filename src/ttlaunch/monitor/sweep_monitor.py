@@ -27,7 +27,7 @@ from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.state_changes import apply_state, note_requeues
 from ttlaunch.monitor.training import TrainingWatch
 from ttlaunch.records.event_log import EventLog, format_elapsed, timestamp
-from ttlaunch.records.jobs_file import JobRecord, status_counts
+from ttlaunch.records.jobs_file import APP_KIND, JobRecord, status_counts
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 
@@ -270,7 +270,8 @@ class Monitor:
         snapshot = copy.deepcopy(record)
         try:
             requeues = note_requeues(record, observation)
-            update = apply_state(record, observation, self.ledger.state.evaluator == "inspect")
+            state = self.ledger.state
+            update = apply_state(record, observation, state.evaluator == "inspect", state.payload_kind == APP_KIND)
             self.events.write_all([*requeues, *update])  # all or none, as the record
         except BaseException:
             self.jobs[name] = snapshot

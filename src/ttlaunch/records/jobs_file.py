@@ -21,7 +21,10 @@ STATE_FILE_NAME = "jobs.json"
 # older files are read with the field renamed.
 # 4: a job record holds its training's progress (`training`) and its elapsed seconds
 # (`elapsed_s`), an evaluation job its scores (`scores`); older files have none of these yet.
-STATE_VERSION = 4
+# 5: a job of any other Hydra app holds what its task function returned (`returned`).
+STATE_VERSION = 5
+# The payload kind of a sweep of any other Hydra app than ttlaunch's: its jobs run the app's task function.
+APP_KIND = "app"
 
 
 @dataclass
@@ -92,6 +95,9 @@ class JobRecord:
     # An evaluation job's scores, from inspect's log: {"metrics": {"<scorer>/<metric>": value},
     # "samples": N, "log": path}.
     scores: dict[str, Any] = field(default_factory=dict)
+    # What the task function of an app's job returned, once it completed: a number, a word or
+    # a bool as it is, anything else as its repr (ttlaunch.submit.submitit_files.returned_value).
+    returned: str | int | float | bool | None = None
 
     def __post_init__(self) -> None:
         self.status = JobState(self.status)  # a record read from JSON, or written with a word
@@ -117,7 +123,7 @@ class SweepState:
     monitoring_started: str | None = None
     # What a monitor needs to resume from this file alone (`python -m ttlaunch.status`):
     executor: str = "local"  # local or slurm
-    payload_kind: str | None = None  # torchtune runs get their checkpoints validated
+    payload_kind: str | None = None  # torchtune runs get their checkpoints validated; APP_KIND: any Hydra app
     # Where a kind=command trainer's metrics are (payload.metrics): a regex on its stdout, a
     # JSONL file in its output dir. torchtune's are found without them.
     metrics_pattern: str | None = None

@@ -1,6 +1,6 @@
 """`ttlaunch status <sweep dir> --rebuild`: a new `jobs.json` for a sweep whose own was
 damaged (cut short, edited), from what else the sweep left: the event log (each submission,
-with its run, output dir and time limit), the job dirs' submitit files (job ids the log
+with its run, job dir, output dir and time limit), the job dirs' submitit files (job ids the log
 missed) and one look at the scheduler. The damaged file is kept beside it.
 
 What only jobs.json held is not rebuilt: compute metrics already collected, requeue and
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ttlaunch.monitor.rules import RULES_STATE_NAME
 from ttlaunch.records.event_log import EVENT_LOG_NAME, Event, read_events
-from ttlaunch.records.jobs_file import STATE_FILE_NAME, JobRecord, SweepState
+from ttlaunch.records.jobs_file import APP_KIND, STATE_FILE_NAME, JobRecord, SweepState
 from ttlaunch.records.status_table import MARKDOWN_NAME
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit.submitit_files import has_batch_script, job_dirs, log_paths, submitted_job_ids
@@ -33,6 +33,7 @@ class Submission:
     job_ids: list[str] = field(default_factory=list)
     submitted: str | None = None
     run_name: str | None = None
+    job_dir: str | None = None  # when the log names it (every submission since jobs.json version 5)
     output_dir: str | None = None
     time_limit_s: int | None = None
     error: str | None = None  # the newest submission was refused
@@ -43,6 +44,7 @@ class Found:
     experiment: str | None = None
     summary: str | None = None  # the experiment summary's path
     executor: str | None = None
+    app: bool = False  # a sweep of any other Hydra app than ttlaunch's
     jobs: dict[str, Submission] = field(default_factory=dict)
 
 
@@ -51,8 +53,9 @@ def read_log(events: list[Event]) -> Found:
     found = Found()
     for event in events:
         if event.action == "DISCOVER_EXPERIMENT":
-            named = re.match(r"Experiment (\S+) has", event.fields.get("Result", ""))
-            found.experiment = named.group(1) if named else found.experiment
+            named = re.match(r"(Experiment|App) (\S+) has", event.fields.get("Result", ""))
+            found.experiment = named.group(2) if named else found.experiment
+            found.app = found.app or (named is not None and named.group(1) == "App")
             found.summary = event.fields.get("Details", found.summary)
         elif event.action == "SUBMIT_JOB":
             submitted = _SUBMITTED.fullmatch(event.fields.get("Result", ""))
@@ -63,6 +66,7 @@ def read_log(events: list[Event]) -> Found:
                 job.job_ids.append(submitted.group(1))
             job.submitted, job.error = submitted.group(2) or event.moment, None
             job.run_name = event.fields.get("Run", job.run_name)
+            job.job_dir = event.fields.get("Job dir", job.job_dir)
             output_dir = event.fields.get("Output dir")
             job.output_dir = output_dir if output_dir not in (None, "-") else job.output_dir
             limit = _SECONDS.fullmatch(event.fields.get("Time limit", ""))
@@ -76,21 +80,32 @@ def read_log(events: list[Event]) -> Found:
 
 def rebuilt_state(sweep_dir: Path, found: Found, payload_kind: str | None) -> SweepState:
     """Every job the log or the job dirs know, PENDING until the scheduler is asked."""
-    names = list(found.jobs) + [name for name in job_dirs(sweep_dir) if name not in found.jobs]
-    state = SweepState(experiment=found.experiment or sweep_dir.name, sweep_dir=str(sweep_dir), payload_kind=payload_kind)
+    logged_dirs = {Path(job.job_dir) for job in found.jobs.values() if job.job_dir}
+    names = list(found.jobs) + [
+        name for name in job_dirs(sweep_dir) if name not in found.jobs and sweep_dir / name not in logged_dirs
+    ]
+    state = SweepState(
+        experiment=found.experiment or sweep_dir.name, sweep_dir=str(sweep_dir),
+        payload_kind=APP_KIND if found.app else payload_kind,
+    )
+    if found.app:
+        state.sort_by = "returned"
     state.executor = found.executor or ("slurm" if has_batch_script(sweep_dir) else "local")
     if found.summary:
         table = Path(found.summary).parent / MARKDOWN_NAME
         state.status_table = str(table) if table.is_file() else None
     for name in names:
         logged = found.jobs.get(name, Submission())
-        job_dir = sweep_dir / name
+        job_dir = Path(logged.job_dir) if logged.job_dir else sweep_dir / name
         ids = list(logged.job_ids) + [job_id for job_id in submitted_job_ids(job_dir) if job_id not in logged.job_ids]
-        record = JobRecord(
-            name=name, run_name=logged.run_name or name.split("/")[0], job_dir=str(job_dir),
-            kind="evaluation" if "/" in name else "training",  # evaluations are named run/task/epochN
-            output_dir=logged.output_dir or str(job_dir / "outputs"), time_limit_s=logged.time_limit_s,
-        )
+        if found.app:  # an app's job: its task function writes where it likes, in its job dir
+            record = JobRecord(name=name, job_dir=str(job_dir), time_limit_s=logged.time_limit_s)
+        else:
+            record = JobRecord(
+                name=name, run_name=logged.run_name or name.split("/")[0], job_dir=str(job_dir),
+                kind="evaluation" if "/" in name else "training",  # evaluations are named run/task/epochN
+                output_dir=logged.output_dir or str(job_dir / "outputs"), time_limit_s=logged.time_limit_s,
+            )
         if logged.error is not None and not ids[len(logged.job_ids):]:
             record.status, record.error = JobState.SUBMIT_FAILED, logged.error
             record.previous_job_ids = ids

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ttlaunch.job.checkpoints import epoch_dirs
-from ttlaunch.records.jobs_file import JobRecord, SweepState, write_atomically
+from ttlaunch.records.jobs_file import APP_KIND, JobRecord, SweepState, write_atomically
 from ttlaunch.records.results import results_table
 from ttlaunch.scheduler.figures import UNKNOWN, shown
 from ttlaunch.scheduler.states import JobState
@@ -88,8 +88,12 @@ def render_summary(
         lines += ["", *results]
     lines += _pictures(pictures)
     lines += _compute_table(state)
-    lines += ["", "### Outputs", "", "Checkpoints:"]
-    for name in completed:
+    app = state.payload_kind == APP_KIND
+    lines += ["", "### Outputs", "", "Job dirs (each job's own output, Hydra's config, logs):" if app else "Checkpoints:"]
+    for name in completed if not app else state.jobs:
+        if app:
+            lines.append(f"- {name}: `{state.jobs[name].job_dir}`")
+            continue
         check = checks.get(name)
         if check is None:
             lines.append(f"- {name}: {completed[name].output_dir or '?'}")
@@ -109,10 +113,17 @@ def render_summary(
         lines.append(f"- {name} never started ({job.status}): {_never_started_reason(job)}")
     if flagged:
         lines.append(f"- Completed without a usable checkpoint: {', '.join(flagged)}: check their output dirs.")
-    lines.append(
-        "- Launching the same command again submits only runs never submitted (and resumes runs ttlaunch "
-        "stopped); add `resubmit_failed=true` to submit the failed ones again."
-    )
+    if app:
+        lines.append(
+            f"- The same command with `hydra.sweep.dir={state.sweep_dir}` re-attaches to jobs still queued or running and "
+            "runs the others again; with `hydra.launcher.relaunch=resume` it skips completed ones (and failed ones, "
+            "unless `hydra.launcher.resubmit_failed=true`)."
+        )
+    else:
+        lines.append(
+            "- Launching the same command again submits only runs never submitted (and resumes runs ttlaunch "
+            "stopped); add `resubmit_failed=true` to submit the failed ones again."
+        )
     if state.status_table is not None:
         lines.append(f"- Evaluation and analysis: see the experiment's own plan (`{state.status_table}`).")
     lines += [f"- The full history is in `{log_path}`.", ""]

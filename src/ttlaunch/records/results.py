@@ -2,8 +2,9 @@
 
 A row has the swept parameters (those whose values differ between the runs, from the
 summary and the command-line sweep alike), how training went (final and minimum loss,
-tokens/s, from ttlaunch.monitor.training) and what it cost: wall time, attempts, and
-GPU-hours (elapsed time x GPUs allocated; CPU-hours on presets without GPUs).
+tokens/s, from ttlaunch.monitor.training; for any other Hydra app's job, what its task
+function returned) and what it cost: wall time, attempts, and GPU-hours (elapsed time x GPUs
+allocated; CPU-hours on presets without GPUs). Columns no row has a value for are left out.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ttlaunch.records.jobs_file import JobRecord, SweepState, evaluated
 
 # What the table can be sorted by, besides a parameter's name and an evaluation task's
 # name (its score); those better when larger come first when largest, the others when smallest.
-SORT_KEYS = ("final_loss", "min_loss", "tokens_per_s", "wall_time", "attempts", "hours")
+SORT_KEYS = ("final_loss", "min_loss", "tokens_per_s", "wall_time", "attempts", "hours", "returned")
 LARGER_IS_BETTER = frozenset({"tokens_per_s"})
 
 
@@ -42,6 +43,7 @@ class ResultRow:
     unit: str  # "GPU" or "CPU"
     # Per evaluation task: (the newest epoch evaluated, its headline metric's name, value).
     scores: Mapping[str, tuple[int, str, float]] = field(default_factory=dict)
+    returned: Any = None  # what an app's task function returned
 
     def value(self, key: str) -> Any:
         if key == "wall_time":
@@ -102,6 +104,7 @@ def result_rows(state: SweepState) -> list[ResultRow]:
             tokens_per_s=progress.tokens_per_s if progress else None, wall_time_s=seconds,
             attempts=record.attempt + len(record.previous_job_ids),
             hours=seconds * count / 3600 if seconds is not None else None, unit=unit, scores=scores.get(name, {}),
+            returned=record.returned,
         ))
     return rows
 
@@ -135,6 +138,10 @@ def _cell(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+# The measures of a run's outcome: (column title, sort key), shown when some row has one.
+_MEASURES = (("Final loss", "final_loss"), ("Min loss", "min_loss"), ("Tokens/s", "tokens_per_s"), ("Returned", "returned"))
+
+
 def results_table(state: SweepState, sort_by: str) -> list[str]:
     """The results as markdown lines: a heading, what the rows are sorted by, the table, and
     the sweep's total compute. Nothing when the sweep has no training job."""
@@ -145,8 +152,11 @@ def results_table(state: SweepState, sort_by: str) -> list[str]:
     units = sorted({row.unit for row in rows})
     tasks = sorted({task for row in rows for task in row.scores})
     metric_of = {task: next(row.scores[task][1] for row in rows if task in row.scores) for task in tasks}
+    measures = [
+        (title, key) for title, key in _MEASURES if any(row.value(key) is not None for row in rows)
+    ]
     header = [
-        "Run", *swept, "Status", "Final loss", "Min loss", "Tokens/s", "Wall time", "Attempts", "/".join(units) + "-hours",
+        "Run", *swept, "Status", *(title for title, _ in measures), "Wall time", "Attempts", "/".join(units) + "-hours",
         *(f"{task} ({metric_of[task]})" for task in tasks),
     ]
     larger_first = sort_by in LARGER_IS_BETTER or sort_by in tasks
@@ -157,8 +167,8 @@ def results_table(state: SweepState, sort_by: str) -> list[str]:
     ]
     for row in sorted_rows(rows, sort_by):
         cells = [
-            row.run, *(_cell(row.parameters.get(name)) for name in swept), row.status, _cell(row.final_loss),
-            _cell(row.min_loss), _cell(row.tokens_per_s), format_elapsed(row.wall_time_s) if row.wall_time_s is not None else "-",
+            row.run, *(_cell(row.parameters.get(name)) for name in swept), row.status,
+            *(_cell(row.value(key)) for _, key in measures), format_elapsed(row.wall_time_s) if row.wall_time_s is not None else "-",
             str(row.attempts), _cell(row.hours, 3) + (f" {row.unit}" if len(units) > 1 else ""),
             *(f"{_cell(row.scores[task][2])} (epoch {row.scores[task][0]})" if task in row.scores else "-" for task in tasks),
         ]

@@ -13,7 +13,6 @@ and for the ones an earlier launch completed alike.
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,7 +24,7 @@ from ttlaunch.errors import InputError, SweepFailed
 from ttlaunch.inputs.composed import read_scheduling
 from ttlaunch.inputs.schema import UserConfig
 from ttlaunch.records.event_log import EVENT_LOG_NAME
-from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.jobs_file import APP_KIND, JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit.orchestration import (
@@ -39,10 +38,6 @@ from ttlaunch.submit.plan import JobSpec, app_job_names, override_key
 from ttlaunch.submit.submitit_files import read_result
 from ttlaunch.submit.submitter import SchedulerSettings, Submission, Submitter, submit_and_watch
 
-log = logging.getLogger(__name__)
-
-# The payload kind jobs.json records for an app's jobs (they run its task function).
-APP_KIND = "app"
 # Interpolations of hydra.sweep.subdir known at launch without composing each job's config.
 _KNOWN_AT_LAUNCH = ("hydra.job.num", "hydra.job.name", "hydra.job.override_dirname")
 _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
@@ -77,6 +72,7 @@ def launch_app(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_jo
     with SweepLock(sweep_dir):
         ledger = Ledger.open(sweep_dir, app_name)
         ledger.state.executor, ledger.state.payload_kind = launcher.executor, APP_KIND
+        ledger.state.sort_by = "returned"  # the task function's return value: the app's own measure
         writable(ledger.state_path, ledger.save_state)
         ledger.events.write(
             "DISCOVER_EXPERIMENT",

@@ -51,6 +51,19 @@ def read_result(job_dir: Path, job_id: str) -> tuple[str, Any] | None:
     return None
 
 
+def returned_value(job_dir: Path, job_id: str) -> str | int | float | bool | None:
+    """What a completed job's Hydra task function returned, for the records: a number, a
+    word or a bool as it is, anything else as its repr (cut at 200 characters); None when the
+    job left no readable result, or the task returned None."""
+    outcome = read_result(job_dir, job_id)
+    if outcome is None or outcome[0] != "success":
+        return None
+    value = getattr(outcome[1], "_return_value", None)  # a JobReturn (hydra.core.utils)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)[:200]
+
+
 def submitted_job_ids(job_dir: Path) -> list[str]:
     """The ids of every job submitted from this job dir, oldest first: submitit names its
     pickled call (and, on SLURM, its script) after the job once the submission answered."""

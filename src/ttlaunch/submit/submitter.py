@@ -240,7 +240,7 @@ class Submitter:
                 "SUBMIT_JOB", name, ("Executor", self.executor_kind),
                 ("Result", f"Job ID {job.job_id} submitted at {record.submitted}"),
                 # What a rebuilt jobs.json needs (ttlaunch.records.rebuild) beyond the job dir's files:
-                ("Run", record.run_name or name), ("Output dir", record.output_dir or "-"),
+                ("Run", record.run_name or name), ("Job dir", record.job_dir), ("Output dir", record.output_dir or "-"),
                 ("Time limit", f"{record.time_limit_s} s"),
             )
             log.info("submitted %s as job %s", name, job.job_id)
