@@ -176,23 +176,6 @@ def test_a_scaffolded_experiment_trains_in_place_from_its_own_run_configs(run_cl
 
 @pytest.mark.slurm
 @pytest.mark.usefixtures("slurm_cluster")
-def test_demo_sweep_through_the_test_cluster(run_cli, tmp_path: Path):
-    result = run_cli(
-        "experiment=demo", "compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1", timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "demo"
-    state = json.loads((sweep / "jobs.json").read_text())
-    for run in FINE_TUNED:
-        assert state["jobs"][run]["status"] == "COMPLETED"
-        assert (sweep / run / "outputs" / "epoch_1" / "adapter_model.pt").is_file()
-        assert list((sweep / run / "submitit").glob("*_submission.sh")), "the sbatch script is kept beside the logs"
-    for name in EVALUATIONS:
-        assert state["jobs"][name]["status"] == "COMPLETED" and "includes/accuracy" in state["jobs"][name]["scores"]["metrics"]
-
-
-@pytest.mark.slurm
-@pytest.mark.usefixtures("slurm_cluster")
 def test_an_epochs_evaluation_runs_on_the_cluster_while_the_next_epoch_trains(run_cli, tmp_path: Path):
     import subprocess
 
@@ -210,6 +193,8 @@ def test_an_epochs_evaluation_runs_on_the_cluster_while_the_next_epoch_trains(ru
     assert sorted(jobs) == ["r8", "r8/capitalize/epoch0", "r8/capitalize/epoch1"]
     assert all(job["status"] == "COMPLETED" for job in jobs.values())
     assert all(jobs[f"r8/capitalize/epoch{n}"]["scores"]["samples"] == 4 for n in (0, 1))
+    for job in jobs.values():
+        assert list((Path(job["job_dir"]) / "submitit").glob("*_submission.sh")), "the sbatch script is kept beside the logs"
     times = {}
     for name, job in jobs.items():
         out = subprocess.run(

@@ -8,7 +8,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
 ON_THE_TEST_CLUSTER = [
     "hydra.launcher.partition=debug", "hydra.launcher.mem_gb=1", "hydra.launcher.cpus_per_task=1",
-    "hydra.launcher.timeout_min=10", "hydra.callbacks.monitor.poll_interval_s=2",
+    "hydra.launcher.timeout_min=10", "hydra.callbacks.monitor.poll_interval_s=2", "hydra.callbacks.monitor.end_check_s=0.5",
 ]
 
 

@@ -49,7 +49,11 @@ def test_a_requeued_job_of_two_tasks_starts_both_again_on_one_shared_decision(tm
 
     from support import cli_invocation
 
-    record = "echo task=$TTLAUNCH_TASK attempt=$TTLAUNCH_ATTEMPT resume=$TTLAUNCH_RESUME >> $0/starts.txt; sleep 25"
+    # Only the first attempt lasts: long enough to be requeued while both tasks run.
+    record = (
+        "echo task=$TTLAUNCH_TASK attempt=$TTLAUNCH_ATTEMPT resume=$TTLAUNCH_RESUME >> $0/starts.txt; "
+        "[ $TTLAUNCH_ATTEMPT != 1 ] || sleep 25"
+    )
     command, env = cli_invocation(
         tmp_path, "--config-dir", str(TESTS / "configs"), "experiment=probe_ok", "compute=testcluster/cpu_1x",
         "compute.tasks_per_node=2", "requeue=on", "payload=command", f"payload.command=[sh,-c,'{record}','{{output_dir}}']",
@@ -71,5 +75,6 @@ def test_a_requeued_job_of_two_tasks_starts_both_again_on_one_shared_decision(tm
     ]
     job = json.loads((sweep / "jobs.json").read_text())["jobs"]["ok_run"]
     assert (job["status"], job["attempt"]) == ("COMPLETED", 2)
+    assert [(entry["attempt"], entry["reason"]) for entry in job["requeues"]] == [(1, "requeued by scontrol or the scheduler")]
     decisions = sorted(path.name for path in (sweep / "ok_run").glob(".attempt-*.json"))
     assert decisions == [f".attempt-{job_id}-1.json", f".attempt-{job_id}-2.json"], "one decision per attempt"

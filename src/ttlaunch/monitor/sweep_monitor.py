@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# How often the wait between polls looks at the processes of local jobs (a system call each).
+LOCAL_END_CHECK_S = 0.2
+
 # An unchanged STATUS_CHECK is written at most this often.
 STATUS_CHECK_EVERY_S = 60.0
 # How long an interrupted launch waits for its local jobs to stop.
@@ -140,10 +143,14 @@ class Monitor:
         """Until the next poll. Meanwhile, on SLURM, every `end_check_s` look for jobs that
         wrote their result, and record those one sacct shows ended (ttlaunch.monitor.polling), so a
         sweep's end is known within seconds while squeue is still asked once per poll
-        interval. Returns early once no job is left running."""
+        interval. Returns early once no job is left running. Locally, returns as soon as a
+        job's process has exited."""
         from ttlaunch.monitor.polling import END_CONFIRM_EVERY_S
 
         check_s = self.settings.end_check_s
+        if self.poller is None and self.local_jobs and check_s > 0:
+            self._wait_for_a_local_end(wait_s)
+            return
         if self.poller is None or check_s <= 0 or wait_s <= check_s:
             self._sleep(wait_s)
             return
@@ -161,6 +168,16 @@ class Monitor:
                 self.faults.run(SWEEP, "live view", refresh)
                 if not self.active():
                     return
+
+    def _wait_for_a_local_end(self, wait_s: float) -> None:
+        """Until the next poll, or until a local job this launch started has exited: its
+        process handle says so at no cost, so the poll that records it need not wait."""
+        deadline = self._clock() + wait_s
+        running = [job for name, job in self.local_jobs.items() if not self.jobs[name].status.terminal]
+        while self._clock() < deadline:
+            self._sleep(min(LOCAL_END_CHECK_S, max(0.0, deadline - self._clock())))
+            if any(job.state != "RUNNING" for job in running):
+                return
 
     def follow(self) -> None:
         """Poll until every job ended and its metrics are in, then validate and report."""
