@@ -112,5 +112,7 @@ class MonitorStopped(RuntimeError):
         )
 
 
-class SweepInterrupted(RuntimeError):
-    """Ctrl-C: what was stopped and what the same command will do next (exit 130)."""
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C: what was stopped and what the same command will do next (ttlaunch's launch
+    exits 130). Still a KeyboardInterrupt: any other Hydra app ends as a Python program
+    interrupted by Ctrl-C does, with this message last."""

@@ -2,8 +2,11 @@
 jobs, records, the attempt variables, failures, re-launches, dry runs, stagger and queue cap."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +120,33 @@ def test_a_damaged_jobs_file_of_an_apps_sweep_is_rebuilt_with_its_names_and_dirs
     for name, job in after.items():
         assert (job["job_dir"], job["job_id"], job["status"]) == (before[name]["job_dir"], before[name]["job_id"], "COMPLETED")
         assert job["returned"] == 1.0
+
+
+def test_ctrl_c_stops_an_apps_local_jobs_and_the_advised_command_resumes_them(tmp_path: Path):
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable, str(APP), "--multirun", "hydra/launcher=ttlaunch_local", f"hydra.sweep.dir={sweep}",
+        "seed=1,2", "sleep_s=60",
+    ]
+    # In a process group of its own, as a terminal's foreground job is; SIGINT as Ctrl-C sends it.
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), process_group=0,
+    )
+    deadline = time.monotonic() + 60
+    while not all((sweep / str(number) / "started").exists() for number in (0, 1)):
+        assert time.monotonic() < deadline and process.poll() is None, "the tasks never started"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=90)
+    assert process.returncode == 1
+    jobs = "seed-1__sleep_s-60, seed-2__sleep_s-60"
+    advice = f"The same command with hydra.sweep.dir={sweep} hydra.launcher.relaunch=resume resumes {jobs}"
+    assert f"SweepInterrupted: interrupted: stopped the local jobs of {jobs} (stopped, not failed). {advice}" in stderr
+
+    again = subprocess.run(
+        [*command, "hydra.launcher.relaunch=resume"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {job["status"] for job in jobs_of(tmp_path).values()} == {"COMPLETED"}
+    assert [a["resume"] for a in attempts(sweep / "0")] == ["0", "1"]

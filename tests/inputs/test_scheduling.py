@@ -43,3 +43,11 @@ def test_a_requeue_choice_is_read_and_max_num_timeout_set_on_the_launcher_wins()
 def test_an_impossible_launcher_setting_is_one_error_naming_it():
     with pytest.raises(InputError, match="hydra.launcher.mem_gb: must be more than 0"):
         read_scheduling(*configs({}, {}, mem_gb=0))
+
+
+def test_in_ttlaunchs_own_app_the_launchers_settings_win_over_the_compute_preset(compose_config):
+    from ttlaunch.inputs.composed import read_inputs
+
+    cfg = compose_config("experiment=cap_4L", "compute=killarney/h100_1x", "hydra.launcher.timeout_min=30", "hydra.launcher.qos=m2")
+    inputs = read_inputs(cfg, cfg.hydra)
+    assert (inputs.compute.timeout_min, inputs.compute.qos, inputs.compute.partition) == (30, "m2", "gpubase_h100_b2")

@@ -22,7 +22,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from ttlaunch.inputs.composed import LaunchInputs
 from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
 from ttlaunch.records.event_log import timestamp
-from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.jobs_file import APP_KIND, JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit import submitit_files
@@ -347,8 +347,11 @@ def reactions_for(inputs: LaunchInputs, ledger: Ledger, submitter: Submitter, mo
     return reactions
 
 
-def interrupted_message(stopped: Sequence[str], names: Sequence[str], submitted: Sequence[str]) -> str:
-    """What a Ctrl-C of a local launch stopped, and exactly what the same command does next."""
+def interrupted_message(
+    stopped: Sequence[str], names: Sequence[str], submitted: Sequence[str], again: str = "The same command again"
+) -> str:
+    """What a Ctrl-C of a local launch stopped, and exactly what `again` (the same command,
+    or what to add to it) does next."""
     never = [name for name in names if name not in submitted]
     next_steps = []
     if stopped:
@@ -357,7 +360,7 @@ def interrupted_message(stopped: Sequence[str], names: Sequence[str], submitted:
         next_steps.append(f"submits {len(never)} run(s) never submitted ({', '.join(never)})")
     what = f"stopped the local jobs of {', '.join(stopped)} (stopped, not failed)" if stopped else "no job was running"
     then = " and ".join(next_steps) or "finds nothing left to do"
-    return f"interrupted: {what}. The same command again {then}."
+    return f"interrupted: {what}. {again} {then}."
 
 
 def submit_and_watch(launcher: Any, submitter: Submitter, planned: Sequence[Submission], callback: Any, monitor: Any) -> list[str]:
@@ -388,7 +391,10 @@ def submit_and_watch(launcher: Any, submitter: Submitter, planned: Sequence[Subm
             raise
         stopped = monitor.stop_local_jobs()
         names = [submission.name for submission in planned]
-        raise SweepInterrupted(interrupted_message(stopped, names, submitter.submitted)) from None
+        again = "The same command again"
+        if submitter.ledger.state.payload_kind == APP_KIND:  # Hydra's sweep dir is new at each launch; Hydra reruns
+            again = f"The same command with hydra.sweep.dir={submitter.sweep_dir} hydra.launcher.relaunch=resume"
+        raise SweepInterrupted(interrupted_message(stopped, names, submitter.submitted, again)) from None
     return names
 
 
