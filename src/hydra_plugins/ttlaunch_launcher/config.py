@@ -41,8 +41,8 @@ class LauncherConf:
     # (Hydra's default) is new at each launch; name a stable one to re-launch a sweep:
     # hydra.sweep.dir=multirun/my_sweep.
     relaunch: Optional[str] = None
-    # With relaunch=resume, in any Hydra app (ttlaunch's own app: resubmit_failed=true): also
-    # submit again the jobs whose last attempt ended without completing.
+    # With relaunch=resume: also submit again the jobs whose last attempt ended without
+    # completing (in ttlaunch's own app, resubmit_failed=true says the same).
     resubmit_failed: bool = False
     # SLURM: seconds between the warning signal (USR2) and the time limit.
     signal_delay_s: int = 120
@@ -68,8 +68,9 @@ class LauncherConf:
     mem_per_cpu: Optional[str] = None
     additional_parameters: Dict[str, Any] = field(default_factory=dict)
     setup: Optional[List[str]] = None
-    # Timeouts a job is requeued for (requeue.max_num_timeout wins in ttlaunch's own app, or
-    # where the app chose +requeue=on|off).
+    # Timeouts a job is requeued for. Set, it wins over the requeue choice's
+    # requeue.max_num_timeout (requeue=on: 3); unset in an app without +requeue=on: 0, as
+    # with hydra-submitit-launcher (preemptions are requeued all the same on SLURM).
     max_num_timeout: Optional[int] = None
 
 

@@ -235,8 +235,8 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
             f"{counts[RunType.EVAL_ONLY]} eval-only runs; {len(jobs)} jobs in the sweep"
         )
         selection = reconcile_and_select(
-            ledger, jobs, callback, launcher.executor, bool(config.resubmit_failed), changed, details, "resubmit_failed=true",
-            rerun=launcher.relaunch == "rerun",
+            ledger, jobs, callback, launcher.executor, bool(config.resubmit_failed) or launcher.resubmit_failed, changed,
+            details, "resubmit_failed=true", rerun=launcher.relaunch == "rerun",
         )
         if selection.submit or selection.attach:
             launcher.launch([list(job.overrides) for job in selection.submit], initial_job_idx=0)
