@@ -18,7 +18,8 @@ pytestmark = pytest.mark.cli
 def test_plugin_and_entry_modules_import_nothing_heavy():
     code = (
         "import sys, hydra_plugins.ttlaunch_launcher.config, hydra_plugins.ttlaunch_launcher.launcher, "
-        "hydra_plugins.ttlaunch_launcher.sweeper, hydra_plugins.ttlaunch_launcher.experiment_dirs, ttlaunch.launch; "
+        "hydra_plugins.ttlaunch_launcher.sweeper, hydra_plugins.ttlaunch_launcher.experiment_dirs, "
+        "hydra_plugins.ttlaunch_launcher.search_path, ttlaunch.launch; "
         "heavy = sorted(m for m in ('submitit', 'torch', 'torchtune', 'filelock', 'cloudpickle') if m in sys.modules); "
         "print(heavy)"
     )
