@@ -173,7 +173,11 @@ class Monitor:
         """Until the next poll, or until a local job this launch started has exited: its
         process handle says so at no cost, so the poll that records it need not wait."""
         deadline = self._clock() + wait_s
-        running = [job for name, job in self.local_jobs.items() if not self.jobs[name].status.terminal]
+        # Only processes running now: one that ended unrecorded (its end could not be read) must
+        # not turn this wait into a busy loop of polls.
+        running = [
+            job for name, job in self.local_jobs.items() if not self.jobs[name].status.terminal and job.state == "RUNNING"
+        ]
         while self._clock() < deadline:
             self._sleep(min(LOCAL_END_CHECK_S, max(0.0, deadline - self._clock())))
             if any(job.state != "RUNNING" for job in running):

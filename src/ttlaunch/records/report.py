@@ -89,18 +89,19 @@ def render_summary(
     lines += _pictures(pictures)
     lines += _compute_table(state)
     app = state.payload_kind == APP_KIND
-    lines += ["", "### Outputs", "", "Job dirs (each job's own output, Hydra's config, logs):" if app else "Checkpoints:"]
-    for name in completed if not app else state.jobs:
-        if app:
-            lines.append(f"- {name}: `{state.jobs[name].job_dir}`")
-            continue
-        check = checks.get(name)
-        if check is None:
-            lines.append(f"- {name}: {completed[name].output_dir or '?'}")
-        elif check.ok:
-            lines.append(f"- {name}: `{check.checkpoint}/`")
-        else:
-            lines.append(f"- {name}: ⚠ {check.problem}")
+    if app:  # an app's job writes what it likes in its dir
+        lines += ["", "### Outputs", "", "Job dirs (each job's own output, Hydra's config, logs):"]
+        lines += [f"- {name}: `{job.job_dir}`" for name, job in state.jobs.items()]
+    else:
+        lines += ["", "### Outputs", "", "Checkpoints:"]
+        for name in completed:
+            check = checks.get(name)
+            if check is None:
+                lines.append(f"- {name}: {completed[name].output_dir or '?'}")
+            elif check.ok:
+                lines.append(f"- {name}: `{check.checkpoint}/`")
+            else:
+                lines.append(f"- {name}: ⚠ {check.problem}")
     lines += ["", "Job logs (stdout / stderr):"]
     lines += [f"- {name}: `{job.stdout}` / `{job.stderr}`" for name, job in state.jobs.items() if job.stdout]
     lines += ["", "### Next steps", ""]
