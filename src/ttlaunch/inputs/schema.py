@@ -194,21 +194,22 @@ LAUNCHER_SBATCH_FLAGS = ("comment", "exclude", "cpus_per_gpu", "gpus_per_task", 
 LAUNCHER_RESOURCES = (*LAUNCHER_COMPUTE_FIELDS, *LAUNCHER_SBATCH_FLAGS, "additional_parameters", "max_num_timeout")
 
 
+def _plain(value: Any) -> Any:
+    """A config node as plain lists and dicts; anything else as it is."""
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
 def with_launcher_fields(compute: ComputeConfig, launcher: Any, source: str) -> ComputeConfig:
     """The compute preset with the launcher's own settings that are set applied over it
     (`hydra.launcher.timeout_min=30`, `hydra.launcher.partition=a40`), as they would be with
     hydra-submitit-launcher; validated like the preset."""
-    get = (lambda name: OmegaConf.select(launcher, name, default=None)) if OmegaConf.is_config(launcher) else (
-        lambda name: getattr(launcher, name, None)
-    )
-    changes: Dict[str, Any] = {name: get(name) for name in LAUNCHER_COMPUTE_FIELDS if get(name) is not None}
-    flags = {name: get(name) for name in LAUNCHER_SBATCH_FLAGS if get(name) is not None}
-    extra = get("additional_parameters")
-    extra = OmegaConf.to_container(extra, resolve=True) if OmegaConf.is_config(extra) else extra
-    if flags or extra:
-        changes["additional_parameters"] = {**compute.additional_parameters, **flags, **(extra or {})}
-    if "setup" in changes and OmegaConf.is_config(changes["setup"]):
-        changes["setup"] = OmegaConf.to_container(changes["setup"], resolve=True)
+    if launcher is None:
+        return compute
+    values = {name: _plain(OmegaConf.select(launcher, name, default=None)) for name in LAUNCHER_RESOURCES}
+    changes: Dict[str, Any] = {name: values[name] for name in LAUNCHER_COMPUTE_FIELDS if values[name] is not None}
+    flags = {name: values[name] for name in LAUNCHER_SBATCH_FLAGS if values[name] is not None}
+    if flags or values["additional_parameters"]:
+        changes["additional_parameters"] = {**compute.additional_parameters, **flags, **(values["additional_parameters"] or {})}
     if not changes:
         return compute
     return checked_compute(typed({**asdict(compute), **changes}, ComputeConfig, source, "hydra.launcher"), source, "hydra.launcher")

@@ -21,9 +21,6 @@ from typing import Any, Callable
 
 from hydra.core.utils import JobReturn
 
-ATTEMPT_VARIABLE = "TTLAUNCH_ATTEMPT"
-RESUME_VARIABLE = "TTLAUNCH_RESUME"
-
 
 def run_app_attempt(launcher: Any, run: Callable[[], JobReturn]) -> JobReturn:
     """`run` (Hydra's run_job of the task function) as one attempt of the job."""
@@ -31,7 +28,7 @@ def run_app_attempt(launcher: Any, run: Callable[[], JobReturn]) -> JobReturn:
     from hydra.core.utils import setup_globals
 
     from ttlaunch.job.rendezvous import task_rank
-    from ttlaunch.job.requeue import current_attempt
+    from ttlaunch.job.requeue import ATTEMPT_VARIABLE, RESUME_VARIABLE, current_attempt
     from ttlaunch.job.task import stop_when_asked, watch_for_end_warning
     from ttlaunch.submit.submitit_files import job_dir_of, submitted_job_ids
 

@@ -36,6 +36,12 @@ REQUEUES_NAME = "requeues.json"
 TIMEOUT_SLACK_S = 60.0
 
 
+# What every attempt's payload (or an app's task function) finds in its environment: the
+# attempt (1, 2, ... across requeues), and 1 when it resumes earlier work.
+ATTEMPT_VARIABLE = "TTLAUNCH_ATTEMPT"
+RESUME_VARIABLE = "TTLAUNCH_RESUME"
+
+
 def current_attempt(environ: Mapping[str, str] = os.environ) -> int:
     """1 for the first start of a job; SLURM counts the restarts after requeues."""
     return (count(environ.get("SLURM_RESTART_COUNT"), MAX_RESTARTS) or 0) + 1

@@ -24,7 +24,7 @@ from ttlaunch.inputs.summary import Run
 from ttlaunch.job.failure import PAYLOAD_EXIT
 from ttlaunch.job.gpu_sampler import gpu_sampler
 from ttlaunch.job.preparation import job_label, prepare_all, sweep_steps
-from ttlaunch.job.requeue import EndWarning, RequeuePolicy, current_attempt
+from ttlaunch.job.requeue import ATTEMPT_VARIABLE, RESUME_VARIABLE, EndWarning, RequeuePolicy, current_attempt
 from ttlaunch.job.resume import ResumeAction, decide_torchtune
 from ttlaunch.submit.stagger import hook_or_default
 
@@ -135,7 +135,7 @@ def attempt_command(command: PayloadCommand, kind: str, attempt: int, state: str
     argv = command.argv
     if kind == "torchtune" and state == "resume":
         argv = (*argv, "resume_from_checkpoint=True")
-    env = {**command.env, "TTLAUNCH_ATTEMPT": str(attempt), "TTLAUNCH_RESUME": "1" if state == "resume" else "0"}
+    env = {**command.env, ATTEMPT_VARIABLE: str(attempt), RESUME_VARIABLE: "1" if state == "resume" else "0"}
     return replace(command, argv=argv, env=env)
 
 

@@ -8,6 +8,7 @@ the command-line keys that vary across the sweep (so `+seed=1,2` gives `r8__seed
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,8 +89,6 @@ MAX_NAME_LENGTH = 100
 
 
 def _digest(text: str) -> str:
-    import hashlib
-
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
 
 

@@ -11,6 +11,7 @@ evaluations) submit later goes through the same submitter (`SweepActions`).
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Callable, Sequence
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
 
+from ttlaunch.errors import MonitorStopped, SweepInterrupted
 from ttlaunch.inputs.composed import LaunchInputs
 from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
 from ttlaunch.records.event_log import timestamp
@@ -113,10 +115,13 @@ class Submitter:
         self.ledger = ledger
         self.sweep_dir = ledger.sweep_dir
         self.settings = settings
-        self.executor_kind = settings.executor_kind
         self.submitted: list[str] = []  # job names handled by this launch, in order, rejected ones included
         self.job_callable: PrePickledJob | None = None
         self.overrides_by_name: dict[str, list[str]] = {}  # what each job of this launch was submitted with
+
+    @property
+    def executor_kind(self) -> str:
+        return self.settings.executor_kind
 
     def _request(self, submission: Submission) -> SlurmRequest | LocalRequest:
         """What the job asks the scheduler for: computed once per submission, and the source
@@ -367,10 +372,7 @@ def submit_and_watch(launcher: Any, submitter: Submitter, planned: Sequence[Subm
     """Submit the planned jobs, then let the monitor callback watch the sweep (to its end,
     unless it detaches); the job names, in order. A Ctrl-C of a local launch stops its jobs
     (to be resumed by the same command); on SLURM they run on."""
-    import sys
-
-    from ttlaunch.errors import MonitorStopped, SweepInterrupted
-    from ttlaunch.monitor.callback import reattach_hint
+    from ttlaunch.monitor.callback import reattach_hint  # the monitor, imported once there is one to run
 
     local = submitter.executor_kind == "local"
     try:
