@@ -1,0 +1,65 @@
+"""What a user of any Hydra app waits for on their own machine: a plain app's sweep from the
+command's start to its exit with `hydra/launcher=submitit_local` and with `ttlaunch_local`,
+the command otherwise the same, measured side by side (rounds interleaved, medians).
+
+    .venv/bin/python benchmarks/local_app.py [--rounds 7] [--jobs 1 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# A plain Hydra app whose task does nothing: what is measured is the launcher.
+APP = """
+import hydra
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg):
+    return 0
+
+if __name__ == "__main__":
+    main()
+"""
+LAUNCHERS = ("submitit_local", "ttlaunch_local")
+
+
+def timed(command: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 4])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        cwd = Path(scratch)
+        (cwd / "app.py").write_text(APP)
+        for jobs in args.jobs:
+            seconds: dict[str, list[float]] = {launcher: [] for launcher in LAUNCHERS}
+            for round_ in range(args.rounds):
+                for launcher in LAUNCHERS:
+                    sweep = cwd / f"{launcher}_{jobs}_{round_}"
+                    command = [
+                        sys.executable, "app.py", "--multirun", f"hydra/launcher={launcher}",
+                        f"hydra.sweep.dir={sweep}", f"+index=range(0,{jobs})",
+                    ]
+                    seconds[launcher].append(timed(command, cwd))
+            medians = {launcher: statistics.median(values) for launcher, values in seconds.items()}
+            print(
+                f"{jobs} job(s): submitit_local {medians['submitit_local']:.2f} s, ttlaunch_local "
+                f"{medians['ttlaunch_local']:.2f} s: {medians['ttlaunch_local'] / medians['submitit_local']:.2f}x "
+                f"(median of {args.rounds})"
+            )
+
+
+if __name__ == "__main__":
+    main()
