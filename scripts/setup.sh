@@ -8,4 +8,4 @@ python=${PYTHON:-python3}
 pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # torch first, pinned: left to the resolver, an unpinned torch pulls gigabytes of CUDA wheels.
 "${pip[@]}" "torch==2.13.0"
-"${pip[@]}" -e ".[torchtune,figures,eval,test]"
+"${pip[@]}" -c scripts/constraints.txt -e ".[torchtune,figures,eval,test]"

@@ -47,9 +47,9 @@ class PayloadCommand:
 
 
 # Controls of cruijff_kit summaries that its own tools read (the prompt template, the system
-# prompt, validation during training in its custom recipe): not torchtune parameters. They
-# are not passed, and the launch says so once.
-OTHER_TOOLS_CONTROLS = frozenset({"system_prompt", "prompt", "validation_during_training"})
+# prompt, the dataset type, validation during training in its custom recipe): not torchtune
+# parameters. They are not passed, and the launch says so once.
+OTHER_TOOLS_CONTROLS = frozenset({"system_prompt", "prompt", "dataset_type", "validation_during_training"})
 
 
 def _value(value: object) -> str:

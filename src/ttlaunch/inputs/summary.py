@@ -5,7 +5,8 @@ Two shapes are accepted, and may be mixed:
 * the plain shape: ``experiment: {name}`` and ``runs: [{name, type, <parameter>: value, ...}]``;
 * cruijff_kit's shape: ``experiment: {name, directory|dir, ...}``, ``controls``, ``variables``,
   ``models``, ``data``, ``runs: [{name, type, model, parameters: {...}}]`` and
-  ``evaluation: {tasks, matrix}``.
+  ``evaluation: {tasks, matrix, scorers, ...}``: every field of its design template is
+  accepted; those ttlaunch does not use are listed (ttlaunch.inputs.summary_fields).
 
 Everything here is pure: a mapping goes in, an ``Experiment`` or an ``InputError`` comes out.
 """
@@ -21,12 +22,16 @@ from typing import Any, Mapping
 import yaml
 
 from ttlaunch.errors import InputError
+from ttlaunch.inputs.sbatch_values import memory_gb, time_minutes
+from ttlaunch.inputs.summary_fields import UNUSED_RUN_KEYS, not_used
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 SUMMARY_FILE_NAME = "experiment_summary.yaml"
 
 # Keys of a run entry that are not training parameters.
-_RUN_KEYS = {"name", "type", "model", "parameters", "description", "compute"}
+_RUN_KEYS = {"name", "type", "model", "parameters", "compute", *UNUSED_RUN_KEYS}
+# cruijff_kit's names of a run's compute estimate, and how each becomes a compute preset field.
+CRUIJFF_COMPUTE = {"time": ("timeout_min", time_minutes), "mem": ("mem_gb", memory_gb), "gpus": ("gpus_per_node", None)}
 Scalar = str | int | float | bool
 
 
@@ -54,6 +59,12 @@ class Run:
     # Fields of the compute preset this run changes (say, more memory), by name.
     compute: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """An eval-only run's existing checkpoint (cruijff_kit's `parameters.checkpoint_path`)."""
+        value = self.parameters.get("checkpoint_path")
+        return Path(str(value)).expanduser() if value not in (None, "") else None
+
 
 # Per-task settings of a summary's evaluation task, and the `inspect eval` option each sets.
 TASK_SETTINGS = {"system_prompt": "--system-message", "temperature": "--temperature", "max_tokens": "--max-tokens"}
@@ -63,12 +74,18 @@ TASK_SETTINGS = {"system_prompt": "--system-message", "temperature": "--temperat
 class EvaluationTask:
     """A task of the summary's evaluation: inspect's registry name, or the task `name` in
     an inspect task file (`script`, relative to the summary's own dir); its settings
-    (TASK_SETTINGS) and task arguments (`args`, inspect's -T)."""
+    (TASK_SETTINGS) and task arguments (`args`, inspect's -T).
+
+    cruijff_kit's tasks also name their `dataset` (a file, or `same`: the training data),
+    and may override the prompt template, the system prompt and the assistant prefix."""
 
     name: str
     script: Path | None = None
     settings: Mapping[str, Scalar] = field(default_factory=dict)
     args: Mapping[str, Scalar] = field(default_factory=dict)
+    dataset: str | None = None
+    prompt: str | None = None
+    assistant_prefix: str | None = None
 
     @property
     def reference(self) -> str:
@@ -83,6 +100,23 @@ class EvaluationCell:
     run: str
     tasks: tuple[str, ...]
     epochs: tuple[int, ...]
+    vis_label: str | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """cruijff_kit's experiment-wide evaluation settings (`evaluation:` beside tasks and matrix)."""
+
+    scorers: tuple[Mapping[str, Any], ...] = ()
+    temperature: float | None = None
+    do_sample: bool | None = None
+    seed: int | None = None
+    max_tokens: int | None = None
+    max_connections: int | None = None
+    system_prompt: str | None = None
+    assistant_prefix: str | None = None
+    # Fields of the compute preset evaluation jobs change, as a run's `compute` does.
+    compute: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,6 +128,12 @@ class Experiment:
     controls: Mapping[str, Any] = field(default_factory=dict)
     evaluation_tasks: tuple[EvaluationTask, ...] = ()
     evaluation_matrix: tuple[EvaluationCell, ...] = ()
+    evaluation_settings: EvaluationSettings = field(default_factory=EvaluationSettings)
+    # Base models by name (`models.base`), and the training data (`data.training.path`).
+    base_models: Mapping[str, Path] = field(default_factory=dict)
+    training_data: Path | None = None
+    # The summary's fields that ttlaunch does not use (documentation, other tools' settings).
+    not_used: tuple[str, ...] = ()
 
     @property
     def fine_tuned(self) -> tuple[Run, ...]:
@@ -143,6 +183,7 @@ def parse_experiment(
     `script_base`: where the summary is, for its task scripts' relative paths (else its directory)."""
     if not isinstance(data, Mapping):
         raise InputError(source, "(top level)", "must be a mapping with 'experiment' and 'runs'")
+    unused = not_used(data, source)
     header = data.get("experiment")
     if not isinstance(header, Mapping):
         raise InputError(source, "experiment", "missing: expected a mapping with at least 'name'")
@@ -161,7 +202,82 @@ def parse_experiment(
         controls=dict(controls),
         evaluation_tasks=tasks,
         evaluation_matrix=matrix,
+        evaluation_settings=_evaluation_settings(data.get("evaluation"), source),
+        base_models=_base_models(data.get("models"), source),
+        training_data=_training_data(data.get("data"), source),
+        not_used=tuple(unused),
     )
+
+
+def _path(value: object, source: str, where: str) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(source, where, f"{value!r} is not a path")
+    return Path(value).expanduser()
+
+
+def _base_models(section: object, source: str) -> dict[str, Path]:
+    """`models.base`: each base model's name and its directory."""
+    entries = section.get("base") if isinstance(section, Mapping) else None
+    if section is not None and not isinstance(entries, list):
+        raise InputError(source, "models.base", "must be a list of {name, path}")
+    models: dict[str, Path] = {}
+    for index, entry in enumerate(entries or []):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            raise InputError(source, f"models.base[{index}].name", "each base model needs a name")
+        models[entry["name"]] = _path(entry.get("path"), source, f"models.base[{index}].path")
+    return models
+
+
+def _training_data(section: object, source: str) -> Path | None:
+    training = section.get("training") if isinstance(section, Mapping) else None
+    if not isinstance(training, Mapping) or training.get("path") is None:
+        return None
+    return _path(training["path"], source, "data.training.path")
+
+
+# Experiment-wide evaluation settings and the type each must have.
+_SETTING_TYPES: dict[str, tuple[type, ...]] = {
+    "temperature": (int, float), "do_sample": (bool,), "seed": (int,), "max_tokens": (int,), "max_connections": (int,),
+    "system_prompt": (str,), "assistant_prefix": (str,),
+}
+
+
+def _evaluation_settings(section: object, source: str) -> EvaluationSettings:
+    if not isinstance(section, Mapping):
+        return EvaluationSettings()
+    values: dict[str, Any] = {}
+    for key, types in _SETTING_TYPES.items():
+        value = section.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            raise InputError(source, f"evaluation.{key}", f"{value!r}: expected {' or '.join(t.__name__ for t in types)}")
+        values[key] = value
+    scorers = section.get("scorers") or []
+    if not isinstance(scorers, list) or not all(isinstance(s, Mapping) and isinstance(s.get("name"), str) for s in scorers):
+        raise InputError(source, "evaluation.scorers", "must be a list of {name, params}")
+    compute = _compute(section.get("compute"), source, "evaluation.compute")
+    return EvaluationSettings(scorers=tuple(dict(scorer) for scorer in scorers), compute=compute, **values)
+
+
+def _compute(value: object, source: str, where: str) -> dict[str, Any]:
+    """A run's (or the evaluations') compute fields: a compute preset's names, or cruijff_kit's
+    estimate (`time: "HH:MM:SS"`, `mem: "80G"`, `gpus`) in those names."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InputError(source, where, "must be a mapping of compute preset fields")
+    compute: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in CRUIJFF_COMPUTE:
+            compute[str(key)] = item
+            continue
+        target, read = CRUIJFF_COMPUTE[key]
+        converted = read(str(item)) if read is not None else item
+        if converted is None:
+            raise InputError(source, f"{where}.{key}", f"{item!r} is not a value sbatch --{key} takes")
+        compute[target] = converted
+    return compute
 
 
 def _task(entry: object, source: str, where: str, script_base: Path | None) -> EvaluationTask:
@@ -170,9 +286,6 @@ def _task(entry: object, source: str, where: str, script_base: Path | None) -> E
     if not isinstance(entry, Mapping):
         return EvaluationTask(check_safe_name(entry, source, f"{where}.name"))
     name = check_safe_name(entry.get("name"), source, f"{where}.name")
-    unknown = sorted(set(entry) - {"name", "script", "args", *TASK_SETTINGS})
-    if unknown:
-        raise InputError(source, f"{where}.{unknown[0]}", f"not a task setting: expected {', '.join(['script', 'args', *TASK_SETTINGS])}")
     script = None
     if entry.get("script") is not None:
         text = entry["script"]
@@ -185,10 +298,14 @@ def _task(entry: object, source: str, where: str, script_base: Path | None) -> E
             raise InputError(source, f"{where}.script", f"{script} does not exist")
     settings = {key: entry[key] for key in TASK_SETTINGS if entry.get(key) is not None}
     args = entry.get("args") or {}
+    texts = {key: entry.get(key) for key in ("dataset", "prompt", "assistant_prefix")}
     for key, value in [*settings.items(), *(args.items() if isinstance(args, Mapping) else [("args", args)])]:
         if not isinstance(value, (str, int, float, bool)):
             raise InputError(source, f"{where}.{key}", f"{value!r}: expected one value (a number or a word)")
-    return EvaluationTask(name, script.resolve() if script else None, settings, dict(args))
+    for key, value in texts.items():
+        if value is not None and not isinstance(value, str):
+            raise InputError(source, f"{where}.{key}", f"{value!r}: expected text")
+    return EvaluationTask(name, script.resolve() if script else None, settings, dict(args), **texts)
 
 
 def _directory(header: Mapping[str, Any], source: str) -> Path | None:
@@ -221,9 +338,7 @@ def _runs(entries: object, source: str) -> tuple[Run, ...]:
         model = entry.get("model")
         if model is not None and not isinstance(model, str):
             raise InputError(source, f"{where}.model", "must be a model name")
-        compute = entry.get("compute") or {}
-        if not isinstance(compute, Mapping):
-            raise InputError(source, f"{where}.compute", "must be a mapping of compute preset fields")
+        compute = _compute(entry.get("compute"), source, f"{where}.compute")
         runs.append(
             Run(name=name, type=run_type, parameters=_parameters(entry, source, where), model=model, compute=dict(compute))
         )
@@ -285,5 +400,8 @@ def _evaluation(
             epochs = []
         if not isinstance(epochs, list) or not all(isinstance(epoch, int) for epoch in epochs):
             raise InputError(source, f"{where}.epochs", "must be a list of epoch numbers (or null)")
-        cells.append(EvaluationCell(run=str(run), tasks=cell_tasks, epochs=tuple(epochs)))
+        label = cell.get("vis_label")
+        if label is not None and not isinstance(label, str):
+            raise InputError(source, f"{where}.vis_label", f"{label!r}: expected a label")
+        cells.append(EvaluationCell(run=str(run), tasks=cell_tasks, epochs=tuple(epochs), vis_label=label))
     return tuple(tasks), tuple(cells)

@@ -227,9 +227,12 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
             ("Details", experiment.source),
             ("Result", f"Experiment {experiment.name} has {counts[RunType.FINE_TUNED]} fine-tuning runs"),
             *([("Not passed to the trainer", ", ".join(unpassed))] if unpassed else []),
+            *([("Not used", ", ".join(experiment.not_used))] if experiment.not_used else []),
         )
         if unpassed:
             log.info("controls not passed to the trainer: %s", ", ".join(unpassed))
+        if experiment.not_used:
+            log.info("summary fields ttlaunch does not use: %s", ", ".join(experiment.not_used))
         details = (
             f"{counts[RunType.FINE_TUNED]} fine-tuned, {counts[RunType.CONTROL]} control and "
             f"{counts[RunType.EVAL_ONLY]} eval-only runs; {len(jobs)} jobs in the sweep"
