@@ -80,7 +80,7 @@ def test_a_task_runs_from_its_script_with_the_runs_and_the_tasks_settings(tmp_pa
     ("task", "field", "words"),
     [
         ({"script": "missing.py"}, "evaluation.tasks[0].script", "missing.py does not exist"),
-        ({"scorer": "f1"}, "evaluation.tasks[0].scorer", "not a task setting"),
+        ({"scorer": "f1"}, "evaluation.tasks[0].scorer", "unknown field"),
         ({"temperature": [0, 1]}, "evaluation.tasks[0].temperature", "expected one value"),
     ],
 )

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from ttlaunch.errors import InputError
 from ttlaunch.inputs.payload import PayloadCommand, build_payload
 from ttlaunch.inputs.rulebook import Rules, parse_rules
+from ttlaunch.inputs.scaffold_script import SCRIPT_NAME, ScaffoldScript, read_script
 from ttlaunch.inputs.schema import (
     ComputeConfig,
     EvaluationConfig,
@@ -23,6 +24,7 @@ from ttlaunch.inputs.schema import (
     ReportConfig,
     RequeueConfig,
     UserConfig,
+    LAUNCHER_COMPUTE_FIELDS,
     check_argv_items,
     checked_compute,
     typed,
@@ -49,6 +51,12 @@ class LaunchInputs:
     # Run parameters given on the command line (`+seed=1`, one value of `+lr=1e-4,5e-4`):
     # they apply to every run of this job's sweep point, over the summary's values.
     parameters: Mapping[str, Scalar] = field(default_factory=dict)
+    # Compute fields the user set outright (`compute.mem_gb=32`, `hydra.launcher.mem_gb=32`):
+    # neither a scaffold's batch script nor a run's `compute` changes them.
+    explicit_compute: frozenset[str] = frozenset()
+    # Whether jobs go to SLURM, where a scaffold's #SBATCH lines ask for what they say
+    # (locally nothing is asked of a scheduler, and the machine has what it has).
+    on_slurm: bool = False
 
     def run(self, run_name: str) -> Run:
         """The summary's run, with the command line's run parameters applied."""
@@ -79,9 +87,25 @@ class LaunchInputs:
         }
 
     def compute_for(self, run_name: str) -> ComputeConfig:
-        """The compute preset as the run asks for it (its own `compute:` fields applied)."""
+        """The compute preset as the run asks for it: on SLURM, the resources of its scaffold's
+        batch script over the preset's, then its own `compute:` fields in the summary, then
+        what the user set outright."""
         run = self.experiment.run(run_name)
-        return with_run_overrides(self.compute, dict(run.compute), self.experiment.source, f"runs.{run_name}.compute")
+        compute = self.compute
+        script = self.scaffold_script(run_name)
+        if script is not None and self.on_slurm:
+            changes = {key: value for key, value in script.compute.items() if key not in self.explicit_compute}
+            if script.additional:
+                changes["additional_parameters"] = {**compute.additional_parameters, **script.additional}
+            compute = with_run_overrides(compute, changes, str(script.path), "#SBATCH")
+        own = {key: value for key, value in run.compute.items() if key not in self.explicit_compute}
+        return with_run_overrides(compute, own, self.experiment.source, f"runs.{run_name}.compute")
+
+    def scaffold_script(self, run_name: str) -> ScaffoldScript | None:
+        """The run's scaffold batch script (cruijff_kit's finetune.slurm), when it has one."""
+        if self.payload.kind != "torchtune" or self.experiment.directory is None:
+            return None
+        return read_script(self.experiment.directory / run_name / SCRIPT_NAME)
 
 
 def _choices(hydra_cfg: Any) -> dict[str, str]:
@@ -165,6 +189,8 @@ def read_inputs(cfg: DictConfig, hydra_cfg: Any) -> LaunchInputs:
         payload=typed(cfg.get("payload"), PayloadConfig, payload_source, "payload"),
         compute_source=scheduling.compute_source,
         payload_source=payload_source,
+        explicit_compute=scheduling.explicit,
+        on_slurm=scheduling.on_slurm,
         rules=read_rules(cfg.get("monitoring"), f"monitoring={choices.get('monitoring', '?')}"),
         evaluation=typed(cfg.get("evaluation"), EvaluationConfig, "ttlaunch.yaml", "evaluation"),
         report=typed(cfg.get("report"), ReportConfig, "ttlaunch.yaml", "report"),
@@ -179,6 +205,9 @@ class Scheduling:
     compute: ComputeConfig
     requeue: RequeueConfig
     compute_source: str
+    # The compute fields set on the command line or as the launcher's own settings.
+    explicit: frozenset[str] = frozenset()
+    on_slurm: bool = False
 
 
 def read_scheduling(cfg: DictConfig, hydra_cfg: Any) -> Scheduling:
@@ -202,7 +231,11 @@ def read_scheduling(cfg: DictConfig, hydra_cfg: Any) -> Scheduling:
     max_num_timeout = OmegaConf.select(launcher, "max_num_timeout", default=None)
     if max_num_timeout is not None:
         requeue = replace(requeue, max_num_timeout=max_num_timeout)
-    return Scheduling(compute, requeue, compute_source)
+    overrides = OmegaConf.select(hydra_cfg, "overrides.task", default=None) or []
+    explicit = {str(o).split("=", 1)[0].lstrip("+~").removeprefix("compute.") for o in overrides if str(o).lstrip("+~").startswith("compute.")}
+    explicit |= {name for name in LAUNCHER_COMPUTE_FIELDS if OmegaConf.select(launcher, name, default=None) is not None}
+    on_slurm = OmegaConf.select(launcher, "executor", default=None) == "slurm"
+    return Scheduling(compute, requeue, compute_source, frozenset(explicit), on_slurm)
 
 
 def read_rules(node: Any, source: str) -> Rules:

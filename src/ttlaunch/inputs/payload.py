@@ -15,6 +15,7 @@ import yaml
 
 from ttlaunch.errors import InputError
 from ttlaunch.inputs import templates
+from ttlaunch.inputs.scaffold_script import SCRIPT_NAME, read_script
 from ttlaunch.inputs.schema import ComputeConfig, PayloadConfig
 from ttlaunch.inputs.summary import Experiment, Run
 from ttlaunch.inputs.torchtune_configs import (
@@ -39,6 +40,10 @@ class PayloadCommand:
     setup: tuple[tuple[str, ...], ...] = ()
     # Commands run once per sweep, by the first job (ttlaunch.job.preparation).
     prepare: tuple[tuple[str, ...], ...] = ()
+    # Where it runs (None: where the job runs); a scaffold's batch script runs in its run's dir.
+    cwd: Path | None = None
+    # A shell script around the trainer: stopping it signals its whole process group.
+    script: bool = False
 
     def sweep_env(self) -> dict[str, str]:
         """The payload's environment without what describes the job: what the sweep's
@@ -105,8 +110,11 @@ def build_payload(
     """
     output_dir = job_dir / "outputs"
     argv: list[str] = []
+    cwd = None
     if payload.kind == "torchtune":
-        argv, output_dir = _torchtune_argv(experiment, run, payload, output_dir, source, command_line, compute or ComputeConfig())
+        argv, output_dir, cwd = _torchtune_argv(
+            experiment, run, payload, output_dir, source, command_line, compute or ComputeConfig()
+        )
     elif payload.kind != "command":
         raise InputError(source, "payload.kind", f"unknown kind {payload.kind!r}: expected torchtune or command")
     values = _placeholders(run, experiment, output_dir, job_dir)
@@ -123,7 +131,9 @@ def build_payload(
     env.update(TTLAUNCH_RUN_NAME=run.name, TTLAUNCH_OUTPUT_DIR=str(output_dir), TTLAUNCH_JOB_DIR=str(job_dir))
     setup = _commands(payload.setup, values, "payload.setup", source)
     prepare = _commands(payload.prepare, values, "payload.prepare", source)
-    return PayloadCommand(argv=tuple(argv), env=env, output_dir=output_dir, setup=setup, prepare=prepare)
+    return PayloadCommand(
+        argv=tuple(argv), env=env, output_dir=output_dir, setup=setup, prepare=prepare, cwd=cwd, script=cwd is not None
+    )
 
 
 def _commands(
@@ -219,24 +229,27 @@ def _distributed(compute: ComputeConfig) -> bool:
     return compute.gpus > 1 or compute.nodes > 1
 
 
-def _recipe(payload: PayloadConfig, compute: ComputeConfig, source: str) -> str:
-    """The recipe for this compute: the single-device one on one device (or the CPU), its
-    distributed counterpart on more GPUs or nodes."""
+def _recipe(payload: PayloadConfig, compute: ComputeConfig, source: str, scaffold_recipe: str | None = None) -> str:
+    """The recipe for this compute: payload.recipe, else the one the scaffold's batch script
+    runs, else the single-device one on one device (or the CPU), its distributed
+    counterpart on more GPUs or nodes."""
     gpus, distributed = compute.gpus, _distributed(compute)
-    if payload.recipe is None:
+    recipe = payload.recipe or scaffold_recipe
+    where = "payload.recipe" if payload.recipe or scaffold_recipe is None else f"{SCRIPT_NAME}: tune run"
+    if recipe is None:
         return distributed_recipe(DEFAULT_RECIPE) if distributed else DEFAULT_RECIPE
-    if distributed and is_single_device(payload.recipe):
+    if distributed and is_single_device(recipe.removesuffix(".__main__")):
         raise InputError(
-            source, "payload.recipe",
-            f"{payload.recipe} trains on one device, but compute.gpus_per_node is {gpus} on {compute.nodes} node(s): "
-            f"use {distributed_recipe(payload.recipe)} (or leave payload.recipe unset to pick by the GPU count)",
+            source, where,
+            f"{recipe} trains on one device, but compute.gpus_per_node is {gpus} on {compute.nodes} node(s): "
+            f"use {distributed_recipe(recipe)} (or leave payload.recipe unset to pick by the GPU count)",
         )
-    if gpus == 0 and payload.recipe.endswith(DISTRIBUTED):
+    if gpus == 0 and recipe.removesuffix(".__main__").endswith(DISTRIBUTED):
         raise InputError(
-            source, "payload.recipe",
-            f"{payload.recipe} needs GPUs (torchtune's distributed recipes use NCCL), but this compute preset has none",
+            source, where,
+            f"{recipe} needs GPUs (torchtune's distributed recipes use NCCL), but this compute preset has none",
         )
-    return payload.recipe
+    return recipe
 
 
 def _config(config: str, compute: ComputeConfig, source: str) -> str:
@@ -262,20 +275,23 @@ def _torchtune_argv(
     source: str,
     command_line: Collection[str],
     compute: ComputeConfig,
-) -> tuple[list[str], Path]:
+) -> tuple[list[str], Path, Path | None]:
+    """The `tune run` argv, the run's output dir, and where the command runs (a scaffold's
+    batch script, wrapped around the argv, runs in its run's dir; else None)."""
     if compute.tasks_per_node != 1:
         raise InputError(
             source, "compute.tasks_per_node",
             f"torchtune runs one task per node (tune run starts a process per GPU), got {compute.tasks_per_node}",
         )
-    recipe = _recipe(payload, compute, source)
+    scaffold = scaffold_config_path(experiment, run, payload)
+    script = read_script(scaffold.parent / SCRIPT_NAME) if scaffold is not None else None
+    recipe = _recipe(payload, compute, source, script.recipe if script is not None else None)
     # One process per GPU on more than one, or on several nodes (torchrun, through tune run;
     # the job adds where the nodes meet: ttlaunch.job.rendezvous).
     processes = ["--nproc_per_node", str(max(compute.gpus, 1))] if _distributed(compute) else []
     launch = ["tune", "run", *processes, recipe, "--config"]
     # Without GPUs, a config written for them (device: cuda, dtype: bf16) fails deep in the job.
     on_cpu = ["device=cpu", "dtype=fp32"] if compute.gpus == 0 else []
-    scaffold = scaffold_config_path(experiment, run, payload)
     if scaffold is not None:
         if not scaffold.is_file():
             raise InputError(
@@ -287,11 +303,14 @@ def _torchtune_argv(
         argv = [*launch, str(scaffold)]
         if scaffold_output is None:
             argv.append(f"output_dir={output_dir}")
-        argv += on_cpu
+        argv += [*(script.overrides if script is not None else ()), *on_cpu]
         argv += [
             f"{_torchtune_key(key, payload, experiment, run, command_line)}={_value(run.parameters[key])}" for key in command_line
         ]
-        return argv + list(payload.overrides), scaffold_output or output_dir
+        argv += payload.overrides
+        if script is not None:  # its own steps around ttlaunch's command, in the run's dir
+            return ["bash", "-c", script.wrapper(run.name), SCRIPT_NAME, *argv], scaffold_output or output_dir, scaffold.parent
+        return argv, scaffold_output or output_dir, None
     if not payload.base_config:
         raise InputError(source, "payload.base_config", "needed for a run without a scaffold config")
     overrides = [f"output_dir={output_dir}", *on_cpu]
@@ -299,4 +318,4 @@ def _torchtune_argv(
     mapped.update(run.parameters)
     for key, value in mapped.items():
         overrides.append(f"{_torchtune_key(key, payload, experiment, run, command_line)}={_value(value)}")
-    return [*launch, _config(payload.base_config, compute, source), *overrides, *payload.overrides], output_dir
+    return [*launch, _config(payload.base_config, compute, source), *overrides, *payload.overrides], output_dir, None

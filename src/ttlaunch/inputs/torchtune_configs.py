@@ -123,9 +123,14 @@ def model_dir(argv: Sequence[str]) -> str | None:
     here."""
     from omegaconf import OmegaConf
 
+    from omegaconf.errors import OmegaConfBaseException
+
     config = tune_config(argv)
-    value = _walk(OmegaConf.to_container(config, resolve=False), "checkpointer.checkpoint_dir") if config is not None else None
-    return value if isinstance(value, str) and "${" not in value else None
+    try:  # scaffolds interpolate it (`${models_dir}/...`), as torchtune resolves it
+        value = OmegaConf.select(config, "checkpointer.checkpoint_dir", default=None) if config is not None else None
+    except OmegaConfBaseException:  # an interpolation only the recipe can resolve
+        return None
+    return value if isinstance(value, str) else None
 
 
 # Where a torchtune recipe saves the config it ran with, in its output dir.

@@ -70,7 +70,9 @@ def distributed(command: PayloadCommand, kind: str, torchrun: bool, rendezvous: 
     if rendezvous is not None:
         env.update(TTLAUNCH_TASK=str(rendezvous.rank), TTLAUNCH_TASKS=str(rendezvous.tasks))
     if kind == "torchtune" and rendezvous is not None:
-        argv = (*command.argv[:2], *rendezvous.torchrun_args(), *command.argv[2:])
+        # After `tune run`, wherever it starts (a scaffold's batch script comes first).
+        at = next(i for i in range(len(command.argv) - 1) if command.argv[i : i + 2] == ("tune", "run")) + 2
+        argv = (*command.argv[:at], *rendezvous.torchrun_args(), *command.argv[at:])
     elif kind == "command" and torchrun:
         where = rendezvous.torchrun_args() if rendezvous is not None else ["--standalone"]
         argv = (

@@ -36,12 +36,18 @@ TERMINATE_GRACE_S = 30.0
 WAIT_TICK_S = 1.0
 
 
-def start_command(argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Start one command with the job's stdout/stderr."""
-    log.info("running: %s", " ".join(argv))
+def start_command(
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None, own_group: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start one command with the job's stdout/stderr. `own_group`: in a process group of
+    its own, which stop_command signals whole (a shell script and the trainer it runs)."""
+    log.info("running: %s", " ".join(argv) if len(argv) < 3 or argv[1] != "-c" else f"{argv[0]} -c <script> {' '.join(argv[3:])}")
     # `tune` and `python` are those of the job's interpreter, even without an activated venv.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    return subprocess.Popen(list(argv), env={**os.environ, "PATH": path, **env}, preexec_fn=_ignore_time_limit_warning)
+    return subprocess.Popen(
+        list(argv), env={**os.environ, "PATH": path, **env}, cwd=cwd,
+        preexec_fn=_in_own_group if own_group else _ignore_time_limit_warning,
+    )
 
 
 def _ignore_time_limit_warning() -> None:
@@ -50,15 +56,31 @@ def _ignore_time_limit_warning() -> None:
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
 
+def _in_own_group() -> None:
+    _ignore_time_limit_warning()
+    os.setpgid(0, 0)
+
+
 def stop_command(process: subprocess.Popen[bytes], grace_s: float = TERMINATE_GRACE_S) -> None:
-    """SIGTERM, a grace period to exit, then SIGKILL."""
+    """SIGTERM, a grace period to exit, then SIGKILL; to its whole process group when it
+    leads one (a shell would die and leave its trainer running)."""
     if process.poll() is not None:
         return
-    process.terminate()
+
+    def send(signum: int) -> None:
+        try:
+            if os.getpgid(process.pid) == process.pid:
+                os.killpg(process.pid, signum)
+            else:
+                process.send_signal(signum)
+        except ProcessLookupError:  # exited meanwhile
+            pass
+
+    send(signal.SIGTERM)
     try:
         process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
-        process.kill()
+        send(signal.SIGKILL)
         process.wait()
 
 
@@ -225,7 +247,7 @@ def run_task(cfg: DictConfig) -> None:
             with stagger.startup_window(sweep_dir):
                 for setup in command.setup:
                     run_command(setup, command.env, run.name)
-                payload = start_command(command.argv, command.env)
+                payload = start_command(command.argv, command.env, command.cwd, own_group=command.script)
             if end_warning is not None:
                 end_warning.attach(lambda grace_s: stop_command(payload, grace_s))
         except BaseException:
