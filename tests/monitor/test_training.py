@@ -156,3 +156,22 @@ def test_a_commands_jsonl_metrics_count_toward_its_declared_total(tmp_path: Path
     (Path(record.output_dir) / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     TrainingWatch(ledger).read(Containment(ledger.events, ledger.sweep_dir))
     assert (record.training.steps_done, record.training.steps_total, record.training.loss) == (3, 10, 1.0 / 3)
+
+
+def test_with_a_logger_that_writes_elsewhere_the_losses_come_from_the_progress_bar(tmp_path: Path):
+    ledger, record = running_job(tmp_path)
+    output = Path(record.output_dir)
+    # cruijff_kit's scaffolds log to Weights & Biases, offline: no metric lines anywhere ttlaunch reads.
+    (output / "torchtune_config.yaml").write_text(
+        SAVED_CONFIG + "metric_logger:\n  _component_: torchtune.training.metric_logging.WandBLogger\n  mode: offline\n"
+    )
+    # tqdm starts each redraw with \r: the one after it is still being written.
+    Path(record.stderr).write_text(PROGRESS_BAR[: PROGRESS_BAR.index("\r1|2|") + 1])
+    watch = TrainingWatch(ledger)
+    faults = Containment(ledger.events, ledger.sweep_dir)
+    assert watch.read(faults)
+    progress = record.training
+    assert (progress.steps_done, progress.loss, progress.steps_per_epoch, progress.steps_total) == (1, 6.584708213806152, 3, 6)
+    Path(record.stderr).write_text(PROGRESS_BAR)
+    assert watch.read(faults)
+    assert (progress.steps_done, progress.loss, progress.min_loss) == (2, 5.992371082305908, 5.992371082305908)

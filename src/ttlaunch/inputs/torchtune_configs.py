@@ -170,6 +170,18 @@ def epochs_and_step_cap(saved_config: Path) -> tuple[int | None, int | None]:
     return _whole(saved.get("epochs")), _whole(saved.get("max_steps_per_epoch"))
 
 
+def metric_logger(saved_config: Path) -> str | None:
+    """The `_component_` of a run's saved `metric_logger` (torchtune's DiskLogger, WandBLogger,
+    ...); None when the file is not there (yet) or does not say."""
+    try:
+        saved = _saved_mapping(saved_config.read_bytes())
+    except OSError:
+        return None
+    logger = saved.get("metric_logger") if saved is not None else None
+    component = logger.get("_component_") if isinstance(logger, dict) else None
+    return component if isinstance(component, str) else None
+
+
 def halved_batch_overrides(output_dir: Path) -> list[str] | None:
     """Launch overrides that train the run again with half the batch size it ran with (after
     running out of memory); None when its saved config has no batch size of 2 or more."""

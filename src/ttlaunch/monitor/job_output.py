@@ -16,5 +16,7 @@ def new_lines(path: Path, start: int) -> tuple[list[str], int]:
             data = stream.read(MAX_READ_BYTES)
     except OSError:  # not written yet
         return [], start
-    complete = data.rfind(b"\n") + 1  # a line still being written waits for the next poll
+    # A line still being written waits for the next poll; a progress bar redrawn with \r has
+    # written each redraw whole.
+    complete = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
     return data[:complete].decode("utf-8", errors="replace").splitlines(), start + complete

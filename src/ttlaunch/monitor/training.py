@@ -2,8 +2,8 @@
 
 Every poll reads only the bytes written since the last one (whole lines), from where the
 payload logs its metrics (ttlaunch.monitor.training_log): torchtune's metric log, else its
-stdout, with its progress bar on stderr for the steps of an epoch and its saved config for
-the epochs; a command's declared regex or JSONL file. What it finds goes into the job's
+stdout, else (a logger that writes elsewhere: WandB, TensorBoard) its progress bar on stderr;
+the bar also gives the steps of an epoch and its saved config the epochs; a command's declared regex or JSONL file. What it finds goes into the job's
 record (`training` in jobs.json). A job that ended is read once more, to its end.
 """
 
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ttlaunch.inputs.torchtune_configs import SAVED_CONFIG_NAME, epochs_and_step_cap
+from ttlaunch.inputs.torchtune_configs import SAVED_CONFIG_NAME, epochs_and_step_cap, metric_logger
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.monitor.job_output import new_lines
 from ttlaunch.monitor.training_log import (
@@ -23,6 +23,7 @@ from ttlaunch.monitor.training_log import (
     global_step,
     jsonl_point,
     pattern_point,
+    progress_point,
     steps_per_epoch,
     stitched,
     torchtune_point,
@@ -33,6 +34,8 @@ from ttlaunch.scheduler.states import JobState
 
 # torchtune's DiskLogger files, in its default log_dir (${output_dir}/logs).
 METRIC_LOG_GLOB = "logs/log_*.txt"
+# torchtune's loggers that write its metric lines where ttlaunch reads them.
+LINE_LOGGERS = ("DiskLogger", "StdoutLogger")
 
 Parser = Callable[[str], "MetricPoint | None"]
 
@@ -44,6 +47,9 @@ def metric_sources(record: JobRecord, state: SweepState) -> list[tuple[Path, Par
         logs = sorted(output_dir.glob(METRIC_LOG_GLOB)) if output_dir is not None else []
         if logs:
             return [(path, torchtune_point) for path in logs]
+        logger = metric_logger(output_dir / SAVED_CONFIG_NAME) if output_dir is not None else None
+        if logger is not None and not logger.endswith(LINE_LOGGERS) and record.stderr:
+            return [(Path(record.stderr), progress_point)]
         return [(Path(record.stdout), torchtune_point)] if record.stdout else []
     sources: list[tuple[Path, Parser]] = []
     if state.metrics_pattern is not None and record.stdout:
@@ -90,10 +96,15 @@ class TrainingWatch:
 
     def update(self, record: JobRecord) -> bool:
         progress = record.training or TrainingProgress()
-        total, per_epoch = self._epoch_steps(record, progress)
+        sources = metric_sources(record, self._ledger.state)
+        # The progress bar's file read once per poll: for its losses too when they are there.
+        bar_has_losses = any(parse is progress_point for _, parse in sources)
+        total, per_epoch = self._epoch_steps(record, progress, read_bar=not bar_has_losses)
         points: list[MetricPoint] = []
-        for path, parse in metric_sources(record, self._ledger.state):
+        for path, parse in sources:
             lines, offset = new_lines(path, progress.read.get(str(path), 0))
+            if parse is progress_point:
+                progress.steps_per_epoch = steps_per_epoch("\n".join(lines)) or progress.steps_per_epoch
             for point in filter(None, map(parse, lines)):
                 step, progress.numbering[str(path)] = global_step(
                     point.step, progress.numbering.get(str(path)), points[-1].step if points else progress.steps_done, per_epoch,
@@ -132,7 +143,7 @@ class TrainingWatch:
         elif progress.steps_done > progress.since[1]:
             progress.step_time_s = (now - progress.since[0]) / (progress.steps_done - progress.since[1])
 
-    def _epoch_steps(self, record: JobRecord, progress: TrainingProgress) -> tuple[int | None, int | None]:
+    def _epoch_steps(self, record: JobRecord, progress: TrainingProgress, read_bar: bool) -> tuple[int | None, int | None]:
         """The run's total steps and the steps of an epoch. torchtune: the epochs of its saved
         config times the steps of an epoch (its progress bar's, else the config's
         max_steps_per_epoch), the config read once per poll. Other payloads say the total
@@ -141,7 +152,7 @@ class TrainingWatch:
             return progress.steps_total, None
         if progress.steps_per_epoch is not None and progress.steps_total is not None:
             return progress.steps_total, progress.steps_per_epoch  # both known: nothing more to read
-        if record.stderr:
+        if record.stderr and read_bar:
             stderr = str(record.stderr)
             lines, progress.read[stderr] = new_lines(Path(stderr), progress.read.get(stderr, 0))
             progress.steps_per_epoch = steps_per_epoch("\n".join(lines)) or progress.steps_per_epoch

@@ -3,7 +3,8 @@
 torchtune writes one line per logged step, to its metric log (DiskLogger,
 `<output_dir>/logs/log_<time>.txt`) or to stdout (StdoutLogger), in the same form:
 `Step 12 | loss:1.93 lr:0.0003 tokens_per_second_per_gpu:812.5`. Its progress bar on
-stderr (`2|6|Loss: 6.56: 100%|####| 3/3 [...]`) says how many steps an epoch has. Any
+stderr (`2|6|Loss: 6.56: 100%|####| 3/3 [...]`) says how many steps an epoch has, and is
+where the losses are when its metric logger writes elsewhere (WandB, TensorBoard). Any
 other payload can declare a regex with named groups (`step` and the metrics) for its stdout,
 or a JSONL file of objects with `step` and the metrics.
 """
@@ -20,6 +21,8 @@ _STEP_LINE = re.compile(r"^Step (\d+) \| (.*)$")
 _PAIR = re.compile(r"([A-Za-z_][\w/.-]*):(\S+)")
 # tqdm's bar as torchtune draws it: epoch|step|Loss: value: percent|bar| done/total [times]
 _PROGRESS_BAR = re.compile(r"\d+\|\d+\|Loss: [^:]*:\s*\d+%\|[^|]*\|\s*\d+/(\d+) \[")
+# The bar's description: epoch|global step|Loss: value.
+_BAR_LOSS = re.compile(r"\d+\|(\d+)\|Loss: ([^:\s]+)")
 # torchtune's metric names, and the names ttlaunch keeps them under.
 METRIC_NAMES = {
     "loss": "loss",
@@ -65,6 +68,12 @@ def torchtune_point(line: str) -> MetricPoint | None:
     if found is None:
         return None
     return _point(found.group(1), dict(_PAIR.findall(found.group(2))))
+
+
+def progress_point(line: str) -> MetricPoint | None:
+    """The step and loss one redraw of torchtune's progress bar shows; None for any other line."""
+    found = _BAR_LOSS.search(line)
+    return _point(found.group(1), {"loss": found.group(2)}) if found else None
 
 
 def pattern_point(line: str, pattern: re.Pattern[str]) -> MetricPoint | None:
