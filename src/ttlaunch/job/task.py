@@ -187,7 +187,9 @@ def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Pa
     """The training payload of the run and its kind (torchtune, command), or, for an
     evaluation job, its evaluation command (kind evaluation)."""
     from ttlaunch.inputs.torchtune_configs import model_dir
-    from ttlaunch.monitor.evaluations import TARGET_KEY, EvaluationTarget, evaluation_command
+    import yaml
+
+    from ttlaunch.monitor.evaluations import EVAL_CONFIG_NAME, TARGET_KEY, EvaluationTarget, cruijff_evaluation, evaluation_command
 
     target = cfg.get(TARGET_KEY)
     if target is None:
@@ -196,9 +198,15 @@ def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Pa
     training = inputs.payload_for(run.name, sweep_dir / run.name)
     evaluation = EvaluationTarget(run.name, str(target.task), int(target.epoch))
     base_model = model_dir(training.argv) if inputs.payload.kind == "torchtune" else None
+    task = inputs.experiment.evaluation_task(evaluation.task)
+    options: tuple[str, ...] = ()
+    if task.dataset is not None:  # cruijff_kit's shape: the task reads its settings from eval.yaml
+        options, eval_config = cruijff_evaluation(inputs.experiment, run, task, evaluation, job_dir)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / EVAL_CONFIG_NAME).write_text(yaml.safe_dump(eval_config, sort_keys=False), encoding="utf-8")
     command = evaluation_command(
-        inputs.evaluation, evaluation, training.output_dir, job_dir, inputs.experiment.evaluation_task(evaluation.task),
-        Path(base_model) if base_model else None, {**inputs.experiment.controls, **run.parameters},
+        inputs.evaluation, evaluation, training.output_dir, job_dir, task,
+        Path(base_model) if base_model else None, {**inputs.experiment.controls, **run.parameters}, options,
     )
     return command, "evaluation"
 

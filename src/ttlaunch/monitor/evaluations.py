@@ -17,7 +17,7 @@ from ttlaunch.errors import InputError
 from ttlaunch.inputs import templates
 from ttlaunch.inputs.payload import PayloadCommand
 from ttlaunch.inputs.schema import EvaluationConfig
-from ttlaunch.inputs.summary import TASK_SETTINGS, EvaluationTask, Experiment
+from ttlaunch.inputs.summary import TASK_SETTINGS, EvaluationTask, Experiment, Run
 from ttlaunch.monitor.actions import Capabilities
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.records.jobs_file import JobRecord, evaluation_job_name
@@ -98,6 +98,54 @@ def _inspect_options(
     return tuple(options)
 
 
+# The file a cruijff_kit task reads its prompt, system prompt and scorers from (-T config_path),
+# as cruijff_kit's setup_inspect.py writes it beside each evaluation.
+EVAL_CONFIG_NAME = "eval.yaml"
+
+
+def cruijff_evaluation(experiment: Experiment, run: Run, task: EvaluationTask, target: EvaluationTarget, job_dir: Path) -> tuple[tuple[str, ...], dict[str, object]]:
+    """The inspect options and the eval.yaml of a task in cruijff_kit's shape (one that names
+    its `dataset`), derived from the summary as cruijff_kit's setup_inspect.py derives them:
+    `data_path` (the task's dataset, or the training data for `same`), `config_path` (the
+    prompt, system prompt and scorers, the task's over the run's over the controls'),
+    `vis_label`, `use_chat_template` (from `dataset_type`), the generation settings."""
+    settings = experiment.evaluation_settings
+    controls = experiment.controls
+    data_path = experiment.training_data if task.dataset == "same" else Path(str(task.dataset)).expanduser()
+    if data_path is None:
+        raise InputError(experiment.source, "data.training.path", f"task {task.name} evaluates on `same`, the training data: name it")
+    prompt = task.prompt or run.parameters.get("prompt") or controls.get("prompt") or "{input}"
+    system_prompt = task.settings.get("system_prompt", settings.system_prompt if settings.system_prompt is not None else controls.get("system_prompt", ""))
+    cell = next((cell for cell in experiment.evaluation_matrix if cell.run == run.name and task.name in cell.tasks), None)
+    label = (cell.vis_label if cell is not None else None) or run.name
+    config: dict[str, object] = {
+        "task_name": task.name, "prompt": prompt, "system_prompt": system_prompt,
+        "scorers": [dict(scorer) for scorer in settings.scorers], "epoch": target.epoch,
+        "dataset_type": controls.get("dataset_type"), "vis_label": label,
+    }
+    args = {
+        "data_path": str(data_path), "config_path": str(job_dir / EVAL_CONFIG_NAME), "vis_label": label,
+        "use_chat_template": "false" if controls.get("dataset_type") == "text_completion" else "true",
+    }
+    max_tokens = task.settings.get("max_tokens", settings.max_tokens)
+    if max_tokens is not None:
+        args["max_tokens"] = str(max_tokens)
+    if settings.do_sample and settings.temperature is not None:  # greedy decoding has no temperature
+        args["temperature"] = str(settings.temperature)
+    assistant_prefix = task.assistant_prefix or settings.assistant_prefix
+    if assistant_prefix is not None:
+        args["assistant_prefix"] = f'"{assistant_prefix}"'  # inspect reads -T values as YAML
+    options: list[str] = []
+    for key, value in args.items():
+        options += ["-T", f"{key}={value}"]
+    options += ["-M", f"do_sample={'true' if settings.do_sample else 'false'}"]
+    if settings.max_connections is not None:
+        options += ["--max-connections", str(settings.max_connections)]
+    if settings.seed is not None:
+        options += ["--seed", str(settings.seed)]
+    return tuple(options), config
+
+
 def checkpoint_ready(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path) -> bool:
     checkpoint = Path(_values(config, target, run_output_dir, Path("."))["checkpoint"])
     return (checkpoint / config.ready_file).is_file()
@@ -106,6 +154,7 @@ def checkpoint_ready(config: EvaluationConfig, target: EvaluationTarget, run_out
 def evaluation_command(
     config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path,
     task: EvaluationTask | None = None, base_model_dir: Path | None = None, run_settings: Mapping[str, object] = {},
+    cruijff_options: Sequence[str] = (),
 ) -> PayloadCommand:
     """The evaluation's argv and environment. For `inspect eval` (the default), the settings
     of the run (its summary's controls and parameters named in TASK_SETTINGS, such as
@@ -114,7 +163,9 @@ def evaluation_command(
     model's (`-M tokenizer_path=...`)."""
     values = _values(config, target, run_output_dir, job_dir, task)
     argv = tuple(_render(item, values, "evaluation.command") for item in config.command)
-    if runs_inspect(argv):
+    if runs_inspect(argv) and cruijff_options:  # a cruijff_kit task: its options are its own
+        argv += (*cruijff_options, *_inspect_options({}, task.args if task else {}, Path(values["checkpoint"]), base_model_dir))
+    elif runs_inspect(argv):
         settings = {**{key: value for key, value in run_settings.items() if key in TASK_SETTINGS}, **(task.settings if task else {})}
         argv += _inspect_options(settings, task.args if task else {}, Path(values["checkpoint"]), base_model_dir)
     env = {key: _render(str(value), values, f"evaluation.env.{key}") for key, value in config.env.items()}
