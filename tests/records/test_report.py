@@ -61,5 +61,7 @@ def test_next_steps_name_the_experiments_plan_only_when_it_has_one(tmp_path: Pat
     state = SweepState(experiment="x", sweep_dir=str(tmp_path))
     state.jobs["r"] = JobRecord(name="r", job_id="1", status="COMPLETED")
     assert "experiment_summary.md" not in render_summary(state, {}, tmp_path / "log")
-    state.status_table = "/exp/experiment_summary.md"
-    assert "the experiment's own plan (`/exp/experiment_summary.md`)" in render_summary(state, {}, tmp_path / "log")
+    state.status_table = str(tmp_path / "experiment_summary.md")
+    assert "experiment_summary.md" not in render_summary(state, {}, tmp_path / "log"), "cruijff_kit's layout has none"
+    (tmp_path / "experiment_summary.md").write_text("# plan\n")
+    assert f"the experiment's own plan (`{tmp_path / 'experiment_summary.md'}`)" in render_summary(state, {}, tmp_path / "log")

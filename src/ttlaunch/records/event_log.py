@@ -88,9 +88,12 @@ def read_events(text: str) -> list[Event]:
 
 
 class EventLog:
-    def __init__(self, path: Path, now: Callable[[], str] = timestamp) -> None:
+    def __init__(self, path: Path, now: Callable[[], str] = timestamp, copy: Path | None = None) -> None:
         self.path = path
         self._now = now
+        # Where the same entries also go (the experiment's logs/run-torchtune.log); the sweep's
+        # own log stays the one ttlaunch reads.
+        self.copy = copy
 
     def write(self, action: str, description: str, *fields: tuple[str, object]) -> None:
         self.write_all([(action, description, fields)])
@@ -99,15 +102,22 @@ class EventLog:
         """Append entries together: all of them, or (the disk full, say) none, never a part."""
         moment = self._now()
         text = "".join(format_entry(moment, action, description, fields) for action, description, fields in entries)
-        data = memoryview(text.encode("utf-8"))
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        _append(self.path, text)
+        if self.copy is not None:
+            self.copy.parent.mkdir(parents=True, exist_ok=True)
+            _append(self.copy, text)
+
+
+def _append(path: Path, text: str) -> None:
+    data = memoryview(text.encode("utf-8"))
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        start = os.lseek(descriptor, 0, os.SEEK_END)
         try:
-            start = os.lseek(descriptor, 0, os.SEEK_END)
-            try:
-                while data:
-                    data = data[os.write(descriptor, data):]
-            except OSError:
-                os.ftruncate(descriptor, start)  # needs no space: what was written in part goes
-                raise
-        finally:
-            os.close(descriptor)
+            while data:
+                data = data[os.write(descriptor, data):]
+        except OSError:
+            os.ftruncate(descriptor, start)  # needs no space: what was written in part goes
+            raise
+    finally:
+        os.close(descriptor)

@@ -133,6 +133,9 @@ class SweepState:
     # else "command".
     evaluator: str = "inspect"
     status_table: str | None = None  # the experiment's experiment_summary.md, when it has one
+    # A copy of the event log in the experiment's own logs/ (a scaffold launched in place, as
+    # cruijff_kit keeps its run-torchtune.log there).
+    experiment_log: str | None = None
     jobs: dict[str, JobRecord] = field(default_factory=dict)
     # Jobs the launch in progress will submit and has not yet (a launch killed meanwhile
     # leaves them here: the next one plans again from the records).
@@ -204,7 +207,7 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
     if not (isinstance(unsubmitted, list) and all(isinstance(name, str) for name in unsubmitted)):
         raise DamagedFile(path, "unsubmitted is not a list of job names", way_on)
     texts = ("experiment", "sweep_dir", "monitoring_started", "executor", "payload_kind", "metrics_pattern", "metrics_jsonl",
-             "sort_by", "evaluator", "status_table")
+             "sort_by", "evaluator", "status_table", "experiment_log")
     for key in texts:
         if data.get(key) is not None and not isinstance(data[key], str):
             raise DamagedFile(path, f"{key} is {data[key]!r}, not text", way_on)
@@ -219,6 +222,7 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
         sort_by=data.get("sort_by") or "final_loss",
         evaluator=data.get("evaluator") or "inspect",
         status_table=data.get("status_table"),
+        experiment_log=data.get("experiment_log"),
         jobs={name: _record(name, _current(record, data["version"]), path, way_on) for name, record in jobs.items()},
         unsubmitted=list(unsubmitted),
     )

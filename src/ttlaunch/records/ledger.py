@@ -17,7 +17,9 @@ class Ledger:
     def __init__(self, sweep_dir: Path, state: SweepState) -> None:
         self.sweep_dir = sweep_dir
         self.state = state
-        self.events = EventLog(sweep_dir / EVENT_LOG_NAME)
+        self.events = EventLog(
+            sweep_dir / EVENT_LOG_NAME, copy=Path(state.experiment_log) if state.experiment_log else None
+        )
 
     @classmethod
     def open(cls, sweep_dir: Path, experiment: str) -> "Ledger":

@@ -125,9 +125,10 @@ def render_summary(
             "- Launching the same command again submits only runs never submitted (and resumes runs ttlaunch "
             "stopped); add `resubmit_failed=true` to submit the failed ones again."
         )
-    if state.status_table is not None:
+    if state.status_table is not None and Path(state.status_table).is_file():  # cruijff_kit's layout has none
         lines.append(f"- Evaluation and analysis: see the experiment's own plan (`{state.status_table}`).")
-    lines += [f"- The full history is in `{log_path}`.", ""]
+    lines.append(f"- The full history is in `{log_path}`" + (f" (and `{state.experiment_log}`)." if state.experiment_log else "."))
+    lines.append("")
     return "\n".join(lines)
 
 

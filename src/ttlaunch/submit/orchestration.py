@@ -177,6 +177,8 @@ def _describe(ledger: Ledger, inputs: Any, executor: str) -> None:
     state.evaluator = "inspect" if runs_inspect(inputs.evaluation.command) else "command"
     directory = inputs.experiment.directory
     state.status_table = str(directory / MARKDOWN_NAME) if directory is not None else None
+    state.experiment_log = str(directory / "logs" / EVENT_LOG_NAME) if directory is not None else None
+    ledger.events.copy = Path(state.experiment_log) if state.experiment_log else None
 
 
 def adopt_unrecorded(ledger: Ledger, jobs: Sequence[JobSpec]) -> None:
@@ -248,10 +250,12 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
         ended = Ledger.open(sweep_dir, experiment.name).state.jobs
     # The exit code speaks for the whole sweep, not only for what this launch submitted: a
     # run that ended without completing (now or in an earlier launch) makes it 1. Runs still
-    # queued or running (detached, monitoring off) are not failures.
-    failed = [job.name for job in jobs if ended_without_completing(ended.get(job.name))]
+    # queued or running (detached, monitoring off) are not failures. An evaluation that failed
+    # is a result the sweep owes, as a training is.
+    evaluations = [name for name, record in ended.items() if record.kind == "evaluation"]
+    failed = [name for name in [*(job.name for job in jobs), *evaluations] if ended_without_completing(ended.get(name))]
     if failed:
-        raise SweepFailed(failed, len(jobs), str(sweep_dir / EVENT_LOG_NAME))
+        raise SweepFailed(failed, len(jobs) + len(evaluations), str(sweep_dir / EVENT_LOG_NAME))
     return []
 
 
