@@ -1,0 +1,61 @@
+"""A real cruijff_kit experiment, scaffolded by cruijff_kit's own setup_finetune.py (with only
+a tiny model and the CPU substituted), launched in place on the local default: it trains with
+the scaffold's own recipe and post-training step, shows its losses, and is evaluated with
+cruijff_kit's own capitalization task as cruijff_kit's setup_inspect.py would run it."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+import cruijff_scaffold
+
+pytest.importorskip("torchtune")
+pytest.importorskip("peft")
+pytest.importorskip("wandb")
+pytestmark = [
+    pytest.mark.torchtune,
+    pytest.mark.skipif(not cruijff_scaffold.available(), reason=f"cruijff_kit is not at {cruijff_scaffold.UPSTREAM}"),
+]
+
+RUNS = {"rank2": 2, "rank4": 4}
+
+
+def test_a_cruijff_scaffold_trains_and_evaluates_as_its_own_tools_would(run_cli, tmp_path: Path, monkeypatch):
+    experiment = cruijff_scaffold.scaffold(tmp_path / "scratch", RUNS)
+    # The jobs import cruijff_kit (its recipe, dataset, post step) as its users' environment does.
+    monkeypatch.setenv("PYTHONPATH", cruijff_scaffold.python_path(tmp_path / "scratch"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    result = run_cli(
+        f"hydra.searchpath=[ttlaunch-experiments://{experiment.parent}]", f"experiment={experiment.name}", timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / experiment.name
+    state = json.loads((sweep / "jobs.json").read_text())
+    for name in RUNS:
+        run = f"{cruijff_scaffold.MODEL_DIR}_{name}"
+        job = state["jobs"][run]
+        assert job["status"] == "COMPLETED"
+        stdout = Path(job["stdout"]).read_text()
+        # The scaffold's own recipe, inside its own script, in its own dir.
+        assert "tune run cruijff_kit.tools.torchtune.custom_recipes.lora_finetune_single_device_nightly.__main__" in stdout
+        artifacts = experiment / run / "artifacts"
+        # Its post step ran after the training: the adapter loads offline from the local base model.
+        adapter = json.loads((artifacts / "epoch_0" / "adapter_config.json").read_text())
+        assert adapter["base_model_name_or_path"] == str(tmp_path / "scratch" / "pretrained-llms" / cruijff_scaffold.MODEL_DIR)
+        assert list(artifacts.glob("slurm-*.out")), "the job's log also where --output says"
+        # Losses from torchtune's progress bar (the scaffold logs to WandB, offline).
+        assert job["training"]["loss"] is not None and job["training"]["steps_done"] == 2
+        evaluation = state["jobs"][f"{run}/capitalization/epoch0"]
+        assert evaluation["status"] == "COMPLETED", evaluation.get("error")
+        assert evaluation["scores"]["samples"] == 2 and "match/accuracy" in evaluation["scores"]["metrics"]
+        eval_config = yaml.safe_load((Path(evaluation["output_dir"]).parent / "eval.yaml").read_text())
+        assert (eval_config["prompt"], eval_config["vis_label"]) == ("Capitalize: {input}\n", name)
+    summary = (sweep / "summary.md").read_text()
+    assert "| Final loss |" in summary and "capitalization (match/accuracy)" in summary
+    log = (experiment / "logs" / "run-torchtune.log").read_text()  # where cruijff_kit keeps it
+    assert "Not used: experiment.project, experiment.question" in log and "output.wandb_project" in log
+    assert "ALL_COMPLETE" in log
+    assert not os.path.exists(experiment / "experiment_summary.md") and "experiment_summary.md" not in summary
