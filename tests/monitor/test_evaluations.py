@@ -123,3 +123,29 @@ def test_the_scores_of_a_real_inspect_log_come_back_into_the_record(tmp_path: Pa
     assert record.scores["metrics"]["includes/accuracy"] == 1.0 and record.scores["samples"] == 2
     assert Path(record.scores["log"]).is_file() and Path(record.scores["log"]).parent == Path(record.output_dir)
     assert ("Scores", "includes/accuracy 1 (2 samples)") in entry[2]
+
+
+def test_a_cruijff_task_gets_the_arguments_cruijffs_setup_inspect_derives(tmp_path):
+    from ttlaunch.inputs.summary import parse_experiment
+    from ttlaunch.monitor.evaluations import EvaluationTarget, cruijff_evaluation
+
+    (tmp_path / "task.py").write_text("# an inspect task file\n")
+    experiment = parse_experiment({
+        "experiment": {"name": "words"},
+        "controls": {"prompt": "Capitalize: {input}\n", "system_prompt": "Be brief.", "dataset_type": "text_completion"},
+        "data": {"training": {"path": "/data/words.json"}},
+        "runs": [{"name": "r4", "type": "fine-tuned", "parameters": {"lora_rank": 4}}],
+        "evaluation": {
+            "max_tokens": 5, "seed": 7, "temperature": 0.3, "scorers": [{"name": "match"}],
+            "tasks": [{"name": "cap", "script": "task.py", "dataset": "same", "description": "d"}],
+            "matrix": [{"run": "r4", "vis_label": "rank4", "tasks": ["cap"], "epochs": [0]}],
+        },
+    }, "s.yaml", script_base=tmp_path)
+    options, config = cruijff_evaluation(
+        experiment, experiment.run("r4"), experiment.evaluation_tasks[0], EvaluationTarget("r4", "cap", 0), tmp_path / "job",
+    )
+    assert options == (
+        "-T", "data_path=/data/words.json", "-T", f"config_path={tmp_path / 'job' / 'eval.yaml'}", "-T", "vis_label=rank4",
+        "-T", "use_chat_template=false", "-T", "max_tokens=5", "-M", "do_sample=false", "--seed", "7",
+    )  # greedy decoding: no temperature
+    assert (config["prompt"], config["system_prompt"], config["scorers"]) == ("Capitalize: {input}\n", "Be brief.", [{"name": "match"}])

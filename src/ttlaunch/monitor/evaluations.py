@@ -103,7 +103,9 @@ def _inspect_options(
 EVAL_CONFIG_NAME = "eval.yaml"
 
 
-def cruijff_evaluation(experiment: Experiment, run: Run, task: EvaluationTask, target: EvaluationTarget, job_dir: Path) -> tuple[tuple[str, ...], dict[str, object]]:
+def cruijff_evaluation(
+    experiment: Experiment, run: Run, task: EvaluationTask, target: EvaluationTarget, job_dir: Path
+) -> tuple[tuple[str, ...], dict[str, object]]:
     """The inspect options and the eval.yaml of a task in cruijff_kit's shape (one that names
     its `dataset`), derived from the summary as cruijff_kit's setup_inspect.py derives them:
     `data_path` (the task's dataset, or the training data for `same`), `config_path` (the
@@ -115,7 +117,8 @@ def cruijff_evaluation(experiment: Experiment, run: Run, task: EvaluationTask, t
     if data_path is None:
         raise InputError(experiment.source, "data.training.path", f"task {task.name} evaluates on `same`, the training data: name it")
     prompt = task.prompt or run.parameters.get("prompt") or controls.get("prompt") or "{input}"
-    system_prompt = task.settings.get("system_prompt", settings.system_prompt if settings.system_prompt is not None else controls.get("system_prompt", ""))
+    shared_system_prompt = settings.system_prompt if settings.system_prompt is not None else controls.get("system_prompt", "")
+    system_prompt = task.settings.get("system_prompt", shared_system_prompt)
     cell = next((cell for cell in experiment.evaluation_matrix if cell.run == run.name and task.name in cell.tasks), None)
     label = (cell.vis_label if cell is not None else None) or run.name
     config: dict[str, object] = {
