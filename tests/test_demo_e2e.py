@@ -167,11 +167,14 @@ def test_a_scaffolded_experiment_trains_in_place_from_its_own_run_configs(run_cl
     state = json.loads((sweep / "jobs.json").read_text())
     assert state["jobs"]["rank4"]["output_dir"] == str(scaffold / "rank4" / "ck-out")
     assert state["jobs"]["rank4"]["checkpoints"] == [str(scaffold / "rank4" / "ck-out" / "epoch_0")]
-    # Nothing the user wrote changed; only the runs' outputs were added.
+    # Nothing the user wrote changed; only the runs' outputs and the event log's copy in the
+    # experiment's logs/ (where cruijff_kit keeps it) were added.
     assert (scaffold / "experiment_summary.yaml").read_text() == summary
     after = sorted(p.relative_to(scaffold) for p in scaffold.rglob("*"))
     assert set(before) <= set(after)
-    assert all(p.parts[1] == "ck-out" for p in set(after) - set(before) if len(p.parts) > 1)
+    log_copy = {Path("logs"), Path("logs") / "run-torchtune.log"}
+    assert all(p.parts[1] == "ck-out" for p in set(after) - set(before) - log_copy if len(p.parts) > 1)
+    assert log_copy <= set(after)
 
 
 @pytest.mark.slurm
