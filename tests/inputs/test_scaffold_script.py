@@ -124,4 +124,4 @@ def test_a_scaffolded_run_trains_with_its_scripts_recipe_inside_its_script(compo
         "tune", "run", "my_pkg.recipes.lora_single_device.__main__", "--config", str(run_dir / "finetune.yaml"),
         "seed=3", "device=cpu", "dtype=fp32",
     )
-    assert (command.cwd, command.script, command.output_dir) == (run_dir, True, run_dir / "artifacts")
+    assert (command.cwd, command.runs_script, command.output_dir) == (run_dir, True, run_dir / "artifacts")

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from ttlaunch.errors import InputError
-from ttlaunch.inputs.payload import PayloadCommand, build_payload
+from ttlaunch.inputs.payload import PayloadCommand, build_payload, scaffold_config_path
 from ttlaunch.inputs.rulebook import Rules, parse_rules
 from ttlaunch.inputs.scaffold_script import SCRIPT_NAME, ScaffoldScript, read_script
 from ttlaunch.inputs.schema import (
@@ -71,9 +71,10 @@ class LaunchInputs:
 
     def payload_for(self, run_name: str, job_dir: Path) -> PayloadCommand:
         """The command a job of the run runs (command-line parameters included)."""
+        script = self.scaffold_script(run_name)
         return build_payload(
             self.experiment, self.run(run_name), self.payload, job_dir, self.payload_source, tuple(self.parameters),
-            compute=self.compute_for(run_name),
+            compute=self._compute(run_name, script), script=script,
         )
 
     def submission_spec(self, run_name: str, job_dir: Path) -> dict[str, Any]:
@@ -90,9 +91,11 @@ class LaunchInputs:
         """The compute preset as the run asks for it: on SLURM, the resources of its scaffold's
         batch script over the preset's, then its own `compute:` fields in the summary, then
         what the user set outright."""
+        return self._compute(run_name, self.scaffold_script(run_name))
+
+    def _compute(self, run_name: str, script: ScaffoldScript | None) -> ComputeConfig:
         run = self.experiment.run(run_name)
         compute = self.compute
-        script = self.scaffold_script(run_name)
         if script is not None and self.on_slurm:
             changes = {key: value for key, value in script.compute.items() if key not in self.explicit_compute}
             if script.additional:
@@ -103,9 +106,10 @@ class LaunchInputs:
 
     def scaffold_script(self, run_name: str) -> ScaffoldScript | None:
         """The run's scaffold batch script (cruijff_kit's finetune.slurm), when it has one."""
-        if self.payload.kind != "torchtune" or self.experiment.directory is None:
+        config = scaffold_config_path(self.experiment, self.experiment.run(run_name), self.payload)
+        if self.payload.kind != "torchtune" or config is None:
             return None
-        return read_script(self.experiment.directory / run_name / SCRIPT_NAME)
+        return read_script(config.parent / SCRIPT_NAME)
 
 
 def _choices(hydra_cfg: Any) -> dict[str, str]:
@@ -175,6 +179,14 @@ def command_line_parameters(overrides: Sequence[str]) -> dict[str, Scalar]:
     return parameters
 
 
+def command_line_compute_fields(overrides: Sequence[str]) -> set[str]:
+    """The compute fields the command line sets (`compute.mem_gb=32`; not `compute=<preset>`)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    keys = [override.key_or_group for override in OverridesParser.create().parse_overrides(list(overrides))]
+    return {key.removeprefix("compute.") for key in keys if key.startswith("compute.")}
+
+
 def read_inputs(cfg: DictConfig, hydra_cfg: Any) -> LaunchInputs:
     choices = _choices(hydra_cfg)
     payload_source = f"payload={choices.get('payload', '?')}"
@@ -231,9 +243,8 @@ def read_scheduling(cfg: DictConfig, hydra_cfg: Any) -> Scheduling:
     max_num_timeout = OmegaConf.select(launcher, "max_num_timeout", default=None)
     if max_num_timeout is not None:
         requeue = replace(requeue, max_num_timeout=max_num_timeout)
-    overrides = OmegaConf.select(hydra_cfg, "overrides.task", default=None) or []
-    explicit = {str(o).split("=", 1)[0].lstrip("+~").removeprefix("compute.") for o in overrides if str(o).lstrip("+~").startswith("compute.")}
-    explicit |= {name for name in LAUNCHER_COMPUTE_FIELDS if OmegaConf.select(launcher, name, default=None) is not None}
+    explicit = {name for name in LAUNCHER_COMPUTE_FIELDS if OmegaConf.select(launcher, name, default=None) is not None}
+    explicit |= command_line_compute_fields(OmegaConf.select(hydra_cfg, "overrides.task", default=None) or [])
     on_slurm = OmegaConf.select(launcher, "executor", default=None) == "slurm"
     return Scheduling(compute, requeue, compute_source, frozenset(explicit), on_slurm)
 

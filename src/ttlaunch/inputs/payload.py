@@ -15,7 +15,7 @@ import yaml
 
 from ttlaunch.errors import InputError
 from ttlaunch.inputs import templates
-from ttlaunch.inputs.scaffold_script import SCRIPT_NAME, read_script
+from ttlaunch.inputs.scaffold_script import SCRIPT_NAME, ScaffoldScript
 from ttlaunch.inputs.schema import ComputeConfig, PayloadConfig
 from ttlaunch.inputs.summary import Experiment, Run
 from ttlaunch.inputs.torchtune_configs import (
@@ -42,8 +42,12 @@ class PayloadCommand:
     prepare: tuple[tuple[str, ...], ...] = ()
     # Where it runs (None: where the job runs); a scaffold's batch script runs in its run's dir.
     cwd: Path | None = None
-    # A shell script around the trainer: stopping it signals its whole process group.
-    script: bool = False
+
+    @property
+    def runs_script(self) -> bool:
+        """A scaffold's batch script around the trainer (it runs in its run's dir): stopping
+        it must signal its whole process group."""
+        return self.cwd is not None
 
     def sweep_env(self) -> dict[str, str]:
         """The payload's environment without what describes the job: what the sweep's
@@ -99,12 +103,14 @@ def build_payload(
     source: str,
     command_line: Collection[str] = (),
     compute: ComputeConfig | None = None,
+    script: ScaffoldScript | None = None,
 ) -> PayloadCommand:
     """The command for `run`, whose Hydra job dir is `job_dir`, on `compute` (by default one
     task on one node without GPUs).
 
     `source` names the payload config (for messages); `command_line` the run's parameters
-    that came from the command line (`+seed=1`), each of which must reach the trainer.
+    that came from the command line (`+seed=1`), each of which must reach the trainer;
+    `script` the scaffold's batch script, when the run has one (it is wrapped around torchtune).
     Checks everything it can without running anything, so the launcher can call it for
     every job before submitting one.
     """
@@ -113,7 +119,7 @@ def build_payload(
     cwd = None
     if payload.kind == "torchtune":
         argv, output_dir, cwd = _torchtune_argv(
-            experiment, run, payload, output_dir, source, command_line, compute or ComputeConfig()
+            experiment, run, payload, output_dir, source, command_line, compute or ComputeConfig(), script
         )
     elif payload.kind != "command":
         raise InputError(source, "payload.kind", f"unknown kind {payload.kind!r}: expected torchtune or command")
@@ -132,7 +138,7 @@ def build_payload(
     setup = _commands(payload.setup, values, "payload.setup", source)
     prepare = _commands(payload.prepare, values, "payload.prepare", source)
     return PayloadCommand(
-        argv=tuple(argv), env=env, output_dir=output_dir, setup=setup, prepare=prepare, cwd=cwd, script=cwd is not None
+        argv=tuple(argv), env=env, output_dir=output_dir, setup=setup, prepare=prepare, cwd=cwd
     )
 
 
@@ -275,16 +281,16 @@ def _torchtune_argv(
     source: str,
     command_line: Collection[str],
     compute: ComputeConfig,
+    script: ScaffoldScript | None,
 ) -> tuple[list[str], Path, Path | None]:
-    """The `tune run` argv, the run's output dir, and where the command runs (a scaffold's
-    batch script, wrapped around the argv, runs in its run's dir; else None)."""
+    """The `tune run` argv, the run's output dir, and where the command runs (the scaffold's
+    batch script `script`, wrapped around the argv, runs in its run's dir; else None)."""
     if compute.tasks_per_node != 1:
         raise InputError(
             source, "compute.tasks_per_node",
             f"torchtune runs one task per node (tune run starts a process per GPU), got {compute.tasks_per_node}",
         )
     scaffold = scaffold_config_path(experiment, run, payload)
-    script = read_script(scaffold.parent / SCRIPT_NAME) if scaffold is not None else None
     recipe = _recipe(payload, compute, source, script.recipe if script is not None else None)
     # One process per GPU on more than one, or on several nodes (torchrun, through tune run;
     # the job adds where the nodes meet: ttlaunch.job.rendezvous).

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -41,7 +42,8 @@ def start_command(
 ) -> subprocess.Popen[bytes]:
     """Start one command with the job's stdout/stderr. `own_group`: in a process group of
     its own, which stop_command signals whole (a shell script and the trainer it runs)."""
-    log.info("running: %s", " ".join(argv) if len(argv) < 3 or argv[1] != "-c" else f"{argv[0]} -c <script> {' '.join(argv[3:])}")
+    shown = [*argv[:2], "<script>", *argv[3:]] if list(argv[1:2]) == ["-c"] else argv  # a script's text is long
+    log.info("running: %s", " ".join(shown))
     # `tune` and `python` are those of the job's interpreter, even without an activated venv.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     return subprocess.Popen(
@@ -187,9 +189,13 @@ def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Pa
     """The training payload of the run and its kind (torchtune, command), or, for an
     evaluation job, its evaluation command (kind evaluation)."""
     from ttlaunch.inputs.torchtune_configs import model_dir
-    import yaml
-
-    from ttlaunch.monitor.evaluations import EVAL_CONFIG_NAME, TARGET_KEY, EvaluationTarget, cruijff_evaluation, evaluation_command
+    from ttlaunch.monitor.evaluations import (
+        EVAL_CONFIG_NAME,
+        TARGET_KEY,
+        EvaluationTarget,
+        cruijff_evaluation,
+        evaluation_command,
+    )
 
     target = cfg.get(TARGET_KEY)
     if target is None:
@@ -255,7 +261,7 @@ def run_task(cfg: DictConfig) -> None:
             with stagger.startup_window(sweep_dir):
                 for setup in command.setup:
                     run_command(setup, command.env, run.name)
-                payload = start_command(command.argv, command.env, command.cwd, own_group=command.script)
+                payload = start_command(command.argv, command.env, command.cwd, own_group=command.runs_script)
             if end_warning is not None:
                 end_warning.attach(lambda grace_s: stop_command(payload, grace_s))
         except BaseException:

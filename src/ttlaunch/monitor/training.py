@@ -3,8 +3,9 @@
 Every poll reads only the bytes written since the last one (whole lines), from where the
 payload logs its metrics (ttlaunch.monitor.training_log): torchtune's metric log, else its
 stdout, else (a logger that writes elsewhere: WandB, TensorBoard) its progress bar on stderr;
-the bar also gives the steps of an epoch and its saved config the epochs; a command's declared regex or JSONL file. What it finds goes into the job's
-record (`training` in jobs.json). A job that ended is read once more, to its end.
+the bar also gives the steps of an epoch, and its saved config the epochs; a command's
+declared regex or JSONL file. What it finds goes into the job's record (`training` in
+jobs.json). A job that ended is read once more, to its end.
 """
 
 from __future__ import annotations
