@@ -181,3 +181,23 @@ def test_a_real_warning_stops_a_real_payload_and_requeues_without_deadlock(tmp_p
     finally:
         signal.signal(signal.SIGUSR2, previous)
     assert payload.returncode == -signal.SIGTERM and requeued == ["42"]
+
+
+def test_merged_weights_beside_an_adapter_load_through_links_without_the_adapter(tmp_path):
+    from ttlaunch.job.checkpoints import loadable
+
+    merged = tmp_path / "epoch_0"
+    merged.mkdir()
+    for name in ("model.safetensors", "config.json", "tokenizer.model", "adapter_config.json", "adapter_model.pt"):
+        (merged / name).write_text(name)
+    view = loadable(merged, tmp_path / "job" / "checkpoint")
+    assert view == tmp_path / "job" / "checkpoint"
+    assert sorted(path.name for path in view.iterdir()) == ["config.json", "model.safetensors", "tokenizer.model"]
+    assert (view / "model.safetensors").read_text() == "model.safetensors"
+    assert loadable(merged, view) == view, "a requeued attempt finds its links made"
+    adapter_only = tmp_path / "epoch_1"
+    adapter_only.mkdir()
+    for name in ("adapter_model.safetensors", "adapter_config.json", "config.json"):
+        (adapter_only / name).write_text(name)
+    assert loadable(adapter_only, tmp_path / "other") == adapter_only  # peft loads it on its base model
+    assert not (tmp_path / "other").exists()

@@ -21,3 +21,25 @@ def epoch_of(epoch_dir: Path) -> int:
     if match is None:
         raise ValueError(f"{epoch_dir} is not an epoch_N dir")
     return int(match.group(1))
+
+
+# A LoRA adapter's files in an epoch dir, beside the merged weights unless the run saved the
+# adapter only.
+ADAPTER_FILES = frozenset({"adapter_config.json", "adapter_model.safetensors", "adapter_model.pt", "adapter_model.bin"})
+_WEIGHTS = (".safetensors", ".bin")
+
+
+def loadable(checkpoint: Path, view: Path) -> Path:
+    """Where transformers loads `checkpoint` as it was saved. An epoch dir with merged weights
+    beside its adapter's files would be taken for the adapter alone once peft is installed
+    (its adapter_config.json names no base model): it is loaded through `view`, links to
+    its files but the adapter's. An adapter-only dir (or any other) is loaded as it is."""
+    names = {path.name for path in checkpoint.iterdir()} if checkpoint.is_dir() else set()
+    merged = any(name.endswith(_WEIGHTS) and name not in ADAPTER_FILES for name in names)
+    if not merged or "adapter_config.json" not in names:
+        return checkpoint
+    view.mkdir(parents=True, exist_ok=True)
+    for name in sorted(names - ADAPTER_FILES):
+        if not (view / name).is_symlink():
+            (view / name).symlink_to(checkpoint / name)
+    return view

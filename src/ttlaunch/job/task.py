@@ -189,10 +189,12 @@ def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Pa
     """The training payload of the run and its kind (torchtune, command), or, for an
     evaluation job, its evaluation command (kind evaluation)."""
     from ttlaunch.inputs.torchtune_configs import model_dir
+    from ttlaunch.job.checkpoints import loadable
     from ttlaunch.monitor.evaluations import (
         EVAL_CONFIG_NAME,
         TARGET_KEY,
         EvaluationTarget,
+        checkpoint_of,
         cruijff_evaluation,
         evaluation_command,
     )
@@ -210,9 +212,10 @@ def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Pa
         options, eval_config = cruijff_evaluation(inputs.experiment, run, task, evaluation, job_dir)
         job_dir.mkdir(parents=True, exist_ok=True)
         (job_dir / EVAL_CONFIG_NAME).write_text(yaml.safe_dump(eval_config, sort_keys=False), encoding="utf-8")
+    checkpoint = loadable(checkpoint_of(inputs.evaluation, evaluation, training.output_dir), job_dir / "checkpoint")
     command = evaluation_command(
         inputs.evaluation, evaluation, training.output_dir, job_dir, task,
-        Path(base_model) if base_model else None, {**inputs.experiment.controls, **run.parameters}, options,
+        Path(base_model) if base_model else None, {**inputs.experiment.controls, **run.parameters}, options, checkpoint,
     )
     return command, "evaluation"
 

@@ -149,22 +149,29 @@ def cruijff_evaluation(
     return tuple(options), config
 
 
+def checkpoint_of(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path) -> Path:
+    """The checkpoint the evaluation is of (evaluation.checkpoint: the run's epoch_N/)."""
+    return Path(_values(config, target, run_output_dir, Path("."))["checkpoint"])
+
+
 def checkpoint_ready(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path) -> bool:
-    checkpoint = Path(_values(config, target, run_output_dir, Path("."))["checkpoint"])
-    return (checkpoint / config.ready_file).is_file()
+    return (checkpoint_of(config, target, run_output_dir) / config.ready_file).is_file()
 
 
 def evaluation_command(
     config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path,
     task: EvaluationTask | None = None, base_model_dir: Path | None = None, run_settings: Mapping[str, object] = {},
-    cruijff_options: Sequence[str] = (),
+    cruijff_options: Sequence[str] = (), checkpoint: Path | None = None,
 ) -> PayloadCommand:
     """The evaluation's argv and environment. For `inspect eval` (the default), the settings
     of the run (its summary's controls and parameters named in TASK_SETTINGS, such as
     system_prompt) and of the task, the task's over the run's, and the task's arguments
     follow as inspect's options; a checkpoint without tokenizer files is given the base
-    model's (`-M tokenizer_path=...`)."""
+    model's (`-M tokenizer_path=...`). `checkpoint`: the dir `{checkpoint}` names, when
+    the model is loaded from another than evaluation.checkpoint's (ttlaunch.job.checkpoints.loadable)."""
     values = _values(config, target, run_output_dir, job_dir, task)
+    if checkpoint is not None:
+        values["checkpoint"] = str(checkpoint)
     argv = tuple(_render(item, values, "evaluation.command") for item in config.command)
     if runs_inspect(argv) and cruijff_options:  # a cruijff_kit task: its options are its own
         argv += (*cruijff_options, *_inspect_options({}, task.args if task else {}, Path(values["checkpoint"]), base_model_dir))
