@@ -1,7 +1,8 @@
 """A real cruijff_kit experiment, scaffolded by cruijff_kit's own setup_finetune.py (with only
 a tiny model and the CPU substituted), launched in place on the local default: it trains with
-the scaffold's own recipe and post-training step, shows its losses, and is evaluated with
-cruijff_kit's own capitalization task as cruijff_kit's setup_inspect.py would run it."""
+the scaffold's own recipe and post-training step, shows its losses, and its runs and its
+control are evaluated with cruijff_kit's own capitalization task as cruijff_kit's
+setup_inspect.py would run it."""
 
 import json
 import os
@@ -53,8 +54,13 @@ def test_a_cruijff_scaffold_trains_and_evaluates_as_its_own_tools_would(run_cli,
         assert evaluation["scores"]["samples"] == 2 and "match/accuracy" in evaluation["scores"]["metrics"]
         eval_config = yaml.safe_load((Path(evaluation["output_dir"]).parent / "eval.yaml").read_text())
         assert (eval_config["prompt"], eval_config["vis_label"]) == ("Capitalize: {input}\n", name)
+    # The control, on the base model as it is: the comparison the fine-tuned runs are measured against.
+    control = state["jobs"][f"{cruijff_scaffold.MODEL_DIR}_base/capitalization"]
+    assert control["status"] == "COMPLETED", control.get("error")
+    assert control["scores"]["samples"] == 2
     summary = (sweep / "summary.md").read_text()
     assert "| Final loss |" in summary and "capitalization (match/accuracy)" in summary
+    assert f"| {cruijff_scaffold.MODEL_DIR}_base | - | COMPLETED |" in summary and "0 (as given)" in summary
     log = (experiment / "logs" / "run-torchtune.log").read_text()  # where cruijff_kit keeps it
     assert "Not used: experiment.project, experiment.question" in log and "output.wandb_project" in log
     assert "ALL_COMPLETE" in log

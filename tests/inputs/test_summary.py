@@ -282,3 +282,32 @@ def test_sbatch_memory_reads_as_gigabytes(text, gb):
     from ttlaunch.inputs.sbatch_values import memory_gb
 
     assert memory_gb(text) == gb
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"runs": [{"name": "a", "type": "fine-tuned"}, {"name": "c", "type": "control", "model": "M"}]},
+         "runs[1].model", "not in models.base"),
+        ({"runs": [{"name": "a", "type": "fine-tuned"}, {"name": "c", "type": "eval-only"}]},
+         "runs[1].parameters.checkpoint_path", "eval-only run is evaluated on it"),
+    ],
+)
+def test_a_run_evaluated_as_given_needs_a_model(change, field, words):
+    data = {
+        "experiment": {"name": "x"}, **change,
+        "evaluation": {"tasks": [{"name": "t"}], "matrix": [{"run": "c", "tasks": ["t"], "epochs": None}]},
+    }
+    with pytest.raises(InputError) as caught:
+        parse_experiment(data, "my_summary.yaml")
+    assert (caught.value.field, words in caught.value.message) == (field, True)
+
+
+def test_a_task_on_the_training_data_needs_the_training_data_named():
+    data = {
+        "experiment": {"name": "x"}, "runs": [{"name": "a", "type": "fine-tuned"}],
+        "evaluation": {"tasks": [{"name": "t", "dataset": "same"}]},
+    }
+    with pytest.raises(InputError) as caught:
+        parse_experiment(data, "my_summary.yaml")
+    assert caught.value.field == "evaluation.tasks[0].dataset" and "data.training.path" in caught.value.message

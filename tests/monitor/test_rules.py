@@ -216,12 +216,18 @@ def test_the_evaluation_matrix_becomes_named_targets_with_their_commands(tmp_pat
 
     experiment = parse_experiment({
         "experiment": {"name": "e"},
-        "runs": [{"name": "r8", "type": "fine-tuned"}, {"name": "r16", "type": "fine-tuned"}, {"name": "base", "type": "control"}],
+        "runs": [
+            {"name": "r8", "type": "fine-tuned"}, {"name": "r16", "type": "fine-tuned"},
+            {"name": "base", "type": "control", "model": "tiny"},
+        ],
+        "models": {"base": [{"name": "tiny", "path": "/models/tiny"}]},
         "evaluation": {"tasks": [{"name": "cap"}, {"name": "acc"}], "matrix": [
             {"run": "r8", "tasks": ["cap", "acc"], "epochs": [0, 1]}, {"run": "base", "tasks": ["cap"], "epochs": None}]},
     }, "e.yaml")
     targets = planned_evaluations(experiment, ["r8", "r16"])
-    assert [t.job_name for t in targets] == ["r8/cap/epoch0", "r8/cap/epoch1", "r8/acc/epoch0", "r8/acc/epoch1"]
+    # The control's base model is evaluated too, as it is: what the fine-tuned runs are measured against.
+    assert [t.job_name for t in targets] == ["r8/cap/epoch0", "r8/cap/epoch1", "r8/acc/epoch0", "r8/acc/epoch1", "base/cap"]
+    assert experiment.given_model(experiment.run("base")) == Path("/models/tiny")
 
     config = EvaluationConfig()
     target = EvaluationTarget("r8", "cap", 1)

@@ -92,3 +92,23 @@ def test_the_timeline_has_a_bar_per_job_and_a_tick_per_requeue(tmp_path: Path):
     written = write_pictures(state, {"r8_lr1e-4": [(1, 2.0), (2, 1.0)]}, tmp_path)
     assert [path.name for path in written] == ["loss_curves.png", "timeline.png", "loss_by_lr.png"]
     assert all(path.read_bytes()[:4] == b"\x89PNG" for path in written)
+
+
+def test_a_controls_score_on_its_base_model_stands_beside_the_fine_tuned_runs():
+    state = sweep()
+    state.jobs["r8_lr1e-4/cap/epoch1"] = JobRecord(
+        name="r8_lr1e-4/cap/epoch1", run_name="r8_lr1e-4", job_id="7", status="COMPLETED", kind="evaluation",
+        scores={"metrics": {"match/accuracy": 0.75}, "samples": 4},
+    )
+    state.jobs["base/cap"] = JobRecord(
+        name="base/cap", run_name="base", job_id="8", status="COMPLETED", kind="evaluation",
+        scores={"metrics": {"match/accuracy": 0.25}, "samples": 4},
+    )
+    rows = result_rows(state)
+    base = rows[-1]
+    assert (base.run, base.attempts, base.hours, base.scores) == ("base", None, None, {"cap": (None, "match/accuracy", 0.25)})
+    assert swept_parameters(rows) == ["lr", "lora_rank"], "the control has none, and changes nothing swept"
+    lines = results_table(state, "cap")
+    assert lines[6].startswith("| r8_lr1e-4 | 0.0001 | 8 | COMPLETED |") and lines[6].endswith("| 0.75 (epoch 1) |")
+    assert "| base | - | - | COMPLETED |" in lines[7] and lines[7].endswith("| 0.25 (as given) |")
+    assert lines[-1] == "Total compute: 16 GPU-hours.", "the trained runs only"

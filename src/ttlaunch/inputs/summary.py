@@ -149,6 +149,15 @@ class Experiment:
                 return run
         raise KeyError(name)
 
+    def given_model(self, run: Run) -> Path:
+        """The model a run that does not train here is evaluated on: an eval-only run's
+        `checkpoint_path`, a control's base model (`models.base`, by the run's `model`).
+        (parse_experiment has checked that the runs evaluated have one.)"""
+        path = run.checkpoint_path if run.type is RunType.EVAL_ONLY else self.base_models.get(run.model or "")
+        if path is None:
+            raise KeyError(run.name)
+        return path
+
 
 def check_safe_name(name: object, source: str, field_name: str) -> str:
     """A name used as a path component and a SLURM job name: [A-Za-z0-9._-]+, not '.' or '..'."""
@@ -194,6 +203,12 @@ def parse_experiment(
     if not isinstance(controls, Mapping):
         raise InputError(source, "controls", "must be a mapping of parameter names to values")
     tasks, matrix = _evaluation(data.get("evaluation"), {run.name for run in runs}, source, script_base or directory)
+    base_models = _base_models(data.get("models"), source)
+    training_data = _training_data(data.get("data"), source)
+    _check_evaluated_models(runs, matrix, base_models, source)
+    if training_data is None and any(task.dataset == "same" for task in tasks):
+        where = next(index for index, task in enumerate(tasks) if task.dataset == "same")
+        raise InputError(source, f"evaluation.tasks[{where}].dataset", "`same` is the training data: name it in data.training.path")
     return Experiment(
         name=name,
         source=source,
@@ -203,10 +218,30 @@ def parse_experiment(
         evaluation_tasks=tasks,
         evaluation_matrix=matrix,
         evaluation_settings=_evaluation_settings(data.get("evaluation"), source),
-        base_models=_base_models(data.get("models"), source),
-        training_data=_training_data(data.get("data"), source),
+        base_models=base_models,
+        training_data=training_data,
         not_used=tuple(unused),
     )
+
+
+def _check_evaluated_models(
+    runs: tuple[Run, ...], matrix: tuple[EvaluationCell, ...], base_models: Mapping[str, Path], source: str
+) -> None:
+    """A control or eval-only run the matrix evaluates needs a model: its base model in
+    `models.base` (a control), its `checkpoint_path` (an eval-only run)."""
+    by_name = {run.name: (index, run) for index, run in enumerate(runs)}
+    for cell in matrix:
+        index, run = by_name[cell.run]
+        if not cell.tasks or run.type is RunType.FINE_TUNED:
+            continue
+        if run.type is RunType.EVAL_ONLY and run.checkpoint_path is None:
+            raise InputError(source, f"runs[{index}].parameters.checkpoint_path", "an eval-only run is evaluated on it: name it")
+        if run.type is RunType.CONTROL and run.model not in base_models:
+            known = ", ".join(base_models) or "none"
+            raise InputError(
+                source, f"runs[{index}].model",
+                f"{run.model!r} is not in models.base (known: {known}): a control is evaluated on its base model",
+            )
 
 
 def _path(value: object, source: str, where: str) -> Path:

@@ -202,20 +202,27 @@ def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Pa
     target = cfg.get(TARGET_KEY)
     if target is None:
         return inputs.payload_for(run.name, job_dir), inputs.payload.kind
-    # The run's own output dir (its checkpoints), not this evaluation job's.
-    training = inputs.payload_for(run.name, sweep_dir / run.name)
-    evaluation = EvaluationTarget(run.name, str(target.task), int(target.epoch))
-    base_model = model_dir(training.argv) if inputs.payload.kind == "torchtune" else None
+    evaluation = EvaluationTarget(run.name, str(target.task), None if target.epoch is None else int(target.epoch))
+    if evaluation.epoch is None:  # a control's base model, an eval-only run's checkpoint
+        saved = inputs.experiment.given_model(run)
+        run_output_dir = saved.parent
+        base_model = inputs.experiment.base_models.get(run.model or "")
+    else:
+        # The run's own output dir (its checkpoints), not this evaluation job's.
+        training = inputs.payload_for(run.name, sweep_dir / run.name)
+        run_output_dir = training.output_dir
+        saved = checkpoint_of(inputs.evaluation, evaluation, run_output_dir)
+        trained_from = model_dir(training.argv) if inputs.payload.kind == "torchtune" else None
+        base_model = Path(trained_from) if trained_from else None
     task = inputs.experiment.evaluation_task(evaluation.task)
     options: tuple[str, ...] = ()
     if task.dataset is not None:  # cruijff_kit's shape: the task reads its settings from eval.yaml
         options, eval_config = cruijff_evaluation(inputs.experiment, run, task, evaluation, job_dir)
         job_dir.mkdir(parents=True, exist_ok=True)
         (job_dir / EVAL_CONFIG_NAME).write_text(yaml.safe_dump(eval_config, sort_keys=False), encoding="utf-8")
-    checkpoint = loadable(checkpoint_of(inputs.evaluation, evaluation, training.output_dir), job_dir / "checkpoint")
     command = evaluation_command(
-        inputs.evaluation, evaluation, training.output_dir, job_dir, task,
-        Path(base_model) if base_model else None, {**inputs.experiment.controls, **run.parameters}, options, checkpoint,
+        inputs.evaluation, evaluation, run_output_dir, job_dir, task, base_model,
+        {**inputs.experiment.controls, **run.parameters}, options, loadable(saved, job_dir / "checkpoint"),
     )
     return command, "evaluation"
 

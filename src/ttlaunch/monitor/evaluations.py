@@ -17,7 +17,7 @@ from ttlaunch.errors import InputError
 from ttlaunch.inputs import templates
 from ttlaunch.inputs.payload import PayloadCommand
 from ttlaunch.inputs.schema import EvaluationConfig
-from ttlaunch.inputs.summary import TASK_SETTINGS, EvaluationTask, Experiment, Run
+from ttlaunch.inputs.summary import TASK_SETTINGS, EvaluationTask, Experiment, Run, RunType
 from ttlaunch.monitor.actions import Capabilities
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.records.jobs_file import JobRecord, evaluation_job_name
@@ -34,7 +34,9 @@ TARGET_KEY = "evaluation_target"
 class EvaluationTarget:
     run: str
     task: str
-    epoch: int
+    # The epoch of this sweep's training evaluated; None: the run's model as the summary
+    # gives it (a control's base model, an eval-only run's checkpoint), ready from the start.
+    epoch: int | None
 
     @property
     def job_name(self) -> str:
@@ -42,17 +44,21 @@ class EvaluationTarget:
 
     @property
     def overrides(self) -> list[str]:
-        return [f"+{TARGET_KEY}.task={self.task}", f"+{TARGET_KEY}.epoch={self.epoch}"]
+        epoch = "null" if self.epoch is None else self.epoch
+        return [f"+{TARGET_KEY}.task={self.task}", f"+{TARGET_KEY}.epoch={epoch}"]
 
 
 def planned_evaluations(experiment: Experiment, run_names: Sequence[str]) -> list[EvaluationTarget]:
-    """The matrix's cells for runs that train in this sweep (controls have no epochs)."""
+    """The matrix's cells for runs that train in this sweep, at their epochs, and for the
+    control and eval-only runs, on their model as it is: the comparison the fine-tuned runs
+    are measured against."""
     wanted = set(run_names)
+    given = {run.name for run in experiment.runs if run.type is not RunType.FINE_TUNED}
     return [
         EvaluationTarget(cell.run, task, epoch)
-        for cell in experiment.evaluation_matrix if cell.run in wanted
+        for cell in experiment.evaluation_matrix if cell.run in wanted or cell.run in given
         for task in cell.tasks
-        for epoch in cell.epochs
+        for epoch in (cell.epochs if cell.run in wanted else (None,))
     ]
 
 
@@ -65,7 +71,8 @@ def _values(
     config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path, task: EvaluationTask | None = None
 ) -> dict[str, str]:
     reference = task.reference if task is not None else target.task
-    values = {"run_name": target.run, "task": reference, "epoch": str(target.epoch), "run_output_dir": str(run_output_dir)}
+    epoch = str(target.epoch) if target.epoch is not None else ""
+    values = {"run_name": target.run, "task": reference, "epoch": epoch, "run_output_dir": str(run_output_dir)}
     values["checkpoint"] = _render(config.checkpoint, values, "evaluation.checkpoint")
     values.update(output_dir=str(job_dir / "outputs"), job_dir=str(job_dir))
     return values
@@ -114,8 +121,7 @@ def cruijff_evaluation(
     settings = experiment.evaluation_settings
     controls = experiment.controls
     data_path = experiment.training_data if task.dataset == "same" else Path(str(task.dataset)).expanduser()
-    if data_path is None:
-        raise InputError(experiment.source, "data.training.path", f"task {task.name} evaluates on `same`, the training data: name it")
+    assert data_path is not None, "parse_experiment requires data.training.path for `same`"
     prompt = task.prompt or run.parameters.get("prompt") or controls.get("prompt") or "{input}"
     shared_system_prompt = settings.system_prompt if settings.system_prompt is not None else controls.get("system_prompt", "")
     system_prompt = task.settings.get("system_prompt", shared_system_prompt)
@@ -206,10 +212,19 @@ class EvaluationScheduler:
 
     def _submit_when_ready(self, target: EvaluationTarget) -> None:
         jobs = self.ledger.state.jobs
-        run = jobs.get(target.run)
-        if target.job_name in jobs or run is None or not run.output_dir:
+        if target.job_name in jobs:
             return
-        if not checkpoint_ready(self.config, target, Path(run.output_dir)):
+        if target.epoch is None:  # a model the sweep does not train: ready now
+            # It inherits the launch's command line from a training job of the sweep.
+            template = next((name for name, record in jobs.items() if record.kind == "training"), None)
+            if template is None:
+                return
+            self.capabilities.submit(target.job_name, target.run, template, target.overrides)
+            jobs[target.job_name].kind = "evaluation"
+            log.info("%s: evaluation %s of its model as it is submitted", target.run, target.job_name)
+            return
+        run = jobs.get(target.run)
+        if run is None or not run.output_dir or not checkpoint_ready(self.config, target, Path(run.output_dir)):
             return
         self.capabilities.submit(target.job_name, target.run, target.run, target.overrides)
         jobs[target.job_name].kind = "evaluation"
@@ -217,9 +232,11 @@ class EvaluationScheduler:
 
     @property
     def pending(self) -> bool:
-        """An evaluation whose run still trains may yet become ready."""
+        """An evaluation still to submit: of a model the sweep does not train, or of an epoch
+        whose run still trains."""
         jobs = self.ledger.state.jobs
         return any(
-            target.job_name not in jobs and target.run in jobs and not jobs[target.run].status.terminal
+            target.job_name not in jobs
+            and (target.epoch is None or (target.run in jobs and not jobs[target.run].status.terminal))
             for target in self.targets
         )

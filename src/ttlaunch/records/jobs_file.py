@@ -103,14 +103,19 @@ class JobRecord:
         self.status = JobState(self.status)  # a record read from JSON, or written with a word
 
 
-def evaluation_job_name(run: str, task: str, epoch: int) -> str:
-    """An evaluation job's name, its dir under the sweep's: `<run>/<task>/epoch<N>`."""
-    return f"{run}/{task}/epoch{epoch}"
+def evaluation_job_name(run: str, task: str, epoch: int | None) -> str:
+    """An evaluation job's name, its dir under the sweep's: `<run>/<task>/epoch<N>`, or
+    `<run>/<task>` for a model this sweep does not train (a control's base model, an
+    eval-only run's checkpoint)."""
+    return f"{run}/{task}/epoch{epoch}" if epoch is not None else f"{run}/{task}"
 
 
-def evaluated(job_name: str) -> tuple[str, str, int] | None:
-    """(run, task, epoch) of an evaluation job's name; None for any other name."""
-    parts = job_name.rsplit("/", 2)
+def evaluated(job_name: str) -> tuple[str, str, int | None] | None:
+    """(run, task, epoch) of an evaluation job's name (epoch None: a model this sweep does
+    not train); None for any other name. (Run and task names have no '/'.)"""
+    parts = job_name.split("/")
+    if len(parts) == 2:
+        return parts[0], parts[1], None
     if len(parts) != 3 or not parts[2].startswith("epoch") or not parts[2][5:].isdigit():
         return None
     return parts[0], parts[1], int(parts[2][5:])

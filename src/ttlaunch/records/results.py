@@ -1,4 +1,6 @@
-"""The results of a sweep: one row per training run, for comparing runs (pure).
+"""The results of a sweep: one row per training run, for comparing runs (pure), and one per
+run evaluated on a model the sweep does not train (a control's base model, an eval-only
+run's checkpoint), its scores beside theirs.
 
 A row has the swept parameters (those whose values differ between the runs, from the
 summary and the command-line sweep alike), how training went (final and minimum loss,
@@ -38,12 +40,17 @@ class ResultRow:
     min_loss: float | None
     tokens_per_s: float | None
     wall_time_s: float | None
-    attempts: int
+    attempts: int | None  # None: not trained in this sweep
     hours: float | None  # GPU-hours, or CPU-hours when `unit` is CPU
     unit: str  # "GPU" or "CPU"
-    # Per evaluation task: (the newest epoch evaluated, its headline metric's name, value).
-    scores: Mapping[str, tuple[int, str, float]] = field(default_factory=dict)
+    # Per evaluation task: (the newest epoch evaluated, or None for a model as the summary
+    # gives it; its headline metric's name; its value).
+    scores: Mapping[str, tuple[int | None, str, float]] = field(default_factory=dict)
     returned: Any = None  # what an app's task function returned
+
+    @property
+    def trained(self) -> bool:
+        return self.attempts is not None
 
     def value(self, key: str) -> Any:
         if key == "wall_time":
@@ -73,9 +80,9 @@ def _allocation(record: JobRecord) -> tuple[int, str]:
     return (compute.cpus_per_task or 1) * compute.tasks_per_node * compute.nodes, "CPU"
 
 
-def _scores_by_run(state: SweepState) -> dict[str, dict[str, tuple[int, str, float]]]:
+def _scores_by_run(state: SweepState) -> dict[str, dict[str, tuple[int | None, str, float]]]:
     """Each run's evaluation scores per task, at the newest epoch evaluated."""
-    found: dict[str, dict[str, tuple[int, str, float]]] = {}
+    found: dict[str, dict[str, tuple[int | None, str, float]]] = {}
     for name, record in state.jobs.items():
         target = evaluated(name)
         metrics = record.scores.get("metrics") if record.kind == "evaluation" else None
@@ -83,7 +90,8 @@ def _scores_by_run(state: SweepState) -> dict[str, dict[str, tuple[int, str, flo
             continue
         run, task, epoch = target
         metric, value = next(iter(metrics.items()))
-        if isinstance(value, (int, float)) and epoch >= found.get(run, {}).get(task, (-1, "", 0.0))[0]:
+        newest = found.get(run, {}).get(task, (None, "", 0.0))[0]
+        if isinstance(value, (int, float)) and (newest is None or (epoch is not None and epoch >= newest)):
             found.setdefault(run, {})[task] = (epoch, metric, float(value))
     return found
 
@@ -106,15 +114,25 @@ def result_rows(state: SweepState) -> list[ResultRow]:
             hours=seconds * count / 3600 if seconds is not None else None, unit=unit, scores=scores.get(name, {}),
             returned=record.returned,
         ))
+    runs_evaluated = {name: target[0] for name in state.jobs for target in [evaluated(name)] if target is not None}
+    for run, run_scores in scores.items():  # runs evaluated on a model the sweep does not train
+        if run in training:
+            continue
+        record = next(state.jobs[name] for name, evaluated_run in runs_evaluated.items() if evaluated_run == run)
+        rows.append(ResultRow(
+            run=run, status=record.status.value, parameters={}, final_loss=None, min_loss=None, tokens_per_s=None,
+            wall_time_s=None, attempts=None, hours=None, unit=_allocation(record)[1], scores=run_scores,
+        ))
     return rows
 
 
 def swept_parameters(rows: list[ResultRow]) -> list[str]:
-    """The parameters whose values differ between the runs, in the order first met."""
+    """The parameters whose values differ between the runs trained, in the order first met."""
+    trained = [row for row in rows if row.trained]
     names: list[str] = []
-    for row in rows:
+    for row in trained:
         names += [name for name in row.parameters if name not in names]
-    return [name for name in names if len({repr(row.parameters.get(name)) for row in rows}) > 1]
+    return [name for name in names if len({repr(row.parameters.get(name)) for row in trained}) > 1]
 
 
 def sorted_rows(rows: list[ResultRow], key: str) -> list[ResultRow]:
@@ -149,7 +167,7 @@ def results_table(state: SweepState, sort_by: str) -> list[str]:
     if not rows:
         return []
     swept = swept_parameters(rows)
-    units = sorted({row.unit for row in rows})
+    units = sorted({row.unit for row in rows if row.trained})
     tasks = sorted({task for row in rows for task in row.scores})
     metric_of = {task: next(row.scores[task][1] for row in rows if task in row.scores) for task in tasks}
     measures = [
@@ -169,10 +187,15 @@ def results_table(state: SweepState, sort_by: str) -> list[str]:
         cells = [
             row.run, *(_cell(row.parameters.get(name)) for name in swept), row.status,
             *(_cell(row.value(key)) for _, key in measures), format_elapsed(row.wall_time_s) if row.wall_time_s is not None else "-",
-            str(row.attempts), _cell(row.hours, 3) + (f" {row.unit}" if len(units) > 1 else ""),
-            *(f"{_cell(row.scores[task][2])} (epoch {row.scores[task][0]})" if task in row.scores else "-" for task in tasks),
+            _cell(row.attempts), _cell(row.hours, 3) + (f" {row.unit}" if len(units) > 1 else ""),
+            *(_score_cell(row.scores[task]) if task in row.scores else "-" for task in tasks),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     totals = [f"{sum(row.hours or 0.0 for row in rows if row.unit == unit):.3g} {unit}-hours" for unit in units]
     lines += ["", f"Total compute: {', '.join(totals)}."]
     return lines
+
+
+def _score_cell(score: tuple[int | None, str, float]) -> str:
+    epoch, _, value = score
+    return f"{_cell(value)} (epoch {epoch})" if epoch is not None else f"{_cell(value)} (as given)"

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from ttlaunch.errors import InputError, SweepFailed, UnwritableSweep
 from ttlaunch.inputs.composed import read_inputs
 from ttlaunch.inputs.payload import unpassed_controls
-from ttlaunch.inputs.summary import RunType
+from ttlaunch.inputs.summary import Experiment, RunType
 from ttlaunch.monitor.rules import RULES_STATE_NAME, RulesState
 from ttlaunch.records.event_log import EVENT_LOG_NAME
 from ttlaunch.records.jobs_file import JobRecord
@@ -50,6 +50,8 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
         kinds = ", ".join(sorted({run.type.value for run in inputs.experiment.runs}))
         raise InputError(inputs.experiment.source, "runs", f"no fine-tuned run to train (only {kinds} runs)")
     _check_status_table(inputs.experiment.directory)
+    if inputs.evaluation.enabled:
+        _check_given_models(inputs.experiment)
     jobs = plan_jobs(inputs.experiment, combinations)
     tasks = [task for cell in inputs.experiment.evaluation_matrix for task in cell.tasks]
     _check_sort_key(inputs.report.sort_by, [inputs.for_overrides(job.overrides).run(job.run.name) for job in jobs], tasks)
@@ -104,6 +106,19 @@ def check_settings(launcher: Any, monitor: Any) -> None:
         )
     if not isinstance(launcher.dry_run, bool):
         raise InputError("hydra.launcher", "dry_run", f"expected true or false, got {launcher.dry_run!r}")
+
+
+def _check_given_models(experiment: Experiment) -> None:
+    """The models evaluated as the summary gives them (a control's base model, an eval-only
+    run's checkpoint) must be there now: their evaluations start with the sweep."""
+    for cell in experiment.evaluation_matrix:
+        run = experiment.run(cell.run)
+        if run.type is RunType.FINE_TUNED or not cell.tasks:
+            continue
+        path = experiment.given_model(run)
+        if not path.is_dir():
+            where = f"runs.{run.name}.parameters.checkpoint_path" if run.type is RunType.EVAL_ONLY else f"models.base.{run.model}.path"
+            raise InputError(experiment.source, where, f"{path} is not a directory: {run.name} is evaluated on it")
 
 
 def _check_status_table(directory: Path | None) -> None:
