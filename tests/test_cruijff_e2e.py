@@ -65,3 +65,34 @@ def test_a_cruijff_scaffold_trains_and_evaluates_as_its_own_tools_would(run_cli,
     assert "Not used: experiment.project, experiment.question" in log and "output.wandb_project" in log
     assert "ALL_COMPLETE" in log
     assert not os.path.exists(experiment / "experiment_summary.md") and "experiment_summary.md" not in summary
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm_cluster")
+def test_on_slurm_the_scaffolds_sbatch_lines_ask_for_the_job_under_what_the_command_line_sets(
+    run_cli, tmp_path: Path, monkeypatch
+):
+    experiment = cruijff_scaffold.scaffold(tmp_path / "scratch", {"rank2": 2})
+    monkeypatch.setenv("PYTHONPATH", cruijff_scaffold.python_path(tmp_path / "scratch"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    # The device substitution for a CPU cluster: no GPU, and less than the scaffold's 80G.
+    result = run_cli(
+        f"hydra.searchpath=[ttlaunch-experiments://{experiment.parent}]", f"experiment={experiment.name}",
+        "compute=testcluster/cpu_1x", "compute.gpus_per_node=0", "compute.mem_gb=3",
+        "hydra.callbacks.monitor.poll_interval_s=1", timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / experiment.name
+    run = f"{cruijff_scaffold.MODEL_DIR}_rank2"
+    batch = next((sweep / run / "submitit").glob("*_submission.sh")).read_text()
+    # The scaffold's own: its time and mail; the command line's memory; the preset's partition.
+    for line in ("#SBATCH --time=59", "#SBATCH --mail-type=begin,end", "#SBATCH --mem=3GB", "#SBATCH --partition=debug"):
+        assert line in batch, batch
+    assert "gres" not in batch
+    state = json.loads((sweep / "jobs.json").read_text())
+    assert {name: job["status"] for name, job in state["jobs"].items()} == {
+        run: "COMPLETED", f"{run}/capitalization/epoch0": "COMPLETED",
+        f"{cruijff_scaffold.MODEL_DIR}_base/capitalization": "COMPLETED",
+    }
+    slurm_log = next((experiment / run / "artifacts").glob("slurm-*.out"))
+    assert slurm_log.name == f"slurm-{state['jobs'][run]['job_id']}.out", "--output's %j is the job id"
