@@ -149,3 +149,49 @@ def test_a_cruijff_task_gets_the_arguments_cruijffs_setup_inspect_derives(tmp_pa
         "-T", "use_chat_template=false", "-T", "max_tokens=5", "-M", "do_sample=false", "--seed", "7",
     )  # greedy decoding: no temperature
     assert (config["prompt"], config["system_prompt"], config["scorers"]) == ("Capitalize: {input}\n", "Be brief.", [{"name": "match"}])
+
+
+def test_a_controls_evaluation_is_submitted_at_once_an_epochs_when_its_checkpoint_is_saved(tmp_path):
+    from ttlaunch.monitor.containment import Containment
+    from ttlaunch.monitor.evaluations import EvaluationScheduler
+    from ttlaunch.records.ledger import Ledger
+
+    ledger = Ledger.open(tmp_path, "e")
+    ledger.state.jobs["r8"] = JobRecord(name="r8", run_name="r8", job_id="1", status="RUNNING", output_dir=str(tmp_path / "r8"))
+    submitted = []
+
+    class Launcher:
+        def submit(self, job_name, run_name, template_job, overrides, evaluation=False):
+            submitted.append((job_name, run_name, template_job, list(overrides), evaluation))
+            ledger.state.jobs[job_name] = JobRecord(name=job_name, run_name=run_name, job_id=str(len(submitted) + 1))
+            return ledger.state.jobs[job_name].job_id
+
+        def cancel(self, job_name):
+            raise AssertionError("nothing is cancelled")
+
+    targets = [EvaluationTarget("r8", "cap", 0), EvaluationTarget("base", "cap", None)]
+    scheduler = EvaluationScheduler(targets, EvaluationConfig(), ledger, Launcher())
+    scheduler.after_poll(Containment(ledger.events, tmp_path))
+    assert submitted == [("base/cap", "base", "r8", ["+evaluation_target.task=cap", "+evaluation_target.epoch=null"], True)]
+    assert ledger.state.jobs["base/cap"].kind == "evaluation" and scheduler.pending, "epoch 0 is not saved yet"
+    (tmp_path / "r8" / "epoch_0").mkdir(parents=True)
+    (tmp_path / "r8" / "epoch_0" / "adapter_config.json").write_text("{}")
+    scheduler.after_poll(Containment(ledger.events, tmp_path))
+    assert [entry[0] for entry in submitted] == ["base/cap", "r8/cap/epoch0"] and not scheduler.pending
+
+
+def test_an_evaluation_asks_for_what_evaluation_compute_changes_of_its_runs_compute(compose_config, tmp_path):
+    from dataclasses import replace
+
+    from ttlaunch.inputs.composed import read_inputs
+
+    cfg = compose_config("experiment=cap_4L", "compute=killarney/h100_1x", "compute.mem_gb=32")
+    inputs = read_inputs(cfg, cfg.hydra)
+    experiment = parse_experiment({
+        "experiment": {"name": "x"}, "runs": [{"name": "r", "type": "fine-tuned", "compute": {"time": "3:00:00"}}],
+        "evaluation": {"compute": {"time": "0:20:00", "mem": "16G"}},
+    }, "x.yaml")
+    inputs = replace(inputs, experiment=experiment)
+    assert (inputs.compute_for("r").timeout_min, inputs.compute_for("r").mem_gb) == (180, 32)
+    evaluation = inputs.evaluation_compute_for("r")
+    assert (evaluation.timeout_min, evaluation.mem_gb, evaluation.gpus_per_node) == (20, 32, 1), "the command line's memory wins"

@@ -73,7 +73,7 @@ class Recorder:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger, self.submitted, self.cancelled = ledger, [], []
 
-    def submit(self, job_name, run_name, template_job, overrides):
+    def submit(self, job_name, run_name, template_job, overrides, evaluation=False):
         self.submitted.append((job_name, run_name, template_job, list(overrides)))
         previous = self.ledger.state.jobs.get(job_name)
         record = JobRecord(name=job_name, run_name=run_name, job_id=f"new{len(self.submitted)}")

@@ -104,6 +104,15 @@ class LaunchInputs:
         own = {key: value for key, value in run.compute.items() if key not in self.explicit_compute}
         return with_run_overrides(compute, own, self.experiment.source, f"runs.{run_name}.compute")
 
+    def evaluation_compute_for(self, run_name: str) -> ComputeConfig:
+        """What an evaluation of the run asks for: its run's compute with the summary's
+        `evaluation.compute` over it (cruijff_kit's estimate for evaluations), under what the
+        user set outright."""
+        changes = {
+            key: value for key, value in self.experiment.evaluation_settings.compute.items() if key not in self.explicit_compute
+        }
+        return with_run_overrides(self.compute_for(run_name), changes, self.experiment.source, "evaluation.compute")
+
     def scaffold_script(self, run_name: str) -> ScaffoldScript | None:
         """The run's scaffold batch script (cruijff_kit's finetune.slurm), when it has one."""
         config = scaffold_config_path(self.experiment, self.experiment.run(run_name), self.payload)

@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 class Capabilities(Protocol):
     """What actions need from the launching side (ttlaunch.submit.submitter.SweepActions)."""
 
-    def submit(self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str]) -> str | None: ...
+    def submit(
+        self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str], evaluation: bool = False
+    ) -> str | None: ...
 
     def cancel(self, job_name: str) -> None: ...
 

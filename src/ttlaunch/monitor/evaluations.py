@@ -219,14 +219,14 @@ class EvaluationScheduler:
             template = next((name for name, record in jobs.items() if record.kind == "training"), None)
             if template is None:
                 return
-            self.capabilities.submit(target.job_name, target.run, template, target.overrides)
+            self.capabilities.submit(target.job_name, target.run, template, target.overrides, evaluation=True)
             jobs[target.job_name].kind = "evaluation"
             log.info("%s: evaluation %s of its model as it is submitted", target.run, target.job_name)
             return
         run = jobs.get(target.run)
         if run is None or not run.output_dir or not checkpoint_ready(self.config, target, Path(run.output_dir)):
             return
-        self.capabilities.submit(target.job_name, target.run, target.run, target.overrides)
+        self.capabilities.submit(target.job_name, target.run, target.run, target.overrides, evaluation=True)
         jobs[target.job_name].kind = "evaluation"
         log.info("%s: epoch %d checkpoint ready; evaluation %s submitted", target.run, target.epoch, target.job_name)
 

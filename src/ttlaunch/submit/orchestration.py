@@ -67,6 +67,8 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
             if all(o in job.overrides for o in combination):
                 compute = combined_inputs.compute_for(job.run.name)
                 command = combined_inputs.payload_for(job.run.name, sweep_dir / job.name)
+                if combined_inputs.evaluation.enabled:  # a bad evaluation.compute, now rather than mid-sweep
+                    combined_inputs.evaluation_compute_for(job.run.name)
                 if sweeper.launcher.executor == "local":
                     _check_one_task(compute, combined_inputs.compute_source)
                     _check_model_here(combined_inputs, command.argv)

@@ -289,9 +289,12 @@ class SweepActions:
         self.inputs = inputs
         self.monitor = monitor
 
-    def submit(self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str]) -> str | None:
+    def submit(
+        self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str], evaluation: bool = False
+    ) -> str | None:
         """Submit `job_name` with `template_job`'s overrides plus `overrides`; its job id
-        (None when the scheduler refused it: recorded as SUBMIT_FAILED)."""
+        (None when the scheduler refused it: recorded as SUBMIT_FAILED). An `evaluation` of
+        the run asks for what the summary's evaluation.compute changes of the run's compute."""
         submitter = self.submitter
         inherited = [
             o for o in self._overrides_of(template_job)
@@ -303,7 +306,8 @@ class SweepActions:
         index = len(submitter.submitted)
         submission = Submission(
             index=index, name=job_name, overrides=[*inherited, f"run_name={run_name}", *naming, *overrides],
-            job_dir=submitter.sweep_dir / job_name, compute=self.inputs.compute_for(run_name), run_name=run_name,
+            job_dir=submitter.sweep_dir / job_name, run_name=run_name,
+            compute=self.inputs.evaluation_compute_for(run_name) if evaluation else self.inputs.compute_for(run_name),
             output_dir=submitter.sweep_dir / job_name / "outputs",
         )
         job = submitter.submit_and_record(submission, self.monitor)
