@@ -195,3 +195,20 @@ def test_an_evaluation_asks_for_what_evaluation_compute_changes_of_its_runs_comp
     assert (inputs.compute_for("r").timeout_min, inputs.compute_for("r").mem_gb) == (180, 32)
     evaluation = inputs.evaluation_compute_for("r")
     assert (evaluation.timeout_min, evaluation.mem_gb, evaluation.gpus_per_node) == (20, 32, 1), "the command line's memory wins"
+
+
+@pytest.mark.cli
+def test_a_failed_evaluation_fails_the_sweep_as_a_failed_training_does(run_cli, tmp_path):
+    from support import TEST_CONFIGS
+
+    script = tmp_path / "epoch.sh"
+    script.write_text('mkdir -p "$1/epoch_0" "$1/epoch_1" && echo "{}" > "$1/epoch_0/adapter_config.json"\n'
+                      'echo "{}" > "$1/epoch_1/adapter_config.json"\n')
+    result = run_cli(
+        "--config-dir", TEST_CONFIGS, "experiment=evaltest", "payload=command",
+        f'payload.command=[sh,"{script}","{{output_dir}}"]', "evaluation.command=[sh,-c,'exit 3']",
+        "hydra.callbacks.monitor.live=off", timeout=300,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    failed = result.stderr.split("3 of 4 jobs did not complete: ")[1].split("; see")[0]
+    assert sorted(failed.split(", ")) == ["base/t1", "r/t1/epoch0", "r/t1/epoch1"]

@@ -118,9 +118,11 @@ def test_evaluations_start_as_their_checkpoints_appear_and_are_monitored(run_cli
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "evaltest"
     jobs = jobs_of(sweep)
-    assert sorted(jobs) == ["r", "r/t1/epoch0", "r/t1/epoch1"]
+    assert sorted(jobs) == ["base/t1", "r", "r/t1/epoch0", "r/t1/epoch1"]
     assert all(job["status"] == "COMPLETED" for job in jobs.values())
-    assert [jobs[name]["kind"] for name in sorted(jobs)] == ["training", "evaluation", "evaluation"]
+    assert [jobs[name]["kind"] for name in sorted(jobs)] == ["evaluation", "training", "evaluation", "evaluation"]
+    # The control, on its base model as it is.
+    assert (sweep / "base" / "t1" / "outputs" / "result.txt").read_text().split() == ["t1", "/tmp"]
     assert jobs["r/t1/epoch0"]["submitted"] < jobs["r"]["completed"], "epoch 0 was evaluated while training went on"
     for epoch in (0, 1):
         result_file = sweep / "r" / "t1" / f"epoch{epoch}" / "outputs" / "result.txt"
