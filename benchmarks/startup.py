@@ -47,7 +47,7 @@ def main() -> None:
         cwd = Path(scratch)
         (cwd / "bare_app.py").write_text(BARE_APP)
         plugin_modules = ", ".join(
-            f"hydra_plugins.ttlaunch_launcher.{name}" for name in ("config", "launcher", "sweeper", "experiment_dirs", "search_path")
+            f"hydra_plugins.ttlaunch_launcher.{name}" for name in ("config", "launcher", "sweeper", "experiment_dirs", "app_groups")
         )
         commands = {
             "bare hydra --help": [sys.executable, "bare_app.py", "--help"],

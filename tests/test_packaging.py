@@ -19,7 +19,7 @@ def test_plugin_and_entry_modules_import_nothing_heavy():
     code = (
         "import sys, hydra_plugins.ttlaunch_launcher.config, hydra_plugins.ttlaunch_launcher.launcher, "
         "hydra_plugins.ttlaunch_launcher.sweeper, hydra_plugins.ttlaunch_launcher.experiment_dirs, "
-        "hydra_plugins.ttlaunch_launcher.search_path, ttlaunch.launch; "
+        "hydra_plugins.ttlaunch_launcher.app_groups, ttlaunch.launch; "
         "heavy = sorted(m for m in ('submitit', 'torch', 'torchtune', 'filelock', 'cloudpickle') if m in sys.modules); "
         "print(heavy)"
     )

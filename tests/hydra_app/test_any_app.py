@@ -61,10 +61,10 @@ def test_a_sweep_of_any_app_runs_its_task_function_as_named_recorded_jobs(tmp_pa
 def test_a_raising_task_is_a_failed_job_and_a_failed_launch(tmp_path: Path):
     result = run_app(tmp_path, "fail=true", "lr=0.5")
     assert result.returncode == 1
-    job = jobs_of(tmp_path)["fail-True__lr-0.5"]  # the override as Hydra's sweeper writes it
+    job = jobs_of(tmp_path)["train_app"]  # nothing swept: named after the app
     assert job["status"] == "FAILED"
     assert "ValueError: diverged at lr=0.5" in job["error"]
-    assert "1 of 1 jobs did not complete: fail-True__lr-0.5" in result.stderr
+    assert "1 of 1 jobs did not complete: train_app" in result.stderr
 
 
 def test_relaunch_reruns_ended_jobs_by_default_and_resume_skips_completed_ones(tmp_path: Path):
@@ -96,7 +96,7 @@ def test_a_dry_run_writes_each_job_and_submits_nothing(tmp_path: Path):
 
 def test_stagger_hooks_and_the_queue_cap_work_for_any_app(tmp_path: Path):
     result = run_app(
-        tmp_path, "seed=1,2,3", "+stagger=fixed_delay", "stagger.seconds=1", "hydra.launcher.max_submitted=1",
+        tmp_path, "seed=1,2,3", "+ttlaunch/stagger=fixed_delay", "ttlaunch.stagger.seconds=1", "hydra.launcher.max_submitted=1",
     )
     assert result.returncode == 0, result.stderr
     jobs = jobs_of(tmp_path)
@@ -140,7 +140,7 @@ def test_ctrl_c_stops_an_apps_local_jobs_and_the_advised_command_resumes_them(tm
     os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=90)
     assert process.returncode == 1
-    jobs = "seed-1__sleep_s-60, seed-2__sleep_s-60"
+    jobs = "seed-1, seed-2"
     advice = f"The same command with hydra.sweep.dir={sweep} hydra.launcher.relaunch=resume resumes {jobs}"
     assert f"SweepInterrupted: interrupted: stopped the local jobs of {jobs} (stopped, not failed). {advice}" in stderr
 

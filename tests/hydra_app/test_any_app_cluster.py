@@ -15,7 +15,7 @@ APP = Path(__file__).parent / "app" / "train_app.py"
 
 
 def app_command(sweep: Path, *overrides: str) -> list[str]:
-    return [sys.executable, str(APP), "--multirun", "+compute=testcluster/cpu_1x", f"hydra.sweep.dir={sweep}", *overrides]
+    return [sys.executable, str(APP), "--multirun", "+ttlaunch/compute=testcluster/cpu_1x", f"hydra.sweep.dir={sweep}", *overrides]
 
 
 def jobs_of(sweep: Path) -> dict:
@@ -34,8 +34,8 @@ def test_a_preset_from_the_app_submits_to_slurm_and_a_detached_sweep_is_followed
     assert launched.returncode == 0, launched.stderr
     assert "detached: jobs keep running" in launched.stderr
     jobs = jobs_of(sweep)
-    assert sorted(jobs) == ["seed-1__sleep_s-2", "seed-2__sleep_s-2"], "the preset is a launch setting, not in the names"
-    script = Path(jobs["seed-1__sleep_s-2"]["job_dir"]) / "submitit" / f"{jobs['seed-1__sleep_s-2']['job_id']}_submission.sh"
+    assert sorted(jobs) == ["seed-1", "seed-2"], "named by what was swept: not the preset, not sleep_s"
+    script = Path(jobs["seed-1"]["job_dir"]) / "submitit" / f"{jobs['seed-1']['job_id']}_submission.sh"
     assert "#SBATCH --partition=debug" in script.read_text()
 
     followed = subprocess.run(
@@ -58,7 +58,7 @@ def test_a_preempted_job_calls_the_tasks_checkpoint_then_resumes_as_attempt_2(tm
     while not (job_dir / "started").exists():
         assert time.monotonic() < deadline and launch.poll() is None, "the task never started"
         time.sleep(0.2)
-    job_id = jobs_of(sweep)["sleep_s-300"]["job_id"]
+    job_id = jobs_of(sweep)["train_app"]["job_id"]
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)  # SLURM's warning, as before a preemption
 
     _, stderr = launch.communicate(timeout=240)

@@ -56,4 +56,7 @@ def test_every_run_of_a_requeued_job_is_kept_in_order():
 
     rows = parse_sacct_rows(HISTORY)
     assert [(row.job_id, row.state) for row in rows] == [("361", JobState.REQUEUED), ("361", JobState.RUNNING)]
-    assert parse_sacct(HISTORY)["361"].state is JobState.RUNNING, "by job id, the latest run"
+    latest = parse_sacct(HISTORY)["361"]
+    assert latest.state is JobState.RUNNING, "by job id, the latest run"
+    assert (latest.runs, latest.elapsed_s, latest.start) == (2, 6, "2026-11-23 01:08:51"), "counting every run and its time"
+    assert parse_sacct(SACCT)["1"].runs == 1

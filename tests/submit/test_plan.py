@@ -62,8 +62,21 @@ def test_an_apps_jobs_are_named_after_their_overrides_sorted_and_made_safe():
 def test_an_apps_job_without_overrides_has_the_apps_name_and_excluded_keys_are_left_out():
     assert app_job_names([[]], "train") == ["train"]
     assert app_job_names([["seed=1", "lr=0.1"]], "train", exclude_keys=["seed"]) == ["lr-0.1"]
-    launch_settings = ["+compute=killarney/h100_1x", "+stagger=fixed_delay", "stagger.seconds=2", "lr=0.1"]
+    launch_settings = ["+ttlaunch/compute=killarney/h100_1x", "+ttlaunch/stagger=fixed_delay", "ttlaunch.stagger.seconds=2", "lr=0.1"]
     assert app_job_names([launch_settings], "train") == ["lr-0.1"]
+
+
+def test_an_apps_jobs_are_named_by_what_was_swept_not_by_what_the_command_line_fixed():
+    # vec-playbook's `trainer.learning_rate=0.01,0.001 trainer.num_epochs=3 user.slurm.account=default`
+    fixed = ["trainer.num_epochs", "user.slurm.account"]
+    jobs = [
+        ["trainer.learning_rate=0.01", "trainer.num_epochs=3", "user.slurm.account=default"],
+        ["trainer.learning_rate=0.001", "trainer.num_epochs=3", "user.slurm.account=default"],
+    ]
+    assert app_job_names(jobs, "hydra_mlp", fixed_keys=fixed) == ["trainer.learning_rate-0.01", "trainer.learning_rate-0.001"]
+    # A batch of a longer sweep names its jobs as the whole sweep would (nothing fixed is dropped from one batch only).
+    assert app_job_names(jobs[:1], "hydra_mlp", fixed_keys=fixed) == ["trainer.learning_rate-0.01"]
+    assert app_job_names([jobs[0][1:]], "hydra_mlp", fixed_keys=fixed) == ["hydra_mlp"], "nothing swept: the app's name"
 
 
 def test_an_apps_job_names_that_would_clash_or_run_long_end_with_a_digest():

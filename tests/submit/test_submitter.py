@@ -120,7 +120,7 @@ def test_without_accounting_the_completion_log_answers_and_the_user_is_told_once
     assert (record.status, record.exit_code, record.elapsed) == ("FAILED", "1:0", "29s")
     log = (tmp_path / "run-torchtune.log").read_text()
     assert log.count("accounting is disabled") == 1
-    assert ["sacct", "-X"] in calls[:3] and calls.count(["sacct", "-X"]) == 1, "plain sacct is not asked again"
+    assert ["sacct", "-D"] in calls[:3] and calls.count(["sacct", "-D"]) == 1, "plain sacct is not asked again"
     assert monitor.metrics.pending == [], "no seff without accounting"
 
 
@@ -153,3 +153,24 @@ def test_a_requeue_is_recorded_with_its_attempt_and_reason_and_the_job_is_not_fi
     monitor.poll()
     assert (record.status, record.attempt, record.requeues[-1]["reason"]) == ("RUNNING", 3, "node failure")
     assert Ledger.existing(tmp_path).state.jobs["rank8_lr1e-5"].attempt == 3, "in jobs.json"
+
+
+def test_a_requeue_between_two_polls_is_counted_when_the_job_ends_and_its_runs_times_add_up(tmp_path: Path, monkeypatch):
+    from ttlaunch.scheduler import slurm
+
+    # `scontrol requeue` while the job ran, and it ended before the next poll: squeue never
+    # showed the restart; accounting has both runs (recorded on the test cluster with sacct -D).
+    history = (
+        "42|hydra_mlp|REQUEUED|0:0|2026-12-05T18:40:00|2026-12-05T18:40:01|2026-12-05T18:40:06|00:00:05\n"
+        "42|hydra_mlp|COMPLETED|0:0|2026-12-05T18:40:00|2026-12-05T18:40:18|2026-12-05T18:40:28|00:00:10\n"
+    )
+    answers = {"squeue": "", "sacct": history}
+    monkeypatch.setattr(slurm, "execute", lambda argv, timeout=60: answers[argv[0]])
+    ledger = _slurm_ledger(tmp_path, status="RUNNING", started="2026-12-05 18:40:01")
+    monitor = Monitor(ledger, MonitorSettings(poll_interval_s=1))
+    monitor.poll()
+    record = ledger.state.jobs["rank8_lr1e-5"]
+    assert (record.status, record.attempt, record.elapsed_s) == ("COMPLETED", 2, 15), "both runs, 5 s + 10 s"
+    assert [(entry["attempt"], entry["reason"]) for entry in record.requeues] == [(1, "requeued by scontrol or the scheduler")]
+    log = (tmp_path / "run-torchtune.log").read_text()
+    assert log.index("Current: REQUEUED") < log.index("Previous: REQUEUED\nCurrent: COMPLETED"), "late, but in order"

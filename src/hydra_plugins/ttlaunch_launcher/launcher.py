@@ -5,7 +5,7 @@ other Hydra app (Hydra's basic sweeper hands it the sweep's override lists; each
 the app's task function).
 """
 
-from typing import Any, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
@@ -28,10 +28,19 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         dry_run: bool,
         resubmit_failed: bool,
         relaunch: Optional[str],
+        array_parallelism: Optional[int],
+        srun_args: Optional[List[str]],
+        use_srun: bool,
+        stderr_to_stdout: bool,
+        submitit_folder: Optional[str],
+        name: Optional[str],
+        metrics: Any,
         **resources: Any,
     ) -> None:
         super().__init__()
-        from ttlaunch.inputs.schema import LAUNCHER_RESOURCES
+        from ttlaunch.inputs.schema import LAUNCHER_RESOURCES, TrainingMetricsConfig, typed
+        from ttlaunch.submit.slurm_request import SubmititOptions
+        from ttlaunch.submit.stagger import hook_or_default
 
         unknown = sorted(set(resources) - set(LAUNCHER_RESOURCES))
         if unknown:  # Hydra's schema (LauncherConf) types them; the config reader reads them
@@ -40,14 +49,18 @@ class TTLaunchLauncher(BaseSubmititLauncher):
             raise ValueError(f"hydra.launcher.executor: expected local or slurm, got {executor!r}")
         if relaunch not in (None, "rerun", "resume"):
             raise ValueError(f"hydra.launcher.relaunch: expected rerun or resume, got {relaunch!r}")
-        if max_submitted is not None and max_submitted < 1:
-            raise ValueError(f"hydra.launcher.max_submitted: expected a positive number, got {max_submitted}")
+        for setting, cap in (("max_submitted", max_submitted), ("array_parallelism", array_parallelism)):
+            if cap is not None and cap < 1:
+                raise ValueError(f"hydra.launcher.{setting}: expected a positive number, got {cap}")
         self.executor = executor
-        from ttlaunch.submit.stagger import hook_or_default
-
         self.stagger = hook_or_default(stagger)
         self.signal_delay_s = signal_delay_s
-        self.max_submitted = max_submitted
+        self.max_submitted = max_submitted if max_submitted is not None else array_parallelism
+        self.submitit_options = SubmititOptions(
+            stderr_to_stdout=stderr_to_stdout, srun_args=tuple(srun_args or ()), use_srun=use_srun, folder=submitit_folder
+        )
+        self.sweep_name = name
+        self.metrics = typed(metrics, TrainingMetricsConfig, "hydra.launcher", "metrics")
         self.dry_run = dry_run
         self.resubmit_failed = resubmit_failed
         self._relaunch = relaunch

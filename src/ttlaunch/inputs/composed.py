@@ -196,6 +196,17 @@ def command_line_compute_fields(overrides: Sequence[str]) -> set[str]:
     return {key.removeprefix("compute.") for key in keys if key.startswith("compute.")}
 
 
+def command_line_fixed_keys(overrides: Sequence[str]) -> set[str]:
+    """The keys the command line gives one value to (`seed=1`, not `seed=1,2` or a range):
+    the same in every job of the sweep, so not what tells its jobs apart."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return {
+        override.key_or_group for override in OverridesParser.create().parse_overrides(list(overrides))
+        if not override.is_sweep_override()
+    }
+
+
 def read_inputs(cfg: DictConfig, hydra_cfg: Any) -> LaunchInputs:
     choices = _choices(hydra_cfg)
     payload_source = f"payload={choices.get('payload', '?')}"
@@ -231,24 +242,44 @@ class Scheduling:
     on_slurm: bool = False
 
 
-def read_scheduling(cfg: DictConfig, hydra_cfg: Any) -> Scheduling:
+# sbatch's requeue flags, as an app written for hydra-submitit-launcher sets them
+# (hydra.launcher.additional_parameters.requeue, vec-playbook's requeue=on|off).
+_REQUEUE_FLAGS = {"requeue": True, "no-requeue": False}
+
+
+def read_scheduling(cfg: DictConfig, hydra_cfg: Any, groups: str = "") -> Scheduling:
     """The compute preset and the requeue choice, the launcher's own settings over them.
 
-    In an app other than ttlaunch's, both are optional: chosen with `+compute=<preset>` and
-    `+requeue=on|off` (ttlaunch's config groups, on every app's search path), else the
-    defaults: no SLURM resources asked for beyond an hour, and on SLURM, requeue on
-    preemption (as submitit does) and on no timeout."""
+    `groups` is where ttlaunch's config groups are: "" in ttlaunch's own app (`compute=...`),
+    "ttlaunch/" in any other (`+ttlaunch/compute=...`, node `ttlaunch.compute`), where both
+    are optional, else the defaults: no SLURM resources asked for beyond an hour, and on
+    SLURM, requeue on preemption (as submitit does) and on no timeout. An app's own groups
+    of the same name are its own business. `requeue` or `no-requeue` among the launcher's
+    additional_parameters decide requeue as they would for sbatch."""
     choices = _choices(hydra_cfg)
+    compute_group, requeue_group = f"{groups}compute", f"{groups}requeue"
     launcher = OmegaConf.select(hydra_cfg, "launcher", default=None)
-    compute_source = f"compute={choices['compute']}" if "compute" in choices else f"hydra/launcher={choices.get('hydra/launcher', '?')}"
+    compute_source = (
+        f"{compute_group}={choices[compute_group]}" if compute_group in choices
+        else f"hydra/launcher={choices.get('hydra/launcher', '?')}"
+    )
     compute = ComputeConfig()
-    if "compute" in choices:
-        compute = checked_compute(typed(cfg.get("compute"), ComputeConfig, compute_source, "compute"), compute_source, "compute")
+    if compute_group in choices:
+        node = OmegaConf.select(cfg, compute_group.replace("/", "."))
+        compute = checked_compute(typed(node, ComputeConfig, compute_source, "compute"), compute_source, "compute")
     compute = with_launcher_fields(compute, launcher, compute_source)
-    if "requeue" in choices:
-        requeue = typed(cfg.get("requeue"), RequeueConfig, f"requeue={choices['requeue']}", "requeue")
+    if requeue_group in choices:
+        node = OmegaConf.select(cfg, requeue_group.replace("/", "."))
+        requeue = typed(node, RequeueConfig, f"{requeue_group}={choices[requeue_group]}", "requeue")
     else:
         requeue = RequeueConfig(enabled=OmegaConf.select(launcher, "executor", default=None) == "slurm")
+    flags = {key: key.strip().lstrip("-").replace("_", "-") for key in compute.additional_parameters}
+    asked = {key: _REQUEUE_FLAGS[flag] for key, flag in flags.items() if flag in _REQUEUE_FLAGS}
+    if asked:
+        if len(set(asked.values())) > 1:
+            raise InputError(compute_source, "hydra.launcher.additional_parameters", "asks for both requeue and no-requeue")
+        compute = replace(compute, additional_parameters={k: v for k, v in compute.additional_parameters.items() if k not in asked})
+        requeue = replace(requeue, enabled=next(iter(asked.values())))
     max_num_timeout = OmegaConf.select(launcher, "max_num_timeout", default=None)
     if max_num_timeout is not None:
         requeue = replace(requeue, max_num_timeout=max_num_timeout)

@@ -6,7 +6,6 @@ Pure: builds the argv and environment; running it is ttlaunch.job.task's busines
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Mapping, Sequence
@@ -16,7 +15,7 @@ import yaml
 from ttlaunch.errors import InputError
 from ttlaunch.inputs import templates
 from ttlaunch.inputs.scaffold_script import SCRIPT_NAME, ScaffoldScript
-from ttlaunch.inputs.schema import ComputeConfig, PayloadConfig
+from ttlaunch.inputs.schema import ComputeConfig, PayloadConfig, check_metrics
 from ttlaunch.inputs.summary import Experiment, Run
 from ttlaunch.inputs.torchtune_configs import (
     DEFAULT_RECIPE,
@@ -130,8 +129,7 @@ def build_payload(
         argv = [_render(item, values, "payload.command", source) for item in payload.command]
         _check_used(payload, command_line)
         _check_program(argv[0], source, "payload.command[0]")
-        metrics_pattern(payload, source)
-        _check_metrics_file(payload, source)
+        check_metrics(payload.metrics, source, "payload.metrics", "run's")
     argv += [_render(item, values, "payload.extra_overrides", source) for item in payload.extra_overrides]
     env = {key: _render(str(value), values, f"payload.env.{key}", source) for key, value in payload.env.items()}
     env.update(TTLAUNCH_RUN_NAME=run.name, TTLAUNCH_OUTPUT_DIR=str(output_dir), TTLAUNCH_JOB_DIR=str(job_dir))
@@ -171,25 +169,6 @@ def _check_used(payload: PayloadConfig, command_line: Collection[str]) -> None:
             raise InputError(
                 "command line", f"+{key}", f"payload.command has no {{{key}}} placeholder: the runs would not see it"
             )
-
-
-def metrics_pattern(payload: PayloadConfig, source: str) -> re.Pattern[str] | None:
-    """The payload's metrics regex, compiled; an InputError when it is not one with a `step` group."""
-    if payload.metrics.pattern is None:
-        return None
-    try:
-        pattern = re.compile(payload.metrics.pattern)
-    except re.error as err:
-        raise InputError(source, "payload.metrics.pattern", f"not a regular expression: {err}") from None
-    if "step" not in pattern.groupindex:
-        raise InputError(source, "payload.metrics.pattern", "needs a named group step, e.g. (?P<step>\\d+)")
-    return pattern
-
-
-def _check_metrics_file(payload: PayloadConfig, source: str) -> None:
-    jsonl = payload.metrics.jsonl
-    if jsonl is not None and (Path(jsonl).is_absolute() or ".." in Path(jsonl).parts or not jsonl.strip()):
-        raise InputError(source, "payload.metrics.jsonl", f"{jsonl!r}: expected a path inside the run's output dir")
 
 
 def _check_program(program: str, source: str, field: str) -> None:

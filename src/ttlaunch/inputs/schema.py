@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePath
 from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
 
 from omegaconf import OmegaConf
@@ -17,6 +18,11 @@ from omegaconf.errors import OmegaConfBaseException
 from ttlaunch.errors import InputError
 
 T = TypeVar("T")
+
+# ttlaunch's config groups that any Hydra app may choose, under this prefix
+# (`+ttlaunch/compute=killarney/h100_1x`): how a sweep is launched, not what a job computes.
+APP_GROUPS_PREFIX = "ttlaunch"
+APP_GROUPS = ("compute", "requeue", "stagger")
 
 
 @dataclass
@@ -103,6 +109,21 @@ class TrainingMetricsConfig:
     pattern: Optional[str] = None
     # A JSONL file, relative to the run's output dir: one object per step, {"step": N, "loss": ...}.
     jsonl: Optional[str] = None
+
+
+def check_metrics(metrics: TrainingMetricsConfig, source: str, key: str, owner: str) -> None:
+    """A metrics regex compiles and has a `step` group; a JSONL path stays inside the
+    `owner`'s output dir. An InputError naming `key` otherwise."""
+    if metrics.pattern is not None:
+        try:
+            pattern = re.compile(metrics.pattern)
+        except re.error as err:
+            raise InputError(source, f"{key}.pattern", f"not a regular expression: {err}") from None
+        if "step" not in pattern.groupindex:
+            raise InputError(source, f"{key}.pattern", "needs a named group step, e.g. (?P<step>\\d+)")
+    jsonl = metrics.jsonl
+    if jsonl is not None and (PurePath(jsonl).is_absolute() or ".." in PurePath(jsonl).parts or not jsonl.strip()):
+        raise InputError(source, f"{key}.jsonl", f"{jsonl!r}: expected a path inside the {owner} output dir")
 
 
 @dataclass

@@ -44,7 +44,9 @@ class Observation:
     completed: str | None = None
     elapsed_s: int | None = None
     exit_code: str | None = None
-    restarts: int | None = None  # requeues so far, while the job is in the queue
+    # Requeues so far: squeue's count while the job is queued, accounting's runs once it left
+    # (a requeue between two polls is counted when the job ends).
+    restarts: int | None = None
 
 
 def result_file(record: JobRecord) -> Path | None:
@@ -165,7 +167,8 @@ class SlurmPoller:
 def _accounted(entry: AccountingEntry) -> Observation:
     """What accounting says of a job that left the queue."""
     return Observation(
-        entry.state, started=entry.start, completed=entry.end, elapsed_s=entry.elapsed_s, exit_code=entry.exit_code
+        entry.state, started=entry.start, completed=entry.end, elapsed_s=entry.elapsed_s, exit_code=entry.exit_code,
+        restarts=entry.runs - 1,
     )
 
 

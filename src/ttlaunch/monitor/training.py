@@ -4,8 +4,9 @@ Every poll reads only the bytes written since the last one (whole lines), from w
 payload logs its metrics (ttlaunch.monitor.training_log): torchtune's metric log, else its
 stdout, else (a logger that writes elsewhere: WandB, TensorBoard) its progress bar on stderr;
 the bar also gives the steps of an epoch, and its saved config the epochs; a command's
-declared regex or JSONL file. What it finds goes into the job's record (`training` in
-jobs.json). A job that ended is read once more, to its end.
+(payload.metrics) or an app's (hydra.launcher.metrics) declared regex or JSONL file. What it
+finds goes into the job's record (`training` in jobs.json). A job that ended is read once
+more, to its end.
 """
 
 from __future__ import annotations
@@ -53,11 +54,15 @@ def metric_sources(record: JobRecord, state: SweepState) -> list[tuple[Path, Par
             return [(Path(record.stderr), progress_point)]
         return [(Path(record.stdout), torchtune_point)] if record.stdout else []
     sources: list[tuple[Path, Parser]] = []
-    if state.metrics_pattern is not None and record.stdout:
+    if state.metrics_pattern is not None:
         pattern = re.compile(state.metrics_pattern)
-        sources.append((Path(record.stdout), lambda line: pattern_point(line, pattern)))
-    if state.metrics_jsonl is not None and output_dir is not None:
-        sources.append((output_dir / state.metrics_jsonl, jsonl_point))
+        # Both streams: an app's logging goes to either (Hydra's to stdout, Python's default to stderr).
+        for stream in dict.fromkeys(path for path in (record.stdout, record.stderr) if path):
+            sources.append((Path(stream), lambda line: pattern_point(line, pattern)))
+    # A command's output dir, or an app job's own dir (Hydra's output dir for the job).
+    base_dir = output_dir or (Path(record.job_dir) if record.job_dir else None)
+    if state.metrics_jsonl is not None and base_dir is not None:
+        sources.append((base_dir / state.metrics_jsonl, jsonl_point))
     return sources
 
 

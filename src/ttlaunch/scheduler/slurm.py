@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence, TypeVar
 
 from ttlaunch.scheduler.figures import UnreadableOutput, count, duration_s, exit_code, scheduler_time
@@ -111,6 +111,9 @@ class AccountingEntry:
     start: str | None
     end: str | None
     elapsed_s: int | None
+    # How many times the job ran: a job requeued has one row per run (`sacct -D`); by job id,
+    # its latest run with the count, and elapsed_s the time of all its runs.
+    runs: int = 1
 
 
 # A job id as squeue and sacct print it: 123, an array task 123_4, a het job component 123+0.
@@ -168,8 +171,16 @@ def parse_sacct_rows(text: str) -> list[AccountingEntry]:
 
 
 def parse_sacct(text: str) -> dict[str, AccountingEntry]:
-    """The same, by job id (the latest row of a job wins)."""
-    return {entry.job_id: entry for entry in parse_sacct_rows(text)}
+    """The same, by job id: a job's latest run, with `runs` its number of runs and
+    `elapsed_s` their sum (None when a run's is unreadable)."""
+    by_job: dict[str, AccountingEntry] = {}
+    for entry in parse_sacct_rows(text):
+        earlier = by_job.get(entry.job_id)
+        if earlier is not None:
+            total = earlier.elapsed_s + entry.elapsed_s if None not in (earlier.elapsed_s, entry.elapsed_s) else None
+            entry = replace(entry, runs=earlier.runs + 1, elapsed_s=total)
+        by_job[entry.job_id] = entry
+    return by_job
 
 
 def squeue(user: str) -> dict[str, QueueEntry]:
@@ -184,9 +195,9 @@ def _sacct_argv(job_ids: Iterable[str], *flags: str) -> list[str]:
 
 
 def sacct(job_ids: Iterable[str]) -> dict[str, AccountingEntry]:
-    """Accounting for the given jobs, in one call."""
+    """Accounting for the given jobs, every run of each (requeues included), in one call."""
     ids = list(job_ids)
-    return read(_sacct_argv(ids), parse_sacct) if ids else {}
+    return read(_sacct_argv(ids, "-D"), parse_sacct) if ids else {}
 
 
 def sacct_completed(job_ids: Iterable[str]) -> dict[str, AccountingEntry]:

@@ -21,8 +21,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf, open_dict
 
 from ttlaunch.errors import InputError, SweepFailed
-from ttlaunch.inputs.composed import read_scheduling
-from ttlaunch.inputs.schema import UserConfig
+from ttlaunch.inputs.composed import command_line_fixed_keys, read_scheduling
+from ttlaunch.inputs.schema import APP_GROUPS_PREFIX, UserConfig, check_metrics
 from ttlaunch.records.event_log import EVENT_LOG_NAME
 from ttlaunch.records.jobs_file import APP_KIND, JobRecord
 from ttlaunch.records.ledger import Ledger
@@ -51,9 +51,10 @@ def launch_app(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_jo
     sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
     callback = find_monitor(launcher.hydra_context.callbacks)
     check_settings(launcher, callback)
-    scheduling = read_scheduling(config, config.hydra)
-    jobs = plan_app_jobs(config, launcher.hydra_context.config_loader, job_overrides, initial_job_idx)
-    app_name = str(config.hydra.job.name)
+    check_metrics(launcher.metrics, "hydra.launcher", "metrics", "job's")
+    scheduling = read_scheduling(config, config.hydra, groups=f"{APP_GROUPS_PREFIX}/")
+    app_name = launcher.sweep_name or str(config.hydra.job.name)
+    jobs = plan_app_jobs(config, launcher.hydra_context.config_loader, job_overrides, initial_job_idx, app_name)
     planned = {
         job.name: Submission(
             index=initial_job_idx + offset, name=job.name, overrides=list(job.overrides), job_dir=job.job_dir(sweep_dir),
@@ -63,7 +64,8 @@ def launch_app(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_jo
         for offset, job in enumerate(jobs)
     }
     settings = SchedulerSettings(
-        launcher.executor, scheduling.requeue, UserConfig(), launcher.signal_delay_s, scheduling.compute_source
+        launcher.executor, scheduling.requeue, UserConfig(), launcher.signal_delay_s, scheduling.compute_source,
+        launcher.submitit_options,
     )
     if launcher.dry_run:
         return Submitter(Ledger.open(sweep_dir, app_name), settings).dry_run(list(planned.values()))
@@ -72,7 +74,10 @@ def launch_app(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_jo
     with SweepLock(sweep_dir):
         ledger = Ledger.open(sweep_dir, app_name)
         ledger.state.executor, ledger.state.payload_kind = launcher.executor, APP_KIND
-        ledger.state.sort_by = "returned"  # the task function's return value: the app's own measure
+        ledger.state.metrics_pattern, ledger.state.metrics_jsonl = launcher.metrics.pattern, launcher.metrics.jsonl
+        # The losses the app logs when it says where, else the task function's return value.
+        measured = launcher.metrics.pattern is not None or launcher.metrics.jsonl is not None
+        ledger.state.sort_by = "final_loss" if measured else "returned"
         writable(ledger.state_path, ledger.save_state)
         ledger.events.write(
             "DISCOVER_EXPERIMENT",
@@ -95,10 +100,13 @@ def launch_app(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_jo
     return [_job_return(job, records.get(job.name), failure) for job in jobs]
 
 
-def plan_app_jobs(config: Any, config_loader: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobSpec]:
-    """The jobs, named after their overrides, each with the dir Hydra will run it in."""
+def plan_app_jobs(
+    config: Any, config_loader: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, app_name: str
+) -> list[JobSpec]:
+    """The jobs, named after their swept overrides, each with the dir Hydra will run it in."""
     dirname = config.hydra.job.config.override_dirname
-    names = app_job_names(job_overrides, str(config.hydra.job.name), list(dirname.exclude_keys))
+    fixed = command_line_fixed_keys(OmegaConf.select(config, "hydra.overrides.task", default=None) or [])
+    names = app_job_names(job_overrides, app_name, list(dirname.exclude_keys), sorted(fixed))
     subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"]
     references = _INTERPOLATION.findall(str(subdir))
     if any(reference.strip() == "hydra.job.id" for reference in references):

@@ -25,7 +25,7 @@ class _OwnSessionLocalExecutor(submitit.LocalExecutor):
     kills its tasks one second later. Here the launcher alone gets it, and stops its jobs
     itself (`stop_local_job`). The controller's contract (its environment variables, its
     job id = its pid) is submitit's `start_controller`, pinned with submitit <2, for the
-    parameters a LocalRequest sets (timeout, GPUs; no setup commands, no visible_gpus).
+    parameters a LocalRequest sets (timeout, GPUs, stderr_to_stdout; no setup commands, no visible_gpus).
     """
 
     def _submit_command(self, command: str) -> LocalJob[Any]:
@@ -39,7 +39,7 @@ class _OwnSessionLocalExecutor(submitit.LocalExecutor):
             "SUBMITIT_LOCAL_SIGNAL_DELAY_S": str(int(self.parameters.get("signal_delay_s", 30))),
             "SUBMITIT_LOCAL_NODEID": "0",
             "SUBMITIT_LOCAL_JOB_NUM_NODES": "1",
-            "SUBMITIT_STDERR_TO_STDOUT": "",
+            "SUBMITIT_STDERR_TO_STDOUT": "1" if self.parameters.get("stderr_to_stdout") else "",
             "SUBMITIT_EXECUTOR": "local",
             "CUDA_VISIBLE_DEVICES": ",".join(str(k) for k in range(gpus)),
             "SUBMITIT_LOCAL_WITH_SHELL": "",

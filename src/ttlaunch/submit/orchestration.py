@@ -329,7 +329,10 @@ def launch_runs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
     sweep_dir.mkdir(parents=True, exist_ok=True)
     inputs = read_inputs(config, config.hydra)
     ledger = Ledger.open(sweep_dir, inputs.experiment.name)
-    settings = SchedulerSettings(launcher.executor, inputs.requeue, inputs.user, launcher.signal_delay_s, inputs.compute_source)
+    settings = SchedulerSettings(
+        launcher.executor, inputs.requeue, inputs.user, launcher.signal_delay_s, inputs.compute_source,
+        launcher.submitit_options,
+    )
     submitter = Submitter(ledger, settings)
     planned = [run_submission(inputs, sweep_dir, initial_job_idx + offset, o) for offset, o in enumerate(job_overrides)]
     if launcher.dry_run:

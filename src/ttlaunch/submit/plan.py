@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ttlaunch.errors import InputError
+from ttlaunch.inputs.schema import APP_GROUPS, APP_GROUPS_PREFIX
 from ttlaunch.inputs.summary import Experiment, Run, check_safe_name
 
 # Keys the sweep sets itself; a user sweeping them would make names meaningless.
@@ -81,9 +82,9 @@ def plan_jobs(experiment: Experiment, combinations: Sequence[Sequence[str]]) -> 
     return jobs
 
 
-# ttlaunch's config groups an app may choose on the command line (+compute=..., +stagger=...):
-# how the sweep is launched, not what a job computes, so not part of its name.
-LAUNCH_GROUPS = ("compute", "requeue", "stagger")
+# ttlaunch's config groups, chosen in an app under their prefix (+ttlaunch/compute=...), in a
+# sweep of them too: how the sweep is launched, not what a job computes, so not in its name.
+LAUNCH_GROUPS = (APP_GROUPS_PREFIX, *APP_GROUPS)
 # Longest job name kept whole; a longer one is cut and made unique by a digest.
 MAX_NAME_LENGTH = 100
 
@@ -93,19 +94,23 @@ def _digest(text: str) -> str:
 
 
 def _launch_setting(key: str) -> bool:
-    return any(key == group or key.startswith(f"{group}.") for group in LAUNCH_GROUPS)
+    return any(key == group or key.startswith((f"{group}.", f"{group}/")) for group in LAUNCH_GROUPS)
 
 
-def app_job_names(job_overrides: Sequence[Sequence[str]], app_name: str, exclude_keys: Sequence[str] = ()) -> list[str]:
-    """Names of an app's jobs, from their overrides as Hydra's override_dirname reads them
-    (sorted, `exclude_keys` and LAUNCH_GROUPS left out), made safe: `lr-0.001__seed-1` for
-    `seed=1 lr=0.001`.
-    The app's own name for a job without overrides. Stable across launches of the same
-    command; unique: names that would clash, or be longer than MAX_NAME_LENGTH, end with a
-    digest of the overrides."""
+def app_job_names(
+    job_overrides: Sequence[Sequence[str]], app_name: str, exclude_keys: Sequence[str] = (), fixed_keys: Sequence[str] = ()
+) -> list[str]:
+    """Names of an app's jobs, from the overrides the sweep varies: each job's overrides as
+    Hydra's override_dirname reads them (sorted), without `exclude_keys`, LAUNCH_GROUPS and
+    the `fixed_keys` the command line gives one value to, made safe: `lr-0.001__seed-1` for a
+    job of `seed=1,2 lr=0.001,0.01 epochs=3`.
+    The app's own name for a job with nothing swept. Stable across launches of the same
+    command and batches of its sweep; unique: names that would clash, or be longer than
+    MAX_NAME_LENGTH, end with a digest of the overrides."""
     readable: list[str] = []
+    left_out = {*exclude_keys, *fixed_keys}
     for overrides in job_overrides:
-        kept = sorted(o for o in overrides if override_key(o) not in exclude_keys and not _launch_setting(override_key(o)))
+        kept = sorted(o for o in overrides if override_key(o) not in left_out and not _launch_setting(override_key(o)))
         parts = []
         for override in kept:
             key, equals, value = override.partition("=")

@@ -36,6 +36,18 @@ def flag_name(key: str) -> str:
 
 
 @dataclass(frozen=True)
+class SubmititOptions:
+    """How submitit runs every job of a launch: hydra-submitit-launcher's settings of that
+    name (hydra.launcher.*)."""
+
+    stderr_to_stdout: bool = False
+    srun_args: tuple[str, ...] = ()  # SLURM: more arguments of the srun that starts the tasks
+    use_srun: bool = True  # SLURM: false runs the one task in the batch script itself
+    # submitit_folder: a path (%j: the job id) linked to each job's submitit files.
+    folder: str | None = None
+
+
+@dataclass(frozen=True)
 class SlurmRequest:
     job_name: str
     partition: str | None
@@ -53,6 +65,7 @@ class SlurmRequest:
     signal_delay_s: int
     additional_parameters: Mapping[str, Any] = field(default_factory=dict)
     setup: tuple[str, ...] = ()
+    options: SubmititOptions = SubmititOptions()
     # Which settings the user's values replaced, for the launch log.
     notes: tuple[str, ...] = ()
 
@@ -88,7 +101,12 @@ class SlurmRequest:
 
     def submitit_parameters(self) -> dict[str, Any]:
         """Parameters for submitit's SlurmExecutor.update_parameters (its sbatch names)."""
-        params = {**self._flags(), "signal_delay_s": self.signal_delay_s, "additional_parameters": self._additional()}
+        params = {
+            **self._flags(), "signal_delay_s": self.signal_delay_s, "additional_parameters": self._additional(),
+            "stderr_to_stdout": self.options.stderr_to_stdout, "use_srun": self.options.use_srun,
+        }
+        if self.options.srun_args:
+            params["srun_args"] = list(self.options.srun_args)
         setup = self._setup()
         if setup:
             params["setup"] = setup
@@ -102,17 +120,20 @@ class SlurmRequest:
         stdout, stderr = (str(path) for path in submitit_files.task_log_patterns(folder))
         flags = {
             **self._flags(), "signal": f"USR2@{self.signal_delay_s}", "wckey": "submitit",
-            "output": stdout.replace("%t", "0"), "error": stderr.replace("%t", "0"), "open-mode": "append",
-            **self._additional(),
+            "output": stdout.replace("%t", "0"), "open-mode": "append", **self._additional(),
         }
+        if not self.options.stderr_to_stdout:
+            flags["error"] = stderr.replace("%t", "0")
         lines = ["#!/bin/bash", "", "# Parameters"]
         lines += [_sbatch_line(key, flags[key]) for key in sorted(flags)]
         setup = self._setup()
         if setup:
             lines += ["", "# setup", *setup]
-        srun = shlex.join(["srun", "--unbuffered", "--output", stdout, "--error", stderr])
-        runner = f"{python} -u -m submitit.core._submit {shlex.quote(str(folder))}"
-        lines += ["", "# command", "export SUBMITIT_EXECUTOR=slurm", f"{srun} {runner}", ""]
+        command = f"{python} -u -m submitit.core._submit {shlex.quote(str(folder))}"
+        if self.options.use_srun:
+            errors = [] if self.options.stderr_to_stdout else ["--error", stderr]
+            command = f"{shlex.join(['srun', '--unbuffered', '--output', stdout, *errors, *self.options.srun_args])} {command}"
+        lines += ["", "# command", "export SUBMITIT_EXECUTOR=slurm", command, ""]
         return "\n".join(lines)
 
     @property
@@ -125,9 +146,10 @@ class LocalRequest:
     job_name: str
     timeout_min: int
     gpus_per_node: int
+    stderr_to_stdout: bool = False
 
     def submitit_parameters(self) -> dict[str, Any]:
-        return {"timeout_min": self.timeout_min, "gpus_per_node": self.gpus_per_node}
+        return {"timeout_min": self.timeout_min, "gpus_per_node": self.gpus_per_node, "stderr_to_stdout": self.stderr_to_stdout}
 
     @property
     def time_limit_s(self) -> int:
@@ -171,6 +193,7 @@ def slurm_request(
     user: UserConfig,
     signal_delay_s: int,
     source: str,
+    options: SubmititOptions = SubmititOptions(),
 ) -> SlurmRequest:
     if requeue.enabled and not 0 <= requeue.grace_s < signal_delay_s:
         raise InputError(
@@ -212,6 +235,7 @@ def slurm_request(
         signal_delay_s=signal_delay_s,
         additional_parameters=extra,
         setup=tuple(compute.setup),
+        options=options,
         notes=tuple(notes),
         **typed,
     )
@@ -233,5 +257,7 @@ def _gpus_per_node(compute: ComputeConfig) -> int | str | None:
     return f"{compute.gpu_type}:{compute.gpus}" if compute.gpu_type else compute.gpus
 
 
-def local_request(job_name: str, compute: ComputeConfig) -> LocalRequest:
-    return LocalRequest(job_name=job_name, timeout_min=compute.timeout_min, gpus_per_node=compute.gpus)
+def local_request(job_name: str, compute: ComputeConfig, options: SubmititOptions = SubmititOptions()) -> LocalRequest:
+    return LocalRequest(
+        job_name=job_name, timeout_min=compute.timeout_min, gpus_per_node=compute.gpus, stderr_to_stdout=options.stderr_to_stdout
+    )

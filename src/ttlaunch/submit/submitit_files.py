@@ -76,6 +76,23 @@ def submitted_job_ids(job_dir: Path) -> list[str]:
     return sorted(found, key=lambda job_id: (found[job_id], int(job_id)))
 
 
+def link_folder(template: str, job_dir: Path, job_id: str) -> None:
+    """hydra-submitit-launcher's `submitit_folder` (`%j`: the job id), as a link to the job's
+    own submitit folder, so what reads logs where that launcher put them still finds them. A
+    template without %j (one folder for all jobs) gets a link per file of the job instead."""
+    target = folder(job_dir).absolute()
+    if "%j" in template:
+        links = [(Path(template.replace("%j", job_id)), target)]
+    else:
+        names = [f"{job_id}{suffix}" for suffix in _SUBMITTED]
+        names += [f"{job_id}_0_{end}" for end in ("log.out", "log.err", "result.pkl")]
+        links = [(Path(template) / name, target / name) for name in names]
+    for link, points_to in links:
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink() and not link.exists():  # a requeue keeps its id: linked already
+            link.symlink_to(points_to)
+
+
 def job_dirs(sweep_dir: Path) -> list[str]:
     """Job names of the sweep's job dirs: each holds a submitit folder (an evaluation's name
     is its nested path, run/task/epochN)."""

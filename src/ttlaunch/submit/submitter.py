@@ -29,7 +29,7 @@ from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit import submitit_files
 from ttlaunch.submit.plan import job_name_of, run_name_of
-from ttlaunch.submit.slurm_request import LocalRequest, SlurmRequest, local_request, slurm_request
+from ttlaunch.submit.slurm_request import LocalRequest, SlurmRequest, SubmititOptions, local_request, slurm_request
 from ttlaunch.submit.stagger import StaggerHook
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class SchedulerSettings:
     user: UserConfig
     signal_delay_s: int
     compute_source: str  # where the compute came from, for errors (compute=<preset>)
+    submitit: SubmititOptions = SubmititOptions()
 
 
 class Submitter:
@@ -130,9 +131,9 @@ class Submitter:
         if self.executor_kind == "slurm":
             return slurm_request(
                 submission.name, submission.compute, settings.requeue, settings.user, settings.signal_delay_s,
-                settings.compute_source,
+                settings.compute_source, settings.submitit,
             )
-        return local_request(submission.name, submission.compute)
+        return local_request(submission.name, submission.compute, settings.submitit)
 
     def _executor(self, submission: Submission, request: SlurmRequest | LocalRequest) -> Any:
         from ttlaunch.submit import executors  # submitit is imported only when submitting
@@ -240,7 +241,9 @@ class Submitter:
             log.error("submission of %s failed: %s", name, record.error)
         else:
             record.job_id, record.submitted = str(job.job_id), timestamp()
-            record.stdout, record.stderr = str(job.paths.stdout), str(job.paths.stderr)
+            # With stderr_to_stdout both streams are in the stdout file: the monitor reads it for either.
+            record.stdout = str(job.paths.stdout)
+            record.stderr = record.stdout if self.settings.submitit.stderr_to_stdout else str(job.paths.stderr)
             self.ledger.events.write(
                 "SUBMIT_JOB", name, ("Executor", self.executor_kind),
                 ("Result", f"Job ID {job.job_id} submitted at {record.submitted}"),
@@ -252,6 +255,11 @@ class Submitter:
             if monitor is not None and self.executor_kind == "local":
                 monitor.local_jobs[name] = job
         self.ledger.save()
+        if job is not None and self.settings.submitit.folder:
+            try:
+                submitit_files.link_folder(self.settings.submitit.folder, submission.job_dir, str(job.job_id))
+            except OSError as err:  # a convenience: the job and its records stand without it
+                log.warning("%s: no link in hydra.launcher.submitit_folder: %s", name, err)
 
     def dry_run(self, planned: Sequence[Submission]) -> list[JobReturn]:
         """Write each job's batch script (SLURM) or command (local) under <sweep>/dry_run/
