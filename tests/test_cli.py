@@ -52,6 +52,7 @@ def test_bad_summary_one_line_exit_2_nothing_written(run_cli, tmp_path: Path, su
         (["experiment=nope"], "command line: experiment=nope: no such option; experiment options: cap_4L, demo"),
         ([], "experiment: no experiment chosen"),
         (["experiment=demo", "+compute.memgb=3"], "compute=local/cpu: compute.memgb"),
+        (["experiment=demo", "hydra.launcher.metrics.jsonl=m.jsonl"], "hydra.launcher: metrics: reads another Hydra app's"),
     ],
 )
 def test_bad_command_line_one_line_exit_2_nothing_written(run_cli, tmp_path: Path, args, expected):

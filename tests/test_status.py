@@ -53,6 +53,16 @@ def test_running_jobs_show_their_step_of_the_total_their_loss_and_the_time_left(
     assert lines[4].endswith("-")
 
 
+def test_an_apps_job_shows_the_losses_its_log_gave_and_what_its_task_returned():
+    state = sweep_state()
+    state.jobs["r8"].training = TrainingProgress(steps_done=299, loss=0.1755)
+    state.jobs["r8"].returned = 0
+    state.jobs["r16"].returned = 0.25
+    lines = render_plain(state, NOW).splitlines()
+    assert lines[2].endswith("4m 2s    step 299, loss 0.1755, returned 0")
+    assert lines[3].endswith("returned 0.25")
+
+
 def test_without_a_terminal_each_running_jobs_progress_is_logged_when_it_moved_at_most_every_3_minutes(caplog):
     from ttlaunch.monitor.live_view import _Quiet
 

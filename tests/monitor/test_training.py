@@ -175,3 +175,23 @@ def test_with_a_logger_that_writes_elsewhere_the_losses_come_from_the_progress_b
     Path(record.stderr).write_text(PROGRESS_BAR)
     assert watch.read(faults)
     assert (progress.steps_done, progress.loss, progress.min_loss) == (2, 5.992371082305908, 5.992371082305908)
+
+
+def test_an_apps_losses_come_from_its_log_lines_on_either_stream_or_a_jsonl_in_its_job_dir(tmp_path: Path):
+    from ttlaunch.records.jobs_file import APP_KIND
+
+    ledger, record = running_job(tmp_path, payload_kind=APP_KIND)
+    record.output_dir = None  # an app's job: Hydra's output dir is its job dir
+    ledger.state.metrics_pattern = r"Epoch (?P<step>\d+): loss=(?P<loss>[0-9.]+)"
+    # vec-playbook's trainer, through Hydra's logging (stdout), and a print of its own on stderr.
+    Path(record.stdout).write_text("[2026-12-05 18:14:52][mlp.single.train][INFO] - Epoch 1: loss=1.0845 acc=39.70%\n")
+    Path(record.stderr).write_text("Epoch 2: loss=0.9000 acc=41.00%\n")
+    TrainingWatch(ledger).read(Containment(ledger.events, ledger.sweep_dir))
+    assert (record.training.steps_done, record.training.loss, record.training.min_loss) == (2, 0.9, 0.9)
+
+    ledger, record = running_job(tmp_path / "jsonl", payload_kind=APP_KIND)
+    record.output_dir = None
+    ledger.state.metrics_jsonl = "metrics.jsonl"
+    (Path(record.job_dir) / "metrics.jsonl").write_text('{"step": 5, "loss": 0.25}\n')
+    TrainingWatch(ledger).read(Containment(ledger.events, ledger.sweep_dir))
+    assert (record.training.steps_done, record.training.loss) == (5, 0.25)

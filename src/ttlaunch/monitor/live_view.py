@@ -45,21 +45,22 @@ def progress_of(record: JobRecord) -> str:
     """`4/6, loss 6.51, 12s left`: the newest step of the total, the loss there and, while
     the job runs, the time left at its pace; "-" before its first logged step. An
     evaluation's scores once it has them: `includes/accuracy 0.75 (4 samples)`. What an
-    app's task function returned: `returned 0.25`."""
+    app's task function returned, after its training progress when its metrics are read:
+    `returned 0.25`, `300/300, loss 0.17, returned 0`."""
     if record.scores:
         return headline(record.scores)
-    if record.returned is not None:
-        return f"returned {record.returned:.4g}" if isinstance(record.returned, float) else f"returned {record.returned}"
+    parts = []
     training = record.training
-    if training is None or not training.steps_done:
-        return "-"
-    parts = [f"{training.steps_done}/{training.steps_total}" if training.steps_total else f"step {training.steps_done}"]
-    if training.loss is not None:
-        parts.append(f"loss {training.loss:.4g}")
-    remaining = training.remaining_s()
-    if record.status is JobState.RUNNING and remaining is not None:
-        parts.append(f"{format_elapsed(remaining)} left")
-    return ", ".join(parts)
+    if training is not None and training.steps_done:
+        parts.append(f"{training.steps_done}/{training.steps_total}" if training.steps_total else f"step {training.steps_done}")
+        if training.loss is not None:
+            parts.append(f"loss {training.loss:.4g}")
+        remaining = training.remaining_s()
+        if record.status is JobState.RUNNING and remaining is not None:
+            parts.append(f"{format_elapsed(remaining)} left")
+    if record.returned is not None:
+        parts.append(f"returned {record.returned:.4g}" if isinstance(record.returned, float) else f"returned {record.returned}")
+    return ", ".join(parts) or "-"
 
 
 def shown_jobs(state: SweepState) -> dict[str, tuple[str, JobRecord | None]]:

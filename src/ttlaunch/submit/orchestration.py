@@ -44,6 +44,11 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
 
     config = sweeper.config
     check_settings(sweeper.launcher, find_monitor(sweeper.hydra_context.callbacks))
+    metrics = sweeper.launcher.metrics
+    if metrics.pattern is not None or metrics.jsonl is not None:
+        raise InputError(
+            "hydra.launcher", "metrics", "reads another Hydra app's metrics; a run's trainer says where its are in payload.metrics"
+        )
     combinations = _combinations(sweeper, arguments)
     inputs = read_inputs(config, config.hydra)
     if not inputs.experiment.fine_tuned:
