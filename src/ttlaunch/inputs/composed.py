@@ -242,8 +242,8 @@ class Scheduling:
     on_slurm: bool = False
 
 
-# sbatch's requeue flags, as an app written for hydra-submitit-launcher sets them
-# (hydra.launcher.additional_parameters.requeue, vec-playbook's requeue=on|off).
+# sbatch's requeue flags, as an app written for hydra-submitit-launcher asks for requeue
+# (`hydra.launcher.additional_parameters: {requeue: ""}`, as vec-playbook's requeue group does).
 _REQUEUE_FLAGS = {"requeue": True, "no-requeue": False}
 
 
