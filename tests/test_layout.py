@@ -1,14 +1,21 @@
 """The README's module map is the authority on the code's layout: it names every module of
-the package and the plugin, and nothing that is not there."""
+the package and the plugin, and nothing that is not there. The layers it states hold:
+import-linter checks pyproject.toml's contracts on the real import graph."""
 
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from support import REPO
 
 
 def mapped_modules() -> set[str]:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    block = readme.split("The module map:", 1)[1].split("```", 2)[1]
+    block = readme.split("The module map", 1)[1].split("```", 2)[1]
     modules: set[str] = set()
     dirs: list[tuple[int, str]] = []  # the enclosing directories, with their indents
     for line in block.splitlines():
@@ -33,3 +40,46 @@ def test_the_readmes_module_map_names_every_module_and_only_those():
         if path.name not in ("__init__.py", "__main__.py") and "configs" not in path.relative_to(root).parts
     }
     assert mapped_modules() == on_disk
+
+
+@pytest.mark.cli
+def test_no_module_imports_from_a_layer_above_it_and_no_package_has_an_import_cycle():
+    lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert lint_imports is not None, "import-linter is in the test extra"
+    checked = subprocess.run([lint_imports, "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]
+    assert "Contracts: 2 kept, 0 broken." in checked.stdout
+
+
+@pytest.mark.cli
+def test_the_type_checker_passes():
+    checked = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert checked.returncode == 0, checked.stdout[-4000:] + checked.stderr[-2000:]
+
+
+def test_the_readme_states_the_jobs_file_version_there_is():
+    from ttlaunch.records.jobs_file import STATE_VERSION
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"jobs\.json +state \(version (\d+); 1 to (\d+) are read\)", readme)
+    assert stated is not None and (int(stated.group(1)), int(stated.group(2))) == (STATE_VERSION, STATE_VERSION - 1)
+
+
+def test_every_import_inside_a_function_says_why():
+    import ast
+
+    unexplained = []
+    for root in (REPO / "src" / "ttlaunch", REPO / "src" / "hydra_plugins"):
+        for path in root.rglob("*.py"):
+            lines = path.read_text(encoding="utf-8").splitlines()
+            for function in ast.walk(ast.parse("\n".join(lines))):
+                if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                for node in ast.walk(function):
+                    if isinstance(node, (ast.Import, ast.ImportFrom)):
+                        above = node.lineno - 2  # the line above its block of imports
+                        while lines[above].strip().startswith(("from ", "import ")):
+                            above -= 1
+                        if "#" not in lines[node.lineno - 1] and not lines[above].strip().startswith("#"):
+                            unexplained.append(f"{path.relative_to(REPO)}:{node.lineno}: {lines[node.lineno - 1].strip()}")
+    assert unexplained == [], "import at the top, or say why not in a comment on it or above it"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from ttlaunch.errors import ExitCode
+from ttlaunch import version_line
+from ttlaunch.base.errors import ExitCode
 
 USAGE = """\
 usage: ttlaunch launch experiment=NAME [GROUP=OPTION ...] [KEY=VALUE ...]   launch (or re-attach to) a sweep
@@ -19,15 +20,6 @@ usage: ttlaunch launch experiment=NAME [GROUP=OPTION ...] [KEY=VALUE ...]   laun
        ttlaunch --version
 `ttlaunch launch --help` lists the experiments, compute presets and other choices.
 """
-
-
-def version_line() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"ttlaunch {version('ttlaunch')}"
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "ttlaunch (not installed)"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,15 +32,18 @@ def main(argv: list[str] | None = None) -> None:
         return
     command, rest = args[0], args[1:]
     if command == "launch":
+        # Only the command asked for loads: --help and --version stay quick.
         from ttlaunch import launch
 
         sys.argv = ["ttlaunch launch", *rest]
         launch.main()
     elif command == "status":
+        # Only the command asked for loads: --help and --version stay quick.
         from ttlaunch import status
 
         raise SystemExit(status.main(rest))
     elif command == "report":
+        # Only the command asked for loads: --help and --version stay quick.
         from ttlaunch import report
 
         raise SystemExit(report.main(rest))

@@ -21,7 +21,10 @@ import yaml
 from hydra.errors import HydraException
 
 import ttlaunch.inputs.resolvers  # noqa: F401  (the configs use its resolvers)
-from ttlaunch.errors import ExitCode, InputError, MonitorStopped, SweepBusy, SweepFailed, SweepInterrupted
+from ttlaunch import version_line
+from ttlaunch.base.errors import ExitCode, SweepInterrupted, TTLaunchError, exit_with
+from ttlaunch.inputs.catalog import config_dirs, group_options, render_help
+from ttlaunch.inputs.platform import default_preset, detect_platform
 from ttlaunch.job.task import run_task
 
 _HELP_FLAGS = {"-h", "--help"}
@@ -46,8 +49,6 @@ def with_multirun(argv: list[str]) -> list[str]:
 
 def with_platform_compute(argv: list[str]) -> list[str]:
     """argv with `compute=<the detected platform's preset>` when it picks no compute preset."""
-    from ttlaunch.inputs.platform import default_preset, detect_platform
-
     if any(arg.startswith(("compute=", "+compute=")) for arg in argv):
         return argv
     platform = detect_platform()
@@ -61,9 +62,8 @@ def with_platform_compute(argv: list[str]) -> list[str]:
 
 
 def describe_input_error(err: BaseException, argv: list[str] | None = None) -> str | None:
-    """One line for an error in what the user gave us; None for anything else."""
-    if isinstance(err, InputError):
-        return str(err)
+    """One line for an error in what the user gave us that reached us as Hydra's or YAML's
+    (ttlaunch's own are TTLaunchErrors); None for anything else."""
     missing = re.search(r"Could not find '([^'/]+)/([^']+)'", str(err)) if isinstance(err, HydraException) else None
     if missing is not None:
         unknown = _unknown_option(missing.group(1), missing.group(2), argv or [])
@@ -83,8 +83,6 @@ def describe_input_error(err: BaseException, argv: list[str] | None = None) -> s
 def _unknown_option(group: str, option: str, argv: list[str]) -> str | None:
     """`compute=killarny/h100_1x`: the options of the group (nested ones too, which Hydra's
     own message leaves out) and the closest one; None for a group we cannot list."""
-    from ttlaunch.inputs.catalog import config_dirs, group_options
-
     options = group_options(config_dirs(argv), group)
     if not options:
         return None
@@ -99,13 +97,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main() -> None:
     if "--version" in sys.argv[1:]:  # ttlaunch's version, not Hydra's
-        from ttlaunch.cli import version_line
-
         print(version_line())
         return
     if _HELP_FLAGS & set(sys.argv[1:]):
-        from ttlaunch.inputs.catalog import render_help
-
         print(render_help(sys.argv[1:]), end="")
         return
     sys.argv = [sys.argv[0], *with_multirun(with_platform_compute(sys.argv[1:]))]
@@ -118,15 +112,8 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         main_task()
-    except (SweepFailed, MonitorStopped) as err:
-        print(f"ttlaunch: {err}", file=sys.stderr)
-        raise SystemExit(ExitCode.RUNS_FAILED) from None
-    except SweepBusy as err:
-        print(f"ttlaunch: error: {err}", file=sys.stderr)
-        raise SystemExit(ExitCode.BAD_INPUT) from None
-    except SweepInterrupted as err:
-        print(f"ttlaunch: {err}", file=sys.stderr)
-        raise SystemExit(ExitCode.INTERRUPTED) from None
+    except (TTLaunchError, SweepInterrupted) as err:
+        raise SystemExit(exit_with(err)) from None
     except KeyboardInterrupt:
         print(
             "ttlaunch: interrupted. SLURM jobs already submitted keep running (local jobs stop with this process); "

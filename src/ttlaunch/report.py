@@ -10,7 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from ttlaunch.errors import ExitCode, InputError
+from ttlaunch.base.errors import ExitCode, TTLaunchError, exit_with
+from ttlaunch.monitor.containment import Containment
+from ttlaunch.monitor.training import TrainingWatch, training_curves
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.records.report import checkpoint_checks, write_report
+from ttlaunch.records.results import result_rows, results_table, sort_columns
 
 
 def _arguments(argv: list[str]) -> argparse.Namespace:
@@ -21,19 +26,12 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ttlaunch.monitor.containment import Containment
-    from ttlaunch.monitor.training import TrainingWatch, training_curves
-    from ttlaunch.records.ledger import Ledger
-    from ttlaunch.records.report import checkpoint_checks, write_report
-    from ttlaunch.records.results import result_rows, results_table, sort_columns
-
     args = _arguments(sys.argv[1:] if argv is None else argv)
     sweep_dir = args.sweep_dir.resolve()
     try:
         ledger = Ledger.existing(sweep_dir)
-    except (FileNotFoundError, InputError) as err:  # not a sweep; a damaged state file
-        print(f"ttlaunch: error: {err}", file=sys.stderr)
-        return ExitCode.BAD_INPUT
+    except TTLaunchError as err:  # not a sweep; a damaged state file
+        return exit_with(err)
     state = ledger.state
     if args.sort_by is not None:
         parameters = (name for record in state.jobs.values() for name in record.submitted_with.get("parameters", {}))

@@ -13,9 +13,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from ttlaunch.errors import ExitCode, InputError, MonitorStopped, SweepBusy
+from omegaconf import OmegaConf
+
+from ttlaunch.base.errors import ExitCode, SweepBusy, TTLaunchError, exit_with
+from ttlaunch.inputs.composed import read_rules
 from ttlaunch.inputs.rulebook import Rules
+from ttlaunch.monitor.callback import reattach_hint
+from ttlaunch.monitor.live_view import render_plain, render_rich
+from ttlaunch.monitor.rules import RulesEngine
+from ttlaunch.monitor.settings import MonitorSettings
+from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.jobs_file import SweepState
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.records.rebuild import rebuild
+from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler.states import JobState
 
 
@@ -33,38 +44,27 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ttlaunch.monitor.callback import reattach_hint
-    from ttlaunch.monitor.settings import MonitorSettings
-    from ttlaunch.monitor.sweep_monitor import Monitor
-    from ttlaunch.records.ledger import Ledger
-    from ttlaunch.records.sweep_lock import SweepLock
-
     args = _arguments(sys.argv[1:] if argv is None else argv)
     sweep_dir = args.sweep_dir.resolve()
     if args.rebuild:
         return _rebuild(sweep_dir, args.poll_interval)
     try:
         ledger = Ledger.existing(sweep_dir)
-    except (FileNotFoundError, InputError) as err:  # not a sweep; a damaged state file
-        print(f"ttlaunch: error: {err}", file=sys.stderr)
-        return ExitCode.BAD_INPUT
+    except TTLaunchError as err:  # not a sweep; a damaged state file
+        return exit_with(err)
     monitor = Monitor(ledger, MonitorSettings(poll_interval_s=args.poll_interval, live=args.live))
     rules = _sweep_rules(sweep_dir)
     if not rules.empty:
-        from ttlaunch.monitor.rules import RulesEngine
-
         try:  # without the launcher, follow-ups and restarts stay queued for the next launch
             monitor.reactions.append(RulesEngine(rules, ledger))
-        except InputError as err:  # its rules.json is damaged
-            print(f"ttlaunch: error: {err}", file=sys.stderr)
-            return ExitCode.BAD_INPUT
+        except TTLaunchError as err:  # its rules.json is damaged
+            return exit_with(err)
     lock = SweepLock(sweep_dir)
     try:
         lock.acquire()
     except SweepBusy as busy:
         if args.follow:
-            print(f"ttlaunch: {busy}", file=sys.stderr)
-            return ExitCode.BAD_INPUT
+            return exit_with(busy)
         print(f"(being monitored: {busy.holder}; showing what it recorded)", file=sys.stderr)
         _print_table(ledger.state)
         return ExitCode.OK
@@ -75,9 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             except KeyboardInterrupt:
                 print(f"ttlaunch: stopped following; jobs keep running. Again: `{reattach_hint(sweep_dir)}`", file=sys.stderr)
                 return ExitCode.INTERRUPTED
-            except MonitorStopped as err:
-                print(f"ttlaunch: {err}", file=sys.stderr)
-                return ExitCode.RUNS_FAILED
+            except TTLaunchError as err:  # the sweep dir is gone
+                return exit_with(err)
             not_completed = [name for name, job in ledger.state.jobs.items() if job.status is not JobState.COMPLETED]
             return ExitCode.RUNS_FAILED if not_completed else ExitCode.OK
         monitor.poll()
@@ -91,12 +90,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _rebuild(sweep_dir: Path, poll_interval: float | None) -> int:
-    from ttlaunch.monitor.settings import MonitorSettings
-    from ttlaunch.monitor.sweep_monitor import Monitor
-    from ttlaunch.records.ledger import Ledger
-    from ttlaunch.records.rebuild import rebuild
-    from ttlaunch.records.sweep_lock import SweepLock
-
     if not sweep_dir.is_dir():
         print(f"ttlaunch: error: {sweep_dir}: no such directory", file=sys.stderr)
         return ExitCode.BAD_INPUT
@@ -114,7 +107,9 @@ def _rebuild(sweep_dir: Path, poll_interval: float | None) -> int:
             )
             Monitor(ledger, MonitorSettings(poll_interval_s=poll_interval, live="off")).poll()
             ledger.save()
-    except (SweepBusy, FileExistsError, InputError, OSError) as err:
+    except TTLaunchError as err:
+        return exit_with(err)
+    except (FileExistsError, OSError) as err:
         print(f"ttlaunch: error: {err}", file=sys.stderr)
         return ExitCode.BAD_INPUT
     for path in kept:
@@ -126,21 +121,16 @@ def _rebuild(sweep_dir: Path, poll_interval: float | None) -> int:
 
 def _sweep_rules(sweep_dir: Path) -> Rules:
     """The rules the sweep was launched with (its multirun.yaml), if any."""
-    from omegaconf import OmegaConf
-
-    from ttlaunch.inputs.composed import read_rules
-
     saved = sweep_dir / "multirun.yaml"
     if not saved.is_file():
         return Rules()
     config = OmegaConf.load(saved)
-    return read_rules(config.get("monitoring"), str(saved))
+    return read_rules(OmegaConf.select(config, "monitoring"), str(saved))
 
 
 def _print_table(state: SweepState) -> None:
-    from ttlaunch.monitor.live_view import render_plain, render_rich
-
     if sys.stdout.isatty():
+        # rich loads only where a table is drawn.
         from rich.console import Console
 
         Console().print(render_rich(state))

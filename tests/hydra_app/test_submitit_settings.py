@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 
+from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 from ttlaunch.inputs.composed import read_scheduling
 from ttlaunch.inputs.schema import UserConfig
 from ttlaunch.submit.slurm_request import SubmititOptions, slurm_request

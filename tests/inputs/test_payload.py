@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.errors import InputError
+from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.payload import build_payload
 from ttlaunch.inputs.schema import ComputeConfig, PayloadConfig
 from ttlaunch.inputs.summary import parse_experiment

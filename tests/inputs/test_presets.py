@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.errors import InputError
+from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.composed import read_inputs
 from ttlaunch.inputs.summary import RunType
 from ttlaunch.submit.slurm_request import slurm_request

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.errors import InputError
+from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.scaffold_script import parse_script
 
 SCRIPT = """#!/bin/bash

@@ -5,7 +5,7 @@ names them."""
 import pytest
 from omegaconf import OmegaConf
 
-from ttlaunch.errors import InputError
+from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.composed import read_scheduling
 
 LAUNCHER = {"executor": "slurm", "max_num_timeout": None, "partition": None, "mem_gb": None, "comment": None}

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.errors import InputError
+from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.summary import RunType, load_summary_file, parse_experiment
 
 SEEDS_SHAPE = {

@@ -9,7 +9,7 @@ WRAPPER = """\
 Traceback (most recent call last):
   File "/venv/ttlaunch/job.py", line 81, in finish_command
     raise PayloadFailed(run_name, code, [str(arg) for arg in process.args])
-ttlaunch.errors.PayloadFailed: payload of run 'r' exited with code 3: python train.py
+ttlaunch.base.errors.PayloadFailed: payload of run 'r' exited with code 3: python train.py
 Error executing job with overrides: ['experiment=x', 'run_name=r']
 submitit ERROR (2026-11-23 21:49:50,207) - Submitted job triggered an exception
 """
@@ -32,8 +32,8 @@ def test_the_payloads_exception_not_the_wrappers():
 
 
 def test_a_wrapper_failure_before_the_payload_ran_names_the_wrappers_error():
-    text = "Traceback (most recent call last):\n  File \"x.py\", line 1\nttlaunch.errors.InputError: x.yaml: runs: missing\n"
-    assert failure_reason(text) == "ttlaunch.errors.InputError: x.yaml: runs: missing"
+    text = "Traceback (most recent call last):\n  File \"x.py\", line 1\nttlaunch.base.errors.InputError: x.yaml: runs: missing\n"
+    assert failure_reason(text) == "ttlaunch.base.errors.InputError: x.yaml: runs: missing"
     assert failure_reason("") is None
 
 

@@ -184,7 +184,7 @@ def test_a_real_warning_stops_a_real_payload_and_requeues_without_deadlock(tmp_p
 
 
 def test_merged_weights_beside_an_adapter_load_through_links_without_the_adapter(tmp_path):
-    from ttlaunch.job.checkpoints import loadable
+    from ttlaunch.records.checkpoints import loadable
 
     merged = tmp_path / "epoch_0"
     merged.mkdir()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.errors import MonitorStopped
+from ttlaunch.base.errors import MonitorStopped
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.jobs_file import JobRecord

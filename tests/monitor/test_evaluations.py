@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.errors import InputError
+from ttlaunch.base.errors import InputError
+from ttlaunch.inputs.evaluation_plan import EvaluationTarget, evaluation_command
 from ttlaunch.inputs.schema import EvaluationConfig
 from ttlaunch.inputs.summary import parse_experiment
-from ttlaunch.monitor.evaluations import EvaluationTarget, evaluation_command
 from ttlaunch.monitor.polling import Observation
 from ttlaunch.monitor.state_changes import apply_state
 from ttlaunch.records.jobs_file import JobRecord
@@ -126,8 +126,8 @@ def test_the_scores_of_a_real_inspect_log_come_back_into_the_record(tmp_path: Pa
 
 
 def test_a_cruijff_task_gets_the_arguments_cruijffs_setup_inspect_derives(tmp_path):
+    from ttlaunch.inputs.evaluation_plan import EvaluationTarget, cruijff_evaluation
     from ttlaunch.inputs.summary import parse_experiment
-    from ttlaunch.monitor.evaluations import EvaluationTarget, cruijff_evaluation
 
     (tmp_path / "task.py").write_text("# an inspect task file\n")
     experiment = parse_experiment({
@@ -153,7 +153,7 @@ def test_a_cruijff_task_gets_the_arguments_cruijffs_setup_inspect_derives(tmp_pa
 
 def test_a_controls_evaluation_is_submitted_at_once_an_epochs_when_its_checkpoint_is_saved(tmp_path):
     from ttlaunch.monitor.containment import Containment
-    from ttlaunch.monitor.evaluations import EvaluationScheduler
+    from ttlaunch.monitor.evaluations import EvaluationTrigger
     from ttlaunch.records.ledger import Ledger
 
     ledger = Ledger.open(tmp_path, "e")
@@ -170,7 +170,7 @@ def test_a_controls_evaluation_is_submitted_at_once_an_epochs_when_its_checkpoin
             raise AssertionError("nothing is cancelled")
 
     targets = [EvaluationTarget("r8", "cap", 0), EvaluationTarget("base", "cap", None)]
-    scheduler = EvaluationScheduler(targets, EvaluationConfig(), ledger, Launcher())
+    scheduler = EvaluationTrigger(targets, EvaluationConfig(), ledger, Launcher())
     scheduler.after_poll(Containment(ledger.events, tmp_path))
     assert submitted == [("base/cap", "base", "r8", ["+evaluation_target.task=cap", "+evaluation_target.epoch=null"], True)]
     assert ledger.state.jobs["base/cap"].kind == "evaluation" and scheduler.pending, "epoch 0 is not saved yet"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.scheduler.figures import duration_s
+from ttlaunch.scheduler.readings import duration_s
 
 from support import REPO, TEST_CONFIGS, cli_invocation, submissions_by_name
 

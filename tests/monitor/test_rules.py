@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.errors import InputError
+from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.rulebook import FileExists, FollowUpAction, MaxAttempts, parse_rules
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.monitor.rules import RulesEngine
@@ -210,9 +210,9 @@ def test_the_cooldown_example_matches_torchtunes_own_line():
 
 
 def test_the_evaluation_matrix_becomes_named_targets_with_their_commands(tmp_path: Path):
+    from ttlaunch.inputs.evaluation_plan import EvaluationTarget, checkpoint_ready, evaluation_command, planned_evaluations
     from ttlaunch.inputs.schema import EvaluationConfig
     from ttlaunch.inputs.summary import parse_experiment
-    from ttlaunch.monitor.evaluations import EvaluationTarget, checkpoint_ready, evaluation_command, planned_evaluations
 
     experiment = parse_experiment({
         "experiment": {"name": "e"},

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from ttlaunch.job.checkpoints import epoch_dirs
+from ttlaunch.records.checkpoints import epoch_dirs
 from ttlaunch.records.jobs_file import JobRecord, SweepState
 from ttlaunch.records.report import check_checkpoint, render_summary
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.errors import DamagedFile
-from ttlaunch.monitor.rules import QueuedAction, RulesState
+from ttlaunch.base.errors import DamagedFile
 from ttlaunch.records.event_log import EventLog, read_events
 from ttlaunch.records.jobs_file import STATE_VERSION, JobRecord, SweepState, load_state, save_state
 from ttlaunch.records.rebuild import rebuild
+from ttlaunch.records.rules_state import QueuedAction, RulesState
 from ttlaunch.records.status_table import edited_header
 from ttlaunch.records.sweep_lock import holder_of
 

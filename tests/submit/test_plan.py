@@ -1,6 +1,6 @@
 import pytest
 
-from ttlaunch.errors import InputError
+from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.summary import check_safe_name, parse_experiment
 from ttlaunch.submit.plan import MAX_NAME_LENGTH, app_job_names, job_name_of, plan_jobs
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.errors import SweepBusy
+from ttlaunch.base.errors import SweepBusy
 from ttlaunch.inputs.summary import Run, RunType
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.sweep_lock import SweepLock

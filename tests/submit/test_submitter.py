@@ -6,16 +6,16 @@ from types import SimpleNamespace
 from hydra.core.utils import JobStatus
 
 from ttlaunch.inputs.composed import read_inputs
+from ttlaunch.job.stagger import FixedDelay
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
-from ttlaunch.submit.stagger import FixedDelay
-from ttlaunch.submit.submitter import SchedulerSettings, Submitter, job_return, run_submission
+from ttlaunch.submit.submitter import SubmissionSettings, Submitter, job_return, run_submission
 
 
 def _submitter(ledger: Ledger, inputs) -> Submitter:
-    settings = SchedulerSettings("local", inputs.requeue, inputs.user, 120, inputs.compute_source)
+    settings = SubmissionSettings("local", inputs.requeue, inputs.user, 120, inputs.compute_source)
     return Submitter(ledger, settings)
 
 

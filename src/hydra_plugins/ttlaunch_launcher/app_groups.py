@@ -53,7 +53,7 @@ class AppGroupsConfigSource(ImportlibResourcesConfigSource):
         if inner is None:
             raise ConfigLoadError(f"Config not found: {config_path}")
         result = super().load_config(inner)
-        defaults = result.config.get("defaults") if OmegaConf.is_dict(result.config) else None
+        defaults = OmegaConf.select(result.config, "defaults") if OmegaConf.is_dict(result.config) else None
         if isinstance(defaults, ListConfig):
             for index, entry in enumerate(defaults):
                 if isinstance(entry, str):

@@ -30,7 +30,7 @@ class LauncherConf:
     )
     # "local" (submitit's local executor, no SLURM needed) or "slurm".
     executor: str = "local"
-    # When jobs are submitted and start (ttlaunch.submit.stagger): ttlaunch's `stagger` config
+    # When jobs are submitted and start (ttlaunch.job.stagger): ttlaunch's `stagger` config
     # group (start_together, fixed_delay, startup_lock): `stagger=` in ttlaunch's app,
     # `+ttlaunch/stagger=` in any other; without one, StartTogether.
     stagger: Optional[Dict[str, Any]] = "${oc.select:ttlaunch.stagger,${oc.select:stagger,null}}"  # type: ignore[assignment]
@@ -112,7 +112,7 @@ class MonitorConf(MonitorSettings):
     """The monitor callback, `hydra.callbacks.monitor`: its settings and defaults are
     MonitorSettings' (ttlaunch.monitor.settings)."""
 
-    _target_: str = "ttlaunch.monitor.callback.SweepMonitor"
+    _target_: str = "ttlaunch.monitor.callback.MonitorCallback"
 
 
 store = ConfigStore.instance()

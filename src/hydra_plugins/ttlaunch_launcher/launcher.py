@@ -8,6 +8,7 @@ the app's task function).
 from typing import Any, List, Optional, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
+
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 
 
@@ -38,9 +39,10 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         **resources: Any,
     ) -> None:
         super().__init__()
+        # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
         from ttlaunch.inputs.schema import LAUNCHER_RESOURCES, TrainingMetricsConfig, typed
+        from ttlaunch.job.stagger import hook_or_default
         from ttlaunch.submit.slurm_request import SubmititOptions
-        from ttlaunch.submit.stagger import hook_or_default
 
         unknown = sorted(set(resources) - set(LAUNCHER_RESOURCES))
         if unknown:  # Hydra's schema (LauncherConf) types them; the config reader reads them
@@ -69,7 +71,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
     def runs_experiment(self) -> bool:
         """ttlaunch's own app, whose sweeper planned the jobs (else any other Hydra app)."""
         assert self.config is not None
-        return self.config.hydra.runtime.choices.get("hydra/sweeper") == "ttlaunch"
+        return bool(self.config.hydra.runtime.choices.get("hydra/sweeper") == "ttlaunch")
 
     @property
     def relaunch(self) -> str:
@@ -79,9 +81,11 @@ class TTLaunchLauncher(BaseSubmititLauncher):
     def __call__(self, *args: Any) -> JobReturn:
         """Runs in the job. Hydra's run_job turns a raising task into a returned failure,
         which the scheduler would record as COMPLETED; raise it so the job exits non-zero."""
+        result: JobReturn
         if self.runs_experiment:
             result = super().__call__(*args)
         else:
+            # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
             from ttlaunch.job.app_attempt import run_app_attempt
 
             result = run_app_attempt(self, lambda: super(TTLaunchLauncher, self).__call__(*args))
@@ -92,9 +96,11 @@ class TTLaunchLauncher(BaseSubmititLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Submit; then the monitor callback watches the sweep (to its end, unless it detaches)."""
         if self.runs_experiment:
+            # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
             from ttlaunch.submit.orchestration import launch_runs
 
             return launch_runs(self, job_overrides, initial_job_idx)
+        # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
         from ttlaunch.submit.app_launch import launch_app
 
         return launch_app(self, job_overrides, initial_job_idx)

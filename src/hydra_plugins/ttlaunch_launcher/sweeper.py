@@ -5,19 +5,21 @@ from typing import Any, List
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
+from .launcher import TTLaunchLauncher
+
 
 class TTLaunchSweeper(BasicSweeper):
     def __init__(self) -> None:
         super().__init__(max_batch_size=None)
 
     def sweep(self, arguments: List[str]) -> Any:
-        from ttlaunch.errors import InputError
+        # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
+        from ttlaunch.base.errors import InputError
         from ttlaunch.submit.orchestration import run_sweep
-
-        from .launcher import TTLaunchLauncher
 
         if not isinstance(self.launcher, TTLaunchLauncher):
             # Any other launcher (Hydra's basic one, say) would train in this very process.
+            assert self.config is not None  # Hydra sets it before it sweeps
             choice = self.config.hydra.runtime.choices.get("compute")
             raise InputError(
                 f"compute={choice}", "hydra/launcher", "the preset must choose ttlaunch_local or ttlaunch_slurm"

@@ -7,10 +7,19 @@ Hydra's generic page remains available as --hydra-help.
 
 from __future__ import annotations
 
+import sys
 from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Iterable
+
+import yaml
+
+if sys.version_info >= (3, 11):
+    from importlib.resources.abc import Traversable
+else:  # where Python 3.10 has it
+    from importlib.abc import Traversable
+
+from ttlaunch.inputs.schema import ComputeConfig
 
 # Group -> default option (as in configs/ttlaunch.yaml).
 GROUPS = {"experiment": None, "compute": "local/cpu", "requeue": "off", "payload": "torchtune", "monitoring": "none", "stagger": "start_together"}
@@ -70,10 +79,6 @@ def config_dirs(argv: list[str]) -> list[Traversable]:
 
 def reservation(roots: list[Traversable], preset: str) -> str:
     """What a compute preset asks for, in a few words: 4 x a40 GPU, 32 CPUs, 160 GB, 8 h."""
-    import yaml
-
-    from ttlaunch.inputs.schema import ComputeConfig
-
     fields: dict = {}
     for root in roots:
         for name in ("base", preset):  # every preset extends compute/base

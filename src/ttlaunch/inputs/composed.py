@@ -11,20 +11,21 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from ttlaunch.errors import InputError
+from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.payload import PayloadCommand, build_payload, scaffold_config_path
 from ttlaunch.inputs.rulebook import Rules, parse_rules
 from ttlaunch.inputs.scaffold_script import SCRIPT_NAME, ScaffoldScript, read_script
 from ttlaunch.inputs.schema import (
+    LAUNCHER_COMPUTE_FIELDS,
     ComputeConfig,
     EvaluationConfig,
     PayloadConfig,
     ReportConfig,
     RequeueConfig,
     UserConfig,
-    LAUNCHER_COMPUTE_FIELDS,
     check_argv_items,
     checked_compute,
     typed,
@@ -125,8 +126,10 @@ def _choices(hydra_cfg: Any) -> dict[str, str]:
     """Hydra's record of the option chosen in each config group (a group still missing its
     choice, `???`, has none)."""
     node = OmegaConf.select(hydra_cfg, "runtime.choices", default=None)
-    data = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node or {}
-    return {group: choice for group, choice in data.items() if isinstance(choice, str) and choice != "???"}
+    data = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
+    if not isinstance(data, dict):
+        return {}
+    return {str(group): choice for group, choice in data.items() if isinstance(choice, str) and choice != "???"}
 
 
 def experiment_file(hydra_cfg: Any) -> Path | None:
@@ -174,8 +177,6 @@ def command_line_parameters(overrides: Sequence[str]) -> dict[str, Scalar]:
     (`+seed=1`, `++lr=1e-4`) names a parameter of the runs, typed as Hydra types it.
     Dotted keys (`+compute.x=1`) change ttlaunch's own config; a sweep (`+seed=1,2`) is not
     one value yet (each of its jobs gets one)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parameters: dict[str, Scalar] = {}
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         name = override.key_or_group
@@ -190,8 +191,6 @@ def command_line_parameters(overrides: Sequence[str]) -> dict[str, Scalar]:
 
 def command_line_compute_fields(overrides: Sequence[str]) -> set[str]:
     """The compute fields the command line sets (`compute.mem_gb=32`; not `compute=<preset>`)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     keys = [override.key_or_group for override in OverridesParser.create().parse_overrides(list(overrides))]
     return {key.removeprefix("compute.") for key in keys if key.startswith("compute.")}
 
@@ -199,8 +198,6 @@ def command_line_compute_fields(overrides: Sequence[str]) -> set[str]:
 def command_line_fixed_keys(overrides: Sequence[str]) -> set[str]:
     """The keys the command line gives one value to (`seed=1`, not `seed=1,2` or a range):
     the same in every job of the sweep, so not what tells its jobs apart."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     return {
         override.key_or_group for override in OverridesParser.create().parse_overrides(list(overrides))
         if not override.is_sweep_override()

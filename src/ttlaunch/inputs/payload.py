@@ -12,7 +12,8 @@ from typing import Collection, Mapping, Sequence
 
 import yaml
 
-from ttlaunch.errors import InputError
+from ttlaunch.base import environment
+from ttlaunch.base.errors import InputError
 from ttlaunch.inputs import templates
 from ttlaunch.inputs.scaffold_script import SCRIPT_NAME, ScaffoldScript
 from ttlaunch.inputs.schema import ComputeConfig, PayloadConfig, check_metrics
@@ -24,10 +25,6 @@ from ttlaunch.inputs.torchtune_configs import (
     distributed_recipe,
     is_single_device,
 )
-
-# ttlaunch's own variables in a payload's environment describe its job (run, dirs, attempt,
-# task), not the sweep.
-JOB_ENV_PREFIX = "TTLAUNCH_"
 
 
 @dataclass(frozen=True)
@@ -51,7 +48,7 @@ class PayloadCommand:
     def sweep_env(self) -> dict[str, str]:
         """The payload's environment without what describes the job: what the sweep's
         preparation runs with."""
-        return {key: value for key, value in self.env.items() if not key.startswith(JOB_ENV_PREFIX)}
+        return {key: value for key, value in self.env.items() if not key.startswith(environment.PREFIX)}
 
 
 # Controls of cruijff_kit summaries that its own tools read (the prompt template, the system
@@ -132,7 +129,7 @@ def build_payload(
         check_metrics(payload.metrics, source, "payload.metrics", "run's")
     argv += [_render(item, values, "payload.extra_overrides", source) for item in payload.extra_overrides]
     env = {key: _render(str(value), values, f"payload.env.{key}", source) for key, value in payload.env.items()}
-    env.update(TTLAUNCH_RUN_NAME=run.name, TTLAUNCH_OUTPUT_DIR=str(output_dir), TTLAUNCH_JOB_DIR=str(job_dir))
+    env.update(environment.job_variables(run.name, output_dir, job_dir))
     setup = _commands(payload.setup, values, "payload.setup", source)
     prepare = _commands(payload.prepare, values, "payload.prepare", source)
     return PayloadCommand(

@@ -14,8 +14,9 @@ import socket
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from ttlaunch.base import environment
+
 BASE = "base"
-OVERRIDE_VARIABLE = "TTLAUNCH_PLATFORM"
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def detect_platform(
     hostname: str | None = None,
     platforms: Sequence[Platform] = PLATFORMS,
 ) -> str:
-    named = environ.get(OVERRIDE_VARIABLE)
+    named = environ.get(environment.PLATFORM)
     if named:
         return named
     host = (hostname if hostname is not None else socket.gethostname()).lower()  # no DNS lookup

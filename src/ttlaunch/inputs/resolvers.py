@@ -6,6 +6,8 @@ import getpass
 
 from omegaconf import OmegaConf
 
+from ttlaunch.inputs.platform import detect_platform
+
 # $USER may be unset (CI, cron, some batch environments); the login name is not.
 if not OmegaConf.has_resolver("ttlaunch.user"):
     OmegaConf.register_new_resolver("ttlaunch.user", getpass.getuser)
@@ -22,8 +24,6 @@ if not OmegaConf.has_resolver("ttlaunch.first_set"):
 
 
 def _platform_detect() -> str:
-    from ttlaunch.inputs.platform import detect_platform
-
     return detect_platform()
 
 

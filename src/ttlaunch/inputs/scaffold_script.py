@@ -16,9 +16,9 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from ttlaunch.errors import InputError
+from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.sbatch_values import memory_gb, time_minutes
 
 SCRIPT_NAME = "finetune.slurm"
@@ -26,7 +26,7 @@ SCRIPT_NAME = "finetune.slurm"
 _SHORT = {"t": "time", "N": "nodes", "n": "ntasks", "c": "cpus-per-task", "p": "partition", "A": "account",
           "o": "output", "e": "error", "J": "job-name", "q": "qos", "C": "constraint", "G": "gpus"}
 # #SBATCH options that are a compute preset field, and how each is read.
-_COMPUTE = {
+_COMPUTE: dict[str, tuple[str, Callable[[str], object]]] = {
     "time": ("timeout_min", time_minutes),
     "mem": ("mem_gb", memory_gb),
     "cpus-per-task": ("cpus_per_task", int),

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ttlaunch.errors import InputError
+from ttlaunch.base.errors import InputError
 
 T = TypeVar("T")
 

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from ttlaunch.errors import InputError
+from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.sbatch_values import memory_gb, time_minutes
 from ttlaunch.inputs.summary_fields import UNUSED_RUN_KEYS, not_used
 

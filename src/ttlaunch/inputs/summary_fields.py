@@ -15,7 +15,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Mapping, Union
 
-from ttlaunch.errors import InputError
+from ttlaunch.base.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,11 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Sequence
 
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from yaml import YAMLError
+
 SINGLE_DEVICE = "_single_device"
 DISTRIBUTED = "_distributed"
 DEFAULT_RECIPE = "lora_finetune_single_device"
@@ -79,10 +84,6 @@ def tune_config(argv: Sequence[str]) -> Any | None:
     file (or built-in) with the overrides merged as torchtune merges them (`~key` removes a
     key; `key=x` on a component sets its `_component_`; `None` is null). None when the config
     cannot be read here (not written yet, or not YAML). Read without importing torchtune."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-    from yaml import YAMLError
-
     arguments = recipe_arguments(argv)
     if arguments is None:
         return None
@@ -121,10 +122,6 @@ def _walk(data: Any, dotpath: str) -> Any:
 def model_dir(argv: Sequence[str]) -> str | None:
     """The checkpoint_dir a `tune run` command trains from; None when that cannot be known
     here."""
-    from omegaconf import OmegaConf
-
-    from omegaconf.errors import OmegaConfBaseException
-
     config = tune_config(argv)
     try:  # scaffolds interpolate it (`${models_dir}/...`), as torchtune resolves it
         value = OmegaConf.select(config, "checkpointer.checkpoint_dir", default=None) if config is not None else None
@@ -138,8 +135,6 @@ SAVED_CONFIG_NAME = "torchtune_config.yaml"
 
 
 def _saved_mapping(saved_config: bytes) -> dict[str, Any] | None:
-    import yaml
-
     try:
         saved = yaml.safe_load(saved_config)
     except Exception:  # YAMLError, and the ValueError of a date like 2026-13-45 (found by fuzzing)

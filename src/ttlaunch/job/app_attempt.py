@@ -19,26 +19,26 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, setup_globals
+
+from ttlaunch.base import environment
+from ttlaunch.job.rendezvous import task_rank
+from ttlaunch.job.requeue import current_attempt
+from ttlaunch.job.task import stop_when_asked, watch_for_end_warning
+from ttlaunch.scheduler.submitit_files import job_dir_of, submitted_job_ids
 
 
 def run_app_attempt(launcher: Any, run: Callable[[], JobReturn]) -> JobReturn:
     """`run` (Hydra's run_job of the task function) as one attempt of the job."""
+    # submitit loads only where jobs are submitted or run.
     import submitit
-    from hydra.core.utils import setup_globals
-
-    from ttlaunch.job.rendezvous import task_rank
-    from ttlaunch.job.requeue import ATTEMPT_VARIABLE, RESUME_VARIABLE, current_attempt
-    from ttlaunch.job.task import stop_when_asked, watch_for_end_warning
-    from ttlaunch.submit.submitit_files import job_dir_of, submitted_job_ids
-
     setup_globals()  # Hydra's resolvers (${now:...} in the sweep dir), as its run_job would
-    environment = submitit.JobEnvironment()
-    job_dir = job_dir_of(Path(environment.paths.folder))
+    submitted = submitit.JobEnvironment()
+    job_dir = job_dir_of(Path(submitted.paths.folder))
     attempt = current_attempt()
-    earlier_jobs = [job_id for job_id in submitted_job_ids(job_dir) if job_id != str(environment.job_id)]
-    os.environ[ATTEMPT_VARIABLE] = str(attempt)
-    os.environ[RESUME_VARIABLE] = "1" if attempt > 1 or earlier_jobs else "0"
+    earlier_jobs = [job_id for job_id in submitted_job_ids(job_dir) if job_id != str(submitted.job_id)]
+    os.environ[environment.ATTEMPT] = str(attempt)
+    os.environ[environment.RESUME] = "1" if attempt > 1 or earlier_jobs else "0"
     if "SLURM_JOB_ID" in os.environ:
         checkpoint = getattr(launcher.task_function, "checkpoint", None)
         watch_for_end_warning(job_dir, attempt, task_rank(), save=checkpoint if callable(checkpoint) else None)

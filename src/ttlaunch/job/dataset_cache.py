@@ -20,7 +20,7 @@ import datasets
 from omegaconf import DictConfig, ListConfig
 from torchtune import config
 
-from ttlaunch.job.preparation import REPORT_ENV
+from ttlaunch.base import environment
 
 
 @config.parse
@@ -32,7 +32,7 @@ def main(cfg: DictConfig) -> None:
             # Packing happens in memory at every start; the cache is what is shared.
             part.packed = False
         config.instantiate(part, tokenizer)
-    report = os.environ.get(REPORT_ENV)
+    report = os.environ.get(environment.PREPARED_REPORT)
     if report:
         Path(report).write_text(json.dumps([str(datasets.config.HF_DATASETS_CACHE)]), encoding="utf-8")
 

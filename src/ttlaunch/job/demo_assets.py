@@ -48,6 +48,7 @@ def write_dataset(path: Path, rows: int = 64) -> None:
 
 
 def train_tokenizer(corpus_words: list[str], prefix: Path) -> Path:
+    # sentencepiece loads only where the demo's tokenizer is built.
     import sentencepiece as spm
 
     corpus = prefix.with_suffix(".txt")
@@ -71,8 +72,11 @@ def train_tokenizer(corpus_words: list[str], prefix: Path) -> Path:
 
 
 def write_model(model_dir: Path, seed: int = 0) -> None:
+    # torch loads only where the demo's model is built.
     import torch
     from safetensors.torch import save_file
+
+    # torchtune loads only where the demo's model is built.
     from torchtune.models.convert_weights import tune_to_hf
     from torchtune.models.llama2 import llama2
 

@@ -17,25 +17,31 @@ Runs in the job (ttlaunch.job.task).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
 import os
 import socket
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ttlaunch.base import environment
+from ttlaunch.base.times import timestamp
 from ttlaunch.inputs.payload import PayloadCommand
-from ttlaunch.records.event_log import timestamp
+from ttlaunch.inputs.torchtune_configs import recipe_arguments, tune_config
 from ttlaunch.records.jobs_file import write_atomically
 
 log = logging.getLogger(__name__)
 
 PREPARED_DIR = "prepared"
-# Where `python -m ttlaunch.job.dataset_cache` writes the cache dir it filled (a JSON list).
-REPORT_ENV = "TTLAUNCH_PREPARED_REPORT"
 # While waiting for another job's preparation, say so this often.
 WAIT_NOTE_EVERY_S = 60.0
 
@@ -64,11 +70,12 @@ def prepared_record(sweep_dir: Path, key: str) -> dict[str, Any] | None:
     produced = record.get("produced") if isinstance(record, dict) else None
     if not isinstance(produced, list) or not all(Path(str(path)).exists() for path in produced):
         return None
-    return record
+    return dict(record)
 
 
 def prepare_once(sweep_dir: Path, preparation: Preparation, job: str) -> bool:
     """Do the step unless a job of the sweep did; True when this job did it."""
+    # filelock loads only where a lock is taken.
     from filelock import FileLock, Timeout
 
     key = preparation.key
@@ -148,7 +155,7 @@ def sweep_steps(command: PayloadCommand, kind: str, run: Runner) -> Iterator[Pre
         yield Preparation(
             what=f"payload.prepare[{index}]: {' '.join(argv)}",
             depends_on={"step": "command", "argv": list(argv), "env": env},
-            act=lambda argv=argv: _run_command(run, argv, env),
+            act=functools.partial(_run_command, run, argv, env),
         )
     if kind == "torchtune":
         step = dataset_step(command.argv, env, run)
@@ -165,14 +172,6 @@ def dataset_step(argv: Sequence[str], env: Mapping[str, str], run: Runner) -> Pr
     """Building the datasets cache of a `tune run` command's dataset, keyed by the dataset's
     config, where the cache is, and the size and time of each local data file it names; None
     when the command's config cannot be read or has no dataset."""
-    import sys
-    import tempfile
-
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from ttlaunch.inputs.torchtune_configs import recipe_arguments, tune_config
-
     arguments, config = recipe_arguments(argv), tune_config(argv)
     if arguments is None or config is None or config.get("dataset") is None:
         log.info("no dataset config to prepare a cache for")
@@ -190,7 +189,7 @@ def dataset_step(argv: Sequence[str], env: Mapping[str, str], run: Runner) -> Pr
     def build() -> Sequence[str]:
         with tempfile.TemporaryDirectory(prefix="ttlaunch-prepared-") as scratch:
             report = Path(scratch) / "report.json"
-            run([sys.executable, "-m", "ttlaunch.job.dataset_cache", *arguments], {**env, REPORT_ENV: str(report)})
+            run([sys.executable, "-m", "ttlaunch.job.dataset_cache", *arguments], {**env, environment.PREPARED_REPORT: str(report)})
             return [str(path) for path in json.loads(report.read_text(encoding="utf-8"))]
 
     return Preparation(what=f"datasets cache of {_describe(dataset)}", depends_on=depends_on, act=build)

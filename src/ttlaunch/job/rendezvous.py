@@ -18,9 +18,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
+from ttlaunch.base import environment
 from ttlaunch.inputs.payload import PayloadCommand
 from ttlaunch.records.jobs_file import write_atomically
-from ttlaunch.scheduler.figures import count
+from ttlaunch.scheduler.readings import count
 
 # Rendezvous ports: one per job id in this range, so jobs sharing a node do not collide.
 PORT_BASE, PORT_SPAN = 20000, 20000
@@ -68,7 +69,7 @@ def distributed(command: PayloadCommand, kind: str, torchrun: bool, rendezvous: 
     GPU, one on the CPU); anything else as it is."""
     env = dict(command.env)
     if rendezvous is not None:
-        env.update(TTLAUNCH_TASK=str(rendezvous.rank), TTLAUNCH_TASKS=str(rendezvous.tasks))
+        env.update({environment.TASK: str(rendezvous.rank), environment.TASKS: str(rendezvous.tasks)})
     if kind == "torchtune" and rendezvous is not None:
         # After `tune run`, wherever it starts (a scaffold's batch script comes first).
         at = next(i for i in range(len(command.argv) - 1) if command.argv[i : i + 2] == ("tune", "run")) + 2

@@ -24,9 +24,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from ttlaunch.records.event_log import timestamp
+from ttlaunch.base import environment
+from ttlaunch.base.times import timestamp
 from ttlaunch.records.jobs_file import write_atomically
-from ttlaunch.scheduler.figures import count
+from ttlaunch.scheduler.readings import count
 from ttlaunch.scheduler.slurm import MAX_RESTARTS
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,6 @@ log = logging.getLogger(__name__)
 REQUEUES_NAME = "requeues.json"
 # A warning this close to the time limit (beyond SLURM's signal delay) is the time limit's.
 TIMEOUT_SLACK_S = 60.0
-
-
-# What every attempt's payload (or an app's task function) finds in its environment: the
-# attempt (1, 2, ... across requeues), and 1 when it resumes earlier work.
-ATTEMPT_VARIABLE = "TTLAUNCH_ATTEMPT"
-RESUME_VARIABLE = "TTLAUNCH_RESUME"
 
 
 def current_attempt(environ: Mapping[str, str] = os.environ) -> int:
@@ -88,10 +83,6 @@ def record_requeue(job_dir: Path, attempt: int, reason: str) -> None:
     write_atomically(job_dir / REQUEUES_NAME, json.dumps(entries, indent=2) + "\n")
 
 
-# How the budget computed at submission reaches the job: exported by the batch script.
-POLICY_VARIABLE = "TTLAUNCH_REQUEUE_POLICY"
-
-
 @dataclass(frozen=True)
 class RequeuePolicy:
     """A job's requeue budget, computed once at submission (ttlaunch.submit.slurm_request)
@@ -112,7 +103,7 @@ class RequeuePolicy:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> RequeuePolicy | None:
         """The policy the submission exported; None for a job submitted with requeue=off."""
-        text = environ.get(POLICY_VARIABLE)
+        text = environ.get(environment.REQUEUE_POLICY)
         return cls(**json.loads(text)) if text else None
 
 

@@ -17,7 +17,7 @@ import operator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ttlaunch.job.checkpoints import epoch_dirs, epoch_of
+from ttlaunch.records.checkpoints import epoch_dirs, epoch_of
 
 RECIPE_STATE = Path("recipe_state") / "recipe_state.pt"
 ADAPTER = "adapter_model.pt"  # what torchtune's resume loads

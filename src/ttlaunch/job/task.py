@@ -18,16 +18,29 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ttlaunch.errors import PayloadFailed, StoppedByTTLaunch
+from ttlaunch.base import environment
+from ttlaunch.base.errors import PayloadFailed, StoppedByTTLaunch
 from ttlaunch.inputs.composed import LaunchInputs, read_inputs
+from ttlaunch.inputs.evaluation_plan import (
+    EVAL_CONFIG_NAME,
+    TARGET_KEY,
+    EvaluationTarget,
+    checkpoint_of,
+    cruijff_evaluation,
+    evaluation_command,
+)
 from ttlaunch.inputs.payload import PayloadCommand
 from ttlaunch.inputs.summary import Run
+from ttlaunch.inputs.torchtune_configs import model_dir
 from ttlaunch.job.failure import PAYLOAD_EXIT
 from ttlaunch.job.gpu_sampler import gpu_sampler
 from ttlaunch.job.preparation import job_label, prepare_all, sweep_steps
-from ttlaunch.job.requeue import ATTEMPT_VARIABLE, RESUME_VARIABLE, EndWarning, RequeuePolicy, current_attempt
+from ttlaunch.job.rendezvous import agreed, distributed, rendezvous_of, task_rank
+from ttlaunch.job.requeue import EndWarning, RequeuePolicy, current_attempt
 from ttlaunch.job.resume import ResumeAction, decide_torchtune
-from ttlaunch.submit.stagger import hook_or_default
+from ttlaunch.job.stagger import hook_or_default
+from ttlaunch.records.checkpoints import loadable
+from ttlaunch.scheduler import slurm
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +121,8 @@ def finish_command(
     if code != 0:
         # Marks where the payload's output ends and the wrapper's traceback begins (ttlaunch.job.failure).
         print(f"{PAYLOAD_EXIT} {code}", file=sys.stderr, flush=True)
-        raise PayloadFailed(run_name, code, [str(arg) for arg in process.args])
+        argv = process.args if isinstance(process.args, (list, tuple)) else [process.args]
+        raise PayloadFailed(run_name, code, [str(arg) for arg in argv])
 
 
 def run_command(argv: Sequence[str], env: Mapping[str, str], run_name: str) -> None:
@@ -159,7 +173,7 @@ def attempt_command(command: PayloadCommand, kind: str, attempt: int, state: str
     argv = command.argv
     if kind == "torchtune" and state == "resume":
         argv = (*argv, "resume_from_checkpoint=True")
-    env = {**command.env, ATTEMPT_VARIABLE: str(attempt), RESUME_VARIABLE: "1" if state == "resume" else "0"}
+    env = {**command.env, environment.ATTEMPT: str(attempt), environment.RESUME: "1" if state == "resume" else "0"}
     return replace(command, argv=argv, env=env)
 
 
@@ -171,8 +185,6 @@ def watch_for_end_warning(
     handler it returns must be attached to the payload once that runs; `save` is what a task
     function running in this process saves before a requeue. Without a budget
     (requeue=off) the job runs on to its time limit."""
-    from ttlaunch.scheduler import slurm
-
     policy = RequeuePolicy.from_environment()
     if policy is None:
         run_to_the_time_limit()
@@ -188,17 +200,6 @@ def watch_for_end_warning(
 def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Path, sweep_dir: Path) -> tuple[PayloadCommand, str]:
     """The training payload of the run and its kind (torchtune, command), or, for an
     evaluation job, its evaluation command (kind evaluation)."""
-    from ttlaunch.inputs.torchtune_configs import model_dir
-    from ttlaunch.job.checkpoints import loadable
-    from ttlaunch.monitor.evaluations import (
-        EVAL_CONFIG_NAME,
-        TARGET_KEY,
-        EvaluationTarget,
-        checkpoint_of,
-        cruijff_evaluation,
-        evaluation_command,
-    )
-
     target = cfg.get(TARGET_KEY)
     if target is None:
         return inputs.payload_for(run.name, job_dir), inputs.payload.kind
@@ -233,9 +234,6 @@ def run_task(cfg: DictConfig) -> None:
     In a job of several tasks every task runs it: task 0 decides where the attempt starts
     (the others act on its decision), each starts its part of the distributed trainer
     (ttlaunch.job.rendezvous), each samples its node's GPUs, and only task 0 requeues."""
-    from ttlaunch.job.rendezvous import agreed, distributed, rendezvous_of, task_rank
-    from ttlaunch.scheduler import slurm
-
     hydra_cfg = HydraConfig.get()
     job_dir = Path(hydra_cfg.runtime.output_dir)
     attempt = current_attempt()

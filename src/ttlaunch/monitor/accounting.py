@@ -4,11 +4,14 @@ figures sacct has. Each becomes a COMPUTE_METRICS entry and the job's `metrics` 
 
 from __future__ import annotations
 
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.records.ledger import Ledger
+from ttlaunch.scheduler import metrics, slurm
 from ttlaunch.scheduler.states import JobState
 
 # After these states a job used its allocation to the end: its compute metrics are collected.
@@ -82,11 +85,6 @@ class MetricsCollector:
         report (None without seff; a job's report None while seff has no data, or the
         unexpected error its seff call raised), SEFF_CALLS_IN_FLIGHT seff calls at a time: a
         sweep of 50 jobs that end together has its metrics in about a second, not ten."""
-        import shutil
-        from concurrent.futures import ThreadPoolExecutor
-
-        from ttlaunch.scheduler import slurm
-
         usages: dict[str, Any] | Exception = {}
         try:
             usages = slurm.usage(job_ids)
@@ -111,8 +109,6 @@ class MetricsCollector:
     def _collect_metrics(
         self, pending: PendingMetrics, usages: dict[str, Any] | Exception, reports: dict[str, Any] | None, now: float
     ) -> None:
-        from ttlaunch.scheduler import metrics
-
         if isinstance(usages, Exception):
             raise usages
         record = self._ledger.state.jobs[pending.job]

@@ -10,10 +10,10 @@ import subprocess
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
+from ttlaunch.base.times import timestamp
 from ttlaunch.inputs.rulebook import Action, CancelAction, CommandAction, FollowUpAction, LogAction, RestartAction
 from ttlaunch.inputs.templates import render
 from ttlaunch.inputs.torchtune_configs import halved_batch_overrides
-from ttlaunch.records.event_log import timestamp
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 

@@ -20,7 +20,7 @@ def reattach_hint(sweep_dir: Path) -> str:
 
 
 @dataclass
-class SweepMonitor(MonitorSettings, Callback):
+class MonitorCallback(MonitorSettings, Callback):
     """The Hydra callback that monitors a sweep (configured under `hydra.callbacks.monitor`).
 
     Hydra instantiates callbacks in the launching process and again in every job; this one

@@ -15,8 +15,9 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from ttlaunch.errors import MonitorStopped
-from ttlaunch.records.event_log import EventLog, timestamp
+from ttlaunch.base.errors import MonitorStopped
+from ttlaunch.base.times import timestamp
+from ttlaunch.records.event_log import EventLog
 
 log = logging.getLogger(__name__)
 

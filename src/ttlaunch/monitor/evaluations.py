@@ -1,195 +1,26 @@
-"""Evaluation jobs: the experiment summary's evaluation matrix (run x task x epoch).
-
-Each evaluation is a job of its own, named `<run>/<task>/epoch<N>` (its dir nests under the
-run's), submitted by the monitor as soon as that epoch's checkpoint is complete, and then
-monitored like a training job (STATE_CHANGE, COMPUTE_METRICS, RESOURCE_STATUS). In the job,
-`evaluation.command` runs instead of the training payload (ttlaunch.job.task).
+"""The evaluation trigger: each evaluation of the matrix (ttlaunch.inputs.evaluation_plan) is
+submitted by the monitor as soon as its epoch's checkpoint is complete, then monitored like a
+training job (STATE_CHANGE, COMPUTE_METRICS, RESOURCE_STATUS).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
-from ttlaunch.errors import InputError
-from ttlaunch.inputs import templates
-from ttlaunch.inputs.payload import PayloadCommand
+from ttlaunch.inputs.evaluation_plan import EvaluationTarget, checkpoint_ready
 from ttlaunch.inputs.schema import EvaluationConfig
-from ttlaunch.inputs.summary import TASK_SETTINGS, EvaluationTask, Experiment, Run, RunType
 from ttlaunch.monitor.actions import Capabilities
 from ttlaunch.monitor.containment import Containment
-from ttlaunch.records.jobs_file import JobRecord, evaluation_job_name
+from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 
 log = logging.getLogger(__name__)
 
-# Set on an evaluation job's command line: which task and epoch it evaluates.
-TARGET_KEY = "evaluation_target"
 
-
-@dataclass(frozen=True)
-class EvaluationTarget:
-    run: str
-    task: str
-    # The epoch of this sweep's training evaluated; None: the run's model as the summary
-    # gives it (a control's base model, an eval-only run's checkpoint), ready from the start.
-    epoch: int | None
-
-    @property
-    def job_name(self) -> str:
-        return evaluation_job_name(self.run, self.task, self.epoch)
-
-    @property
-    def overrides(self) -> list[str]:
-        epoch = "null" if self.epoch is None else self.epoch
-        return [f"+{TARGET_KEY}.task={self.task}", f"+{TARGET_KEY}.epoch={epoch}"]
-
-
-def planned_evaluations(experiment: Experiment, run_names: Sequence[str]) -> list[EvaluationTarget]:
-    """The matrix's cells for runs that train in this sweep, at their epochs, and for the
-    control and eval-only runs, on their model as it is: the comparison the fine-tuned runs
-    are measured against."""
-    wanted = set(run_names)
-    given = {run.name for run in experiment.runs if run.type is not RunType.FINE_TUNED}
-    return [
-        EvaluationTarget(cell.run, task, epoch)
-        for cell in experiment.evaluation_matrix if cell.run in wanted or cell.run in given
-        for task in cell.tasks
-        for epoch in (cell.epochs if cell.run in wanted else (None,))
-    ]
-
-
-# What transformers loads a tokenizer's vocabulary from; a checkpoint without either takes
-# the base model's.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
-
-
-def _values(
-    config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path, task: EvaluationTask | None = None
-) -> dict[str, str]:
-    reference = task.reference if task is not None else target.task
-    epoch = str(target.epoch) if target.epoch is not None else ""
-    values = {"run_name": target.run, "task": reference, "epoch": epoch, "run_output_dir": str(run_output_dir)}
-    values["checkpoint"] = _render(config.checkpoint, values, "evaluation.checkpoint")
-    values.update(output_dir=str(job_dir / "outputs"), job_dir=str(job_dir))
-    return values
-
-
-def _render(template: str, values: dict[str, str], where: str) -> str:
-    try:
-        return templates.render(template, values)
-    except templates.TemplateError as err:
-        raise InputError("ttlaunch.yaml", where, str(err)) from None
-
-
-def runs_inspect(command: Sequence[str]) -> bool:
-    """The evaluation command is inspect's (`inspect eval ...`): it takes inspect's options,
-    and leaves an inspect log to read the scores from."""
-    return list(command[:2]) == ["inspect", "eval"]
-
-
-def _inspect_options(
-    settings: Mapping[str, object], args: Mapping[str, object], checkpoint: Path, base_model_dir: Path | None
-) -> tuple[str, ...]:
-    options: list[str] = []
-    for key, value in settings.items():
-        options += [TASK_SETTINGS[key], str(value)]
-    for key, value in args.items():
-        options += ["-T", f"{key}={value}"]
-    has_tokenizer = any((checkpoint / name).is_file() for name in TOKENIZER_FILES)
-    if not has_tokenizer and base_model_dir is not None and any((base_model_dir / name).is_file() for name in TOKENIZER_FILES):
-        options += ["-M", f"tokenizer_path={base_model_dir}"]
-    return tuple(options)
-
-
-# The file a cruijff_kit task reads its prompt, system prompt and scorers from (-T config_path),
-# as cruijff_kit's setup_inspect.py writes it beside each evaluation.
-EVAL_CONFIG_NAME = "eval.yaml"
-
-
-def cruijff_evaluation(
-    experiment: Experiment, run: Run, task: EvaluationTask, target: EvaluationTarget, job_dir: Path
-) -> tuple[tuple[str, ...], dict[str, object]]:
-    """The inspect options and the eval.yaml of a task in cruijff_kit's shape (one that names
-    its `dataset`), derived from the summary as cruijff_kit's setup_inspect.py derives them:
-    `data_path` (the task's dataset, or the training data for `same`), `config_path` (the
-    prompt, system prompt and scorers, the task's over the run's over the controls'),
-    `vis_label`, `use_chat_template` (from `dataset_type`), the generation settings."""
-    settings = experiment.evaluation_settings
-    controls = experiment.controls
-    data_path = experiment.training_data if task.dataset == "same" else Path(str(task.dataset)).expanduser()
-    assert data_path is not None, "parse_experiment requires data.training.path for `same`"
-    prompt = task.prompt or run.parameters.get("prompt") or controls.get("prompt") or "{input}"
-    shared_system_prompt = settings.system_prompt if settings.system_prompt is not None else controls.get("system_prompt", "")
-    system_prompt = task.settings.get("system_prompt", shared_system_prompt)
-    cell = next((cell for cell in experiment.evaluation_matrix if cell.run == run.name and task.name in cell.tasks), None)
-    label = (cell.vis_label if cell is not None else None) or run.name
-    config: dict[str, object] = {
-        "task_name": task.name, "prompt": prompt, "system_prompt": system_prompt,
-        "scorers": [dict(scorer) for scorer in settings.scorers], "epoch": target.epoch,
-        "dataset_type": controls.get("dataset_type"), "vis_label": label,
-    }
-    args = {
-        "data_path": str(data_path), "config_path": str(job_dir / EVAL_CONFIG_NAME), "vis_label": label,
-        "use_chat_template": "false" if controls.get("dataset_type") == "text_completion" else "true",
-    }
-    max_tokens = task.settings.get("max_tokens", settings.max_tokens)
-    if max_tokens is not None:
-        args["max_tokens"] = str(max_tokens)
-    if settings.do_sample and settings.temperature is not None:  # greedy decoding has no temperature
-        args["temperature"] = str(settings.temperature)
-    assistant_prefix = task.assistant_prefix or settings.assistant_prefix
-    if assistant_prefix is not None:
-        args["assistant_prefix"] = f'"{assistant_prefix}"'  # inspect reads -T values as YAML
-    options: list[str] = []
-    for key, value in args.items():
-        options += ["-T", f"{key}={value}"]
-    options += ["-M", f"do_sample={'true' if settings.do_sample else 'false'}"]
-    if settings.max_connections is not None:
-        options += ["--max-connections", str(settings.max_connections)]
-    if settings.seed is not None:
-        options += ["--seed", str(settings.seed)]
-    return tuple(options), config
-
-
-def checkpoint_of(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path) -> Path:
-    """The checkpoint the evaluation is of (evaluation.checkpoint: the run's epoch_N/)."""
-    return Path(_values(config, target, run_output_dir, Path("."))["checkpoint"])
-
-
-def checkpoint_ready(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path) -> bool:
-    return (checkpoint_of(config, target, run_output_dir) / config.ready_file).is_file()
-
-
-def evaluation_command(
-    config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path,
-    task: EvaluationTask | None = None, base_model_dir: Path | None = None, run_settings: Mapping[str, object] = {},
-    cruijff_options: Sequence[str] = (), checkpoint: Path | None = None,
-) -> PayloadCommand:
-    """The evaluation's argv and environment. For `inspect eval` (the default), the settings
-    of the run (its summary's controls and parameters named in TASK_SETTINGS, such as
-    system_prompt) and of the task, the task's over the run's, and the task's arguments
-    follow as inspect's options; a checkpoint without tokenizer files is given the base
-    model's (`-M tokenizer_path=...`). `checkpoint`: the dir `{checkpoint}` names, when
-    the model is loaded from another than evaluation.checkpoint's (ttlaunch.job.checkpoints.loadable)."""
-    values = _values(config, target, run_output_dir, job_dir, task)
-    if checkpoint is not None:
-        values["checkpoint"] = str(checkpoint)
-    argv = tuple(_render(item, values, "evaluation.command") for item in config.command)
-    if runs_inspect(argv) and cruijff_options:  # a cruijff_kit task: its options are its own
-        argv += (*cruijff_options, *_inspect_options({}, task.args if task else {}, Path(values["checkpoint"]), base_model_dir))
-    elif runs_inspect(argv):
-        settings = {**{key: value for key, value in run_settings.items() if key in TASK_SETTINGS}, **(task.settings if task else {})}
-        argv += _inspect_options(settings, task.args if task else {}, Path(values["checkpoint"]), base_model_dir)
-    env = {key: _render(str(value), values, f"evaluation.env.{key}") for key, value in config.env.items()}
-    env.update(TTLAUNCH_RUN_NAME=target.run, TTLAUNCH_OUTPUT_DIR=values["output_dir"], TTLAUNCH_JOB_DIR=str(job_dir))
-    return PayloadCommand(argv=argv, env=env, output_dir=job_dir / "outputs")
-
-
-class EvaluationScheduler:
+class EvaluationTrigger:
     """Submits each planned evaluation once its checkpoint is ready (a monitor reaction)."""
 
     name = "evaluations"  # the stage named when handling a job fails

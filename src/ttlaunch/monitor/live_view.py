@@ -12,8 +12,8 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
+from ttlaunch.base.times import format_elapsed, parse_timestamp
 from ttlaunch.monitor.scores import headline
-from ttlaunch.records.event_log import format_elapsed, parse_timestamp
 from ttlaunch.records.jobs_file import JobRecord, SweepState
 from ttlaunch.scheduler.states import JobState
 
@@ -79,7 +79,7 @@ def columns_and_rows(state: SweepState, now: dt.datetime | None = None) -> tuple
     """The table's columns and rows; a Notes column (why a job failed) when some job has one."""
     moment = now or dt.datetime.now()
     jobs = shown_jobs(state)
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (name, word, record.job_id or "-", record.started or "-", elapsed_of(record, moment))
         if record else (name, word, "-", "-", "-")
         for name, (word, record) in jobs.items()
@@ -116,6 +116,7 @@ def render_plain(state: SweepState, now: dt.datetime | None = None) -> str:
 
 
 def render_rich(state: SweepState, now: dt.datetime | None = None) -> Any:
+    # rich loads only where a table is drawn.
     from rich.table import Table
 
     table = Table(title=counts_line(state), title_justify="left")
@@ -161,6 +162,7 @@ def live_view(state: SweepState, mode: str) -> Iterator[Any]:
     if mode == "off" or (mode == "auto" and not sys.stdout.isatty()):
         yield _Quiet(state)
         return
+    # rich loads only where a table is drawn.
     from rich.live import Live
 
     with Live(render_rich(state), auto_refresh=False, transient=False) as live:

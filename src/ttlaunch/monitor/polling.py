@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ttlaunch.records.event_log import timestamp
+from ttlaunch.base.times import timestamp
 from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.scheduler import slurm
 from ttlaunch.scheduler.states import JobState, parse_state
-from ttlaunch.submit.submitit_files import result_path
+from ttlaunch.scheduler.submitit_files import result_path
 
 if TYPE_CHECKING:
     from ttlaunch.scheduler.slurm import AccountingEntry
@@ -87,8 +88,6 @@ class SlurmPoller:
         A job neither queued nor accounted was submitted moments ago (slurmctld tells
         slurmdbd asynchronously): it is pending, not lost.
         """
-        from ttlaunch.scheduler import slurm
-
         queued = slurm.squeue(self.user)
         observed: dict[str, Observation] = {}
         gone: dict[str, str] = {}
@@ -139,8 +138,6 @@ class SlurmPoller:
         return observed
 
     def _accounting(self, job_ids: list[str]) -> dict[str, Any]:
-        from ttlaunch.scheduler import slurm
-
         if not job_ids:
             return {}
         if self.accounting:

@@ -4,9 +4,9 @@ Each poll it reads what every job wrote since the last poll (whole lines only), 
 log events, takes the state changes the monitor saw and the jobs gone quiet, and turns each
 matching event into one queued action per rule action. A queued action runs when its
 conditions hold, is dropped when they fail, and waits while a blocking file condition
-waits. Everything it knows lives in `<sweep>/rules.json`: read offsets, queued actions and
-the keys of actions already decided. A key is marked before its action runs, so a
-re-launched monitor neither loses a queued action nor repeats one that fired.
+waits. Everything it knows lives in `<sweep>/rules.json` (ttlaunch.records.rules_state): read
+offsets, queued actions and the keys of actions already decided. A key is marked before its
+action runs, so a re-launched monitor neither loses a queued action nor repeats one that fired.
 
 Conditions are judged in ttlaunch.monitor.conditions, actions carried out in
 ttlaunch.monitor.actions. Commands run as argv lists, never through a shell: a value taken
@@ -17,84 +17,19 @@ from __future__ import annotations
 
 import json
 import time
-import typing
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ttlaunch.errors import DamagedFile
-from ttlaunch.inputs.rulebook import CRASH, Action, FollowUpAction, RestartAction, Rules
+from ttlaunch.inputs.rulebook import CRASH, Action, FollowUpAction, LogEvent, RestartAction, Rules, StateEvent
 from ttlaunch.job.failure import ran_out_of_memory, read_tail
 from ttlaunch.monitor.actions import ActionRunner, Capabilities, kind
 from ttlaunch.monitor.conditions import NO, WAIT, Subject, judge
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.monitor.job_output import new_lines
-from ttlaunch.records.jobs_file import JobRecord, fits_type, read_json_object, rebuild_hint, write_atomically
+from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
+from ttlaunch.records.rules_state import RULES_STATE_NAME, QueuedAction, RulesState
 from ttlaunch.scheduler.states import JobState
-
-RULES_STATE_NAME = "rules.json"
-_RULES_STATE_KEYS = (("offsets", {}), ("decided", []), ("queued", []), ("quiet", []))
-
-
-@dataclass
-class QueuedAction:
-    """One action of a rule, fired by one event of a job, waiting to run or be decided."""
-
-    key: str  # this firing: the job, its id, the event, the action's index, the values found
-    job: str
-    event: str
-    action: int  # its index among the event's actions
-    variables: dict[str, Any]  # what its templates and conditions read
-    queued_at: float
-    announced: bool = False  # ACTION_QUEUED was written
-
-
-_QUEUED_TYPES = typing.get_type_hints(QueuedAction)
-
-
-def _queued_action(item: object) -> QueuedAction | None:
-    """A queued action as rules.json holds it (every field, each of its type); None when it
-    is not one."""
-    if not (isinstance(item, dict) and set(item) == set(_QUEUED_TYPES)):
-        return None
-    if not all(fits_type(value, _QUEUED_TYPES[key]) for key, value in item.items()):
-        return None
-    return QueuedAction(**item)
-
-
-@dataclass
-class RulesState:
-    offsets: dict[str, dict[str, int]] = field(default_factory=dict)  # job -> log path -> bytes read
-    decided: list[str] = field(default_factory=list)  # keys of actions run, skipped or timed out
-    queued: list[QueuedAction] = field(default_factory=list)
-    quiet: list[str] = field(default_factory=list)  # "<job>@<job id>@<event>" already reported inactive
-
-    @classmethod
-    def load(cls, path: Path) -> "RulesState":
-        """The rules' bookkeeping; DamagedFile when the file is not what this class writes."""
-        if not path.is_file():
-            return cls()
-        way_on = rebuild_hint(path.parent)
-        data = read_json_object(path, way_on)
-        offsets, decided, queued, quiet = (data.get(key, empty) for key, empty in _RULES_STATE_KEYS)
-        well_formed = (
-            isinstance(offsets, dict) and all(
-                isinstance(logs, dict) and all(isinstance(n, int) and not isinstance(n, bool) for n in logs.values())
-                for logs in offsets.values()
-            )
-            and all(isinstance(items, list) for items in (decided, queued, quiet))
-            and all(isinstance(key, str) for key in [*decided, *quiet])
-        )
-        actions = [_queued_action(item) for item in queued] if well_formed else []
-        if not well_formed or None in actions:
-            raise DamagedFile(path, "not the rules' bookkeeping ttlaunch writes (offsets, decided, queued, quiet)", way_on)
-        return cls(offsets, decided, [action for action in actions if action is not None], quiet)
-
-    def save(self, path: Path) -> None:
-        queued = [asdict(item) for item in self.queued]
-        data = {"offsets": self.offsets, "decided": self.decided, "queued": queued, "quiet": self.quiet}
-        write_atomically(path, json.dumps(data, indent=2) + "\n")
 
 
 class RulesEngine:
@@ -184,7 +119,8 @@ class RulesEngine:
     # --- actions ------------------------------------------------------------------------
 
     def _action(self, item: QueuedAction) -> Action | None:
-        for event in (*self.rules.log_events, *self.rules.state_events):
+        events: tuple[LogEvent | StateEvent, ...] = (*self.rules.log_events, *self.rules.state_events)
+        for event in events:
             if event.name == item.event and item.action < len(event.actions):
                 return event.actions[item.action]
         return None  # the rule is gone from the config since: nothing to run
@@ -264,6 +200,6 @@ def error_type(record: JobRecord, state: JobState) -> str:
     if state is JobState.FAILED and record.stderr:
         tail = read_tail(Path(record.stderr))
         return "oom" if ran_out_of_memory(tail) else "crash"
-    return state.value.lower()
+    return str(state.value).lower()
 
 

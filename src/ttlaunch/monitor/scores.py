@@ -11,6 +11,7 @@ def read_scores(output_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     """({"metrics": {"<scorer>/<metric>": value}, "samples": N, "log": path}, None), or
     (None, why there are none): no log, a log of an evaluation that did not succeed, no scores."""
     try:
+        # inspect-ai (an extra) loads only where scores are read.
         from inspect_ai.log import list_eval_logs, read_eval_log
     except ImportError:
         return None, "inspect-ai is not installed where ttlaunch monitors (pip install 'ttlaunch[eval]'): no log reader"

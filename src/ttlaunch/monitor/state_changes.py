@@ -8,11 +8,16 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ttlaunch.base.times import format_elapsed, parse_timestamp, timestamp
+from ttlaunch.job.failure import failure_reason, payload_exit_code, read_tail
+from ttlaunch.job.requeue import read_requeues
 from ttlaunch.monitor.scores import headline, read_scores
-from ttlaunch.records.event_log import Entry, format_elapsed, parse_timestamp, timestamp
+from ttlaunch.records.checkpoints import epoch_dirs
+from ttlaunch.records.event_log import Entry
 from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.scheduler import slurm
 from ttlaunch.scheduler.states import JobState
-from ttlaunch.submit.submitit_files import returned_value
+from ttlaunch.scheduler.submitit_files import returned_value
 
 if TYPE_CHECKING:
     from ttlaunch.monitor.polling import Observation
@@ -48,9 +53,6 @@ def note_requeues(record: JobRecord, observation: Observation) -> list[Entry]:
 
 def _requeue_reason(record: JobRecord, ended_attempt: int) -> str:
     """What the job wrote when it requeued itself; else what accounting says of that run."""
-    from ttlaunch.job.requeue import read_requeues
-    from ttlaunch.scheduler import slurm
-
     if record.job_dir:
         for entry in read_requeues(Path(record.job_dir)):
             if entry.attempt == ended_attempt:
@@ -71,9 +73,6 @@ def apply_state(
     `inspect_evaluations`: evaluations run `inspect eval`, and one that completed has its
     scores read from inspect's log (without a usable log it failed). `app_jobs`: the jobs run
     any Hydra app's task function, and one that completed has what it returned read back."""
-    from ttlaunch.job.checkpoints import epoch_dirs
-    from ttlaunch.job.failure import failure_reason, payload_exit_code, read_tail
-
     previous, current = record.status, observation.state
     if current is previous or current is JobState.UNKNOWN:
         return []
@@ -99,8 +98,10 @@ def apply_state(
         record.completed = observation.completed or timestamp()
         if observation.started:
             record.started = observation.started  # accounting's time beats our sighting
-        seconds_run = observation.elapsed_s
-        if seconds_run is None:
+        seconds_run: float
+        if observation.elapsed_s is not None:
+            seconds_run = observation.elapsed_s
+        else:
             seconds_run = _seconds_between(record.started or record.submitted, record.completed)
         record.elapsed, record.elapsed_s = format_elapsed(seconds_run), seconds_run
         record.exit_code = observation.exit_code

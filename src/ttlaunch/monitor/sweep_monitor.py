@@ -21,14 +21,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from ttlaunch.base.times import format_elapsed, timestamp
+from ttlaunch.job.gpu_sampler import read_job_sample
 from ttlaunch.monitor.accounting import METRICS_STATES, MetricsCollector
 from ttlaunch.monitor.containment import SWEEP, Containment
+from ttlaunch.monitor.live_view import live_view
+from ttlaunch.monitor.polling import END_CONFIRM_EVERY_S, SlurmPoller, local_observation
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.state_changes import apply_state, note_requeues
-from ttlaunch.monitor.training import TrainingWatch
-from ttlaunch.records.event_log import EventLog, format_elapsed, timestamp
+from ttlaunch.monitor.training import TrainingWatch, training_curves
+from ttlaunch.records.event_log import EventLog
 from ttlaunch.records.jobs_file import APP_KIND, JobRecord, status_counts
 from ttlaunch.records.ledger import Ledger
+from ttlaunch.records.report import checkpoint_checks, write_report
+from ttlaunch.scheduler.local_jobs import stop_local_job
 from ttlaunch.scheduler.states import JobState
 
 if TYPE_CHECKING:
@@ -74,8 +80,6 @@ class Monitor:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        from ttlaunch.monitor.polling import SlurmPoller
-
         self.ledger = ledger
         self.settings = settings
         self.poll_interval_s = settings.interval_for(ledger.state.executor)
@@ -111,8 +115,6 @@ class Monitor:
     def poll(self) -> int:
         """Look at every job not yet ended once; the number still not ended. One job's
         handling that fails is logged and tried again next poll (ttlaunch.monitor.containment)."""
-        from ttlaunch.monitor.polling import local_observation
-
         self.faults.check_sweep_dir()
         active = self.active()
         observed: dict[str, Observation] = {}
@@ -145,24 +147,23 @@ class Monitor:
         sweep's end is known within seconds while squeue is still asked once per poll
         interval. Returns early once no job is left running. Locally, returns as soon as a
         job's process has exited."""
-        from ttlaunch.monitor.polling import END_CONFIRM_EVERY_S
-
         check_s = self.settings.end_check_s
         if self.poller is None and self.local_jobs and check_s > 0:
             self._wait_for_a_local_end(wait_s)
             return
-        if self.poller is None or check_s <= 0 or wait_s <= check_s:
+        poller = self.poller
+        if poller is None or check_s <= 0 or wait_s <= check_s:
             self._sleep(wait_s)
             return
         deadline = self._clock() + wait_s
         while self._clock() < deadline:
-            step_s = min(check_s, END_CONFIRM_EVERY_S) if self.poller.confirming else check_s
+            step_s = min(check_s, END_CONFIRM_EVERY_S) if poller.confirming else check_s
             self._sleep(min(step_s, max(0.0, deadline - self._clock())))
             active = self.active()
             if self._clock() >= deadline or not active:
                 return  # the poll is due (squeue has the word), or nothing is left to watch
             self.faults.check_sweep_dir()
-            ended = self._observe(lambda records: self.poller.ended(records, self._clock()), active)
+            ended = self._observe(lambda records: poller.ended(records, self._clock()), active)
             if ended:
                 self._record(ended)
                 self.faults.run(SWEEP, "live view", refresh)
@@ -185,8 +186,6 @@ class Monitor:
 
     def follow(self) -> None:
         """Poll until every job ended and its metrics are in, then validate and report."""
-        from ttlaunch.monitor.live_view import live_view
-
         self.faults.check_sweep_dir()
         self.ledger.state.monitoring_started = self.ledger.state.monitoring_started or timestamp()
         self._save()
@@ -215,9 +214,6 @@ class Monitor:
         self.faults.run(SWEEP, "summary", lambda: self._report(checks))
 
     def _report(self, checks: dict[str, Any]) -> None:
-        from ttlaunch.monitor.training import training_curves
-        from ttlaunch.records.report import write_report
-
         counts = status_counts(self.jobs.values(), first=(JobState.COMPLETED.value, JobState.FAILED.value))
         self.events.write(
             "ALL_COMPLETE",
@@ -231,8 +227,6 @@ class Monitor:
 
     def validate(self) -> dict[str, Any]:
         """Each completed torchtune run must have left a usable checkpoint; flag those that did not."""
-        from ttlaunch.records.report import checkpoint_checks
-
         checks: dict[str, Any] = {}
         self.faults.run(SWEEP, "validation", lambda: checks.update(checkpoint_checks(self.ledger.state)))
         for name, check in checks.items():
@@ -244,8 +238,6 @@ class Monitor:
         """After Ctrl-C: local jobs are children of this process and must not outlive it
         unattended; cancel them and wait until they ended (SLURM jobs are left running).
         The names of the jobs stopped, each marked as stopped by ttlaunch (not failed)."""
-        from ttlaunch.submit.executors import stop_local_job
-
         active = self.active()
         stopping = {name: job for name, job in self.local_jobs.items() if name in active}
         for name, job in stopping.items():
@@ -352,8 +344,6 @@ class Monitor:
                 self.faults.run(name, "resources", lambda: self._log_gpu_sample(name, Path(str(record.job_dir))))
 
     def _log_gpu_sample(self, name: str, job_dir: Path) -> None:
-        from ttlaunch.job.gpu_sampler import read_job_sample
-
         sample = read_job_sample(job_dir)
         if sample is not None:  # not sampled (yet): nothing to say
             self.events.write("RESOURCE_STATUS", name, ("GPU Utilization", sample.describe()))

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ttlaunch.errors import DamagedFile
+from ttlaunch import __version__
+from ttlaunch.base.errors import DamagedFile
 from ttlaunch.scheduler.states import JobState
 
 STATE_FILE_NAME = "jobs.json"
@@ -96,29 +97,11 @@ class JobRecord:
     # "samples": N, "log": path}.
     scores: dict[str, Any] = field(default_factory=dict)
     # What the task function of an app's job returned, once it completed: a number, a word or
-    # a bool as it is, anything else as its repr (ttlaunch.submit.submitit_files.returned_value).
+    # a bool as it is, anything else as its repr (ttlaunch.scheduler.submitit_files.returned_value).
     returned: str | int | float | bool | None = None
 
     def __post_init__(self) -> None:
         self.status = JobState(self.status)  # a record read from JSON, or written with a word
-
-
-def evaluation_job_name(run: str, task: str, epoch: int | None) -> str:
-    """An evaluation job's name, its dir under the sweep's: `<run>/<task>/epoch<N>`, or
-    `<run>/<task>` for a model this sweep does not train (a control's base model, an
-    eval-only run's checkpoint)."""
-    return f"{run}/{task}/epoch{epoch}" if epoch is not None else f"{run}/{task}"
-
-
-def evaluated(job_name: str) -> tuple[str, str, int | None] | None:
-    """(run, task, epoch) of an evaluation job's name (epoch None: a model this sweep does
-    not train); None for any other name. (Run and task names have no '/'.)"""
-    parts = job_name.split("/")
-    if len(parts) == 2:
-        return parts[0], parts[1], None
-    if len(parts) != 3 or not parts[2].startswith("epoch") or not parts[2][5:].isdigit():
-        return None
-    return parts[0], parts[1], int(parts[2][5:])
 
 
 @dataclass
@@ -234,8 +217,6 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
 
 
 def _check_version(version: object, path: Path, way_on: str) -> None:
-    from ttlaunch import __version__
-
     if isinstance(version, bool) or not isinstance(version, int):
         raise DamagedFile(path, f"version is {version!r}, not a state version number", way_on)
     if version > STATE_VERSION:

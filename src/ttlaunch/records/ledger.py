@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ttlaunch.base.errors import NotASweep
 from ttlaunch.records.event_log import EVENT_LOG_NAME, EventLog
 from ttlaunch.records.jobs_file import STATE_FILE_NAME, SweepState, load_state, save_state, write_atomically
+from ttlaunch.records.status_table import row_cells, update_status_table
 
 
 class Ledger:
@@ -28,10 +30,10 @@ class Ledger:
 
     @classmethod
     def existing(cls, sweep_dir: Path) -> "Ledger":
-        """The ledger of a sweep that has been launched (FileNotFoundError otherwise)."""
+        """The ledger of a sweep that has been launched (NotASweep otherwise)."""
         path = sweep_dir / STATE_FILE_NAME
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file; is {sweep_dir} a ttlaunch sweep dir?")
+            raise NotASweep(sweep_dir, path)
         return cls(sweep_dir, load_state(path, "", sweep_dir))
 
     @property
@@ -48,8 +50,6 @@ class Ledger:
 
     def update_status_table(self) -> None:
         """The experiment_summary.md's Fine-tuning table follows the jobs (when it has one)."""
-        from ttlaunch.records.status_table import row_cells, update_status_table
-
         if self.state.status_table is None:
             return
         markdown = Path(self.state.status_table)

@@ -15,7 +15,7 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from ttlaunch.records.event_log import parse_timestamp
+from ttlaunch.base.times import parse_timestamp
 from ttlaunch.records.jobs_file import SweepState
 from ttlaunch.records.results import ResultRow, result_rows, swept_parameters
 
@@ -32,6 +32,7 @@ _END_COLOURS = {"COMPLETED": "tab:green", "FAILED": "tab:red", "TIMEOUT": "tab:o
 
 
 def loss_curves_figure(curves: Mapping[str, Curve]) -> Figure:
+    # matplotlib (an extra) loads only where pictures are drawn.
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(8, 5))
@@ -48,14 +49,15 @@ def loss_curves_figure(curves: Mapping[str, Curve]) -> Figure:
 def timeline_figure(state: SweepState, now: dt.datetime | None = None) -> Figure:
     """One bar per job: grey while queued, coloured by its end state while it ran, a black
     tick at each requeue. Time runs from the first submission, in seconds, minutes or hours."""
+    # matplotlib (an extra) loads only where pictures are drawn.
     from matplotlib.figure import Figure
 
     moment = now or dt.datetime.now()
-    jobs = [(name, record) for name, record in state.jobs.items() if parse_timestamp(record.submitted)]
+    submitted_at = {name: parse_timestamp(record.submitted) for name, record in state.jobs.items()}
+    jobs = [(name, record) for name, record in state.jobs.items() if submitted_at[name] is not None]
     figure = Figure(figsize=(9, min(MAX_TIMELINE_HEIGHT_IN, 1.2 + 0.35 * max(1, len(jobs)))))
     axes = figure.add_subplot()
-    origin = min((parse_timestamp(record.submitted) for _, record in jobs), default=moment)
-    assert origin is not None
+    origin = min((when for when in submitted_at.values() if when is not None), default=moment)
     ends = [parse_timestamp(record.completed) or moment for _, record in jobs]
     span_s = max(((end - origin).total_seconds() for end in ends), default=0.0)
     scale, unit = (1, "seconds") if span_s < 600 else (60, "minutes") if span_s < 36000 else (3600, "hours")
@@ -104,6 +106,7 @@ def _is_number(value: object) -> bool:
 
 
 def loss_by_parameter_figure(rows: Sequence[ResultRow], parameter: str, series: str | None) -> Figure:
+    # matplotlib (an extra) loads only where pictures are drawn.
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7, 5))
@@ -115,7 +118,8 @@ def loss_by_parameter_figure(rows: Sequence[ResultRow], parameter: str, series: 
     for value, members in groups.items():
         members.sort(key=lambda row: row.parameters[parameter])
         label = f"{series}={value}" if series else "final loss"
-        axes.plot([row.parameters[parameter] for row in members], [row.final_loss for row in members], marker="o", label=label)
+        losses = [row.final_loss for row in members if row.final_loss is not None]
+        axes.plot([row.parameters[parameter] for row in members], losses, marker="o", label=label)
     axes.set(xlabel=parameter, ylabel="final loss", title=f"Final loss by {parameter}")
     if all(row.parameters[parameter] > 0 for members in groups.values() for row in members) and _spans_decades(groups, parameter):
         axes.set_xscale("log")

@@ -15,12 +15,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ttlaunch.monitor.rules import RULES_STATE_NAME
+import yaml
+
+from ttlaunch.base.errors import DamagedFile
 from ttlaunch.records.event_log import EVENT_LOG_NAME, Event, read_events
-from ttlaunch.records.jobs_file import APP_KIND, STATE_FILE_NAME, JobRecord, SweepState
+from ttlaunch.records.jobs_file import APP_KIND, STATE_FILE_NAME, JobRecord, SweepState, load_state
+from ttlaunch.records.rules_state import RULES_STATE_NAME, RulesState
 from ttlaunch.records.status_table import MARKDOWN_NAME
 from ttlaunch.scheduler.states import JobState
-from ttlaunch.submit.submitit_files import has_batch_script, job_dirs, log_paths, submitted_job_ids
+from ttlaunch.scheduler.submitit_files import has_batch_script, job_dirs, log_paths, submitted_job_ids
 
 _SUBMITTED = re.compile(r"Job ID (\S+) (?:submitted at (.+)|found in .*)")
 _SECONDS = re.compile(r"(\d+) s")
@@ -129,8 +132,6 @@ def set_aside(path: Path, now: dt.datetime | None = None) -> Path:
 
 def payload_kind_of(sweep_dir: Path) -> str | None:
     """The payload kind the sweep was launched with (its saved multirun.yaml)."""
-    import yaml
-
     saved = sweep_dir / "multirun.yaml"
     try:
         config = yaml.safe_load(saved.read_text(encoding="utf-8"))
@@ -143,10 +144,6 @@ def payload_kind_of(sweep_dir: Path) -> str | None:
 def rebuild(sweep_dir: Path) -> tuple[SweepState, list[Path]]:
     """The rebuilt state (not yet saved, not yet polled) and the damaged files set aside
     (jobs.json; rules.json too when it is damaged)."""
-    from ttlaunch.errors import DamagedFile
-    from ttlaunch.monitor.rules import RulesState
-    from ttlaunch.records.jobs_file import load_state
-
     state_path = sweep_dir / STATE_FILE_NAME
     try:
         load_state(state_path, sweep_dir.name, sweep_dir)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ttlaunch.job.checkpoints import epoch_dirs
+from ttlaunch.records.checkpoints import epoch_dirs
 from ttlaunch.records.jobs_file import APP_KIND, JobRecord, SweepState, write_atomically
+from ttlaunch.records.plots import write_pictures
 from ttlaunch.records.results import results_table
-from ttlaunch.scheduler.figures import UNKNOWN, shown
+from ttlaunch.scheduler.readings import UNKNOWN, shown
 from ttlaunch.scheduler.states import JobState
 
 SUMMARY_NAME = "summary.md"
@@ -58,12 +59,11 @@ def write_report(
     curves: Mapping[str, Sequence[tuple[int, float]]],
 ) -> tuple[str, list[Path]]:
     """Write the pictures and summary.md (atomically); the summary's text and the pictures."""
+    pictures: list[Path] | None
     try:
-        from ttlaunch.records.plots import write_pictures
-    except ImportError:  # no matplotlib: the summary says how to get the pictures
-        pictures: list[Path] | None = None
-    else:
         pictures = write_pictures(state, curves, sweep_dir)
+    except ImportError:  # no matplotlib: the summary says how to get the pictures
+        pictures = None
     summary = render_summary(state, checks, log_path, pictures)
     write_atomically(sweep_dir / SUMMARY_NAME, summary)
     return summary, pictures or []

@@ -15,9 +15,10 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Mapping
 
+from ttlaunch.base.times import format_elapsed, parse_timestamp
+from ttlaunch.inputs.evaluation_plan import evaluated
 from ttlaunch.inputs.schema import ComputeConfig
-from ttlaunch.records.event_log import format_elapsed, parse_timestamp
-from ttlaunch.records.jobs_file import JobRecord, SweepState, evaluated
+from ttlaunch.records.jobs_file import JobRecord, SweepState
 
 # What the table can be sorted by, besides a parameter's name and an evaluation task's
 # name (its score); those better when larger come first when largest, the others when smallest.

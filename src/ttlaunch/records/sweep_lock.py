@@ -13,8 +13,8 @@ import socket
 from pathlib import Path
 from types import TracebackType
 
-from ttlaunch.errors import SweepBusy, UnwritableSweep
-from ttlaunch.records.event_log import timestamp
+from ttlaunch.base.errors import SweepBusy, UnwritableSweep
+from ttlaunch.base.times import timestamp
 
 LOCK_NAME = ".monitor.lock"
 HOLDER_NAME = ".monitor.holder"
@@ -22,12 +22,14 @@ HOLDER_NAME = ".monitor.holder"
 
 class SweepLock:
     def __init__(self, sweep_dir: Path) -> None:
+        # filelock loads only where a lock is taken.
         from filelock import FileLock
 
         self.sweep_dir = sweep_dir
         self._lock = FileLock(str(sweep_dir / LOCK_NAME), timeout=0)
 
     def acquire(self) -> None:
+        # filelock loads only where a lock is taken.
         from filelock import Timeout
 
         try:

@@ -4,7 +4,7 @@ their queue and accounting output beside it (compute metrics: ttlaunch.scheduler
 Every failure raises SchedulerCommandError naming the command, its exit code, stdout and
 stderr; nothing is swallowed into an UNKNOWN state. An answer none of which can be read is
 one too (UnreadableAnswer); a line or a figure that cannot be read costs only that line or
-figure (ttlaunch.scheduler.figures). (Submission itself goes through submitit's executor, which runs
+figure (ttlaunch.scheduler.readings). (Submission itself goes through submitit's executor, which runs
 sbatch and reports its errors.)
 """
 
@@ -15,7 +15,8 @@ import subprocess
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence, TypeVar
 
-from ttlaunch.scheduler.figures import UnreadableOutput, count, duration_s, exit_code, scheduler_time
+from ttlaunch.scheduler.metrics import USAGE_FIELDS, parse_seff, parse_usages
+from ttlaunch.scheduler.readings import UnreadableOutput, count, duration_s, exit_code, scheduler_time
 from ttlaunch.scheduler.states import JobState, parse_state
 
 if TYPE_CHECKING:
@@ -177,7 +178,8 @@ def parse_sacct(text: str) -> dict[str, AccountingEntry]:
     for entry in parse_sacct_rows(text):
         earlier = by_job.get(entry.job_id)
         if earlier is not None:
-            total = earlier.elapsed_s + entry.elapsed_s if None not in (earlier.elapsed_s, entry.elapsed_s) else None
+            both = (earlier.elapsed_s, entry.elapsed_s)
+            total = both[0] + both[1] if both[0] is not None and both[1] is not None else None
             entry = replace(entry, runs=earlier.runs + 1, elapsed_s=total)
         by_job[entry.job_id] = entry
     return by_job
@@ -223,16 +225,12 @@ def requeue(job_id: str) -> None:
 def seff(job_id: str) -> ComputeMetrics | None:
     """seff's report of an ended job; None while it has no data (SchedulerCommandError when
     seff fails)."""
-    from ttlaunch.scheduler.metrics import parse_seff
-
     return read(["seff", job_id], parse_seff)
 
 
 def usage(job_ids: Iterable[str]) -> dict[str, tuple[ComputeMetrics | None, int | None]]:
     """Ended jobs' compute metrics from sacct's usage lines (allocation and steps), and their
     time limits in seconds, by job id, in one call (jobs accounting has no line of are left out)."""
-    from ttlaunch.scheduler.metrics import USAGE_FIELDS, parse_usages
-
     ids = ",".join(sorted(set(job_ids)))
     return read(["sacct", "-P", "-n", "-j", ids, f"--format={','.join(USAGE_FIELDS)}"], parse_usages) if ids else {}
 

@@ -14,19 +14,23 @@ and for the ones an earlier launch completed alike.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf, open_dict
 
-from ttlaunch.errors import InputError, SweepFailed
+from ttlaunch.base.errors import InputError, SweepFailed
 from ttlaunch.inputs.composed import command_line_fixed_keys, read_scheduling
 from ttlaunch.inputs.schema import APP_GROUPS_PREFIX, UserConfig, check_metrics
+from ttlaunch.monitor.callback import find_monitor
 from ttlaunch.records.event_log import EVENT_LOG_NAME
 from ttlaunch.records.jobs_file import APP_KIND, JobRecord
 from ttlaunch.records.ledger import Ledger
+from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler.states import JobState
+from ttlaunch.scheduler.submitit_files import read_result
 from ttlaunch.submit.orchestration import (
     check_monitoring,
     check_settings,
@@ -35,8 +39,7 @@ from ttlaunch.submit.orchestration import (
     writable,
 )
 from ttlaunch.submit.plan import JobSpec, app_job_names, override_key
-from ttlaunch.submit.submitit_files import read_result
-from ttlaunch.submit.submitter import SchedulerSettings, Submission, Submitter, submit_and_watch
+from ttlaunch.submit.submitter import Submission, SubmissionSettings, Submitter, submit_and_watch
 
 # Interpolations of hydra.sweep.subdir known at launch without composing each job's config.
 _KNOWN_AT_LAUNCH = ("hydra.job.num", "hydra.job.name", "hydra.job.override_dirname")
@@ -44,9 +47,6 @@ _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 
 
 def launch_app(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
-    from ttlaunch.monitor.callback import find_monitor
-    from ttlaunch.records.sweep_lock import SweepLock
-
     config = launcher.config
     sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
     callback = find_monitor(launcher.hydra_context.callbacks)
@@ -63,7 +63,7 @@ def launch_app(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_jo
         )
         for offset, job in enumerate(jobs)
     }
-    settings = SchedulerSettings(
+    settings = SubmissionSettings(
         launcher.executor, scheduling.requeue, UserConfig(), launcher.signal_delay_s, scheduling.compute_source,
         launcher.submitit_options,
     )
@@ -107,7 +107,8 @@ def plan_app_jobs(
     dirname = config.hydra.job.config.override_dirname
     fixed = command_line_fixed_keys(OmegaConf.select(config, "hydra.overrides.task", default=None) or [])
     names = app_job_names(job_overrides, app_name, list(dirname.exclude_keys), sorted(fixed))
-    subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"]
+    sweep = OmegaConf.to_container(config.hydra.sweep, resolve=False)  # as written: interpolations unresolved
+    subdir = sweep.get("subdir") if isinstance(sweep, dict) else None
     references = _INTERPOLATION.findall(str(subdir))
     if any(reference.strip() == "hydra.job.id" for reference in references):
         raise InputError(
@@ -115,7 +116,8 @@ def plan_app_jobs(
             f"{subdir} names each job's dir after its scheduler id, which is known only once it runs; "
             "ttlaunch needs the dir at submission (use ${hydra.job.num} or ${hydra.job.override_dirname})",
         )
-    jobs, seen = [], {}
+    jobs: list[JobSpec] = []
+    seen: dict[str, str] = {}
     for offset, (name, overrides) in enumerate(zip(names, job_overrides)):
         number = initial_job_idx + offset
         if all(reference.strip() in _KNOWN_AT_LAUNCH for reference in references):
@@ -152,8 +154,6 @@ def _parameters(overrides: Sequence[str]) -> dict[str, str]:
 
 def _task_name(task_function: Any) -> str:
     """`train_app.py:Train` for a script's task function, `package.module.train` otherwise."""
-    import sys
-
     module = getattr(task_function, "__module__", None) or "?"
     name = getattr(task_function, "__qualname__", None) or type(task_function).__qualname__
     script = getattr(sys.modules.get("__main__"), "__file__", None) if module == "__main__" else None
@@ -170,7 +170,7 @@ class UnfinishedJobReturn(JobReturn):
     status UNKNOWN and no value yet. Hydra's own JobReturn asserts when a sweeper reads the
     value of an UNKNOWN job, as its basic sweeper does with every job it launched."""
 
-    @property
+    @property  # type: ignore[misc]  # read-only here: an unfinished job's value is not known
     def return_value(self) -> Any:
         return None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ class _OwnSessionLocalExecutor(submitit.LocalExecutor):
     In the launcher's process group, a Ctrl-C in the terminal would reach every controller,
     task and payload at once: each controller prints its own KeyboardInterrupt traceback and
     kills its tasks one second later. Here the launcher alone gets it, and stops its jobs
-    itself (`stop_local_job`). The controller's contract (its environment variables, its
+    itself (ttlaunch.scheduler.local_jobs.stop_local_job). The controller's contract (its environment variables, its
     job id = its pid) is submitit's `start_controller`, pinned with submitit <2, for the
     parameters a LocalRequest sets (timeout, GPUs, stderr_to_stdout; no setup commands, no visible_gpus).
     """
@@ -54,19 +53,6 @@ def local_executor(folder: Path, request: LocalRequest) -> submitit.LocalExecuto
     executor = _OwnSessionLocalExecutor(folder=folder)
     executor.update_parameters(**request.submitit_parameters())
     return executor
-
-
-def stop_local_job(job_id: str, kill: bool = False) -> None:
-    """Ask a local job to stop: SIGTERM to its controller, which passes it to its tasks; each
-    task stops its payload with a grace period (ttlaunch.job.task). `kill`: SIGKILL to the job's
-    whole session, for a job that did not stop when asked. Gone already: nothing to do."""
-    try:
-        if kill:
-            os.killpg(int(job_id), signal.SIGKILL)
-        else:
-            os.kill(int(job_id), signal.SIGTERM)
-    except ProcessLookupError:
-        pass
 
 
 # submitit's own count of timeouts: none. A job's timeouts are counted against its

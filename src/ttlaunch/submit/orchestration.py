@@ -14,18 +14,34 @@ from typing import Any, Callable, Sequence
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from ttlaunch.errors import InputError, SweepFailed, UnwritableSweep
+from ttlaunch.base.errors import InputError, SweepFailed, UnwritableSweep
 from ttlaunch.inputs.composed import read_inputs
+from ttlaunch.inputs.evaluation_plan import runs_inspect
 from ttlaunch.inputs.payload import unpassed_controls
 from ttlaunch.inputs.summary import Experiment, RunType
-from ttlaunch.monitor.rules import RULES_STATE_NAME, RulesState
+from ttlaunch.inputs.torchtune_configs import model_dir
+from ttlaunch.monitor.callback import find_monitor
+from ttlaunch.monitor.settings import MonitorSettings
+from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.event_log import EVENT_LOG_NAME
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
+from ttlaunch.records.results import sort_columns
+from ttlaunch.records.rules_state import RULES_STATE_NAME, RulesState
+from ttlaunch.records.status_table import HEADER, MARKDOWN_NAME, edited_header
+from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler.states import JobState
+from ttlaunch.scheduler.submitit_files import folder, log_paths
 from ttlaunch.submit.plan import JobSpec, plan_jobs
 from ttlaunch.submit.selection import Selection, changed_jobs, select_jobs, unrecorded_job_id
-from ttlaunch.submit.submitit_files import folder, log_paths
+from ttlaunch.submit.submitter import (
+    SubmissionSettings,
+    Submitter,
+    job_return,
+    reactions_for,
+    run_submission,
+    submit_and_watch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +50,13 @@ def _combinations(sweeper: Any, arguments: Sequence[str]) -> list[list[str]]:
     """The command line's sweep, expanded as Hydra's basic sweeper (the plugin's base) does."""
     parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)
     overrides = parser.parse_overrides(list(arguments))
-    return sweeper.split_arguments(overrides, None)[0]
+    combinations: list[list[str]] = sweeper.split_arguments(overrides, None)[0]
+    return combinations
 
 
 def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
     """Validate the inputs of every combination of overrides and plan the jobs. (The sweeper
     has checked that its launcher is ttlaunch's.)"""
-    from ttlaunch.monitor.callback import find_monitor
-
     config = sweeper.config
     check_settings(sweeper.launcher, find_monitor(sweeper.hydra_context.callbacks))
     metrics = sweeper.launcher.metrics
@@ -59,7 +74,7 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
         _check_given_models(inputs.experiment)
     jobs = plan_jobs(inputs.experiment, combinations)
     tasks = [task for cell in inputs.experiment.evaluation_matrix for task in cell.tasks]
-    _check_sort_key(inputs.report.sort_by, [inputs.for_overrides(job.overrides).run(job.run.name) for job in jobs], tasks)
+    _check_sort_key(inputs.report.sort_by, [inputs.for_overrides(job.overrides).run(job.run_name) for job in jobs], tasks)
     sweep_dir = Path(config.hydra.sweep.dir)
     for combination in combinations:
         # The primary config already holds every single-valued override; compose again
@@ -70,10 +85,10 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
         combined_inputs = inputs if combined is config else read_inputs(combined, combined.hydra)
         for job in jobs:
             if all(o in job.overrides for o in combination):
-                compute = combined_inputs.compute_for(job.run.name)
-                command = combined_inputs.payload_for(job.run.name, sweep_dir / job.name)
+                compute = combined_inputs.compute_for(job.run_name)
+                command = combined_inputs.payload_for(job.run_name, sweep_dir / job.name)
                 if combined_inputs.evaluation.enabled:  # a bad evaluation.compute, now rather than mid-sweep
-                    combined_inputs.evaluation_compute_for(job.run.name)
+                    combined_inputs.evaluation_compute_for(job.run_name)
                 if sweeper.launcher.executor == "local":
                     _check_one_task(compute, combined_inputs.compute_source)
                     _check_model_here(combined_inputs, command.argv)
@@ -109,7 +124,7 @@ def check_settings(launcher: Any, monitor: Any) -> None:
     stagger = launcher.stagger
     if not (callable(getattr(stagger, "before_submit", None)) and callable(getattr(stagger, "startup_window", None))):
         raise InputError(
-            "stagger", "_target_", f"{stagger!r} has no before_submit and startup_window (ttlaunch.submit.stagger)"
+            "stagger", "_target_", f"{stagger!r} has no before_submit and startup_window (ttlaunch.job.stagger)"
         )
     if not isinstance(launcher.dry_run, bool):
         raise InputError("hydra.launcher", "dry_run", f"expected true or false, got {launcher.dry_run!r}")
@@ -131,8 +146,6 @@ def _check_given_models(experiment: Experiment) -> None:
 def _check_status_table(directory: Path | None) -> None:
     """The experiment's status table must be one ttlaunch recognises by its header, or
     none: one whose header was edited would silently stop following the jobs."""
-    from ttlaunch.records.status_table import HEADER, MARKDOWN_NAME, edited_header
-
     markdown = directory / MARKDOWN_NAME if directory is not None else None
     if markdown is None or not markdown.is_file():
         return
@@ -152,8 +165,6 @@ def _check_status_table(directory: Path | None) -> None:
 def _check_sort_key(sort_by: str, runs: Sequence[Any], tasks: Sequence[str]) -> None:
     """report.sort_by names a column of the results table: a measure, a run parameter or an
     evaluation task (its score)."""
-    from ttlaunch.records.results import sort_columns
-
     columns = sort_columns((name for run in runs for name in run.parameters), tasks)
     if sort_by not in columns:
         raise InputError("ttlaunch.yaml", "report.sort_by", f"{sort_by!r} is not a column of the results: one of {', '.join(columns)}")
@@ -172,8 +183,6 @@ def _check_model_here(inputs: Any, argv: Sequence[str]) -> None:
     """Local torchtune jobs train from a model on this machine: one that is not there is
     said now, not deep in the job. (Setup and prepare commands may still make it; SLURM nodes see their
     own filesystems.)"""
-    from ttlaunch.inputs.torchtune_configs import model_dir
-
     if inputs.payload.kind != "torchtune" or inputs.payload.setup or inputs.payload.prepare:
         return
     directory = model_dir(argv)
@@ -188,9 +197,6 @@ def _check_model_here(inputs: Any, argv: Sequence[str]) -> None:
 
 def _describe(ledger: Ledger, inputs: Any, executor: str) -> None:
     """What a monitor needs to resume from jobs.json alone."""
-    from ttlaunch.monitor.evaluations import runs_inspect
-    from ttlaunch.records.status_table import MARKDOWN_NAME
-
     state = ledger.state
     state.executor = executor
     state.payload_kind = inputs.payload.kind
@@ -222,9 +228,6 @@ def adopt_unrecorded(ledger: Ledger, jobs: Sequence[JobSpec]) -> None:
 
 
 def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
-    from ttlaunch.monitor.callback import find_monitor
-    from ttlaunch.records.sweep_lock import SweepLock
-
     inputs, jobs = plan(sweeper, arguments)  # raises InputError before anything is written
     config = sweeper.config
     sweep_dir = Path(config.hydra.sweep.dir)
@@ -319,22 +322,12 @@ def reconcile_and_select(
 def launch_runs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
     """The launcher's work for ttlaunch's own app: submit the planned runs (the sweeper has
     validated the inputs, holds the sweep's lock and has saved the ledger), then watch."""
-    from ttlaunch.monitor.callback import find_monitor
-    from ttlaunch.submit.submitter import (
-        SchedulerSettings,
-        Submitter,
-        job_return,
-        reactions_for,
-        run_submission,
-        submit_and_watch,
-    )
-
     config = launcher.config
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     inputs = read_inputs(config, config.hydra)
     ledger = Ledger.open(sweep_dir, inputs.experiment.name)
-    settings = SchedulerSettings(
+    settings = SubmissionSettings(
         launcher.executor, inputs.requeue, inputs.user, launcher.signal_delay_s, inputs.compute_source,
         launcher.submitit_options,
     )
@@ -368,7 +361,7 @@ def _check_changed(ledger: Ledger, inputs: Any, jobs: Sequence[JobSpec], resubmi
     Refused (InputError, nothing written) unless `resubmit_changed`; then those that ended
     are trained again, and one still queued or running is refused all the same."""
     specs = {
-        job.name: inputs.for_overrides(job.overrides).submission_spec(job.run.name, ledger.sweep_dir / job.name)
+        job.name: inputs.for_overrides(job.overrides).submission_spec(job.run_name, ledger.sweep_dir / job.name)
         for job in jobs
     }
     changed = changed_jobs(jobs, ledger.state.jobs, specs)
@@ -394,9 +387,6 @@ def _check_changed(ledger: Ledger, inputs: Any, jobs: Sequence[JobSpec], resubmi
 
 def _reconciling_monitor(callback: Any, ledger: Ledger) -> Any:
     """The configured monitor, or (monitoring switched off) a default one for this one poll."""
-    from ttlaunch.monitor.settings import MonitorSettings
-    from ttlaunch.monitor.sweep_monitor import Monitor
-
     if callback is not None:
         return callback.monitor_for(ledger)
     return Monitor(ledger, MonitorSettings(live="off"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ttlaunch.errors import InputError
+from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.schema import APP_GROUPS, APP_GROUPS_PREFIX
 from ttlaunch.inputs.summary import Experiment, Run, check_safe_name
 
@@ -34,6 +34,13 @@ class JobSpec:
 
     def job_dir(self, sweep_dir: Path) -> Path:
         return sweep_dir / (self.subdir or self.name)
+
+    @property
+    def run_name(self) -> str:
+        """The run it trains (every job ttlaunch's own app plans has one)."""
+        if self.run is None:
+            raise ValueError(f"job {self.name} trains no run of an experiment: it is another Hydra app's")
+        return self.run.name
 
 
 def override_key(override: str) -> str:

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ttlaunch.errors import InputError
+from ttlaunch.base import environment
+from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
-from ttlaunch.job.requeue import POLICY_VARIABLE, RequeuePolicy
-from ttlaunch.submit import submitit_files
+from ttlaunch.job.requeue import RequeuePolicy
+from ttlaunch.scheduler import submitit_files
 
 # sbatch flags that have a typed field in SlurmRequest; extra parameters naming them
 # set the field instead of adding a second, conflicting flag.
@@ -96,7 +97,7 @@ class SlurmRequest:
     def _setup(self) -> list[str]:
         setup = list(self.setup)
         if self.requeue_policy is not None:  # the budget, for the job (ttlaunch.job.requeue)
-            setup.append(f"export {POLICY_VARIABLE}={shlex.quote(self.requeue_policy.as_variable())}")
+            setup.append(f"export {environment.REQUEUE_POLICY}={shlex.quote(self.requeue_policy.as_variable())}")
         return setup
 
     def submitit_parameters(self) -> dict[str, Any]:

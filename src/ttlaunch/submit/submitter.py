@@ -11,26 +11,33 @@ evaluations) submit later goes through the same submitter (`SweepActions`).
 from __future__ import annotations
 
 import logging
+import pickle
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import yaml
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
 
-from ttlaunch.errors import MonitorStopped, SweepInterrupted
+from ttlaunch.base.errors import MonitorStopped, SweepInterrupted
+from ttlaunch.base.times import timestamp
 from ttlaunch.inputs.composed import LaunchInputs
+from ttlaunch.inputs.evaluation_plan import planned_evaluations
 from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
-from ttlaunch.records.event_log import timestamp
+from ttlaunch.job.stagger import StaggerHook
+from ttlaunch.monitor.evaluations import EvaluationTrigger
+from ttlaunch.monitor.rules import RulesEngine
 from ttlaunch.records.jobs_file import APP_KIND, JobRecord
 from ttlaunch.records.ledger import Ledger
+from ttlaunch.scheduler import slurm, submitit_files
+from ttlaunch.scheduler.local_jobs import stop_local_job
 from ttlaunch.scheduler.states import JobState
-from ttlaunch.submit import submitit_files
 from ttlaunch.submit.plan import job_name_of, run_name_of
 from ttlaunch.submit.slurm_request import LocalRequest, SlurmRequest, SubmititOptions, local_request, slurm_request
-from ttlaunch.submit.stagger import StaggerHook
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +56,18 @@ class PrePickledJob:
     """
 
     def __init__(self, launcher: Any, singleton_state: Any) -> None:
+        # cloudpickle loads only where jobs are submitted.
         import cloudpickle
 
         self.blob = cloudpickle.dumps((launcher, singleton_state))
 
     def __call__(self, overrides: list[str], job_dir_key: str, index: int, job_id: str) -> Any:
-        import pickle
-
         launcher, singleton_state = pickle.loads(self.blob)
         return launcher(overrides, job_dir_key, index, job_id, singleton_state)
 
     def checkpoint(self, *args: Any) -> Any:
         """The same call again, for submitit to requeue."""
+        # submitit loads only where jobs are submitted or run.
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(self, *args)
@@ -98,7 +105,7 @@ def run_submission(inputs: LaunchInputs, sweep_dir: Path, index: int, overrides:
 
 
 @dataclass(frozen=True)
-class SchedulerSettings:
+class SubmissionSettings:
     """What every job of a launch is submitted with, beside its own compute."""
 
     executor_kind: str  # local or slurm
@@ -112,7 +119,7 @@ class SchedulerSettings:
 class Submitter:
     """One launch's submissions: executors per job, the stagger, the cap, the records."""
 
-    def __init__(self, ledger: Ledger, settings: SchedulerSettings) -> None:
+    def __init__(self, ledger: Ledger, settings: SubmissionSettings) -> None:
         self.ledger = ledger
         self.sweep_dir = ledger.sweep_dir
         self.settings = settings
@@ -171,6 +178,8 @@ class Submitter:
             last_poll = time.monotonic()
             for offset, submission in enumerate(planned):
                 if max_submitted is not None:
+                    # The launch refuses max_submitted without the monitor (orchestration.check_monitoring).
+                    assert monitor is not None and interval is not None
                     while monitor.poll() >= max_submitted:
                         sleep(interval)
                 stagger.before_submit(offset, len(planned))
@@ -212,8 +221,6 @@ class Submitter:
             return None, err
 
     def _submit_concurrently(self, callable_job: Any, planned: Sequence[Submission], workers: int, monitor: Any) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = pool.map(lambda submission: self._submit_one(callable_job, submission), planned)
             for submission, (job, error) in zip(planned, outcomes):  # recorded in order as they come
@@ -323,8 +330,6 @@ class SweepActions:
 
     def _overrides_of(self, job_name: str) -> list[str]:
         """What a job was submitted with: by this launch, else as Hydra saved it in its dir."""
-        import yaml
-
         known = self.submitter.overrides_by_name.get(job_name)
         if known is not None:
             return list(known)
@@ -332,14 +337,10 @@ class SweepActions:
         return [str(item) for item in yaml.safe_load(saved.read_text(encoding="utf-8")) or []]
 
     def cancel(self, job_name: str) -> None:
-        from ttlaunch.scheduler import slurm
-
         record = self.submitter.ledger.state.jobs[job_name]
         record.stopped_by_ttlaunch = True
         handle = self.monitor.local_jobs.get(job_name) if self.monitor is not None else None
         if handle is not None:
-            from ttlaunch.submit.executors import stop_local_job
-
             stop_local_job(str(handle.job_id))
         elif self.submitter.executor_kind == "slurm" and record.job_id:
             slurm.cancel(record.job_id)
@@ -350,9 +351,6 @@ class SweepActions:
 def reactions_for(inputs: LaunchInputs, ledger: Ledger, submitter: Submitter, monitor: Any) -> list[Any]:
     """What reacts to the monitor's polls in this launch: the `monitoring` rules and the
     scheduler of the summary's evaluations, both acting through this launch's submitter."""
-    from ttlaunch.monitor.evaluations import EvaluationScheduler, planned_evaluations
-    from ttlaunch.monitor.rules import RulesEngine
-
     actions = SweepActions(submitter, inputs, monitor)
     reactions: list[Any] = []
     if not inputs.rules.empty:
@@ -360,7 +358,7 @@ def reactions_for(inputs: LaunchInputs, ledger: Ledger, submitter: Submitter, mo
     runs = [run.name for run in inputs.experiment.fine_tuned]
     targets = planned_evaluations(inputs.experiment, runs) if inputs.evaluation.enabled else []
     if targets:
-        reactions.append(EvaluationScheduler(targets, inputs.evaluation, ledger, actions))
+        reactions.append(EvaluationTrigger(targets, inputs.evaluation, ledger, actions))
     return reactions
 
 

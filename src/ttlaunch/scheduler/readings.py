@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 
-from ttlaunch.records.event_log import parse_timestamp
+from ttlaunch.base.times import parse_timestamp
 
 # A plain decimal: digits, an optional fraction and exponent; no sign (figures are never negative).
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"

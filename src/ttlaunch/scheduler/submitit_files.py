@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,6 @@ def result_path(log_dir: Path, job_id: str) -> Path:
 def read_result(job_dir: Path, job_id: str) -> tuple[str, Any] | None:
     """What task 0's call returned, as submitit pickled it: ("success", value) or ("error",
     the traceback's text); None when there is none (yet) or it cannot be read."""
-    import pickle
-
     try:
         with result_path(folder(job_dir), job_id).open("rb") as stream:
             outcome = pickle.load(stream)

@@ -91,6 +91,7 @@ class StartupLock:
 
     @contextlib.contextmanager
     def startup_window(self, sweep_dir: Path) -> Iterator[None]:
+        # filelock loads only where a lock is taken.
         from filelock import FileLock
 
         with FileLock(str(sweep_dir / STARTUP_LOCK_NAME)):

@@ -1,0 +1,32 @@
+"""Every environment variable ttlaunch sets or reads, in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# The prefix of every variable below: those that describe a job, not its sweep.
+PREFIX = "TTLAUNCH_"
+
+# Set for each payload: its run, its output dir (the same every attempt) and its job dir.
+RUN_NAME = "TTLAUNCH_RUN_NAME"
+OUTPUT_DIR = "TTLAUNCH_OUTPUT_DIR"
+JOB_DIR = "TTLAUNCH_JOB_DIR"
+# Set for each attempt: 1, 2, ... across requeues; and 1 when it resumes earlier work.
+ATTEMPT = "TTLAUNCH_ATTEMPT"
+RESUME = "TTLAUNCH_RESUME"
+# Set for each task of a several-task job: its rank and how many there are.
+TASK = "TTLAUNCH_TASK"
+TASKS = "TTLAUNCH_TASKS"
+# Exported by the batch script: the requeue budget computed at submission (JSON).
+REQUEUE_POLICY = "TTLAUNCH_REQUEUE_POLICY"
+# Given to `python -m ttlaunch.job.dataset_cache`: where it writes the cache dir it filled.
+PREPARED_REPORT = "TTLAUNCH_PREPARED_REPORT"
+# Read at launch: names the cluster outright (ttlaunch.inputs.platform).
+PLATFORM = "TTLAUNCH_PLATFORM"
+# Read by the test cluster's preset (compute=testcluster/cpu_1x): the root of its sweep dirs.
+WORK_ROOT = "TTLAUNCH_WORK_ROOT"
+
+
+def job_variables(run_name: str, output_dir: Path | str, job_dir: Path) -> dict[str, str]:
+    """What a payload's environment says of its job."""
+    return {RUN_NAME: run_name, OUTPUT_DIR: str(output_dir), JOB_DIR: str(job_dir)}
