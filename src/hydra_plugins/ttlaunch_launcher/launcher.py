@@ -5,11 +5,14 @@ other Hydra app (Hydra's basic sweeper hands it the sweep's override lists; each
 the app's task function).
 """
 
-from typing import Any, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
 
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+
+if TYPE_CHECKING:  # the launching process's types; ttlaunch's code loads when used
+    from ttlaunch.submit.handover import LaunchSession
 
 
 class TTLaunchLauncher(BaseSubmititLauncher):
@@ -66,6 +69,13 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         self.dry_run = dry_run
         self.resubmit_failed = resubmit_failed
         self._relaunch = relaunch
+        # Set by ttlaunch's sweeper for the launch it hands over.
+        self.session: Optional[LaunchSession] = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What each job gets of the launcher: not the launch's session (the launching
+        process's inputs, ledger and monitor)."""
+        return {**self.__dict__, "session": None}
 
     @property
     def runs_experiment(self) -> bool:

@@ -24,4 +24,4 @@ class TTLaunchSweeper(BasicSweeper):
             raise InputError(
                 f"compute={choice}", "hydra/launcher", "the preset must choose ttlaunch_local or ttlaunch_slurm"
             )
-        return run_sweep(self, arguments)
+        return run_sweep(self, self.launcher, arguments)

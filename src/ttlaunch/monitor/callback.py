@@ -6,13 +6,22 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hydra.experimental.callback import Callback
 
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.ledger import Ledger
+
+
+class SweepWatcher(Protocol):
+    """A Hydra callback that monitors the sweeps the launcher hands it: MonitorCallback, or
+    a user's own in its place."""
+
+    def monitor_for(self, ledger: Ledger) -> Monitor: ...
+
+    def watch(self, monitor: Monitor) -> None: ...
 
 
 def reattach_hint(sweep_dir: Path) -> str:
@@ -56,10 +65,11 @@ class MonitorCallback(MonitorSettings, Callback):
             raise
 
 
-def find_monitor(callbacks: Any) -> Any | None:
+def find_monitor(callbacks: Any) -> SweepWatcher | None:
     """The first configured Hydra callback that monitors sweeps (`monitor_for` and `watch`);
     None when monitoring is switched off."""
     for callback in getattr(callbacks, "callbacks", None) or []:
         if hasattr(callback, "monitor_for") and hasattr(callback, "watch"):
-            return callback
+            watcher: SweepWatcher = callback
+            return watcher
     return None

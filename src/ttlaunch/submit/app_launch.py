@@ -31,6 +31,7 @@ from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import read_result
+from ttlaunch.submit.handover import Launcher
 from ttlaunch.submit.orchestration import (
     check_monitoring,
     check_settings,
@@ -46,15 +47,16 @@ _KNOWN_AT_LAUNCH = ("hydra.job.num", "hydra.job.name", "hydra.job.override_dirna
 _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 
 
-def launch_app(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
-    config = launcher.config
+def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    config, context = launcher.config, launcher.hydra_context
+    assert config is not None and context is not None  # Hydra sets them up before it launches
     sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
-    callback = find_monitor(launcher.hydra_context.callbacks)
+    callback = find_monitor(context.callbacks)
     check_settings(launcher, callback)
     check_metrics(launcher.metrics, "hydra.launcher", "metrics", "job's")
     scheduling = read_scheduling(config, config.hydra, groups=f"{APP_GROUPS_PREFIX}/")
     app_name = launcher.sweep_name or str(config.hydra.job.name)
-    jobs = plan_app_jobs(config, launcher.hydra_context.config_loader, job_overrides, initial_job_idx, app_name)
+    jobs = plan_app_jobs(config, context.config_loader, job_overrides, initial_job_idx, app_name)
     planned = {
         job.name: Submission(
             index=initial_job_idx + offset, name=job.name, overrides=list(job.overrides), job_dir=job.job_dir(sweep_dir),

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
 from ttlaunch.base.errors import InputError, SweepFailed, UnwritableSweep
-from ttlaunch.inputs.composed import read_inputs
+from ttlaunch.inputs.composed import LaunchInputs, read_inputs
 from ttlaunch.inputs.evaluation_plan import runs_inspect
 from ttlaunch.inputs.payload import unpassed_controls
-from ttlaunch.inputs.summary import Experiment, RunType
+from ttlaunch.inputs.schema import ComputeConfig
+from ttlaunch.inputs.summary import Experiment, Run, RunType
 from ttlaunch.inputs.torchtune_configs import model_dir
-from ttlaunch.monitor.callback import find_monitor
+from ttlaunch.monitor.callback import SweepWatcher, find_monitor
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.event_log import EVENT_LOG_NAME
@@ -32,6 +34,7 @@ from ttlaunch.records.status_table import HEADER, MARKDOWN_NAME, edited_header
 from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import folder, log_paths
+from ttlaunch.submit.handover import Launcher, LaunchSession, Sweeper
 from ttlaunch.submit.plan import JobSpec, plan_jobs
 from ttlaunch.submit.selection import Selection, changed_jobs, select_jobs, unrecorded_job_id
 from ttlaunch.submit.submitter import (
@@ -46,20 +49,22 @@ from ttlaunch.submit.submitter import (
 log = logging.getLogger(__name__)
 
 
-def _combinations(sweeper: Any, arguments: Sequence[str]) -> list[list[str]]:
+def _combinations(sweeper: Sweeper, arguments: Sequence[str]) -> list[list[str]]:
     """The command line's sweep, expanded as Hydra's basic sweeper (the plugin's base) does."""
+    assert sweeper.hydra_context is not None  # Hydra sets it up before it sweeps
     parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)
     overrides = parser.parse_overrides(list(arguments))
     combinations: list[list[str]] = sweeper.split_arguments(overrides, None)[0]
     return combinations
 
 
-def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
+def plan(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) -> tuple[LaunchInputs, list[JobSpec]]:
     """Validate the inputs of every combination of overrides and plan the jobs. (The sweeper
     has checked that its launcher is ttlaunch's.)"""
-    config = sweeper.config
-    check_settings(sweeper.launcher, find_monitor(sweeper.hydra_context.callbacks))
-    metrics = sweeper.launcher.metrics
+    config, context = sweeper.config, sweeper.hydra_context
+    assert config is not None and context is not None  # Hydra sets them up before it sweeps
+    check_settings(launcher, find_monitor(context.callbacks))
+    metrics = launcher.metrics
     if metrics.pattern is not None or metrics.jsonl is not None:
         raise InputError(
             "hydra.launcher", "metrics", "reads another Hydra app's metrics; a run's trainer says where its are in payload.metrics"
@@ -69,19 +74,19 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
     if not inputs.experiment.fine_tuned:
         kinds = ", ".join(sorted({run.type.value for run in inputs.experiment.runs}))
         raise InputError(inputs.experiment.source, "runs", f"no fine-tuned run to train (only {kinds} runs)")
-    _check_status_table(inputs.experiment.directory)
+    check_status_table(inputs.experiment.directory)
     if inputs.evaluation.enabled:
-        _check_given_models(inputs.experiment)
+        check_given_models(inputs.experiment)
     jobs = plan_jobs(inputs.experiment, combinations)
     tasks = [task for cell in inputs.experiment.evaluation_matrix for task in cell.tasks]
-    _check_sort_key(inputs.report.sort_by, [inputs.for_overrides(job.overrides).run(job.run_name) for job in jobs], tasks)
+    check_sort_key(inputs.report.sort_by, [inputs.for_overrides(job.overrides).run(job.run_name) for job in jobs], tasks)
     sweep_dir = Path(config.hydra.sweep.dir)
     for combination in combinations:
         # The primary config already holds every single-valued override; compose again
         # only when the command line sweeps something that may change the inputs.
         combined = config
         if len(combinations) > 1:
-            combined = sweeper.hydra_context.config_loader.load_sweep_config(config, list(combination))
+            combined = context.config_loader.load_sweep_config(config, list(combination))
         combined_inputs = inputs if combined is config else read_inputs(combined, combined.hydra)
         for job in jobs:
             if all(o in job.overrides for o in combination):
@@ -89,8 +94,8 @@ def plan(sweeper: Any, arguments: Sequence[str]) -> tuple[Any, list[JobSpec]]:
                 command = combined_inputs.payload_for(job.run_name, sweep_dir / job.name)
                 if combined_inputs.evaluation.enabled:  # a bad evaluation.compute, now rather than mid-sweep
                     combined_inputs.evaluation_compute_for(job.run_name)
-                if sweeper.launcher.executor == "local":
-                    _check_one_task(compute, combined_inputs.compute_source)
+                if launcher.executor == "local":
+                    check_one_task(compute, combined_inputs.compute_source)
                     _check_model_here(combined_inputs, command.argv)
     return inputs, jobs
 
@@ -108,7 +113,7 @@ _SETTINGS = (
 )
 
 
-def check_settings(launcher: Any, monitor: Any) -> None:
+def check_settings(launcher: Launcher, monitor: SweepWatcher | None) -> None:
     """The launcher's own settings (its stagger hook, dry_run; Hydra's schema already types
     max_submitted) and the monitor's, checked with the other inputs: a value of the wrong
     kind is one line before anything is submitted, not a TypeError after the first job went in."""
@@ -119,8 +124,9 @@ def check_settings(launcher: Any, monitor: Any) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < least:
             raise InputError(owner, name, f"expected a number of at least {least}, got {value!r}")
-    if monitor is not None and getattr(monitor, "live", "auto") not in ("auto", "on", "off"):
-        raise InputError("hydra.callbacks.monitor", "live", f"expected auto, on or off, got {monitor.live!r}")
+    live = getattr(monitor, "live", "auto")
+    if live not in ("auto", "on", "off"):
+        raise InputError("hydra.callbacks.monitor", "live", f"expected auto, on or off, got {live!r}")
     stagger = launcher.stagger
     if not (callable(getattr(stagger, "before_submit", None)) and callable(getattr(stagger, "startup_window", None))):
         raise InputError(
@@ -130,7 +136,7 @@ def check_settings(launcher: Any, monitor: Any) -> None:
         raise InputError("hydra.launcher", "dry_run", f"expected true or false, got {launcher.dry_run!r}")
 
 
-def _check_given_models(experiment: Experiment) -> None:
+def check_given_models(experiment: Experiment) -> None:
     """The models evaluated as the summary gives them (a control's base model, an eval-only
     run's checkpoint) must be there now: their evaluations start with the sweep."""
     for cell in experiment.evaluation_matrix:
@@ -143,7 +149,7 @@ def _check_given_models(experiment: Experiment) -> None:
             raise InputError(experiment.source, where, f"{path} is not a directory: {run.name} is evaluated on it")
 
 
-def _check_status_table(directory: Path | None) -> None:
+def check_status_table(directory: Path | None) -> None:
     """The experiment's status table must be one ttlaunch recognises by its header, or
     none: one whose header was edited would silently stop following the jobs."""
     markdown = directory / MARKDOWN_NAME if directory is not None else None
@@ -162,7 +168,7 @@ def _check_status_table(directory: Path | None) -> None:
         )
 
 
-def _check_sort_key(sort_by: str, runs: Sequence[Any], tasks: Sequence[str]) -> None:
+def check_sort_key(sort_by: str, runs: Sequence[Run], tasks: Sequence[str]) -> None:
     """report.sort_by names a column of the results table: a measure, a run parameter or an
     evaluation task (its score)."""
     columns = sort_columns((name for run in runs for name in run.parameters), tasks)
@@ -170,7 +176,7 @@ def _check_sort_key(sort_by: str, runs: Sequence[Any], tasks: Sequence[str]) -> 
         raise InputError("ttlaunch.yaml", "report.sort_by", f"{sort_by!r} is not a column of the results: one of {', '.join(columns)}")
 
 
-def _check_one_task(compute: Any, source: str) -> None:
+def check_one_task(compute: ComputeConfig, source: str) -> None:
     """The local executor runs each job as one process here: several nodes or tasks need SLURM."""
     if compute.nodes > 1 or compute.tasks_per_node > 1:
         raise InputError(
@@ -179,7 +185,7 @@ def _check_one_task(compute: Any, source: str) -> None:
         )
 
 
-def _check_model_here(inputs: Any, argv: Sequence[str]) -> None:
+def _check_model_here(inputs: LaunchInputs, argv: Sequence[str]) -> None:
     """Local torchtune jobs train from a model on this machine: one that is not there is
     said now, not deep in the job. (Setup and prepare commands may still make it; SLURM nodes see their
     own filesystems.)"""
@@ -195,7 +201,7 @@ def _check_model_here(inputs: Any, argv: Sequence[str]) -> None:
         )
 
 
-def _describe(ledger: Ledger, inputs: Any, executor: str) -> None:
+def _describe(ledger: Ledger, inputs: LaunchInputs, executor: str) -> None:
     """What a monitor needs to resume from jobs.json alone."""
     state = ledger.state
     state.executor = executor
@@ -227,15 +233,19 @@ def adopt_unrecorded(ledger: Ledger, jobs: Sequence[JobSpec]) -> None:
         log.warning("%s: job %s was submitted by an earlier launch without being recorded; re-attaching", job.name, job_id)
 
 
-def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
-    inputs, jobs = plan(sweeper, arguments)  # raises InputError before anything is written
-    config = sweeper.config
+def run_sweep(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) -> list[Sequence[JobReturn]]:
+    inputs, jobs = plan(sweeper, launcher, arguments)  # raises InputError before anything is written
+    config, context = sweeper.config, sweeper.hydra_context
+    assert config is not None and context is not None  # Hydra sets them up before it sweeps
     sweep_dir = Path(config.hydra.sweep.dir)
     experiment = inputs.experiment
-    launcher = sweeper.launcher
+    callback = find_monitor(context.callbacks)
     if launcher.dry_run:  # no records of a launch that does not happen
-        return [launcher.launch([list(job.overrides) for job in jobs], initial_job_idx=0)]
-    callback = find_monitor(sweeper.hydra_context.callbacks)
+        launcher.session = LaunchSession(inputs, Ledger.open(sweep_dir, experiment.name), callback)
+        try:
+            return [launcher.launch([list(job.overrides) for job in jobs], initial_job_idx=0)]
+        finally:
+            launcher.session = None
     check_monitoring(launcher, callback)
     writable(sweep_dir, lambda: sweep_dir.mkdir(parents=True, exist_ok=True))
     with SweepLock(sweep_dir):  # UnwritableSweep when it cannot write its lock file
@@ -269,10 +279,14 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
             details, "resubmit_failed=true", rerun=launcher.relaunch == "rerun",
         )
         if selection.submit or selection.attach:
-            launcher.launch([list(job.overrides) for job in selection.submit], initial_job_idx=0)
+            launcher.session = LaunchSession(inputs, ledger, callback)
+            try:
+                launcher.launch([list(job.overrides) for job in selection.submit], initial_job_idx=0)
+            finally:
+                launcher.session = None
         else:
             log.info("nothing to submit or watch: %d jobs of %s already ended", len(jobs), experiment.name)
-        ended = Ledger.open(sweep_dir, experiment.name).state.jobs
+        ended = ledger.state.jobs
     # The exit code speaks for the whole sweep, not only for what this launch submitted: a
     # run that ended without completing (now or in an earlier launch) makes it 1. Runs still
     # queued or running (detached, monitoring off) are not failures. An evaluation that failed
@@ -285,7 +299,7 @@ def run_sweep(sweeper: Any, arguments: Sequence[str]) -> list[Any]:
 
 
 def reconcile_and_select(
-    ledger: Ledger, jobs: Sequence[JobSpec], callback: Any, executor: str, resubmit_failed: bool,
+    ledger: Ledger, jobs: Sequence[JobSpec], callback: SweepWatcher | None, executor: str, resubmit_failed: bool,
     changed: Sequence[str], details: str, resubmit_hint: str, rerun: bool,
 ) -> Selection:
     """Under the sweep's lock: learn what earlier launches left (jobs they submitted without
@@ -319,14 +333,15 @@ def reconcile_and_select(
     return selection
 
 
-def launch_runs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
+def launch_runs(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
     """The launcher's work for ttlaunch's own app: submit the planned runs (the sweeper has
-    validated the inputs, holds the sweep's lock and has saved the ledger), then watch."""
-    config = launcher.config
-    sweep_dir = Path(str(config.hydra.sweep.dir))
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    inputs = read_inputs(config, config.hydra)
-    ledger = Ledger.open(sweep_dir, inputs.experiment.name)
+    validated the inputs, holds the sweep's lock and has saved the ledger: its session), then
+    watch."""
+    session: LaunchSession | None = launcher.session
+    if session is None:
+        raise RuntimeError("ttlaunch's own runs are launched by its sweeper (ttlaunch.submit.orchestration.run_sweep)")
+    inputs, ledger, callback = session.inputs, session.ledger, session.callback
+    sweep_dir = ledger.sweep_dir
     settings = SubmissionSettings(
         launcher.executor, inputs.requeue, inputs.user, launcher.signal_delay_s, inputs.compute_source,
         launcher.submitit_options,
@@ -335,7 +350,6 @@ def launch_runs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
     planned = [run_submission(inputs, sweep_dir, initial_job_idx + offset, o) for offset, o in enumerate(job_overrides)]
     if launcher.dry_run:
         return submitter.dry_run(planned)
-    callback = find_monitor(launcher.hydra_context.callbacks)
     monitor = callback.monitor_for(ledger) if callback is not None else None
     if monitor is not None:
         monitor.reactions += reactions_for(inputs, ledger, submitter, monitor)
@@ -356,7 +370,7 @@ def ended_without_completing(record: JobRecord | None) -> bool:
     return record is not None and record.status.terminal and record.status is not JobState.COMPLETED
 
 
-def _check_changed(ledger: Ledger, inputs: Any, jobs: Sequence[JobSpec], resubmit_changed: bool) -> list[str]:
+def _check_changed(ledger: Ledger, inputs: LaunchInputs, jobs: Sequence[JobSpec], resubmit_changed: bool) -> list[str]:
     """Jobs submitted with other parameters, compute or command than their run asks for now.
     Refused (InputError, nothing written) unless `resubmit_changed`; then those that ended
     are trained again, and one still queued or running is refused all the same."""
@@ -385,14 +399,14 @@ def _check_changed(ledger: Ledger, inputs: Any, jobs: Sequence[JobSpec], resubmi
     return list(changed)
 
 
-def _reconciling_monitor(callback: Any, ledger: Ledger) -> Any:
+def _reconciling_monitor(callback: SweepWatcher | None, ledger: Ledger) -> Monitor:
     """The configured monitor, or (monitoring switched off) a default one for this one poll."""
     if callback is not None:
         return callback.monitor_for(ledger)
     return Monitor(ledger, MonitorSettings(live="off"))
 
 
-def check_monitoring(launcher: Any, callback: Any) -> None:
+def check_monitoring(launcher: Launcher, callback: SweepWatcher | None) -> None:
     """Queue caps need someone counting; local jobs are children of the launching process,
     which must watch them to the end."""
     if launcher.max_submitted is not None and callback is None:

@@ -29,13 +29,16 @@ from ttlaunch.inputs.composed import LaunchInputs
 from ttlaunch.inputs.evaluation_plan import planned_evaluations
 from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
 from ttlaunch.job.stagger import StaggerHook
+from ttlaunch.monitor.callback import SweepWatcher, reattach_hint
 from ttlaunch.monitor.evaluations import EvaluationTrigger
 from ttlaunch.monitor.rules import RulesEngine
+from ttlaunch.monitor.sweep_monitor import Monitor, Reaction
 from ttlaunch.records.jobs_file import APP_KIND, JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler import slurm, submitit_files
 from ttlaunch.scheduler.local_jobs import stop_local_job
 from ttlaunch.scheduler.states import JobState
+from ttlaunch.submit.handover import Launcher
 from ttlaunch.submit.plan import job_name_of, run_name_of
 from ttlaunch.submit.slurm_request import LocalRequest, SlurmRequest, SubmititOptions, local_request, slurm_request
 
@@ -55,7 +58,7 @@ class PrePickledJob:
     where to resume.
     """
 
-    def __init__(self, launcher: Any, singleton_state: Any) -> None:
+    def __init__(self, launcher: Launcher, singleton_state: Any) -> None:
         # cloudpickle loads only where jobs are submitted.
         import cloudpickle
 
@@ -154,11 +157,11 @@ class Submitter:
 
     def submit_all(
         self,
-        callable_job: Any,
+        callable_job: Launcher,
         planned: Sequence[Submission],
         stagger: StaggerHook,
         max_submitted: int | None = None,
-        monitor: Any = None,
+        monitor: Monitor | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> list[str]:
         """Submit each job; the job names, in order, rejected ones included.
@@ -184,7 +187,7 @@ class Submitter:
                         sleep(interval)
                 stagger.before_submit(offset, len(planned))
                 self._record(submission, *self._submit_one(job_callable, submission), monitor=monitor)
-                if interval is not None and time.monotonic() - last_poll >= interval:
+                if monitor is not None and interval is not None and time.monotonic() - last_poll >= interval:
                     monitor.poll()
                     last_poll = time.monotonic()
         records = [self.ledger.state.jobs[name] for name in self.submitted]
@@ -198,7 +201,7 @@ class Submitter:
         )
         return list(self.submitted)
 
-    def submit_and_record(self, submission: Submission, monitor: Any = None) -> Any:
+    def submit_and_record(self, submission: Submission, monitor: Monitor | None = None) -> Any:
         """One more job, after submit_all (a rule's follow-up or restart, an evaluation), with
         the launch's job callable; its submitit job, or None when the scheduler refused it
         (recorded as SUBMIT_FAILED)."""
@@ -220,13 +223,15 @@ class Submitter:
         except Exception as err:  # a rejected submission must not stop the others
             return None, err
 
-    def _submit_concurrently(self, callable_job: Any, planned: Sequence[Submission], workers: int, monitor: Any) -> None:
+    def _submit_concurrently(
+        self, callable_job: Any, planned: Sequence[Submission], workers: int, monitor: Monitor | None
+    ) -> None:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = pool.map(lambda submission: self._submit_one(callable_job, submission), planned)
             for submission, (job, error) in zip(planned, outcomes):  # recorded in order as they come
                 self._record(submission, job, error, monitor=monitor)
 
-    def _record(self, submission: Submission, job: Any, error: Exception | None, monitor: Any = None) -> None:
+    def _record(self, submission: Submission, job: Any, error: Exception | None, monitor: Monitor | None = None) -> None:
         name = submission.name
         previous = self.ledger.state.jobs.get(name)
         record = JobRecord(
@@ -299,7 +304,7 @@ class SweepActions:
     """What the rules engine may do to the sweep from the launching process: submit a job
     that inherits another job's config (a follow-up, or the same run again), cancel a job."""
 
-    def __init__(self, submitter: Submitter, inputs: LaunchInputs, monitor: Any) -> None:
+    def __init__(self, submitter: Submitter, inputs: LaunchInputs, monitor: Monitor | None) -> None:
         self.submitter = submitter
         self.inputs = inputs
         self.monitor = monitor
@@ -348,11 +353,11 @@ class SweepActions:
             raise RuntimeError(f"no way to cancel {job_name}: a local job of an earlier launch")
 
 
-def reactions_for(inputs: LaunchInputs, ledger: Ledger, submitter: Submitter, monitor: Any) -> list[Any]:
+def reactions_for(inputs: LaunchInputs, ledger: Ledger, submitter: Submitter, monitor: Monitor | None) -> list[Reaction]:
     """What reacts to the monitor's polls in this launch: the `monitoring` rules and the
     scheduler of the summary's evaluations, both acting through this launch's submitter."""
     actions = SweepActions(submitter, inputs, monitor)
-    reactions: list[Any] = []
+    reactions: list[Reaction] = []
     if not inputs.rules.empty:
         reactions.append(RulesEngine(inputs.rules, ledger, actions))
     runs = [run.name for run in inputs.experiment.fine_tuned]
@@ -378,16 +383,16 @@ def interrupted_message(
     return f"interrupted: {what}. {again} {then}."
 
 
-def submit_and_watch(launcher: Any, submitter: Submitter, planned: Sequence[Submission], callback: Any, monitor: Any) -> list[str]:
+def submit_and_watch(
+    launcher: Launcher, submitter: Submitter, planned: Sequence[Submission], callback: SweepWatcher | None, monitor: Monitor | None
+) -> list[str]:
     """Submit the planned jobs, then let the monitor callback watch the sweep (to its end,
     unless it detaches); the job names, in order. A Ctrl-C of a local launch stops its jobs
     (to be resumed by the same command); on SLURM they run on."""
-    from ttlaunch.monitor.callback import reattach_hint  # the monitor, imported once there is one to run
-
     local = submitter.executor_kind == "local"
     try:
         names = submitter.submit_all(launcher, planned, launcher.stagger, launcher.max_submitted, monitor)
-        if callback is not None:
+        if callback is not None and monitor is not None:  # the callback gave the monitor
             callback.watch(monitor)
         else:
             print(

@@ -1,0 +1,67 @@
+"""What ttlaunch's Hydra plugin hands the launching process: the sweeper's session of one
+launch, and the launcher and sweeper themselves, named by what is used of them. The plugin
+(hydra_plugins.ttlaunch_launcher) is the layer above, so it is not imported here: its classes
+meet these Protocols, which mypy checks where they hand themselves over."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+from hydra.core.override_parser.types import Override
+from hydra.core.utils import JobReturn
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+from ttlaunch.inputs.composed import LaunchInputs
+from ttlaunch.inputs.schema import TrainingMetricsConfig
+from ttlaunch.job.stagger import StaggerHook
+from ttlaunch.monitor.callback import SweepWatcher
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.submit.slurm_request import SubmititOptions
+
+
+@dataclass
+class LaunchSession:
+    """One launch of ttlaunch's own app as its sweeper built it, handed to the launcher
+    (`launcher.session`): the checked inputs, the sweep's ledger (one per launch: what the
+    launcher submits is recorded where the sweeper chose the jobs) and the monitor callback."""
+
+    inputs: LaunchInputs
+    ledger: Ledger
+    callback: SweepWatcher | None
+
+
+class Launcher(Protocol):
+    """ttlaunch's Hydra launcher (TTLaunchLauncher): its settings, Hydra's objects, and the
+    session its sweeper hands it."""
+
+    config: DictConfig | None
+    hydra_context: HydraContext | None
+    task_function: TaskFunction | None
+    executor: str
+    stagger: StaggerHook
+    signal_delay_s: int
+    max_submitted: int | None
+    dry_run: bool
+    resubmit_failed: bool
+    submitit_options: SubmititOptions
+    sweep_name: str | None
+    metrics: TrainingMetricsConfig
+    session: LaunchSession | None
+
+    @property
+    def relaunch(self) -> str: ...
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]: ...
+
+    def __call__(self, *args: Any) -> JobReturn: ...
+
+
+class Sweeper(Protocol):
+    """ttlaunch's Hydra sweeper (TTLaunchSweeper: Hydra's BasicSweeper underneath)."""
+
+    config: DictConfig | None
+    hydra_context: HydraContext | None
+
+    def split_arguments(self, overrides: list[Override], max_batch_size: int | None) -> list[list[list[str]]]: ...
