@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install ttlaunch with its torchtune, figures, eval and test extras.
-# Idempotent. The editable install puts src/ on the path: new modules need no re-run.
+# Idempotent. A strict editable install: links to src/, hydra_plugins/ and configs/ (Hydra
+# cannot find the plugin through a default one), so a new module needs a re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -8,4 +9,4 @@ python=${PYTHON:-python3}
 pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # torch first, pinned: left to the resolver, an unpinned torch pulls gigabytes of CUDA wheels.
 "${pip[@]}" "torch==2.13.0"
-"${pip[@]}" -c scripts/constraints.txt -e ".[torchtune,figures,eval,test]"
+"${pip[@]}" -c scripts/constraints.txt -e ".[torchtune,figures,eval,test]" --config-settings editable_mode=strict

@@ -203,7 +203,7 @@ def test_the_cooldown_example_matches_torchtunes_own_line():
 
     from ttlaunch.inputs.composed import read_rules
 
-    example = REPO / "src" / "ttlaunch" / "configs" / "monitoring" / "cooldown_single.yaml"
+    example = REPO / "configs" / "monitoring" / "cooldown_single.yaml"
     (event,) = read_rules(OmegaConf.load(example), str(example)).log_events
     line = "Adapter checkpoint of size 0.00 GiB saved to /w/r/outputs/epoch_1/adapter_model.pt"
     assert event.match(line) == {"kind": "checkpoint", "output": "/w/r/outputs", "epoch": "1"}

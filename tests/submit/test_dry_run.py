@@ -13,7 +13,7 @@ import pytest
 from support import REPO, TESTS
 
 GOLDEN = TESTS / "golden"
-CONFIGS = REPO / "src" / "ttlaunch" / "configs"
+CONFIGS = REPO / "configs"
 
 
 def normalised(text: str, sweep: Path) -> str:
