@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.payload import PayloadCommand, build_payload, scaffold_config_path
 from ttlaunch.inputs.rulebook import Rules, parse_rules
+from ttlaunch.inputs.sbatch_values import flag_name
 from ttlaunch.inputs.scaffold_script import SCRIPT_NAME, ScaffoldScript, read_script
 from ttlaunch.inputs.schema import (
     LAUNCHER_COMPUTE_FIELDS,
@@ -172,13 +174,18 @@ def read_experiment(cfg: DictConfig, hydra_cfg: Any) -> Experiment:
     return experiment
 
 
+def _parsed(overrides: Sequence[str]) -> list[Override]:
+    """Command-line overrides as Hydra's parser reads them."""
+    return OverridesParser.create().parse_overrides(list(overrides))
+
+
 def command_line_parameters(overrides: Sequence[str]) -> dict[str, Scalar]:
     """Run parameters from command-line overrides: each one that adds a new top-level key
     (`+seed=1`, `++lr=1e-4`) names a parameter of the runs, typed as Hydra types it.
     Dotted keys (`+compute.x=1`) change ttlaunch's own config; a sweep (`+seed=1,2`) is not
     one value yet (each of its jobs gets one)."""
     parameters: dict[str, Scalar] = {}
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
+    for override in _parsed(overrides):
         name = override.key_or_group
         if not (override.is_add() or override.is_force_add()) or "." in name or override.is_sweep_override():
             continue
@@ -191,17 +198,14 @@ def command_line_parameters(overrides: Sequence[str]) -> dict[str, Scalar]:
 
 def command_line_compute_fields(overrides: Sequence[str]) -> set[str]:
     """The compute fields the command line sets (`compute.mem_gb=32`; not `compute=<preset>`)."""
-    keys = [override.key_or_group for override in OverridesParser.create().parse_overrides(list(overrides))]
+    keys = [override.key_or_group for override in _parsed(overrides)]
     return {key.removeprefix("compute.") for key in keys if key.startswith("compute.")}
 
 
 def command_line_fixed_keys(overrides: Sequence[str]) -> set[str]:
     """The keys the command line gives one value to (`seed=1`, not `seed=1,2` or a range):
     the same in every job of the sweep, so not what tells its jobs apart."""
-    return {
-        override.key_or_group for override in OverridesParser.create().parse_overrides(list(overrides))
-        if not override.is_sweep_override()
-    }
+    return {override.key_or_group for override in _parsed(overrides) if not override.is_sweep_override()}
 
 
 def read_inputs(cfg: DictConfig, hydra_cfg: Any) -> LaunchInputs:
@@ -270,8 +274,7 @@ def read_scheduling(cfg: DictConfig, hydra_cfg: Any, groups: str = "") -> Schedu
         requeue = typed(node, RequeueConfig, f"{requeue_group}={choices[requeue_group]}", "requeue")
     else:
         requeue = RequeueConfig(enabled=OmegaConf.select(launcher, "executor", default=None) == "slurm")
-    flags = {key: key.strip().lstrip("-").replace("_", "-") for key in compute.additional_parameters}
-    asked = {key: _REQUEUE_FLAGS[flag] for key, flag in flags.items() if flag in _REQUEUE_FLAGS}
+    asked = {key: _REQUEUE_FLAGS[flag_name(key)] for key in compute.additional_parameters if flag_name(key) in _REQUEUE_FLAGS}
     if asked:
         if len(set(asked.values())) > 1:
             raise InputError(compute_source, "hydra.launcher.additional_parameters", "asks for both requeue and no-requeue")

@@ -15,6 +15,11 @@ _MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", re.ASCII | re.IGNORECASE)
 _GB_PER_UNIT = {"K": 1 / 1024**2, "M": 1 / 1024, "": 1 / 1024, "G": 1.0, "T": 1024.0}
 
 
+def flag_name(key: str) -> str:
+    """An sbatch flag as sbatch names it, however a config spells it (`--no_requeue` -> no-requeue)."""
+    return key.strip().lstrip("-").replace("_", "-")
+
+
 def time_minutes(text: str) -> int | None:
     """sbatch's --time in whole minutes, rounded up (a limit is never cut short)."""
     match = _TIME.fullmatch(text.strip())

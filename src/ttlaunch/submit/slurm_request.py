@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from ttlaunch.base import environment
 from ttlaunch.base.errors import InputError
+from ttlaunch.inputs.sbatch_values import flag_name
 from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
 from ttlaunch.job.requeue import RequeuePolicy
 from ttlaunch.scheduler import submitit_files
@@ -30,10 +31,6 @@ def time_limit_s(timeout_min: int) -> int:
     """The time limit asked for, in seconds: as jobs.json records it, and the job's requeue
     budget reads it."""
     return 60 * timeout_min
-
-
-def flag_name(key: str) -> str:
-    return key.strip().lstrip("-").replace("_", "-")
 
 
 @dataclass(frozen=True)
