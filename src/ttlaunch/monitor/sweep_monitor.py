@@ -196,12 +196,15 @@ class Monitor:
                 self._resource_status()
                 if self.metrics.collect_due():
                     self._unsaved = True
-                if self._unsaved:
+                # Once a record could not be written (a full disk), jobs.json is written again
+                # each poll: its success is what says recording is back, whatever write failed.
+                if self._unsaved or self.faults.cannot_record is not None:
                     self._save()
                 self.faults.run(SWEEP, "live view", view.refresh)
                 reacting = any(reaction.pending for reaction in self.reactions)
                 # The end is not over before it is recorded (a full disk: until there is room).
-                if not remaining and not self.metrics.pending and not reacting and not self._unsaved:
+                recorded = not self._unsaved and self.faults.cannot_record is None
+                if not remaining and not self.metrics.pending and not reacting and recorded:
                     break
                 wait_s = self.poll_interval_s
                 if not remaining and self.metrics.pending:
