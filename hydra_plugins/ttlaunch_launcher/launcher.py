@@ -43,15 +43,16 @@ class TTLaunchLauncher(BaseSubmititLauncher):
     ) -> None:
         super().__init__()
         # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
+        from ttlaunch.backend.choice import EXECUTORS
+        from ttlaunch.backend.requests import SubmititOptions
         from ttlaunch.inputs.schema import LAUNCHER_RESOURCES, TrainingMetricsConfig, typed
         from ttlaunch.job.stagger import hook_or_default
-        from ttlaunch.submit.slurm_request import SubmititOptions
 
         unknown = sorted(set(resources) - set(LAUNCHER_RESOURCES))
         if unknown:  # Hydra's schema (LauncherConf) types them; the config reader reads them
             raise ValueError(f"hydra.launcher: unknown settings {', '.join(unknown)}")
-        if executor not in ("local", "slurm"):
-            raise ValueError(f"hydra.launcher.executor: expected local or slurm, got {executor!r}")
+        if executor not in EXECUTORS:
+            raise ValueError(f"hydra.launcher.executor: expected {' or '.join(EXECUTORS)}, got {executor!r}")
         if relaunch not in (None, "rerun", "resume"):
             raise ValueError(f"hydra.launcher.relaunch: expected rerun or resume, got {relaunch!r}")
         for setting, cap in (("max_submitted", max_submitted), ("array_parallelism", array_parallelism)):

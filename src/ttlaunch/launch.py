@@ -104,7 +104,7 @@ def main() -> None:
         return
     sys.argv = [sys.argv[0], *with_multirun(with_platform_compute(sys.argv[1:]))]
     # A closed terminal or a `kill` ends the launch as Ctrl-C does: its local jobs, in
-    # sessions of their own (ttlaunch.submit.executors), are stopped and recorded, not orphaned.
+    # sessions of their own (ttlaunch.backend.local_executor), are stopped and recorded, not orphaned.
     for ending in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(ending, _interrupt)
     user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"

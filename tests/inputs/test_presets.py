@@ -8,7 +8,7 @@ import pytest
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.composed import read_inputs
 from ttlaunch.inputs.summary import RunType
-from ttlaunch.submit.slurm_request import slurm_request
+from ttlaunch.backend.requests import slurm_request
 
 SLURM_PRESETS = {
     "killarney/l40s_1x": ("gpubase_l40s_b2", "gpu:l40s:1", "64GB"),
@@ -34,16 +34,20 @@ def script_for(compose_config, *overrides: str) -> tuple[str, list[str]]:
     return "\n".join(lines), [line for line in lines if line.startswith("#SBATCH")]
 
 
-def test_the_monitor_callback_is_typed_with_the_settings_defaults_written_once(compose_config):
+def test_the_monitor_callback_is_typed_with_the_settings_defaults_written_once(compose_config, tmp_path):
     from hydra.utils import instantiate
 
     from ttlaunch.monitor.settings import MonitorSettings
+    from ttlaunch.monitor.sweep_monitor import Monitor
+    from ttlaunch.records.ledger import Ledger
 
     monitor = instantiate(compose_config("experiment=demo").hydra.callbacks.monitor)
     assert monitor.settings() == MonitorSettings()
     monitor = instantiate(compose_config("experiment=demo", "detach=true", "hydra.callbacks.monitor.end_check_s=0").hydra.callbacks.monitor)
     assert monitor.settings() == MonitorSettings(detach=True, end_check_s=0)
-    assert MonitorSettings().interval_for("slurm") == 60 and MonitorSettings(poll_interval_s=5).interval_for("slurm") == 5
+    ledger = Ledger.open(tmp_path, "sweep")
+    ledger.state.executor = "slurm"
+    assert Monitor(ledger, MonitorSettings()).poll_interval_s == 60 and Monitor(ledger, MonitorSettings(poll_interval_s=5)).poll_interval_s == 5
 
 
 def test_local_default_needs_no_slurm(compose_config):
@@ -220,7 +224,7 @@ def test_an_argv_item_that_is_not_a_word_is_an_error(compose_config, command):
 
 
 def test_the_gpu_count_is_stated_once_and_a_gres_that_disagrees_is_an_error(compose_config):
-    from ttlaunch.submit.slurm_request import slurm_request
+    from ttlaunch.backend.requests import slurm_request
 
     cfg = compose_config("experiment=cap_4L", "compute=bon_echo/a40_4x", "compute.gpus_per_node=2")
     inputs = read_inputs(cfg, cfg.hydra)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from ttlaunch.monitor.polling import END_CONFIRM_FOR_S, SlurmPoller
+from ttlaunch.backend.slurm_jobs import END_CONFIRM_FOR_S, SlurmPoller
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.jobs_file import JobRecord

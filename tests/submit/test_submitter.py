@@ -5,39 +5,41 @@ from types import SimpleNamespace
 
 from hydra.core.utils import JobStatus
 
+from ttlaunch.backend.local_jobs import LocalBackend
+from ttlaunch.backend.requests import SubmissionSettings
 from ttlaunch.inputs.composed import read_inputs
 from ttlaunch.job.stagger import FixedDelay
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
-from ttlaunch.submit.submitter import SubmissionSettings, Submitter, job_return, run_submission
+from ttlaunch.submit.submitter import Submitter, job_return, run_submission
 
 
-def _submitter(ledger: Ledger, inputs) -> Submitter:
-    settings = SubmissionSettings("local", inputs.requeue, inputs.user, 120, inputs.compute_source)
-    return Submitter(ledger, settings)
+class RejectingBackend(LocalBackend):
+    """A backend whose scheduler refuses one job; the others get a job id (no process starts)."""
 
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
 
-class RejectingExecutor:
-    """Stands in for a submitit executor whose scheduler refuses one job."""
-
-    def __init__(self, name: str, folder: Path) -> None:
-        self.name, self.folder = name, folder
-
-    def submit(self, *args):
-        if self.name == "rank8_lr5e-5":
+    def submit(self, name, folder, request, job_callable, args):
+        if name == "rank8_lr5e-5":
             raise RuntimeError("sbatch: error: invalid partition specified: nowhere")
         paths = SimpleNamespace(stdout=self.folder / "1_0_log.out", stderr=self.folder / "1_0_log.err")
-        return SimpleNamespace(job_id=f"id-{self.name}", paths=paths, state="RUNNING")
+        return SimpleNamespace(job_id=f"id-{name}", paths=paths, state="RUNNING")
 
 
-def test_a_rejected_submission_is_logged_and_the_others_still_go(compose_config, tmp_path: Path, monkeypatch):
+def _submitter(ledger: Ledger, inputs, tmp_path: Path) -> Submitter:
+    settings = SubmissionSettings(inputs.requeue, inputs.user, 120, inputs.compute_source)
+    return Submitter(ledger, settings, RejectingBackend(tmp_path))
+
+
+def test_a_rejected_submission_is_logged_and_the_others_still_go(compose_config, tmp_path: Path):
     cfg = compose_config("experiment=cap_4L")
     ledger = Ledger.open(tmp_path, "cap_4L")
     inputs = read_inputs(cfg, cfg.hydra)
-    submitter = _submitter(ledger, inputs)
-    monkeypatch.setattr(submitter, "_executor", lambda submission, request: RejectingExecutor(submission.name, tmp_path))
+    submitter = _submitter(ledger, inputs, tmp_path)
     names = ["rank8_lr1e-5", "rank8_lr5e-5", "rank16_lr1e-5"]
     planned = [run_submission(inputs, tmp_path, index, [f"run_name={name}", f"hydra.job.name={name}"]) for index, name in enumerate(names)]
     waits = []
@@ -57,13 +59,12 @@ def test_a_rejected_submission_is_logged_and_the_others_still_go(compose_config,
     assert job_return(ledger.state.jobs["rank8_lr1e-5"]).status is JobStatus.UNKNOWN
 
 
-def test_a_resubmitted_run_keeps_its_earlier_job_ids(compose_config, tmp_path: Path, monkeypatch):
+def test_a_resubmitted_run_keeps_its_earlier_job_ids(compose_config, tmp_path: Path):
     cfg = compose_config("experiment=cap_4L")
     ledger = Ledger.open(tmp_path, "cap_4L")
     ledger.state.jobs["rank8_lr1e-5"] = JobRecord(name="rank8_lr1e-5", job_id="7", status="FAILED", previous_job_ids=["3"])
     inputs = read_inputs(cfg, cfg.hydra)
-    submitter = _submitter(ledger, inputs)
-    monkeypatch.setattr(submitter, "_executor", lambda submission, request: RejectingExecutor(submission.name, tmp_path))
+    submitter = _submitter(ledger, inputs, tmp_path)
     planned = [run_submission(inputs, tmp_path, 0, ["run_name=rank8_lr1e-5", "hydra.job.name=rank8_lr1e-5"])]
     submitter.submit_all(object(), planned, FixedDelay(seconds=0))
     record = ledger.state.jobs["rank8_lr1e-5"]

@@ -85,7 +85,7 @@ def record_requeue(job_dir: Path, attempt: int, reason: str) -> None:
 
 @dataclass(frozen=True)
 class RequeuePolicy:
-    """A job's requeue budget, computed once at submission (ttlaunch.submit.slurm_request)
+    """A job's requeue budget, computed once at submission (ttlaunch.backend.requests)
     and read back in the job. Timeouts are counted in one place, requeues.json."""
 
     max_num_timeout: int

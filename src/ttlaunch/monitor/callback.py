@@ -56,9 +56,9 @@ class MonitorCallback(MonitorSettings, Callback):
         try:
             monitor.follow()
         except KeyboardInterrupt:
-            if monitor.slurm:
+            if not monitor.backend.runs_here:
                 print(
-                    f"ttlaunch: monitoring stopped; SLURM jobs keep running. Re-attach with "
+                    f"ttlaunch: monitoring stopped; {monitor.backend.scheduler} jobs keep running. Re-attach with "
                     f"`{reattach_hint(monitor.ledger.sweep_dir)}` or the same launch command.",
                     file=sys.stderr, flush=True,
                 )

@@ -20,7 +20,7 @@ from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import returned_value
 
 if TYPE_CHECKING:
-    from ttlaunch.monitor.polling import Observation
+    from ttlaunch.backend.observation import Observation
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The monitor: polls a sweep's jobs until all of them ended, and records what it sees.
 
-Each poll (one squeue, one batched sacct: ttlaunch.monitor.polling) turns state changes
+Each poll (on SLURM one squeue and one batched sacct: the sweep's backend, ttlaunch.backend) turns state changes
 (ttlaunch.monitor.state_changes) into STATE_CHANGE entries, jobs.json and the status table
 (ttlaunch.records.ledger), and tells the reactions (rules, evaluations); after COMPLETED,
 FAILED or TIMEOUT it collects compute metrics (ttlaunch.monitor.accounting), every 5th poll
@@ -14,19 +14,20 @@ same Monitor on a sweep dir alone, so monitoring can be resumed anywhere.
 from __future__ import annotations
 
 import copy
-import getpass
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import Any, Callable, Protocol
 
+from ttlaunch.backend.choice import backend_for
+from ttlaunch.backend.contract import JobBackend
+from ttlaunch.backend.observation import Observation
 from ttlaunch.base.times import format_elapsed, timestamp
 from ttlaunch.job.gpu_sampler import read_job_sample
 from ttlaunch.monitor.accounting import METRICS_STATES, MetricsCollector
 from ttlaunch.monitor.containment import SWEEP, Containment
 from ttlaunch.monitor.live_view import live_view
-from ttlaunch.monitor.polling import END_CONFIRM_EVERY_S, SlurmPoller, local_observation
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.state_changes import apply_state, note_requeues
 from ttlaunch.monitor.training import TrainingWatch, training_curves
@@ -34,16 +35,9 @@ from ttlaunch.records.event_log import EventLog
 from ttlaunch.records.jobs_file import APP_KIND, JobRecord, status_counts
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.report import checkpoint_checks, write_report
-from ttlaunch.scheduler.local_jobs import stop_local_job
 from ttlaunch.scheduler.states import JobState
 
-if TYPE_CHECKING:
-    from ttlaunch.monitor.polling import Observation
-
 log = logging.getLogger(__name__)
-
-# How often the wait between polls looks at the processes of local jobs (a system call each).
-LOCAL_END_CHECK_S = 0.2
 
 # An unchanged STATUS_CHECK is written at most this often.
 STATUS_CHECK_EVERY_S = 60.0
@@ -77,15 +71,15 @@ class Monitor:
         self,
         ledger: Ledger,
         settings: MonitorSettings,
+        backend: JobBackend | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`backend`: the one the launch submits through; by default the one jobs.json names."""
         self.ledger = ledger
         self.settings = settings
-        self.poll_interval_s = settings.interval_for(ledger.state.executor)
-        self.slurm = ledger.state.executor == "slurm"
-        self.poller = SlurmPoller(getpass.getuser()) if self.slurm else None
-        self.local_jobs: dict[str, Any] = {}  # submitit handles of the local jobs we started
+        self.backend = backend or backend_for(ledger.state.executor)
+        self.poll_interval_s = settings.poll_interval_s or self.backend.poll_interval_s
         self.consecutive_failures = 0
         self.running_polls: dict[str, int] = {}
         self.faults = Containment(ledger.events, ledger.sweep_dir)
@@ -117,15 +111,7 @@ class Monitor:
         handling that fails is logged and tried again next poll (ttlaunch.monitor.containment)."""
         self.faults.check_sweep_dir()
         active = self.active()
-        observed: dict[str, Observation] = {}
-        if self.poller is None:
-            for name, record in active.items():
-                self.faults.run(
-                    name, "state", lambda: observed.update({name: local_observation(record, self.local_jobs.get(name))})
-                )
-        elif active:
-            observed = self._observe(self.poller.observe, active)
-        self._record(observed)
+        self._record(self._observe(self.backend.observe, active) if active else {})
         return len(self.active())
 
     def _record(self, observed: dict[str, Observation]) -> None:
@@ -142,47 +128,27 @@ class Monitor:
             self.faults.run(SWEEP, reaction.name, lambda: reaction.after_poll(self.faults))
 
     def _wait(self, wait_s: float, refresh: Callable[[], None]) -> None:
-        """Until the next poll. Meanwhile, on SLURM, every `end_check_s` look for jobs that
-        wrote their result, and record those one sacct shows ended (ttlaunch.monitor.polling), so a
-        sweep's end is known within seconds while squeue is still asked once per poll
-        interval. Returns early once no job is left running. Locally, returns as soon as a
-        job's process has exited."""
-        check_s = self.settings.end_check_s
-        if self.poller is None and self.local_jobs and check_s > 0:
-            self._wait_for_a_local_end(wait_s)
-            return
-        poller = self.poller
-        if poller is None or check_s <= 0 or wait_s <= check_s:
-            self._sleep(wait_s)
-            return
+        """Until the next poll. Meanwhile, as often as the backend says, look for jobs that
+        ended (on SLURM: that wrote their result and one sacct shows ended; locally: whose
+        process exited) and record them, so a sweep's end is known within seconds while the
+        queue is still asked once per poll interval. Returns early once no job is left running."""
         deadline = self._clock() + wait_s
         while self._clock() < deadline:
-            step_s = min(check_s, END_CONFIRM_EVERY_S) if poller.confirming else check_s
-            self._sleep(min(step_s, max(0.0, deadline - self._clock())))
+            step_s = self.backend.end_check_every_s(self.settings.end_check_s)
+            if step_s is None or step_s >= deadline - self._clock():
+                self._sleep(max(0.0, deadline - self._clock()))
+                return
+            self._sleep(step_s)
             active = self.active()
             if self._clock() >= deadline or not active:
-                return  # the poll is due (squeue has the word), or nothing is left to watch
+                return  # the poll is due (the queue has the word), or nothing is left to watch
             self.faults.check_sweep_dir()
-            ended = self._observe(lambda records: poller.ended(records, self._clock()), active)
+            ended = self._observe(lambda records: self.backend.ended(records, self._clock()), active)
             if ended:
                 self._record(ended)
                 self.faults.run(SWEEP, "live view", refresh)
                 if not self.active():
                     return
-
-    def _wait_for_a_local_end(self, wait_s: float) -> None:
-        """Until the next poll, or until a local job this launch started has exited: its
-        process handle says so at no cost, so the poll that records it need not wait."""
-        deadline = self._clock() + wait_s
-        # Only processes running now: one that ended unrecorded (its end could not be read) must
-        # not turn this wait into a busy loop of polls.
-        running = [
-            job for name, job in self.local_jobs.items() if not self.jobs[name].status.terminal and job.state == "RUNNING"
-        ]
-        while self._clock() < deadline:
-            self._sleep(min(LOCAL_END_CHECK_S, max(0.0, deadline - self._clock())))
-            if any(job.state != "RUNNING" for job in running):
-                return
 
     def follow(self) -> None:
         """Poll until every job ended and its metrics are in, then validate and report."""
@@ -238,41 +204,31 @@ class Monitor:
         return checks
 
     def stop_local_jobs(self) -> list[str]:
-        """After Ctrl-C: local jobs are children of this process and must not outlive it
-        unattended; cancel them and wait until they ended (SLURM jobs are left running).
-        The names of the jobs stopped, each marked as stopped by ttlaunch (not failed)."""
-        active = self.active()
-        stopping = {name: job for name, job in self.local_jobs.items() if name in active}
-        for name, job in stopping.items():
+        """After Ctrl-C: jobs that are children of this process (the backend says which) must
+        not outlive it unattended; stop them and wait until they ended (SLURM jobs are left
+        running). The names of the jobs stopped, each marked as stopped by ttlaunch (not failed)."""
+        stopping = self.backend.stoppable(list(self.active()))
+        for name in stopping:
             self.jobs[name].stopped_by_ttlaunch = True
-            stop_local_job(str(job.job_id))
-        running = list(stopping.values())
-        deadline = self._clock() + LOCAL_STOP_TIMEOUT_S
-        while any(not job.done() for job in running) and self._clock() < deadline:
-            self._sleep(0.2)
-        for job in running:
-            if not job.done():  # its payload ignored SIGTERM past the grace period
-                stop_local_job(str(job.job_id), kill=True)
+        self.backend.stop(stopping, LOCAL_STOP_TIMEOUT_S)
         if self.ledger.sweep_dir.is_dir():  # else there is nowhere to record it
             self.poll()
-        return list(stopping)
+        return stopping
 
     def _observe(
         self, look: Callable[[dict[str, JobRecord]], dict[str, Observation]], active: dict[str, JobRecord]
     ) -> dict[str, Observation]:
-        """One look at SLURM (a poll, or the end check between polls) for the active jobs;
-        nothing when it did not answer (logged; the next look asks again)."""
-        assert self.poller is not None
+        """One look at the scheduler (a poll, or the end check between polls) for the active
+        jobs; nothing when it did not answer (logged; the next look asks again)."""
         try:
             observed = look(active)
         except Exception as err:  # SLURM away, or an answer nobody can read: the next poll asks again
             self._poll_failed(err)
             return {}
         self.consecutive_failures = 0
-        for notice in self.poller.notices:
+        for notice in self.backend.take_notices():
             self.events.write("POLL_FAILED", "Falling back", ("Note", notice))
             log.warning("%s", notice)
-        self.poller.notices.clear()
         return observed
 
     def _apply(self, name: str, observation: Observation, transitions: list[Transition]) -> None:
@@ -299,7 +255,7 @@ class Monitor:
         current = observation.state
         log.info("%s: %s -> %s", name, previous.value, current.value)
         transitions.append(Transition(name, previous, current))
-        if self.poller is not None and self.poller.accounting and current in METRICS_STATES:
+        if self.backend.accounting and current in METRICS_STATES:
             self.metrics.add(name)
 
     def _deliver(self, transitions: list[Transition]) -> None:
@@ -333,8 +289,7 @@ class Monitor:
         said, at = self._last_status_check
         if result == said and now - at < STATUS_CHECK_EVERY_S:
             return
-        what = f"squeue -u {getpass.getuser()}" if self.slurm else "submitit local jobs"
-        self.events.write("STATUS_CHECK", "Polling", ("Command", what), ("Result", result))
+        self.events.write("STATUS_CHECK", "Polling", ("Command", self.backend.poll_command), ("Result", result))
         self._last_status_check = (result, now)
 
     def _resource_status(self) -> None:
@@ -354,11 +309,12 @@ class Monitor:
     def _poll_failed(self, err: Exception) -> None:
         self.consecutive_failures += 1
         count = self.consecutive_failures
-        self.events.write("POLL_FAILED", "Querying SLURM failed", ("Error", str(err)), ("Consecutive failures", count))
-        log.warning("polling SLURM failed (%d in a row): %s", count, err)
+        scheduler = self.backend.scheduler
+        self.events.write("POLL_FAILED", f"Querying {scheduler} failed", ("Error", str(err)), ("Consecutive failures", count))
+        log.warning("polling %s failed (%d in a row): %s", scheduler, count, err)
         if count == self.settings.alert_after_failures:
             message = (
-                f"SLURM has not answered {count} polls in a row; jobs keep running. Check `squeue`/`sacct` "
+                f"{scheduler} has not answered {count} polls in a row; jobs keep running. Check `squeue`/`sacct` "
                 "by hand or ask your admins; ttlaunch keeps polling."
             )
             self.events.write("POLL_FAILED", "Alert: repeated failures", ("Alert", message))

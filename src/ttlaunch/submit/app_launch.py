@@ -21,6 +21,8 @@ from typing import Any, Sequence
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf, open_dict
 
+from ttlaunch.backend.choice import backend_for
+from ttlaunch.backend.requests import SubmissionSettings
 from ttlaunch.base.errors import InputError, SweepFailed
 from ttlaunch.inputs.composed import command_line_fixed_keys, read_scheduling
 from ttlaunch.inputs.schema import APP_GROUPS_PREFIX, UserConfig, check_metrics
@@ -40,7 +42,7 @@ from ttlaunch.submit.orchestration import (
     writable,
 )
 from ttlaunch.submit.plan import JobSpec, app_job_names, override_key
-from ttlaunch.submit.submitter import Submission, SubmissionSettings, Submitter, submit_and_watch
+from ttlaunch.submit.submitter import Submission, Submitter, submit_and_watch
 
 # Interpolations of hydra.sweep.subdir known at launch without composing each job's config.
 _KNOWN_AT_LAUNCH = ("hydra.job.num", "hydra.job.name", "hydra.job.override_dirname")
@@ -66,11 +68,11 @@ def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initi
         for offset, job in enumerate(jobs)
     }
     settings = SubmissionSettings(
-        launcher.executor, scheduling.requeue, UserConfig(), launcher.signal_delay_s, scheduling.compute_source,
-        launcher.submitit_options,
+        scheduling.requeue, UserConfig(), launcher.signal_delay_s, scheduling.compute_source, launcher.submitit_options
     )
     if launcher.dry_run:
-        return Submitter(Ledger.open(sweep_dir, app_name), settings).dry_run(list(planned.values()))
+        ledger = Ledger.open(sweep_dir, app_name)
+        return Submitter(ledger, settings, backend_for(launcher.executor)).dry_run(list(planned.values()))
     check_monitoring(launcher, callback)
     writable(sweep_dir, lambda: sweep_dir.mkdir(parents=True, exist_ok=True))
     with SweepLock(sweep_dir):
@@ -89,12 +91,13 @@ def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initi
         )
         details = f"{len(jobs)} jobs of {app_name}'s sweep, from #{initial_job_idx}"
         selection = reconcile_and_select(
-            ledger, jobs, callback, launcher.executor, launcher.resubmit_failed, [], details,
+            ledger, jobs, callback, launcher.resubmit_failed, [], details,
             "hydra.launcher.resubmit_failed=true", rerun=launcher.relaunch == "rerun",
         )
         if selection.submit or selection.attach:
             monitor = callback.monitor_for(ledger) if callback is not None else None
-            submitter = Submitter(ledger, settings)
+            backend = monitor.backend if monitor is not None else backend_for(launcher.executor)  # one, as launch_runs
+            submitter = Submitter(ledger, settings, backend)
             submit_and_watch(launcher, submitter, [planned[job.name] for job in selection.submit], callback, monitor)
         records = ledger.state.jobs
     failed = [job.name for job in jobs if ended_without_completing(records.get(job.name))]

@@ -18,7 +18,7 @@ from ttlaunch.inputs.schema import TrainingMetricsConfig
 from ttlaunch.job.stagger import StaggerHook
 from ttlaunch.monitor.callback import SweepWatcher
 from ttlaunch.records.ledger import Ledger
-from ttlaunch.submit.slurm_request import SubmititOptions
+from ttlaunch.backend.requests import SubmititOptions
 
 
 @dataclass

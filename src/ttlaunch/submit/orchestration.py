@@ -15,6 +15,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
+from ttlaunch.backend.choice import backend_for
+from ttlaunch.backend.requests import SubmissionSettings
 from ttlaunch.base.errors import InputError, SweepFailed, UnwritableSweep
 from ttlaunch.inputs.composed import LaunchInputs, read_inputs
 from ttlaunch.inputs.evaluation_plan import runs_inspect
@@ -38,7 +40,6 @@ from ttlaunch.submit.handover import Launcher, LaunchSession, Sweeper
 from ttlaunch.submit.plan import JobSpec, plan_jobs
 from ttlaunch.submit.selection import Selection, changed_jobs, select_jobs, unrecorded_job_id
 from ttlaunch.submit.submitter import (
-    SubmissionSettings,
     Submitter,
     job_return,
     reactions_for,
@@ -81,6 +82,7 @@ def plan(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) -> tupl
     tasks = [task for cell in inputs.experiment.evaluation_matrix for task in cell.tasks]
     check_sort_key(inputs.report.sort_by, [inputs.for_overrides(job.overrides).run(job.run_name) for job in jobs], tasks)
     sweep_dir = Path(config.hydra.sweep.dir)
+    runs_here = backend_for(launcher.executor).runs_here
     for combination in combinations:
         # The primary config already holds every single-valued override; compose again
         # only when the command line sweeps something that may change the inputs.
@@ -94,7 +96,7 @@ def plan(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) -> tupl
                 command = combined_inputs.payload_for(job.run_name, sweep_dir / job.name)
                 if combined_inputs.evaluation.enabled:  # a bad evaluation.compute, now rather than mid-sweep
                     combined_inputs.evaluation_compute_for(job.run_name)
-                if launcher.executor == "local":
+                if runs_here:
                     check_one_task(compute, combined_inputs.compute_source)
                     _check_model_here(combined_inputs, command.argv)
     return inputs, jobs
@@ -275,7 +277,7 @@ def run_sweep(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) ->
             f"{counts[RunType.EVAL_ONLY]} eval-only runs; {len(jobs)} jobs in the sweep"
         )
         selection = reconcile_and_select(
-            ledger, jobs, callback, launcher.executor, bool(config.resubmit_failed) or launcher.resubmit_failed, changed,
+            ledger, jobs, callback, bool(config.resubmit_failed) or launcher.resubmit_failed, changed,
             details, "resubmit_failed=true", rerun=launcher.relaunch == "rerun",
         )
         if selection.submit or selection.attach:
@@ -299,15 +301,16 @@ def run_sweep(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) ->
 
 
 def reconcile_and_select(
-    ledger: Ledger, jobs: Sequence[JobSpec], callback: SweepWatcher | None, executor: str, resubmit_failed: bool,
+    ledger: Ledger, jobs: Sequence[JobSpec], callback: SweepWatcher | None, resubmit_failed: bool,
     changed: Sequence[str], details: str, resubmit_hint: str, rerun: bool,
 ) -> Selection:
     """Under the sweep's lock: learn what earlier launches left (jobs they submitted without
     recording them, then one poll), pick the jobs to submit, and record the choice."""
-    if executor == "slurm":
+    monitor = _reconciling_monitor(callback, ledger)
+    if not monitor.backend.runs_here:  # local jobs stop with the launch that started them: none to adopt
         adopt_unrecorded(ledger, jobs)
     # What happened while nobody watched: one poll of the jobs earlier launches left running.
-    _reconciling_monitor(callback, ledger).poll()
+    monitor.poll()
     selection = select_jobs(jobs, ledger.state.jobs, resubmit_failed, changed, rerun)
     ledger.events.write(
         "IDENTIFY_RUNS",
@@ -343,16 +346,17 @@ def launch_runs(launcher: Launcher, job_overrides: Sequence[Sequence[str]], init
     inputs, ledger, callback = session.inputs, session.ledger, session.callback
     sweep_dir = ledger.sweep_dir
     settings = SubmissionSettings(
-        launcher.executor, inputs.requeue, inputs.user, launcher.signal_delay_s, inputs.compute_source,
-        launcher.submitit_options,
+        inputs.requeue, inputs.user, launcher.signal_delay_s, inputs.compute_source, launcher.submitit_options
     )
-    submitter = Submitter(ledger, settings)
     planned = [run_submission(inputs, sweep_dir, initial_job_idx + offset, o) for offset, o in enumerate(job_overrides)]
     if launcher.dry_run:
-        return submitter.dry_run(planned)
+        return Submitter(ledger, settings, backend_for(launcher.executor)).dry_run(planned)
     monitor = callback.monitor_for(ledger) if callback is not None else None
+    # The monitor's backend (the one jobs.json names) is the one this launch submits through:
+    # it watches the local jobs it starts through their handles.
+    submitter = Submitter(ledger, settings, monitor.backend if monitor is not None else backend_for(launcher.executor))
     if monitor is not None:
-        monitor.reactions += reactions_for(inputs, ledger, submitter, monitor)
+        monitor.reactions += reactions_for(inputs, ledger, submitter)
     names = submit_and_watch(launcher, submitter, planned, callback, monitor)
     return [job_return(ledger.state.jobs[name]) for name in names]
 
@@ -411,7 +415,7 @@ def check_monitoring(launcher: Launcher, callback: SweepWatcher | None) -> None:
     which must watch them to the end."""
     if launcher.max_submitted is not None and callback is None:
         raise InputError("hydra.launcher", "max_submitted", "needs the monitor to count queued jobs (it was switched off)")
-    if launcher.executor != "local":
+    if not backend_for(launcher.executor).runs_here:
         return
     if callback is None:
         raise InputError("hydra.callbacks", "monitor", "local jobs need the monitor (it was switched off); use a SLURM preset")

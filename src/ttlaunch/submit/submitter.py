@@ -17,17 +17,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import yaml
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
 
+from ttlaunch.backend.contract import JobBackend, JobRequest
+from ttlaunch.backend.requests import SubmissionSettings
 from ttlaunch.base.errors import MonitorStopped, SweepInterrupted
 from ttlaunch.base.times import timestamp
 from ttlaunch.inputs.composed import LaunchInputs
 from ttlaunch.inputs.evaluation_plan import planned_evaluations
-from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
+from ttlaunch.inputs.schema import ComputeConfig
 from ttlaunch.job.stagger import StaggerHook
 from ttlaunch.monitor.callback import SweepWatcher, reattach_hint
 from ttlaunch.monitor.evaluations import EvaluationTrigger
@@ -35,12 +37,13 @@ from ttlaunch.monitor.rules import RulesEngine
 from ttlaunch.monitor.sweep_monitor import Monitor, Reaction
 from ttlaunch.records.jobs_file import APP_KIND, JobRecord
 from ttlaunch.records.ledger import Ledger
-from ttlaunch.scheduler import slurm, submitit_files
-from ttlaunch.scheduler.local_jobs import stop_local_job
+from ttlaunch.scheduler import submitit_files
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit.handover import Launcher
 from ttlaunch.submit.plan import job_name_of, run_name_of
-from ttlaunch.submit.slurm_request import LocalRequest, SlurmRequest, SubmititOptions, local_request, slurm_request
+
+if TYPE_CHECKING:  # submitit loads only where jobs are submitted
+    from submitit import Job
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,7 @@ class Submission:
     output_dir: Path | None = None
     command: Sequence[str] | None = None  # what the job runs, as a dry run shows it
     spec: dict[str, Any] = field(default_factory=dict)  # what a later launch compares (a run's submission_spec)
-    request: SlurmRequest | LocalRequest | None = None  # set as it is submitted
+    request: JobRequest | None = None  # set as it is submitted
 
 
 def run_submission(inputs: LaunchInputs, sweep_dir: Path, index: int, overrides: Sequence[str]) -> Submission:
@@ -107,53 +110,17 @@ def run_submission(inputs: LaunchInputs, sweep_dir: Path, index: int, overrides:
     )
 
 
-@dataclass(frozen=True)
-class SubmissionSettings:
-    """What every job of a launch is submitted with, beside its own compute."""
-
-    executor_kind: str  # local or slurm
-    requeue: RequeueConfig
-    user: UserConfig
-    signal_delay_s: int
-    compute_source: str  # where the compute came from, for errors (compute=<preset>)
-    submitit: SubmititOptions = SubmititOptions()
-
-
 class Submitter:
-    """One launch's submissions: executors per job, the stagger, the cap, the records."""
+    """One launch's submissions through the sweep's backend: the stagger, the cap, the records."""
 
-    def __init__(self, ledger: Ledger, settings: SubmissionSettings) -> None:
+    def __init__(self, ledger: Ledger, settings: SubmissionSettings, backend: JobBackend) -> None:
         self.ledger = ledger
         self.sweep_dir = ledger.sweep_dir
         self.settings = settings
+        self.backend = backend
         self.submitted: list[str] = []  # job names handled by this launch, in order, rejected ones included
         self.job_callable: PrePickledJob | None = None
         self.overrides_by_name: dict[str, list[str]] = {}  # what each job of this launch was submitted with
-
-    @property
-    def executor_kind(self) -> str:
-        return self.settings.executor_kind
-
-    def _request(self, submission: Submission) -> SlurmRequest | LocalRequest:
-        """What the job asks the scheduler for: computed once per submission, and the source
-        of its recorded time limit and of its requeue budget."""
-        settings = self.settings
-        if self.executor_kind == "slurm":
-            return slurm_request(
-                submission.name, submission.compute, settings.requeue, settings.user, settings.signal_delay_s,
-                settings.compute_source, settings.submitit,
-            )
-        return local_request(submission.name, submission.compute, settings.submitit)
-
-    def _executor(self, submission: Submission, request: SlurmRequest | LocalRequest) -> Any:
-        from ttlaunch.submit import executors  # submitit is imported only when submitting
-
-        folder = submitit_files.folder(submission.job_dir)
-        if isinstance(request, SlurmRequest):
-            for note in request.notes:
-                log.info("%s: %s", submission.name, note)
-            return executors.slurm_executor(folder, request)
-        return executors.local_executor(folder, request)
 
     def submit_all(
         self,
@@ -175,7 +142,7 @@ class Submitter:
         job_callable = self.job_callable = PrePickledJob(callable_job, Singleton.get_state())
         workers = getattr(stagger, "concurrent_submissions", 1)
         if workers > 1 and max_submitted is None:
-            self._submit_concurrently(job_callable, planned, workers, monitor)
+            self._submit_concurrently(job_callable, planned, workers)
         else:
             interval = monitor.poll_interval_s if monitor is not None else None
             last_poll = time.monotonic()
@@ -186,7 +153,7 @@ class Submitter:
                     while monitor.poll() >= max_submitted:
                         sleep(interval)
                 stagger.before_submit(offset, len(planned))
-                self._record(submission, *self._submit_one(job_callable, submission), monitor=monitor)
+                self._record(submission, *self._submit_one(job_callable, submission))
                 if monitor is not None and interval is not None and time.monotonic() - last_poll >= interval:
                     monitor.poll()
                     last_poll = time.monotonic()
@@ -201,37 +168,39 @@ class Submitter:
         )
         return list(self.submitted)
 
-    def submit_and_record(self, submission: Submission, monitor: Monitor | None = None) -> Any:
+    def submit_and_record(self, submission: Submission) -> Job[Any] | None:
         """One more job, after submit_all (a rule's follow-up or restart, an evaluation), with
         the launch's job callable; its submitit job, or None when the scheduler refused it
         (recorded as SUBMIT_FAILED)."""
         if self.job_callable is None:
             raise RuntimeError("nothing was submitted by this launch: no job callable to reuse")
         job, error = self._submit_one(self.job_callable, submission)
-        self._record(submission, job, error, monitor=monitor)
+        self._record(submission, job, error)
         return job
 
-    def _submit_one(self, callable_job: Any, submission: Submission) -> tuple[Any, Exception | None]:
+    def _submit_one(self, callable_job: PrePickledJob, submission: Submission) -> tuple[Job[Any] | None, Exception | None]:
         """Submit one job (safe to call from several threads: each job has its own executor)."""
         try:
-            submission.request = self._request(submission)
-            executor = self._executor(submission, submission.request)
-            job = executor.submit(
-                callable_job, submission.overrides, "hydra.sweep.dir", submission.index, f"job_id_for_{submission.index}"
+            # What the job asks for: computed once per submission, the source of its recorded
+            # time limit and of its requeue budget.
+            submission.request = self.backend.request(submission.name, submission.compute, self.settings)
+            args = (submission.overrides, "hydra.sweep.dir", submission.index, f"job_id_for_{submission.index}")
+            job = self.backend.submit(
+                submission.name, submitit_files.folder(submission.job_dir), submission.request, callable_job, args
             )
             return job, None
         except Exception as err:  # a rejected submission must not stop the others
             return None, err
 
     def _submit_concurrently(
-        self, callable_job: Any, planned: Sequence[Submission], workers: int, monitor: Monitor | None
+        self, callable_job: PrePickledJob, planned: Sequence[Submission], workers: int
     ) -> None:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = pool.map(lambda submission: self._submit_one(callable_job, submission), planned)
             for submission, (job, error) in zip(planned, outcomes):  # recorded in order as they come
-                self._record(submission, job, error, monitor=monitor)
+                self._record(submission, job, error)
 
-    def _record(self, submission: Submission, job: Any, error: Exception | None, monitor: Monitor | None = None) -> None:
+    def _record(self, submission: Submission, job: Job[Any] | None, error: Exception | None) -> None:
         name = submission.name
         previous = self.ledger.state.jobs.get(name)
         record = JobRecord(
@@ -257,15 +226,13 @@ class Submitter:
             record.stdout = str(job.paths.stdout)
             record.stderr = record.stdout if self.settings.submitit.stderr_to_stdout else str(job.paths.stderr)
             self.ledger.events.write(
-                "SUBMIT_JOB", name, ("Executor", self.executor_kind),
+                "SUBMIT_JOB", name, ("Executor", self.backend.name),
                 ("Result", f"Job ID {job.job_id} submitted at {record.submitted}"),
                 # What a rebuilt jobs.json needs (ttlaunch.records.rebuild) beyond the job dir's files:
                 ("Run", record.run_name or name), ("Job dir", record.job_dir), ("Output dir", record.output_dir or "-"),
                 ("Time limit", f"{record.time_limit_s} s"),
             )
             log.info("submitted %s as job %s", name, job.job_id)
-            if monitor is not None and self.executor_kind == "local":
-                monitor.local_jobs[name] = job
         self.ledger.save()
         if job is not None and self.settings.submitit.folder:
             try:
@@ -282,17 +249,9 @@ class Submitter:
         for submission in planned:
             name = submission.name
             payload_line = " ".join(submission.command) if submission.command else "(not a planned run)"
-            if self.executor_kind == "slurm":
-                request = self._request(submission)
-                assert isinstance(request, SlurmRequest)
-                for note in request.notes:  # what the user's sbatch flags replace, as a launch says it
-                    log.info("%s: %s", name, note)
-                text = request.script(submitit_files.folder(submission.job_dir))
-                text += f"# payload: {payload_line}\n"
-                path = out_dir / f"{name}.sbatch"
-            else:
-                text = f"# local job {name}\n{payload_line}\n"
-                path = out_dir / f"{name}.sh"
+            request = self.backend.request(name, submission.compute, self.settings)
+            file_name, text = self.backend.script(name, submitit_files.folder(submission.job_dir), request, payload_line)
+            path = out_dir / file_name
             path.write_text(text, encoding="utf-8")
             print(f"==> {path}\n{text}")
             returns.append(JobReturn(status=JobStatus.COMPLETED, _return_value=str(path)))
@@ -304,10 +263,9 @@ class SweepActions:
     """What the rules engine may do to the sweep from the launching process: submit a job
     that inherits another job's config (a follow-up, or the same run again), cancel a job."""
 
-    def __init__(self, submitter: Submitter, inputs: LaunchInputs, monitor: Monitor | None) -> None:
+    def __init__(self, submitter: Submitter, inputs: LaunchInputs) -> None:
         self.submitter = submitter
         self.inputs = inputs
-        self.monitor = monitor
 
     def submit(
         self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str], evaluation: bool = False
@@ -330,7 +288,7 @@ class SweepActions:
             compute=self.inputs.evaluation_compute_for(run_name) if evaluation else self.inputs.compute_for(run_name),
             output_dir=submitter.sweep_dir / job_name / "outputs",
         )
-        job = submitter.submit_and_record(submission, self.monitor)
+        job = submitter.submit_and_record(submission)
         return str(job.job_id) if job is not None else None
 
     def _overrides_of(self, job_name: str) -> list[str]:
@@ -344,19 +302,13 @@ class SweepActions:
     def cancel(self, job_name: str) -> None:
         record = self.submitter.ledger.state.jobs[job_name]
         record.stopped_by_ttlaunch = True
-        handle = self.monitor.local_jobs.get(job_name) if self.monitor is not None else None
-        if handle is not None:
-            stop_local_job(str(handle.job_id))
-        elif self.submitter.executor_kind == "slurm" and record.job_id:
-            slurm.cancel(record.job_id)
-        else:
-            raise RuntimeError(f"no way to cancel {job_name}: a local job of an earlier launch")
+        self.submitter.backend.cancel(record)
 
 
-def reactions_for(inputs: LaunchInputs, ledger: Ledger, submitter: Submitter, monitor: Monitor | None) -> list[Reaction]:
+def reactions_for(inputs: LaunchInputs, ledger: Ledger, submitter: Submitter) -> list[Reaction]:
     """What reacts to the monitor's polls in this launch: the `monitoring` rules and the
     scheduler of the summary's evaluations, both acting through this launch's submitter."""
-    actions = SweepActions(submitter, inputs, monitor)
+    actions = SweepActions(submitter, inputs)
     reactions: list[Reaction] = []
     if not inputs.rules.empty:
         reactions.append(RulesEngine(inputs.rules, ledger, actions))
@@ -389,7 +341,7 @@ def submit_and_watch(
     """Submit the planned jobs, then let the monitor callback watch the sweep (to its end,
     unless it detaches); the job names, in order. A Ctrl-C of a local launch stops its jobs
     (to be resumed by the same command); on SLURM they run on."""
-    local = submitter.executor_kind == "local"
+    local = submitter.backend.runs_here
     try:
         names = submitter.submit_all(launcher, planned, launcher.stagger, launcher.max_submitted, monitor)
         if callback is not None and monitor is not None:  # the callback gave the monitor

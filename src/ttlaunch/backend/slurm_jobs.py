@@ -1,32 +1,34 @@
-"""What the scheduler says about a sweep's jobs, one poll at a time.
+"""SLURM as a backend: jobs submitted with sbatch (through submitit), watched with one
+`squeue -u <user>` for all jobs per poll and one batched `sacct` for those that left the queue
+(through ttlaunch.scheduler.slurm), cancelled with scancel.
 
-SLURM: one `squeue -u <user>` for all jobs, one batched `sacct` for those that left the
-queue (through ttlaunch.scheduler.slurm). Without accounting, `sacct -c` (the job completion log)
-stands in, then the job's own result file. Between polls, a job's end is seen sooner from
-the result file it writes as it ends, confirmed by one `sacct` for the jobs that wrote one
-(`SlurmPoller.ended`). Local jobs: submitit's job handle, or for a job of an earlier
-launch, its process and result file.
+Without accounting, `sacct -c` (the job completion log) stands in, then the job's own result
+file. Between polls, a job's end is seen sooner from the result file it writes as it ends,
+confirmed by one `sacct` for the jobs that wrote one (`SlurmPoller.ended`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import pickle
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from ttlaunch.base.times import timestamp
+from ttlaunch.backend.observation import Observation, modified, result_file, result_state
+from ttlaunch.backend.requests import LocalRequest, SlurmRequest, SubmissionSettings, slurm_request
+from ttlaunch.inputs.schema import ComputeConfig
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.scheduler import slurm
-from ttlaunch.scheduler.states import JobState, parse_state
-from ttlaunch.scheduler.submitit_files import result_path
+from ttlaunch.scheduler.states import JobState
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # submitit loads only where jobs are submitted
+    from submitit import Job
+
     from ttlaunch.scheduler.slurm import AccountingEntry
 
 log = logging.getLogger(__name__)
+
+# SLURM is shared by everyone: one squeue a minute unless the user asks otherwise.
+SLURM_POLL_INTERVAL_S = 60.0
 
 # A job whose result file is new is asked after in sacct at each look, until sacct shows it
 # ended (SLURM records the end a moment after the job's last write) or for this long: then
@@ -35,39 +37,10 @@ END_CONFIRM_FOR_S = 30.0
 # ... asked again this soon meanwhile.
 END_CONFIRM_EVERY_S = 1.0
 
-
-@dataclass(frozen=True)
-class Observation:
-    """What one poll learnt of a job; times and exit code when accounting has them."""
-
-    state: JobState
-    started: str | None = None
-    completed: str | None = None
-    elapsed_s: int | None = None
-    exit_code: str | None = None
-    # Requeues so far: squeue's count while the job is queued, accounting's runs once it left
-    # (a requeue between two polls is counted when the job ends).
-    restarts: int | None = None
-
-
-def result_file(record: JobRecord) -> Path | None:
-    """submitit's result pickle of the job, written when its function returned or raised."""
-    if not (record.stdout and record.job_id):
-        return None
-    return result_path(Path(record.stdout).parent, str(record.job_id))
-
-
-def result_state(record: JobRecord) -> JobState | None:
-    """COMPLETED or FAILED from the job's result file; None when it left none."""
-    path = result_file(record)
-    if path is None or not path.is_file():
-        return None
-    try:
-        with path.open("rb") as handle:
-            outcome = pickle.load(handle)[0]
-    except Exception:  # a truncated file: the job died while writing it
-        return None
-    return JobState.COMPLETED if outcome == "success" else JobState.FAILED
+# submitit's own count of timeouts: none. A job's timeouts are counted against its
+# RequeuePolicy in requeues.json alone (ttlaunch.job.requeue); submitit still requeues a
+# preemption that comes before the task function has started.
+_SUBMITIT_TIMEOUTS = 0
 
 
 class SlurmPoller:
@@ -99,9 +72,9 @@ class SlurmPoller:
                 gone[name] = str(record.job_id)
         accounted = self._accounting(list(gone.values()))
         for name, job_id in gone.items():
-            entry = accounted.get(job_id)
-            if entry is not None:
-                observed[name] = _accounted(entry)
+            ended = accounted.get(job_id)
+            if ended is not None:
+                observed[name] = _accounted(ended)
             elif self.accounting or self.completion_log:
                 observed[name] = Observation(JobState.PENDING)
             else:  # no record anywhere: the job's own result file is all there is
@@ -120,7 +93,7 @@ class SlurmPoller:
         result is left to the next poll's squeue."""
         candidates: dict[str, tuple[JobRecord, float]] = {}
         for name, record in records.items():
-            written = _mtime(result_file(record))
+            written = modified(result_file(record))
             if written is not None and self._results_seen.get(name) != written:
                 candidates[name] = (record, written)
         if not candidates:
@@ -137,7 +110,7 @@ class SlurmPoller:
             self._confirming.pop(name, None)
         return observed
 
-    def _accounting(self, job_ids: list[str]) -> dict[str, Any]:
+    def _accounting(self, job_ids: list[str]) -> dict[str, AccountingEntry]:
         if not job_ids:
             return {}
         if self.accounting:
@@ -169,44 +142,71 @@ def _accounted(entry: AccountingEntry) -> Observation:
     )
 
 
-def _mtime(path: Path | None) -> float | None:
-    try:
-        return path.stat().st_mtime if path is not None else None
-    except OSError:
-        return None
+class SlurmBackend:
+    """Jobs on SLURM (the contract: ttlaunch.backend.contract.JobBackend)."""
 
+    name = "slurm"
+    scheduler = "SLURM"
+    poll_interval_s = SLURM_POLL_INTERVAL_S
+    runs_here = False
 
-def local_observation(record: JobRecord, job: Any | None) -> Observation:
-    """A job of submitit's local executor: from its handle, or, for a job an earlier launch
-    started, from its process (its job id is the pid) and its result file. It started when
-    it was submitted: the local executor starts a job's process at once."""
-    if job is not None:
-        raw = str(job.state)
-        if raw == "FINISHED":  # success or failure is in the job's result, written as it ended
-            ended = _result_time(record)
-            if job.exception() is None:
-                return Observation(JobState.COMPLETED, started=record.submitted, completed=ended, exit_code="0:0")
-            if record.stopped_by_ttlaunch:  # it ended because we asked it to
-                return Observation(JobState.CANCELLED, started=record.submitted, completed=ended)
-            # The payload's exit code is read from its stderr.
-            return Observation(JobState.FAILED, started=record.submitted, completed=ended)
-        return Observation(parse_state(raw), started=record.submitted)
-    if _process_alive(str(record.job_id)):
-        return Observation(JobState.RUNNING, started=record.submitted)
-    # Gone without a result: it was stopped with the launcher that started it.
-    return Observation(result_state(record) or JobState.CANCELLED, started=record.submitted, completed=_result_time(record))
+    def __init__(self, user: str) -> None:
+        self.poller = SlurmPoller(user)
+        self.poll_command = f"squeue -u {user}"
 
+    @property
+    def accounting(self) -> bool:
+        return self.poller.accounting
 
-def _result_time(record: JobRecord) -> str | None:
-    """When the job wrote its result (it ended then); None without one."""
-    written = _mtime(result_file(record))
-    return timestamp(dt.datetime.fromtimestamp(written)) if written is not None else None
+    def request(self, name: str, compute: ComputeConfig, settings: SubmissionSettings) -> SlurmRequest:
+        return slurm_request(
+            name, compute, settings.requeue, settings.user, settings.signal_delay_s, settings.compute_source,
+            settings.submitit,
+        )
 
+    def submit(
+        self, name: str, folder: Path, request: SlurmRequest | LocalRequest, job_callable: Callable[..., Any],
+        args: Sequence[object],
+    ) -> Job[Any]:
+        assert isinstance(request, SlurmRequest)  # made by this backend's `request`
+        # submitit loads only where jobs are submitted (a monitor alone never needs it).
+        from submitit.slurm.slurm import SlurmExecutor
 
-def _process_alive(pid: str) -> bool:
-    """A live process with this pid that runs a submitit job (not a recycled pid)."""
-    try:
-        command = Path(f"/proc/{int(pid)}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return False
-    return b"submitit" in command
+        for note in request.notes:
+            log.info("%s: %s", name, note)
+        executor = SlurmExecutor(folder=folder, max_num_timeout=_SUBMITIT_TIMEOUTS)
+        executor.update_parameters(**request.submitit_parameters())
+        return executor.submit(job_callable, *args)
+
+    def script(self, name: str, folder: Path, request: SlurmRequest | LocalRequest, payload: str) -> tuple[str, str]:
+        assert isinstance(request, SlurmRequest)
+        for note in request.notes:  # what the user's sbatch flags replace, as a launch says it
+            log.info("%s: %s", name, note)
+        return f"{name}.sbatch", f"{request.script(folder)}# payload: {payload}\n"
+
+    def observe(self, records: Mapping[str, JobRecord]) -> dict[str, Observation]:
+        return self.poller.observe(records)
+
+    def end_check_every_s(self, check_s: float) -> float | None:
+        if check_s <= 0:
+            return None
+        return min(check_s, END_CONFIRM_EVERY_S) if self.poller.confirming else check_s
+
+    def ended(self, records: Mapping[str, JobRecord], now: float) -> dict[str, Observation]:
+        return self.poller.ended(records, now)
+
+    def take_notices(self) -> list[str]:
+        notices = list(self.poller.notices)
+        self.poller.notices.clear()
+        return notices
+
+    def cancel(self, record: JobRecord) -> None:
+        if not record.job_id:
+            raise RuntimeError(f"{record.name} has no job id to cancel")
+        slurm.cancel(record.job_id)
+
+    def stoppable(self, names: Sequence[str]) -> list[str]:
+        return []  # SLURM jobs run on without the launch that submitted them
+
+    def stop(self, names: Sequence[str], timeout_s: float) -> None:
+        """Nothing: `stoppable` names no SLURM job."""

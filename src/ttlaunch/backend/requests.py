@@ -2,7 +2,7 @@
 
 A request is built from the compute preset, the requeue choice and the user's
 settings by pure functions, rendered as its batch script for a dry run (`script`), and
-only turned into submitit parameters at the edge (see ttlaunch.submit.executors).
+only turned into submitit parameters at the edge (the backends' `submit`).
 """
 
 from __future__ import annotations
@@ -259,3 +259,14 @@ def local_request(job_name: str, compute: ComputeConfig, options: SubmititOption
     return LocalRequest(
         job_name=job_name, timeout_min=compute.timeout_min, gpus_per_node=compute.gpus, stderr_to_stdout=options.stderr_to_stdout
     )
+
+
+@dataclass(frozen=True)
+class SubmissionSettings:
+    """What every job of a launch is submitted with, beside its own compute."""
+
+    requeue: RequeueConfig
+    user: UserConfig
+    signal_delay_s: int
+    compute_source: str  # where the compute came from, for errors (compute=<preset>)
+    submitit: SubmititOptions = SubmititOptions()

@@ -1,4 +1,5 @@
-"""submitit executors built from typed requests (imported lazily: submitit is not cheap)."""
+"""submitit's local executor, each job in a session of its own (imported where jobs are submitted:
+submitit is not cheap to import)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from typing import Any
 
 import submitit
 from submitit.local.local import LocalJob
-from submitit.slurm.slurm import SlurmExecutor
 
-from ttlaunch.submit.slurm_request import LocalRequest, SlurmRequest
+from ttlaunch.backend.requests import LocalRequest
 
 
 class _OwnSessionLocalExecutor(submitit.LocalExecutor):
@@ -22,7 +22,7 @@ class _OwnSessionLocalExecutor(submitit.LocalExecutor):
     In the launcher's process group, a Ctrl-C in the terminal would reach every controller,
     task and payload at once: each controller prints its own KeyboardInterrupt traceback and
     kills its tasks one second later. Here the launcher alone gets it, and stops its jobs
-    itself (ttlaunch.scheduler.local_jobs.stop_local_job). The controller's contract (its environment variables, its
+    itself (ttlaunch.backend.local_jobs.stop_local_job). The controller's contract (its environment variables, its
     job id = its pid) is submitit's `start_controller`, pinned with submitit <2, for the
     parameters a LocalRequest sets (timeout, GPUs, stderr_to_stdout; no setup commands, no visible_gpus).
     """
@@ -51,17 +51,5 @@ class _OwnSessionLocalExecutor(submitit.LocalExecutor):
 
 def local_executor(folder: Path, request: LocalRequest) -> submitit.LocalExecutor:
     executor = _OwnSessionLocalExecutor(folder=folder)
-    executor.update_parameters(**request.submitit_parameters())
-    return executor
-
-
-# submitit's own count of timeouts: none. A job's timeouts are counted against its
-# RequeuePolicy in requeues.json alone (ttlaunch.job.requeue); submitit still requeues a
-# preemption that comes before the task function has started.
-_SUBMITIT_TIMEOUTS = 0
-
-
-def slurm_executor(folder: Path, request: SlurmRequest) -> SlurmExecutor:
-    executor = SlurmExecutor(folder=folder, max_num_timeout=_SUBMITIT_TIMEOUTS)
     executor.update_parameters(**request.submitit_parameters())
     return executor
