@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from ttlaunch.backend.requests import slurm_request
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.composed import read_inputs
 from ttlaunch.inputs.summary import RunType
-from ttlaunch.backend.requests import slurm_request
 
 SLURM_PRESETS = {
     "killarney/l40s_1x": ("gpubase_l40s_b2", "gpu:l40s:1", "64GB"),

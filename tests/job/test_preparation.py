@@ -14,8 +14,10 @@ import pytest
 from filelock import FileLock
 
 from ttlaunch.inputs.payload import PayloadCommand
+from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.torchtune_configs import tune_config
-from ttlaunch.job.preparation import PREPARED_DIR, Preparation, dataset_step, prepare_once, prepared_record, sweep_steps
+from ttlaunch.job.payload_kinds import job_payload
+from ttlaunch.job.preparation import PREPARED_DIR, Preparation, dataset_step, prepare_once, prepared_record
 
 
 def _slow_step(marker: Path, seconds: float) -> list[str]:
@@ -156,8 +158,9 @@ def test_prepare_commands_are_keyed_without_the_jobs_own_variables(tmp_path: Pat
         return PayloadCommand(argv=("true",), env=env, output_dir=tmp_path / run, prepare=(("make", "assets"),))
 
     ran: list[tuple] = []
-    first = list(sweep_steps(command("a", "1"), "command", lambda argv, env: ran.append((argv, env))))
-    second = list(sweep_steps(command("b", "2"), "command", lambda argv, env: None))
+    ways = job_payload(PayloadKind.COMMAND)
+    first = list(ways.preparation(command("a", "1"), lambda argv, env: ran.append((argv, env))))
+    second = list(ways.preparation(command("b", "2"), lambda argv, env: None))
     assert [step.key for step in first] == [step.key for step in second]
     first[0].act()
     assert ran == [(("make", "assets"), {"HF_HOME": "/cache"})]

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from ttlaunch.inputs.payload import PayloadCommand
+from ttlaunch.inputs.payload_kinds import PayloadKind
+from ttlaunch.job.payload_kinds import attempt_command, job_payload
 from ttlaunch.job.requeue import EndWarning, RequeuePolicy, current_attempt, read_requeues
 from ttlaunch.job.resume import ResumeAction, decide, decide_torchtune, saved_epochs
-from ttlaunch.job.task import attempt_command, resume_state
 
 
 @pytest.mark.parametrize(
@@ -72,7 +73,8 @@ def test_a_recipe_state_nobody_can_read_trains_again_rather_than_failing_or_skip
 
 def prepare_attempt(command: PayloadCommand, kind: str, attempt: int) -> PayloadCommand | None:
     """What the job does in a job of one task: decide from disk, then build the command."""
-    return attempt_command(command, kind, attempt, resume_state(command, kind, attempt))
+    ways = job_payload(PayloadKind(kind))
+    return attempt_command(command, ways, attempt, ways.resume_state(command, attempt))
 
 
 def command(output: Path, argv=("tune", "run", "lora", "--config", "c.yaml")) -> PayloadCommand:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from ttlaunch.backend.observation import Observation
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.evaluation_plan import EvaluationTarget, evaluation_command
 from ttlaunch.inputs.schema import EvaluationConfig
 from ttlaunch.inputs.summary import parse_experiment
-from ttlaunch.backend.observation import Observation
 from ttlaunch.monitor.state_changes import apply_state
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.scheduler.states import JobState

@@ -44,6 +44,10 @@ def test_a_state_file_cut_short_names_the_file_the_problem_and_the_way_on(tmp_pa
         (lambda data: data["jobs"]["a"].update(status="DONE"), "jobs.a.status is 'DONE', not a job state"),
         (lambda data: data["jobs"]["a"].update(colour="red"), "jobs.a has fields no job record has: colour"),
         (lambda data: data.update(jobs=[1, 2]), "jobs is not an object of job records"),
+        (
+            lambda data: data.update(payload_kind="tune"),
+            "payload_kind is 'tune', not one of torchtune, command, app, evaluation",
+        ),
         (lambda data: data.pop("version"), "version is None, not a state version number"),
         (lambda data: data.update(version=0), "state version 0 was never written by ttlaunch"),
     ],

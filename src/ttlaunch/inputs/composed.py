@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.payload import PayloadCommand, build_payload, scaffold_config_path
+from ttlaunch.inputs.payload_kinds import PayloadKind, training_kind
 from ttlaunch.inputs.rulebook import Rules, parse_rules
 from ttlaunch.inputs.sbatch_values import flag_name
 from ttlaunch.inputs.scaffold_script import SCRIPT_NAME, ScaffoldScript, read_script
@@ -72,6 +73,11 @@ class LaunchInputs:
         """These inputs for one job of the sweep, given its overrides (its command-line parameters)."""
         return replace(self, parameters=command_line_parameters(overrides))
 
+    @property
+    def payload_kind(self) -> PayloadKind:
+        """What the runs run (payload.kind, checked)."""
+        return training_kind(self.payload.kind, self.payload_source)
+
     def payload_for(self, run_name: str, job_dir: Path) -> PayloadCommand:
         """The command a job of the run runs (command-line parameters included)."""
         script = self.scaffold_script(run_name)
@@ -119,7 +125,7 @@ class LaunchInputs:
     def scaffold_script(self, run_name: str) -> ScaffoldScript | None:
         """The run's scaffold batch script (cruijff_kit's finetune.slurm), when it has one."""
         config = scaffold_config_path(self.experiment, self.experiment.run(run_name), self.payload)
-        if self.payload.kind != "torchtune" or config is None:
+        if self.payload_kind is not PayloadKind.TORCHTUNE or config is None:
             return None
         return read_script(config.parent / SCRIPT_NAME)
 

@@ -15,6 +15,7 @@ import yaml
 from ttlaunch.base import environment
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs import templates
+from ttlaunch.inputs.payload_kinds import PayloadKind, training_kind
 from ttlaunch.inputs.scaffold_script import SCRIPT_NAME, ScaffoldScript
 from ttlaunch.inputs.schema import ComputeConfig, PayloadConfig, check_metrics
 from ttlaunch.inputs.summary import Experiment, Run
@@ -113,14 +114,13 @@ def build_payload(
     output_dir = job_dir / "outputs"
     argv: list[str] = []
     cwd = None
-    if payload.kind == "torchtune":
+    kind = training_kind(payload.kind, source)
+    if kind is PayloadKind.TORCHTUNE:
         argv, output_dir, cwd = _torchtune_argv(
             experiment, run, payload, output_dir, source, command_line, compute or ComputeConfig(), script
         )
-    elif payload.kind != "command":
-        raise InputError(source, "payload.kind", f"unknown kind {payload.kind!r}: expected torchtune or command")
     values = _placeholders(run, experiment, output_dir, job_dir)
-    if payload.kind == "command":
+    if kind is PayloadKind.COMMAND:
         if not payload.command:
             raise InputError(source, "payload.command", "kind=command needs a command (an argv list)")
         argv = [_render(item, values, "payload.command", source) for item in payload.command]
@@ -200,7 +200,7 @@ def _torchtune_key(key: str, payload: PayloadConfig, experiment: Experiment, run
 def unpassed_controls(experiment: Experiment, payload: PayloadConfig) -> list[str]:
     """The summary's controls the trainer does not get: for torchtune those of other tools
     (any other unknown one is an error), for a command those it has no placeholder for."""
-    if payload.kind == "torchtune":
+    if training_kind(payload.kind, "payload") is PayloadKind.TORCHTUNE:
         return [key for key in experiment.controls if key in OTHER_TOOLS_CONTROLS and key not in payload.key_map]
     used = _placeholder_names(payload)
     return [key for key in experiment.controls if key not in used]

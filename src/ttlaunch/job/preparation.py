@@ -146,10 +146,9 @@ CACHE_ENV = ("HF_DATASETS_CACHE", "HF_HOME", "XDG_CACHE_HOME", "HOME")
 Runner = Callable[[Sequence[str], Mapping[str, str]], None]
 
 
-def sweep_steps(command: PayloadCommand, kind: str, run: Runner) -> Iterator[Preparation]:
-    """A job's steps of the sweep's preparation, in order: its `payload.prepare` commands,
-    then, for torchtune, its dataset's cache (keyed once the commands ran: they may write
-    the data). `run(argv, env)` runs a command, raising when it fails."""
+def command_steps(command: PayloadCommand, run: Runner) -> Iterator[Preparation]:
+    """The steps of a job's `payload.prepare` commands, in order (a payload kind may add its
+    own: ttlaunch.job.payload_kinds). `run(argv, env)` runs a command, raising when it fails."""
     env = command.sweep_env()
     for index, argv in enumerate(command.prepare):
         yield Preparation(
@@ -157,10 +156,6 @@ def sweep_steps(command: PayloadCommand, kind: str, run: Runner) -> Iterator[Pre
             depends_on={"step": "command", "argv": list(argv), "env": env},
             act=functools.partial(_run_command, run, argv, env),
         )
-    if kind == "torchtune":
-        step = dataset_step(command.argv, env, run)
-        if step is not None:
-            yield step
 
 
 def _run_command(run: Runner, argv: Sequence[str], env: Mapping[str, str]) -> Sequence[str]:

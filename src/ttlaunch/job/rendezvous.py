@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from ttlaunch.base import environment
-from ttlaunch.inputs.payload import PayloadCommand
 from ttlaunch.records.jobs_file import write_atomically
 from ttlaunch.scheduler.readings import count
 
@@ -61,28 +58,6 @@ def rendezvous_of(environ: Mapping[str, str], hostnames: Callable[[str], list[st
         master_addr=hostnames(environ["SLURM_JOB_NODELIST"])[0],
         master_port=PORT_BASE + job_id % PORT_SPAN,
     )
-
-
-def distributed(command: PayloadCommand, kind: str, torchrun: bool, rendezvous: Rendezvous | None, gpus: int) -> PayloadCommand:
-    """The command as this task starts it: torchtune's `tune run` with the rendezvous of a
-    multi-task job; a command payload with `torchrun: true` under torchrun (one process per
-    GPU, one on the CPU); anything else as it is."""
-    env = dict(command.env)
-    if rendezvous is not None:
-        env.update({environment.TASK: str(rendezvous.rank), environment.TASKS: str(rendezvous.tasks)})
-    if kind == "torchtune" and rendezvous is not None:
-        # After `tune run`, wherever it starts (a scaffold's batch script comes first).
-        at = next(i for i in range(len(command.argv) - 1) if command.argv[i : i + 2] == ("tune", "run")) + 2
-        argv = (*command.argv[:at], *rendezvous.torchrun_args(), *command.argv[at:])
-    elif kind == "command" and torchrun:
-        where = rendezvous.torchrun_args() if rendezvous is not None else ["--standalone"]
-        argv = (
-            sys.executable, "-m", "torch.distributed.run", *where, "--nproc_per_node", str(max(gpus, 1)),
-            "--no-python", *command.argv,
-        )
-    else:
-        argv = command.argv
-    return replace(command, argv=tuple(argv), env=env)
 
 
 def agreed(path: Path, rank: int, decide: Callable[[], str], timeout_s: float = AGREE_TIMEOUT_S) -> str:

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -18,7 +17,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ttlaunch.base import environment
 from ttlaunch.base.errors import PayloadFailed, StoppedByTTLaunch
 from ttlaunch.inputs.composed import LaunchInputs, read_inputs
 from ttlaunch.inputs.evaluation_plan import (
@@ -30,14 +28,15 @@ from ttlaunch.inputs.evaluation_plan import (
     evaluation_command,
 )
 from ttlaunch.inputs.payload import PayloadCommand
+from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.summary import Run
 from ttlaunch.inputs.torchtune_configs import model_dir
 from ttlaunch.job.failure import PAYLOAD_EXIT
 from ttlaunch.job.gpu_sampler import gpu_sampler
-from ttlaunch.job.preparation import job_label, prepare_all, sweep_steps
-from ttlaunch.job.rendezvous import agreed, distributed, rendezvous_of, task_rank
+from ttlaunch.job.payload_kinds import JobPayload, attempt_command, distributed, job_payload
+from ttlaunch.job.preparation import job_label, prepare_all
+from ttlaunch.job.rendezvous import agreed, rendezvous_of, task_rank
 from ttlaunch.job.requeue import EndWarning, RequeuePolicy, current_attempt
-from ttlaunch.job.resume import ResumeAction, decide_torchtune
 from ttlaunch.job.stagger import hook_or_default
 from ttlaunch.records.checkpoints import loadable
 from ttlaunch.scheduler import slurm
@@ -153,30 +152,6 @@ def stop_when_asked() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def resume_state(command: PayloadCommand, kind: str, attempt: int) -> str:
-    """Where this attempt starts, from what earlier attempts left on disk: "finished"
-    (nothing left to train), "resume" or "fresh". torchtune resumes from its newest epoch
-    checkpoint (ttlaunch.job.resume); any other payload resumes when its output dir holds work."""
-    if kind != "torchtune":
-        return "resume" if any(command.output_dir.iterdir()) else "fresh"
-    decision = decide_torchtune(command.output_dir)
-    log.info("attempt %d: %s", attempt, decision.reason)
-    return {ResumeAction.FINISHED: "finished", ResumeAction.RESUME: "resume"}.get(decision.action, "fresh")
-
-
-def attempt_command(command: PayloadCommand, kind: str, attempt: int, state: str) -> PayloadCommand | None:
-    """This attempt's command; None when the run has nothing left to train. Every payload
-    gets TTLAUNCH_ATTEMPT (1, 2, ... across requeues), TTLAUNCH_RESUME (1 when it resumes
-    earlier work) and TTLAUNCH_OUTPUT_DIR (the same every attempt)."""
-    if state == "finished":
-        return None
-    argv = command.argv
-    if kind == "torchtune" and state == "resume":
-        argv = (*argv, "resume_from_checkpoint=True")
-    env = {**command.env, environment.ATTEMPT: str(attempt), environment.RESUME: "1" if state == "resume" else "0"}
-    return replace(command, argv=argv, env=env)
-
-
 def watch_for_end_warning(
     job_dir: Path, attempt: int, rank: int, save: Callable[[], object] | None = None
 ) -> EndWarning | None:
@@ -197,12 +172,14 @@ def watch_for_end_warning(
     return handler
 
 
-def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Path, sweep_dir: Path) -> tuple[PayloadCommand, str]:
-    """The training payload of the run and its kind (torchtune, command), or, for an
+def _command_of_job(
+    cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Path, sweep_dir: Path
+) -> tuple[PayloadCommand, JobPayload]:
+    """The training payload of the run and its kind's ways (torchtune, command), or, for an
     evaluation job, its evaluation command (kind evaluation)."""
     target = cfg.get(TARGET_KEY)
     if target is None:
-        return inputs.payload_for(run.name, job_dir), inputs.payload.kind
+        return inputs.payload_for(run.name, job_dir), job_payload(inputs.payload_kind)
     evaluation = EvaluationTarget(run.name, str(target.task), None if target.epoch is None else int(target.epoch))
     if evaluation.epoch is None:  # a control's base model, an eval-only run's checkpoint
         saved = inputs.experiment.given_model(run)
@@ -213,7 +190,7 @@ def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Pa
         training = inputs.payload_for(run.name, sweep_dir / run.name)
         run_output_dir = training.output_dir
         saved = checkpoint_of(inputs.evaluation, evaluation, run_output_dir)
-        trained_from = model_dir(training.argv) if inputs.payload.kind == "torchtune" else None
+        trained_from = model_dir(training.argv) if inputs.payload_kind is PayloadKind.TORCHTUNE else None
         base_model = Path(trained_from) if trained_from else None
     task = inputs.experiment.evaluation_task(evaluation.task)
     options: tuple[str, ...] = ()
@@ -225,7 +202,7 @@ def _command_of_job(cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Pa
         inputs.evaluation, evaluation, run_output_dir, job_dir, task, base_model,
         {**inputs.experiment.controls, **run.parameters}, options, loadable(saved, job_dir / "checkpoint"),
     )
-    return command, "evaluation"
+    return command, job_payload(PayloadKind.EVALUATION)
 
 
 def run_task(cfg: DictConfig) -> None:
@@ -244,25 +221,25 @@ def run_task(cfg: DictConfig) -> None:
         stop_when_asked()
     inputs = read_inputs(cfg, hydra_cfg)
     run = inputs.run(cfg.run_name)
-    built, kind = _command_of_job(cfg, inputs, run, job_dir, Path(hydra_cfg.sweep.dir))
+    built, job_kind = _command_of_job(cfg, inputs, run, job_dir, Path(hydra_cfg.sweep.dir))
     built.output_dir.mkdir(parents=True, exist_ok=True)
     rendezvous = rendezvous_of(os.environ, slurm.hostnames) if on_slurm else None
     if rendezvous is None:
-        state = resume_state(built, kind, attempt)
+        state = job_kind.resume_state(built, attempt)
     else:
         decision = job_dir / f".attempt-{os.environ['SLURM_JOB_ID']}-{attempt}.json"
-        state = agreed(decision, rank, lambda: resume_state(built, kind, attempt))
-    prepared = attempt_command(built, kind, attempt, state)
+        state = agreed(decision, rank, lambda: job_kind.resume_state(built, attempt))
+    prepared = attempt_command(built, job_kind, attempt, state)
     if prepared is None:
         log.info("%s: the final epoch is saved already; nothing to train (COMPLETED)", run.name)
         return
-    command = distributed(prepared, kind, inputs.payload.torchrun, rendezvous, inputs.compute_for(run.name).gpus)
+    command = distributed(prepared, job_kind, inputs.payload.torchrun, rendezvous, inputs.compute_for(run.name).gpus)
     stagger = hook_or_default(instantiate(hydra_cfg.launcher.stagger))
     sweep_dir = Path(hydra_cfg.sweep.dir)
     with gpu_sampler(job_dir, rank):
         # What every job would otherwise build at once on the shared filesystem, the first
         # job builds while the others wait (ttlaunch.job.preparation).
-        steps = sweep_steps(command, kind, lambda argv, env: run_command(argv, env, run.name))
+        steps = job_kind.preparation(command, lambda argv, env: run_command(argv, env, run.name))
         prepare_all(sweep_dir, steps, job_label(run.name))
         payload = None
         try:

@@ -24,6 +24,7 @@ from ttlaunch.backend.choice import backend_for
 from ttlaunch.backend.contract import JobBackend
 from ttlaunch.backend.observation import Observation
 from ttlaunch.base.times import format_elapsed, timestamp
+from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.job.gpu_sampler import read_job_sample
 from ttlaunch.monitor.accounting import METRICS_STATES, MetricsCollector
 from ttlaunch.monitor.containment import SWEEP, Containment
@@ -32,7 +33,7 @@ from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.state_changes import apply_state, note_requeues
 from ttlaunch.monitor.training import TrainingWatch, training_curves
 from ttlaunch.records.event_log import EventLog
-from ttlaunch.records.jobs_file import APP_KIND, JobRecord, status_counts
+from ttlaunch.records.jobs_file import JobRecord, status_counts
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.report import checkpoint_checks, write_report
 from ttlaunch.scheduler.states import JobState
@@ -243,7 +244,7 @@ class Monitor:
         try:
             requeues = note_requeues(record, observation)
             state = self.ledger.state
-            update = apply_state(record, observation, state.evaluator == "inspect", state.payload_kind == APP_KIND)
+            update = apply_state(record, observation, state.evaluator == "inspect", state.payload_kind is PayloadKind.APP)
             self.events.write_all([*requeues, *update])  # all or none, as the record
         except BaseException:
             self.jobs[name] = snapshot

@@ -45,7 +45,7 @@ Parser = Callable[[str], "MetricPoint | None"]
 def metric_sources(record: JobRecord, state: SweepState) -> list[tuple[Path, Parser]]:
     """The files a job's metrics are in, oldest first, each with how to read its lines."""
     output_dir = Path(record.output_dir) if record.output_dir else None
-    if state.payload_kind == "torchtune":
+    if state.payload_kind is not None and state.payload_kind.logs_torchtune_metrics:
         logs = sorted(output_dir.glob(METRIC_LOG_GLOB)) if output_dir is not None else []
         if logs:
             return [(path, torchtune_point) for path in logs]
@@ -154,7 +154,8 @@ class TrainingWatch:
         config times the steps of an epoch (its progress bar's, else the config's
         max_steps_per_epoch), the config read once per poll. Other payloads say the total
         themselves and have no epochs here."""
-        if self._ledger.state.payload_kind != "torchtune" or not record.output_dir:
+        kind = self._ledger.state.payload_kind
+        if kind is None or not kind.saves_epochs or not record.output_dir:
             return progress.steps_total, None
         if progress.steps_per_epoch is not None and progress.steps_total is not None:
             return progress.steps_total, progress.steps_per_epoch  # both known: nothing more to read

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Sequence
 
 from ttlaunch import __version__
 from ttlaunch.base.errors import DamagedFile
+from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.scheduler.states import JobState
 
 STATE_FILE_NAME = "jobs.json"
@@ -24,8 +25,6 @@ STATE_FILE_NAME = "jobs.json"
 # (`elapsed_s`), an evaluation job its scores (`scores`); older files have none of these yet.
 # 5: a job of any other Hydra app holds what its task function returned (`returned`).
 STATE_VERSION = 5
-# The payload kind of a sweep of any other Hydra app than ttlaunch's: its jobs run the app's task function.
-APP_KIND = "app"
 
 
 @dataclass
@@ -111,7 +110,7 @@ class SweepState:
     monitoring_started: str | None = None
     # What a monitor needs to resume from this file alone (`python -m ttlaunch.status`):
     executor: str = "local"  # local or slurm
-    payload_kind: str | None = None  # torchtune runs get their checkpoints validated; APP_KIND: any Hydra app
+    payload_kind: PayloadKind | None = None  # what the sweep's runs (not its evaluations) run
     # Where a kind=command trainer's metrics are (payload.metrics): a regex on its stdout, a
     # JSONL file in its output dir. torchtune's are found without them.
     metrics_pattern: str | None = None
@@ -199,12 +198,15 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
     for key in texts:
         if data.get(key) is not None and not isinstance(data[key], str):
             raise DamagedFile(path, f"{key} is {data[key]!r}, not text", way_on)
+    kinds = [kind.value for kind in PayloadKind]
+    if data.get("payload_kind") is not None and data["payload_kind"] not in kinds:
+        raise DamagedFile(path, f"payload_kind is {data['payload_kind']!r}, not one of {', '.join(kinds)}", way_on)
     return SweepState(
         experiment=data.get("experiment", experiment),
         sweep_dir=data.get("sweep_dir", str(sweep_dir)),
         monitoring_started=data.get("monitoring_started"),
         executor=data.get("executor", "local"),
-        payload_kind=data.get("payload_kind"),
+        payload_kind=PayloadKind(data["payload_kind"]) if data.get("payload_kind") is not None else None,
         metrics_pattern=data.get("metrics_pattern"),
         metrics_jsonl=data.get("metrics_jsonl"),
         sort_by=data.get("sort_by") or "final_loss",

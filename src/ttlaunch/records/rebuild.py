@@ -18,8 +18,9 @@ from pathlib import Path
 import yaml
 
 from ttlaunch.base.errors import DamagedFile
+from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.records.event_log import EVENT_LOG_NAME, Event, read_events
-from ttlaunch.records.jobs_file import APP_KIND, STATE_FILE_NAME, JobRecord, SweepState, load_state
+from ttlaunch.records.jobs_file import STATE_FILE_NAME, JobRecord, SweepState, load_state
 from ttlaunch.records.rules_state import RULES_STATE_NAME, RulesState
 from ttlaunch.records.status_table import MARKDOWN_NAME
 from ttlaunch.scheduler.states import JobState
@@ -81,7 +82,7 @@ def read_log(events: list[Event]) -> Found:
     return found
 
 
-def rebuilt_state(sweep_dir: Path, found: Found, payload_kind: str | None) -> SweepState:
+def rebuilt_state(sweep_dir: Path, found: Found, payload_kind: PayloadKind | None) -> SweepState:
     """Every job the log or the job dirs know, PENDING until the scheduler is asked."""
     logged_dirs = {Path(job.job_dir) for job in found.jobs.values() if job.job_dir}
     names = list(found.jobs) + [
@@ -89,7 +90,7 @@ def rebuilt_state(sweep_dir: Path, found: Found, payload_kind: str | None) -> Sw
     ]
     state = SweepState(
         experiment=found.experiment or sweep_dir.name, sweep_dir=str(sweep_dir),
-        payload_kind=APP_KIND if found.app else payload_kind,
+        payload_kind=PayloadKind.APP if found.app else payload_kind,
     )
     if found.app:
         state.sort_by = "returned"
@@ -130,7 +131,7 @@ def set_aside(path: Path, now: dt.datetime | None = None) -> Path:
     return kept
 
 
-def payload_kind_of(sweep_dir: Path) -> str | None:
+def payload_kind_of(sweep_dir: Path) -> PayloadKind | None:
     """The payload kind the sweep was launched with (its saved multirun.yaml)."""
     saved = sweep_dir / "multirun.yaml"
     try:
@@ -138,7 +139,7 @@ def payload_kind_of(sweep_dir: Path) -> str | None:
     except (OSError, yaml.YAMLError):
         return None
     kind = (config or {}).get("payload", {}).get("kind") if isinstance(config, dict) else None
-    return kind if isinstance(kind, str) else None
+    return next((known for known in PayloadKind if known.value == kind), None)
 
 
 def rebuild(sweep_dir: Path) -> tuple[SweepState, list[Path]]:

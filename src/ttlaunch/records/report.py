@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.records.checkpoints import epoch_dirs
-from ttlaunch.records.jobs_file import APP_KIND, JobRecord, SweepState, write_atomically
+from ttlaunch.records.jobs_file import JobRecord, SweepState, write_atomically
 from ttlaunch.records.plots import write_pictures
 from ttlaunch.records.results import results_table
 from ttlaunch.scheduler.readings import UNKNOWN, shown
@@ -43,9 +44,9 @@ def check_checkpoint(output_dir: Path) -> CheckpointCheck:
 
 
 def checkpoint_checks(state: SweepState) -> dict[str, CheckpointCheck]:
-    """The checkpoint of each completed torchtune training run (other payloads have no
-    checkpoint layout to check)."""
-    if state.payload_kind != "torchtune":
+    """The checkpoint of each completed training run whose kind saves epochs (other payloads
+    have no checkpoint layout to check)."""
+    if state.payload_kind is None or not state.payload_kind.saves_epochs:
         return {}
     return {
         name: check_checkpoint(Path(record.output_dir))
@@ -88,7 +89,7 @@ def render_summary(
         lines += ["", *results]
     lines += _pictures(pictures)
     lines += _compute_table(state)
-    app = state.payload_kind == APP_KIND
+    app = state.payload_kind is PayloadKind.APP
     if app:  # an app's job writes what it likes in its dir
         lines += ["", "### Outputs", "", "Job dirs (each job's own output, Hydra's config, logs):"]
         lines += [f"- {name}: `{job.job_dir}`" for name, job in state.jobs.items()]

@@ -25,10 +25,11 @@ from ttlaunch.backend.choice import backend_for
 from ttlaunch.backend.requests import SubmissionSettings
 from ttlaunch.base.errors import InputError, SweepFailed
 from ttlaunch.inputs.composed import command_line_fixed_keys, read_scheduling
+from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import APP_GROUPS_PREFIX, UserConfig, check_metrics
 from ttlaunch.monitor.callback import find_monitor
 from ttlaunch.records.event_log import EVENT_LOG_NAME
-from ttlaunch.records.jobs_file import APP_KIND, JobRecord
+from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler.states import JobState
@@ -77,7 +78,7 @@ def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initi
     writable(sweep_dir, lambda: sweep_dir.mkdir(parents=True, exist_ok=True))
     with SweepLock(sweep_dir):
         ledger = Ledger.open(sweep_dir, app_name)
-        ledger.state.executor, ledger.state.payload_kind = launcher.executor, APP_KIND
+        ledger.state.executor, ledger.state.payload_kind = launcher.executor, PayloadKind.APP
         ledger.state.metrics_pattern, ledger.state.metrics_jsonl = launcher.metrics.pattern, launcher.metrics.jsonl
         # The losses the app logs when it says where, else the task function's return value.
         measured = launcher.metrics.pattern is not None or launcher.metrics.jsonl is not None

@@ -13,12 +13,12 @@ from hydra.core.utils import JobReturn
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from ttlaunch.backend.requests import SubmititOptions
 from ttlaunch.inputs.composed import LaunchInputs
 from ttlaunch.inputs.schema import TrainingMetricsConfig
 from ttlaunch.job.stagger import StaggerHook
 from ttlaunch.monitor.callback import SweepWatcher
 from ttlaunch.records.ledger import Ledger
-from ttlaunch.backend.requests import SubmititOptions
 
 
 @dataclass

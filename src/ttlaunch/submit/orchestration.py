@@ -21,6 +21,7 @@ from ttlaunch.base.errors import InputError, SweepFailed, UnwritableSweep
 from ttlaunch.inputs.composed import LaunchInputs, read_inputs
 from ttlaunch.inputs.evaluation_plan import runs_inspect
 from ttlaunch.inputs.payload import unpassed_controls
+from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import ComputeConfig
 from ttlaunch.inputs.summary import Experiment, Run, RunType
 from ttlaunch.inputs.torchtune_configs import model_dir
@@ -191,7 +192,7 @@ def _check_model_here(inputs: LaunchInputs, argv: Sequence[str]) -> None:
     """Local torchtune jobs train from a model on this machine: one that is not there is
     said now, not deep in the job. (Setup and prepare commands may still make it; SLURM nodes see their
     own filesystems.)"""
-    if inputs.payload.kind != "torchtune" or inputs.payload.setup or inputs.payload.prepare:
+    if inputs.payload_kind is not PayloadKind.TORCHTUNE or inputs.payload.setup or inputs.payload.prepare:
         return
     directory = model_dir(argv)
     if directory is not None and not Path(directory).expanduser().is_dir():
@@ -207,7 +208,7 @@ def _describe(ledger: Ledger, inputs: LaunchInputs, executor: str) -> None:
     """What a monitor needs to resume from jobs.json alone."""
     state = ledger.state
     state.executor = executor
-    state.payload_kind = inputs.payload.kind
+    state.payload_kind = inputs.payload_kind
     state.metrics_pattern, state.metrics_jsonl = inputs.payload.metrics.pattern, inputs.payload.metrics.jsonl
     state.sort_by = inputs.report.sort_by
     state.evaluator = "inspect" if runs_inspect(inputs.evaluation.command) else "command"

@@ -29,13 +29,14 @@ from ttlaunch.base.errors import MonitorStopped, SweepInterrupted
 from ttlaunch.base.times import timestamp
 from ttlaunch.inputs.composed import LaunchInputs
 from ttlaunch.inputs.evaluation_plan import planned_evaluations
+from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import ComputeConfig
 from ttlaunch.job.stagger import StaggerHook
 from ttlaunch.monitor.callback import SweepWatcher, reattach_hint
 from ttlaunch.monitor.evaluations import EvaluationTrigger
 from ttlaunch.monitor.rules import RulesEngine
 from ttlaunch.monitor.sweep_monitor import Monitor, Reaction
-from ttlaunch.records.jobs_file import APP_KIND, JobRecord
+from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler import submitit_files
 from ttlaunch.scheduler.states import JobState
@@ -361,7 +362,7 @@ def submit_and_watch(
         stopped = monitor.stop_local_jobs()
         names = [submission.name for submission in planned]
         again = "The same command again"
-        if submitter.ledger.state.payload_kind == APP_KIND:  # Hydra's sweep dir is new at each launch; Hydra reruns
+        if submitter.ledger.state.payload_kind is PayloadKind.APP:  # Hydra's sweep dir is new at each launch; Hydra reruns
             again = f"The same command with hydra.sweep.dir={submitter.sweep_dir} hydra.launcher.relaunch=resume"
         raise SweepInterrupted(interrupted_message(stopped, names, submitter.submitted, again)) from None
     return names
