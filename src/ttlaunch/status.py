@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -27,7 +29,9 @@ from ttlaunch.records.jobs_file import SweepState
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.rebuild import rebuild
 from ttlaunch.records.sweep_lock import SweepLock
+from ttlaunch.scheduler.slurm import SchedulerCommandError
 from ttlaunch.scheduler.states import JobState
+from ttlaunch.submit.monitor_job import JOB_NAME_PREFIX, load_session, monitor_job_state
 
 
 def _arguments(argv: list[str]) -> argparse.Namespace:
@@ -52,22 +56,33 @@ def main(argv: list[str] | None = None) -> int:
         ledger = Ledger.existing(sweep_dir)
     except TTLaunchError as err:  # not a sweep; a damaged state file
         return exit_with(err)
-    monitor = Monitor(ledger, MonitorSettings(poll_interval_s=args.poll_interval, live=args.live))
-    rules = _sweep_rules(sweep_dir)
-    if not rules.empty:
-        try:  # without the launcher, follow-ups and restarts stay queued for the next launch
-            monitor.reactions.append(RulesEngine(rules, ledger))
-        except TTLaunchError as err:  # its rules.json is damaged
-            return exit_with(err)
     lock = SweepLock(sweep_dir)
     try:
         lock.acquire()
     except SweepBusy as busy:
-        if args.follow:
-            return exit_with(busy)
-        print(f"(being monitored: {busy.holder}; showing what it recorded)", file=sys.stderr)
-        _print_table(ledger.state)
-        return ExitCode.OK
+        if not (args.follow and ledger.state.monitor_job_id):
+            if args.follow:
+                return exit_with(busy)
+            print(f"(being monitored: {busy.holder}; showing what it recorded)", file=sys.stderr)
+            _print_table(ledger.state)
+            _print_monitor_job(ledger.state, held=True)
+            return ExitCode.OK
+        try:  # the monitor job follows the sweep: show what it records, take over if it stops
+            _watch_while_held(sweep_dir, lock, args.poll_interval or WATCH_INTERVAL_S)
+        except KeyboardInterrupt:
+            print("ttlaunch: stopped watching; the monitor job goes on", file=sys.stderr)
+            return ExitCode.INTERRUPTED
+        ledger = Ledger.existing(sweep_dir)  # as the monitor job left it
+        if all(record.status.terminal for record in ledger.state.jobs.values()):  # it finished the sweep
+            lock.release()
+            _print_monitor_job(ledger.state, held=False)
+            completed = all(record.status is JobState.COMPLETED for record in ledger.state.jobs.values())
+            return ExitCode.OK if completed else ExitCode.RUNS_FAILED
+    try:
+        monitor = _monitor(sweep_dir, ledger, args)
+    except TTLaunchError as err:  # its rules.json is damaged
+        lock.release()
+        return exit_with(err)
     try:
         if args.follow:
             try:
@@ -84,9 +99,68 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         lock.release()
     _print_table(ledger.state)
+    _print_monitor_job(ledger.state, held=False)
     if monitor.active():
         print(f"follow to the end: {reattach_hint(sweep_dir)}")
     return ExitCode.OK
+
+
+def _monitor(sweep_dir: Path, ledger: Ledger, args: argparse.Namespace) -> Monitor:
+    """Following: the monitor of the sweep's saved session (its evaluations and rules submit as
+    the launch's did), else one whose rules queue their actions for the next launch. One look:
+    a monitor that submits nothing."""
+    settings = MonitorSettings(poll_interval_s=args.poll_interval, live=args.live)
+    session = load_session(sweep_dir) if args.follow else None
+    if session is not None:
+        interval = args.poll_interval or session.settings.poll_interval_s
+        return session.monitor(ledger, replace(session.settings, poll_interval_s=interval, live=args.live, detach=False))
+    monitor = Monitor(ledger, settings)
+    rules = _sweep_rules(sweep_dir)
+    if not rules.empty:
+        monitor.reactions.append(RulesEngine(rules, ledger))
+    return monitor
+
+
+def _watch_while_held(sweep_dir: Path, lock: SweepLock, interval_s: float) -> None:
+    """While another monitor (the sweep's monitor job) holds the sweep: its table each time it
+    changed, read from what it records; returns holding the lock once that monitor let go
+    (the sweep ended, or the job did: this process carries on)."""
+    shown = ""
+    while True:
+        state = Ledger.existing(sweep_dir).state
+        table = render_plain(state)
+        if table != shown:
+            _print_table(state)
+            shown = table
+        time.sleep(interval_s)
+        try:
+            lock.acquire()
+            return
+        except SweepBusy:
+            continue
+
+
+def _print_monitor_job(state: SweepState, held: bool) -> None:
+    """The sweep's monitor job and where it stands; when it ended before the sweep did, how to finish."""
+    job_id = state.monitor_job_id
+    if job_id is None:
+        return
+    try:
+        job_state = monitor_job_state(job_id)
+    except SchedulerCommandError as err:
+        print(f"monitor job {job_id}: SLURM did not answer ({err})")
+        return
+    print(f"monitor job {job_id} ({JOB_NAME_PREFIX}{state.experiment}): {job_state.value}")
+    unfinished = any(not record.status.terminal for record in state.jobs.values())
+    if job_state.terminal and unfinished and not held:
+        print(
+            f"nothing monitors the sweep now: `{reattach_hint(Path(state.sweep_dir))}` finishes it here, "
+            "or the launch command again hands it to a new monitor job"
+        )
+
+
+# How often `--follow` re-reads what the sweep's monitor job recorded, unless --poll-interval says.
+WATCH_INTERVAL_S = 10.0
 
 
 def _rebuild(sweep_dir: Path, poll_interval: float | None) -> int:

@@ -144,7 +144,9 @@ def test_detach_returns_at_once_and_status_follows_to_the_end(run_cli, tmp_path:
     assert result.returncode == 0, result.stderr[-3000:]
     assert time.monotonic() - began < 8 + 10, "the launch waited for the jobs"
     sweep = sweep_of(tmp_path)
-    assert "detached: jobs keep running" in result.stderr and f"python -m ttlaunch.status {sweep} --follow" in result.stderr
+    monitor_job = json.loads((sweep / "jobs.json").read_text())["monitor_job_id"]
+    assert f"detached: monitor job {monitor_job} (ttlaunch-monitor:stamp4)" in result.stderr
+    assert f"ttlaunch status {sweep}" in result.stderr
     assert not any(job["status"] == "COMPLETED" for job in jobs_of(sweep).values())
 
     status = subprocess.run([sys.executable, "-m", "ttlaunch.status", str(sweep)], capture_output=True, text=True, timeout=60)
@@ -152,7 +154,7 @@ def test_detach_returns_at_once_and_status_follows_to_the_end(run_cli, tmp_path:
     lines = status.stdout.splitlines()
     assert lines[0].startswith("stamp4: 4 jobs - ") and lines[1].split() == ["Run", "Status", "Job", "ID", "Started", "Elapsed"]
     assert sorted(line.split()[0] for line in lines[2:6]) == ["s1", "s2", "s3", "s4"]
-    assert "--follow" in status.stdout
+    assert f"monitor job {monitor_job} (ttlaunch-monitor:stamp4): " in status.stdout
 
     follow = subprocess.run(
         [sys.executable, "-m", "ttlaunch.status", str(sweep), "--follow", "--poll-interval", "1"],

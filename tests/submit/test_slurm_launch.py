@@ -186,7 +186,7 @@ def test_a_state_file_cut_while_jobs_are_queued_is_rebuilt_and_every_run_runs_on
     config.write_text("experiment: {name: cutq}\nruns:\n" + "".join(f"  - {{name: {name}, type: fine-tuned}}\n" for name in names))
     args = ["--config-dir", str(tmp_path / "cfg"), "experiment=cutq", *ON_CLUSTER,
             "payload=command", "payload.command=[sleep,'6']"]
-    submitted = run_cli(*args, "detach=true", timeout=120)
+    submitted = run_cli(*args, "~hydra.callbacks.monitor", timeout=120)  # submitted, nobody monitoring
     assert submitted.returncode == 0, submitted.stderr[-3000:]
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "cutq"
     state = sweep / "jobs.json"

@@ -48,9 +48,12 @@ class MonitorCallback(MonitorSettings, Callback):
         return Monitor(ledger, self.settings())
 
     def watch(self, monitor: Monitor) -> None:
-        """Monitor to the end, or (detach) return at once saying how to come back."""
+        """Monitor to the end, or (detach) hand the sweep to its monitor job and return at once."""
         if self.detach:
-            message = f"detached: jobs keep running; follow them with `{reattach_hint(monitor.ledger.sweep_dir)}`"
+            if monitor.hand_over is not None:
+                message = monitor.hand_over()
+            else:
+                message = f"detached: jobs keep running; follow them with `{reattach_hint(monitor.ledger.sweep_dir)}`"
             print(f"ttlaunch: {message}", file=sys.stderr, flush=True)
             return
         try:

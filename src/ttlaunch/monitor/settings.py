@@ -27,5 +27,11 @@ class MonitorSettings:
     # that ended (on SLURM: that wrote their result, confirmed by one sacct); 0: learn of ends
     # at polls only.
     end_check_s: float = 3.0
-    # Submit, then return at once (SLURM only); `ttlaunch status <sweep dir> --follow` monitors later.
+    # Submit, hand the sweep to a monitor job (a small SLURM job that monitors it to its end:
+    # ttlaunch.submit.monitor_job), and return at once (SLURM only).
     detach: bool = False
+    # The monitor job's partition (None: the compute preset's), memory and time limit; at its
+    # time limit it is requeued and carries on.
+    job_partition: Optional[str] = None
+    job_mem_gb: float = 1.0
+    job_timeout_min: int = 1440

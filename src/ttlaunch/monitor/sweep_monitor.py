@@ -87,6 +87,8 @@ class Monitor:
         self.training = TrainingWatch(ledger)
         self.metrics = MetricsCollector(ledger, self.faults, settings.metrics_retry_s, self.poll_interval_s, clock)
         self.reactions: list[Reaction] = []
+        # detach=true: hands the sweep to a monitor job (ttlaunch.submit.monitor_job); what to tell the user.
+        self.hand_over: Callable[[], str] | None = None
         self._undelivered: list[tuple[Reaction, Transition]] = []  # transitions a reaction failed on
         self._unsaved = False  # a change not yet in jobs.json
         self._last_status_check: tuple[str, float] = ("", float("-inf"))  # what it said, when

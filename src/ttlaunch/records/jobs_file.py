@@ -24,7 +24,8 @@ STATE_FILE_NAME = "jobs.json"
 # 4: a job record holds its training's progress (`training`) and its elapsed seconds
 # (`elapsed_s`), an evaluation job its scores (`scores`); older files have none of these yet.
 # 5: a job of any other Hydra app holds what its task function returned (`returned`).
-STATE_VERSION = 5
+# 6: the sweep names its monitor job (`monitor_job_id`, detach=true); older files have none.
+STATE_VERSION = 6
 
 
 @dataclass
@@ -111,6 +112,7 @@ class SweepState:
     # What a monitor needs to resume from this file alone (`python -m ttlaunch.status`):
     executor: str = "local"  # local or slurm
     payload_kind: PayloadKind | None = None  # what the sweep's runs (not its evaluations) run
+    monitor_job_id: str | None = None  # the SLURM job that monitors the sweep (detach=true), the latest
     # Where a kind=command trainer's metrics are (payload.metrics): a regex on its stdout, a
     # JSONL file in its output dir. torchtune's are found without them.
     metrics_pattern: str | None = None
@@ -138,13 +140,13 @@ def status_counts(records: Iterable[JobRecord], first: Sequence[str] = ()) -> di
     return counts
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, content: str | bytes) -> None:
     """Write to a temporary file beside `path`, then rename it over `path`: a reader sees
-    the old content or the new, never a half-written file."""
+    the old content or the new, never a half-written file. Text is written as UTF-8."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content.encode("utf-8") if isinstance(content, str) else content)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
@@ -194,7 +196,7 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
     if not (isinstance(unsubmitted, list) and all(isinstance(name, str) for name in unsubmitted)):
         raise DamagedFile(path, "unsubmitted is not a list of job names", way_on)
     texts = ("experiment", "sweep_dir", "monitoring_started", "executor", "payload_kind", "metrics_pattern", "metrics_jsonl",
-             "sort_by", "evaluator", "status_table", "experiment_log")
+             "sort_by", "evaluator", "status_table", "experiment_log", "monitor_job_id")
     for key in texts:
         if data.get(key) is not None and not isinstance(data[key], str):
             raise DamagedFile(path, f"{key} is {data[key]!r}, not text", way_on)
@@ -207,6 +209,7 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
         monitoring_started=data.get("monitoring_started"),
         executor=data.get("executor", "local"),
         payload_kind=PayloadKind(data["payload_kind"]) if data.get("payload_kind") is not None else None,
+        monitor_job_id=data.get("monitor_job_id"),
         metrics_pattern=data.get("metrics_pattern"),
         metrics_jsonl=data.get("metrics_jsonl"),
         sort_by=data.get("sort_by") or "final_loss",

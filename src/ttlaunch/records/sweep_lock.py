@@ -28,12 +28,13 @@ class SweepLock:
         self.sweep_dir = sweep_dir
         self._lock = FileLock(str(sweep_dir / LOCK_NAME), timeout=0)
 
-    def acquire(self) -> None:
+    def acquire(self, wait_s: float = 0.0) -> None:
+        """Take the lock, waiting up to `wait_s` for its holder to let go; SweepBusy if it does not."""
         # filelock loads only where a lock is taken.
         from filelock import Timeout
 
         try:
-            self._lock.acquire()
+            self._lock.acquire(timeout=wait_s, poll_interval=1.0)
         except Timeout:
             raise SweepBusy(self.sweep_dir, holder_of(self.sweep_dir / HOLDER_NAME)) from None
         except OSError as err:  # read-only, full, no permission: nothing can be recorded there

@@ -94,8 +94,11 @@ def link_folder(template: str, job_dir: Path, job_id: str) -> None:
 
 def job_dirs(sweep_dir: Path) -> list[str]:
     """Job names of the sweep's job dirs: each holds a submitit folder (an evaluation's name
-    is its nested path, run/task/epochN)."""
-    return sorted(str(path.parent.relative_to(sweep_dir)) for path in sweep_dir.rglob(FOLDER) if path.is_dir())
+    is its nested path, run/task/epochN). Hidden dirs are ttlaunch's own (the monitor job's)."""
+    return sorted(
+        str(path.parent.relative_to(sweep_dir)) for path in sweep_dir.rglob(FOLDER)
+        if path.is_dir() and not path.relative_to(sweep_dir).parts[0].startswith(".")
+    )
 
 
 def has_batch_script(sweep_dir: Path) -> bool:

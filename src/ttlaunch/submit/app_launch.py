@@ -34,7 +34,9 @@ from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import read_result
+from ttlaunch.submit import monitor_job
 from ttlaunch.submit.handover import Launcher
+from ttlaunch.submit.monitor_job import MonitorSession
 from ttlaunch.submit.orchestration import (
     check_monitoring,
     check_settings,
@@ -99,6 +101,11 @@ def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initi
             monitor = callback.monitor_for(ledger) if callback is not None else None
             backend = monitor.backend if monitor is not None else backend_for(launcher.executor)  # one, as launch_runs
             submitter = Submitter(ledger, settings, backend)
+            if monitor is not None:  # detach=true: its monitor job follows the app's jobs (no reactions)
+                detached = MonitorSession(None, settings, monitor.settings, None)
+                monitor.hand_over = lambda: monitor_job.hand_over(
+                    ledger, detached, scheduling.compute, UserConfig(), launcher.signal_delay_s, scheduling.compute_source
+                )
             submit_and_watch(launcher, submitter, [planned[job.name] for job in selection.submit], callback, monitor)
         records = ledger.state.jobs
     failed = [job.name for job in jobs if ended_without_completing(records.get(job.name))]

@@ -37,7 +37,9 @@ from ttlaunch.records.status_table import HEADER, MARKDOWN_NAME, edited_header
 from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import folder, log_paths
+from ttlaunch.submit import monitor_job
 from ttlaunch.submit.handover import Launcher, LaunchSession, Sweeper
+from ttlaunch.submit.monitor_job import MonitorSession
 from ttlaunch.submit.plan import JobSpec, plan_jobs
 from ttlaunch.submit.selection import Selection, changed_jobs, select_jobs, unrecorded_job_id
 from ttlaunch.submit.submitter import (
@@ -113,6 +115,8 @@ _SETTINGS = (
     ("hydra.callbacks.monitor", "resource_every_polls", 1, False),
     ("hydra.callbacks.monitor", "metrics_retry_s", 0, False),
     ("hydra.callbacks.monitor", "end_check_s", 0, False),
+    ("hydra.callbacks.monitor", "job_mem_gb", 0.1, False),
+    ("hydra.callbacks.monitor", "job_timeout_min", 1, False),
 )
 
 
@@ -358,6 +362,15 @@ def launch_runs(launcher: Launcher, job_overrides: Sequence[Sequence[str]], init
     submitter = Submitter(ledger, settings, monitor.backend if monitor is not None else backend_for(launcher.executor))
     if monitor is not None:
         monitor.reactions += reactions_for(inputs, ledger, submitter)
+        detached = MonitorSession(inputs, settings, monitor.settings, None)
+
+        def hand_over() -> str:
+            detached.job_callable = submitter.job_callable  # made as the jobs were submitted
+            return monitor_job.hand_over(
+                ledger, detached, inputs.compute, inputs.user, launcher.signal_delay_s, inputs.compute_source
+            )
+
+        monitor.hand_over = hand_over
     names = submit_and_watch(launcher, submitter, planned, callback, monitor)
     return [job_return(ledger.state.jobs[name]) for name in names]
 

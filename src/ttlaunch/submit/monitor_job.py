@@ -1,0 +1,181 @@
+"""The monitor as a SLURM job (detach=true): after submitting, the launch hands its sweep to
+one small job, `ttlaunch-monitor:<name>`, that monitors it to its end as the launch would
+have (polls, records, evaluations, rules and restarts, results and pictures), then ends.
+
+What that monitor needs beyond the sweep's records (the inputs, the submission settings and
+the pickled job callable that evaluations and restarts are submitted with) is saved in the
+sweep dir as its session (`monitor_session.pkl`), so that `ttlaunch status <sweep dir>
+--follow` can finish the sweep the same way wherever it runs. The job is a submitit
+Checkpointable: before its time limit, when preempted, or requeued from outside, it comes
+back and carries on from jobs.json, the event log and rules.json. The sweep's lock still
+means one monitor at a time: it waits for the launch that submitted it to let go.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import pickle
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ttlaunch.backend.choice import backend_for
+from ttlaunch.backend.requests import SubmissionSettings, SubmititOptions, slurm_request
+from ttlaunch.base.errors import SweepBusy
+from ttlaunch.base.times import timestamp
+from ttlaunch.inputs.composed import LaunchInputs
+from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
+from ttlaunch.monitor.settings import MonitorSettings
+from ttlaunch.monitor.sweep_monitor import Monitor
+from ttlaunch.records.jobs_file import write_atomically
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.records.report import SUMMARY_NAME
+from ttlaunch.records.sweep_lock import SweepLock
+from ttlaunch.scheduler import slurm, submitit_files
+from ttlaunch.scheduler.states import JobState
+from ttlaunch.submit.submitter import PrePickledJob, Submitter, reactions_for
+
+if TYPE_CHECKING:  # submitit loads only where jobs are submitted or run
+    from submitit.helpers import DelayedSubmission
+
+log = logging.getLogger(__name__)
+
+SESSION_NAME = "monitor_session.pkl"
+# The monitor job's own dir in the sweep dir (hidden: not one of the sweep's jobs).
+JOB_DIR_NAME = ".monitor_job"
+JOB_NAME_PREFIX = "ttlaunch-monitor:"
+# How long the monitor job waits for the sweep's lock: the launch that submitted it lets go
+# within moments; a `ttlaunch status --follow` that holds it finishes the sweep itself.
+LOCK_WAIT_S = 300.0
+# Timeouts the monitor job comes back from (24 h each by default): a sweep of months.
+MONITOR_TIMEOUTS = 100
+
+
+@dataclass
+class MonitorSession:
+    """What a monitor needs to finish a sweep as its launch would have, beyond its records."""
+
+    inputs: LaunchInputs | None  # None: any other Hydra app's sweep (no rules or evaluations)
+    submission: SubmissionSettings
+    settings: MonitorSettings
+    job_callable: PrePickledJob | None  # what evaluations and restarts are submitted with
+
+    def monitor(self, ledger: Ledger, settings: MonitorSettings | None = None) -> Monitor:
+        """A monitor of the sweep whose reactions (rules, evaluations) submit as the launch's did."""
+        monitor = Monitor(ledger, settings or self.settings, backend_for(ledger.state.executor))
+        if self.inputs is not None and self.job_callable is not None:
+            submitter = Submitter(ledger, self.submission, monitor.backend)
+            submitter.job_callable = self.job_callable
+            monitor.reactions += reactions_for(self.inputs, ledger, submitter)
+        return monitor
+
+
+def save_session(sweep_dir: Path, session: MonitorSession) -> None:
+    # cloudpickle loads only where jobs are submitted (the job callable inside needs it).
+    import cloudpickle
+
+    write_atomically(sweep_dir / SESSION_NAME, cloudpickle.dumps(session))
+
+
+def load_session(sweep_dir: Path) -> MonitorSession | None:
+    """The sweep's saved session; None for a sweep launched without one (attached, or by an
+    older ttlaunch)."""
+    path = sweep_dir / SESSION_NAME
+    if not path.is_file():
+        return None
+    with path.open("rb") as handle:
+        session = pickle.load(handle)
+    assert isinstance(session, MonitorSession)
+    return session
+
+
+class MonitorJob:
+    """What the monitor job runs (pickled by submitit): the sweep's monitor, from its records."""
+
+    def __init__(self, sweep_dir: Path) -> None:
+        self.sweep_dir = sweep_dir
+
+    def __call__(self) -> None:
+        session = load_session(self.sweep_dir)
+        if session is None:
+            raise RuntimeError(f"{self.sweep_dir / SESSION_NAME} is missing: nothing to monitor with")
+        lock = SweepLock(self.sweep_dir)
+        try:
+            lock.acquire(wait_s=LOCK_WAIT_S)
+        except SweepBusy as busy:  # someone follows the sweep already (ttlaunch status --follow)
+            print(f"ttlaunch monitor job: {busy.holder} holds the sweep and follows it; nothing to do", flush=True)
+            return
+        try:
+            ledger = Ledger.existing(self.sweep_dir)
+            ended = all(record.status.terminal for record in ledger.state.jobs.values())
+            if ended and (self.sweep_dir / SUMMARY_NAME).is_file():  # followed to its end elsewhere meanwhile
+                print("ttlaunch monitor job: the sweep has ended and is reported; nothing to do", flush=True)
+                return
+            session.monitor(ledger).follow()
+        finally:
+            lock.release()
+
+    def checkpoint(self) -> DelayedSubmission:
+        """The same job again, for submitit to requeue (time limit, preemption): it carries on
+        from the records."""
+        # submitit loads only where jobs are submitted or run.
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(MonitorJob(self.sweep_dir))
+
+
+def monitor_job_state(job_id: str) -> JobState:
+    """Where the monitor job stands: squeue while it is queued, else accounting (UNKNOWN when
+    neither knows it)."""
+    queued = slurm.squeue(getpass.getuser()).get(job_id)
+    if queued is not None:
+        return queued.state
+    accounted = slurm.sacct([job_id]).get(job_id)
+    return accounted.state if accounted is not None else JobState.UNKNOWN
+
+
+def monitor_job_request_parameters(
+    name: str, compute: ComputeConfig, user: UserConfig, settings: MonitorSettings, signal_delay_s: int, source: str
+) -> dict[str, Any]:
+    """submitit's parameters for the monitor job: one CPU, a little memory, no GPU, on the
+    preset's partition unless the monitor's settings name one; requeue allowed (it comes back
+    by its own checkpoint, not by the payloads' requeue budget)."""
+    job_compute = replace(
+        compute, partition=settings.job_partition or compute.partition, gpus_per_node=None, gpu_type=None, gres=None,
+        constraint=None, nodes=1, tasks_per_node=1, cpus_per_task=1, mem_gb=settings.job_mem_gb,
+        timeout_min=settings.job_timeout_min, setup=[], additional_parameters={},
+    )
+    request = slurm_request(name, job_compute, RequeueConfig(enabled=False), user, signal_delay_s, source, SubmititOptions())
+    parameters = request.submitit_parameters()
+    additional = {key: value for key, value in parameters["additional_parameters"].items() if key != "no-requeue"}
+    parameters["additional_parameters"] = {**additional, "requeue": True}
+    return parameters
+
+
+def hand_over(
+    ledger: Ledger, session: MonitorSession, compute: ComputeConfig, user: UserConfig, signal_delay_s: int, source: str
+) -> str:
+    """Submit the sweep's monitor job, unless its last one is still queued or running; what to
+    tell the user."""
+    sweep_dir = ledger.sweep_dir
+    look = f"look with `ttlaunch status {sweep_dir}`"
+    previous = ledger.state.monitor_job_id
+    if previous is not None and not monitor_job_state(previous).terminal:
+        return f"detached: monitor job {previous} still follows the sweep; {look}"
+    save_session(sweep_dir, session)
+    # submitit loads only where jobs are submitted.
+    from submitit.slurm.slurm import SlurmExecutor
+
+    name = f"{JOB_NAME_PREFIX}{ledger.state.experiment}"
+    executor = SlurmExecutor(folder=submitit_files.folder(sweep_dir / JOB_DIR_NAME), max_num_timeout=MONITOR_TIMEOUTS)
+    executor.update_parameters(
+        **monitor_job_request_parameters(name, compute, user, session.settings, signal_delay_s, source)
+    )
+    job = executor.submit(MonitorJob(sweep_dir))
+    ledger.state.monitor_job_id = str(job.job_id)
+    ledger.events.write(
+        "MONITOR_JOB", name, ("Result", f"Job ID {job.job_id} submitted at {timestamp()}"), ("Log", str(job.paths.stdout)),
+    )
+    ledger.save()
+    return f"detached: monitor job {job.job_id} ({name}) follows the sweep to its end; {look}"

@@ -1,0 +1,139 @@
+"""The monitor as a SLURM job (detach=true) on the test cluster: requeued from outside it
+carries on; cancelled, `ttlaunch status --follow` finishes the sweep, evaluations included."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import cruijff_scaffold
+from support import TEST_CONFIGS
+
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
+
+# Two epochs saved the way torchtune lays them out (adapter_config.json last), slowly enough
+# for the monitor job to be requeued and cancelled while the run trains.
+EPOCHS = """#!/bin/sh
+out="$1"
+for epoch in 0 1; do
+  sleep 12
+  mkdir -p "$out/epoch_$epoch" && echo weights > "$out/epoch_$epoch/adapter_model.pt"
+  echo '{}' > "$out/epoch_$epoch/adapter_config.json"
+done
+"""
+
+
+def state_of(sweep: Path) -> dict:
+    try:
+        return json.loads((sweep / "jobs.json").read_text())
+    except (OSError, ValueError):  # being replaced
+        return {}
+
+
+def queued(job_id: str) -> tuple[str, int] | None:
+    """squeue's state and restart count of the job; None once it left the queue."""
+    state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+    if not state:
+        return None
+    restarts = subprocess.run(
+        ["scontrol", "show", "job", job_id], capture_output=True, text=True
+    ).stdout.split("Restarts=")[1].split()[0]
+    return state, int(restarts)
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_a_requeued_monitor_job_carries_on_and_a_cancelled_one_is_finished_by_status_follow(run_cli, tmp_path: Path):
+    script = tmp_path / "epochs.sh"
+    script.write_text(EPOCHS)
+    began = time.monotonic()
+    launched = run_cli(
+        "--config-dir", TEST_CONFIGS, "experiment=evaltest", "compute=testcluster/cpu_1x", "payload=command",
+        f'payload.command=[sh,"{script}","{{output_dir}}"]', "detach=true", "hydra.callbacks.monitor.poll_interval_s=1",
+        'evaluation.command=[sh,-c,"sleep 2; echo {task} {checkpoint} > {output_dir}/result.txt",evaluate]',
+        timeout=120,
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert time.monotonic() - began < 20, "the launch waited for its jobs"
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "evaltest"
+    monitor_job = state_of(sweep)["monitor_job_id"]
+    assert f"detached: monitor job {monitor_job} (ttlaunch-monitor:evaltest)" in launched.stderr
+    script_text = next((sweep / ".monitor_job" / "submitit").glob("*_submission.sh")).read_text()
+    assert "#SBATCH --cpus-per-task=1" in script_text and "#SBATCH --partition=debug" in script_text
+    assert "#SBATCH --requeue" in script_text and "#SBATCH --job-name=ttlaunch-monitor:evaltest" in script_text
+
+    # Requeued from outside while the run trains: the same job comes back and carries on.
+    wait_for(lambda: (queued(monitor_job) or ("", 0))[0] == "RUNNING", 60, "the monitor job to run")
+    subprocess.run(["scontrol", "requeue", monitor_job], check=True)
+    wait_for(lambda: queued(monitor_job) == ("RUNNING", 1), 120, "the requeued monitor job to run again")
+    wait_for(lambda: "r/t1/epoch0" in state_of(sweep).get("jobs", {}), 120, "the monitor job to submit epoch 0's evaluation")
+
+    # Cancelled before the sweep ends: nothing monitors it; status says so, --follow finishes it.
+    subprocess.run(["scancel", monitor_job], check=True)
+    wait_for(lambda: queued(monitor_job) is None, 60, "the monitor job to end")
+    status = subprocess.run([sys.executable, "-m", "ttlaunch.status", str(sweep)], capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    assert f"monitor job {monitor_job} (ttlaunch-monitor:evaltest): CANCELLED" in status.stdout
+    assert "nothing monitors the sweep now" in status.stdout
+    follow = subprocess.run(
+        [sys.executable, "-m", "ttlaunch.status", str(sweep), "--follow", "--poll-interval", "1", "--live", "off"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert follow.returncode == 0, follow.stderr[-3000:]
+    jobs = state_of(sweep)["jobs"]
+    assert sorted(jobs) == ["base/t1", "r", "r/t1/epoch0", "r/t1/epoch1"]
+    assert all(job["status"] == "COMPLETED" for job in jobs.values())
+    assert all(job["previous_job_ids"] == [] for job in jobs.values()), "a job was submitted twice"
+    for epoch in (0, 1):  # epoch 1's evaluation submitted by status --follow, from the saved session
+        result = sweep / "r" / "t1" / f"epoch{epoch}" / "outputs" / "result.txt"
+        assert result.read_text().split() == ["t1", str(sweep / "r" / "outputs" / f"epoch_{epoch}")]
+    assert (sweep / "summary.md").is_file()
+    log = (sweep / "run-torchtune.log").read_text()
+    assert log.count("SUBMIT_JOB: r/t1/epoch1\n") == 1 and log.count("MONITOR_JOB: ttlaunch-monitor:evaltest\n") == 1
+
+
+@pytest.mark.torchtune
+@pytest.mark.skipif(not cruijff_scaffold.available(), reason=f"cruijff_kit is not at {cruijff_scaffold.UPSTREAM}")
+def test_a_detached_cruijff_sweep_ends_by_itself_after_its_monitor_job_was_requeued(run_cli, tmp_path: Path, monkeypatch):
+    pytest.importorskip("torchtune")
+    experiment = cruijff_scaffold.scaffold(tmp_path / "scratch", {"rank2": 2})
+    # The jobs import cruijff_kit (its recipe, dataset, post step) as its users' environment does.
+    monkeypatch.setenv("PYTHONPATH", cruijff_scaffold.python_path(tmp_path / "scratch"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    launched = run_cli(
+        f"hydra.searchpath=[ttlaunch-experiments://{experiment.parent}]", f"experiment={experiment.name}",
+        # The test cluster has no GPU and little memory: what the scaffold's #SBATCH lines ask is set aside.
+        "compute=testcluster/cpu_1x", "compute.mem_gb=2", "compute.gpus_per_node=0",
+        "detach=true", "hydra.callbacks.monitor.poll_interval_s=1", timeout=300,
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / experiment.name
+    monitor_job = state_of(sweep)["monitor_job_id"]
+    run = f"{cruijff_scaffold.MODEL_DIR}_rank2"
+
+    wait_for(lambda: (queued(monitor_job) or ("", 0))[0] == "RUNNING", 60, "the monitor job to run")
+    assert state_of(sweep)["jobs"][run]["status"] != "COMPLETED", "the sweep ended before the requeue"
+    subprocess.run(["scontrol", "requeue", monitor_job], check=True)
+    wait_for(lambda: queued(monitor_job) == ("RUNNING", 1), 120, "the requeued monitor job to run again")
+    wait_for(lambda: queued(monitor_job) is None, 600, "the monitor job to end the sweep")
+
+    ended = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-j", monitor_job, "--format=State"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert ended == ["COMPLETED"], ended
+    jobs = state_of(sweep)["jobs"]
+    assert sorted(jobs) == [f"{cruijff_scaffold.MODEL_DIR}_base/capitalization", run, f"{run}/capitalization/epoch0"]
+    assert all(job["status"] == "COMPLETED" for job in jobs.values()), {name: job.get("error") for name, job in jobs.items()}
+    assert jobs[run]["previous_job_ids"] == [] and jobs[run]["attempt"] == 1, "trained more than once"
+    for name in (f"{run}/capitalization/epoch0", f"{cruijff_scaffold.MODEL_DIR}_base/capitalization"):
+        assert jobs[name]["scores"]["samples"] == 2, jobs[name]
+    summary = (sweep / "summary.md").read_text()
+    assert "capitalization" in summary and list(sweep.glob("*.png")), "results and pictures"

@@ -1,0 +1,40 @@
+"""The monitor job's request and its hand-over, without a cluster."""
+
+from pathlib import Path
+
+from ttlaunch.backend.requests import SubmissionSettings
+from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
+from ttlaunch.monitor.settings import MonitorSettings
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.scheduler.states import JobState
+from ttlaunch.submit import monitor_job
+from ttlaunch.submit.monitor_job import MonitorSession, hand_over, monitor_job_request_parameters
+
+GPU_PRESET = ComputeConfig(
+    cluster="killarney", partition="gpubase_l40s_b2", gpus_per_node=4, gpu_type="l40s", cpus_per_task=16, mem_gb=240,
+    timeout_min=180, nodes=2, additional_parameters={"exclusive": True},
+)
+
+
+def test_the_monitor_job_asks_for_one_cpu_a_little_memory_no_gpu_and_may_be_requeued():
+    user = UserConfig()
+    parameters = monitor_job_request_parameters("ttlaunch-monitor:x", GPU_PRESET, user, MonitorSettings(), 120, "compute=k")
+    assert parameters["partition"] == "gpubase_l40s_b2", "the preset's partition"
+    assert (parameters["cpus_per_task"], parameters["mem"], parameters["nodes"], parameters["time"]) == (1, "1GB", 1, 1440)
+    assert "gres" not in parameters and "gpus_per_node" not in parameters
+    assert parameters["additional_parameters"] == {"requeue": True}, "no GPU job's extras, requeue allowed"
+    assert parameters["job_name"] == "ttlaunch-monitor:x" and "setup" not in parameters
+
+    settings = MonitorSettings(job_partition="cpu", job_mem_gb=0.5, job_timeout_min=60)
+    parameters = monitor_job_request_parameters("m", GPU_PRESET, user, settings, 120, "compute=k")
+    assert (parameters["partition"], parameters["mem"], parameters["time"]) == ("cpu", "512MB", 60)
+
+
+def test_a_monitor_job_still_queued_or_running_is_not_submitted_again(tmp_path: Path, monkeypatch):
+    ledger = Ledger.open(tmp_path, "x")
+    ledger.state.executor, ledger.state.monitor_job_id = "slurm", "41"
+    monkeypatch.setattr(monitor_job, "monitor_job_state", lambda job_id: JobState.PENDING)
+    session = MonitorSession(None, SubmissionSettings(RequeueConfig(), UserConfig(), 120, "compute=k"), MonitorSettings(), None)
+    said = hand_over(ledger, session, GPU_PRESET, UserConfig(), 120, "compute=k")
+    assert said == f"detached: monitor job 41 still follows the sweep; look with `ttlaunch status {tmp_path}`"
+    assert not (tmp_path / monitor_job.SESSION_NAME).exists() and ledger.state.monitor_job_id == "41"
