@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from submitit.slurm.slurm import SlurmExecutor
+
 from ttlaunch.backend.requests import SubmissionSettings
 from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
 from ttlaunch.monitor.settings import MonitorSettings
@@ -38,3 +40,18 @@ def test_a_monitor_job_still_queued_or_running_is_not_submitted_again(tmp_path: 
     said = hand_over(ledger, session, GPU_PRESET, UserConfig(), 120, "compute=k")
     assert said == f"detached: monitor job 41 still follows the sweep; look with `ttlaunch status {tmp_path}`"
     assert not (tmp_path / monitor_job.SESSION_NAME).exists() and ledger.state.monitor_job_id == "41"
+
+
+def test_a_refused_monitor_job_is_logged_and_the_user_told_how_to_follow(tmp_path: Path, monkeypatch):
+    def refuse(self, *args):
+        raise RuntimeError("sbatch: error: invalid partition specified: nowhere")
+
+    monkeypatch.setattr(SlurmExecutor, "submit", refuse)
+    ledger = Ledger.open(tmp_path, "x")
+    ledger.state.executor = "slurm"
+    session = MonitorSession(None, SubmissionSettings(RequeueConfig(), UserConfig(), 120, "compute=k"), MonitorSettings(), None)
+    said = hand_over(ledger, session, GPU_PRESET, UserConfig(), 120, "compute=k")
+    assert said.startswith("detached, but SLURM refused the monitor job (sbatch: error: invalid partition specified: nowhere)")
+    assert f"python -m ttlaunch.status {tmp_path} --follow" in said and ledger.state.monitor_job_id is None
+    log = (tmp_path / "run-torchtune.log").read_text()
+    assert "SUBMIT_FAILED: ttlaunch-monitor:x\nError: sbatch: error: invalid partition" in log

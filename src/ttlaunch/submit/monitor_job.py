@@ -26,6 +26,7 @@ from ttlaunch.base.errors import SweepBusy
 from ttlaunch.base.times import timestamp
 from ttlaunch.inputs.composed import LaunchInputs
 from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
+from ttlaunch.monitor.callback import reattach_hint
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.jobs_file import write_atomically
@@ -172,7 +173,11 @@ def hand_over(
     executor.update_parameters(
         **monitor_job_request_parameters(name, compute, user, session.settings, signal_delay_s, source)
     )
-    job = executor.submit(MonitorJob(sweep_dir))
+    try:
+        job = executor.submit(MonitorJob(sweep_dir))
+    except Exception as err:  # the runs are submitted: say how to monitor them instead
+        ledger.events.write("SUBMIT_FAILED", name, ("Error", str(err).strip()))
+        return f"detached, but SLURM refused the monitor job ({str(err).strip()}); follow with `{reattach_hint(sweep_dir)}`"
     ledger.state.monitor_job_id = str(job.job_id)
     ledger.events.write(
         "MONITOR_JOB", name, ("Result", f"Job ID {job.job_id} submitted at {timestamp()}"), ("Log", str(job.paths.stdout)),
