@@ -507,3 +507,20 @@ def test_a_status_table_whose_header_was_edited_stops_the_launch_before_anything
         "| Run Name | Status | Job ID | Started | Completed | Notes |: restore that header, or remove the table"
     )
     assert not (tmp_path / "work").exists()
+
+
+def test_each_launch_appends_its_provenance_and_the_summary_names_the_commit(run_cli, tmp_path: Path):
+    assert run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok").returncode == 0
+    assert run_cli("--config-dir", TEST_CONFIGS, "experiment=probe_ok", "hydra.callbacks.monitor.poll_interval_s=0.5").returncode == 0
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "probe_ok"
+    launches = json.loads((sweep / "provenance.json").read_text())["launches"]
+    assert [entry["launch"] for entry in launches] == [1, 2]
+    assert "hydra.callbacks.monitor.poll_interval_s=0.5" in launches[1]["command_line"]
+    assert "poll_interval_s: 0.5" in launches[1]["config"] and "poll_interval_s: 0.5" not in launches[0]["config"]
+    assert launches[1]["libraries"]["hydra-core"] and Path(launches[1]["packages"]).is_file()
+    tree = launches[1]["git"]["experiment"]
+    assert tree["directory"] == str(Path(TEST_CONFIGS) / "experiment")
+    if tree["commit"] is not None:  # a clone of the repository: the commit of its test configs
+        assert f"at {tree['commit'][:12]}" in (sweep / "summary.md").read_text()
+    else:
+        assert tree["note"] == "not in a git repository"

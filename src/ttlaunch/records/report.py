@@ -12,6 +12,7 @@ from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.records.checkpoints import epoch_dirs
 from ttlaunch.records.jobs_file import JobRecord, SweepState, write_atomically
 from ttlaunch.records.plots import write_pictures
+from ttlaunch.records.provenance import PROVENANCE_NAME, last_commits
 from ttlaunch.records.results import results_table
 from ttlaunch.scheduler.readings import UNKNOWN, shown
 from ttlaunch.scheduler.states import JobState
@@ -65,14 +66,16 @@ def write_report(
         pictures = write_pictures(state, curves, sweep_dir)
     except ImportError:  # no matplotlib: the summary says how to get the pictures
         pictures = None
-    summary = render_summary(state, checks, log_path, pictures)
+    summary = render_summary(state, checks, log_path, pictures, last_commits(sweep_dir))
     write_atomically(sweep_dir / SUMMARY_NAME, summary)
     return summary, pictures or []
 
 
 def render_summary(
-    state: SweepState, checks: dict[str, CheckpointCheck], log_path: Path, pictures: Sequence[Path] | None = ()
+    state: SweepState, checks: dict[str, CheckpointCheck], log_path: Path, pictures: Sequence[Path] | None = (),
+    code: Sequence[str] = (),
 ) -> str:
+    """`code`: the newest launch's git trees, one line each (ttlaunch.records.provenance)."""
     completed = {name: job for name, job in state.jobs.items() if job.status is JobState.COMPLETED}
     others = {name: job for name, job in state.jobs.items() if job.status is not JobState.COMPLETED}
     lines = [f"## ttlaunch: {state.experiment}", ""]
@@ -103,6 +106,8 @@ def render_summary(
                 lines.append(f"- {name}: `{check.checkpoint}/`")
             else:
                 lines.append(f"- {name}: ⚠ {check.problem}")
+    if code:
+        lines += ["", f"What ran (`{PROVENANCE_NAME}` has every launch's versions and config):", *code]
     lines += ["", "Job logs (stdout / stderr):"]
     lines += [f"- {name}: `{job.stdout}` / `{job.stderr}`" for name, job in state.jobs.items() if job.stdout]
     lines += ["", "### Next steps", ""]

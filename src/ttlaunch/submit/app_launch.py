@@ -31,6 +31,7 @@ from ttlaunch.monitor.callback import find_monitor
 from ttlaunch.records.event_log import EVENT_LOG_NAME
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
+from ttlaunch.records.provenance import record_launch
 from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import read_result
@@ -86,6 +87,8 @@ def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initi
         measured = launcher.metrics.pattern is not None or launcher.metrics.jsonl is not None
         ledger.state.sort_by = "final_loss" if measured else "returned"
         writable(ledger.state_path, ledger.save_state)
+        code = {"app": _code_dir(launcher.task_function)}
+        writable(sweep_dir, lambda: record_launch(sweep_dir, sys.argv, OmegaConf.to_yaml(config), code))
         ledger.events.write(
             "DISCOVER_EXPERIMENT",
             "Found Hydra app",
@@ -171,6 +174,14 @@ def _task_name(task_function: Any) -> str:
     name = getattr(task_function, "__qualname__", None) or type(task_function).__qualname__
     script = getattr(sys.modules.get("__main__"), "__file__", None) if module == "__main__" else None
     return f"{Path(script).name}:{name}" if script else f"{module}.{name}"
+
+
+def _code_dir(task_function: Any) -> Path:
+    """The directory of the module that defines the task function (where the launch ran when
+    that cannot be told)."""
+    module_name = getattr(task_function, "__module__", None) or type(task_function).__module__
+    source = getattr(sys.modules.get(module_name), "__file__", None)
+    return Path(source).resolve().parent if source else Path.cwd()
 
 
 def _task_line(task_function: Any, overrides: Sequence[str]) -> list[str]:

@@ -8,6 +8,7 @@ Nothing is written before all inputs are validated: bad input leaves no sweep di
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,6 +32,7 @@ from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.event_log import EVENT_LOG_NAME
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
+from ttlaunch.records.provenance import record_launch
 from ttlaunch.records.results import sort_columns
 from ttlaunch.records.rules_state import RULES_STATE_NAME, RulesState
 from ttlaunch.records.status_table import HEADER, MARKDOWN_NAME, edited_header
@@ -222,6 +224,15 @@ def _describe(ledger: Ledger, inputs: LaunchInputs, executor: str) -> None:
     ledger.events.copy = Path(state.experiment_log) if state.experiment_log else None
 
 
+def _experiment_dir(inputs: LaunchInputs) -> Path:
+    """Where the experiment's own files are: its scaffold dir, else the dir of the file its
+    summary was read from, else where the launch ran."""
+    if inputs.experiment.directory is not None:
+        return inputs.experiment.directory
+    source = Path(inputs.experiment.source)
+    return source.parent if source.is_file() else Path.cwd()
+
+
 def adopt_unrecorded(ledger: Ledger, jobs: Sequence[JobSpec]) -> None:
     """Jobs a killed launcher submitted without recording them join the state as PENDING."""
     for job in jobs:
@@ -263,6 +274,8 @@ def run_sweep(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) ->
         # The first write: a sweep dir that cannot take it is said now, before any submission.
         writable(ledger.state_path, ledger.save_state)
         OmegaConf.save(config, sweep_dir / "multirun.yaml")
+        code = {"experiment": _experiment_dir(inputs)}
+        writable(sweep_dir, lambda: record_launch(sweep_dir, sys.argv, OmegaConf.to_yaml(config), code))
         counts = {kind: sum(run.type is kind for run in experiment.runs) for kind in RunType}
         unpassed = unpassed_controls(experiment, inputs.payload)
         ledger.events.write(
