@@ -125,3 +125,21 @@ def test_a_scaffolded_run_trains_with_its_scripts_recipe_inside_its_script(compo
         "seed=3", "device=cpu", "dtype=fp32",
     )
     assert (command.cwd, command.runs_script, command.output_dir) == (run_dir, True, run_dir / "artifacts")
+
+
+def test_a_scaffold_file_edited_after_submission_is_named_by_the_next_launch(compose_config, tmp_path):
+    from ttlaunch.inputs.composed import read_inputs
+    from ttlaunch.submit.selection import spec_changes
+
+    run_dir = scaffolded(tmp_path)
+    cfg = compose_config(f"hydra.searchpath=[ttlaunch-experiments://{tmp_path}]", "experiment=words")
+    submitted = read_inputs(cfg, cfg.hydra).submission_spec("rank4", tmp_path / "sweep" / "rank4")
+    assert sorted(submitted["files"]) == ["rank4/finetune.slurm", "rank4/finetune.yaml"]
+    (run_dir / "finetune.yaml").write_text(f"output_dir: {run_dir}/artifacts/\nepochs: 1\nlr: 5e-3\n")
+    now = read_inputs(cfg, cfg.hydra).submission_spec("rank4", tmp_path / "sweep" / "rank4")
+    assert spec_changes(submitted, now) == ["rank4/finetune.yaml changed since submission"]
+    (run_dir / "finetune.slurm").unlink()
+    without_script = read_inputs(cfg, cfg.hydra).submission_spec("rank4", tmp_path / "sweep" / "rank4")
+    assert "rank4/finetune.slurm is gone since submission" in spec_changes(submitted, without_script)
+    older = {key: value for key, value in submitted.items() if key != "files"}
+    assert spec_changes(older, now) == [], "a job recorded before files were kept is compared as before"

@@ -6,6 +6,7 @@ the job (to build the payload), so both read the same things the same way.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -88,12 +89,31 @@ class LaunchInputs:
 
     def submission_spec(self, run_name: str, job_dir: Path) -> dict[str, Any]:
         """What a job of the run is submitted with (recorded in jobs.json; a later launch
-        compares it): the values the trainer gets, the compute asked for, the command."""
+        compares it): the values the trainer gets, the compute asked for, the command, and
+        the digests of the files it reads as it starts."""
         run = self.run(run_name)
+        command = self.payload_for(run_name, job_dir)
         return {
             "parameters": {**self.experiment.controls, **run.parameters},
             "compute": asdict(self.compute_for(run_name)),
-            "command": list(self.payload_for(run_name, job_dir).argv),
+            "command": list(command.argv),
+            "files": self.input_files(run_name, command),
+        }
+
+    def input_files(self, run_name: str, command: PayloadCommand) -> dict[str, str]:
+        """The run's own files a job reads when it starts, by their path in the experiment's
+        dir: their sha256. Its scaffold's config and batch script; the files a command
+        payload names that lie in the experiment's dir."""
+        root = self.experiment.directory or Path(self.experiment.source).parent
+        paths: list[Path] = []
+        config = scaffold_config_path(self.experiment, self.experiment.run(run_name), self.payload)
+        if self.payload_kind is PayloadKind.TORCHTUNE and config is not None:
+            paths += [config, config.parent / SCRIPT_NAME]
+        elif self.payload_kind is PayloadKind.COMMAND:
+            paths += [Path(item) for item in command.argv if Path(item).is_absolute() and Path(item).is_relative_to(root)]
+        return {
+            str(path.relative_to(root)) if path.is_relative_to(root) else str(path): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in paths if path.is_file()
         }
 
     def compute_for(self, run_name: str) -> ComputeConfig:

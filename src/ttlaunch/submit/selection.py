@@ -83,6 +83,13 @@ def spec_changes(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> lis
                 changes.append(f"{prefix}{key}: {old.get(key, '(none)')} -> {new.get(key, '(none)')}")
     if not changes and recorded.get("command") != current.get("command"):
         changes.append(f"the payload's command: {' '.join(map(str, current.get('command') or []))}")
+    if "files" in recorded:  # kept since ttlaunch records what a job's files were at submission
+        old, new = recorded["files"] or {}, current.get("files") or {}
+        for name in sorted(set(old) | set(new)):
+            if name not in new:
+                changes.append(f"{name} is gone since submission")
+            elif old.get(name) != new[name]:
+                changes.append(f"{name} {'changed' if name in old else 'appeared'} since submission")
     return changes
 
 
