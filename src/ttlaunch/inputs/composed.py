@@ -111,10 +111,8 @@ class LaunchInputs:
             paths += [config, config.parent / SCRIPT_NAME]
         elif self.payload_kind is PayloadKind.COMMAND:
             paths += [Path(item) for item in command.argv if Path(item).is_absolute() and Path(item).is_relative_to(root)]
-        return {
-            str(path.relative_to(root)) if path.is_relative_to(root) else str(path): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in paths if path.is_file()
-        }
+        named = {str(path.relative_to(root)) if path.is_relative_to(root) else str(path): path for path in paths}
+        return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in named.items() if path.is_file()}
 
     def compute_for(self, run_name: str) -> ComputeConfig:
         """The compute preset as the run asks for it: on SLURM, the resources of its scaffold's

@@ -1,10 +1,11 @@
 """The monitor: polls a sweep's jobs until all of them ended, and records what it sees.
 
-Each poll (on SLURM one squeue and one batched sacct: the sweep's backend, ttlaunch.backend) turns state changes
-(ttlaunch.monitor.state_changes) into STATE_CHANGE entries, jobs.json and the status table
-(ttlaunch.records.ledger), and tells the reactions (rules, evaluations); after COMPLETED,
-FAILED or TIMEOUT it collects compute metrics (ttlaunch.monitor.accounting), every 5th poll
-of a running job its GPU sample. At the end: checkpoint validation, ALL_COMPLETE and summary.md.
+Each poll (through the sweep's backend, ttlaunch.backend: on SLURM one squeue and one
+batched sacct) turns state changes (ttlaunch.monitor.state_changes) into STATE_CHANGE
+entries, jobs.json and the status table (ttlaunch.records.ledger), and tells the reactions
+(rules, evaluations); after COMPLETED, FAILED or TIMEOUT it collects compute metrics
+(ttlaunch.monitor.accounting), every 5th poll of a running job its GPU sample. At the end:
+checkpoint validation, ALL_COMPLETE and summary.md.
 
 It is wired in as a Hydra callback (ttlaunch.monitor.callback): the launcher hands it the
 ledger and the submitted jobs. `python -m ttlaunch.status` runs the
