@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from support import REPO
@@ -42,6 +43,13 @@ WORDS = ["apple", "peach", "lemon", "grape", "melon", "mango", "berry", "plums",
 
 def available() -> bool:
     return (UPSTREAM / "src" / "tools" / "torchtune" / "setup_finetune.py").is_file()
+
+
+def use_cruijff_kit(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """Jobs launched from here import cruijff_kit (its recipe, dataset, post step) as its users'
+    environment does, and log to WandB offline."""
+    monkeypatch.setenv("PYTHONPATH", python_path(root))
+    monkeypatch.setenv("WANDB_MODE", "offline")
 
 
 def python_path(root: Path) -> str:

@@ -59,3 +59,17 @@ def submissions_by_name(jobs: dict, since: datetime, timeout_s: float = 30) -> d
     for row in rows:
         counts[row[1]] += 1
     return counts
+
+
+def epochs_script(seconds: int, then_s: int = 0) -> str:
+    """A command payload (`sh SCRIPT <output dir>`) that saves two epochs the way torchtune
+    lays them out (adapter_config.json last), one every `seconds`, then runs `then_s` more."""
+    return f"""#!/bin/sh
+out="$1"
+for epoch in 0 1; do
+  sleep {seconds}
+  mkdir -p "$out/epoch_$epoch" && echo weights > "$out/epoch_$epoch/adapter_model.pt"
+  echo '{{}}' > "$out/epoch_$epoch/adapter_config.json"
+done
+sleep {then_s}
+"""

@@ -26,9 +26,7 @@ RUNS = {"rank2": 2, "rank4": 4}
 
 def test_a_cruijff_scaffold_trains_and_evaluates_as_its_own_tools_would(run_cli, tmp_path: Path, monkeypatch):
     experiment = cruijff_scaffold.scaffold(tmp_path / "scratch", RUNS)
-    # The jobs import cruijff_kit (its recipe, dataset, post step) as its users' environment does.
-    monkeypatch.setenv("PYTHONPATH", cruijff_scaffold.python_path(tmp_path / "scratch"))
-    monkeypatch.setenv("WANDB_MODE", "offline")
+    cruijff_scaffold.use_cruijff_kit(monkeypatch, tmp_path / "scratch")
     result = run_cli(
         f"hydra.searchpath=[ttlaunch-experiments://{experiment.parent}]", f"experiment={experiment.name}", timeout=600,
     )
@@ -73,8 +71,7 @@ def test_on_slurm_the_scaffolds_sbatch_lines_ask_for_the_job_under_what_the_comm
     run_cli, tmp_path: Path, monkeypatch
 ):
     experiment = cruijff_scaffold.scaffold(tmp_path / "scratch", {"rank2": 2})
-    monkeypatch.setenv("PYTHONPATH", cruijff_scaffold.python_path(tmp_path / "scratch"))
-    monkeypatch.setenv("WANDB_MODE", "offline")
+    cruijff_scaffold.use_cruijff_kit(monkeypatch, tmp_path / "scratch")
     # The device substitution for a CPU cluster: no GPU, and less than the scaffold's 80G.
     result = run_cli(
         f"hydra.searchpath=[ttlaunch-experiments://{experiment.parent}]", f"experiment={experiment.name}",

@@ -10,20 +10,9 @@ from pathlib import Path
 import pytest
 
 import cruijff_scaffold
-from support import TEST_CONFIGS
+from support import TEST_CONFIGS, epochs_script
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
-
-# Two epochs saved the way torchtune lays them out (adapter_config.json last), slowly enough
-# for the monitor job to be requeued and cancelled while the run trains.
-EPOCHS = """#!/bin/sh
-out="$1"
-for epoch in 0 1; do
-  sleep 12
-  mkdir -p "$out/epoch_$epoch" && echo weights > "$out/epoch_$epoch/adapter_model.pt"
-  echo '{}' > "$out/epoch_$epoch/adapter_config.json"
-done
-"""
 
 
 def state_of(sweep: Path) -> dict:
@@ -53,7 +42,7 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 def test_a_requeued_monitor_job_carries_on_and_a_cancelled_one_is_finished_by_status_follow(run_cli, tmp_path: Path):
     script = tmp_path / "epochs.sh"
-    script.write_text(EPOCHS)
+    script.write_text(epochs_script(12))  # slow enough to requeue and cancel the monitor job meanwhile
     began = time.monotonic()
     launched = run_cli(
         "--config-dir", TEST_CONFIGS, "experiment=evaltest", "compute=testcluster/cpu_1x", "payload=command",
@@ -105,9 +94,7 @@ def test_a_requeued_monitor_job_carries_on_and_a_cancelled_one_is_finished_by_st
 def test_a_detached_cruijff_sweep_ends_by_itself_after_its_monitor_job_was_requeued(run_cli, tmp_path: Path, monkeypatch):
     pytest.importorskip("torchtune")
     experiment = cruijff_scaffold.scaffold(tmp_path / "scratch", {"rank2": 2})
-    # The jobs import cruijff_kit (its recipe, dataset, post step) as its users' environment does.
-    monkeypatch.setenv("PYTHONPATH", cruijff_scaffold.python_path(tmp_path / "scratch"))
-    monkeypatch.setenv("WANDB_MODE", "offline")
+    cruijff_scaffold.use_cruijff_kit(monkeypatch, tmp_path / "scratch")
     launched = run_cli(
         f"hydra.searchpath=[ttlaunch-experiments://{experiment.parent}]", f"experiment={experiment.name}",
         # The test cluster has no GPU and little memory: what the scaffold's #SBATCH lines ask is set aside.

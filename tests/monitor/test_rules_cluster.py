@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from support import TEST_CONFIGS, cli_invocation, submissions_by_name
+from support import TEST_CONFIGS, cli_invocation, epochs_script, submissions_by_name
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -94,21 +94,9 @@ def test_a_crashing_run_restarts_up_to_max_attempts_then_stops(run_cli, tmp_path
     assert "Result: skipped: 3 attempts (max_attempts 3)" in log
 
 
-EPOCHS = """#!/bin/sh
-# Saves two epochs the way torchtune lays them out (adapter_config.json last), slowly.
-out="$1"
-for epoch in 0 1; do
-  sleep 3
-  mkdir -p "$out/epoch_$epoch" && echo weights > "$out/epoch_$epoch/adapter_model.pt"
-  echo '{}' > "$out/epoch_$epoch/adapter_config.json"
-done
-sleep 3
-"""
-
-
 def test_evaluations_start_as_their_checkpoints_appear_and_are_monitored(run_cli, tmp_path: Path):
     script = tmp_path / "epochs.sh"
-    script.write_text(EPOCHS)
+    script.write_text(epochs_script(3, then_s=3))
     result = run_cli(
         "--config-dir", TEST_CONFIGS, "experiment=evaltest", *ON_CLUSTER, "payload=command",
         f'payload.command=[sh,"{script}","{{output_dir}}"]',
