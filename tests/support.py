@@ -4,11 +4,14 @@ launch is run as a user runs it, which traceback frames are ours."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -73,3 +76,37 @@ for epoch in 0 1; do
 done
 sleep {then_s}
 """
+
+
+
+def commit_all(directory: Path) -> str:
+    """Put `directory` in a git repository of its own, everything committed, as its user keeps
+    it; the commit."""
+    git = ["git", "-C", str(directory), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "as launched"], check=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def app_in_git(directory: Path) -> Path:
+    """tests/hydra_app/snapshot_app, committed at `directory`: its script (app.py, which
+    imports helper.py)."""
+    shutil.copytree(TESTS / "hydra_app" / "snapshot_app", directory)
+    commit_all(directory)
+    return directory / "app.py"
+
+
+@contextmanager
+def full_cluster() -> Iterator[None]:
+    """The test cluster, full while the block runs: one job holds the whole node, so what is
+    submitted meanwhile waits in the queue (PENDING) until the block ends."""
+    blocker = subprocess.run(
+        ["sbatch", "--parsable", "--exclusive", "--partition=debug", "--job-name=ttlaunch-test-blocker", "--output=/dev/null",
+         "--wrap", "sleep 600"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    try:
+        yield
+    finally:
+        subprocess.run(["scancel", blocker], check=True)

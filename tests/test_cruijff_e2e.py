@@ -6,12 +6,15 @@ setup_inspect.py would run it."""
 
 import json
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 import cruijff_scaffold
+from support import cli_invocation, commit_all, full_cluster
 
 pytest.importorskip("torchtune")
 pytest.importorskip("peft")
@@ -67,20 +70,29 @@ def test_a_cruijff_scaffold_trains_and_evaluates_as_its_own_tools_would(run_cli,
 
 @pytest.mark.slurm
 @pytest.mark.usefixtures("slurm_cluster")
-def test_on_slurm_the_scaffolds_sbatch_lines_ask_for_the_job_under_what_the_command_line_sets(
+def test_on_slurm_the_scaffolds_sbatch_lines_ask_for_the_job_and_a_queued_job_trains_as_submitted(
     run_cli, tmp_path: Path, monkeypatch
 ):
     experiment = cruijff_scaffold.scaffold(tmp_path / "scratch", {"rank2": 2})
     cruijff_scaffold.use_cruijff_kit(monkeypatch, tmp_path / "scratch")
+    commit = commit_all(experiment)
+    run = f"{cruijff_scaffold.MODEL_DIR}_rank2"
     # The device substitution for a CPU cluster: no GPU, and less than the scaffold's 80G.
-    result = run_cli(
+    args = (
         f"hydra.searchpath=[ttlaunch-experiments://{experiment.parent}]", f"experiment={experiment.name}",
         "compute=testcluster/cpu_1x", "compute.gpus_per_node=0", "compute.mem_gb=3",
-        "hydra.callbacks.monitor.poll_interval_s=1", timeout=600,
+        "hydra.callbacks.monitor.poll_interval_s=1",
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / experiment.name
-    run = f"{cruijff_scaffold.MODEL_DIR}_rank2"
+    with full_cluster():  # the run's job waits in the queue while its finetune.yaml is edited
+        command, env = cli_invocation(tmp_path, *args)
+        launch = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        job_id = _queued_job_id(sweep, run, launch)
+        config = experiment / run / "finetune.yaml"
+        submitted = yaml.safe_load(config.read_text())["optimizer"]["lr"]
+        config.write_text(config.read_text().replace(f"lr: {submitted}", "lr: 0.005"))
+    _, stderr = launch.communicate(timeout=600)
+    assert launch.returncode == 0, stderr[-3000:]
     batch = next((sweep / run / "submitit").glob("*_submission.sh")).read_text()
     # The scaffold's own: its time and mail; the command line's memory; the preset's partition.
     for line in ("#SBATCH --time=59", "#SBATCH --mail-type=begin,end", "#SBATCH --mem=3GB", "#SBATCH --partition=debug"):
@@ -91,5 +103,45 @@ def test_on_slurm_the_scaffolds_sbatch_lines_ask_for_the_job_under_what_the_comm
         run: "COMPLETED", f"{run}/capitalization/epoch0": "COMPLETED",
         f"{cruijff_scaffold.MODEL_DIR}_base/capitalization": "COMPLETED",
     }
+    assert state["jobs"][run]["job_id"] == job_id
     slurm_log = next((experiment / run / "artifacts").glob("slurm-*.out"))
-    assert slurm_log.name == f"slurm-{state['jobs'][run]['job_id']}.out", "--output's %j is the job id"
+    assert slurm_log.name == f"slurm-{job_id}.out", "--output's %j is the job id"
+    # It trained with the lr it was submitted with, read from the copy its submission took.
+    trained = Path(state["jobs"][run]["stdout"]).read_text()
+    copy = sweep / run / "inputs" / run / "finetune.yaml"
+    assert f"--config {copy}" in trained
+    assert yaml.safe_load(copy.read_text())["optimizer"]["lr"] == submitted != 0.005
+    resolved = Path(state["jobs"][run]["stderr"]).read_text()  # torchtune logs the config it resolved
+    assert f"  lr: {submitted}\n" in resolved and "lr: 0.005" not in resolved
+    # Its evaluation ran the sweep's copy of the task file.
+    evaluation_log = Path(state["jobs"][f"{run}/capitalization/epoch0"]["stdout"]).read_text()
+    assert f"inspect eval {sweep}/evaluation_tasks/capitalization/inspect_task.py@capitalization" in evaluation_log
+    # The next launch names the edited file and refuses, as for a changed parameter.
+    again = run_cli(*args, timeout=300)
+    assert again.returncode != 0
+    assert f"{run} ({run}/finetune.yaml changed since submission)" in again.stderr, again.stderr[-2000:]
+    assert "resubmit_changed=true" in again.stderr
+    # What ran: the experiment's commit and the versions, in the sweep's provenance.
+    launches = json.loads((sweep / "provenance.json").read_text())["launches"]
+    assert len(launches) == 1  # the refused launch wrote nothing
+    assert launches[0]["git"]["experiment"]["commit"] == commit
+    assert launches[0]["libraries"]["torchtune"] == "0.6.1"
+    assert (sweep / "provenance" / "packages-1.txt").read_text().count("==") > 20
+    assert f"at {commit[:12]}" in (sweep / "summary.md").read_text()
+
+
+def _queued_job_id(sweep: Path, run: str, launch: subprocess.Popen[str]) -> str:
+    """The run's job id once it is submitted and waiting (PENDING) behind the blocker."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert launch.poll() is None, launch.communicate()[1][-3000:]
+        try:
+            job_id = json.loads((sweep / "jobs.json").read_text())["jobs"][run]["job_id"]
+        except (OSError, ValueError, KeyError):
+            job_id = None
+        if job_id:
+            state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+            assert state == "PENDING", f"job {job_id} is {state}, not waiting behind the blocker"
+            return str(job_id)
+        time.sleep(0.5)
+    raise AssertionError("the run was never submitted")

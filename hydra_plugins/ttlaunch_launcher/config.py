@@ -42,6 +42,11 @@ class LauncherConf:
     array_parallelism: Optional[int] = None
     # Write and print each job's batch script (SLURM) or command (local); submit nothing.
     dry_run: bool = False
+    # Any other Hydra app: copy the files git tracks in the app's repository into the sweep
+    # dir at launch, and have its jobs import the app from there, so an edit made while they
+    # wait in the queue changes nothing (ttlaunch.submit.code_snapshot). (ttlaunch's own app
+    # always runs its runs' files from the copies each submission takes.)
+    snapshot: bool = False
     # What a launch does with the jobs its sweep dir already has records of. Either way a job
     # still queued or running is re-attached, never submitted twice. "rerun" (Hydra's way):
     # every job that ended runs again. "resume": completed jobs are skipped, failed ones too

@@ -30,6 +30,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         signal_delay_s: int,
         max_submitted: Optional[int],
         dry_run: bool,
+        snapshot: bool,
         resubmit_failed: bool,
         relaunch: Optional[str],
         array_parallelism: Optional[int],
@@ -68,6 +69,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         self.sweep_name = name
         self.metrics = typed(metrics, TrainingMetricsConfig, "hydra.launcher", "metrics")
         self.dry_run = dry_run
+        self.snapshot = snapshot
         self.resubmit_failed = resubmit_failed
         self._relaunch = relaunch
         # Set by ttlaunch's sweeper for the launch it hands over.

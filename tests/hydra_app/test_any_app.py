@@ -150,3 +150,40 @@ def test_ctrl_c_stops_an_apps_local_jobs_and_the_advised_command_resumes_them(tm
     assert again.returncode == 0, again.stderr[-3000:]
     assert {job["status"] for job in jobs_of(tmp_path).values()} == {"COMPLETED"}
     assert [a["resume"] for a in attempts(sweep / "0")] == ["0", "1"]
+
+
+def test_a_snapshot_runs_the_apps_code_as_launched_and_names_what_git_does_not_track(tmp_path: Path):
+    from support import app_in_git
+
+    app = app_in_git(tmp_path / "repo")
+    (app.parent / "notes.txt").write_text("not tracked\n")
+    (app.parent / "helper.py").write_text("VERSION = 2\n")  # an uncommitted edit is part of the code launched
+    sweep = tmp_path / "sweep"
+    launched = subprocess.run(
+        [sys.executable, str(app), "--multirun", "seed=1", f"hydra.sweep.dir={sweep}", "hydra.launcher.snapshot=true"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=180,
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    snapshot = sweep / "snapshots" / "launch-1"
+    assert sorted(path.name for path in snapshot.iterdir()) == ["app.py", "app.yaml", "helper.py"]
+    ran = json.loads((sweep / "0" / "ran.json").read_text())
+    assert ran["version"] == 2 and Path(ran["helper"]).resolve() == (snapshot / "helper.py").resolve()
+    assert "1 file(s) git does not track were not copied: notes.txt" in launched.stdout  # the app's log
+    log = (sweep / "run-torchtune.log").read_text()
+    assert f"Code: 3 files of {app.parent.resolve()}, copied to {snapshot}" in log
+
+
+def test_a_snapshot_of_an_app_outside_git_is_one_line_before_anything_is_written(tmp_path: Path):
+    import shutil
+
+    app = tmp_path / "app"
+    shutil.copytree(Path(__file__).parent / "snapshot_app", app)
+    sweep = tmp_path / "sweep"
+    launched = subprocess.run(
+        [sys.executable, str(app / "app.py"), "--multirun", f"hydra.sweep.dir={sweep}", "hydra.launcher.snapshot=true"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert launched.returncode != 0
+    last = launched.stderr.strip().splitlines()[-1]  # Hydra shows a failed launch with its traceback above
+    assert f"hydra.launcher: snapshot: {app} (the app's code) is not in a git repository" in last, launched.stderr[-2000:]
+    assert [path.name for path in sweep.iterdir()] == ["multirun.yaml"], "Hydra's own; nothing of ttlaunch's"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from support import app_in_git, commit_all, full_cluster
+
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
 APP = Path(__file__).parent / "app" / "train_app.py"
@@ -25,12 +27,18 @@ def jobs_of(sweep: Path) -> dict:
         return {}
 
 
-def test_a_preset_from_the_app_submits_to_slurm_and_a_detached_sweep_is_followed_later(tmp_path: Path):
+def test_a_preset_from_the_app_submits_to_slurm_and_a_detached_sweep_is_followed_later_from_its_snapshot(tmp_path: Path):
+    app = app_in_git(tmp_path / "repo")
     sweep = tmp_path / "sweep"
-    launched = subprocess.run(
-        app_command(sweep, "seed=1,2", "sleep_s=2", "hydra.callbacks.monitor.detach=true"),
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )
+    with full_cluster():  # the jobs wait in the queue while the app's code is edited and committed
+        launched = subprocess.run(
+            [sys.executable, str(app), "--multirun", "hydra/launcher=ttlaunch_slurm", "+ttlaunch/compute=testcluster/cpu_1x",
+             f"hydra.sweep.dir={sweep}", "seed=1,2", "sleep_s=2", "hydra.callbacks.monitor.detach=true",
+             "hydra.launcher.snapshot=true"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )
+        (app.parent / "helper.py").write_text("VERSION = 2\n")
+        commit_all(app.parent)
     assert launched.returncode == 0, launched.stderr
     assert "detached: monitor job " in launched.stderr and "(ttlaunch-monitor:" in launched.stderr
     jobs = jobs_of(sweep)
@@ -45,6 +53,10 @@ def test_a_preset_from_the_app_submits_to_slurm_and_a_detached_sweep_is_followed
     assert followed.returncode == 0, followed.stderr
     assert {job["status"] for job in jobs_of(sweep).values()} == {"COMPLETED"}
     assert (sweep / "summary.md").is_file()
+    # They ran the code as launched, from the snapshot, not the edit made while they waited.
+    for job in jobs.values():
+        ran = json.loads((Path(job["job_dir"]) / "ran.json").read_text())
+        assert ran["version"] == 1 and ran["helper"].startswith(str(sweep / "snapshots" / "launch-1")), ran
 
 
 def test_a_preempted_job_calls_the_tasks_checkpoint_then_resumes_as_attempt_2(tmp_path: Path):

@@ -143,3 +143,31 @@ def test_a_scaffold_file_edited_after_submission_is_named_by_the_next_launch(com
     assert "rank4/finetune.slurm is gone since submission" in spec_changes(submitted, without_script)
     older = {key: value for key, value in submitted.items() if key != "files"}
     assert spec_changes(older, now) == [], "a job recorded before files were kept is compared as before"
+
+
+def test_a_job_reads_its_scaffold_files_as_they_were_copied_at_submission(compose_config, tmp_path):
+    from dataclasses import replace
+
+    from ttlaunch.inputs.composed import read_inputs
+    from ttlaunch.inputs.frozen import copies_of, freeze
+
+    run_dir = scaffolded(tmp_path)
+    cfg = compose_config(
+        f"hydra.searchpath=[ttlaunch-experiments://{tmp_path}]", "experiment=words", "compute=testcluster/cpu_1x",
+    )
+    inputs, job_dir = read_inputs(cfg, cfg.hydra), tmp_path / "sweep" / "rank4"
+    submitted = inputs.payload_for("rank4", job_dir)
+    freeze(job_dir, inputs.input_paths("rank4", submitted))
+    # After submission, the user edits both files: the job does not see it.
+    (run_dir / "finetune.yaml").write_text("output_dir: elsewhere/\nlr: 5e-3\n")
+    (run_dir / "finetune.slurm").write_text("#SBATCH --time=5\ntune run other.recipe --config finetune.yaml\n")
+    in_job = replace(inputs, copies=copies_of(job_dir))
+    command = in_job.payload_for("rank4", job_dir)
+    copy = job_dir / "inputs" / "rank4" / "finetune.yaml"
+    assert command.argv[4:7] == ("tune", "run", "my_pkg.recipes.lora_single_device.__main__")
+    assert command.argv[command.argv.index("--config") + 1] == str(copy)
+    assert "lr" not in copy.read_text()
+    # Its relative paths are still from the run's dir, where its script runs.
+    assert (command.cwd, command.output_dir) == (run_dir, run_dir / "artifacts")
+    assert in_job.compute_for("rank4").cpus_per_task == 2 and inputs.compute_for("rank4").timeout_min == 120
+    assert in_job.compute_for("rank4").partition == "gpu-short"  # the copied script's, not the edit's

@@ -9,7 +9,7 @@ import pytest
 
 from ttlaunch.backend.observation import Observation
 from ttlaunch.base.errors import InputError
-from ttlaunch.inputs.evaluation_plan import EvaluationTarget, evaluation_command
+from ttlaunch.inputs.evaluation_plan import EvaluationTarget, evaluation_command, own_caches
 from ttlaunch.inputs.schema import EvaluationConfig
 from ttlaunch.inputs.summary import parse_experiment
 from ttlaunch.monitor.state_changes import apply_state
@@ -212,3 +212,13 @@ def test_a_failed_evaluation_fails_the_sweep_as_a_failed_training_does(run_cli, 
     assert result.returncode == 1, result.stderr[-3000:]
     failed = result.stderr.split("3 of 4 jobs did not complete: ")[1].split("; see")[0]
     assert sorted(failed.split(", ")) == ["base/t1", "r/t1/epoch0", "r/t1/epoch1"]
+
+
+def test_each_evaluation_caches_inspects_datasets_apart_and_hugging_face_stays_home(tmp_path: Path):
+    job = tmp_path / "run" / "task" / "epoch0"
+    # Evaluations of one task that start together do not share inspect's hf_dataset cache.
+    assert own_caches(job, {"HOME": "/home/me"}) == {
+        "XDG_CACHE_HOME": str(job / "cache"), "HF_HOME": "/home/me/.cache/huggingface",
+    }
+    assert own_caches(job, {"HOME": "/home/me", "XDG_CACHE_HOME": "/scratch/c"})["HF_HOME"] == "/scratch/c/huggingface"
+    assert own_caches(job, {"HF_HOME": "/models/hf", "XDG_CACHE_HOME": "/scratch/c"})["HF_HOME"] == "/models/hf"

@@ -175,3 +175,37 @@ def test_a_requeue_between_two_polls_is_counted_when_the_job_ends_and_its_runs_t
     assert [(entry["attempt"], entry["reason"]) for entry in record.requeues] == [(1, "requeued by scontrol or the scheduler")]
     log = (tmp_path / "run-torchtune.log").read_text()
     assert log.index("Current: REQUEUED") < log.index("Previous: REQUEUED\nCurrent: COMPLETED"), "late, but in order"
+
+
+def test_a_rules_follow_up_runs_from_the_copies_of_its_run_and_a_restart_keeps_them_and_its_spec(compose_config, tmp_path: Path):
+    from ttlaunch.submit.submitter import SweepActions
+
+    cfg = compose_config("experiment=cap_4L")
+    ledger = Ledger.open(tmp_path / "sweep", "cap_4L")
+    inputs = read_inputs(cfg, cfg.hydra)
+    submitter = _submitter(ledger, inputs, tmp_path)
+    config = tmp_path / "run.yaml"
+    config.write_text("lr: 1e-3\n")
+    planned = run_submission(inputs, tmp_path / "sweep", 0, ["run_name=rank8_lr1e-5", "hydra.job.name=rank8_lr1e-5"])
+    planned.files = {"rank8_lr1e-5/run.yaml": config}
+    submitter.submit_all(object(), [planned], FixedDelay(seconds=0))
+    config.write_text("lr: 5e-3\n")  # edited after submission
+    actions = SweepActions(submitter, inputs)
+    actions.submit("rank8_lr1e-5_longer", "rank8_lr1e-5", "rank8_lr1e-5", ["+epochs=2"])
+    actions.submit("rank8_lr1e-5", "rank8_lr1e-5", "rank8_lr1e-5", [])  # a restart, in its own dir
+    for job in ("rank8_lr1e-5", "rank8_lr1e-5_longer"):
+        assert (tmp_path / "sweep" / job / "inputs" / "rank8_lr1e-5" / "run.yaml").read_text() == "lr: 1e-3\n"
+    restarted = ledger.state.jobs["rank8_lr1e-5"]
+    assert restarted.submitted_with == planned.spec and restarted.submitted_with["parameters"]
+
+
+def test_a_file_that_vanished_before_submission_fails_that_submission_with_one_line(compose_config, tmp_path: Path):
+    cfg = compose_config("experiment=cap_4L")
+    ledger = Ledger.open(tmp_path / "sweep", "cap_4L")
+    inputs = read_inputs(cfg, cfg.hydra)
+    planned = run_submission(inputs, tmp_path / "sweep", 0, ["run_name=rank8_lr1e-5", "hydra.job.name=rank8_lr1e-5"])
+    planned.files = {"rank8_lr1e-5/run.yaml": tmp_path / "run.yaml"}  # read at launch, deleted since
+    _submitter(ledger, inputs, tmp_path).submit_all(object(), [planned], FixedDelay(seconds=0))
+    record = ledger.state.jobs["rank8_lr1e-5"]
+    assert record.status == "SUBMIT_FAILED" and record.job_id is None
+    assert record.error == f"{tmp_path / 'run.yaml'}: rank8_lr1e-5/run.yaml: vanished before submission: the job would have nothing to read"

@@ -17,6 +17,7 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from ttlaunch.base.errors import InputError
+from ttlaunch.inputs.frozen import copy_of
 from ttlaunch.inputs.payload import PayloadCommand, build_payload, scaffold_config_path
 from ttlaunch.inputs.payload_kinds import PayloadKind, training_kind
 from ttlaunch.inputs.rulebook import Rules, parse_rules
@@ -62,6 +63,9 @@ class LaunchInputs:
     # Whether jobs go to SLURM, where a scaffold's #SBATCH lines ask for what they say
     # (locally nothing is asked of a scheduler, and the machine has what it has).
     on_slurm: bool = False
+    # In a job: the copies of its run's files that its submission took (ttlaunch.inputs.frozen),
+    # read in place of the files themselves. None: the experiment's own files.
+    copies: Path | None = None
 
     def run(self, run_name: str) -> Run:
         """The summary's run, with the command line's run parameters applied."""
@@ -82,10 +86,27 @@ class LaunchInputs:
     def payload_for(self, run_name: str, job_dir: Path) -> PayloadCommand:
         """The command a job of the run runs (command-line parameters included)."""
         script = self.scaffold_script(run_name)
-        return build_payload(
+        config = scaffold_config_path(self.experiment, self.experiment.run(run_name), self.payload)
+        command = build_payload(
             self.experiment, self.run(run_name), self.payload, job_dir, self.payload_source, tuple(self.parameters),
             compute=self._compute(run_name, script), script=script,
+            scaffold_config=self._file(config) if config is not None else None,
         )
+        if self.copies is None or self.payload_kind is not PayloadKind.COMMAND:
+            return command
+        # The argv's files that were copied; any other path it names (where to write) is as given.
+        copied = {item: str(self._file(Path(item))) for item in command.argv if Path(item).is_absolute()}
+        copied = {item: copy for item, copy in copied.items() if Path(copy).is_file()}
+        return replace(command, argv=tuple(copied.get(item, item) for item in command.argv))
+
+    @property
+    def root(self) -> Path:
+        """The experiment's dir: its scaffold's, else its summary's."""
+        return self.experiment.directory or Path(self.experiment.source).parent
+
+    def _file(self, path: Path) -> Path:
+        """Where the run's file `path` is read: its copy in a job that has one."""
+        return copy_of(path, self.root, self.copies)
 
     def submission_spec(self, run_name: str, job_dir: Path) -> dict[str, Any]:
         """What a job of the run is submitted with (recorded in jobs.json; a later launch
@@ -101,18 +122,28 @@ class LaunchInputs:
         }
 
     def input_files(self, run_name: str, command: PayloadCommand) -> dict[str, str]:
+        """The sha256 of each of the run's files a job reads when it starts, by its name
+        (input_paths)."""
+        return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in self.input_paths(run_name, command).items()}
+
+    def input_paths(self, run_name: str, command: PayloadCommand) -> dict[str, Path]:
         """The run's own files a job reads when it starts, by their path in the experiment's
-        dir: their sha256. Its scaffold's config and batch script; the files a command
-        payload names that lie in the experiment's dir."""
-        root = self.experiment.directory or Path(self.experiment.source).parent
+        dir: its scaffold's config and batch script; the files a command payload names that
+        lie in the experiment's dir. (A job runs from their copies: ttlaunch.inputs.frozen.)"""
+        root = self.root
         paths: list[Path] = []
         config = scaffold_config_path(self.experiment, self.experiment.run(run_name), self.payload)
         if self.payload_kind is PayloadKind.TORCHTUNE and config is not None:
             paths += [config, config.parent / SCRIPT_NAME]
         elif self.payload_kind is PayloadKind.COMMAND:
             paths += [Path(item) for item in command.argv if Path(item).is_absolute() and Path(item).is_relative_to(root)]
-        named = {str(path.relative_to(root)) if path.is_relative_to(root) else str(path): path for path in paths}
-        return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in named.items() if path.is_file()}
+        return {str(path.relative_to(root)): path for path in paths if path.is_relative_to(root) and path.is_file()}
+
+    def run_files(self, run_name: str, command: PayloadCommand) -> frozenset[str]:
+        """Of input_paths, those the job runs (a command's script): what lies beside them may be read too."""
+        if self.payload_kind is not PayloadKind.COMMAND:
+            return frozenset()
+        return frozenset(self.input_paths(run_name, command))
 
     def compute_for(self, run_name: str) -> ComputeConfig:
         """The compute preset as the run asks for it: on SLURM, the resources of its scaffold's
@@ -145,7 +176,7 @@ class LaunchInputs:
         config = scaffold_config_path(self.experiment, self.experiment.run(run_name), self.payload)
         if self.payload_kind is not PayloadKind.TORCHTUNE or config is None:
             return None
-        return read_script(config.parent / SCRIPT_NAME)
+        return read_script(self._file(config.parent / SCRIPT_NAME))
 
 
 def _choices(hydra_cfg: Any) -> dict[str, str]:

@@ -178,6 +178,16 @@ def checkpoint_ready(config: EvaluationConfig, target: EvaluationTarget, run_out
     return (checkpoint_of(config, target, run_output_dir) / config.ready_file).is_file()
 
 
+def own_caches(job_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment that gives an evaluation job a cache dir of its own (XDG_CACHE_HOME),
+    Hugging Face's home staying where it was. inspect keeps a task's hf_dataset in the
+    user's cache dir, keyed by its arguments: evaluations of one task that start together
+    would race on it (one reads the dir another is still writing, "neither a `Dataset`
+    directory nor a `DatasetDict` directory")."""
+    shared = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".cache")
+    return {"XDG_CACHE_HOME": str(job_dir / "cache"), "HF_HOME": environ.get("HF_HOME") or str(Path(shared) / "huggingface")}
+
+
 def evaluation_command(
     config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path,
     task: EvaluationTask | None = None, base_model_dir: Path | None = None, run_settings: Mapping[str, object] = {},

@@ -101,13 +101,15 @@ def build_payload(
     command_line: Collection[str] = (),
     compute: ComputeConfig | None = None,
     script: ScaffoldScript | None = None,
+    scaffold_config: Path | None = None,
 ) -> PayloadCommand:
     """The command for `run`, whose Hydra job dir is `job_dir`, on `compute` (by default one
     task on one node without GPUs).
 
     `source` names the payload config (for messages); `command_line` the run's parameters
     that came from the command line (`+seed=1`), each of which must reach the trainer;
-    `script` the scaffold's batch script, when the run has one (it is wrapped around torchtune).
+    `script` the scaffold's batch script, when the run has one (it is wrapped around torchtune);
+    `scaffold_config` where its scaffold's config is read (its copy, in a job: ttlaunch.inputs.frozen).
     Checks everything it can without running anything, so the launcher can call it for
     every job before submitting one.
     """
@@ -117,7 +119,7 @@ def build_payload(
     kind = training_kind(payload.kind, source)
     if kind is PayloadKind.TORCHTUNE:
         argv, output_dir, cwd = _torchtune_argv(
-            experiment, run, payload, output_dir, source, command_line, compute or ComputeConfig(), script
+            experiment, run, payload, output_dir, source, command_line, compute or ComputeConfig(), script, scaffold_config
         )
     values = _placeholders(run, experiment, output_dir, job_dir)
     if kind is PayloadKind.COMMAND:
@@ -258,9 +260,11 @@ def _torchtune_argv(
     command_line: Collection[str],
     compute: ComputeConfig,
     script: ScaffoldScript | None,
+    config: Path | None,
 ) -> tuple[list[str], Path, Path | None]:
     """The `tune run` argv, the run's output dir, and where the command runs (the scaffold's
-    batch script `script`, wrapped around the argv, runs in its run's dir; else None)."""
+    batch script `script`, wrapped around the argv, runs in its run's dir; else None).
+    `config`: where the scaffold's config is read (else in its run's dir)."""
     if compute.tasks_per_node != 1:
         raise InputError(
             source, "compute.tasks_per_node",
@@ -275,14 +279,15 @@ def _torchtune_argv(
     # Without GPUs, a config written for them (device: cuda, dtype: bf16) fails deep in the job.
     on_cpu = ["device=cpu", "dtype=fp32"] if compute.gpus == 0 else []
     if scaffold is not None:
-        if not scaffold.is_file():
+        config = config or scaffold
+        if not config.is_file():
             raise InputError(
-                experiment.source, f"runs.{run.name}", f"scaffolded experiment has no run config {scaffold}"
+                experiment.source, f"runs.{run.name}", f"scaffolded experiment has no run config {config}"
             )
         # A scaffold's config is complete: the run's parameters are already in it; only what
-        # the command line adds (+seed=1) goes on top.
-        scaffold_output = _scaffold_output_dir(scaffold, scaffold.parent)
-        argv = [*launch, str(scaffold)]
+        # the command line adds (+seed=1) goes on top. Its relative paths are from its run's dir.
+        scaffold_output = _scaffold_output_dir(config, scaffold.parent)
+        argv = [*launch, str(config)]
         if scaffold_output is None:
             argv.append(f"output_dir={output_dir}")
         argv += [*(script.overrides if script is not None else ()), *on_cpu]

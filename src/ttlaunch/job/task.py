@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -26,7 +27,9 @@ from ttlaunch.inputs.evaluation_plan import (
     checkpoint_of,
     cruijff_evaluation,
     evaluation_command,
+    own_caches,
 )
+from ttlaunch.inputs.frozen import copies_of, task_copy
 from ttlaunch.inputs.payload import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.summary import Run
@@ -186,13 +189,15 @@ def _command_of_job(
         run_output_dir = saved.parent
         base_model = inputs.experiment.base_models.get(run.model or "")
     else:
-        # The run's own output dir (its checkpoints), not this evaluation job's.
-        training = inputs.payload_for(run.name, sweep_dir / run.name)
+        # The run's own output dir (its checkpoints), not this evaluation job's, as its job has it.
+        training = replace(inputs, copies=copies_of(sweep_dir / run.name)).payload_for(run.name, sweep_dir / run.name)
         run_output_dir = training.output_dir
         saved = checkpoint_of(inputs.evaluation, evaluation, run_output_dir)
         trained_from = model_dir(training.argv) if inputs.payload_kind is PayloadKind.TORCHTUNE else None
         base_model = Path(trained_from) if trained_from else None
     task = inputs.experiment.evaluation_task(evaluation.task)
+    if task.script is not None and task_copy(sweep_dir, task.name, task.script).is_file():  # the sweep's copy
+        task = replace(task, script=task_copy(sweep_dir, task.name, task.script))
     options: tuple[str, ...] = ()
     if task.dataset is not None:  # cruijff_kit's shape: the task reads its settings from eval.yaml
         options, eval_config = cruijff_evaluation(inputs.experiment, run, task, evaluation, job_dir)
@@ -202,7 +207,7 @@ def _command_of_job(
         inputs.evaluation, evaluation, run_output_dir, job_dir, task, base_model,
         {**inputs.experiment.controls, **run.parameters}, options, loadable(saved, job_dir / "checkpoint"),
     )
-    return command, job_payload(PayloadKind.EVALUATION)
+    return replace(command, env={**own_caches(job_dir, os.environ), **command.env}), job_payload(PayloadKind.EVALUATION)
 
 
 def run_task(cfg: DictConfig) -> None:
@@ -219,7 +224,7 @@ def run_task(cfg: DictConfig) -> None:
     end_warning = watch_for_end_warning(job_dir, attempt, rank) if on_slurm else None
     if not on_slurm:
         stop_when_asked()
-    inputs = read_inputs(cfg, hydra_cfg)
+    inputs = replace(read_inputs(cfg, hydra_cfg), copies=copies_of(job_dir))  # the run's files as submitted
     run = inputs.run(cfg.run_name)
     built, job_kind = _command_of_job(cfg, inputs, run, job_dir, Path(hydra_cfg.sweep.dir))
     built.output_dir.mkdir(parents=True, exist_ok=True)

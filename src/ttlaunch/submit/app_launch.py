@@ -13,6 +13,7 @@ and for the ones an earlier launch completed alike.
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from pathlib import Path
@@ -36,6 +37,7 @@ from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import read_result
 from ttlaunch.submit import monitor_job
+from ttlaunch.submit.code_snapshot import repository_of, take_snapshot, untracked_line
 from ttlaunch.submit.handover import Launcher
 from ttlaunch.submit.monitor_job import MonitorSession
 from ttlaunch.submit.orchestration import (
@@ -51,6 +53,8 @@ from ttlaunch.submit.submitter import Submission, Submitter, submit_and_watch
 # Interpolations of hydra.sweep.subdir known at launch without composing each job's config.
 _KNOWN_AT_LAUNCH = ("hydra.job.num", "hydra.job.name", "hydra.job.override_dirname")
 _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
+
+log = logging.getLogger(__name__)
 
 
 def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
@@ -74,6 +78,8 @@ def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initi
     settings = SubmissionSettings(
         scheduling.requeue, UserConfig(), launcher.signal_delay_s, scheduling.compute_source, launcher.submitit_options
     )
+    code_dir = _code_dir(launcher.task_function)
+    repository = repository_of(code_dir) if launcher.snapshot else None  # none: one line before anything is written
     if launcher.dry_run:
         ledger = Ledger.open(sweep_dir, app_name)
         return Submitter(ledger, settings, backend_for(launcher.executor)).dry_run(list(planned.values()))
@@ -87,14 +93,20 @@ def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initi
         measured = launcher.metrics.pattern is not None or launcher.metrics.jsonl is not None
         ledger.state.sort_by = "final_loss" if measured else "returned"
         writable(ledger.state_path, ledger.save_state)
-        code = {"app": _code_dir(launcher.task_function)}
-        writable(sweep_dir, lambda: record_launch(sweep_dir, sys.argv, OmegaConf.to_yaml(config), code))
+        launch = writable(sweep_dir, lambda: record_launch(sweep_dir, sys.argv, OmegaConf.to_yaml(config), {"app": code_dir}))
+        snapshot = None
+        if repository is not None:
+            snapshot = writable(sweep_dir, lambda: take_snapshot(repository, sweep_dir, f"launch-{launch['launch']}"))
         ledger.events.write(
             "DISCOVER_EXPERIMENT",
             "Found Hydra app",
             ("Details", _task_name(launcher.task_function)),
             ("Result", f"App {app_name} has {len(jobs)} jobs in this batch of its sweep"),
+            *([("Code", f"{snapshot.files} files of {snapshot.repository}, copied to {snapshot.directory}")] if snapshot else []),
         )
+        left_out = untracked_line(snapshot) if snapshot is not None else None
+        if left_out is not None:
+            log.warning(left_out)
         details = f"{len(jobs)} jobs of {app_name}'s sweep, from #{initial_job_idx}"
         selection = reconcile_and_select(
             ledger, jobs, callback, launcher.resubmit_failed, [], details,
@@ -103,7 +115,7 @@ def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initi
         if selection.submit or selection.attach:
             monitor = callback.monitor_for(ledger) if callback is not None else None
             backend = monitor.backend if monitor is not None else backend_for(launcher.executor)  # one, as launch_runs
-            submitter = Submitter(ledger, settings, backend)
+            submitter = Submitter(ledger, settings, backend, snapshot.import_paths(sys.path) if snapshot else ())
             if monitor is not None:  # detach=true: its monitor job follows the app's jobs (no reactions)
                 detached = MonitorSession(None, settings, monitor.settings, None)
                 monitor.hand_over = lambda: monitor_job.hand_over(

@@ -44,6 +44,7 @@ class Launcher(Protocol):
     signal_delay_s: int
     max_submitted: int | None
     dry_run: bool
+    snapshot: bool
     resubmit_failed: bool
     submitit_options: SubmititOptions
     sweep_name: str | None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
@@ -21,6 +21,7 @@ from ttlaunch.backend.requests import SubmissionSettings
 from ttlaunch.base.errors import InputError, SweepFailed, UnwritableSweep
 from ttlaunch.inputs.composed import LaunchInputs, read_inputs
 from ttlaunch.inputs.evaluation_plan import runs_inspect
+from ttlaunch.inputs.frozen import freeze_task
 from ttlaunch.inputs.payload import unpassed_controls
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import ComputeConfig
@@ -54,6 +55,8 @@ from ttlaunch.submit.submitter import (
 
 log = logging.getLogger(__name__)
 
+Written = TypeVar("Written")
+
 
 def _combinations(sweeper: Sweeper, arguments: Sequence[str]) -> list[list[str]]:
     """The command line's sweep, expanded as Hydra's basic sweeper (the plugin's base) does."""
@@ -70,6 +73,11 @@ def plan(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) -> tupl
     config, context = sweeper.config, sweeper.hydra_context
     assert config is not None and context is not None  # Hydra sets them up before it sweeps
     check_settings(launcher, find_monitor(context.callbacks))
+    if launcher.snapshot:
+        raise InputError(
+            "hydra.launcher", "snapshot",
+            "is for other Hydra apps' code; ttlaunch's own app runs each run's files from the copies its submission takes",
+        )
     metrics = launcher.metrics
     if metrics.pattern is not None or metrics.jsonl is not None:
         raise InputError(
@@ -233,6 +241,17 @@ def _experiment_dir(inputs: LaunchInputs) -> Path:
     return source.parent if source.is_file() else Path.cwd()
 
 
+def _freeze_tasks(experiment: Experiment, sweep_dir: Path) -> None:
+    """The sweep's copies of the task files its evaluations run (ttlaunch.inputs.frozen), taken
+    once; a task file edited since is said, and its copy kept."""
+    evaluated = {task for cell in experiment.evaluation_matrix for task in cell.tasks}
+    for task in experiment.evaluation_tasks:
+        if task.script is not None and task.name in evaluated:
+            note = freeze_task(sweep_dir, task.name, task.script)
+            if note is not None:
+                log.warning(note)
+
+
 def adopt_unrecorded(ledger: Ledger, jobs: Sequence[JobSpec]) -> None:
     """Jobs a killed launcher submitted without recording them join the state as PENDING."""
     for job in jobs:
@@ -276,6 +295,8 @@ def run_sweep(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) ->
         OmegaConf.save(config, sweep_dir / "multirun.yaml")
         code = {"experiment": _experiment_dir(inputs)}
         writable(sweep_dir, lambda: record_launch(sweep_dir, sys.argv, OmegaConf.to_yaml(config), code))
+        if inputs.evaluation.enabled:
+            writable(sweep_dir, lambda: _freeze_tasks(inputs.experiment, sweep_dir))
         counts = {kind: sum(run.type is kind for run in experiment.runs) for kind in RunType}
         unpassed = unpassed_controls(experiment, inputs.payload)
         ledger.events.write(
@@ -388,11 +409,11 @@ def launch_runs(launcher: Launcher, job_overrides: Sequence[Sequence[str]], init
     return [job_return(ledger.state.jobs[name]) for name in names]
 
 
-def writable(path: Path, write: Callable[[], object]) -> None:
-    """`write` (something in the sweep dir); UnwritableSweep, naming the path and the OS's
-    reason, when the sweep dir cannot take it (read-only, full, no permission)."""
+def writable(path: Path, write: Callable[[], Written]) -> Written:
+    """`write` (something in the sweep dir), and what it returned; UnwritableSweep, naming the
+    path and the OS's reason, when the sweep dir cannot take it (read-only, full, no permission)."""
     try:
-        write()
+        return write()
     except OSError as err:
         raise UnwritableSweep(err.filename or path, err) from None
 

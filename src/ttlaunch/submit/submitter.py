@@ -11,13 +11,15 @@ evaluations) submit later goes through the same submitter (`SweepActions`).
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import yaml
 from hydra.core.singleton import Singleton
@@ -29,6 +31,7 @@ from ttlaunch.base.errors import MonitorStopped, SweepInterrupted
 from ttlaunch.base.times import timestamp
 from ttlaunch.inputs.composed import LaunchInputs
 from ttlaunch.inputs.evaluation_plan import planned_evaluations
+from ttlaunch.inputs.frozen import INPUTS_DIR, copies_of, freeze
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import ComputeConfig
 from ttlaunch.job.stagger import StaggerHook
@@ -60,15 +63,23 @@ class PrePickledJob:
     function started, submitit requeues the same call (`checkpoint`); from then on
     ttlaunch.job.requeue handles the warning. Either way the next attempt decides from disk
     where to resume.
+
+    `import_paths`: where the job imports the app from first (a code snapshot's,
+    ttlaunch.submit.code_snapshot), before it loads the pickle that names the app's modules;
+    its subprocesses too.
     """
 
-    def __init__(self, launcher: Launcher, singleton_state: Any) -> None:
+    def __init__(self, launcher: Launcher, singleton_state: Any, import_paths: Sequence[str] = ()) -> None:
         # cloudpickle loads only where jobs are submitted.
         import cloudpickle
 
         self.blob = cloudpickle.dumps((launcher, singleton_state))
+        self.import_paths = tuple(import_paths)
 
     def __call__(self, overrides: list[str], job_dir_key: str, index: int, job_id: str) -> Any:
+        if self.import_paths:
+            sys.path[:0] = self.import_paths
+            os.environ["PYTHONPATH"] = os.pathsep.join([*self.import_paths, *filter(None, [os.environ.get("PYTHONPATH")])])
         launcher, singleton_state = pickle.loads(self.blob)
         return launcher(overrides, job_dir_key, index, job_id, singleton_state)
 
@@ -93,7 +104,22 @@ class Submission:
     output_dir: Path | None = None
     command: Sequence[str] | None = None  # what the job runs, as a dry run shows it
     spec: dict[str, Any] = field(default_factory=dict)  # what a later launch compares (a run's submission_spec)
+    # The run's files its job reads as it starts, by name, copied as it is submitted (ttlaunch.inputs.frozen),
+    # and those of them it runs.
+    files: Mapping[str, Path] = field(default_factory=dict)
+    run_files: frozenset[str] = frozenset()
+    copies_from: Path | None = None  # or a copy of another job's copies (a rule's follow-up of it)
     request: JobRequest | None = None  # set as it is submitted
+
+    def freeze_inputs(self) -> None:
+        """Take the copies the job will run from (before it is submitted)."""
+        if self.files:
+            freeze(self.job_dir, self.files, self.run_files)
+        elif self.copies_from is not None and self.copies_from != self.job_dir:
+            copies = copies_of(self.copies_from)
+            if copies is not None:
+                shutil.rmtree(self.job_dir / INPUTS_DIR, ignore_errors=True)
+                shutil.copytree(copies, self.job_dir / INPUTS_DIR, symlinks=True)
 
 
 def run_submission(inputs: LaunchInputs, sweep_dir: Path, index: int, overrides: Sequence[str]) -> Submission:
@@ -108,14 +134,18 @@ def run_submission(inputs: LaunchInputs, sweep_dir: Path, index: int, overrides:
         index=index, name=name, overrides=list(overrides), job_dir=sweep_dir / name, compute=inputs.compute_for(run_name),
         run_name=run_name, output_dir=command.output_dir, command=command.argv,
         spec=job_inputs.submission_spec(run_name, sweep_dir / name),
+        files=job_inputs.input_paths(run_name, command), run_files=job_inputs.run_files(run_name, command),
     )
 
 
 class Submitter:
     """One launch's submissions through the sweep's backend: the stagger, the cap, the records."""
 
-    def __init__(self, ledger: Ledger, settings: SubmissionSettings, backend: JobBackend) -> None:
+    def __init__(
+        self, ledger: Ledger, settings: SubmissionSettings, backend: JobBackend, import_paths: Sequence[str] = ()
+    ) -> None:
         self.ledger = ledger
+        self.import_paths = tuple(import_paths)  # the jobs import from there first (a code snapshot)
         self.sweep_dir = ledger.sweep_dir
         self.settings = settings
         self.backend = backend
@@ -140,7 +170,7 @@ class Submitter:
         submission lets the monitor look at the jobs once per poll interval.
         """
         began = time.perf_counter()
-        job_callable = self.job_callable = PrePickledJob(callable_job, Singleton.get_state())
+        job_callable = self.job_callable = PrePickledJob(callable_job, Singleton.get_state(), self.import_paths)
         workers = getattr(stagger, "concurrent_submissions", 1)
         if workers > 1 and max_submitted is None:
             self._submit_concurrently(job_callable, planned, workers)
@@ -185,6 +215,7 @@ class Submitter:
             # What the job asks for: computed once per submission, the source of its recorded
             # time limit and of its requeue budget.
             submission.request = self.backend.request(submission.name, submission.compute, self.settings)
+            submission.freeze_inputs()
             args = (submission.overrides, "hydra.sweep.dir", submission.index, f"job_id_for_{submission.index}")
             job = self.backend.submit(
                 submission.name, submitit_files.folder(submission.job_dir), submission.request, callable_job, args
@@ -207,7 +238,9 @@ class Submitter:
         record = JobRecord(
             name=name, run_name=submission.run_name, job_dir=str(submission.job_dir),
             output_dir=str(submission.output_dir) if submission.output_dir else None,
-            time_limit_s=submission.request.time_limit_s if submission.request else None, submitted_with=submission.spec,
+            time_limit_s=submission.request.time_limit_s if submission.request else None,
+            # A restart keeps what its run was submitted with: what a later launch compares.
+            submitted_with=submission.spec or (previous.submitted_with if previous is not None else {}),
         )
         self.overrides_by_name[name] = submission.overrides
         if previous is not None:  # a resubmission keeps the run's history
@@ -288,6 +321,7 @@ class SweepActions:
             job_dir=submitter.sweep_dir / job_name, run_name=run_name,
             compute=self.inputs.evaluation_compute_for(run_name) if evaluation else self.inputs.compute_for(run_name),
             output_dir=submitter.sweep_dir / job_name / "outputs",
+            copies_from=None if evaluation else submitter.sweep_dir / template_job,
         )
         job = submitter.submit_and_record(submission)
         return str(job.job_id) if job is not None else None

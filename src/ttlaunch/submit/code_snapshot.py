@@ -1,0 +1,104 @@
+"""`hydra.launcher.snapshot=true`: an app's jobs import its code as it was at launch.
+
+A job waiting in the queue imports the app when it starts; an edit made meanwhile would run
+in it. With the snapshot, the launch copies the files git tracks in the app's repository (as
+they are in the working tree, uncommitted edits included) to
+`<sweep dir>/snapshots/launch-<n>/`, and each job puts the copy's counterparts of the
+launch's import path first on its own (ttlaunch.submit.submitter.PrePickledJob) before it
+loads the app. Like submitit's RsyncSnapshot, without rsync; unlike it, jobs keep their
+working directory (the app's relative paths, Hydra's sweep dir among them, mean what they
+meant at launch).
+
+Files git does not track are not copied (a job that imports one finds it where it is, as it
+is then): the launch lists them in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ttlaunch.base.errors import InputError
+
+SNAPSHOTS_DIR = "snapshots"
+GIT_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class CodeSnapshot:
+    repository: Path  # the app's git work tree
+    directory: Path  # its copy
+    files: int
+    untracked: tuple[str, ...]  # not copied
+
+    def import_paths(self, search_path: Sequence[str]) -> tuple[str, ...]:
+        """The copy's counterparts of the entries of `search_path` (sys.path at launch) that
+        lie in the repository, in their order: what a job imports from first."""
+        paths: list[str] = []
+        for entry in search_path:
+            path = Path(entry or os.getcwd()).resolve()
+            if path.is_relative_to(self.repository):
+                counterpart = str(self.directory / path.relative_to(self.repository))
+                if counterpart not in paths:
+                    paths.append(counterpart)
+        return tuple(paths)
+
+
+def _git(directory: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(directory), *args], capture_output=True, text=True, check=True, timeout=GIT_TIMEOUT_S
+    ).stdout
+
+
+def repository_of(code_dir: Path) -> Path:
+    """The git work tree the app's code is in; InputError when there is none (nothing says
+    which files are the code)."""
+    try:
+        return Path(_git(code_dir, "rev-parse", "--show-toplevel").strip()).resolve()
+    except FileNotFoundError:
+        reason = "git is not installed"
+    except subprocess.CalledProcessError as err:
+        reason = "not in a git repository" if "not a git repository" in err.stderr else err.stderr.strip()
+    raise InputError(
+        "hydra.launcher", "snapshot",
+        f"{code_dir} (the app's code) is {reason}: the snapshot copies the files git tracks. "
+        "Put the app in git, or launch without hydra.launcher.snapshot",
+    )
+
+
+def take_snapshot(repository: Path, sweep_dir: Path, name: str) -> CodeSnapshot:
+    """Copy the repository's tracked files (links as links) to the sweep's snapshot `name`
+    (`launch-<n>`, after the launch's number in provenance.json)."""
+    directory = sweep_dir / SNAPSHOTS_DIR / name
+    tracked = [name for name in _git(repository, "ls-files", "-z").split("\0") if name]
+    untracked = tuple(name for name in _git(repository, "ls-files", "--others", "--exclude-standard", "-z").split("\0") if name)
+    staging = directory.with_name(f".{directory.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    copied = 0
+    for name in tracked:
+        source = repository / name
+        if not (source.is_file() or source.is_symlink()):  # deleted in the working tree; a submodule
+            continue
+        target = staging / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target, follow_symlinks=False)
+        copied += 1
+    staging.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(directory, ignore_errors=True)
+    staging.rename(directory)
+    return CodeSnapshot(repository, directory, copied, untracked)
+
+
+def untracked_line(snapshot: CodeSnapshot, shown: int = 10) -> str | None:
+    """The launch's one line on the files the snapshot left out; None when there are none."""
+    if not snapshot.untracked:
+        return None
+    names = ", ".join(snapshot.untracked[:shown]) + (f" and {len(snapshot.untracked) - shown} more" if len(snapshot.untracked) > shown else "")
+    return (
+        f"snapshot of {snapshot.repository}: {len(snapshot.untracked)} file(s) git does not track were not copied: "
+        f"{names}. A job that reads or imports them gets them as they are when it starts (git add them to include them)"
+    )
