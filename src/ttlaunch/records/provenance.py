@@ -52,6 +52,16 @@ def _git(directory: Path, *args: str) -> str:
     ).stdout
 
 
+def work_tree(directory: Path) -> tuple[Path | None, str]:
+    """The git work tree `directory` is in, or None and why there is none."""
+    try:
+        return Path(_git(directory, "rev-parse", "--show-toplevel").strip()).resolve(), ""
+    except FileNotFoundError:
+        return None, "git is not installed"
+    except subprocess.CalledProcessError as err:
+        return None, "not in a git repository" if "not a git repository" in err.stderr else err.stderr.strip()
+
+
 def git_state(directory: Path) -> tuple[GitState, str]:
     """The directory's git state and the diff of its uncommitted changes ("" when clean)."""
     try:

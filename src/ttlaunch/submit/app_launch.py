@@ -32,7 +32,7 @@ from ttlaunch.monitor.callback import find_monitor
 from ttlaunch.records.event_log import EVENT_LOG_NAME
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
-from ttlaunch.records.provenance import record_launch
+from ttlaunch.records.provenance import record_launch, work_tree
 from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import read_result
@@ -93,7 +93,9 @@ def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initi
         measured = launcher.metrics.pattern is not None or launcher.metrics.jsonl is not None
         ledger.state.sort_by = "final_loss" if measured else "returned"
         writable(ledger.state_path, ledger.save_state)
-        launch = writable(sweep_dir, lambda: record_launch(sweep_dir, sys.argv, OmegaConf.to_yaml(config), {"app": code_dir}))
+        # The app's whole repository: its configs and modules outside the task's dir are its code too.
+        app_tree = repository or work_tree(code_dir)[0] or code_dir
+        launch = writable(sweep_dir, lambda: record_launch(sweep_dir, sys.argv, OmegaConf.to_yaml(config), {"app": app_tree}))
         snapshot = None
         if repository is not None:
             snapshot = writable(sweep_dir, lambda: take_snapshot(repository, sweep_dir, f"launch-{launch['launch']}"))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ttlaunch.base.errors import InputError
+from ttlaunch.records.provenance import work_tree
 
 SNAPSHOTS_DIR = "snapshots"
 GIT_TIMEOUT_S = 60
@@ -57,17 +58,14 @@ def _git(directory: Path, *args: str) -> str:
 def repository_of(code_dir: Path) -> Path:
     """The git work tree the app's code is in; InputError when there is none (nothing says
     which files are the code)."""
-    try:
-        return Path(_git(code_dir, "rev-parse", "--show-toplevel").strip()).resolve()
-    except FileNotFoundError:
-        reason = "git is not installed"
-    except subprocess.CalledProcessError as err:
-        reason = "not in a git repository" if "not a git repository" in err.stderr else err.stderr.strip()
-    raise InputError(
-        "hydra.launcher", "snapshot",
-        f"{code_dir} (the app's code) is {reason}: the snapshot copies the files git tracks. "
-        "Put the app in git, or launch without hydra.launcher.snapshot",
-    )
+    repository, reason = work_tree(code_dir)
+    if repository is None:
+        raise InputError(
+            "hydra.launcher", "snapshot",
+            f"{code_dir} (the app's code) is {reason}: the snapshot copies the files git tracks. "
+            "Put the app in git, or launch without hydra.launcher.snapshot",
+        )
+    return repository
 
 
 def take_snapshot(repository: Path, sweep_dir: Path, name: str) -> CodeSnapshot:
