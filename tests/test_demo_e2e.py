@@ -13,25 +13,26 @@ from support import TEST_CONFIGS
 pytest.importorskip("torchtune")
 pytestmark = pytest.mark.torchtune
 
-FINE_TUNED = ["rank4_lr3e-4", "rank8_lr3e-4"]
-EVALUATIONS = [f"{run}/capitalize/epoch1" for run in FINE_TUNED]
+FINE_TUNED = ["lr1e-3", "lr3e-3", "lr1e-2"]
+EVALUATIONS = [f"{run}/capitalize/epoch3" for run in FINE_TUNED] + ["base/capitalize"]
+STEPS = 4 * 82  # 4 epochs of 656 words at batch size 8
 
 
-def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
+def test_demo_sweep_trains_every_fine_tuned_run_and_shows_which_won(run_cli, tmp_path: Path):
     result = run_cli("experiment=demo", "--multirun", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "demo"
 
     for run in FINE_TUNED:
         job_dir = sweep / run
-        for epoch in ("epoch_0", "epoch_1"):
+        for epoch in range(4):
             for name in ("adapter_model.pt", "adapter_config.json", "adapter_model.safetensors"):
-                assert (job_dir / "outputs" / epoch / name).is_file(), f"{run}/{epoch}/{name}"
+                assert (job_dir / "outputs" / f"epoch_{epoch}" / name).is_file(), f"{run}/epoch_{epoch}/{name}"
         for name in ("config.yaml", "overrides.yaml", "hydra.yaml"):
             assert (job_dir / "hydra_configs" / name).is_file()
         assert f"run_name={run}" in (job_dir / "hydra_configs" / "overrides.yaml").read_text()
         assert list((job_dir / "submitit").glob("*_0_log.out")) and list((job_dir / "submitit").glob("*_0_log.err"))
-    assert not (sweep / "base").exists(), "the control run must not become a job"
+    assert not (sweep / "base" / "outputs").exists(), "the control run is evaluated, never trained"
     assert (sweep / "multirun.yaml").is_file()
     # The HF caches stay inside the sweep dir.
     assert (sweep / "hf_home").is_dir()
@@ -42,74 +43,84 @@ def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
     for run in FINE_TUNED:
         job = state["jobs"][run]
         assert job["status"] == "COMPLETED" and job["job_id"]
-        assert [Path(p).name for p in job["checkpoints"]] == ["epoch_0", "epoch_1"]
-    # Each run's final epoch, evaluated by real inspect-ai on CPU, its scores read back from inspect's log.
+        assert [Path(p).name for p in job["checkpoints"]] == [f"epoch_{n}" for n in range(4)]
+    # Each run's final epoch and the base model itself, evaluated by real inspect-ai on CPU on
+    # words no run trained on, their scores read back from inspect's logs.
     for name in EVALUATIONS:
         job = state["jobs"][name]
         assert (job["kind"], job["status"]) == ("evaluation", "COMPLETED")
-        assert 0.0 <= job["scores"]["metrics"]["includes/accuracy"] <= 1.0 and job["scores"]["samples"] == 4
-        assert Path(job["scores"]["log"]).suffix == ".eval" and Path(job["scores"]["log"]).is_file()
+        assert job["scores"]["samples"] == 20 and Path(job["scores"]["log"]).suffix == ".eval"
+
+    # The story: the runs learn, they differ, and the best beats the base model.
+    first, final = {}, {}
+    for run in FINE_TUNED:
+        logged = [line.split() for line in next((sweep / run / "outputs" / "logs").glob("log_*.txt")).read_text().splitlines()]
+        losses = [float(dict(pair.split(":") for pair in line[3:])["loss"]) for line in logged]
+        first[run], final[run] = losses[0], losses[-1]
+        training = state["jobs"][run]["training"]
+        assert (training["steps_done"], training["steps_total"]) == (STEPS, STEPS)
+        assert training["loss"] == final[run] and training["min_loss"] == min(losses)
+    best = min(final, key=final.get)
+    assert final[best] <= 0.6 * first[best], f"the best run learns: {first} -> {final}"
+    ordered = sorted(final.values())
+    assert all(later >= 1.05 * earlier for earlier, later in zip(ordered, ordered[1:])), f"the runs differ: {final}"
+    accuracy = {name.split("/")[0]: state["jobs"][name]["scores"]["metrics"]["match/accuracy"] for name in EVALUATIONS}
+    assert accuracy["base"] == 0.0, "the base model repeats the word: no capitals"
+    assert accuracy[best] >= 0.25 and accuracy[best] == max(accuracy.values()), accuracy
 
     log = (sweep / "run-torchtune.log").read_text()
     actions = re.findall(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] ([A-Z_]+):", log, flags=re.M)
     assert actions[:2] == ["DISCOVER_EXPERIMENT", "IDENTIFY_RUNS"]
-    assert actions.count("SUBMIT_JOB") == 4 and "ALL_SUBMITTED" in actions
-    assert actions.count("STATE_CHANGE") >= 2 and actions[-1] == "ALL_COMPLETE"
-    assert "Result: Experiment demo has 2 fine-tuning runs" in log
-    assert "Summary: 4 jobs finished - 4 COMPLETED, 0 FAILED" in log
-    assert log.count("Scores: includes/accuracy ") == 2
+    assert actions.count("SUBMIT_JOB") == 7 and "ALL_SUBMITTED" in actions
+    assert actions.count("STATE_CHANGE") >= 3 and actions[-1] == "ALL_COMPLETE"
+    assert "Result: Experiment demo has 3 fine-tuning runs" in log
+    assert "Summary: 7 jobs finished - 7 COMPLETED, 0 FAILED" in log
+    assert log.count("Scores: match/accuracy ") == 4
     # Entries are separated by one blank line.
     assert all(entry.startswith("[") for entry in log.strip().split("\n\n"))
-    assert actions.count("VALIDATION") == 2 and "FLAGGED" not in log
+    assert actions.count("VALIDATION") == 3 and "FLAGGED" not in log
     summary = (sweep / "summary.md").read_text()
-    assert "All 4 jobs completed." in summary and summary in result.stdout
+    assert "All 7 jobs completed." in summary and summary in result.stdout
     for run in FINE_TUNED:
-        assert f"- {run}: `{sweep / run / 'outputs' / 'epoch_1'}/`" in summary
+        assert f"- {run}: `{sweep / run / 'outputs' / 'epoch_3'}/`" in summary
 
-    # How training went, as torchtune logged it, and the results to compare runs by.
-    for run in FINE_TUNED:
-        logged = [line.split() for line in next((sweep / run / "outputs" / "logs").glob("log_*.txt")).read_text().splitlines()]
-        last = dict(pair.split(":") for pair in logged[-1][3:])
-        training = state["jobs"][run]["training"]
-        assert (training["steps_done"], training["steps_total"]) == (int(logged[-1][1]), 6)
-        assert training["loss"] == float(last["loss"]) and training["lr"] == float(last["lr"])
-        assert training["tokens_per_s"] == float(last["tokens_per_second_per_gpu"])
-        assert training["min_loss"] == min(float(dict(pair.split(":") for pair in line[3:])["loss"]) for line in logged)
+    # The results table picks the winner and shows the base model beside it.
     results = summary.split("### Results", 1)[1].split("###", 1)[0]
-    header, rows = results.splitlines()[4], results.splitlines()[6:8]
-    assert header.startswith("| Run | lora_rank | Status | Final loss |")
-    assert header.endswith("| capitalize (includes/accuracy) |")
-    assert all(row.endswith(" (epoch 1) |") for row in rows), "each run's score at its final epoch"
-    cells = {row.split(" | ")[0].strip("| "): row.split(" | ") for row in rows}
-    assert sorted(cells) == FINE_TUNED and [cells[run][1] for run in FINE_TUNED] == ["4", "8"]
-    assert all(float(cells[run][3]) > 0 for run in FINE_TUNED), "a numeric final loss"
+    header, rows = results.splitlines()[4], results.splitlines()[6:10]
+    assert header.startswith("| Run | lr | Status | Final loss |") and header.endswith("| capitalize (match/accuracy) |")
+    assert rows[0].startswith(f"| {best} |") and rows[-1].startswith("| base | - | COMPLETED |")
+    assert rows[0].endswith(f"| {accuracy[best]:.4g} (epoch 3) |") and rows[-1].endswith("| 0 (as given) |")
     assert "Total compute: " in results and "CPU-hours" in results
-    pictures = {name: sweep / name for name in ("loss_curves.png", "timeline.png", "loss_by_lora_rank.png")}
+    pictures = {
+        name: sweep / name for name in ("loss_curves.png", "timeline.png", "loss_by_lr.png", "scores_capitalize.png")
+    }
     assert all(f"`{path}`" in summary and f"({name})" in summary for name, path in pictures.items())
-    assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in pictures.values())
     from matplotlib.image import imread
 
     assert all(imread(path).shape[0] > 100 for path in pictures.values()), "each picture decodes"
     from ttlaunch.monitor.training import training_curves
     from ttlaunch.records.jobs_file import load_state
-    from ttlaunch.records.plots import loss_curves_figure
+    from ttlaunch.records.plots import loss_curves_figure, scores_figure
+    from ttlaunch.records.results import result_rows
 
-    curves = training_curves(load_state(sweep / "jobs.json", "demo", sweep))
-    lines = loss_curves_figure(curves).axes[0].get_lines()
-    assert sorted(line.get_label() for line in lines) == FINE_TUNED
-    assert all(list(line.get_xdata()) == [1, 2, 3, 4, 5, 6] for line in lines), "one point per logged step"
+    loaded = load_state(sweep / "jobs.json", "demo", sweep)
+    lines = loss_curves_figure(training_curves(loaded)).axes[0].get_lines()
+    assert sorted(line.get_label() for line in lines) == sorted(FINE_TUNED)
+    assert all(list(line.get_xdata()) == list(range(1, STEPS + 1)) for line in lines), "one point per logged step"
+    bars = scores_figure(result_rows(loaded), "capitalize").axes[0]
+    assert [label.get_text() for label in bars.get_yticklabels()][0] == f"{best} (epoch 3)"
 
     # The report again, on demand, in another order.
     import subprocess
     import sys
 
     report = subprocess.run(
-        [sys.executable, "-m", "ttlaunch.report", str(sweep), "--sort-by", "lora_rank"], capture_output=True, text=True,
+        [sys.executable, "-m", "ttlaunch.report", str(sweep), "--sort-by", "lr"], capture_output=True, text=True,
     )
     assert report.returncode == 0, report.stderr
-    assert report.stdout.startswith("Sorted by lora_rank, best first (smallest).")
-    assert [line.split(" | ")[0] for line in report.stdout.splitlines() if line.startswith("| rank")] == [
-        "| rank4_lr3e-4", "| rank8_lr3e-4",
+    assert report.stdout.startswith("Sorted by lr, best first (smallest).")
+    assert [line.split(" | ")[0] for line in report.stdout.splitlines() if line.startswith("| lr")] == [
+        "| lr1e-3", "| lr3e-3", "| lr1e-2",
     ]
     assert all(f"picture: {path}" in report.stdout for path in pictures.values())
     refused = subprocess.run([sys.executable, "-m", "ttlaunch.report", str(sweep), "--sort-by", "nope"], capture_output=True, text=True)
@@ -118,7 +129,7 @@ def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
     # Launched again with the run's record lost to a failure: the new job finds the final
     # epoch saved and trains nothing (torchtune would silently redo and overwrite it).
     run = FINE_TUNED[0]
-    final = sweep / run / "outputs" / "epoch_1" / "adapter_model.pt"
+    final = sweep / run / "outputs" / "epoch_3" / "adapter_model.pt"
     saved_at = final.stat().st_mtime_ns
     state["jobs"][run]["status"] = "FAILED"
     (sweep / "jobs.json").write_text(json.dumps(state))
@@ -131,7 +142,7 @@ def test_demo_sweep_trains_every_fine_tuned_run(run_cli, tmp_path: Path):
     assert Path(job["stdout"]).name.startswith(f"{job['job_id']}_")
     assert final.stat().st_mtime_ns == saved_at, "the finished run was trained again"
     assert "nothing to train" in Path(job["stdout"]).read_text()
-    assert "1 jobs ready to submit (1 already completed" in (sweep / "run-torchtune.log").read_text()
+    assert "1 jobs ready to submit (2 already completed" in (sweep / "run-torchtune.log").read_text()
 
 
 def test_a_scaffolded_experiment_trains_in_place_from_its_own_run_configs(run_cli, tmp_path: Path):

@@ -11,7 +11,7 @@ from ttlaunch.backend.observation import Observation
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.evaluation_plan import EvaluationTarget, evaluation_command, own_caches
 from ttlaunch.inputs.schema import EvaluationConfig
-from ttlaunch.inputs.summary import parse_experiment
+from ttlaunch.inputs.summary import EvaluationSettings, parse_experiment
 from ttlaunch.monitor.state_changes import apply_state
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.scheduler.states import JobState
@@ -74,6 +74,15 @@ def test_a_task_runs_from_its_script_with_the_runs_and_the_tasks_settings(tmp_pa
         EvaluationConfig(), EvaluationTarget("r8", "echo", 0), tmp_path / "r8" / "outputs", tmp_path / "x", task, base,
     )
     assert "-M" not in again.argv
+    # The summary's own evaluation settings, under the task's: greedy decoding, a seed, its max_tokens.
+    shared = evaluation_command(
+        EvaluationConfig(), EvaluationTarget("r8", "echo", 0), tmp_path / "r8" / "outputs", tmp_path / "x", task, base,
+        shared=EvaluationSettings(max_tokens=4, do_sample=False, temperature=0.7, seed=3, system_prompt="Answer."),
+    )
+    assert shared.argv[shared.argv.index("--max-tokens") + 1] == "8", "the task's max_tokens over the summary's"
+    assert shared.argv[shared.argv.index("--system-message") + 1] == "Answer."
+    assert shared.argv[shared.argv.index("--temperature") + 1] == "0.0", "the task's; the summary's is not sampled with"
+    assert shared.argv[-4:] == ("-M", "do_sample=false", "--seed", "3")
 
 
 @pytest.mark.parametrize(
@@ -127,7 +136,7 @@ def test_the_scores_of_a_real_inspect_log_come_back_into_the_record(tmp_path: Pa
 
 def test_a_cruijff_task_gets_the_arguments_cruijffs_setup_inspect_derives(tmp_path):
     from ttlaunch.inputs.evaluation_plan import EvaluationTarget, cruijff_evaluation
-    from ttlaunch.inputs.summary import parse_experiment
+    from ttlaunch.inputs.summary import EvaluationSettings, parse_experiment
 
     (tmp_path / "task.py").write_text("# an inspect task file\n")
     experiment = parse_experiment({
@@ -222,3 +231,29 @@ def test_each_evaluation_caches_inspects_datasets_apart_and_hugging_face_stays_h
     }
     assert own_caches(job, {"HOME": "/home/me", "XDG_CACHE_HOME": "/scratch/c"})["HF_HOME"] == "/scratch/c/huggingface"
     assert own_caches(job, {"HF_HOME": "/models/hf", "XDG_CACHE_HOME": "/scratch/c"})["HF_HOME"] == "/models/hf"
+
+
+def test_a_controls_evaluation_waits_for_a_base_model_the_sweeps_preparation_makes(tmp_path):
+    from ttlaunch.monitor.containment import Containment
+    from ttlaunch.monitor.evaluations import EvaluationTrigger
+    from ttlaunch.records.ledger import Ledger
+
+    ledger = Ledger.open(tmp_path, "e")
+    ledger.state.jobs["r8"] = JobRecord(name="r8", run_name="r8", job_id="1", status="RUNNING", output_dir=str(tmp_path / "r8"))
+    submitted = []
+
+    class Launcher:
+        def submit(self, job_name, run_name, template_job, overrides, evaluation=False):
+            submitted.append(job_name)
+            ledger.state.jobs[job_name] = JobRecord(name=job_name, run_name=run_name, job_id="2")
+            return "2"
+
+    model = tmp_path / "assets" / "model"
+    scheduler = EvaluationTrigger(
+        [EvaluationTarget("base", "cap", None)], EvaluationConfig(), ledger, Launcher(), given_models={"base": model}
+    )
+    scheduler.after_poll(Containment(ledger.events, tmp_path))
+    assert submitted == [] and scheduler.pending, "the first job has not built it yet"
+    model.mkdir(parents=True)
+    scheduler.after_poll(Containment(ledger.events, tmp_path))
+    assert submitted == ["base/cap"] and not scheduler.pending

@@ -19,7 +19,7 @@ from ttlaunch.base.errors import InputError
 from ttlaunch.inputs import templates
 from ttlaunch.inputs.payload import PayloadCommand
 from ttlaunch.inputs.schema import EvaluationConfig
-from ttlaunch.inputs.summary import TASK_SETTINGS, EvaluationTask, Experiment, Run, RunType
+from ttlaunch.inputs.summary import TASK_SETTINGS, EvaluationSettings, EvaluationTask, Experiment, Run, RunType
 
 
 def evaluation_job_name(run: str, task: str, epoch: int | None) -> str:
@@ -162,11 +162,28 @@ def cruijff_evaluation(
     for key, value in args.items():
         options += ["-T", f"{key}={value}"]
     options += ["-M", f"do_sample={'true' if settings.do_sample else 'false'}"]
+    return (*options, *_run_options(settings)), config
+
+
+def _run_options(settings: EvaluationSettings) -> list[str]:
+    """inspect's options for how the summary's evaluations run, whatever the task."""
+    options: list[str] = []
     if settings.max_connections is not None:
         options += ["--max-connections", str(settings.max_connections)]
     if settings.seed is not None:
         options += ["--seed", str(settings.seed)]
-    return tuple(options), config
+    return options
+
+
+def _shared_options(settings: EvaluationSettings) -> tuple[dict[str, object], list[str]]:
+    """For a task in inspect's own shape: the summary's evaluation settings as TASK_SETTINGS
+    (under the task's own), and its sampling (`do_sample: false`, greedy decoding: the same
+    answer every time) and run options."""
+    shared: dict[str, object] = {"max_tokens": settings.max_tokens, "system_prompt": settings.system_prompt}
+    if settings.do_sample is not False:
+        shared["temperature"] = settings.temperature
+    options = ["-M", f"do_sample={'true' if settings.do_sample else 'false'}"] if settings.do_sample is not None else []
+    return {key: value for key, value in shared.items() if value is not None}, [*options, *_run_options(settings)]
 
 
 def checkpoint_of(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path) -> Path:
@@ -191,12 +208,13 @@ def own_caches(job_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
 def evaluation_command(
     config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path,
     task: EvaluationTask | None = None, base_model_dir: Path | None = None, run_settings: Mapping[str, object] = {},
-    cruijff_options: Sequence[str] = (), checkpoint: Path | None = None,
+    cruijff_options: Sequence[str] = (), checkpoint: Path | None = None, shared: EvaluationSettings = EvaluationSettings(),
 ) -> PayloadCommand:
     """The evaluation's argv and environment. For `inspect eval` (the default), the settings
     of the run (its summary's controls and parameters named in TASK_SETTINGS, such as
-    system_prompt) and of the task, the task's over the run's, and the task's arguments
-    follow as inspect's options; a checkpoint without tokenizer files is given the base
+    system_prompt), of the summary's evaluation (`shared`: its max_tokens, sampling, seed)
+    and of the task, each over the one before, and the task's arguments follow as
+    inspect's options; a checkpoint without tokenizer files is given the base
     model's (`-M tokenizer_path=...`). `checkpoint`: the dir `{checkpoint}` names, when
     the model is loaded from another than evaluation.checkpoint's (ttlaunch.records.checkpoints.loadable)."""
     values = _values(config, target, run_output_dir, job_dir, task)
@@ -206,8 +224,10 @@ def evaluation_command(
     if runs_inspect(argv) and cruijff_options:  # a cruijff_kit task: its options are its own
         argv += (*cruijff_options, *_inspect_options({}, task.args if task else {}, Path(values["checkpoint"]), base_model_dir))
     elif runs_inspect(argv):
-        settings = {**{key: value for key, value in run_settings.items() if key in TASK_SETTINGS}, **(task.settings if task else {})}
-        argv += _inspect_options(settings, task.args if task else {}, Path(values["checkpoint"]), base_model_dir)
+        summary_settings, options = _shared_options(shared)
+        own = {key: value for key, value in run_settings.items() if key in TASK_SETTINGS}
+        settings = {**own, **summary_settings, **(task.settings if task else {})}
+        argv += (*_inspect_options(settings, task.args if task else {}, Path(values["checkpoint"]), base_model_dir), *options)
     env = {key: _render(str(value), values, f"evaluation.env.{key}") for key, value in config.env.items()}
     env.update(environment.job_variables(target.run, values["output_dir"], job_dir))
     return PayloadCommand(argv=argv, env=env, output_dir=job_dir / "outputs")

@@ -206,6 +206,7 @@ def _command_of_job(
     command = evaluation_command(
         inputs.evaluation, evaluation, run_output_dir, job_dir, task, base_model,
         {**inputs.experiment.controls, **run.parameters}, options, loadable(saved, job_dir / "checkpoint"),
+        inputs.experiment.evaluation_settings,
     )
     return replace(command, env={**own_caches(job_dir, os.environ), **command.env}), job_payload(PayloadKind.EVALUATION)
 

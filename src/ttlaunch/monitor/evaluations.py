@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ttlaunch.inputs.evaluation_plan import EvaluationTarget, checkpoint_ready
 from ttlaunch.inputs.schema import EvaluationConfig
@@ -26,12 +26,15 @@ class EvaluationTrigger:
     name = "evaluations"  # the stage named when handling a job fails
 
     def __init__(
-        self, targets: Sequence[EvaluationTarget], config: EvaluationConfig, ledger: Ledger, capabilities: Capabilities
+        self, targets: Sequence[EvaluationTarget], config: EvaluationConfig, ledger: Ledger, capabilities: Capabilities,
+        given_models: Mapping[str, Path] = {},
     ) -> None:
         self.targets = list(targets)
         self.config = config
         self.ledger = ledger
         self.capabilities = capabilities
+        # The model each run the sweep does not train is evaluated on (a control's base model).
+        self.given_models = dict(given_models)
 
     def on_transition(self, job: str, record: JobRecord, previous: JobState, current: JobState) -> None:
         return None  # checkpoints, not states, start evaluations
@@ -45,10 +48,14 @@ class EvaluationTrigger:
         jobs = self.ledger.state.jobs
         if target.job_name in jobs:
             return
-        if target.epoch is None:  # a model the sweep does not train: ready now
+        if target.epoch is None:  # a model the sweep does not train: ready once it is there
             # It inherits the launch's command line from a training job of the sweep.
             template = next((name for name, record in jobs.items() if record.kind == "training"), None)
             if template is None:
+                return
+            model = self.given_models.get(target.run)
+            training = any(record.kind == "training" and not record.status.terminal for record in jobs.values())
+            if model is not None and not model.is_dir() and training:  # the sweep's preparation makes it
                 return
             self.capabilities.submit(target.job_name, target.run, template, target.overrides, evaluation=True)
             jobs[target.job_name].kind = "evaluation"

@@ -3,7 +3,9 @@
 - loss_curves.png: the loss of every run by step, one line per run;
 - timeline.png: one bar per job by wall-clock time: queued, running, its requeues, its end;
 - loss_by_<parameter>.png: when a numeric parameter is swept, the final loss against it
-  (one series per value of a second swept parameter).
+  (one series per value of a second swept parameter);
+- scores_<task>.png: each run's score on an evaluation task, best first, beside the models
+  as the summary gives them (a control's base model): which run won, and by how much.
 
 Each `*_figure` function builds a matplotlib Figure from plain data, for tests to inspect;
 `write_pictures` saves them. matplotlib's object API, no pyplot: no GUI backend, no global state.
@@ -94,7 +96,8 @@ def numeric_sweep(rows: Sequence[ResultRow]) -> tuple[str, str | None] | None:
     """The swept parameter to put on the x axis (the first numeric one), and the one to draw
     a series per value of (the next swept one); None when no numeric parameter is swept."""
     swept = swept_parameters(list(rows))
-    numeric = [name for name in swept if all(_is_number(row.parameters.get(name)) for row in rows)]
+    trained = [row for row in rows if row.trained]  # a control's row has no parameters
+    numeric = [name for name in swept if all(_is_number(row.parameters.get(name)) for row in trained)]
     if not numeric:
         return None
     others = [name for name in swept if name != numeric[0]]
@@ -113,7 +116,7 @@ def loss_by_parameter_figure(rows: Sequence[ResultRow], parameter: str, series: 
     axes = figure.add_subplot()
     groups: dict[Any, list[ResultRow]] = {}
     for row in rows:
-        if row.final_loss is not None:
+        if row.final_loss is not None and row.trained:
             groups.setdefault(row.parameters.get(series) if series else None, []).append(row)
     for value, members in groups.items():
         members.sort(key=lambda row: row.parameters[parameter])
@@ -133,6 +136,27 @@ def _spans_decades(groups: Mapping[Any, list[ResultRow]], parameter: str) -> boo
     return bool(values) and max(values) / min(values) >= 100
 
 
+def scores_figure(rows: Sequence[ResultRow], task: str) -> Figure:
+    """One bar per run evaluated on `task`, best first; a model as the summary gives it (a
+    control's base model) in grey, the fine-tuned runs labelled with their epoch."""
+    # matplotlib (an extra) loads only where pictures are drawn.
+    from matplotlib.figure import Figure
+
+    scored = sorted((row for row in rows if task in row.scores), key=lambda row: -row.scores[task][2])
+    metric = scored[0].scores[task][1] if scored else "score"
+    figure = Figure(figsize=(7, max(2.5, 0.45 * len(scored) + 1.2)))
+    axes = figure.add_subplot()
+    labels = [row.run if row.scores[task][0] is None else f"{row.run} (epoch {row.scores[task][0]})" for row in scored]
+    values = [row.scores[task][2] for row in scored]
+    colours = ["tab:gray" if row.scores[task][0] is None else "tab:blue" for row in scored]
+    bars = axes.barh(labels, values, color=colours)
+    axes.bar_label(bars, labels=[f"{value:.3g}" for value in values], padding=3, fontsize="small")
+    axes.invert_yaxis()  # the best on top
+    axes.set(xlabel=metric, title=f"{task}: {metric} by run (grey: as given)")
+    axes.set_xlim(0, max([*values, 1.0]) * 1.15)
+    return figure
+
+
 def write_pictures(state: SweepState, curves: Mapping[str, Curve], directory: Path) -> list[Path]:
     """The sweep's pictures, saved in `directory`; the paths written."""
     written = []
@@ -144,6 +168,8 @@ def write_pictures(state: SweepState, curves: Mapping[str, Curve], directory: Pa
     swept = numeric_sweep(rows)
     if swept is not None and any(row.final_loss is not None for row in rows):
         pictures.append((f"loss_by_{swept[0]}.png", loss_by_parameter_figure(rows, *swept)))
+    tasks = list(dict.fromkeys(task for row in rows for task in row.scores))
+    pictures += [(f"scores_{task}.png", scores_figure(rows, task)) for task in tasks]
     for name, figure in pictures:
         path = directory / name
         temporary = directory / f".{name}.tmp.png"

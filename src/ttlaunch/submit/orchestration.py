@@ -90,7 +90,7 @@ def plan(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) -> tupl
         raise InputError(inputs.experiment.source, "runs", f"no fine-tuned run to train (only {kinds} runs)")
     check_status_table(inputs.experiment.directory)
     if inputs.evaluation.enabled:
-        check_given_models(inputs.experiment)
+        check_given_models(inputs.experiment, prepared=bool(inputs.payload.prepare))
     jobs = plan_jobs(inputs.experiment, combinations)
     tasks = [task for cell in inputs.experiment.evaluation_matrix for task in cell.tasks]
     check_sort_key(inputs.report.sort_by, [inputs.for_overrides(job.overrides).run(job.run_name) for job in jobs], tasks)
@@ -153,15 +153,19 @@ def check_settings(launcher: Launcher, monitor: SweepWatcher | None) -> None:
         raise InputError("hydra.launcher", "dry_run", f"expected true or false, got {launcher.dry_run!r}")
 
 
-def check_given_models(experiment: Experiment) -> None:
+def check_given_models(experiment: Experiment, prepared: bool) -> None:
     """The models evaluated as the summary gives them (a control's base model, an eval-only
-    run's checkpoint) must be there now: their evaluations start with the sweep."""
+    run's checkpoint) must be there now: their evaluations start with the sweep. Unless the
+    sweep's preparation (`payload.prepare`) may make them: their evaluations wait for them
+    while the runs train."""
     for cell in experiment.evaluation_matrix:
         run = experiment.run(cell.run)
         if run.type is RunType.FINE_TUNED or not cell.tasks:
             continue
         path = experiment.given_model(run)
-        if not path.is_dir():
+        if not path.is_dir() and prepared:
+            log.info("%s is not there yet: %s's evaluation waits for the sweep's preparation to make it", path, run.name)
+        elif not path.is_dir():
             where = f"runs.{run.name}.parameters.checkpoint_path" if run.type is RunType.EVAL_ONLY else f"models.base.{run.model}.path"
             raise InputError(experiment.source, where, f"{path} is not a directory: {run.name} is evaluated on it")
 

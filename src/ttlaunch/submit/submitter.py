@@ -350,7 +350,9 @@ def reactions_for(inputs: LaunchInputs, ledger: Ledger, submitter: Submitter) ->
     runs = [run.name for run in inputs.experiment.fine_tuned]
     targets = planned_evaluations(inputs.experiment, runs) if inputs.evaluation.enabled else []
     if targets:
-        reactions.append(EvaluationTrigger(targets, inputs.evaluation, ledger, actions))
+        experiment = inputs.experiment
+        given = {target.run: experiment.given_model(experiment.run(target.run)) for target in targets if target.epoch is None}
+        reactions.append(EvaluationTrigger(targets, inputs.evaluation, ledger, actions, given))
     return reactions
 
 
