@@ -187,6 +187,16 @@ def test_a_controls_evaluation_is_submitted_at_once_an_epochs_when_its_checkpoin
     (tmp_path / "r8" / "epoch_0" / "adapter_config.json").write_text("{}")
     scheduler.after_poll(Containment(ledger.events, tmp_path))
     assert [entry[0] for entry in submitted] == ["base/cap", "r8/cap/epoch0"] and not scheduler.pending
+    # A base model the sweep's preparation makes: its evaluation waits until it is there.
+    model = tmp_path / "assets" / "model"
+    waiting = EvaluationTrigger(
+        [EvaluationTarget("ctl", "cap", None)], EvaluationConfig(), ledger, Launcher(), given_models={"ctl": model}
+    )
+    waiting.after_poll(Containment(ledger.events, tmp_path))
+    assert "ctl/cap" not in ledger.state.jobs and waiting.pending, "r8 still trains: the model may come"
+    model.mkdir(parents=True)
+    waiting.after_poll(Containment(ledger.events, tmp_path))
+    assert submitted[-1][0] == "ctl/cap" and not waiting.pending
 
 
 def test_an_evaluation_asks_for_what_evaluation_compute_changes_of_its_runs_compute(compose_config, tmp_path):
@@ -231,29 +241,3 @@ def test_each_evaluation_caches_inspects_datasets_apart_and_hugging_face_stays_h
     }
     assert own_caches(job, {"HOME": "/home/me", "XDG_CACHE_HOME": "/scratch/c"})["HF_HOME"] == "/scratch/c/huggingface"
     assert own_caches(job, {"HF_HOME": "/models/hf", "XDG_CACHE_HOME": "/scratch/c"})["HF_HOME"] == "/models/hf"
-
-
-def test_a_controls_evaluation_waits_for_a_base_model_the_sweeps_preparation_makes(tmp_path):
-    from ttlaunch.monitor.containment import Containment
-    from ttlaunch.monitor.evaluations import EvaluationTrigger
-    from ttlaunch.records.ledger import Ledger
-
-    ledger = Ledger.open(tmp_path, "e")
-    ledger.state.jobs["r8"] = JobRecord(name="r8", run_name="r8", job_id="1", status="RUNNING", output_dir=str(tmp_path / "r8"))
-    submitted = []
-
-    class Launcher:
-        def submit(self, job_name, run_name, template_job, overrides, evaluation=False):
-            submitted.append(job_name)
-            ledger.state.jobs[job_name] = JobRecord(name=job_name, run_name=run_name, job_id="2")
-            return "2"
-
-    model = tmp_path / "assets" / "model"
-    scheduler = EvaluationTrigger(
-        [EvaluationTarget("base", "cap", None)], EvaluationConfig(), ledger, Launcher(), given_models={"base": model}
-    )
-    scheduler.after_poll(Containment(ledger.events, tmp_path))
-    assert submitted == [] and scheduler.pending, "the first job has not built it yet"
-    model.mkdir(parents=True)
-    scheduler.after_poll(Containment(ledger.events, tmp_path))
-    assert submitted == ["base/cap"] and not scheduler.pending

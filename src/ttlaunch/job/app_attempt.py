@@ -24,7 +24,7 @@ from hydra.core.utils import JobReturn, setup_globals
 from ttlaunch.base import environment
 from ttlaunch.job.rendezvous import task_rank
 from ttlaunch.job.requeue import current_attempt
-from ttlaunch.job.task import stop_when_asked, watch_for_end_warning
+from ttlaunch.job.signals import stop_when_asked, watch_for_end_warning
 from ttlaunch.scheduler.submitit_files import job_dir_of, submitted_job_ids
 
 

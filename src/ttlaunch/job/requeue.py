@@ -9,7 +9,7 @@ job goes back into the queue. The next attempt decides from disk where to resume
 (ttlaunch.job.resume), so it needs nothing from this one but its files.
 
 In the second or so before the task function starts, submitit's own handler answers the
-signal through the job callable's `checkpoint()` (ttlaunch.submit.submitter.PrePickledJob):
+signal through the job callable's `checkpoint()` (ttlaunch.job.job_callable.PrePickledJob):
 it requeues a preemption, never a timeout (its own timeout budget is zero), so timeouts are
 counted here alone.
 """

@@ -1,6 +1,6 @@
 """What runs inside a job: find the run, decide from disk where this attempt starts, take
 part in the sweep's one-time preparation, run the payload (GPUs sampled meanwhile; SLURM's
-end warning handled), fail when it fails."""
+end warning handled: ttlaunch.job.signals), fail when it fails."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ttlaunch.base.errors import PayloadFailed, StoppedByTTLaunch
+from ttlaunch.base.errors import PayloadFailed
 from ttlaunch.inputs.composed import LaunchInputs, read_inputs
 from ttlaunch.inputs.evaluation_plan import (
     EVAL_CONFIG_NAME,
@@ -39,7 +39,8 @@ from ttlaunch.job.gpu_sampler import gpu_sampler
 from ttlaunch.job.payload_kinds import JobPayload, attempt_command, distributed, job_payload
 from ttlaunch.job.preparation import job_label, prepare_all
 from ttlaunch.job.rendezvous import agreed, rendezvous_of, task_rank
-from ttlaunch.job.requeue import EndWarning, RequeuePolicy, current_attempt
+from ttlaunch.job.requeue import current_attempt
+from ttlaunch.job.signals import stop_when_asked, watch_for_end_warning
 from ttlaunch.job.stagger import hook_or_default
 from ttlaunch.records.checkpoints import loadable
 from ttlaunch.scheduler import slurm
@@ -131,50 +132,6 @@ def run_command(argv: Sequence[str], env: Mapping[str, str], run_name: str) -> N
     finish_command(start_command(argv, env), run_name)
 
 
-def run_to_the_time_limit() -> None:
-    """requeue=off: let the job run on when SLURM warns of its time limit.
-
-    submitit answers the warning signal of a job it cannot requeue by failing it at once:
-    the last minutes of training would be lost and the job recorded FAILED. Without requeue,
-    the payload runs until SLURM stops it, and SLURM records TIMEOUT.
-    """
-    def keep_running(signum: int, frame: object) -> None:
-        log.warning("time limit near (signal %s); requeue is off: running on until SLURM stops the job", signum)
-
-    signal.signal(signal.SIGUSR2, keep_running)
-
-
-def stop_when_asked() -> None:
-    """A local job: SIGTERM (from the launcher, through submitit's controller) stops the
-    payload with its grace period and ends the job. submitit would let it pass; on SLURM it
-    must, since SLURM signals every process of the job itself."""
-    def stop(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # asked once is enough
-        raise StoppedByTTLaunch(f"asked to stop (signal {signum})")
-
-    signal.signal(signal.SIGTERM, stop)
-
-
-def watch_for_end_warning(
-    job_dir: Path, attempt: int, rank: int, save: Callable[[], object] | None = None
-) -> EndWarning | None:
-    """On SLURM, for the whole attempt: how the job answers SLURM's end warning, by the
-    requeue budget its submission exported. Task 0 requeues (ttlaunch.job.requeue); the
-    handler it returns must be attached to the payload once that runs; `save` is what a task
-    function running in this process saves before a requeue. Without a budget
-    (requeue=off) the job runs on to its time limit."""
-    policy = RequeuePolicy.from_environment()
-    if policy is None:
-        run_to_the_time_limit()
-        return None
-    if rank != 0:
-        leave_requeue_to_task_0()
-        return None
-    handler = EndWarning(job_dir, os.environ["SLURM_JOB_ID"], attempt, policy, requeue=slurm.requeue, save=save)
-    signal.signal(signal.SIGUSR2, handler)
-    return handler
-
-
 def _command_of_job(
     cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Path, sweep_dir: Path
 ) -> tuple[PayloadCommand, JobPayload]:
@@ -260,12 +217,3 @@ def run_task(cfg: DictConfig) -> None:
                 stop_command(payload)
             raise
         finish_command(payload, run.name, end_warning.act if end_warning else None)
-
-
-def leave_requeue_to_task_0() -> None:
-    """Tasks other than 0 let SLURM's end warning pass: task 0 requeues the whole job, and
-    SLURM stops every task with it."""
-    def pass_on(signum: int, frame: object) -> None:
-        log.info("end warning (signal %s): task 0 requeues the job", signum)
-
-    signal.signal(signal.SIGUSR2, pass_on)

@@ -4,7 +4,7 @@ A job waiting in the queue imports the app when it starts; an edit made meanwhil
 in it. With the snapshot, the launch copies the files git tracks in the app's repository (as
 they are in the working tree, uncommitted edits included) to
 `<sweep dir>/snapshots/launch-<n>/`, and each job puts the copy's counterparts of the
-launch's import path first on its own (ttlaunch.submit.submitter.PrePickledJob) before it
+launch's import path first on its own (ttlaunch.job.job_callable.PrePickledJob) before it
 loads the app. Like submitit's RsyncSnapshot, without rsync; unlike it, jobs keep their
 working directory (the app's relative paths, Hydra's sweep dir among them, mean what they
 meant at launch).

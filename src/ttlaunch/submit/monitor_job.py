@@ -26,6 +26,7 @@ from ttlaunch.base.errors import SweepBusy
 from ttlaunch.base.times import timestamp
 from ttlaunch.inputs.composed import LaunchInputs
 from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
+from ttlaunch.job.job_callable import PrePickledJob
 from ttlaunch.monitor.callback import reattach_hint
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
@@ -35,7 +36,7 @@ from ttlaunch.records.report import SUMMARY_NAME
 from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler import slurm, submitit_files
 from ttlaunch.scheduler.states import JobState
-from ttlaunch.submit.submitter import PrePickledJob, Submitter, reactions_for
+from ttlaunch.submit.submitter import Submitter, reactions_for
 
 if TYPE_CHECKING:  # submitit loads only where jobs are submitted or run
     from submitit.helpers import DelayedSubmission

@@ -11,8 +11,6 @@ evaluations) submit later goes through the same submitter (`SweepActions`).
 from __future__ import annotations
 
 import logging
-import os
-import pickle
 import shutil
 import sys
 import time
@@ -34,6 +32,7 @@ from ttlaunch.inputs.evaluation_plan import planned_evaluations
 from ttlaunch.inputs.frozen import INPUTS_DIR, copies_of, freeze
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import ComputeConfig
+from ttlaunch.job.job_callable import PrePickledJob
 from ttlaunch.job.stagger import StaggerHook
 from ttlaunch.monitor.callback import SweepWatcher, reattach_hint
 from ttlaunch.monitor.evaluations import EvaluationTrigger
@@ -50,45 +49,6 @@ if TYPE_CHECKING:  # submitit loads only where jobs are submitted
     from submitit import Job
 
 log = logging.getLogger(__name__)
-
-
-class PrePickledJob:
-    """What each job runs: the launcher and Hydra's singleton state, pickled once per launch.
-
-    submitit pickles the callable and its arguments for every job; pickling the launcher
-    (the whole composed config and Hydra's context) 50 times costs more than the sbatch
-    calls. Here each job's own pickle holds the same bytes and its overrides only.
-
-    It is a submitit Checkpointable: when SLURM warns of preemption before the task
-    function started, submitit requeues the same call (`checkpoint`); from then on
-    ttlaunch.job.requeue handles the warning. Either way the next attempt decides from disk
-    where to resume.
-
-    `import_paths`: where the job imports the app from first (a code snapshot's,
-    ttlaunch.submit.code_snapshot), before it loads the pickle that names the app's modules;
-    its subprocesses too.
-    """
-
-    def __init__(self, launcher: Launcher, singleton_state: Any, import_paths: Sequence[str] = ()) -> None:
-        # cloudpickle loads only where jobs are submitted.
-        import cloudpickle
-
-        self.blob = cloudpickle.dumps((launcher, singleton_state))
-        self.import_paths = tuple(import_paths)
-
-    def __call__(self, overrides: list[str], job_dir_key: str, index: int, job_id: str) -> Any:
-        if self.import_paths:
-            sys.path[:0] = self.import_paths
-            os.environ["PYTHONPATH"] = os.pathsep.join([*self.import_paths, *filter(None, [os.environ.get("PYTHONPATH")])])
-        launcher, singleton_state = pickle.loads(self.blob)
-        return launcher(overrides, job_dir_key, index, job_id, singleton_state)
-
-    def checkpoint(self, *args: Any) -> Any:
-        """The same call again, for submitit to requeue."""
-        # submitit loads only where jobs are submitted or run.
-        from submitit.helpers import DelayedSubmission
-
-        return DelayedSubmission(self, *args)
 
 
 @dataclass
