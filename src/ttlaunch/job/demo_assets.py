@@ -51,8 +51,9 @@ def _words(seed: int = 0) -> list[str]:
     return words
 
 
-def prompts(count: int) -> list[tuple[str, str]]:
-    """The demo's training data, (instruction, expected output): 'Capitalize: ab' -> 'AB'."""
+def prompts(count: int | None = None) -> list[tuple[str, str]]:
+    """The demo's training data (all of it, or its first `count` rows), (instruction,
+    expected output): 'Capitalize: ab' -> 'AB'."""
     return [(f"Capitalize: {word}", word.upper()) for word in _words()[HELD_OUT:][:count]]
 
 
@@ -61,8 +62,8 @@ def held_out_prompts(count: int) -> list[tuple[str, str]]:
     return [(f"Capitalize: {word}", word.upper()) for word in _words()[:min(count, HELD_OUT)]]
 
 
-def write_dataset(path: Path, rows: int | None = None) -> None:
-    data = [{"instruction": instruction, "input": "", "output": output} for instruction, output in prompts(rows or 10**6)]
+def write_dataset(path: Path) -> None:
+    data = [{"instruction": instruction, "input": "", "output": output} for instruction, output in prompts()]
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")
 
 
