@@ -136,7 +136,7 @@ def test_the_scores_of_a_real_inspect_log_come_back_into_the_record(tmp_path: Pa
 
 def test_a_cruijff_task_gets_the_arguments_cruijffs_setup_inspect_derives(tmp_path):
     from ttlaunch.inputs.evaluation_plan import EvaluationTarget, cruijff_evaluation
-    from ttlaunch.inputs.summary import EvaluationSettings, parse_experiment
+    from ttlaunch.inputs.summary import parse_experiment
 
     (tmp_path / "task.py").write_text("# an inspect task file\n")
     experiment = parse_experiment({
