@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from submission import drain, experiment_dir
+
+from ttlaunch.scheduler.readings import duration
 
 COUNTED = ("squeue", "sacct")
 # A plain Hydra app for hydra-submitit-launcher: its task touches a file in its job dir.
@@ -75,16 +76,12 @@ class Measured:
     calls: dict[str, int]
 
 
-_CPU_TIME = re.compile(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)")
-
-
 def cpu_seconds(text: str) -> float:
-    """sacct's TotalCPU ([D-][HH:]MM:SS[.mmm]) in seconds, fractions kept."""
-    match = _CPU_TIME.fullmatch(text.strip())
-    if match is None:
+    """sacct's TotalCPU in seconds, fractions kept."""
+    seconds = duration(text)
+    if seconds is None:
         raise SystemExit(f"sacct gave TotalCPU {text!r}")
-    days, hours, minutes, seconds = match.groups()
-    return int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
+    return seconds
 
 
 def cpu_per_job(job_name_prefix: str, since: float) -> float:

@@ -161,8 +161,13 @@ def cruijff_evaluation(
     options: list[str] = []
     for key, value in args.items():
         options += ["-T", f"{key}={value}"]
-    options += ["-M", f"do_sample={'true' if settings.do_sample else 'false'}"]
+    options += _sampling(bool(settings.do_sample))
     return (*options, *_run_options(settings)), config
+
+
+def _sampling(do_sample: bool) -> list[str]:
+    """inspect's Hugging Face option for sampling (false: greedy decoding)."""
+    return ["-M", f"do_sample={'true' if do_sample else 'false'}"]
 
 
 def _run_options(settings: EvaluationSettings) -> list[str]:
@@ -182,7 +187,7 @@ def _shared_options(settings: EvaluationSettings) -> tuple[dict[str, object], li
     shared: dict[str, object] = {"max_tokens": settings.max_tokens, "system_prompt": settings.system_prompt}
     if settings.do_sample is not False:
         shared["temperature"] = settings.temperature
-    options = ["-M", f"do_sample={'true' if settings.do_sample else 'false'}"] if settings.do_sample is not None else []
+    options = _sampling(settings.do_sample) if settings.do_sample is not None else []
     return {key: value for key, value in shared.items() if value is not None}, [*options, *_run_options(settings)]
 
 

@@ -153,8 +153,9 @@ def _command_of_job(
         trained_from = model_dir(training.argv) if inputs.payload_kind is PayloadKind.TORCHTUNE else None
         base_model = Path(trained_from) if trained_from else None
     task = inputs.experiment.evaluation_task(evaluation.task)
-    if task.script is not None and task_copy(sweep_dir, task.name, task.script).is_file():  # the sweep's copy
-        task = replace(task, script=task_copy(sweep_dir, task.name, task.script))
+    copy = task_copy(sweep_dir, task.name, task.script) if task.script is not None else None
+    if copy is not None and copy.is_file():  # the sweep's copy
+        task = replace(task, script=copy)
     options: tuple[str, ...] = ()
     if task.dataset is not None:  # cruijff_kit's shape: the task reads its settings from eval.yaml
         options, eval_config = cruijff_evaluation(inputs.experiment, run, task, evaluation, job_dir)

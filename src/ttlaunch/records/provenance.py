@@ -46,35 +46,38 @@ class GitState:
     note: str | None = None  # why there is no commit
 
 
-def _git(directory: Path, *args: str) -> str:
+def git(directory: Path, *args: str, timeout_s: float = GIT_TIMEOUT_S) -> str:
+    """`git -C <directory> ARGS`'s output; FileNotFoundError or CalledProcessError (why_not)."""
     return subprocess.run(
-        ["git", "-C", str(directory), *args], capture_output=True, text=True, check=True, timeout=GIT_TIMEOUT_S
+        ["git", "-C", str(directory), *args], capture_output=True, text=True, check=True, timeout=timeout_s
     ).stdout
+
+
+def why_not(error: FileNotFoundError | subprocess.CalledProcessError) -> str:
+    """Why git gave no answer: not installed, not in a repository, or what it said."""
+    if isinstance(error, FileNotFoundError):
+        return "git is not installed"
+    return "not in a git repository" if "not a git repository" in error.stderr else error.stderr.strip()
 
 
 def work_tree(directory: Path) -> tuple[Path | None, str]:
     """The git work tree `directory` is in, or None and why there is none."""
     try:
-        return Path(_git(directory, "rev-parse", "--show-toplevel").strip()).resolve(), ""
-    except FileNotFoundError:
-        return None, "git is not installed"
-    except subprocess.CalledProcessError as err:
-        return None, "not in a git repository" if "not a git repository" in err.stderr else err.stderr.strip()
+        return Path(git(directory, "rev-parse", "--show-toplevel").strip()).resolve(), ""
+    except (FileNotFoundError, subprocess.CalledProcessError) as err:
+        return None, why_not(err)
 
 
 def git_state(directory: Path) -> tuple[GitState, str]:
     """The directory's git state and the diff of its uncommitted changes ("" when clean)."""
     try:
-        commit = _git(directory, "rev-parse", "HEAD").strip()
-    except FileNotFoundError:
-        return GitState(str(directory), note="git is not installed"), ""
-    except subprocess.CalledProcessError as err:
-        reason = "not in a git repository" if "not a git repository" in err.stderr else err.stderr.strip()
-        return GitState(str(directory), note=reason or "no commit"), ""
-    branch = _git(directory, "rev-parse", "--abbrev-ref", "HEAD").strip()
-    changed = _git(directory, "status", "--porcelain", "--untracked-files=all", "--", ".").splitlines()
+        commit = git(directory, "rev-parse", "HEAD").strip()
+    except (FileNotFoundError, subprocess.CalledProcessError) as err:
+        return GitState(str(directory), note=why_not(err) or "no commit"), ""
+    branch = git(directory, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    changed = git(directory, "status", "--porcelain", "--untracked-files=all", "--", ".").splitlines()
     untracked = tuple(line[3:] for line in changed if line.startswith("??"))
-    diff = _git(directory, "diff", "HEAD", "--", ".")
+    diff = git(directory, "diff", "HEAD", "--", ".")
     return GitState(
         str(directory), commit=commit, branch=None if branch == "HEAD" else branch, dirty=bool(changed),
         untracked=untracked,

@@ -49,13 +49,19 @@ def count(text: str | None, maximum: int) -> int | None:
     return value if value <= maximum else None
 
 
-def duration_s(text: str | None) -> int | None:
-    """SLURM's [D-][HH:]MM:SS[.mmm] in whole seconds; None for UNLIMITED, INVALID, empty, garbage."""
+def duration(text: str | None) -> float | None:
+    """SLURM's [D-][HH:]MM:SS[.mmm] in seconds; None for UNLIMITED, INVALID, empty, garbage."""
     match = _DURATION_RE.fullmatch((text or "").strip())
     if match is None:
         return None
     days, hours, minutes, secs = match.groups()
-    return int(int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes) * 60 + float(secs))
+    return int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes) * 60 + float(secs)
+
+
+def duration_s(text: str | None) -> int | None:
+    """SLURM's [D-][HH:]MM:SS[.mmm] in whole seconds; None as for duration."""
+    seconds = duration(text)
+    return None if seconds is None else int(seconds)
 
 
 def clock(total_s: int) -> str:

@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from ttlaunch.base.errors import InputError
-from ttlaunch.records.provenance import work_tree
+from ttlaunch.records.provenance import git, work_tree
 
 SNAPSHOTS_DIR = "snapshots"
-GIT_TIMEOUT_S = 60
+GIT_TIMEOUT_S = 60  # listing a large repository's files
 
 
 @dataclass(frozen=True)
@@ -49,12 +48,6 @@ class CodeSnapshot:
         return tuple(paths)
 
 
-def _git(directory: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(directory), *args], capture_output=True, text=True, check=True, timeout=GIT_TIMEOUT_S
-    ).stdout
-
-
 def repository_of(code_dir: Path) -> Path:
     """The git work tree the app's code is in; InputError when there is none (nothing says
     which files are the code)."""
@@ -72,8 +65,9 @@ def take_snapshot(repository: Path, sweep_dir: Path, name: str) -> CodeSnapshot:
     """Copy the repository's tracked files (links as links) to the sweep's snapshot `name`
     (`launch-<n>`, after the launch's number in provenance.json)."""
     directory = sweep_dir / SNAPSHOTS_DIR / name
-    tracked = [name for name in _git(repository, "ls-files", "-z").split("\0") if name]
-    untracked = tuple(name for name in _git(repository, "ls-files", "--others", "--exclude-standard", "-z").split("\0") if name)
+    tracked = [name for name in git(repository, "ls-files", "-z", timeout_s=GIT_TIMEOUT_S).split("\0") if name]
+    others = git(repository, "ls-files", "--others", "--exclude-standard", "-z", timeout_s=GIT_TIMEOUT_S)
+    untracked = tuple(name for name in others.split("\0") if name)
     staging = directory.with_name(f".{directory.name}.new")
     shutil.rmtree(staging, ignore_errors=True)
     copied = 0
