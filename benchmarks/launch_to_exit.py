@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from submission import drain, experiment_dir
+from submission import as_installed, drain, experiment_dir
 
 from ttlaunch.scheduler.readings import duration
 
@@ -195,6 +195,7 @@ def main() -> None:
     args = parser.parse_args()
     if subprocess.run(["scontrol", "ping"], capture_output=True).returncode != 0:
         raise SystemExit("the test cluster is not up: sudo scripts/testcluster.sh start")
+    as_installed()
     measured: dict[str, Measured] = {}
     with tempfile.TemporaryDirectory(prefix="ttlaunch-bench-") as scratch:
         workdir = Path(scratch)

@@ -3,11 +3,12 @@
 For N runs (default 50): a plain loop of `sbatch` over equivalent scripts; submitit's
 individual submits and its batch; ttlaunch with its default stagger hook, which submits
 every job at once (submission time as the launcher reports it in ALL_SUBMITTED). Then
-expansion plus dry run of a 1000-run sweep. Prints the ratios:
+expansion plus dry run of a 1000-run and a 10,000-run sweep. Prints the ratios:
 
   * ttlaunch default / plain sbatch loop        target <= 2.0
   * ttlaunch / submitit individual              target <= 1.2 (per job)
   * 1000-run expansion + dry run                target <= 5 s
+  * 10,000 runs / 1000 runs, dry run             linear is 10x
 
 This measures queueing only; what a user waits for from launch to exit (and the seeds'
 fixed 5-s delay) is benchmarks/launch_to_exit.py. Needs the cluster up
@@ -28,7 +29,14 @@ from pathlib import Path
 
 import submitit
 
+# Expansion and dry run (every sbatch script written, nothing queued) at these sizes.
+DRY_RUN_SIZES = (1000, 10000)
 PRESET = ["compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1", "payload=command", "payload.command=[sleep,'0']"]
+
+
+def as_installed() -> None:
+    """ttlaunch's bytecode compiled, as pip compiles an installed wheel's (and hydra-submitit-launcher's)."""
+    subprocess.run([sys.executable, str(Path(__file__).parents[1] / "scripts" / "bytecode.py")], check=True)
 
 
 def drain() -> None:
@@ -97,6 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     if subprocess.run(["scontrol", "ping"], capture_output=True).returncode != 0:
         raise SystemExit("the test cluster is not up: sudo scripts/testcluster.sh start")
+    as_installed()
     runs = args.runs
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ttlaunch-bench-") as scratch:
@@ -115,19 +124,23 @@ def main() -> None:
             seconds[label] = measure()
             print(f"{label:26s} {runs} runs queued in {seconds[label]:7.2f} s ({1000 * seconds[label] / runs:6.1f} ms/run)")
         drain()
-        name = "bench_dry"
-        config_dir = experiment_dir(workdir, 1000, name)
-        start = time.perf_counter()
-        result = ttlaunch(workdir, config_dir, name, "compute=killarney/h100_1x", "hydra.launcher.dry_run=true")
-        dry_run = time.perf_counter() - start
-        if result.returncode != 0:
-            raise SystemExit(f"dry run failed:\n{result.stderr[-2000:]}")
-        scripts = len(list((workdir / "sweeps" / "ttlaunch_sweeps" / name / "dry_run").glob("*.sbatch")))
-        print(f"{'1000-run expansion + dry run':26s} {scripts} scripts in {dry_run:7.2f} s (whole command)")
+        dry_run: dict[int, float] = {}
+        for size in DRY_RUN_SIZES:
+            name = f"bench_dry{size}"
+            config_dir = experiment_dir(workdir, size, name)
+            start = time.perf_counter()
+            result = ttlaunch(workdir, config_dir, name, "compute=killarney/h100_1x", "hydra.launcher.dry_run=true")
+            dry_run[size] = time.perf_counter() - start
+            if result.returncode != 0:
+                raise SystemExit(f"dry run failed:\n{result.stderr[-2000:]}")
+            scripts = len(list((workdir / "sweeps" / "ttlaunch_sweeps" / name / "dry_run").glob("*.sbatch")))
+            label = f"{size}-run expansion + dry run"
+            print(f"{label:26s} {scripts} scripts in {dry_run[size]:7.2f} s (whole command)", flush=True)
     print()
     print(f"ttlaunch default / plain sbatch loop:      {seconds['ttlaunch default'] / seconds['plain sbatch loop']:.2f}x (target <= 2.00x)")
     print(f"ttlaunch one at a time / submitit individual: {seconds['ttlaunch one at a time'] / seconds['submitit individual']:.2f}x per job (target <= 1.20x)")
-    print(f"1000-run expansion + dry run:              {dry_run:.2f} s (target <= 5 s)")
+    print(f"1000-run expansion + dry run:              {dry_run[1000]:.2f} s (target <= 5 s)")
+    print(f"10,000 runs / 1000 runs, dry run:          {dry_run[10000] / dry_run[1000]:.1f}x (linear: 10x)")
 
 
 if __name__ == "__main__":

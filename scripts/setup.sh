@@ -10,3 +10,5 @@ pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # torch first, pinned: left to the resolver, an unpinned torch pulls gigabytes of CUDA wheels.
 "${pip[@]}" "torch==2.13.0"
 "${pip[@]}" -c scripts/constraints.txt -e ".[torchtune,figures,eval,test]" --config-settings editable_mode=strict
+# ttlaunch's own bytecode, as pip compiles a wheel's: jobs and commands start without compiling.
+.venv/bin/python scripts/bytecode.py

@@ -27,6 +27,17 @@ def test_plugin_and_entry_modules_import_nothing_heavy():
     assert out.strip() == "[]"
 
 
+def test_what_every_job_imports_loads_neither_the_monitor_nor_the_submitter():
+    # Hydra instantiates the monitor callback in each job too; a trivial job's CPU goes mostly to imports.
+    code = (
+        "import sys, ttlaunch.monitor.callback, ttlaunch.job.job_callable, ttlaunch.job.app_attempt; "
+        "print(sorted(m for m in ('ttlaunch.monitor.sweep_monitor', 'ttlaunch.records.ledger', 'ttlaunch.submit.submitter', "
+        "'ttlaunch.inputs.composed', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_no_namespace_init_in_hydra_plugins():
     assert not (REPO / "hydra_plugins" / "__init__.py").exists()
 

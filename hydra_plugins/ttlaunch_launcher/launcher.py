@@ -7,11 +7,14 @@ the app's task function).
 
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
+from omegaconf import DictConfig, open_dict
 
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 
 if TYPE_CHECKING:  # the launching process's types; ttlaunch's code loads when used
+    from ttlaunch.job.combination_configs import CombinationConfigs
     from ttlaunch.submit.handover import LaunchSession
 
 
@@ -74,6 +77,8 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         self._relaunch = relaunch
         # Set by ttlaunch's sweeper for the launch it hands over.
         self.session: Optional[LaunchSession] = None
+        # Set by the launch of ttlaunch's own app: each job's config, composed once per combination.
+        self.combination_configs: Optional[CombinationConfigs] = None
 
     def __getstate__(self) -> dict[str, Any]:
         """What each job gets of the launcher: not the launch's session (the launching
@@ -96,7 +101,8 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         which the scheduler would record as COMPLETED; raise it so the job exits non-zero."""
         result: JobReturn
         if self.runs_experiment:
-            result = super().__call__(*args)
+            composed = self.combination_configs.config_for(args[0]) if self.combination_configs is not None else None
+            result = super().__call__(*args) if composed is None else self._run_composed(composed, *args)
         else:
             # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
             from ttlaunch.job.app_attempt import run_app_attempt
@@ -105,6 +111,25 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         if result.status is JobStatus.FAILED:
             _ = result.return_value  # raises the task's exception
         return result
+
+    def _run_composed(
+        self, config: DictConfig, sweep_overrides: List[str], job_dir_key: str, job_num: int, job_id: str,
+        singleton_state: Any,
+    ) -> JobReturn:
+        """BaseSubmititLauncher.__call__ with the job's config given, not composed again."""
+        # submitit loads only where jobs are submitted or run.
+        import submitit
+
+        assert self.hydra_context is not None and self.task_function is not None  # set before the launch
+        Singleton.set_state(singleton_state)
+        setup_globals()
+        with open_dict(config.hydra.job):
+            config.hydra.job.id = submitit.JobEnvironment().job_id
+            config.hydra.job.num = job_num
+        return run_job(
+            hydra_context=self.hydra_context, task_function=self.task_function, config=config, job_dir_key=job_dir_key,
+            job_subdir_key="hydra.sweep.subdir",
+        )
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Submit; then the monitor callback watches the sweep (to its end, unless it detaches)."""

@@ -2,10 +2,18 @@
 
 import json
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
 from ttlaunch import __version__
-from ttlaunch.records.provenance import PROVENANCE_NAME, git_state, last_commits, record_launch
+from ttlaunch.records.provenance import (
+    PROVENANCE_NAME,
+    git_state,
+    installed_packages,
+    last_commits,
+    name_and_version,
+    record_launch,
+)
 
 
 def git(directory: Path, *args: str) -> str:
@@ -52,3 +60,17 @@ def test_a_directory_outside_git_is_said_not_an_error(tmp_path: Path):
     plain.mkdir()
     state, diff = git_state(plain)
     assert (state.commit, state.note, diff) == (None, "not in a git repository", "")
+
+
+def test_a_package_is_named_by_its_metadata_headers_not_its_description():
+    text = (
+        "Metadata-Version: 2.1\nName: tiny-pkg\nVersion: 1.2.3\nSummary: x\n\n"
+        "Version: 9.9 (a line of the long description)\nName: other\n"
+    )
+    assert name_and_version(text) == ("tiny-pkg", "1.2.3")
+    assert name_and_version("Summary: no name\n") == (None, None)
+
+
+def test_the_package_list_is_what_importlib_metadata_reads():
+    expected = {f"{dist.metadata['Name']}=={dist.version}" for dist in metadata.distributions()}
+    assert set(installed_packages()) == expected

@@ -4,13 +4,15 @@ in one line that names the file, what is wrong and how to go on; rebuilt from wh
 import errno
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from ttlaunch.base.errors import DamagedFile
+from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.records.event_log import EventLog, read_events
-from ttlaunch.records.jobs_file import STATE_VERSION, JobRecord, SweepState, load_state, save_state
+from ttlaunch.records.jobs_file import STATE_VERSION, JobRecord, SweepState, TrainingProgress, load_state, save_state
 from ttlaunch.records.rebuild import rebuild
 from ttlaunch.records.rules_state import QueuedAction, RulesState
 from ttlaunch.records.status_table import edited_header
@@ -82,6 +84,23 @@ def test_an_older_state_is_read_as_the_current_one(tmp_path: Path, version: int)
     save_state(path, state)
     saved = json.loads(path.read_text())
     assert saved["version"] == STATE_VERSION and saved["jobs"]["a"]["name"] == "a" and "run" not in saved["jobs"]["a"]
+
+
+def test_the_state_file_holds_one_line_per_job_and_reads_back_whole(tmp_path: Path):
+    state = SweepState(experiment="x", sweep_dir=str(tmp_path), payload_kind=PayloadKind.COMMAND)
+    for name in ("a", "b"):
+        state.jobs[name] = JobRecord(
+            name=name, job_id="7", status="COMPLETED", requeues=[{"attempt": 1, "reason": "PREEMPTED"}],
+            training=TrainingProgress(steps_done=3, loss=0.5, read={"/log": 10}), scores={"metrics": {"match/accuracy": 1.0}},
+        )
+    path = tmp_path / "jobs.json"
+    save_state(path, state)
+    lines = path.read_text().splitlines()
+    assert [line.split(":")[0].strip() for line in lines if line.startswith("    ")] == ['"a"', '"b"']
+    assert json.loads(path.read_text()) == {"version": STATE_VERSION, **asdict(state)}
+    assert load_state(path, "x", tmp_path) == state
+    save_state(path, SweepState(experiment="x", sweep_dir=str(tmp_path)))
+    assert json.loads(path.read_text())["jobs"] == {}
 
 
 def test_queued_actions_are_kept_across_monitors(tmp_path: Path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -239,8 +240,15 @@ def command_line_parameters(overrides: Sequence[str]) -> dict[str, Scalar]:
     (`+seed=1`, `++lr=1e-4`) names a parameter of the runs, typed as Hydra types it.
     Dotted keys (`+compute.x=1`) change ttlaunch's own config; a sweep (`+seed=1,2`) is not
     one value yet (each of its jobs gets one)."""
+    # Only an add starts with '+'. Each job's overrides are parsed as the launch plans and
+    # submits it: the jobs of a combination share its adds, parsed once.
+    return dict(_parameters_of(tuple(override for override in overrides if override.startswith("+"))))
+
+
+@lru_cache(maxsize=1024)
+def _parameters_of(adds: tuple[str, ...]) -> dict[str, Scalar]:
     parameters: dict[str, Scalar] = {}
-    for override in _parsed(overrides):
+    for override in _parsed(adds):
         name = override.key_or_group
         if not (override.is_add() or override.is_force_add()) or "." in name or override.is_sweep_override():
             continue

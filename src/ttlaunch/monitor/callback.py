@@ -6,13 +6,15 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hydra.experimental.callback import Callback
 
 from ttlaunch.monitor.settings import MonitorSettings
-from ttlaunch.monitor.sweep_monitor import Monitor
-from ttlaunch.records.ledger import Ledger
+
+if TYPE_CHECKING:  # Hydra instantiates the callback in every job too: the monitor loads where it monitors
+    from ttlaunch.monitor.sweep_monitor import Monitor
+    from ttlaunch.records.ledger import Ledger
 
 
 class SweepWatcher(Protocol):
@@ -45,6 +47,9 @@ class MonitorCallback(MonitorSettings, Callback):
 
     def monitor_for(self, ledger: Ledger) -> Monitor:
         """A monitor of the ledger's sweep; the launcher adds jobs and polls it while submitting."""
+        # The monitor loads only where it monitors (see the imports above).
+        from ttlaunch.monitor.sweep_monitor import Monitor
+
         return Monitor(ledger, self.settings())
 
     def watch(self, monitor: Monitor) -> None:

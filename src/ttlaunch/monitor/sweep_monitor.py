@@ -36,6 +36,7 @@ from ttlaunch.monitor.training import TrainingWatch, training_curves
 from ttlaunch.records.event_log import EventLog
 from ttlaunch.records.jobs_file import JobRecord, status_counts
 from ttlaunch.records.ledger import Ledger
+from ttlaunch.records.plots import import_in_background
 from ttlaunch.records.report import checkpoint_checks, write_report
 from ttlaunch.scheduler.states import JobState
 
@@ -156,6 +157,7 @@ class Monitor:
 
     def follow(self) -> None:
         """Poll until every job ended and its metrics are in, then validate and report."""
+        import_in_background()  # for the report's pictures
         self.faults.check_sweep_dir()
         self.ledger.state.monitoring_started = self.ledger.state.monitoring_started or timestamp()
         self._save()

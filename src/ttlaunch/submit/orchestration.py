@@ -27,6 +27,7 @@ from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import ComputeConfig
 from ttlaunch.inputs.summary import Experiment, Run, RunType
 from ttlaunch.inputs.torchtune_configs import model_dir
+from ttlaunch.job.combination_configs import CombinationConfigs
 from ttlaunch.monitor.callback import SweepWatcher, find_monitor
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
@@ -43,7 +44,7 @@ from ttlaunch.scheduler.submitit_files import folder, log_paths
 from ttlaunch.submit import monitor_job
 from ttlaunch.submit.handover import Launcher, LaunchSession, Sweeper
 from ttlaunch.submit.monitor_job import MonitorSession
-from ttlaunch.submit.plan import JobSpec, plan_jobs
+from ttlaunch.submit.plan import JOB_NAME_KEY, RUN_NAME_KEY, JobSpec, plan_jobs
 from ttlaunch.submit.selection import Selection, changed_jobs, select_jobs, unrecorded_job_id
 from ttlaunch.submit.submitter import (
     Submitter,
@@ -409,6 +410,10 @@ def launch_runs(launcher: Launcher, job_overrides: Sequence[Sequence[str]], init
             )
 
         monitor.hand_over = hand_over
+    assert launcher.hydra_context is not None and launcher.config is not None  # Hydra sets them up before it launches
+    launcher.combination_configs = CombinationConfigs.compose(
+        launcher.hydra_context.config_loader, launcher.config, job_overrides, (RUN_NAME_KEY, JOB_NAME_KEY)
+    )
     names = submit_and_watch(launcher, submitter, planned, callback, monitor)
     return [job_return(ledger.state.jobs[name]) for name in names]
 
