@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +54,9 @@ def result_time(record: JobRecord) -> str | None:
     return timestamp(dt.datetime.fromtimestamp(written)) if written is not None else None
 
 
-def modified(path: Path | None) -> float | None:
+def modified(path: str | Path | None) -> float | None:
     """The file's mtime; None when there is none."""
     try:
-        return path.stat().st_mtime if path is not None else None
+        return os.stat(path).st_mtime if path is not None else None
     except OSError:
         return None

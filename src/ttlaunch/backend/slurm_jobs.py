@@ -54,6 +54,9 @@ class SlurmPoller:
         self.notices: list[str] = []  # what the monitor should tell the user, once each
         self._results_seen: dict[str, float] = {}  # job name -> mtime of its result file, looked into
         self._confirming: dict[str, float] = {}  # job name -> when its new result file was first seen
+        # (log path, job id) -> its result file's path ("" for none), built once: at 10,000
+        # jobs, building them was most of each end check's time.
+        self._result_files: dict[tuple[str | None, str | None], str] = {}
 
     def observe(self, records: Mapping[str, JobRecord]) -> dict[str, Observation]:
         """Job name -> observation, for the given records (all with job ids).
@@ -93,7 +96,10 @@ class SlurmPoller:
         result is left to the next poll's squeue."""
         candidates: dict[str, tuple[JobRecord, float]] = {}
         for name, record in records.items():
-            written = modified(result_file(record))
+            key = (record.stdout, record.job_id)
+            if key not in self._result_files:
+                self._result_files[key] = str(result_file(record) or "")
+            written = modified(self._result_files[key] or None)
             if written is not None and self._results_seen.get(name) != written:
                 candidates[name] = (record, written)
         if not candidates:
