@@ -135,8 +135,9 @@ class Monitor:
     def _wait(self, wait_s: float, refresh: Callable[[], None]) -> None:
         """Until the next poll. Meanwhile, as often as the backend says, look for jobs that
         ended (on SLURM: that wrote their result and one sacct shows ended; locally: whose
-        process exited) and record them, so a sweep's end is known within seconds while the
-        queue is still asked once per poll interval. Returns early once no job is left running."""
+        process exited) and record them and their compute metrics, so a sweep's end is known
+        within seconds while the queue is still asked once per poll interval. Returns early once
+        no job is left running."""
         deadline = self._clock() + wait_s
         while self._clock() < deadline:
             step_s = self.backend.end_check_every_s(self.settings.end_check_s)
@@ -151,6 +152,9 @@ class Monitor:
             ended = self._observe(lambda records: self.backend.ended(records, self._clock()), active)
             if ended:
                 self._record(ended)
+                # Their costs now: not all of them after the last job, where the user waits.
+                if self.metrics.collect_due():
+                    self._unsaved = True
                 self.faults.run(SWEEP, "live view", refresh)
                 if not self.active():
                     return
