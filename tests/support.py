@@ -1,5 +1,5 @@
 """What several test modules share that is not a fixture: where the test inputs are, how a
-launch is run as a user runs it, which traceback frames are ours."""
+launch is run as a user runs it, which traceback frames are ours, waiting on the test cluster."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -110,3 +110,21 @@ def full_cluster() -> Iterator[None]:
         yield
     finally:
         subprocess.run(["scancel", blocker], check=True)
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def queued(job_id: str) -> tuple[str, int] | None:
+    """squeue's state and restart count of the job; None once it left the queue."""
+    state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+    if not state:
+        return None
+    restarts = subprocess.run(
+        ["scontrol", "show", "job", job_id], capture_output=True, text=True
+    ).stdout.split("Restarts=")[1].split()[0]
+    return state, int(restarts)

@@ -7,14 +7,13 @@ setup_inspect.py would run it."""
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 import cruijff_scaffold
-from support import cli_invocation, commit_all, full_cluster
+from support import commit_all, full_cluster, queued, wait_for
 
 pytest.importorskip("torchtune")
 pytest.importorskip("peft")
@@ -70,7 +69,7 @@ def test_a_cruijff_scaffold_trains_and_evaluates_as_its_own_tools_would(run_cli,
 
 @pytest.mark.slurm
 @pytest.mark.usefixtures("slurm_cluster")
-def test_on_slurm_the_scaffolds_sbatch_lines_ask_for_the_job_and_a_queued_job_trains_as_submitted(
+def test_on_slurm_the_scaffolds_sbatch_lines_ask_for_the_job_a_queued_job_trains_as_submitted_and_its_monitor_job_ends_it(
     run_cli, tmp_path: Path, monkeypatch
 ):
     experiment = cruijff_scaffold.scaffold(tmp_path / "scratch", {"rank2": 2})
@@ -85,37 +84,46 @@ def test_on_slurm_the_scaffolds_sbatch_lines_ask_for_the_job_and_a_queued_job_tr
     )
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / experiment.name
     with full_cluster():  # the run's job waits in the queue while its finetune.yaml is edited
-        command, env = cli_invocation(tmp_path, *args)
-        launch = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        job_id = _queued_job_id(sweep, run, launch)
+        # Detached: the launch returns once it submitted; its monitor job follows the sweep to its end.
+        launched = run_cli(*args, "detach=true", timeout=300)
+        assert launched.returncode == 0, launched.stderr[-3000:]
+        state = json.loads((sweep / "jobs.json").read_text())
+        job_id, monitor_job = state["jobs"][run]["job_id"], state["monitor_job_id"]
+        assert queued(job_id) == ("PENDING", 0), "the run's job waits behind the blocker"
         config = experiment / run / "finetune.yaml"
         submitted = yaml.safe_load(config.read_text())["optimizer"]["lr"]
         config.write_text(config.read_text().replace(f"lr: {submitted}", "lr: 0.005"))
-    _, stderr = launch.communicate(timeout=600)
-    assert launch.returncode == 0, stderr[-3000:]
+    wait_for(lambda: queued(monitor_job) is None, 600, "the monitor job to end the sweep")
+    ended = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-j", monitor_job, "--format=State"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert ended == ["COMPLETED"], ended
     batch = next((sweep / run / "submitit").glob("*_submission.sh")).read_text()
     # The scaffold's own: its time and mail; the command line's memory; the preset's partition.
     for line in ("#SBATCH --time=59", "#SBATCH --mail-type=begin,end", "#SBATCH --mem=3GB", "#SBATCH --partition=debug"):
         assert line in batch, batch
     assert "gres" not in batch
-    state = json.loads((sweep / "jobs.json").read_text())
-    assert {name: job["status"] for name, job in state["jobs"].items()} == {
+    jobs = json.loads((sweep / "jobs.json").read_text())["jobs"]
+    assert {name: job["status"] for name, job in jobs.items()} == {
         run: "COMPLETED", f"{run}/capitalization/epoch0": "COMPLETED",
         f"{cruijff_scaffold.MODEL_DIR}_base/capitalization": "COMPLETED",
-    }
-    assert state["jobs"][run]["job_id"] == job_id
+    }, {name: job.get("error") for name, job in jobs.items()}
+    assert jobs[run]["job_id"] == job_id and jobs[run]["previous_job_ids"] == [] and jobs[run]["attempt"] == 1
     slurm_log = next((experiment / run / "artifacts").glob("slurm-*.out"))
     assert slurm_log.name == f"slurm-{job_id}.out", "--output's %j is the job id"
     # It trained with the lr it was submitted with, read from the copy its submission took.
-    trained = Path(state["jobs"][run]["stdout"]).read_text()
+    trained = Path(jobs[run]["stdout"]).read_text()
     copy = sweep / run / "inputs" / run / "finetune.yaml"
     assert f"--config {copy}" in trained
     assert yaml.safe_load(copy.read_text())["optimizer"]["lr"] == submitted != 0.005
-    resolved = Path(state["jobs"][run]["stderr"]).read_text()  # torchtune logs the config it resolved
+    resolved = Path(jobs[run]["stderr"]).read_text()  # torchtune logs the config it resolved
     assert f"  lr: {submitted}\n" in resolved and "lr: 0.005" not in resolved
-    # Its evaluation ran the sweep's copy of the task file.
-    evaluation_log = Path(state["jobs"][f"{run}/capitalization/epoch0"]["stdout"]).read_text()
+    # Its evaluations, submitted by the monitor job, ran the sweep's copy of the task file.
+    evaluation_log = Path(jobs[f"{run}/capitalization/epoch0"]["stdout"]).read_text()
     assert f"inspect eval {sweep}/evaluation_tasks/capitalization/inspect_task.py@capitalization" in evaluation_log
+    for name in (f"{run}/capitalization/epoch0", f"{cruijff_scaffold.MODEL_DIR}_base/capitalization"):
+        assert jobs[name]["scores"]["samples"] == 2, jobs[name]
+    assert list(sweep.glob("*.png")), "the pictures"
     # The next launch names the edited file and refuses, as for a changed parameter.
     again = run_cli(*args, timeout=300)
     assert again.returncode != 0
@@ -128,20 +136,3 @@ def test_on_slurm_the_scaffolds_sbatch_lines_ask_for_the_job_and_a_queued_job_tr
     assert launches[0]["libraries"]["torchtune"] == "0.6.1"
     assert (sweep / "provenance" / "packages-1.txt").read_text().count("==") > 20
     assert f"at {commit[:12]}" in (sweep / "summary.md").read_text()
-
-
-def _queued_job_id(sweep: Path, run: str, launch: subprocess.Popen[str]) -> str:
-    """The run's job id once it is submitted and waiting (PENDING) behind the blocker."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert launch.poll() is None, launch.communicate()[1][-3000:]
-        try:
-            job_id = json.loads((sweep / "jobs.json").read_text())["jobs"][run]["job_id"]
-        except (OSError, ValueError, KeyError):
-            job_id = None
-        if job_id:
-            state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
-            assert state == "PENDING", f"job {job_id} is {state}, not waiting behind the blocker"
-            return str(job_id)
-        time.sleep(0.5)
-    raise AssertionError("the run was never submitted")

@@ -4,12 +4,11 @@ within about 11 s)."""
 import json
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from support import TEST_CONFIGS, cli_invocation
+from support import TEST_CONFIGS, cli_invocation, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -19,13 +18,6 @@ ON_CLUSTER = ["compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interv
 def start_launch(tmp_path: Path, *args: str) -> subprocess.Popen:
     command, env = cli_invocation(tmp_path, *args)
     return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def job_of(sweep: Path, name: str) -> dict:

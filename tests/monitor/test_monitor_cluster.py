@@ -14,7 +14,7 @@ import pytest
 
 from ttlaunch.scheduler.readings import duration_s
 
-from support import REPO, TEST_CONFIGS, cli_invocation, submissions_by_name
+from support import REPO, TEST_CONFIGS, cli_invocation, submissions_by_name, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -48,13 +48,6 @@ def start_launch(tmp_path: Path, *args: str) -> subprocess.Popen:
         command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def last_entry(log: str) -> str:

@@ -1,5 +1,6 @@
 """The monitor as a SLURM job (detach=true) on the test cluster: requeued from outside it
-carries on; cancelled, `ttlaunch status --follow` finishes the sweep, evaluations included."""
+carries on; cancelled, `ttlaunch status --follow` finishes the sweep, evaluations included.
+(A detached cruijff_kit sweep that its monitor job ends by itself: tests/test_cruijff_e2e.py.)"""
 
 import json
 import subprocess
@@ -9,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import cruijff_scaffold
-from support import TEST_CONFIGS, epochs_script
+from support import TEST_CONFIGS, epochs_script, queued, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -20,24 +20,6 @@ def state_of(sweep: Path) -> dict:
         return json.loads((sweep / "jobs.json").read_text())
     except (OSError, ValueError):  # being replaced
         return {}
-
-
-def queued(job_id: str) -> tuple[str, int] | None:
-    """squeue's state and restart count of the job; None once it left the queue."""
-    state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
-    if not state:
-        return None
-    restarts = subprocess.run(
-        ["scontrol", "show", "job", job_id], capture_output=True, text=True
-    ).stdout.split("Restarts=")[1].split()[0]
-    return state, int(restarts)
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
 
 
 def test_a_requeued_monitor_job_carries_on_and_a_cancelled_one_is_finished_by_status_follow(run_cli, tmp_path: Path):
@@ -87,40 +69,3 @@ def test_a_requeued_monitor_job_carries_on_and_a_cancelled_one_is_finished_by_st
     assert (sweep / "summary.md").is_file()
     log = (sweep / "run-torchtune.log").read_text()
     assert log.count("SUBMIT_JOB: r/t1/epoch1\n") == 1 and log.count("MONITOR_JOB: ttlaunch-monitor:evaltest\n") == 1
-
-
-@pytest.mark.torchtune
-@pytest.mark.skipif(not cruijff_scaffold.available(), reason=f"cruijff_kit is not at {cruijff_scaffold.UPSTREAM}")
-def test_a_detached_cruijff_sweep_ends_by_itself_after_its_monitor_job_was_requeued(run_cli, tmp_path: Path, monkeypatch):
-    pytest.importorskip("torchtune")
-    experiment = cruijff_scaffold.scaffold(tmp_path / "scratch", {"rank2": 2})
-    cruijff_scaffold.use_cruijff_kit(monkeypatch, tmp_path / "scratch")
-    launched = run_cli(
-        f"hydra.searchpath=[ttlaunch-experiments://{experiment.parent}]", f"experiment={experiment.name}",
-        # The test cluster has no GPU and little memory: what the scaffold's #SBATCH lines ask is set aside.
-        "compute=testcluster/cpu_1x", "compute.mem_gb=2", "compute.gpus_per_node=0",
-        "detach=true", "hydra.callbacks.monitor.poll_interval_s=1", timeout=300,
-    )
-    assert launched.returncode == 0, launched.stderr[-3000:]
-    sweep = tmp_path / "work" / "ttlaunch_sweeps" / experiment.name
-    monitor_job = state_of(sweep)["monitor_job_id"]
-    run = f"{cruijff_scaffold.MODEL_DIR}_rank2"
-
-    wait_for(lambda: (queued(monitor_job) or ("", 0))[0] == "RUNNING", 60, "the monitor job to run")
-    assert state_of(sweep)["jobs"][run]["status"] != "COMPLETED", "the sweep ended before the requeue"
-    subprocess.run(["scontrol", "requeue", monitor_job], check=True)
-    wait_for(lambda: queued(monitor_job) == ("RUNNING", 1), 120, "the requeued monitor job to run again")
-    wait_for(lambda: queued(monitor_job) is None, 600, "the monitor job to end the sweep")
-
-    ended = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-j", monitor_job, "--format=State"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert ended == ["COMPLETED"], ended
-    jobs = state_of(sweep)["jobs"]
-    assert sorted(jobs) == [f"{cruijff_scaffold.MODEL_DIR}_base/capitalization", run, f"{run}/capitalization/epoch0"]
-    assert all(job["status"] == "COMPLETED" for job in jobs.values()), {name: job.get("error") for name, job in jobs.items()}
-    assert jobs[run]["previous_job_ids"] == [] and jobs[run]["attempt"] == 1, "trained more than once"
-    for name in (f"{run}/capitalization/epoch0", f"{cruijff_scaffold.MODEL_DIR}_base/capitalization"):
-        assert jobs[name]["scores"]["samples"] == 2, jobs[name]
-    summary = (sweep / "summary.md").read_text()
-    assert "capitalization" in summary and list(sweep.glob("*.png")), "results and pictures"

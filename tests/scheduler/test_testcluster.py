@@ -3,12 +3,11 @@ the cluster."""
 
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from support import REPO, TEST_CONFIGS
+from support import REPO, TEST_CONFIGS, wait_for
 
 pytestmark = [
     pytest.mark.slurm,
@@ -22,13 +21,6 @@ TEST_USER = os.environ.get("TTLAUNCH_TEST_USER", "ttltest")
 
 def as_user(*argv: str, cwd: str = "/tmp") -> str:
     return subprocess.run(["runuser", "-u", TEST_USER, "--", *argv], capture_output=True, text=True, check=True, cwd=cwd).stdout
-
-
-def wait_for(predicate, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.5)
 
 
 def test_every_command_works_for_an_unprivileged_user():

@@ -36,7 +36,7 @@ from ttlaunch.monitor.training import TrainingWatch, training_curves
 from ttlaunch.records.event_log import EventLog
 from ttlaunch.records.jobs_file import JobRecord, status_counts
 from ttlaunch.records.ledger import Ledger
-from ttlaunch.records.plots import import_in_background
+from ttlaunch.records.plots import import_figure_modules
 from ttlaunch.records.report import checkpoint_checks, write_report
 from ttlaunch.scheduler.states import JobState
 
@@ -161,10 +161,10 @@ class Monitor:
 
     def follow(self) -> None:
         """Poll until every job ended and its metrics are in, then validate and report."""
-        import_in_background()  # for the report's pictures
         self.faults.check_sweep_dir()
         self.ledger.state.monitoring_started = self.ledger.state.monitoring_started or timestamp()
         self._save()
+        figures_imported = False
         with live_view(self.ledger.state, self.settings.live) as view:
             while True:
                 remaining = self.poll()
@@ -185,6 +185,11 @@ class Monitor:
                 wait_s = self.poll_interval_s
                 if not remaining and self.metrics.pending:
                     wait_s = min(wait_s, max(0.0, self.metrics.next_due() - self._clock()))
+                if not figures_imported:  # for the report's pictures, in time spent waiting anyway
+                    began = self._clock()
+                    import_figure_modules()
+                    figures_imported = True
+                    wait_s = max(0.0, wait_s - (self._clock() - began))
                 self._wait(wait_s, view.refresh)
         self.finish()
 

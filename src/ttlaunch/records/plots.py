@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -35,19 +34,15 @@ MAX_LEGEND_ENTRIES = 30
 _END_COLOURS = {"COMPLETED": "tab:green", "FAILED": "tab:red", "TIMEOUT": "tab:orange", "OUT_OF_MEMORY": "tab:purple"}
 
 
-def import_in_background() -> None:
-    """Import matplotlib's figure and PNG modules in a daemon thread. The monitor starts it
-    as it begins to follow a sweep: the jobs' run time hides the import, which was most of
-    a short sweep's wait from its last job's end to the command's exit (0.7 of 0.8 s)."""
-
-    def load() -> None:
-        try:
-            for module in ("matplotlib.figure", "matplotlib.backends.backend_agg"):  # the figure, savefig's PNG writer
-                importlib.import_module(module)
-        except ImportError:  # no figures extra: write_report says so when it draws
-            pass
-
-    threading.Thread(target=load, name="ttlaunch-import-matplotlib", daemon=True).start()
+def import_figure_modules() -> None:
+    """Import matplotlib's figure and PNG modules now, if it is installed. The monitor does
+    this while it would wait for the jobs anyway: the import was most of a short sweep's wait
+    from its last job's end to the command's exit (0.7 of 0.8 s)."""
+    try:
+        for module in ("matplotlib.figure", "matplotlib.backends.backend_agg"):  # the figure, savefig's PNG writer
+            importlib.import_module(module)
+    except ImportError:  # no figures extra: write_report says so when it draws
+        pass
 
 
 def loss_curves_figure(curves: Mapping[str, Curve]) -> Figure:
