@@ -17,7 +17,6 @@ from typing import Sequence
 from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 # Each job's pickle carries the configs: past this size (8 of the demo's, at 31 KB each; fewer
@@ -40,7 +39,7 @@ class CombinationConfigs:
         when they are more than MAX_BYTES."""
         keys = tuple(per_job_keys)
         configs: dict[tuple[str, ...], bytes] = {}
-        for combination in dict.fromkeys(_split(overrides, keys)[0] for overrides in job_overrides):
+        for combination in dict.fromkeys(_combination(overrides, keys) for overrides in job_overrides):
             configs[combination] = pickle.dumps(loader.load_sweep_config(master, list(combination)))
             if sum(map(len, configs.values())) > MAX_BYTES:
                 return None
@@ -49,12 +48,12 @@ class CombinationConfigs:
     def config_for(self, overrides: Sequence[str]) -> DictConfig | None:
         """The job's config, as `load_sweep_config(master, overrides)` composes it; None for a
         job of no combination the launch composed (an evaluation, a rule's follow-up)."""
-        combination, own = _split(overrides, self.per_job_keys)
-        pickled = self.configs.get(combination)
+        pickled = self.configs.get(_combination(overrides, self.per_job_keys))
         if pickled is None:
             return None
         config: DictConfig = pickle.loads(pickled)
-        for override in own:  # as Hydra applies a value override, and lists it
+        own = [override for override in overrides if _key(override) in self.per_job_keys]
+        for override in OverridesParser.create().parse_overrides(own):  # as Hydra applies a value override, and lists it
             OmegaConf.update(config, override.key_or_group, override.value(), merge=True)
             listed = config.hydra.overrides.hydra if override.is_hydra_override() else config.hydra.overrides.task
             listed.append(override.input_line)  # the override as given
@@ -66,13 +65,12 @@ class CombinationConfigs:
         return config
 
 
-def _split(overrides: Sequence[str], per_job_keys: Sequence[str]) -> tuple[tuple[str, ...], list[Override]]:
-    """A job's overrides: those of its combination, and its own (parsed)."""
-    parsed = zip(overrides, OverridesParser.create().parse_overrides(list(overrides)))
-    combination, own = [], []
-    for text, override in parsed:
-        if override.key_or_group in per_job_keys:
-            own.append(override)
-        else:
-            combination.append(text)
-    return tuple(combination), own
+def _key(override: str) -> str:
+    """The key a per-job override sets: ttlaunch writes them `key=value` (ttlaunch.submit.plan),
+    and a combination never holds them. No parsing: the launch splits every job's overrides."""
+    return override.split("=", 1)[0]
+
+
+def _combination(overrides: Sequence[str], per_job_keys: Sequence[str]) -> tuple[str, ...]:
+    """A job's overrides less its own: those of its combination."""
+    return tuple(override for override in overrides if _key(override) not in per_job_keys)
