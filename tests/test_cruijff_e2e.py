@@ -6,14 +6,13 @@ setup_inspect.py would run it."""
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 import cruijff_scaffold
-from support import commit_all, full_cluster, queued, wait_for
+from support import accounted_end, commit_all, full_cluster, queued, wait_for
 
 pytest.importorskip("torchtune")
 pytest.importorskip("peft")
@@ -94,10 +93,7 @@ def test_on_slurm_the_scaffolds_sbatch_lines_ask_for_the_job_a_queued_job_trains
         submitted = yaml.safe_load(config.read_text())["optimizer"]["lr"]
         config.write_text(config.read_text().replace(f"lr: {submitted}", "lr: 0.005"))
     wait_for(lambda: queued(monitor_job) is None, 600, "the monitor job to end the sweep")
-    ended = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-j", monitor_job, "--format=State"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert ended == ["COMPLETED"], ended
+    assert accounted_end(monitor_job) == "COMPLETED"
     batch = next((sweep / run / "submitit").glob("*_submission.sh")).read_text()
     # The scaffold's own: its time and mail; the command line's memory; the preset's partition.
     for line in ("#SBATCH --time=59", "#SBATCH --mail-type=begin,end", "#SBATCH --mem=3GB", "#SBATCH --partition=debug"):

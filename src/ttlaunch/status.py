@@ -150,9 +150,10 @@ def _print_monitor_job(state: SweepState, held: bool) -> None:
     except SchedulerCommandError as err:
         print(f"monitor job {job_id}: SLURM did not answer ({err})")
         return
-    print(f"monitor job {job_id} ({JOB_NAME_PREFIX}{state.experiment}): {job_state.value}")
+    standing = job_state.value if job_state is not None else "ended (accounting does not yet say how)"
+    print(f"monitor job {job_id} ({JOB_NAME_PREFIX}{state.experiment}): {standing}")
     unfinished = any(not record.status.terminal for record in state.jobs.values())
-    if job_state.terminal and unfinished and not held:
+    if (job_state is None or job_state.terminal) and unfinished and not held:
         print(
             f"nothing monitors the sweep now: `{reattach_hint(Path(state.sweep_dir))}` finishes it here, "
             "or the launch command again hands it to a new monitor job"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support import TEST_CONFIGS, epochs_script, queued, wait_for
+from support import TEST_CONFIGS, accounted_end, epochs_script, queued, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -50,6 +50,7 @@ def test_a_requeued_monitor_job_carries_on_and_a_cancelled_one_is_finished_by_st
     # Cancelled before the sweep ends: nothing monitors it; status says so, --follow finishes it.
     subprocess.run(["scancel", monitor_job], check=True)
     wait_for(lambda: queued(monitor_job) is None, 60, "the monitor job to end")
+    assert accounted_end(monitor_job) == "CANCELLED"
     status = subprocess.run([sys.executable, "-m", "ttlaunch.status", str(sweep)], capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stderr
     assert f"monitor job {monitor_job} (ttlaunch-monitor:evaltest): CANCELLED" in status.stdout

@@ -8,6 +8,7 @@ from ttlaunch.backend.requests import SubmissionSettings
 from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.records.ledger import Ledger
+from ttlaunch.scheduler import slurm
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit import monitor_job
 from ttlaunch.submit.monitor_job import MonitorSession, hand_over, monitor_job_request_parameters
@@ -40,6 +41,21 @@ def test_a_monitor_job_still_queued_or_running_is_not_submitted_again(tmp_path: 
     said = hand_over(ledger, session, GPU_PRESET, UserConfig(), 120, "compute=k")
     assert said == f"detached: monitor job 41 still follows the sweep; look with `ttlaunch status {tmp_path}`"
     assert not (tmp_path / monitor_job.SESSION_NAME).exists() and ledger.state.monitor_job_id == "41"
+
+
+def test_a_monitor_job_gone_from_the_queue_has_ended_even_while_accounting_still_says_running(monkeypatch):
+    # slurmdbd lags slurmctld: for a moment after the job left squeue, sacct reads RUNNING.
+    accounting = {"41": "RUNNING"}
+
+    def cluster(argv, timeout=60):
+        if argv[0] == "squeue":
+            return ""
+        return f"41|ttlaunch-monitor:x|{accounting['41']}|0:0|2026-11-24T01:00:00|2026-11-24T01:00:01|Unknown|00:00:06\n"
+
+    monkeypatch.setattr(slurm, "execute", cluster)
+    assert monitor_job.monitor_job_state("41") is None, "ended, how not yet known: not a monitor that still follows"
+    accounting["41"] = "CANCELLED by 0"
+    assert monitor_job.monitor_job_state("41") is JobState.CANCELLED
 
 
 def test_a_refused_monitor_job_is_logged_and_the_user_told_how_to_follow(tmp_path: Path, monkeypatch):

@@ -127,14 +127,15 @@ class MonitorJob:
         return DelayedSubmission(MonitorJob(self.sweep_dir))
 
 
-def monitor_job_state(job_id: str) -> JobState:
-    """Where the monitor job stands: squeue while it is queued, else accounting (UNKNOWN when
-    neither knows it)."""
+def monitor_job_state(job_id: str) -> JobState | None:
+    """Where the monitor job stands: squeue's state while it is queued; once it left the queue,
+    how accounting says it ended, or None while accounting does not say (slurmdbd lags
+    slurmctld, so for a moment it may still read RUNNING; or it never knew the job)."""
     queued = slurm.squeue(getpass.getuser()).get(job_id)
     if queued is not None:
         return queued.state
     accounted = slurm.sacct([job_id]).get(job_id)
-    return accounted.state if accounted is not None else JobState.UNKNOWN
+    return accounted.state if accounted is not None and accounted.state.terminal else None
 
 
 def monitor_job_request_parameters(
@@ -163,7 +164,8 @@ def hand_over(
     sweep_dir = ledger.sweep_dir
     look = f"look with `ttlaunch status {sweep_dir}`"
     previous = ledger.state.monitor_job_id
-    if previous is not None and not monitor_job_state(previous).terminal:
+    previous_state = monitor_job_state(previous) if previous is not None else None
+    if previous_state is not None and not previous_state.terminal:
         return f"detached: monitor job {previous} still follows the sweep; {look}"
     save_session(sweep_dir, session)
     # submitit loads only where jobs are submitted.
