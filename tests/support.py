@@ -11,7 +11,10 @@ import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
+
+if TYPE_CHECKING:
+    from ttlaunch.job.job_plan import JobPlan
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -27,6 +30,17 @@ def cli_invocation(tmp_path: Path, *args: str) -> tuple[list[str], dict[str, str
     flags = [arg for arg in args if arg != "--multirun"]
     multirun = ["--multirun"] if "--multirun" in args else []
     return [sys.executable, "-m", "ttlaunch.launch", *flags, f"paths.work_root={tmp_path / 'work'}", *multirun], env
+
+
+def plan_from_saved_config(job_dir: Path) -> JobPlan:
+    """The job's plan worked out from the config Hydra saved in its dir and the copies its
+    submission took, as a job without a saved plan works its own out."""
+    from omegaconf import OmegaConf
+
+    from ttlaunch.job.planning import plan_from_inputs
+
+    saved = job_dir / "hydra_configs"
+    return plan_from_inputs(OmegaConf.load(saved / "config.yaml"), OmegaConf.load(saved / "hydra.yaml").hydra, job_dir)
 
 
 def frames_of_ours(stderr: str) -> list[str]:

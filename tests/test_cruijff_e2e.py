@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ttlaunch.job.job_plan import load_plan
+
 import cruijff_scaffold
-from support import accounted_end, commit_all, full_cluster, queued, wait_for
+from support import accounted_end, commit_all, full_cluster, plan_from_saved_config, queued, wait_for
 
 pytest.importorskip("torchtune")
 pytest.importorskip("peft")
@@ -46,6 +48,10 @@ def test_a_cruijff_scaffold_trains_and_evaluates_as_its_own_tools_would(run_cli,
         adapter = json.loads((artifacts / "epoch_0" / "adapter_config.json").read_text())
         assert adapter["base_model_name_or_path"] == str(tmp_path / "scratch" / "pretrained-llms" / cruijff_scaffold.MODEL_DIR)
         assert list(artifacts.glob("slurm-*.out")), "the job's log also where --output says"
+        # It ran what its launch worked out from the copies its submission took: what it would have worked out.
+        plan = load_plan(sweep / run)
+        assert plan is not None and str(sweep / run / "inputs" / run / "finetune.yaml") in plan.command.argv
+        assert plan == plan_from_saved_config(sweep / run)
         # Losses from torchtune's progress bar (the scaffold logs to WandB, offline).
         assert job["training"]["loss"] is not None and job["training"]["steps_done"] == 2
         evaluation = state["jobs"][f"{run}/capitalization/epoch0"]

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from ttlaunch.job.job_plan import load_plan
 from ttlaunch.records.jobs_file import STATE_VERSION
 
-from support import TEST_CONFIGS
+from support import TEST_CONFIGS, plan_from_saved_config
 
 pytest.importorskip("torchtune")
 pytestmark = pytest.mark.torchtune
@@ -225,6 +226,8 @@ def test_the_cooldown_example_trains_a_follow_up_from_the_saved_epoch(run_cli, t
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "resume1"
     jobs = json.loads((sweep / "jobs.json").read_text())["jobs"]
     assert {name: job["status"] for name, job in jobs.items()} == {"r1": "COMPLETED", "r1_cooldown_1": "COMPLETED"}
+    # The run's job ran the plan its launch saved; the rule's follow-up, with overrides of its own, worked its own out.
+    assert load_plan(sweep / "r1") == plan_from_saved_config(sweep / "r1") and load_plan(sweep / "r1_cooldown_1") is None
     cooldown_config = (sweep / "r1_cooldown_1" / "outputs" / "torchtune_config.yaml").read_text()
     assert f"checkpoint_dir: {sweep / 'r1' / 'outputs' / 'epoch_1'}" in cooldown_config
     assert "lr: 1.0e-05" in cooldown_config and "epochs: 1" in cooldown_config

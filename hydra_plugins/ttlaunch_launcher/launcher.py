@@ -81,9 +81,9 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         self.combination_configs: Optional[CombinationConfigs] = None
 
     def __getstate__(self) -> dict[str, Any]:
-        """What each job gets of the launcher: not the launch's session (the launching
-        process's inputs, ledger and monitor)."""
-        return {**self.__dict__, "session": None}
+        """What each job gets of the launcher: not what only the launching process uses (the
+        launch's session: its inputs, ledger and monitor; how it submits), nor their modules."""
+        return {key: value for key, value in self.__dict__.items() if key not in ("session", "submitit_options")}
 
     @property
     def runs_experiment(self) -> bool:

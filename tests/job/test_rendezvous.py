@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.inputs.payload import PayloadCommand
+from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.job.payload_kinds import distributed, job_payload
 from ttlaunch.job.rendezvous import PORT_BASE, agreed, rendezvous_of, task_rank

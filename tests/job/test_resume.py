@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.inputs.payload import PayloadCommand
+from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.job.payload_kinds import attempt_command, job_payload
 from ttlaunch.job.requeue import EndWarning, RequeuePolicy, current_attempt, read_requeues

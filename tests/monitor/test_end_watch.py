@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ttlaunch.backend.slurm_jobs import END_CONFIRM_FOR_S, SlurmPoller
 from ttlaunch.monitor.settings import MonitorSettings
-from ttlaunch.monitor.sweep_monitor import Monitor
+from ttlaunch.monitor.sweep_monitor import LAST_ENDS_LOOK_S, Monitor
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler import slurm
@@ -140,3 +140,50 @@ def test_a_job_killed_without_a_result_is_caught_by_the_next_squeue(tmp_path: Pa
     # Nothing asked between the polls (no result file); the second poll's sacct of the job gone.
     assert cluster.calls == ["squeue", "squeue", "sacct"]
     assert Ledger.existing(tmp_path).state.jobs["a"].status == "CANCELLED"
+
+
+def test_the_last_jobs_end_is_confirmed_within_half_a_second_not_at_the_next_end_check(tmp_path: Path, monkeypatch):
+    cluster = Cluster({"41": ("a", "RUNNING"), "42": ("b", "RUNNING")})
+    monkeypatch.setattr(slurm, "execute", cluster.execute)
+    ledger = running_sweep(tmp_path, {"a": "41", "b": "42"})
+    ends = {"a": 1.2, "b": 4.2}  # b, the last, between the end checks at 3 s and 6 s
+
+    def jobs_end(now: float) -> None:
+        for job_id, name in (("41", "a"), ("42", "b")):
+            if now >= ends[name] and cluster.states[job_id][1] == "RUNNING":
+                write_result(ledger.state.jobs[name])
+                cluster.states[job_id] = (name, "COMPLETED")
+
+    monitor, clock = clocked_monitor(ledger, jobs_end)
+    monitor.follow()
+    assert clock[0] <= 4.2 + LAST_ENDS_LOOK_S, f"the last end was learnt at {clock[0]} s"
+    assert {name: job.status for name, job in Ledger.existing(tmp_path).state.jobs.items()} == {
+        "a": "COMPLETED", "b": "COMPLETED",
+    }
+
+
+def test_a_result_that_sacct_does_not_confirm_yet_is_asked_after_once_a_second_not_at_each_look(
+    tmp_path: Path, monkeypatch
+):
+    cluster = Cluster({"41": ("a", "RUNNING")})
+    asked: list[float] = []
+
+    def execute(argv, timeout=60):
+        if argv[0] == "sacct" and "-D" in argv:  # what the end checks ask (not the metrics' usage)
+            asked.append(clock[0])
+        return cluster.execute(argv, timeout)
+
+    monkeypatch.setattr(slurm, "execute", execute)
+    ledger = running_sweep(tmp_path, {"a": "41"})
+
+    def result_at_1_s_end_at_8_s(now: float) -> None:
+        if now >= 1 and not asked:
+            write_result(ledger.state.jobs["a"])  # the job goes on a while (its epilogue, say)
+        if now >= 8:
+            cluster.states["41"] = ("a", "COMPLETED")
+
+    monitor, clock = clocked_monitor(ledger, result_at_1_s_end_at_8_s)
+    monitor.follow()
+    assert 8 <= clock[0] <= 9 and Ledger.existing(tmp_path).state.jobs["a"].status == "COMPLETED"
+    looks = [asked_at for asked_at in asked if asked_at < 8]
+    assert all(later - earlier >= 0.99 for earlier, later in zip(looks, looks[1:])), f"asked at {asked}"

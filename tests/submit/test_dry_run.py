@@ -73,3 +73,21 @@ def test_a_dry_run_says_which_preset_values_the_users_flags_replace(run_cli, tmp
     )
     assert result.returncode == 0, result.stderr
     assert "rank8_lr1e-5: additional_parameters.qos=m2 replaces qos=normal" in result.stdout + result.stderr
+
+
+def test_a_sweep_of_the_presets_values_asks_each_job_for_its_own(run_cli, tmp_path: Path):
+    # Each combination of the command line is its own config: its memory, its trainer's base config.
+    result = run_cli(
+        "experiment=cap_4L", "compute=killarney/l40s_1x", "compute.mem_gb=32,64",
+        "payload.base_config=llama3_2/1B_lora_single_device,qwen2_5/0.5B_lora_single_device",
+        "hydra.launcher.dry_run=true", "--multirun",
+    )
+    assert result.returncode == 0, result.stderr
+    dry_run = tmp_path / "work" / "ttlaunch_sweeps" / "cap_4L_lora_lr_sweep" / "dry_run"
+    assert len(list(dry_run.glob("*.sbatch"))) == 8 * 4
+    for mem in (32, 64):
+        for config in ("llama3_2/1B_lora_single_device", "qwen2_5/0.5B_lora_single_device"):
+            name = f"rank8_lr1e-5__compute.mem_gb-{mem}__payload.base_config-{config.replace('/', '-')}.sbatch"
+            script = (dry_run / name).read_text()
+            assert f"#SBATCH --mem={mem}GB\n" in script, script
+            assert f" --config {config} " in script, script

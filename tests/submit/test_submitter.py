@@ -1,5 +1,6 @@
 """Submission bookkeeping and the monitor's reactions, on recorded scheduler answers."""
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -8,6 +9,7 @@ from hydra.core.utils import JobStatus
 from ttlaunch.backend.local_jobs import LocalBackend
 from ttlaunch.backend.requests import SubmissionSettings
 from ttlaunch.inputs.composed import read_inputs
+from ttlaunch.job.job_plan import load_plan
 from ttlaunch.job.stagger import FixedDelay
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
@@ -189,14 +191,34 @@ def test_a_rules_follow_up_runs_from_the_copies_of_its_run_and_a_restart_keeps_t
     planned = run_submission(inputs, tmp_path / "sweep", 0, ["run_name=rank8_lr1e-5", "hydra.job.name=rank8_lr1e-5"])
     planned.files = {"rank8_lr1e-5/run.yaml": config}
     submitter.submit_all(object(), [planned], FixedDelay(seconds=0))
+    plan = load_plan(tmp_path / "sweep" / "rank8_lr1e-5")
+    assert plan is not None and plan.command.output_dir == tmp_path / "sweep" / "rank8_lr1e-5" / "outputs"
     config.write_text("lr: 5e-3\n")  # edited after submission
-    actions = SweepActions(submitter, inputs)
+    actions = SweepActions(submitter, inputs, {})
     actions.submit("rank8_lr1e-5_longer", "rank8_lr1e-5", "rank8_lr1e-5", ["+epochs=2"])
     actions.submit("rank8_lr1e-5", "rank8_lr1e-5", "rank8_lr1e-5", [])  # a restart, in its own dir
     for job in ("rank8_lr1e-5", "rank8_lr1e-5_longer"):
         assert (tmp_path / "sweep" / job / "inputs" / "rank8_lr1e-5" / "run.yaml").read_text() == "lr: 1e-3\n"
+        assert load_plan(tmp_path / "sweep" / job) is None, "its overrides are its own: it works its plan out"
     restarted = ledger.state.jobs["rank8_lr1e-5"]
     assert restarted.submitted_with == planned.spec and restarted.submitted_with["parameters"]
+
+
+def test_a_follow_up_asks_for_what_its_template_jobs_combination_asked_for(compose_config, tmp_path: Path):
+    from ttlaunch.submit.submitter import SweepActions
+
+    cfg = compose_config("experiment=cap_4L")
+    (tmp_path / "sweep").mkdir()
+    ledger = Ledger.open(tmp_path / "sweep", "cap_4L")
+    inputs = read_inputs(cfg, cfg.hydra)
+    longer = replace(inputs, compute=replace(inputs.compute, timeout_min=300))  # `compute.timeout_min=60,300`'s second
+    submitter = _submitter(ledger, inputs, tmp_path)
+    submitter.submit_all(object(), [], FixedDelay(seconds=0))  # the launch's job callable, for follow-ups
+    template = "rank8_lr1e-5__compute.timeout_min-300"
+    submitter.overrides_by_name[template] = ["compute.timeout_min=300", "run_name=rank8_lr1e-5", f"hydra.job.name={template}"]
+    actions = SweepActions(submitter, inputs, {("compute.timeout_min=300",): longer})
+    actions.submit(f"{template}_cooldown", "rank8_lr1e-5", template, ["+lr=1e-6"])
+    assert ledger.state.jobs[f"{template}_cooldown"].time_limit_s == 300 * 60 != 60 * inputs.compute.timeout_min
 
 
 def test_a_file_that_vanished_before_submission_fails_that_submission_with_one_line(compose_config, tmp_path: Path):

@@ -65,6 +65,12 @@ class JobBackend(Protocol):
         queue listing). `now` is the monitor's clock."""
         ...
 
+    def finished(self, records: Mapping[str, JobRecord]) -> bool:
+        """Whether each of these jobs looks ended, as far as can be told at no scheduler cost
+        (on SLURM: it wrote its result file): then the monitor looks for their ends at once,
+        not at its next end check."""
+        ...
+
     def take_notices(self) -> list[str]:
         """What the monitor should tell the user of the scheduler, once each (then forgotten)."""
         ...

@@ -70,6 +70,9 @@ class LocalBackend:
         running = any(job.state == "RUNNING" for job in self.handles.values())
         return LOCAL_END_CHECK_S if check_s > 0 and running else None
 
+    def finished(self, records: Mapping[str, JobRecord]) -> bool:
+        return False  # its end check, every LOCAL_END_CHECK_S while a job runs, costs nothing already
+
     def ended(self, records: Mapping[str, JobRecord], now: float) -> dict[str, Observation]:
         """Jobs whose process exited, each told once: one whose end could not be recorded is
         the polls' to try again, not a busy loop's."""

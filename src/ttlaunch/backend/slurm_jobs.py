@@ -96,11 +96,8 @@ class SlurmPoller:
         result is left to the next poll's squeue."""
         candidates: dict[str, tuple[JobRecord, float]] = {}
         for name, record in records.items():
-            key = (record.stdout, record.job_id)
-            if key not in self._result_files:
-                self._result_files[key] = str(result_file(record) or "")
-            written = modified(self._result_files[key] or None)
-            if written is not None and self._results_seen.get(name) != written:
+            written = self._new_result(name, record)
+            if written is not None:
                 candidates[name] = (record, written)
         if not candidates:
             return {}
@@ -115,6 +112,25 @@ class SlurmPoller:
             self._results_seen[name] = written
             self._confirming.pop(name, None)
         return observed
+
+    def finished(self, records: Mapping[str, JobRecord]) -> bool:
+        """Whether every one of the jobs wrote a result not looked into yet, one of them since
+        the last look (so one sacct would learn something). One stat while the sweep runs: it
+        stops at the first job without one."""
+        new = False
+        for name, record in records.items():
+            if self._new_result(name, record) is None:
+                return False
+            new = new or name not in self._confirming
+        return new
+
+    def _new_result(self, name: str, record: JobRecord) -> float | None:
+        """When the job's result file was written, unless it was not or was looked into already."""
+        key = (record.stdout, record.job_id)
+        if key not in self._result_files:
+            self._result_files[key] = str(result_file(record) or "")
+        written = modified(self._result_files[key] or None)
+        return written if written is not None and self._results_seen.get(name) != written else None
 
     def _accounting(self, job_ids: list[str]) -> dict[str, AccountingEntry]:
         if not job_ids:
@@ -200,6 +216,9 @@ class SlurmBackend:
 
     def ended(self, records: Mapping[str, JobRecord], now: float) -> dict[str, Observation]:
         return self.poller.ended(records, now)
+
+    def finished(self, records: Mapping[str, JobRecord]) -> bool:
+        return self.poller.finished(records)
 
     def take_notices(self) -> list[str]:
         notices = list(self.poller.notices)

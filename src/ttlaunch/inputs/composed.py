@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.frozen import copy_of
-from ttlaunch.inputs.payload import PayloadCommand, build_payload, scaffold_config_path
+from ttlaunch.inputs.payload import build_payload, scaffold_config_path
+from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind, training_kind
 from ttlaunch.inputs.rulebook import Rules, parse_rules
 from ttlaunch.inputs.sbatch_values import flag_name

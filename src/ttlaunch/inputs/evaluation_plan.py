@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 from ttlaunch.base import environment
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs import templates
-from ttlaunch.inputs.payload import PayloadCommand
+from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.schema import EvaluationConfig
 from ttlaunch.inputs.summary import TASK_SETTINGS, EvaluationSettings, EvaluationTask, Experiment, Run, RunType
 

@@ -6,7 +6,6 @@ Pure: builds the argv and environment; running it is ttlaunch.job.task's busines
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Mapping, Sequence
 
@@ -15,6 +14,7 @@ import yaml
 from ttlaunch.base import environment
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs import templates
+from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind, training_kind
 from ttlaunch.inputs.scaffold_script import SCRIPT_NAME, ScaffoldScript
 from ttlaunch.inputs.schema import ComputeConfig, PayloadConfig, check_metrics
@@ -26,31 +26,6 @@ from ttlaunch.inputs.torchtune_configs import (
     distributed_recipe,
     is_single_device,
 )
-
-
-@dataclass(frozen=True)
-class PayloadCommand:
-    argv: tuple[str, ...]
-    env: Mapping[str, str]
-    output_dir: Path
-    # Commands run before the payload in every job attempt (e.g. a copy to node-local disk).
-    setup: tuple[tuple[str, ...], ...] = ()
-    # Commands run once per sweep, by the first job (ttlaunch.job.preparation).
-    prepare: tuple[tuple[str, ...], ...] = ()
-    # Where it runs (None: where the job runs); a scaffold's batch script runs in its run's dir.
-    cwd: Path | None = None
-
-    @property
-    def runs_script(self) -> bool:
-        """A scaffold's batch script around the trainer (it runs in its run's dir): stopping
-        it must signal its whole process group."""
-        return self.cwd is not None
-
-    def sweep_env(self) -> dict[str, str]:
-        """The payload's environment without what describes the job: what the sweep's
-        preparation runs with."""
-        return {key: value for key, value in self.env.items() if not key.startswith(environment.PREFIX)}
-
 
 # Controls of cruijff_kit summaries that its own tools read (the prompt template, the system
 # prompt, the dataset type, validation during training in its custom recipe): not torchtune

@@ -17,6 +17,7 @@ from typing import Sequence
 from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 # Each job's pickle carries the configs: past this size (8 of the demo's, at 31 KB each; fewer
@@ -40,7 +41,10 @@ class CombinationConfigs:
         keys = tuple(per_job_keys)
         configs: dict[tuple[str, ...], bytes] = {}
         for combination in dict.fromkeys(_combination(overrides, keys) for overrides in job_overrides):
-            configs[combination] = pickle.dumps(loader.load_sweep_config(master, list(combination)))
+            config = loader.load_sweep_config(master, list(combination))
+            # Parsed here once, for each job's override_dirname: a job parses only its own two.
+            task = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+            configs[combination] = pickle.dumps((config, task))
             if sum(map(len, configs.values())) > MAX_BYTES:
                 return None
         return cls(keys, configs)
@@ -51,15 +55,17 @@ class CombinationConfigs:
         pickled = self.configs.get(_combination(overrides, self.per_job_keys))
         if pickled is None:
             return None
-        config: DictConfig = pickle.loads(pickled)
-        own = [override for override in overrides if _key(override) in self.per_job_keys]
-        for override in OverridesParser.create().parse_overrides(own):  # as Hydra applies a value override, and lists it
+        config: DictConfig
+        task: list[Override]  # the combination's task overrides, parsed
+        config, task = pickle.loads(pickled)
+        own = OverridesParser.create().parse_overrides([o for o in overrides if _key(o) in self.per_job_keys])
+        for override in own:  # as Hydra applies a value override, and lists it
             OmegaConf.update(config, override.key_or_group, override.value(), merge=True)
             listed = config.hydra.overrides.hydra if override.is_hydra_override() else config.hydra.overrides.task
             listed.append(override.input_line)  # the override as given
         dirname = config.hydra.job.config.override_dirname
         config.hydra.job.override_dirname = get_overrides_dirname(
-            overrides=OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)),
+            overrides=[*task, *(override for override in own if not override.is_hydra_override())],
             kv_sep=dirname.kv_sep, item_sep=dirname.item_sep, exclude_keys=list(dirname.exclude_keys),
         )
         return config

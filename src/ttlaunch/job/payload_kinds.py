@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Iterator, Protocol
 
 from ttlaunch.base import environment
-from ttlaunch.inputs.payload import PayloadCommand
+from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.job.preparation import Preparation, Runner, command_steps, dataset_step
 from ttlaunch.job.rendezvous import Rendezvous

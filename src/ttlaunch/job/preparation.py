@@ -34,10 +34,10 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ttlaunch.base import environment
+from ttlaunch.base.files import write_atomically
 from ttlaunch.base.times import timestamp
-from ttlaunch.inputs.payload import PayloadCommand
+from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.torchtune_configs import recipe_arguments, tune_config
-from ttlaunch.records.jobs_file import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from ttlaunch.records.jobs_file import write_atomically
+from ttlaunch.base.files import write_atomically
 from ttlaunch.scheduler.readings import count
 
 # Rendezvous ports: one per job id in this range, so jobs sharing a node do not collide.

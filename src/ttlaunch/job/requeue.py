@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from ttlaunch.base import environment
+from ttlaunch.base.files import write_atomically
 from ttlaunch.base.times import timestamp
-from ttlaunch.records.jobs_file import write_atomically
 from ttlaunch.scheduler.readings import count
 from ttlaunch.scheduler.slurm import MAX_RESTARTS
 

@@ -1,6 +1,7 @@
-"""What runs inside a job: find the run, decide from disk where this attempt starts, take
-part in the sweep's one-time preparation, run the payload (GPUs sampled meanwhile; SLURM's
-end warning handled: ttlaunch.job.signals), fail when it fails."""
+"""What runs inside a job: its plan (what its launch worked out: ttlaunch.job.job_plan, else
+from its inputs), where this attempt starts (decided from disk), its part in the sweep's
+one-time preparation, the payload (GPUs sampled meanwhile; SLURM's end warning handled:
+ttlaunch.job.signals), failing when it fails."""
 
 from __future__ import annotations
 
@@ -9,40 +10,23 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ttlaunch.base.errors import PayloadFailed
-from ttlaunch.inputs.composed import LaunchInputs, read_inputs
-from ttlaunch.inputs.evaluation_plan import (
-    EVAL_CONFIG_NAME,
-    TARGET_KEY,
-    EvaluationTarget,
-    checkpoint_of,
-    cruijff_evaluation,
-    evaluation_command,
-    own_caches,
-)
-from ttlaunch.inputs.frozen import copies_of, task_copy
-from ttlaunch.inputs.payload import PayloadCommand
-from ttlaunch.inputs.payload_kinds import PayloadKind
-from ttlaunch.inputs.summary import Run
-from ttlaunch.inputs.torchtune_configs import model_dir
 from ttlaunch.job.failure import PAYLOAD_EXIT
 from ttlaunch.job.gpu_sampler import gpu_sampler
-from ttlaunch.job.payload_kinds import JobPayload, attempt_command, distributed, job_payload
+from ttlaunch.job.job_plan import load_plan
+from ttlaunch.job.payload_kinds import attempt_command, distributed, job_payload
 from ttlaunch.job.preparation import job_label, prepare_all
 from ttlaunch.job.rendezvous import agreed, rendezvous_of, task_rank
 from ttlaunch.job.requeue import current_attempt
 from ttlaunch.job.signals import stop_when_asked, watch_for_end_warning
 from ttlaunch.job.stagger import hook_or_default
-from ttlaunch.records.checkpoints import loadable
 from ttlaunch.scheduler import slurm
 
 log = logging.getLogger(__name__)
@@ -132,43 +116,6 @@ def run_command(argv: Sequence[str], env: Mapping[str, str], run_name: str) -> N
     finish_command(start_command(argv, env), run_name)
 
 
-def _command_of_job(
-    cfg: DictConfig, inputs: LaunchInputs, run: Run, job_dir: Path, sweep_dir: Path
-) -> tuple[PayloadCommand, JobPayload]:
-    """The training payload of the run and its kind's ways (torchtune, command), or, for an
-    evaluation job, its evaluation command (kind evaluation)."""
-    target = cfg.get(TARGET_KEY)
-    if target is None:
-        return inputs.payload_for(run.name, job_dir), job_payload(inputs.payload_kind)
-    evaluation = EvaluationTarget(run.name, str(target.task), None if target.epoch is None else int(target.epoch))
-    if evaluation.epoch is None:  # a control's base model, an eval-only run's checkpoint
-        saved = inputs.experiment.given_model(run)
-        run_output_dir = saved.parent
-        base_model = inputs.experiment.base_models.get(run.model or "")
-    else:
-        # The run's own output dir (its checkpoints), not this evaluation job's, as its job has it.
-        training = replace(inputs, copies=copies_of(sweep_dir / run.name)).payload_for(run.name, sweep_dir / run.name)
-        run_output_dir = training.output_dir
-        saved = checkpoint_of(inputs.evaluation, evaluation, run_output_dir)
-        trained_from = model_dir(training.argv) if inputs.payload_kind is PayloadKind.TORCHTUNE else None
-        base_model = Path(trained_from) if trained_from else None
-    task = inputs.experiment.evaluation_task(evaluation.task)
-    copy = task_copy(sweep_dir, task.name, task.script) if task.script is not None else None
-    if copy is not None and copy.is_file():  # the sweep's copy
-        task = replace(task, script=copy)
-    options: tuple[str, ...] = ()
-    if task.dataset is not None:  # cruijff_kit's shape: the task reads its settings from eval.yaml
-        options, eval_config = cruijff_evaluation(inputs.experiment, run, task, evaluation, job_dir)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        (job_dir / EVAL_CONFIG_NAME).write_text(yaml.safe_dump(eval_config, sort_keys=False), encoding="utf-8")
-    command = evaluation_command(
-        inputs.evaluation, evaluation, run_output_dir, job_dir, task, base_model,
-        {**inputs.experiment.controls, **run.parameters}, options, loadable(saved, job_dir / "checkpoint"),
-        inputs.experiment.evaluation_settings,
-    )
-    return replace(command, env={**own_caches(job_dir, os.environ), **command.env}), job_payload(PayloadKind.EVALUATION)
-
-
 def run_task(cfg: DictConfig) -> None:
     """The Hydra task function: one attempt of one run of the experiment, in its job dir.
 
@@ -183,9 +130,13 @@ def run_task(cfg: DictConfig) -> None:
     end_warning = watch_for_end_warning(job_dir, attempt, rank) if on_slurm else None
     if not on_slurm:
         stop_when_asked()
-    inputs = replace(read_inputs(cfg, hydra_cfg), copies=copies_of(job_dir))  # the run's files as submitted
-    run = inputs.run(cfg.run_name)
-    built, job_kind = _command_of_job(cfg, inputs, run, job_dir, Path(hydra_cfg.sweep.dir))
+    plan = load_plan(job_dir)  # as its launch worked it out
+    if plan is None:
+        # The input readers load only in a job that works its own plan out.
+        from ttlaunch.job.planning import plan_from_inputs
+
+        plan = plan_from_inputs(cfg, hydra_cfg, job_dir)
+    run_name, built, job_kind = plan.run_name, plan.command, job_payload(plan.kind)
     built.output_dir.mkdir(parents=True, exist_ok=True)
     rendezvous = rendezvous_of(os.environ, slurm.hostnames) if on_slurm else None
     if rendezvous is None:
@@ -195,21 +146,21 @@ def run_task(cfg: DictConfig) -> None:
         state = agreed(decision, rank, lambda: job_kind.resume_state(built, attempt))
     prepared = attempt_command(built, job_kind, attempt, state)
     if prepared is None:
-        log.info("%s: the final epoch is saved already; nothing to train (COMPLETED)", run.name)
+        log.info("%s: the final epoch is saved already; nothing to train (COMPLETED)", run_name)
         return
-    command = distributed(prepared, job_kind, inputs.payload.torchrun, rendezvous, inputs.compute_for(run.name).gpus)
+    command = distributed(prepared, job_kind, plan.torchrun, rendezvous, plan.gpus)
     stagger = hook_or_default(instantiate(hydra_cfg.launcher.stagger))
     sweep_dir = Path(hydra_cfg.sweep.dir)
     with gpu_sampler(job_dir, rank):
         # What every job would otherwise build at once on the shared filesystem, the first
         # job builds while the others wait (ttlaunch.job.preparation).
-        steps = job_kind.preparation(command, lambda argv, env: run_command(argv, env, run.name))
-        prepare_all(sweep_dir, steps, job_label(run.name))
+        steps = job_kind.preparation(command, lambda argv, env: run_command(argv, env, run_name))
+        prepare_all(sweep_dir, steps, job_label(run_name))
         payload = None
         try:
             with stagger.startup_window(sweep_dir):
                 for setup in command.setup:
-                    run_command(setup, command.env, run.name)
+                    run_command(setup, command.env, run_name)
                 payload = start_command(command.argv, command.env, command.cwd, own_group=command.runs_script)
             if end_warning is not None:
                 end_warning.attach(lambda grace_s: stop_command(payload, grace_s))
@@ -217,4 +168,4 @@ def run_task(cfg: DictConfig) -> None:
             if payload is not None:  # interrupted during the start-up window: stop it too
                 stop_command(payload)
             raise
-        finish_command(payload, run.name, end_warning.act if end_warning else None)
+        finish_command(payload, run_name, end_warning.act if end_warning else None)

@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 STATUS_CHECK_EVERY_S = 60.0
 # How long an interrupted launch waits for its local jobs to stop.
 LOCAL_STOP_TIMEOUT_S = 60.0
+# Between end checks, how often the monitor looks whether every job still active looks ended
+# (the backend's `finished`: one stat, while most still run): the sweep's last jobs are then
+# confirmed at once, not up to an end check later, while the user waits.
+LAST_ENDS_LOOK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -136,18 +140,23 @@ class Monitor:
         """Until the next poll. Meanwhile, as often as the backend says, look for jobs that
         ended (on SLURM: that wrote their result and one sacct shows ended; locally: whose
         process exited) and record them and their compute metrics, so a sweep's end is known
-        within seconds while the queue is still asked once per poll interval. Returns early once
-        no job is left running."""
+        within seconds while the queue is still asked once per poll interval; the last jobs'
+        ends at once (LAST_ENDS_LOOK_S). Returns early once no job is left running."""
         deadline = self._clock() + wait_s
+        checked = self._clock()
         while self._clock() < deadline:
             step_s = self.backend.end_check_every_s(self.settings.end_check_s)
-            if step_s is None or step_s >= deadline - self._clock():
+            if step_s is None:
                 self._sleep(max(0.0, deadline - self._clock()))
                 return
-            self._sleep(step_s)
+            due = checked + step_s
+            self._sleep(max(0.0, min(due, self._clock() + LAST_ENDS_LOOK_S, deadline) - self._clock()))
             active = self.active()
             if self._clock() >= deadline or not active:
                 return  # the poll is due (the queue has the word), or nothing is left to watch
+            if self._clock() < due and not self.backend.finished(active):
+                continue
+            checked = self._clock()
             self.faults.check_sweep_dir()
             ended = self._observe(lambda records: self.backend.ended(records, self._clock()), active)
             if ended:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -13,6 +11,7 @@ from typing import Any, Iterable, Sequence
 
 from ttlaunch import __version__
 from ttlaunch.base.errors import DamagedFile
+from ttlaunch.base.files import write_atomically
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.scheduler.states import JobState
 
@@ -138,21 +137,6 @@ def status_counts(records: Iterable[JobRecord], first: Sequence[str] = ()) -> di
     for record in records:
         counts[record.status.value] = counts.get(record.status.value, 0) + 1
     return counts
-
-
-def write_atomically(path: Path, content: str | bytes) -> None:
-    """Write to a temporary file beside `path`, then rename it over `path`: a reader sees
-    the old content or the new, never a half-written file. Text is written as UTF-8."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content.encode("utf-8") if isinstance(content, str) else content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 _SWEEP_FIELDS = [item.name for item in fields(SweepState) if item.name != "jobs"]

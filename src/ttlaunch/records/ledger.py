@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ttlaunch.base.errors import NotASweep
+from ttlaunch.base.files import write_atomically
 from ttlaunch.records.event_log import EVENT_LOG_NAME, EventLog
-from ttlaunch.records.jobs_file import STATE_FILE_NAME, SweepState, load_state, save_state, write_atomically
+from ttlaunch.records.jobs_file import STATE_FILE_NAME, SweepState, load_state, save_state
 from ttlaunch.records.status_table import row_cells, update_status_table
 
 

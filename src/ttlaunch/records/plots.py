@@ -79,18 +79,27 @@ def timeline_figure(state: SweepState, now: dt.datetime | None = None) -> Figure
     def at(when: dt.datetime) -> float:
         return (when - origin).total_seconds() / scale
 
-    for row, (name, record) in enumerate(reversed(jobs)):
+    # The bars of one colour in one call each: a call per bar was most of the end of a sweep of 50 jobs.
+    bars: dict[tuple[str, str], list[tuple[int, float, float]]] = {}  # (label, colour) -> (row, left, width)
+    requeued: list[tuple[float, int]] = []
+    for row, (_, record) in enumerate(reversed(jobs)):
         submitted, started = parse_timestamp(record.submitted), parse_timestamp(record.started)
         ended = parse_timestamp(record.completed) or moment
         assert submitted is not None
-        axes.barh(row, at(started or ended) - at(submitted), left=at(submitted), color="lightgrey", label="queued")
+        bars.setdefault(("queued", "lightgrey"), []).append((row, at(submitted), at(started or ended) - at(submitted)))
         if started is not None:
             colour = _END_COLOURS.get(record.status.value, "tab:blue")
-            axes.barh(row, at(ended) - at(started), left=at(started), color=colour, label=record.status.value)
+            bars.setdefault((record.status.value, colour), []).append((row, at(started), at(ended) - at(started)))
         for requeue in record.requeues:
-            requeued = parse_timestamp(str(requeue.get("at")))
-            if requeued is not None:
-                axes.plot([at(requeued)], [row], marker="|", markersize=14, color="black", label="requeued")
+            when = parse_timestamp(str(requeue.get("at")))
+            if when is not None:
+                requeued.append((at(when), row))
+    for (label, colour), rows in bars.items():
+        axes.barh([row for row, _, _ in rows], [width for _, _, width in rows], left=[left for _, left, _ in rows],
+                  color=colour, label=label)
+    if requeued:
+        axes.plot([x for x, _ in requeued], [row for _, row in requeued], linestyle="none", marker="|", markersize=14,
+                  color="black", label="requeued")
     if len(jobs) <= MAX_NAMED_BARS:
         axes.set_yticks(range(len(jobs)), [name for name, _ in reversed(jobs)], fontsize="small")
     else:  # too many to read: the bars alone, the first submitted on top

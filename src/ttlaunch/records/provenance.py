@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ttlaunch import __version__
+from ttlaunch.base.files import write_atomically
 from ttlaunch.base.times import timestamp
-from ttlaunch.records.jobs_file import write_atomically
 
 PROVENANCE_NAME = "provenance.json"
 PROVENANCE_DIR = "provenance"

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ttlaunch.base.files import write_atomically
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.records.checkpoints import epoch_dirs
-from ttlaunch.records.jobs_file import JobRecord, SweepState, write_atomically
+from ttlaunch.records.jobs_file import JobRecord, SweepState
 from ttlaunch.records.plots import write_pictures
 from ttlaunch.records.provenance import PROVENANCE_NAME, last_commits
 from ttlaunch.records.results import results_table

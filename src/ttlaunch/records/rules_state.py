@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ttlaunch.base.errors import DamagedFile
-from ttlaunch.records.jobs_file import fits_type, read_json_object, rebuild_hint, write_atomically
+from ttlaunch.base.files import write_atomically
+from ttlaunch.records.jobs_file import fits_type, read_json_object, rebuild_hint
 
 RULES_STATE_NAME = "rules.json"
 _RULES_STATE_KEYS: tuple[tuple[str, object], ...] = (("offsets", {}), ("decided", []), ("queued", []), ("quiet", []))

@@ -5,8 +5,8 @@ meet these Protocols, which mypy checks where they hand themselves over."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
 
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn
@@ -20,6 +20,7 @@ from ttlaunch.job.combination_configs import CombinationConfigs
 from ttlaunch.job.stagger import StaggerHook
 from ttlaunch.monitor.callback import SweepWatcher
 from ttlaunch.records.ledger import Ledger
+from ttlaunch.submit.plan import combination_of
 
 
 @dataclass
@@ -31,6 +32,13 @@ class LaunchSession:
     inputs: LaunchInputs
     ledger: Ledger
     callback: SweepWatcher | None
+    # Where the command line sweeps something: each combination of its overrides -> its own inputs.
+    combination_inputs: Mapping[tuple[str, ...], LaunchInputs] = field(default_factory=dict)
+
+    def inputs_for(self, overrides: Sequence[str]) -> LaunchInputs:
+        """The inputs of the planned job with these overrides: its combination's, its run
+        parameters applied."""
+        return self.combination_inputs.get(combination_of(overrides), self.inputs).for_overrides(overrides)
 
 
 class Launcher(Protocol):

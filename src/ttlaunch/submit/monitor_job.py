@@ -16,13 +16,14 @@ from __future__ import annotations
 import getpass
 import logging
 import pickle
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ttlaunch.backend.choice import backend_for
 from ttlaunch.backend.requests import SubmissionSettings, SubmititOptions, slurm_request
 from ttlaunch.base.errors import SweepBusy
+from ttlaunch.base.files import write_atomically
 from ttlaunch.base.times import timestamp
 from ttlaunch.inputs.composed import LaunchInputs
 from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
@@ -30,7 +31,6 @@ from ttlaunch.job.job_callable import PrePickledJob
 from ttlaunch.monitor.callback import reattach_hint
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
-from ttlaunch.records.jobs_file import write_atomically
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.report import SUMMARY_NAME
 from ttlaunch.records.sweep_lock import SweepLock
@@ -62,6 +62,8 @@ class MonitorSession:
     submission: SubmissionSettings
     settings: MonitorSettings
     job_callable: PrePickledJob | None  # what evaluations and restarts are submitted with
+    # A command-line sweep's combinations' own inputs (LaunchSession.combination_inputs).
+    combination_inputs: Mapping[tuple[str, ...], LaunchInputs] = field(default_factory=dict)
 
     def monitor(self, ledger: Ledger, settings: MonitorSettings | None = None) -> Monitor:
         """A monitor of the sweep whose reactions (rules, evaluations) submit as the launch's did."""
@@ -69,7 +71,7 @@ class MonitorSession:
         if self.inputs is not None and self.job_callable is not None:
             submitter = Submitter(ledger, self.submission, monitor.backend)
             submitter.job_callable = self.job_callable
-            monitor.reactions += reactions_for(self.inputs, ledger, submitter)
+            monitor.reactions += reactions_for(self.inputs, ledger, submitter, self.combination_inputs)
         return monitor
 
 

@@ -44,7 +44,7 @@ from ttlaunch.scheduler.submitit_files import folder, log_paths
 from ttlaunch.submit import monitor_job
 from ttlaunch.submit.handover import Launcher, LaunchSession, Sweeper
 from ttlaunch.submit.monitor_job import MonitorSession
-from ttlaunch.submit.plan import JOB_NAME_KEY, RUN_NAME_KEY, JobSpec, plan_jobs
+from ttlaunch.submit.plan import JOB_NAME_KEY, RUN_NAME_KEY, JobSpec, combination_of, plan_jobs
 from ttlaunch.submit.selection import Selection, changed_jobs, select_jobs, unrecorded_job_id
 from ttlaunch.submit.submitter import (
     Submitter,
@@ -68,9 +68,13 @@ def _combinations(sweeper: Sweeper, arguments: Sequence[str]) -> list[list[str]]
     return combinations
 
 
-def plan(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) -> tuple[LaunchInputs, list[JobSpec]]:
-    """Validate the inputs of every combination of overrides and plan the jobs. (The sweeper
-    has checked that its launcher is ttlaunch's.)"""
+def plan(
+    sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]
+) -> tuple[LaunchInputs, list[JobSpec], dict[tuple[str, ...], LaunchInputs]]:
+    """Validate the inputs of every combination of overrides and plan the jobs: the primary
+    config's inputs, the jobs, and, where the command line sweeps something, each
+    combination's own inputs (`compute.mem_gb=16,32` asks for other memory in each). (The
+    sweeper has checked that its launcher is ttlaunch's.)"""
     config, context = sweeper.config, sweeper.hydra_context
     assert config is not None and context is not None  # Hydra sets them up before it sweeps
     check_settings(launcher, find_monitor(context.callbacks))
@@ -97,23 +101,26 @@ def plan(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) -> tupl
     check_sort_key(inputs.report.sort_by, [inputs.for_overrides(job.overrides).run(job.run_name) for job in jobs], tasks)
     sweep_dir = Path(config.hydra.sweep.dir)
     runs_here = backend_for(launcher.executor).runs_here
+    jobs_of: dict[tuple[str, ...], list[JobSpec]] = {}
+    for job in jobs:
+        jobs_of.setdefault(combination_of(job.overrides), []).append(job)
+    combination_inputs: dict[tuple[str, ...], LaunchInputs] = {}
     for combination in combinations:
         # The primary config already holds every single-valued override; compose again
         # only when the command line sweeps something that may change the inputs.
-        combined = config
+        combined_inputs = inputs
         if len(combinations) > 1:
             combined = context.config_loader.load_sweep_config(config, list(combination))
-        combined_inputs = inputs if combined is config else read_inputs(combined, combined.hydra)
-        for job in jobs:
-            if all(o in job.overrides for o in combination):
-                compute = combined_inputs.compute_for(job.run_name)
-                command = combined_inputs.payload_for(job.run_name, sweep_dir / job.name)
-                if combined_inputs.evaluation.enabled:  # a bad evaluation.compute, now rather than mid-sweep
-                    combined_inputs.evaluation_compute_for(job.run_name)
-                if runs_here:
-                    check_one_task(compute, combined_inputs.compute_source)
-                    _check_model_here(combined_inputs, command.argv)
-    return inputs, jobs
+            combined_inputs = combination_inputs[combination_of(combination)] = read_inputs(combined, combined.hydra)
+        for job in jobs_of.get(combination_of(combination), []):
+            compute = combined_inputs.compute_for(job.run_name)
+            command = combined_inputs.payload_for(job.run_name, sweep_dir / job.name)
+            if combined_inputs.evaluation.enabled:  # a bad evaluation.compute, now rather than mid-sweep
+                combined_inputs.evaluation_compute_for(job.run_name)
+            if runs_here:
+                check_one_task(compute, combined_inputs.compute_source)
+                _check_model_here(combined_inputs, command.argv)
+    return inputs, jobs, combination_inputs
 
 
 # The launcher's and the monitor's own numeric settings: (owner, name, least value, None allowed).
@@ -276,14 +283,14 @@ def adopt_unrecorded(ledger: Ledger, jobs: Sequence[JobSpec]) -> None:
 
 
 def run_sweep(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) -> list[Sequence[JobReturn]]:
-    inputs, jobs = plan(sweeper, launcher, arguments)  # raises InputError before anything is written
+    inputs, jobs, combination_inputs = plan(sweeper, launcher, arguments)  # raises InputError before anything is written
     config, context = sweeper.config, sweeper.hydra_context
     assert config is not None and context is not None  # Hydra sets them up before it sweeps
     sweep_dir = Path(config.hydra.sweep.dir)
     experiment = inputs.experiment
     callback = find_monitor(context.callbacks)
     if launcher.dry_run:  # no records of a launch that does not happen
-        launcher.session = LaunchSession(inputs, Ledger.open(sweep_dir, experiment.name), callback)
+        launcher.session = LaunchSession(inputs, Ledger.open(sweep_dir, experiment.name), callback, combination_inputs)
         try:
             return [launcher.launch([list(job.overrides) for job in jobs], initial_job_idx=0)]
         finally:
@@ -293,7 +300,8 @@ def run_sweep(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) ->
     with SweepLock(sweep_dir):  # UnwritableSweep when it cannot write its lock file
         ledger = Ledger.open(sweep_dir, experiment.name)  # DamagedFile: one line, nothing written
         RulesState.load(sweep_dir / RULES_STATE_NAME)
-        changed = _check_changed(ledger, inputs, jobs, bool(config.resubmit_changed))  # before anything is written
+        session = LaunchSession(inputs, ledger, callback, combination_inputs)
+        changed = _check_changed(session, jobs, bool(config.resubmit_changed))  # before anything is written
         _describe(ledger, inputs, launcher.executor)
         # The first write: a sweep dir that cannot take it is said now, before any submission.
         writable(ledger.state_path, ledger.save_state)
@@ -325,7 +333,7 @@ def run_sweep(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) ->
             details, "resubmit_failed=true", rerun=launcher.relaunch == "rerun",
         )
         if selection.submit or selection.attach:
-            launcher.session = LaunchSession(inputs, ledger, callback)
+            launcher.session = session
             try:
                 launcher.launch([list(job.overrides) for job in selection.submit], initial_job_idx=0)
             finally:
@@ -392,7 +400,9 @@ def launch_runs(launcher: Launcher, job_overrides: Sequence[Sequence[str]], init
     settings = SubmissionSettings(
         inputs.requeue, inputs.user, launcher.signal_delay_s, inputs.compute_source, launcher.submitit_options
     )
-    planned = [run_submission(inputs, sweep_dir, initial_job_idx + offset, o) for offset, o in enumerate(job_overrides)]
+    planned = [
+        run_submission(session.inputs_for(o), sweep_dir, initial_job_idx + offset, o) for offset, o in enumerate(job_overrides)
+    ]
     if launcher.dry_run:
         return Submitter(ledger, settings, backend_for(launcher.executor)).dry_run(planned)
     monitor = callback.monitor_for(ledger) if callback is not None else None
@@ -400,8 +410,8 @@ def launch_runs(launcher: Launcher, job_overrides: Sequence[Sequence[str]], init
     # it watches the local jobs it starts through their handles.
     submitter = Submitter(ledger, settings, monitor.backend if monitor is not None else backend_for(launcher.executor))
     if monitor is not None:
-        monitor.reactions += reactions_for(inputs, ledger, submitter)
-        detached = MonitorSession(inputs, settings, monitor.settings, None)
+        monitor.reactions += reactions_for(inputs, ledger, submitter, session.combination_inputs)
+        detached = MonitorSession(inputs, settings, monitor.settings, None, session.combination_inputs)
 
         def hand_over() -> str:
             detached.job_callable = submitter.job_callable  # made as the jobs were submitted
@@ -431,12 +441,13 @@ def ended_without_completing(record: JobRecord | None) -> bool:
     return record is not None and record.status.terminal and record.status is not JobState.COMPLETED
 
 
-def _check_changed(ledger: Ledger, inputs: LaunchInputs, jobs: Sequence[JobSpec], resubmit_changed: bool) -> list[str]:
+def _check_changed(session: LaunchSession, jobs: Sequence[JobSpec], resubmit_changed: bool) -> list[str]:
     """Jobs submitted with other parameters, compute or command than their run asks for now.
     Refused (InputError, nothing written) unless `resubmit_changed`; then those that ended
     are trained again, and one still queued or running is refused all the same."""
+    ledger = session.ledger
     specs = {
-        job.name: inputs.for_overrides(job.overrides).submission_spec(job.run_name, ledger.sweep_dir / job.name)
+        job.name: session.inputs_for(job.overrides).submission_spec(job.run_name, ledger.sweep_dir / job.name)
         for job in jobs
     }
     changed = changed_jobs(jobs, ledger.state.jobs, specs)

@@ -59,6 +59,11 @@ def _suffix(overrides: Sequence[str], swept_keys: set[str]) -> str:
     return "".join(f"__{part}" for part in parts)
 
 
+def combination_of(overrides: Sequence[str]) -> tuple[str, ...]:
+    """A planned job's overrides less its own (its run, its name): its combination's."""
+    return tuple(override for override in overrides if override_key(override) not in {RUN_NAME_KEY, JOB_NAME_KEY})
+
+
 def plan_jobs(experiment: Experiment, combinations: Sequence[Sequence[str]]) -> list[JobSpec]:
     """One job per fine-tuned run per combination of command-line overrides.
 
@@ -76,7 +81,7 @@ def plan_jobs(experiment: Experiment, combinations: Sequence[Sequence[str]]) -> 
     names: dict[str, str] = {}
     for combination in combinations:
         suffix = _suffix(combination, swept)
-        user_overrides = tuple(o for o in combination if override_key(o) not in {RUN_NAME_KEY, JOB_NAME_KEY})
+        user_overrides = combination_of(combination)
         for run in experiment.fine_tuned:
             name = check_safe_name(run.name + suffix, "command line", "job name")
             if name in names:

@@ -15,7 +15,7 @@ import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -33,6 +33,7 @@ from ttlaunch.inputs.frozen import INPUTS_DIR, copies_of, freeze
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import ComputeConfig
 from ttlaunch.job.job_callable import PrePickledJob
+from ttlaunch.job.job_plan import JobPlan, save_plan, training_plan
 from ttlaunch.job.stagger import StaggerHook
 from ttlaunch.monitor.callback import SweepWatcher, reattach_hint
 from ttlaunch.monitor.evaluations import EvaluationTrigger
@@ -43,7 +44,7 @@ from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler import submitit_files
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit.handover import Launcher
-from ttlaunch.submit.plan import job_name_of, run_name_of
+from ttlaunch.submit.plan import combination_of, job_name_of, run_name_of
 
 if TYPE_CHECKING:  # submitit loads only where jobs are submitted
     from submitit import Job
@@ -69,6 +70,9 @@ class Submission:
     files: Mapping[str, Path] = field(default_factory=dict)
     run_files: frozenset[str] = frozenset()
     copies_from: Path | None = None  # or a copy of another job's copies (a rule's follow-up of it)
+    # A planned run's inputs, from which its plan is worked out as it is submitted (ttlaunch.job.job_plan);
+    # None: the job works its own out.
+    inputs: LaunchInputs | None = None
     request: JobRequest | None = None  # set as it is submitted
 
     def freeze_inputs(self) -> None:
@@ -81,20 +85,28 @@ class Submission:
                 shutil.rmtree(self.job_dir / INPUTS_DIR, ignore_errors=True)
                 shutil.copytree(copies, self.job_dir / INPUTS_DIR, symlinks=True)
 
+    def plan(self) -> JobPlan | None:
+        """What the job runs, from the copies it was given (after freeze_inputs); None: the job
+        works its own plan out (ttlaunch.job.job_plan)."""
+        if self.inputs is None or self.run_name is None:
+            return None
+        return training_plan(replace(self.inputs, copies=copies_of(self.job_dir)), self.run_name, self.job_dir)
 
-def run_submission(inputs: LaunchInputs, sweep_dir: Path, index: int, overrides: Sequence[str]) -> Submission:
-    """A planned run's job (its overrides name the run and the job; ttlaunch.submit.plan)."""
+
+def run_submission(job_inputs: LaunchInputs, sweep_dir: Path, index: int, overrides: Sequence[str]) -> Submission:
+    """A planned run's job (its overrides name the run and the job; ttlaunch.submit.plan),
+    from its inputs (its combination's, its run parameters applied)."""
     name = job_name_of(overrides) or f"job{index}"
     run_name = run_name_of(overrides)
     if run_name is None:
-        return Submission(index, name, list(overrides), sweep_dir / name, inputs.compute)
-    job_inputs = inputs.for_overrides(overrides)
+        return Submission(index, name, list(overrides), sweep_dir / name, job_inputs.compute)
     command = job_inputs.payload_for(run_name, sweep_dir / name)
     return Submission(
-        index=index, name=name, overrides=list(overrides), job_dir=sweep_dir / name, compute=inputs.compute_for(run_name),
+        index=index, name=name, overrides=list(overrides), job_dir=sweep_dir / name, compute=job_inputs.compute_for(run_name),
         run_name=run_name, output_dir=command.output_dir, command=command.argv,
         spec=job_inputs.submission_spec(run_name, sweep_dir / name),
         files=job_inputs.input_paths(run_name, command), run_files=job_inputs.run_files(run_name, command),
+        inputs=job_inputs,
     )
 
 
@@ -176,6 +188,7 @@ class Submitter:
             # time limit and of its requeue budget.
             submission.request = self.backend.request(submission.name, submission.compute, self.settings)
             submission.freeze_inputs()
+            save_plan(submission.job_dir, submission.plan())  # or an earlier job's plan goes
             args = (submission.overrides, "hydra.sweep.dir", submission.index, f"job_id_for_{submission.index}")
             job = self.backend.submit(
                 submission.name, submitit_files.folder(submission.job_dir), submission.request, callable_job, args
@@ -257,9 +270,12 @@ class SweepActions:
     """What the rules engine may do to the sweep from the launching process: submit a job
     that inherits another job's config (a follow-up, or the same run again), cancel a job."""
 
-    def __init__(self, submitter: Submitter, inputs: LaunchInputs) -> None:
+    def __init__(
+        self, submitter: Submitter, inputs: LaunchInputs, combination_inputs: Mapping[tuple[str, ...], LaunchInputs]
+    ) -> None:
         self.submitter = submitter
         self.inputs = inputs
+        self.combination_inputs = combination_inputs  # a command-line sweep's combinations' own (LaunchSession)
 
     def submit(
         self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str], evaluation: bool = False
@@ -276,10 +292,11 @@ class SweepActions:
         if "/" in job_name:  # an evaluation's run/task/epochN: nested dirs, a flat name for Hydra's log file
             naming = [f"hydra.job.name={job_name.replace('/', '.')}", f"hydra.sweep.subdir={job_name}"]
         index = len(submitter.submitted)
+        inputs = self.combination_inputs.get(combination_of(inherited), self.inputs)  # what the template job asked for
         submission = Submission(
             index=index, name=job_name, overrides=[*inherited, f"run_name={run_name}", *naming, *overrides],
             job_dir=submitter.sweep_dir / job_name, run_name=run_name,
-            compute=self.inputs.evaluation_compute_for(run_name) if evaluation else self.inputs.compute_for(run_name),
+            compute=inputs.evaluation_compute_for(run_name) if evaluation else inputs.compute_for(run_name),
             output_dir=submitter.sweep_dir / job_name / "outputs",
             copies_from=None if evaluation else submitter.sweep_dir / template_job,
         )
@@ -300,10 +317,12 @@ class SweepActions:
         self.submitter.backend.cancel(record)
 
 
-def reactions_for(inputs: LaunchInputs, ledger: Ledger, submitter: Submitter) -> list[Reaction]:
+def reactions_for(
+    inputs: LaunchInputs, ledger: Ledger, submitter: Submitter, combination_inputs: Mapping[tuple[str, ...], LaunchInputs]
+) -> list[Reaction]:
     """What reacts to the monitor's polls in this launch: the `monitoring` rules and the
     scheduler of the summary's evaluations, both acting through this launch's submitter."""
-    actions = SweepActions(submitter, inputs)
+    actions = SweepActions(submitter, inputs, combination_inputs)
     reactions: list[Reaction] = []
     if not inputs.rules.empty:
         reactions.append(RulesEngine(inputs.rules, ledger, actions))
