@@ -15,16 +15,20 @@ all payloads started (the newest start file), to the command's exit, the CPU tim
 inside each job (sacct's TotalCPU summed over the job's steps, the mean over its jobs), and
 how many times it ran `squeue` and `sacct` (counted by wrappers on PATH that run the real
 commands). The launchers take turns for `--rounds` rounds (3): on 2 cores one launch to exit
-varies by a quarter from run to run, so the ratios are of medians. Prints:
+varies by a quarter from run to run, so the ratios are of medians. A job's CPU time in a
+sweep varies by a fifth from round to round with what else runs on the 2 cores (the other
+jobs, the launcher), so one job of each launcher is then also run again alone, as srun
+starts it, the launchers taking turns `--reruns` times (20). Prints:
 
   * ttlaunch default, launch to exit / hydra-submitit-launcher     target <= 1.0x
   * ttlaunch default, CPU per job / hydra-submitit-launcher        target <= 1.0x
+    (in the sweep, and run again alone)
   * ttlaunch default, squeue calls                                  target <= 1 per 60 s + 3
   * the same app with ttlaunch_slurm / hydra-submitit-launcher, both ratios
 
 Needs the cluster up (`sudo scripts/testcluster.sh start`).
 
-    .venv/bin/python benchmarks/launch_to_exit.py [--runs 50] [--rounds 3] [--skip-slow]
+    .venv/bin/python benchmarks/launch_to_exit.py [--runs 50] [--rounds 3] [--reruns 20] [--skip-slow]
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -77,6 +82,45 @@ class Measured:
     exit_s: float
     cpu_per_job_s: float
     calls: dict[str, int]
+    job: Path  # one of its jobs' submitit pickle, to run it again alone
+
+
+def job_environment(submitted: Path) -> dict[str, str]:
+    """The environment SLURM gives the job whose `<id>_submitted.pkl` this is (one task on one
+    node; an array task's id is <array id>_<index>)."""
+    job_id = submitted.name.removesuffix("_submitted.pkl")
+    array_id, _, index = job_id.partition("_")
+    env = {
+        **os.environ, "SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": array_id, "SLURM_NTASKS": "1", "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "localhost", "SLURM_JOB_NUM_NODES": "1",
+        "SLURM_NNODES": "1",
+    }
+    if index:
+        env.update({"SLURM_ARRAY_JOB_ID": array_id, "SLURM_ARRAY_TASK_ID": index})
+    return env
+
+
+def rerun_cpu_s(submitted: Path) -> float:
+    """The CPU time (user + system, its children included) of the job's process run again on
+    its own, as srun starts it: submitit's `_submit` on the job's pickle."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(
+        [sys.executable, "-u", "-m", "submitit.core._submit", str(submitted.parent)], env=job_environment(submitted),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def rerun_alone(jobs: dict[str, Path], times: int) -> dict[str, float]:
+    """Each launcher's job run again alone, the launchers taking turns `times` times: the
+    median CPU time of each. On 2 cores a job's CPU time in the sweep varies by a fifth from
+    round to round with what else runs; alone, by a few percent."""
+    samples: dict[str, list[float]] = {label: [] for label in jobs}
+    for _ in range(times):
+        for label, submitted in jobs.items():
+            samples[label].append(rerun_cpu_s(submitted))
+    return {label: statistics.median(values) for label, values in samples.items()}
 
 
 def cpu_seconds(text: str) -> float:
@@ -172,7 +216,8 @@ def plain_app(workdir: Path, runs: int, env: dict[str, str], calls: Path, launch
     # submitit names every job of the array after the app; ttlaunch names each after its overrides.
     prefix = "hslbench" if launcher == "submitit_slurm" else "index-"
     return Measured(
-        newest_submit(prefix, began), newest_start(sweep_dir, runs, began), wall, cpu_per_job(prefix, began), count_calls(calls)
+        newest_submit(prefix, began), newest_start(sweep_dir, runs, began), wall, cpu_per_job(prefix, began), count_calls(calls),
+        min(sweep_dir.rglob("*_submitted.pkl")),
     )
 
 
@@ -187,7 +232,8 @@ def ttlaunch(workdir: Path, runs: int, env: dict[str, str], calls: Path, label: 
     sweep_dir = workdir / "sweeps" / "ttlaunch_sweeps" / name
     # ttlaunch names each job after its run: r0000, r0001, ...
     return Measured(
-        newest_submit("r0", began), newest_start(sweep_dir, runs, began), wall, cpu_per_job("r0", began), count_calls(calls)
+        newest_submit("r0", began), newest_start(sweep_dir, runs, began), wall, cpu_per_job("r0", began), count_calls(calls),
+        next(sweep_dir.glob("r0000/submitit/*_submitted.pkl")),
     )
 
 
@@ -196,6 +242,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3, help="launchers interleaved; the ratios are of medians")
     parser.add_argument("--skip-slow", action="store_true", help="leave out the fixed 5-s delay")
+    parser.add_argument("--reruns", type=int, default=20, help="times each launcher's job is run again alone")
     args = parser.parse_args()
     if subprocess.run(["scontrol", "ping"], capture_output=True).returncode != 0:
         raise SystemExit("the test cluster is not up: sudo scripts/testcluster.sh start")
@@ -225,6 +272,7 @@ def main() -> None:
                     f"{label:26s} {round_:5d} {result.submitted_s:10.0f} {result.started_s:8.1f} {result.exit_s:8.1f} "
                     f"{result.cpu_per_job_s:8.2f} {result.calls['squeue']:7d} {result.calls['sacct']:6d}", flush=True,
                 )
+        alone = rerun_alone({label: results[-1].job for label, results in measured.items()}, args.reruns)
     exit_s = {label: statistics.median(m.exit_s for m in results) for label, results in measured.items()}
     cpu_s = {label: statistics.median(m.cpu_per_job_s for m in results) for label, results in measured.items()}
     hsl = "hydra-submitit-launcher"
@@ -232,6 +280,10 @@ def main() -> None:
     for label, target in (("ttlaunch default", " (target <= 1.00x)"), ("same app, ttlaunch_slurm", "")):
         print(f"{label} / {hsl}, launch to exit: {exit_s[label] / exit_s[hsl]:.2f}x{target}")
         print(f"{label} / {hsl}, CPU per job: {cpu_s[label] / cpu_s[hsl]:.2f}x{target}")
+        print(
+            f"{label} / {hsl}, CPU per job run again alone: {alone[label] / alone[hsl]:.2f}x{target} "
+            f"({alone[label]:.3f} s against {alone[hsl]:.3f} s, medians of {args.reruns})"
+        )
     squeue = max(m.calls["squeue"] - m.exit_s / 60 - 3 for m in measured["ttlaunch default"])
     print(f"ttlaunch default, squeue calls beyond 1 per 60 s + 3: {max(0.0, squeue):.1f} at most (target 0)")
     if "ttlaunch fixed 5-s delay" in measured:
