@@ -3,11 +3,11 @@
 A run's training job learns it from the launch: as the launch submits the job it works the
 plan out from the copies of the run's files the submission took (ttlaunch.inputs.frozen)
 and saves it in the job's dir (`job_plan.json`), and the job reads that one file instead of
-reading and composing the experiment's files again (in a trivial job, the launch's inputs
-and their readers were a tenth of its CPU). A job whose inputs the launch does not hold (a
-rule's follow-up or restart, with overrides of its own; an evaluation, whose checkpoint is
-found as it starts) works its plan out itself, with the same function (ttlaunch.job.task):
-its submission removes the plan an earlier job of its dir left.
+reading and composing the experiment's files again (in a trivial job, reading them and
+loading their readers were about 8% of its CPU). A job whose inputs the launch does not hold
+(a rule's follow-up or restart, with overrides of its own; an evaluation, whose checkpoint
+is found as it starts) works its plan out itself (ttlaunch.job.planning, with the same
+training_plan): its submission removes the plan an earlier job of its dir left.
 
 Few imports: every job loads this module.
 """
