@@ -147,11 +147,13 @@ def queued(job_id: str) -> tuple[str, int] | None:
 def accounted_end(job_id: str, timeout: float = 30) -> str:
     """The state accounting gives the job once it shows an end: slurmdbd lags slurmctld, so a
     job gone from squeue can still read RUNNING in sacct for a moment."""
+    from ttlaunch.scheduler.states import parse_state
+
     def state() -> str:
         out = subprocess.run(
             ["sacct", "-X", "-n", "-P", "-j", job_id, "--format=State"], capture_output=True, text=True, check=True
         ).stdout.split()
-        return out[0] if out and out[0] not in ("PENDING", "RUNNING", "REQUEUED", "SUSPENDED") else ""
+        return out[0] if out and parse_state(out[0]).terminal else ""
 
     wait_for(state, timeout, f"accounting to show job {job_id}'s end")
     return state()
