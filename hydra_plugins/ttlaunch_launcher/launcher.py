@@ -5,11 +5,13 @@ other Hydra app (Hydra's basic sweeper hands it the sweep's override lists; each
 the app's task function).
 """
 
+from copy import deepcopy
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
 from omegaconf import DictConfig, open_dict
+from omegaconf.basecontainer import BaseContainer
 
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 
@@ -102,27 +104,35 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         result: JobReturn
         if self.runs_experiment:
             composed = self.combination_configs.config_for(args[0]) if self.combination_configs is not None else None
-            result = super().__call__(*args) if composed is None else self._run_composed(composed, *args)
+            result = self._run(composed, *args)
         else:
             # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
             from ttlaunch.job.app_attempt import run_app_attempt
 
-            result = run_app_attempt(self, lambda: super(TTLaunchLauncher, self).__call__(*args))
+            result = run_app_attempt(self, lambda: self._run(None, *args))
         if result.status is JobStatus.FAILED:
             _ = result.return_value  # raises the task's exception
         return result
 
-    def _run_composed(
-        self, config: DictConfig, sweep_overrides: List[str], job_dir_key: str, job_num: int, job_id: str,
+    def _run(
+        self, config: Optional[DictConfig], sweep_overrides: List[str], job_dir_key: str, job_num: int, job_id: str,
         singleton_state: Any,
     ) -> JobReturn:
-        """BaseSubmititLauncher.__call__ with the job's config given, not composed again."""
+        """BaseSubmititLauncher.__call__, with the job's config given where the launch composed
+        it (else composed here, as there), and Hydra's singletons restored without
+        `Singleton.set_state`'s eager re-scan of every installed plugin: Plugins is built
+        when first asked for, as a Singleton is, and a job that never asks saves the scan's
+        imports (a fifth of a trivial job's CPU goes to Hydra's and the plugins' modules)."""
         # submitit loads only where jobs are submitted or run.
         import submitit
 
         assert self.hydra_context is not None and self.task_function is not None  # set before the launch
-        Singleton.set_state(singleton_state)
+        Singleton._instances = singleton_state["instances"]
+        BaseContainer._resolvers = deepcopy(singleton_state["omegaconf_resolvers"])
         setup_globals()
+        if config is None:
+            assert self.config is not None
+            config = self.hydra_context.config_loader.load_sweep_config(self.config, sweep_overrides)
         with open_dict(config.hydra.job):
             config.hydra.job.id = submitit.JobEnvironment().job_id
             config.hydra.job.num = job_num
