@@ -57,6 +57,21 @@ Memory Utilized: 0.00 MB (estimated maximum)
 Memory Efficiency: 0.00% of 1000.00 MB (1000.00 MB/core)
 """
 
+# seff of a job that ended a moment before (the test cluster, sbatch --mem=1G --wrap true):
+# slurmdbd has its state but not yet what it asked for; half a second later: "of 1.00 GB".
+SEFF_ACCOUNTING_LAGS = """\
+Job ID: 11429
+Cluster: ttlaunch
+User/Group: root/root
+State: COMPLETED (exit code 0)
+Cores: 1
+CPU Utilized: 00:00:00
+CPU Efficiency: 0.00% of 00:00:00 core-walltime
+Job Wall-clock time: 00:00:00
+Memory Utilized: 0.00 MB (estimated maximum)
+Memory Efficiency: 0.00% of 0.00 MB (0.00 MB/node)
+"""
+
 # `sacct -P -n --format=JobID,Elapsed,Timelimit,TotalCPU,AllocCPUS,ReqMem,MaxRSS` of job 28.
 USAGE = """\
 28|00:00:06|00:10:00|00:06.238|2|500M|

@@ -3,7 +3,7 @@
 from ttlaunch.scheduler.metrics import entry_fields, parse_seff, parse_usage, parse_usages
 from ttlaunch.scheduler.readings import duration_s
 
-from recorded import SEFF_COMPLETED, SEFF_NO_SAMPLES, USAGE
+from recorded import SEFF_ACCOUNTING_LAGS, SEFF_COMPLETED, SEFF_NO_SAMPLES, USAGE
 
 
 def test_seff_report():
@@ -12,6 +12,13 @@ def test_seff_report():
     assert (metrics.memory_used_mb, metrics.memory_requested_mb) == (214.49, 500.0)
     no_samples = parse_seff(SEFF_NO_SAMPLES)
     assert no_samples.memory_used_mb == 0.0 and no_samples.memory_requested_mb == 1000.0
+    assert no_samples.cpu_efficiency is None  # a share of no core-walltime
+
+
+def test_a_request_accounting_does_not_have_yet_is_unknown_not_zero():
+    lagging = parse_seff(SEFF_ACCOUNTING_LAGS)
+    assert lagging.memory_requested_mb is None and lagging.cpu_efficiency is None
+    assert lagging.filled_from(parse_usage(USAGE)[0]).memory_requested_mb == 500.0
 
 
 def test_seff_without_data_is_none():

@@ -50,15 +50,18 @@ def parse_seff(text: str) -> ComputeMetrics | None:
     if wall is None:
         return None
     # "50.00% of 00:00:12 core-walltime", "214.49 MB (estimated maximum)", "42.90% of 500.00 MB"
-    cpu = report.get("CPU Efficiency", "").split("%", 1)[0]
+    cpu, _, core_walltime = report.get("CPU Efficiency", "").partition("% of ")
     used = report.get("Memory Utilized", "").split("(", 1)[0]
-    requested = report.get("Memory Efficiency", "").partition(" of ")[2].split("(", 1)[0]
+    requested = size_mb(report.get("Memory Efficiency", "").partition(" of ")[2].split("(", 1)[0])
     return ComputeMetrics(
         source="seff",
         wall_time=_wall(duration_s(wall)),
-        cpu_efficiency=number(cpu),
+        # seff says 0.00% of no core-walltime (a job of under a second); sacct's figure has it unknown too.
+        cpu_efficiency=number(cpu) if duration_s(core_walltime.split(" ", 1)[0]) else None,
         memory_used_mb=size_mb(used),
-        memory_requested_mb=size_mb(requested),
+        # Every job asks for memory: 0 is accounting that has not recorded the request yet
+        # (the moment after a job ends), left for sacct to fill.
+        memory_requested_mb=requested or None,
     )
 
 
