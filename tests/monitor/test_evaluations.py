@@ -60,7 +60,7 @@ def test_a_task_runs_from_its_script_with_the_runs_and_the_tasks_settings(tmp_pa
     base.mkdir()
     (base / "tokenizer.model").write_bytes(b"model")
     command = evaluation_command(
-        EvaluationConfig(), EvaluationTarget("r8", "echo", 0), tmp_path / "r8" / "outputs", tmp_path / "r8" / "echo" / "epoch0",
+        EvaluationConfig(), EvaluationTarget("r8", "echo", 0, "r8"), tmp_path / "r8" / "outputs", tmp_path / "r8" / "echo" / "epoch0",
         task, base, {**experiment.controls, **experiment.run("r8").parameters},
     )
     assert command.argv == (
@@ -71,12 +71,12 @@ def test_a_task_runs_from_its_script_with_the_runs_and_the_tasks_settings(tmp_pa
     ), "a checkpoint without tokenizer files gets the base model's"
     (checkpoint / "tokenizer.model").write_bytes(b"model")
     again = evaluation_command(
-        EvaluationConfig(), EvaluationTarget("r8", "echo", 0), tmp_path / "r8" / "outputs", tmp_path / "x", task, base,
+        EvaluationConfig(), EvaluationTarget("r8", "echo", 0, "r8"), tmp_path / "r8" / "outputs", tmp_path / "x", task, base,
     )
     assert "-M" not in again.argv
     # The summary's own evaluation settings, under the task's: greedy decoding, a seed, its max_tokens.
     shared = evaluation_command(
-        EvaluationConfig(), EvaluationTarget("r8", "echo", 0), tmp_path / "r8" / "outputs", tmp_path / "x", task, base,
+        EvaluationConfig(), EvaluationTarget("r8", "echo", 0, "r8"), tmp_path / "r8" / "outputs", tmp_path / "x", task, base,
         shared=EvaluationSettings(max_tokens=4, do_sample=False, temperature=0.7, seed=3, system_prompt="Answer."),
     )
     assert shared.argv[shared.argv.index("--max-tokens") + 1] == "8", "the task's max_tokens over the summary's"
@@ -151,7 +151,7 @@ def test_a_cruijff_task_gets_the_arguments_cruijffs_setup_inspect_derives(tmp_pa
         },
     }, "s.yaml", script_base=tmp_path)
     options, config = cruijff_evaluation(
-        experiment, experiment.run("r4"), experiment.evaluation_tasks[0], EvaluationTarget("r4", "cap", 0), tmp_path / "job",
+        experiment, experiment.run("r4"), experiment.evaluation_tasks[0], EvaluationTarget("r4", "cap", 0, "r4"), tmp_path / "job",
     )
     assert options == (
         "-T", "data_path=/data/words.json", "-T", f"config_path={tmp_path / 'job' / 'eval.yaml'}", "-T", "vis_label=rank4",
@@ -178,7 +178,7 @@ def test_a_controls_evaluation_is_submitted_at_once_an_epochs_when_its_checkpoin
         def cancel(self, job_name):
             raise AssertionError("nothing is cancelled")
 
-    targets = [EvaluationTarget("r8", "cap", 0), EvaluationTarget("base", "cap", None)]
+    targets = [EvaluationTarget("r8", "cap", 0, "r8"), EvaluationTarget("base", "cap", None, None)]
     scheduler = EvaluationTrigger(targets, EvaluationConfig(), ledger, Launcher())
     scheduler.after_poll(Containment(ledger.events, tmp_path))
     assert submitted == [("base/cap", "base", "r8", ["+evaluation_target.task=cap", "+evaluation_target.epoch=null"], True)]
@@ -187,16 +187,48 @@ def test_a_controls_evaluation_is_submitted_at_once_an_epochs_when_its_checkpoin
     (tmp_path / "r8" / "epoch_0" / "adapter_config.json").write_text("{}")
     scheduler.after_poll(Containment(ledger.events, tmp_path))
     assert [entry[0] for entry in submitted] == ["base/cap", "r8/cap/epoch0"] and not scheduler.pending
+    assert submitted[-1][2:4] == (
+        "r8", ["+evaluation_target.task=cap", "+evaluation_target.epoch=0", "+evaluation_target.training_job=r8"]
+    ), "it inherits the command line of the job that trained the checkpoint"
     # A base model the sweep's preparation makes: its evaluation waits until it is there.
     model = tmp_path / "assets" / "model"
     waiting = EvaluationTrigger(
-        [EvaluationTarget("ctl", "cap", None)], EvaluationConfig(), ledger, Launcher(), given_models={"ctl": model}
+        [EvaluationTarget("ctl", "cap", None, None)], EvaluationConfig(), ledger, Launcher(), given_models={"ctl": model}
     )
     waiting.after_poll(Containment(ledger.events, tmp_path))
     assert "ctl/cap" not in ledger.state.jobs and waiting.pending, "r8 still trains: the model may come"
     model.mkdir(parents=True)
     waiting.after_poll(Containment(ledger.events, tmp_path))
     assert submitted[-1][0] == "ctl/cap" and not waiting.pending
+
+
+def test_each_job_of_a_command_line_sweep_has_its_checkpoints_evaluated(tmp_path):
+    """`+seed=1,2` trains run r8 twice, as r8__seed-1 and r8__seed-2: each is evaluated, under its own dir."""
+    from ttlaunch.inputs.evaluation_plan import planned_evaluations
+    from ttlaunch.monitor.containment import Containment
+    from ttlaunch.monitor.evaluations import EvaluationTrigger
+    from ttlaunch.records.ledger import Ledger
+
+    experiment = parse_experiment(summary(tmp_path), "s.yaml")
+    jobs = {"r8__seed-1": "r8", "r8__seed-2": "r8"}
+    targets = planned_evaluations(experiment, jobs)
+    assert [target.job_name for target in targets] == ["r8__seed-1/echo/epoch0", "r8__seed-2/echo/epoch0"]
+    ledger = Ledger.open(tmp_path, "e")
+    for name in jobs:
+        ledger.state.jobs[name] = JobRecord(name=name, run_name="r8", job_id="1", status="RUNNING", output_dir=str(tmp_path / name))
+    submitted = []
+
+    class Launcher:
+        def submit(self, job_name, run_name, template_job, overrides, evaluation=False):
+            submitted.append((job_name, run_name, template_job))
+            ledger.state.jobs[job_name] = JobRecord(name=job_name, run_name=run_name, job_id="2")
+            return "2"
+
+    trigger = EvaluationTrigger(targets, EvaluationConfig(), ledger, Launcher())
+    (tmp_path / "r8__seed-2" / "epoch_0").mkdir(parents=True)
+    (tmp_path / "r8__seed-2" / "epoch_0" / "adapter_config.json").write_text("{}")
+    trigger.after_poll(Containment(ledger.events, tmp_path))
+    assert submitted == [("r8__seed-2/echo/epoch0", "r8", "r8__seed-2")] and trigger.pending, "seed 1 has not saved epoch 0"
 
 
 def test_an_evaluation_asks_for_what_evaluation_compute_changes_of_its_runs_compute(compose_config, tmp_path):

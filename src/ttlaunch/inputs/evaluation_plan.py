@@ -2,8 +2,8 @@
 there are, how each job is named, and the command it runs (pure, but for the files its
 checkpoint and tokenizer are looked up in).
 
-Each evaluation is a job of its own, named `<run>/<task>/epoch<N>` (its dir nests under the
-run's). The monitor submits it once that epoch's checkpoint is complete
+Each evaluation is a job of its own, named `<training job>/<task>/epoch<N>` (its dir nests
+under the training job's: the run's, or `r8__seed-1` in a command-line sweep). The monitor submits it once that epoch's checkpoint is complete
 (ttlaunch.monitor.evaluations); in the job, its command runs instead of the training
 payload (ttlaunch.job.task).
 """
@@ -22,16 +22,16 @@ from ttlaunch.inputs.schema import EvaluationConfig
 from ttlaunch.inputs.summary import TASK_SETTINGS, EvaluationSettings, EvaluationTask, Experiment, Run, RunType
 
 
-def evaluation_job_name(run: str, task: str, epoch: int | None) -> str:
-    """An evaluation job's name, its dir under the sweep's: `<run>/<task>/epoch<N>`, or
-    `<run>/<task>` for a model this sweep does not train (a control's base model, an
+def evaluation_job_name(evaluated_job: str, task: str, epoch: int | None) -> str:
+    """An evaluation job's name, its dir under the sweep's: `<training job>/<task>/epoch<N>`,
+    or `<run>/<task>` for a model this sweep does not train (a control's base model, an
     eval-only run's checkpoint)."""
-    return f"{run}/{task}/epoch{epoch}" if epoch is not None else f"{run}/{task}"
+    return f"{evaluated_job}/{task}/epoch{epoch}" if epoch is not None else f"{evaluated_job}/{task}"
 
 
 def evaluated(job_name: str) -> tuple[str, str, int | None] | None:
-    """(run, task, epoch) of an evaluation job's name (epoch None: a model this sweep does
-    not train); None for any other name. (Run and task names have no '/'.)"""
+    """(training job or run, task, epoch) of an evaluation job's name (epoch None: a run's
+    model this sweep does not train); None for any other name. (Job and task names have no '/'.)"""
     parts = job_name.split("/")
     if len(parts) == 2:
         return parts[0], parts[1], None
@@ -51,29 +51,37 @@ class EvaluationTarget:
     # The epoch of this sweep's training evaluated; None: the run's model as the summary
     # gives it (a control's base model, an eval-only run's checkpoint), ready from the start.
     epoch: int | None
+    # The sweep's job that trains the run, whose checkpoints are evaluated: the run's name, or
+    # with a command-line sweep's suffix (`r8__seed-1`); None for a model the sweep does not train.
+    training_job: str | None
 
     @property
     def job_name(self) -> str:
-        return evaluation_job_name(self.run, self.task, self.epoch)
+        return evaluation_job_name(self.training_job or self.run, self.task, self.epoch)
 
     @property
     def overrides(self) -> list[str]:
         epoch = "null" if self.epoch is None else self.epoch
-        return [f"+{TARGET_KEY}.task={self.task}", f"+{TARGET_KEY}.epoch={epoch}"]
+        trained = [f"+{TARGET_KEY}.training_job={self.training_job}"] if self.training_job is not None else []
+        return [f"+{TARGET_KEY}.task={self.task}", f"+{TARGET_KEY}.epoch={epoch}", *trained]
 
 
-def planned_evaluations(experiment: Experiment, run_names: Sequence[str]) -> list[EvaluationTarget]:
-    """The matrix's cells for runs that train in this sweep, at their epochs, and for the
-    control and eval-only runs, on their model as it is: the comparison the fine-tuned runs
-    are measured against."""
-    wanted = set(run_names)
+def planned_evaluations(experiment: Experiment, training_jobs: Mapping[str, str]) -> list[EvaluationTarget]:
+    """The matrix's cells for each job that trains a run in this sweep (job name -> run; a
+    command-line sweep has several per run), at their epochs, and for the control and
+    eval-only runs, once, on their model as it is: the comparison the fine-tuned runs are
+    measured against."""
     given = {run.name for run in experiment.runs if run.type is not RunType.FINE_TUNED}
-    return [
-        EvaluationTarget(cell.run, task, epoch)
-        for cell in experiment.evaluation_matrix if cell.run in wanted or cell.run in given
-        for task in cell.tasks
-        for epoch in (cell.epochs if cell.run in wanted else (None,))
-    ]
+    targets = []
+    for cell in experiment.evaluation_matrix:
+        for task in cell.tasks:
+            if cell.run in given:
+                targets.append(EvaluationTarget(cell.run, task, None, None))
+            targets += [
+                EvaluationTarget(cell.run, task, epoch, job)
+                for job, run in training_jobs.items() if run == cell.run for epoch in cell.epochs
+            ]
+    return targets
 
 
 # What transformers loads a tokenizer's vocabulary from; a checkpoint without either takes

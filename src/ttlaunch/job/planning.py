@@ -38,7 +38,11 @@ def plan_from_inputs(cfg: DictConfig, hydra_cfg: Any, job_dir: Path) -> JobPlan:
     target = cfg.get(TARGET_KEY)
     if target is None:
         return training_plan(inputs, run.name, job_dir)
-    evaluation = EvaluationTarget(run.name, str(target.task), None if target.epoch is None else int(target.epoch))
+    training_job = target.get("training_job")
+    evaluation = EvaluationTarget(
+        run.name, str(target.task), None if target.epoch is None else int(target.epoch),
+        None if training_job is None else str(training_job),
+    )
     command = _evaluation_command(inputs, run, evaluation, job_dir, Path(hydra_cfg.sweep.dir))
     return JobPlan(run.name, PayloadKind.EVALUATION, command, inputs.payload.torchrun, inputs.compute_for(run.name).gpus)
 
@@ -48,13 +52,14 @@ def _evaluation_command(
 ) -> PayloadCommand:
     """The evaluation of one checkpoint of the run (or of a control's base model, an eval-only
     run's checkpoint) on one task, with the sweep's copy of the task's file."""
-    if evaluation.epoch is None:  # a control's base model, an eval-only run's checkpoint
+    if evaluation.training_job is None:  # a control's base model, an eval-only run's checkpoint
         saved = inputs.experiment.given_model(run)
         run_output_dir = saved.parent
         base_model = inputs.experiment.base_models.get(run.model or "")
     else:
-        # The run's own output dir (its checkpoints), not this evaluation job's, as its job has it.
-        training = replace(inputs, copies=copies_of(sweep_dir / run.name)).payload_for(run.name, sweep_dir / run.name)
+        # The training job's output dir (its checkpoints), not this evaluation job's, as that job has it.
+        training_dir = sweep_dir / evaluation.training_job
+        training = replace(inputs, copies=copies_of(training_dir)).payload_for(run.name, training_dir)
         run_output_dir = training.output_dir
         saved = checkpoint_of(inputs.evaluation, evaluation, run_output_dir)
         trained_from = model_dir(training.argv) if inputs.payload_kind is PayloadKind.TORCHTUNE else None

@@ -48,23 +48,23 @@ class EvaluationTrigger:
         jobs = self.ledger.state.jobs
         if target.job_name in jobs:
             return
-        if target.epoch is None:  # a model the sweep does not train: ready once it is there
+        if target.training_job is None:  # a model the sweep does not train: ready once it is there
             # It inherits the launch's command line from a training job of the sweep.
             template = next((name for name, record in jobs.items() if record.kind == "training"), None)
             if template is None:
                 return
             model = self.given_models.get(target.run)
-            training = any(record.kind == "training" and not record.status.terminal for record in jobs.values())
-            if model is not None and not model.is_dir() and training:  # the sweep's preparation makes it
+            still_training = any(record.kind == "training" and not record.status.terminal for record in jobs.values())
+            if model is not None and not model.is_dir() and still_training:  # the sweep's preparation makes it
                 return
             self.capabilities.submit(target.job_name, target.run, template, target.overrides, evaluation=True)
             jobs[target.job_name].kind = "evaluation"
             log.info("%s: evaluation %s of its model as it is submitted", target.run, target.job_name)
             return
-        run = jobs.get(target.run)
-        if run is None or not run.output_dir or not checkpoint_ready(self.config, target, Path(run.output_dir)):
+        training = jobs.get(target.training_job)
+        if training is None or not training.output_dir or not checkpoint_ready(self.config, target, Path(training.output_dir)):
             return
-        self.capabilities.submit(target.job_name, target.run, target.run, target.overrides, evaluation=True)
+        self.capabilities.submit(target.job_name, target.run, target.training_job, target.overrides, evaluation=True)
         jobs[target.job_name].kind = "evaluation"
         log.info("%s: epoch %d checkpoint ready; evaluation %s submitted", target.run, target.epoch, target.job_name)
 
@@ -75,6 +75,9 @@ class EvaluationTrigger:
         jobs = self.ledger.state.jobs
         return any(
             target.job_name not in jobs
-            and (target.epoch is None or (target.run in jobs and not jobs[target.run].status.terminal))
+            and (
+                target.training_job is None
+                or (target.training_job in jobs and not jobs[target.training_job].status.terminal)
+            )
             for target in self.targets
         )

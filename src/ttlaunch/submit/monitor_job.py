@@ -64,6 +64,8 @@ class MonitorSession:
     job_callable: PrePickledJob | None  # what evaluations and restarts are submitted with
     # A command-line sweep's combinations' own inputs (LaunchSession.combination_inputs).
     combination_inputs: Mapping[tuple[str, ...], LaunchInputs] = field(default_factory=dict)
+    # The launch's training jobs, name -> run: what the summary's evaluations evaluate.
+    training_jobs: Mapping[str, str] = field(default_factory=dict)
 
     def monitor(self, ledger: Ledger, settings: MonitorSettings | None = None) -> Monitor:
         """A monitor of the sweep whose reactions (rules, evaluations) submit as the launch's did."""
@@ -71,7 +73,7 @@ class MonitorSession:
         if self.inputs is not None and self.job_callable is not None:
             submitter = Submitter(ledger, self.submission, monitor.backend)
             submitter.job_callable = self.job_callable
-            monitor.reactions += reactions_for(self.inputs, ledger, submitter, self.combination_inputs)
+            monitor.reactions += reactions_for(self.inputs, ledger, submitter, self.combination_inputs, self.training_jobs)
         return monitor
 
 

@@ -410,8 +410,9 @@ def launch_runs(launcher: Launcher, job_overrides: Sequence[Sequence[str]], init
     # it watches the local jobs it starts through their handles.
     submitter = Submitter(ledger, settings, monitor.backend if monitor is not None else backend_for(launcher.executor))
     if monitor is not None:
-        monitor.reactions += reactions_for(inputs, ledger, submitter, session.combination_inputs)
-        detached = MonitorSession(inputs, settings, monitor.settings, None, session.combination_inputs)
+        training_jobs = {submission.name: submission.run_name for submission in planned if submission.run_name is not None}
+        monitor.reactions += reactions_for(inputs, ledger, submitter, session.combination_inputs, training_jobs)
+        detached = MonitorSession(inputs, settings, monitor.settings, None, session.combination_inputs, training_jobs)
 
         def hand_over() -> str:
             detached.job_callable = submitter.job_callable  # made as the jobs were submitted

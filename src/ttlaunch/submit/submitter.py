@@ -318,19 +318,22 @@ class SweepActions:
 
 
 def reactions_for(
-    inputs: LaunchInputs, ledger: Ledger, submitter: Submitter, combination_inputs: Mapping[tuple[str, ...], LaunchInputs]
+    inputs: LaunchInputs, ledger: Ledger, submitter: Submitter, combination_inputs: Mapping[tuple[str, ...], LaunchInputs],
+    training_jobs: Mapping[str, str],
 ) -> list[Reaction]:
     """What reacts to the monitor's polls in this launch: the `monitoring` rules and the
-    scheduler of the summary's evaluations, both acting through this launch's submitter."""
+    scheduler of the summary's evaluations of its `training_jobs` (job name -> run), both
+    acting through this launch's submitter."""
     actions = SweepActions(submitter, inputs, combination_inputs)
     reactions: list[Reaction] = []
     if not inputs.rules.empty:
         reactions.append(RulesEngine(inputs.rules, ledger, actions))
-    runs = [run.name for run in inputs.experiment.fine_tuned]
-    targets = planned_evaluations(inputs.experiment, runs) if inputs.evaluation.enabled else []
+    targets = planned_evaluations(inputs.experiment, training_jobs) if inputs.evaluation.enabled else []
     if targets:
         experiment = inputs.experiment
-        given = {target.run: experiment.given_model(experiment.run(target.run)) for target in targets if target.epoch is None}
+        given = {
+            target.run: experiment.given_model(experiment.run(target.run)) for target in targets if target.training_job is None
+        }
         reactions.append(EvaluationTrigger(targets, inputs.evaluation, ledger, actions, given))
     return reactions
 
