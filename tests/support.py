@@ -8,10 +8,11 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 if TYPE_CHECKING:
     from ttlaunch.job.job_plan import JobPlan
@@ -157,3 +158,13 @@ def accounted_end(job_id: str, timeout: float = 30) -> str:
 
     wait_for(state, timeout, f"accounting to show job {job_id}'s end")
     return state()
+
+
+class InlineExecutor(Executor):
+    """Runs each call as it is submitted: a monitor on a test's clock collects metrics in the
+    same look that starts the collection, as its worker threads would a moment later."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future

@@ -14,7 +14,7 @@ from ttlaunch.base.errors import ExitCode, TTLaunchError, exit_with
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.monitor.training import TrainingWatch, training_curves
 from ttlaunch.records.ledger import Ledger
-from ttlaunch.records.report import checkpoint_checks, write_report
+from ttlaunch.records.report import checkpoint_checks, draw_pictures, write_summary
 from ttlaunch.records.results import result_rows, results_table, sort_columns
 
 
@@ -42,13 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         state.sort_by = args.sort_by
     TrainingWatch(ledger).read(Containment(ledger.events, sweep_dir))
     try:
-        _, pictures = write_report(sweep_dir, state, checkpoint_checks(state), ledger.events.path, training_curves(state))
+        pictures = draw_pictures(sweep_dir, state, training_curves(state))
+        write_summary(sweep_dir, state, checkpoint_checks(state), ledger.events.path, pictures)
     except OSError as err:
         print(f"ttlaunch: error: {sweep_dir}: cannot write the report: {err}", file=sys.stderr)
         return ExitCode.BAD_INPUT
     print("\n".join(results_table(state, state.sort_by)[2:]))
     print(f"\nsummary: {sweep_dir / 'summary.md'}")
-    for path in pictures:
+    for path in pictures or []:
         print(f"picture: {path}")
     return ExitCode.OK
 

@@ -16,6 +16,8 @@ from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler import slurm
 from ttlaunch.scheduler.states import JobState
 
+from support import InlineExecutor
+
 # Two jobs that ended, as the test cluster's sacct, sacct usage and seff report them.
 ENDED = (
     "41|a|COMPLETED|0:0|2026-11-23T01:00:00|2026-11-23T01:00:01|2026-11-23T01:00:07|00:00:06\n"
@@ -61,7 +63,10 @@ def quick_monitor(ledger: Ledger) -> Monitor:
     def sleep(seconds: float) -> None:
         clock[0] += seconds
 
-    return Monitor(ledger, MonitorSettings(poll_interval_s=1, metrics_retry_s=1, live="off"), sleep=sleep, clock=lambda: clock[0])
+    return Monitor(
+        ledger, MonitorSettings(poll_interval_s=1, metrics_retry_s=1, live="off"), sleep=sleep, clock=lambda: clock[0],
+        metrics_commands=InlineExecutor(),
+    )
 
 
 def test_one_jobs_failing_metrics_are_logged_once_retried_and_the_other_job_is_unaffected(tmp_path, monkeypatch):
@@ -148,7 +153,7 @@ def test_a_state_change_that_cannot_be_recorded_is_recorded_whole_at_the_next_po
     monitor.poll()
     assert ledger.state.jobs["a"].status == "RUNNING", "not half-recorded"
     assert ledger.state.jobs["b"].status == "COMPLETED"
-    assert [pending.job for pending in monitor.metrics.pending] == ["b"]
+    assert monitor.metrics.waiting == ["b"]
     monitor.poll()
     record = ledger.state.jobs["a"]
     assert (record.status, record.elapsed, record.exit_code) == ("COMPLETED", "6s", "0:0")

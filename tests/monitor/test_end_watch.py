@@ -13,6 +13,8 @@ from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler import slurm
 
+from support import InlineExecutor
+
 SACCT_LINE = "{id}|{name}|{state}|0:0|2026-11-24T01:00:00|2026-11-24T01:00:01|2026-11-24T01:00:07|00:00:06\n"
 SEFF = "Job ID: {id}\nCPU Efficiency: 50.00% of 00:00:12 core-walltime\nJob Wall-clock time: 00:00:06\n" \
        "Memory Utilized: 214.49 MB\nMemory Efficiency: 42.90% of 500.00 MB\n"
@@ -101,7 +103,7 @@ def clocked_monitor(ledger: Ledger, on_tick) -> tuple[Monitor, list[float]]:
         on_tick(clock[0])
 
     settings = MonitorSettings(poll_interval_s=60, metrics_retry_s=30, live="off", end_check_s=3)
-    return Monitor(ledger, settings, sleep=sleep, clock=lambda: clock[0]), clock
+    return Monitor(ledger, settings, sleep=sleep, clock=lambda: clock[0], metrics_commands=InlineExecutor()), clock
 
 
 def test_a_sweeps_end_is_known_within_seconds_with_one_squeue(tmp_path: Path, monkeypatch):
@@ -162,28 +164,47 @@ def test_the_last_jobs_end_is_confirmed_within_half_a_second_not_at_the_next_end
     }
 
 
-def test_a_result_that_sacct_does_not_confirm_yet_is_asked_after_once_a_second_not_at_each_look(
-    tmp_path: Path, monkeypatch
-):
-    cluster = Cluster({"41": ("a", "RUNNING")})
+def confirmations_asked(tmp_path: Path, monkeypatch, others_running: bool) -> list[float]:
+    """When sacct is asked after job a, whose result is written at 1 s and whose end
+    accounting records at 8 s (with job b running to the end of the sweep, or not there)."""
+    jobs = {"41": ("a", "RUNNING"), **({"42": ("b", "RUNNING")} if others_running else {})}
+    cluster = Cluster(jobs)
     asked: list[float] = []
 
     def execute(argv, timeout=60):
-        if argv[0] == "sacct" and "-D" in argv:  # what the end checks ask (not the metrics' usage)
+        if argv[0] == "sacct" and "-D" in argv and "41" in argv[argv.index("-j") + 1]:  # the end checks' asks of a
             asked.append(clock[0])
         return cluster.execute(argv, timeout)
 
     monkeypatch.setattr(slurm, "execute", execute)
-    ledger = running_sweep(tmp_path, {"a": "41"})
+    ledger = running_sweep(tmp_path, {name: job_id for job_id, (name, _) in jobs.items()})
 
     def result_at_1_s_end_at_8_s(now: float) -> None:
         if now >= 1 and not asked:
             write_result(ledger.state.jobs["a"])  # the job goes on a while (its epilogue, say)
         if now >= 8:
             cluster.states["41"] = ("a", "COMPLETED")
+        if now >= 12 and others_running:
+            write_result(ledger.state.jobs["b"])
+            cluster.states["42"] = ("b", "COMPLETED")
 
     monitor, clock = clocked_monitor(ledger, result_at_1_s_end_at_8_s)
     monitor.follow()
-    assert 8 <= clock[0] <= 9 and Ledger.existing(tmp_path).state.jobs["a"].status == "COMPLETED"
-    looks = [asked_at for asked_at in asked if asked_at < 8]
-    assert all(later - earlier >= 0.99 for earlier, later in zip(looks, looks[1:])), f"asked at {asked}"
+    assert Ledger.existing(tmp_path).state.jobs["a"].status == "COMPLETED"
+    assert 8 <= asked[-1] <= 9, f"its end learnt at {asked[-1]} s"
+    return asked
+
+
+def test_a_result_that_sacct_does_not_confirm_yet_is_asked_after_once_a_second_while_others_run(
+    tmp_path: Path, monkeypatch
+):
+    asked = confirmations_asked(tmp_path, monkeypatch, others_running=True)
+    assert all(later - earlier >= 0.99 for earlier, later in zip(asked, asked[1:])), f"asked at {asked}"
+
+
+def test_the_last_jobs_unconfirmed_end_is_asked_after_soon_then_less_often(tmp_path: Path, monkeypatch):
+    """The user waits for it: slurmdbd records an end a moment after the job's last write."""
+    asked = confirmations_asked(tmp_path, monkeypatch, others_running=False)
+    gaps = [round(later - earlier, 2) for earlier, later in zip(asked, asked[1:])]
+    assert gaps[0] <= 0.2 and gaps == sorted(gaps) and max(gaps) <= 1.01, f"asked at {asked}"
+    assert len(asked) <= 12, "twice as long each time, then once a second"

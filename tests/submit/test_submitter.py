@@ -124,7 +124,7 @@ def test_without_accounting_the_completion_log_answers_and_the_user_is_told_once
     log = (tmp_path / "run-torchtune.log").read_text()
     assert log.count("accounting is disabled") == 1
     assert ["sacct", "-D"] in calls[:3] and calls.count(["sacct", "-D"]) == 1, "plain sacct is not asked again"
-    assert monitor.metrics.pending == [], "no seff without accounting"
+    assert not monitor.metrics.pending, "no seff without accounting"
 
 
 def test_a_requeue_is_recorded_with_its_attempt_and_reason_and_the_job_is_not_finished(tmp_path: Path, monkeypatch):

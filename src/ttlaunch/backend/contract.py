@@ -65,10 +65,11 @@ class JobBackend(Protocol):
         queue listing). `now` is the monitor's clock."""
         ...
 
-    def finished(self, records: Mapping[str, JobRecord]) -> bool:
+    def finished(self, records: Mapping[str, JobRecord], now: float) -> bool:
         """Whether each of these jobs looks ended, as far as can be told at no scheduler cost
-        (on SLURM: it wrote its result file): then the monitor looks for their ends at once,
-        not at its next end check."""
+        (on SLURM: it wrote its result file), and a look would learn something by `now` (the
+        monitor's clock): then the monitor looks for their ends at once, not at its next end
+        check."""
         ...
 
     def take_notices(self) -> list[str]:

@@ -70,7 +70,7 @@ class LocalBackend:
         running = any(job.state == "RUNNING" for job in self.handles.values())
         return LOCAL_END_CHECK_S if check_s > 0 and running else None
 
-    def finished(self, records: Mapping[str, JobRecord]) -> bool:
+    def finished(self, records: Mapping[str, JobRecord], now: float) -> bool:
         return False  # its end check, every LOCAL_END_CHECK_S while a job runs, costs nothing already
 
     def ended(self, records: Mapping[str, JobRecord], now: float) -> dict[str, Observation]:

@@ -36,6 +36,10 @@ SLURM_POLL_INTERVAL_S = 60.0
 END_CONFIRM_FOR_S = 30.0
 # ... asked again this soon meanwhile.
 END_CONFIRM_EVERY_S = 1.0
+# When every job still active wrote its result (the sweep's last ends, which the user waits
+# for), sooner: again after this, then after twice as long each time, up to END_CONFIRM_EVERY_S.
+# slurmdbd records an end a tenth to half a second after the job's last write.
+LAST_CONFIRM_FIRST_S = 0.1
 
 # submitit's own count of timeouts: none. A job's timeouts are counted against its
 # RequeuePolicy in requeues.json alone (ttlaunch.job.requeue); submitit still requeues a
@@ -54,6 +58,7 @@ class SlurmPoller:
         self.notices: list[str] = []  # what the monitor should tell the user, once each
         self._results_seen: dict[str, float] = {}  # job name -> mtime of its result file, looked into
         self._confirming: dict[str, float] = {}  # job name -> when its new result file was first seen
+        self._confirm_asked = float("-inf")  # when sacct was last asked after new result files
         # (log path, job id) -> its result file's path ("" for none), built once: at 10,000
         # jobs, building them was most of each end check's time.
         self._result_files: dict[tuple[str | None, str | None], str] = {}
@@ -101,6 +106,7 @@ class SlurmPoller:
                 candidates[name] = (record, written)
         if not candidates:
             return {}
+        self._confirm_asked = now
         accounted = self._accounting([str(record.job_id) for record, _ in candidates.values()])
         observed: dict[str, Observation] = {}
         for name, (record, written) in candidates.items():
@@ -113,16 +119,20 @@ class SlurmPoller:
             self._confirming.pop(name, None)
         return observed
 
-    def finished(self, records: Mapping[str, JobRecord]) -> bool:
-        """Whether every one of the jobs wrote a result not looked into yet, one of them since
-        the last look (so one sacct would learn something). One stat while the sweep runs: it
-        stops at the first job without one."""
+    def finished(self, records: Mapping[str, JobRecord], now: float) -> bool:
+        """Whether every one of the jobs wrote a result not looked into yet, and one of them
+        since the last look or, for those sacct did not show ended yet, the time to ask again
+        has come (LAST_CONFIRM_FIRST_S, doubling). One stat while the sweep runs: it stops at
+        the first job without one."""
         new = False
         for name, record in records.items():
             if self._new_result(name, record) is None:
                 return False
             new = new or name not in self._confirming
-        return new
+        if new or not self._confirming:
+            return new
+        waited_s = self._confirm_asked - min(self._confirming.values())
+        return now - self._confirm_asked >= min(max(waited_s, LAST_CONFIRM_FIRST_S), END_CONFIRM_EVERY_S)
 
     def _new_result(self, name: str, record: JobRecord) -> float | None:
         """When the job's result file was written, unless it was not or was looked into already."""
@@ -217,8 +227,8 @@ class SlurmBackend:
     def ended(self, records: Mapping[str, JobRecord], now: float) -> dict[str, Observation]:
         return self.poller.ended(records, now)
 
-    def finished(self, records: Mapping[str, JobRecord]) -> bool:
-        return self.poller.finished(records)
+    def finished(self, records: Mapping[str, JobRecord], now: float) -> bool:
+        return self.poller.finished(records, now)
 
     def take_notices(self) -> list[str]:
         notices = list(self.poller.notices)

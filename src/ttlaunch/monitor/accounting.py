@@ -1,13 +1,17 @@
 """Compute metrics of the jobs that ended: one batched sacct for all jobs due, seff for each
 (SEFF_CALLS_IN_FLIGHT at a time), one retry when accounting has no data yet, then the
-figures sacct has. Each becomes a COMPUTE_METRICS entry and the job's `metrics` in jobs.json."""
+figures sacct has. Each becomes a COMPUTE_METRICS entry and the job's `metrics` in jobs.json.
+
+The commands run in worker threads while the monitor goes on (seff is a script of a tenth of
+a second, seconds on a busy slurmdbd): a collection under way never delays the next look at
+the queue or at the jobs' ends. Only the monitor's thread records what they found."""
 
 from __future__ import annotations
 
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable, Mapping, Union
 
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.records.ledger import Ledger
@@ -20,6 +24,13 @@ METRICS_STATES = {JobState.COMPLETED, JobState.FAILED, JobState.TIMEOUT}
 MAX_METRICS_FAILURES = 3
 # seff calls in flight at once (each waits on slurmdbd, not on this process).
 SEFF_CALLS_IN_FLIGHT = 8
+# With nothing else left to watch, how often the monitor looks whether a collection finished.
+UNDER_WAY_LOOK_S = 0.05
+
+Usages = Mapping[str, tuple[metrics.ComputeMetrics | None, int | None]]
+# A command's answer, the scheduler's refusal, or the unexpected error its call raised.
+UsageAnswer = Union[Usages, slurm.SchedulerCommandError, Exception]
+SeffAnswer = Union[metrics.ComputeMetrics, None, Exception]  # None: seff has no data of the job
 
 
 @dataclass
@@ -32,82 +43,121 @@ class PendingMetrics:
     failures: int = 0  # unexpected errors while collecting them
 
 
+@dataclass
+class Collection:
+    """One collection under way: sacct for its jobs and, with seff installed, seff for each."""
+
+    jobs: list[PendingMetrics]
+    usages: Future[UsageAnswer]
+    reports: dict[str, Future[SeffAnswer]] | None  # by job id
+
+    def done(self) -> bool:
+        return self.usages.done() and all(report.done() for report in (self.reports or {}).values())
+
+
+def _usage(job_ids: list[str]) -> UsageAnswer:
+    try:
+        return slurm.usage(job_ids)
+    except Exception as err:  # a refusal (recorded) or unexpected (each job's collection fails with it)
+        return err
+
+
+def _seff(job_id: str) -> SeffAnswer:
+    try:
+        return slurm.seff(job_id)
+    except slurm.SchedulerCommandError:  # seff fails outright for a job it has no data of
+        return None
+    except Exception as err:  # unexpected: that job's collection fails (and is retried)
+        return err
+
+
 class MetricsCollector:
     """The ended jobs whose metrics are still to come, and their collection when due."""
 
     def __init__(
-        self, ledger: Ledger, faults: Containment, retry_s: float, failure_retry_s: float, clock: Callable[[], float]
+        self, ledger: Ledger, faults: Containment, retry_s: float, failure_retry_s: float, clock: Callable[[], float],
+        commands: Executor | None = None,
     ) -> None:
+        """`commands`: where the scheduler commands run (by default SEFF_CALLS_IN_FLIGHT + 1
+        worker threads, made when first needed)."""
         self._ledger = ledger
         self._faults = faults
         self._retry_s = retry_s  # after seff had no data yet
         self._failure_retry_s = failure_retry_s  # after an unexpected failure
         self._clock = clock
+        self._commands = commands
         self._changed = False
-        self.pending: list[PendingMetrics] = []
+        self._waiting: list[PendingMetrics] = []
+        self._under_way: list[Collection] = []
+
+    @property
+    def pending(self) -> bool:
+        """Metrics still to come: due later, or being collected."""
+        return bool(self._waiting or self._under_way)
+
+    @property
+    def waiting(self) -> list[str]:
+        """The jobs whose collection is due later, in order."""
+        return [pending.job for pending in self._waiting]
 
     def add(self, job: str) -> None:
         """A job that just ended: its metrics are due now."""
-        self.pending.append(PendingMetrics(due=self._clock(), job=job))
+        self._waiting.append(PendingMetrics(due=self._clock(), job=job))
 
     def next_due(self) -> float:
-        return min(pending.due for pending in self.pending)
+        """When a collection is next due, or, while one is under way, when to look whether it finished."""
+        if self._under_way:
+            return self._clock() + UNDER_WAY_LOOK_S
+        return min(pending.due for pending in self._waiting)
 
     def collect_due(self) -> bool:
-        """seff for each ended job; one retry after metrics_retry_s when accounting has no
-        data yet, then the same figures from sacct. A collection that fails unexpectedly is
-        tried again at the next poll, up to MAX_METRICS_FAILURES times. True when a job's
-        record changed."""
+        """Start collecting the metrics now due (one retry after metrics_retry_s when
+        accounting has no data yet, then the same figures from sacct), and record those of
+        collections that finished. A collection that fails unexpectedly is tried again at
+        the next poll, up to MAX_METRICS_FAILURES times. True when a job's record changed."""
         now = self._clock()
-        due = [pending for pending in self.pending if pending.due <= now]
-        if not due:
-            return False
-        self.pending = [pending for pending in self.pending if pending.due > now]
+        due = [pending for pending in self._waiting if pending.due <= now]
+        if due:
+            self._waiting = [pending for pending in self._waiting if pending.due > now]
+            self._under_way.append(self._start(due))
         self._changed = False
-        usages, reports = self._metrics_sources(sorted({str(self._ledger.state.jobs[pending.job].job_id) for pending in due}))
-        for pending in due:
+        for collection in [collection for collection in self._under_way if collection.done()]:
+            self._under_way.remove(collection)
+            self._record(collection, now)
+        return self._changed
+
+    def _start(self, jobs: list[PendingMetrics]) -> Collection:
+        """sacct for all the jobs and each one's seff (without seff: sacct alone), all at once."""
+        if self._commands is None:
+            self._commands = ThreadPoolExecutor(SEFF_CALLS_IN_FLIGHT + 1, thread_name_prefix="ttlaunch-metrics")
+        job_ids = sorted({str(self._ledger.state.jobs[pending.job].job_id) for pending in jobs})
+        usages = self._commands.submit(_usage, job_ids)
+        reports = {job_id: self._commands.submit(_seff, job_id) for job_id in job_ids} if shutil.which("seff") else None
+        return Collection(jobs, usages, reports)
+
+    def _record(self, collection: Collection, now: float) -> None:
+        usages = collection.usages.result()
+        if isinstance(usages, slurm.SchedulerCommandError):
+            job_ids = ", ".join(sorted({str(self._ledger.state.jobs[pending.job].job_id) for pending in collection.jobs}))
+            self._ledger.events.write("POLL_FAILED", "Accounting of ended jobs failed", ("Job IDs", job_ids), ("Error", str(usages)))
+            usages = {}
+        reports = {job_id: report.result() for job_id, report in collection.reports.items()} if collection.reports is not None else None
+        for pending in collection.jobs:
             if self._faults.run(pending.job, "metrics", lambda: self._collect_metrics(pending, usages, reports, now)):
                 continue
             pending.failures += 1
             if pending.failures < MAX_METRICS_FAILURES:
                 pending.due = now + self._failure_retry_s
-                self.pending.append(pending)
+                self._waiting.append(pending)
             else:
                 error = self._faults.failing.get((pending.job, "metrics"), "?")
                 self._faults.run(pending.job, "metrics", lambda: self._ledger.events.write(
                     "COMPUTE_METRICS", pending.job, ("Job ID", self._ledger.state.jobs[pending.job].job_id),
                     ("Result", f"not collected after {pending.failures} tries: {error}"),
                 ))
-        return self._changed
-
-    def _metrics_sources(self, job_ids: list[str]) -> tuple[dict[str, Any] | Exception, dict[str, Any] | None]:
-        """For the given ended jobs: sacct's usage (one call for all) and each one's seff
-        report (None without seff; a job's report None while seff has no data, or the
-        unexpected error its seff call raised), SEFF_CALLS_IN_FLIGHT seff calls at a time: a
-        sweep of 50 jobs that end together has its metrics in about a second, not ten."""
-        usages: dict[str, Any] | Exception = {}
-        try:
-            usages = slurm.usage(job_ids)
-        except slurm.SchedulerCommandError as err:
-            self._ledger.events.write("POLL_FAILED", "Accounting of ended jobs failed", ("Job IDs", ", ".join(job_ids)), ("Error", str(err)))
-        except Exception as err:  # unexpected: each job's collection fails with it (and is retried)
-            usages = err
-        if shutil.which("seff") is None:
-            return usages, None
-
-        def report(job_id: str) -> Any:
-            try:
-                return slurm.seff(job_id)
-            except slurm.SchedulerCommandError:  # seff fails outright for a job it has no data of
-                return None
-            except Exception as err:  # unexpected: that job's collection fails (and is retried)
-                return err
-
-        with ThreadPoolExecutor(max_workers=SEFF_CALLS_IN_FLIGHT) as pool:
-            return usages, dict(zip(job_ids, pool.map(report, job_ids)))
 
     def _collect_metrics(
-        self, pending: PendingMetrics, usages: dict[str, Any] | Exception, reports: dict[str, Any] | None, now: float
+        self, pending: PendingMetrics, usages: Usages | Exception, reports: Mapping[str, SeffAnswer] | None, now: float
     ) -> None:
         if isinstance(usages, Exception):
             raise usages
@@ -118,7 +168,7 @@ class MetricsCollector:
         if isinstance(from_seff, Exception):
             raise from_seff
         if from_seff is None and pending.tries == 1 and reports is not None:
-            self.pending.append(PendingMetrics(due=now + self._retry_s, job=pending.job, tries=2))
+            self._waiting.append(PendingMetrics(due=now + self._retry_s, job=pending.job, tries=2))
             return
         result = from_seff.filled_from(from_sacct) if from_seff is not None else from_sacct
         limit_s = limit_s or record.time_limit_s  # accounting may lag; the limit is what we asked for

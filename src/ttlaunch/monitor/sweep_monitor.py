@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -37,7 +38,7 @@ from ttlaunch.records.event_log import EventLog
 from ttlaunch.records.jobs_file import JobRecord, status_counts
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.plots import import_figure_modules
-from ttlaunch.records.report import checkpoint_checks, write_report
+from ttlaunch.records.report import checkpoint_checks, draw_pictures, write_summary
 from ttlaunch.scheduler.states import JobState
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ LOCAL_STOP_TIMEOUT_S = 60.0
 # Between end checks, how often the monitor looks whether every job still active looks ended
 # (the backend's `finished`: one stat, while most still run): the sweep's last jobs are then
 # confirmed at once, not up to an end check later, while the user waits.
-LAST_ENDS_LOOK_S = 0.5
+LAST_ENDS_LOOK_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,11 @@ class Monitor:
         backend: JobBackend | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        metrics_commands: Executor | None = None,
     ) -> None:
-        """`backend`: the one the launch submits through; by default the one jobs.json names."""
+        """`backend`: the one the launch submits through; by default the one jobs.json names.
+        `metrics_commands`: where the commands collecting compute metrics run (by default
+        worker threads: ttlaunch.monitor.accounting)."""
         self.ledger = ledger
         self.settings = settings
         self.backend = backend or backend_for(ledger.state.executor)
@@ -91,12 +95,16 @@ class Monitor:
         self.running_polls: dict[str, int] = {}
         self.faults = Containment(ledger.events, ledger.sweep_dir)
         self.training = TrainingWatch(ledger)
-        self.metrics = MetricsCollector(ledger, self.faults, settings.metrics_retry_s, self.poll_interval_s, clock)
+        self.metrics = MetricsCollector(
+            ledger, self.faults, settings.metrics_retry_s, self.poll_interval_s, clock, metrics_commands
+        )
         self.reactions: list[Reaction] = []
         # detach=true: hands the sweep to a monitor job (ttlaunch.submit.monitor_job); what to tell the user.
         self.hand_over: Callable[[], str] | None = None
         self._undelivered: list[tuple[Reaction, Transition]] = []  # transitions a reaction failed on
         self._unsaved = False  # a change not yet in jobs.json
+        self._pictures: list[Path] | None = None  # the report's, once drawn (None: none drawn or no matplotlib)
+        self._pictures_drawn = False
         self._last_status_check: tuple[str, float] = ("", float("-inf"))  # what it said, when
         self._sleep, self._clock = sleep, clock
         self._began = clock()
@@ -144,6 +152,9 @@ class Monitor:
         ends at once (LAST_ENDS_LOOK_S). Returns early once no job is left running."""
         deadline = self._clock() + wait_s
         checked = self._clock()
+        # Only what is recorded here ends jobs or submits new ones between polls: a look costs
+        # a stat, not a pass over every record (10,000 of them, ten times a second).
+        active = self.active()
         while self._clock() < deadline:
             step_s = self.backend.end_check_every_s(self.settings.end_check_s)
             if step_s is None:
@@ -151,10 +162,11 @@ class Monitor:
                 return
             due = checked + step_s
             self._sleep(max(0.0, min(due, self._clock() + LAST_ENDS_LOOK_S, deadline) - self._clock()))
-            active = self.active()
+            if self.metrics.pending and self.metrics.collect_due():  # a collection under way finished
+                self._unsaved = True
             if self._clock() >= deadline or not active:
                 return  # the poll is due (the queue has the word), or nothing is left to watch
-            if self._clock() < due and not self.backend.finished(active):
+            if self._clock() < due and not self.backend.finished(active, self._clock()):
                 continue
             checked = self._clock()
             self.faults.check_sweep_dir()
@@ -165,7 +177,8 @@ class Monitor:
                 if self.metrics.collect_due():
                     self._unsaved = True
                 self.faults.run(SWEEP, "live view", refresh)
-                if not self.active():
+                active = self.active()
+                if not active:
                     return
 
     def follow(self) -> None:
@@ -194,6 +207,8 @@ class Monitor:
                 wait_s = self.poll_interval_s
                 if not remaining and self.metrics.pending:
                     wait_s = min(wait_s, max(0.0, self.metrics.next_due() - self._clock()))
+                    if not reacting and not self._pictures_drawn:  # no picture shows the metrics: drawn meanwhile
+                        self.faults.run(SWEEP, "summary", self._draw_pictures)
                 if not figures_imported:  # for the report's pictures, in time spent waiting anyway
                     began = self._clock()
                     import_figure_modules()
@@ -214,9 +229,14 @@ class Monitor:
             ("Summary", f"{len(self.jobs)} jobs finished - " + ", ".join(f"{n} {s}" for s, n in counts.items())),
             ("Total time", format_elapsed(self._clock() - self._began)),
         )
-        state = self.ledger.state
-        summary, _ = write_report(self.ledger.sweep_dir, state, checks, self.events.path, training_curves(state))
+        if not self._pictures_drawn:
+            self._draw_pictures()
+        summary = write_summary(self.ledger.sweep_dir, self.ledger.state, checks, self.events.path, self._pictures)
         print(summary, flush=True)
+
+    def _draw_pictures(self) -> None:
+        self._pictures = draw_pictures(self.ledger.sweep_dir, self.ledger.state, training_curves(self.ledger.state))
+        self._pictures_drawn = True
 
     def validate(self) -> dict[str, Any]:
         """Each completed torchtune run must have left a usable checkpoint; flag those that did not."""

@@ -41,7 +41,7 @@ def import_figure_modules() -> None:
     try:
         for module in ("matplotlib.figure", "matplotlib.backends.backend_agg"):  # the figure, savefig's PNG writer
             importlib.import_module(module)
-    except ImportError:  # no figures extra: write_report says so when it draws
+    except ImportError:  # no figures extra: the summary says how to get them
         pass
 
 

@@ -57,19 +57,22 @@ def checkpoint_checks(state: SweepState) -> dict[str, CheckpointCheck]:
     }
 
 
-def write_report(
-    sweep_dir: Path, state: SweepState, checks: dict[str, CheckpointCheck], log_path: Path,
-    curves: Mapping[str, Sequence[tuple[int, float]]],
-) -> tuple[str, list[Path]]:
-    """Write the pictures and summary.md (atomically); the summary's text and the pictures."""
-    pictures: list[Path] | None
+def draw_pictures(sweep_dir: Path, state: SweepState, curves: Mapping[str, Sequence[tuple[int, float]]]) -> list[Path] | None:
+    """The sweep's pictures, written beside summary.md (none shows compute metrics); None
+    without matplotlib (the summary then says how to get them)."""
     try:
-        pictures = write_pictures(state, curves, sweep_dir)
-    except ImportError:  # no matplotlib: the summary says how to get the pictures
-        pictures = None
+        return write_pictures(state, curves, sweep_dir)
+    except ImportError:
+        return None
+
+
+def write_summary(
+    sweep_dir: Path, state: SweepState, checks: dict[str, CheckpointCheck], log_path: Path, pictures: list[Path] | None,
+) -> str:
+    """Write summary.md (atomically), naming the pictures drawn; its text."""
     summary = render_summary(state, checks, log_path, pictures, last_commits(sweep_dir))
     write_atomically(sweep_dir / SUMMARY_NAME, summary)
-    return summary, pictures or []
+    return summary
 
 
 def render_summary(
