@@ -208,3 +208,31 @@ def test_the_last_jobs_unconfirmed_end_is_asked_after_soon_then_less_often(tmp_p
     gaps = [round(later - earlier, 2) for earlier, later in zip(asked, asked[1:])]
     assert gaps[0] <= 0.2 and gaps == sorted(gaps) and max(gaps) <= 1.01, f"asked at {asked}"
     assert len(asked) <= 12, "twice as long each time, then once a second"
+
+
+def test_a_local_jobs_exit_between_two_looks_is_recorded_at_once_not_at_the_next_poll(tmp_path: Path):
+    """The end check looks at the job's handle every 0.2 s; the job exits just after a look."""
+    from ttlaunch.backend.local_jobs import LOCAL_END_CHECK_S, LocalBackend
+
+    class Handle:  # submitit's local job, as far as the backend reads it
+        job_id = "4242"
+        state = "RUNNING"
+
+        def exception(self):
+            return None
+
+    ledger = Ledger.open(tmp_path, "local")
+    ledger.state.jobs["a"] = JobRecord(name="a", job_id="4242", status="RUNNING", submitted="2026-11-24 01:00:01")
+    backend, handle = LocalBackend(), Handle()
+    backend.handles["a"] = handle
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+        if clock[0] >= LOCAL_END_CHECK_S + 0.05:
+            handle.state = "FINISHED"
+
+    settings = MonitorSettings(poll_interval_s=30, live="off")
+    Monitor(ledger, settings, backend, sleep=sleep, clock=lambda: clock[0]).follow()
+    assert ledger.state.jobs["a"].status == "COMPLETED"
+    assert clock[0] <= 2 * LOCAL_END_CHECK_S + 0.05, f"its end was learnt at {clock[0]} s, not within a look"

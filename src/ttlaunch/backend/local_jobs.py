@@ -38,7 +38,7 @@ class LocalBackend:
 
     def __init__(self, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
         self.handles: dict[str, Job[Any]] = {}  # submitit handles of the jobs this launch started
-        self._ends_told: set[str] = set()  # jobs `ended` reported: once each, the polls have it from then on
+        self._ends_told: set[str] = set()  # jobs whose end `ended` or a poll reported: once each
         self._sleep, self._clock = sleep, clock
 
     def request(self, name: str, compute: ComputeConfig, settings: SubmissionSettings) -> LocalRequest:
@@ -61,14 +61,17 @@ class LocalBackend:
         return f"{name}.sh", f"# local job {name}\n{payload}\n"
 
     def observe(self, records: Mapping[str, JobRecord]) -> dict[str, Observation]:
-        return {name: local_observation(record, self.handles.get(name)) for name, record in records.items()}
+        observed = {name: local_observation(record, self.handles.get(name)) for name, record in records.items()}
+        self._ends_told.update(name for name, seen in observed.items() if seen.state.terminal and name in self.handles)
+        return observed
 
     def end_check_every_s(self, check_s: float) -> float | None:
-        """Only while a job this launch started is running: its handle says when it exits, at no
-        cost, so the poll that records it need not wait. (A job that ended unrecorded, its end
-        unreadable, must not turn the wait into a busy loop.)"""
-        running = any(job.state == "RUNNING" for job in self.handles.values())
-        return LOCAL_END_CHECK_S if check_s > 0 and running else None
+        """Only while a job this launch started has an end not told yet (it runs, or exited
+        since the last look): its handle says when it exits, at no cost, so the poll that
+        records it need not wait. (A job that ended unrecorded, its end unreadable, must not
+        turn the wait into a busy loop: an end is told once.)"""
+        watching = any(name not in self._ends_told for name in self.handles)
+        return LOCAL_END_CHECK_S if check_s > 0 and watching else None
 
     def finished(self, records: Mapping[str, JobRecord], now: float) -> bool:
         return False  # its end check, every LOCAL_END_CHECK_S while a job runs, costs nothing already
