@@ -4,11 +4,14 @@ dir that vanished ends the monitor, with one line and the way back. (Scheduler a
 are recorded text; the real-cluster fault injection is tests/test_scheduler_faults_cluster.py.)"""
 
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
 from ttlaunch.base.errors import MonitorStopped
+from ttlaunch.monitor.accounting import MetricsCollector
+from ttlaunch.monitor.containment import Containment
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.jobs_file import JobRecord
@@ -200,3 +203,31 @@ def test_an_unchanged_status_check_is_logged_at_most_once_a_minute(tmp_path, mon
     ledger.state.jobs["a"].status = JobState.COMPLETED
     monitor._status_check()
     assert ledger.events.path.read_text().count("STATUS_CHECK") == 3, "a change is said at once"
+
+
+def test_metrics_are_collected_beside_the_monitor_and_a_stop_keeps_their_jobs_due(tmp_path, monkeypatch):
+    answer = threading.Event()
+    cluster = Cluster()
+
+    def slow_accounting(argv, timeout=60):
+        answer.wait(10)  # slurmdbd taking its time
+        return cluster.execute(argv, timeout)
+
+    monkeypatch.setattr(slurm, "execute", slow_accounting)
+    ledger = two_running_jobs(tmp_path)
+    collector = MetricsCollector(ledger, Containment(ledger.events, tmp_path), 30, 1, clock=lambda: 0.0)
+    collector.add("a")
+    assert collector.collect_due() is False and collector.pending, "started, not waited for"
+    answer.set()
+    for _ in range(100):
+        if collector.collect_due():
+            break
+        threading.Event().wait(0.05)
+    assert ledger.state.jobs["a"].metrics["cpu_efficiency"] == 50.0 and not collector.pending
+
+    answer.clear()
+    collector.add("b")
+    collector.collect_due()
+    collector.close()  # Ctrl-C meanwhile
+    answer.set()
+    assert collector.waiting == ["b"] and ledger.state.jobs["b"].metrics == {}

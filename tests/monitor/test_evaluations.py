@@ -60,7 +60,8 @@ def test_a_task_runs_from_its_script_with_the_runs_and_the_tasks_settings(tmp_pa
     base.mkdir()
     (base / "tokenizer.model").write_bytes(b"model")
     command = evaluation_command(
-        EvaluationConfig(), EvaluationTarget("r8", "echo", 0, "r8"), tmp_path / "r8" / "outputs", tmp_path / "r8" / "echo" / "epoch0",
+        EvaluationConfig(), EvaluationTarget("r8", "echo", 0, "r8"), tmp_path / "r8" / "outputs",
+        tmp_path / "r8" / "echo" / "epoch0",
         task, base, {**experiment.controls, **experiment.run("r8").parameters},
     )
     assert command.argv == (
@@ -151,7 +152,8 @@ def test_a_cruijff_task_gets_the_arguments_cruijffs_setup_inspect_derives(tmp_pa
         },
     }, "s.yaml", script_base=tmp_path)
     options, config = cruijff_evaluation(
-        experiment, experiment.run("r4"), experiment.evaluation_tasks[0], EvaluationTarget("r4", "cap", 0, "r4"), tmp_path / "job",
+        experiment, experiment.run("r4"), experiment.evaluation_tasks[0], EvaluationTarget("r4", "cap", 0, "r4"),
+        tmp_path / "job",
     )
     assert options == (
         "-T", "data_path=/data/words.json", "-T", f"config_path={tmp_path / 'job' / 'eval.yaml'}", "-T", "vis_label=rank4",
@@ -215,7 +217,9 @@ def test_each_job_of_a_command_line_sweep_has_its_checkpoints_evaluated(tmp_path
     assert [target.job_name for target in targets] == ["r8__seed-1/echo/epoch0", "r8__seed-2/echo/epoch0"]
     ledger = Ledger.open(tmp_path, "e")
     for name in jobs:
-        ledger.state.jobs[name] = JobRecord(name=name, run_name="r8", job_id="1", status="RUNNING", output_dir=str(tmp_path / name))
+        ledger.state.jobs[name] = JobRecord(
+            name=name, run_name="r8", job_id="1", status="RUNNING", output_dir=str(tmp_path / name)
+        )
     submitted = []
 
     class Launcher:

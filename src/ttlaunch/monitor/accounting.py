@@ -28,8 +28,8 @@ SEFF_CALLS_IN_FLIGHT = 8
 UNDER_WAY_LOOK_S = 0.05
 
 Usages = Mapping[str, tuple[metrics.ComputeMetrics | None, int | None]]
-# A command's answer, the scheduler's refusal, or the unexpected error its call raised.
-UsageAnswer = Union[Usages, slurm.SchedulerCommandError, Exception]
+# A command's answer, or the error its call raised (SchedulerCommandError: the scheduler refused).
+UsageAnswer = Union[Usages, Exception]
 SeffAnswer = Union[metrics.ComputeMetrics, None, Exception]  # None: seff has no data of the job
 
 
@@ -86,6 +86,7 @@ class MetricsCollector:
         self._failure_retry_s = failure_retry_s  # after an unexpected failure
         self._clock = clock
         self._commands = commands
+        self._pool: ThreadPoolExecutor | None = None  # the default `commands`, once made
         self._changed = False
         self._waiting: list[PendingMetrics] = []
         self._under_way: list[Collection] = []
@@ -126,22 +127,39 @@ class MetricsCollector:
             self._record(collection, now)
         return self._changed
 
+    def close(self) -> None:
+        """Drop the commands not started yet (a monitor stopped by Ctrl-C does not wait for
+        hundreds of seff calls as it exits; those running end on their own); the jobs of the
+        collections under way are due again, should the monitor go on."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self._waiting += [pending for collection in self._under_way for pending in collection.jobs]
+        self._under_way.clear()
+
     def _start(self, jobs: list[PendingMetrics]) -> Collection:
         """sacct for all the jobs and each one's seff (without seff: sacct alone), all at once."""
-        if self._commands is None:
-            self._commands = ThreadPoolExecutor(SEFF_CALLS_IN_FLIGHT + 1, thread_name_prefix="ttlaunch-metrics")
+        commands = self._commands
+        if commands is None:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(SEFF_CALLS_IN_FLIGHT + 1, thread_name_prefix="ttlaunch-metrics")
+            commands = self._pool
         job_ids = sorted({str(self._ledger.state.jobs[pending.job].job_id) for pending in jobs})
-        usages = self._commands.submit(_usage, job_ids)
-        reports = {job_id: self._commands.submit(_seff, job_id) for job_id in job_ids} if shutil.which("seff") else None
+        usages = commands.submit(_usage, job_ids)
+        reports = {job_id: commands.submit(_seff, job_id) for job_id in job_ids} if shutil.which("seff") else None
         return Collection(jobs, usages, reports)
 
     def _record(self, collection: Collection, now: float) -> None:
         usages = collection.usages.result()
         if isinstance(usages, slurm.SchedulerCommandError):
             job_ids = ", ".join(sorted({str(self._ledger.state.jobs[pending.job].job_id) for pending in collection.jobs}))
-            self._ledger.events.write("POLL_FAILED", "Accounting of ended jobs failed", ("Job IDs", job_ids), ("Error", str(usages)))
+            self._ledger.events.write(
+                "POLL_FAILED", "Accounting of ended jobs failed", ("Job IDs", job_ids), ("Error", str(usages))
+            )
             usages = {}
-        reports = {job_id: report.result() for job_id, report in collection.reports.items()} if collection.reports is not None else None
+        reports = None
+        if collection.reports is not None:
+            reports = {job_id: report.result() for job_id, report in collection.reports.items()}
         for pending in collection.jobs:
             if self._faults.run(pending.job, "metrics", lambda: self._collect_metrics(pending, usages, reports, now)):
                 continue

@@ -186,6 +186,14 @@ class Monitor:
         self.faults.check_sweep_dir()
         self.ledger.state.monitoring_started = self.ledger.state.monitoring_started or timestamp()
         self._save()
+        try:
+            self._watch()
+        finally:
+            self.metrics.close()
+        self.finish()
+
+    def _watch(self) -> None:
+        """Poll (and wait between polls) until every job ended and its metrics are in."""
         figures_imported = False
         with live_view(self.ledger.state, self.settings.live) as view:
             while True:
@@ -215,7 +223,6 @@ class Monitor:
                     figures_imported = True
                     wait_s = max(0.0, wait_s - (self._clock() - began))
                 self._wait(wait_s, view.refresh)
-        self.finish()
 
     def finish(self) -> None:
         checks = self.validate()
