@@ -5,6 +5,7 @@ are recorded text; the real-cluster fault injection is tests/test_scheduler_faul
 
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -222,7 +223,7 @@ def test_metrics_are_collected_beside_the_monitor_and_a_stop_keeps_their_jobs_du
     for _ in range(100):
         if collector.collect_due():
             break
-        threading.Event().wait(0.05)
+        time.sleep(0.05)  # the worker threads' turn
     assert ledger.state.jobs["a"].metrics["cpu_efficiency"] == 50.0 and not collector.pending
 
     answer.clear()
