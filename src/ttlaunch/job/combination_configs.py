@@ -40,7 +40,7 @@ class CombinationConfigs:
         when they are more than MAX_BYTES."""
         keys = tuple(per_job_keys)
         configs: dict[tuple[str, ...], bytes] = {}
-        for combination in dict.fromkeys(_combination(overrides, keys) for overrides in job_overrides):
+        for combination in dict.fromkeys(shared_overrides(overrides, keys) for overrides in job_overrides):
             config = loader.load_sweep_config(master, list(combination))
             # Parsed here once, for each job's override_dirname: a job parses only its own two.
             task = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
@@ -52,13 +52,13 @@ class CombinationConfigs:
     def config_for(self, overrides: Sequence[str]) -> DictConfig | None:
         """The job's config, as `load_sweep_config(master, overrides)` composes it; None for a
         job of no combination the launch composed (an evaluation, a rule's follow-up)."""
-        pickled = self.configs.get(_combination(overrides, self.per_job_keys))
+        pickled = self.configs.get(shared_overrides(overrides, self.per_job_keys))
         if pickled is None:
             return None
         config: DictConfig
         task: list[Override]  # the combination's task overrides, parsed
         config, task = pickle.loads(pickled)
-        own = OverridesParser.create().parse_overrides([o for o in overrides if _key(o) in self.per_job_keys])
+        own = OverridesParser.create().parse_overrides([o for o in overrides if override_key(o) in self.per_job_keys])
         for override in own:  # as Hydra applies a value override, and lists it
             OmegaConf.update(config, override.key_or_group, override.value(), merge=True)
             listed = config.hydra.overrides.hydra if override.is_hydra_override() else config.hydra.overrides.task
@@ -71,12 +71,11 @@ class CombinationConfigs:
         return config
 
 
-def _key(override: str) -> str:
-    """The key a per-job override sets: ttlaunch writes them `key=value` (ttlaunch.submit.plan),
-    and a combination never holds them. No parsing: the launch splits every job's overrides."""
-    return override.split("=", 1)[0]
+def override_key(override: str) -> str:
+    """The key an override sets: '+seed=1' -> 'seed'; '~a.b' -> 'a.b'."""
+    return override.split("=", 1)[0].lstrip("+~")
 
 
-def _combination(overrides: Sequence[str], per_job_keys: Sequence[str]) -> tuple[str, ...]:
-    """A job's overrides less its own: those of its combination."""
-    return tuple(override for override in overrides if _key(override) not in per_job_keys)
+def shared_overrides(overrides: Sequence[str], per_job_keys: Sequence[str]) -> tuple[str, ...]:
+    """A job's overrides less its own (`per_job_keys`): those its combination's jobs share."""
+    return tuple(override for override in overrides if override_key(override) not in per_job_keys)

@@ -28,6 +28,7 @@ from ttlaunch.base.errors import InputError, SweepFailed
 from ttlaunch.inputs.composed import command_line_fixed_keys, read_scheduling
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import APP_GROUPS_PREFIX, UserConfig, check_metrics
+from ttlaunch.job.combination_configs import override_key
 from ttlaunch.monitor.callback import find_monitor
 from ttlaunch.records.event_log import EVENT_LOG_NAME
 from ttlaunch.records.jobs_file import JobRecord
@@ -47,7 +48,7 @@ from ttlaunch.submit.orchestration import (
     reconcile_and_select,
     writable,
 )
-from ttlaunch.submit.plan import JobSpec, app_job_names, override_key
+from ttlaunch.submit.plan import JobSpec, app_job_names
 from ttlaunch.submit.submitter import Submission, Submitter, submit_and_watch
 
 # Interpolations of hydra.sweep.subdir known at launch without composing each job's config.

@@ -44,7 +44,7 @@ from ttlaunch.scheduler.submitit_files import folder, log_paths
 from ttlaunch.submit import monitor_job
 from ttlaunch.submit.handover import Launcher, LaunchSession, Sweeper
 from ttlaunch.submit.monitor_job import MonitorSession
-from ttlaunch.submit.plan import JOB_NAME_KEY, RUN_NAME_KEY, JobSpec, combination_of, plan_jobs
+from ttlaunch.submit.plan import PER_JOB_KEYS, JobSpec, combination_of, plan_jobs
 from ttlaunch.submit.selection import Selection, changed_jobs, select_jobs, unrecorded_job_id
 from ttlaunch.submit.submitter import (
     Submitter,
@@ -423,7 +423,7 @@ def launch_runs(launcher: Launcher, job_overrides: Sequence[Sequence[str]], init
         monitor.hand_over = hand_over
     assert launcher.hydra_context is not None and launcher.config is not None  # Hydra sets them up before it launches
     launcher.combination_configs = CombinationConfigs.compose(
-        launcher.hydra_context.config_loader, launcher.config, job_overrides, (RUN_NAME_KEY, JOB_NAME_KEY)
+        launcher.hydra_context.config_loader, launcher.config, job_overrides, PER_JOB_KEYS
     )
     names = submit_and_watch(launcher, submitter, planned, callback, monitor)
     return [job_return(ledger.state.jobs[name]) for name in names]

@@ -17,10 +17,13 @@ from typing import Sequence
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.schema import APP_GROUPS, APP_GROUPS_PREFIX
 from ttlaunch.inputs.summary import Experiment, Run, check_safe_name
+from ttlaunch.job.combination_configs import override_key, shared_overrides
 
 # Keys the sweep sets itself; a user sweeping them would make names meaningless.
 RUN_NAME_KEY = "run_name"
 JOB_NAME_KEY = "hydra.job.name"
+# The overrides each planned job has of its own; the rest are its combination's.
+PER_JOB_KEYS = (RUN_NAME_KEY, JOB_NAME_KEY)
 _RESERVED_KEYS = {"experiment", RUN_NAME_KEY, JOB_NAME_KEY}
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -43,11 +46,6 @@ class JobSpec:
         return self.run.name
 
 
-def override_key(override: str) -> str:
-    """'+seed=1' -> 'seed'; '~a.b' -> 'a.b'."""
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def _suffix(overrides: Sequence[str], swept_keys: set[str]) -> str:
     parts = []
     for override in overrides:
@@ -60,8 +58,9 @@ def _suffix(overrides: Sequence[str], swept_keys: set[str]) -> str:
 
 
 def combination_of(overrides: Sequence[str]) -> tuple[str, ...]:
-    """A planned job's overrides less its own (its run, its name): its combination's."""
-    return tuple(override for override in overrides if override_key(override) not in {RUN_NAME_KEY, JOB_NAME_KEY})
+    """A planned job's overrides less its own (its run, its name): its combination's, as the
+    job looks its config up (ttlaunch.job.combination_configs)."""
+    return shared_overrides(overrides, PER_JOB_KEYS)
 
 
 def plan_jobs(experiment: Experiment, combinations: Sequence[Sequence[str]]) -> list[JobSpec]:
