@@ -80,9 +80,9 @@ def write_data(path: Path) -> None:
     path.write_text(json.dumps({"train": rows[:8], "validation": rows[8:10], "test": rows[10:]}, indent=1))
 
 
-def design(experiment_dir: Path, models_dir: Path, data: Path, runs: dict[str, int]) -> dict:
+def design(experiment_dir: Path, models_dir: Path, data: Path, runs: dict[str, int], epochs: int) -> dict:
     """The experiment summary, as cruijff_kit's design skill writes it: fine-tuned runs by
-    LoRA rank and the base model as the control."""
+    LoRA rank and the base model as the control, each run trained for `epochs`."""
     fine_tuned = [
         {"name": f"{MODEL_DIR}_{name}", "type": "fine-tuned", "model": MODEL_NAME, "parameters": {"lora_rank": rank}}
         for name, rank in runs.items()
@@ -97,7 +97,7 @@ def design(experiment_dir: Path, models_dir: Path, data: Path, runs: dict[str, i
         "variables": {"lora_rank": list(runs.values())},
         "controls": {
             "system_prompt": "", "prompt": "Capitalize: {input}\n", "dataset_type": "chat_completion",
-            "epochs": 1, "batch_size": 4, "gradient_accumulation_steps": 1, "validation_during_training": False,
+            "epochs": epochs, "batch_size": 4, "gradient_accumulation_steps": 1, "validation_during_training": False,
         },
         "models": {"base": [{"name": MODEL_NAME, "path": str(models_dir / MODEL_DIR), "size_gb": 0.001}]},
         "data": {
@@ -124,8 +124,11 @@ def design(experiment_dir: Path, models_dir: Path, data: Path, runs: dict[str, i
     }
 
 
-def setup_finetune(run_dir: Path, experiment_dir: Path, models_dir: Path, data: Path, rank: int, root: Path) -> None:
-    """cruijff_kit's setup_finetune.py in the run's dir, then the CPU substitutions."""
+def setup_finetune(
+    run_dir: Path, experiment_dir: Path, models_dir: Path, data: Path, rank: int, epochs: int, merged: bool, root: Path
+) -> None:
+    """cruijff_kit's setup_finetune.py in the run's dir (`merged`: its recipe saves merged
+    weights too, not only the adapter), then the CPU substitutions."""
     run_dir.mkdir(parents=True)
     inputs = {
         "torchtune_model_name": MODEL_NAME, "model_checkpoint": MODEL_DIR,
@@ -133,9 +136,9 @@ def setup_finetune(run_dir: Path, experiment_dir: Path, models_dir: Path, data: 
         "input_dir_base": str(data.parent) + "/", "input_formatting": "", "models_dir": str(models_dir),
         "dataset_label": data.stem, "dataset_ext": ".json", "dataset_type": "chat_completion",
         "my_wandb_project": "ttlaunch_tests", "my_wandb_run_name": run_dir.name,
-        "batch_size": 4, "epochs": 1, "lora_rank": rank, "lr": 3e-3, "num_warmup_steps": 1,
+        "batch_size": 4, "epochs": epochs, "lora_rank": rank, "lr": 3e-3, "num_warmup_steps": 1,
         "system_prompt": "", "prompt": "Capitalize: {input}\n", "log_every_n_steps": 1,
-        "time": "0:59:00", "gpus": 1, "conda_env": "cruijff",
+        "time": "0:59:00", "gpus": 1, "conda_env": "cruijff", "save_adapter_weights_only": not merged,
     }
     (run_dir / "setup_finetune.yaml").write_text(yaml.safe_dump(inputs))
     env = {**os.environ, "PYTHONPATH": python_path(root), "USER": os.environ.get("USER", "root")}
@@ -161,8 +164,10 @@ def setup_finetune(run_dir: Path, experiment_dir: Path, models_dir: Path, data: 
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def scaffold(root: Path, runs: dict[str, int]) -> Path:
-    """The experiment dir of a scaffolded cruijff_kit experiment under `root`."""
+def scaffold(root: Path, runs: dict[str, int], epochs: int = 1, merged: bool = False) -> Path:
+    """The experiment dir of a scaffolded cruijff_kit experiment under `root`, its runs
+    trained for `epochs`, saving adapters only (cruijff_kit's default) or, `merged`, the
+    merged weights too."""
     models_dir = root / "pretrained-llms"
     build_model(models_dir)
     data = root / "ck-data" / "words_5L.json"
@@ -170,8 +175,8 @@ def scaffold(root: Path, runs: dict[str, int]) -> Path:
     write_data(data)
     experiment_dir = root / "ck-projects" / "capitalization" / "cap_tiny"
     experiment_dir.mkdir(parents=True)
-    summary = design(experiment_dir, models_dir, data, runs)
+    summary = design(experiment_dir, models_dir, data, runs, epochs)
     (experiment_dir / "experiment_summary.yaml").write_text(yaml.safe_dump(summary, sort_keys=False))
     for name, rank in runs.items():
-        setup_finetune(experiment_dir / f"{MODEL_DIR}_{name}", experiment_dir, models_dir, data, rank, root)
+        setup_finetune(experiment_dir / f"{MODEL_DIR}_{name}", experiment_dir, models_dir, data, rank, epochs, merged, root)
     return experiment_dir

@@ -94,6 +94,40 @@ sleep {then_s}
 
 
 
+def cuda_devices() -> int:
+    """The CUDA GPUs this machine's torch sees (none without torch, or with a CPU build)."""
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # no torch, or a CPU build
+        return 0
+
+
+def merge_errors(epoch_dir: Path, base_dir: Path) -> dict[str, float]:
+    """For each weight a LoRA run adapts, how far the merged weights torchtune saved in
+    `epoch_dir` are from the base model's (`base_dir`) plus (alpha/rank)·B·A of the adapter
+    saved beside them (or in `adapter_weights/`, where cruijff_kit's post step moves it): the
+    largest absolute difference (all in Hugging Face's layout, the adapter as PEFT's file)."""
+    import json
+
+    from safetensors.torch import load_file
+
+    adapter_dir = epoch_dir / "adapter_weights" if (epoch_dir / "adapter_weights").is_dir() else epoch_dir
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    scale = config["lora_alpha"] / config["r"]
+    adapter = load_file(adapter_dir / "adapter_model.safetensors")
+    merged = {key: value for path in epoch_dir.glob("model-*.safetensors") for key, value in load_file(path).items()}
+    base = {key: value for path in base_dir.glob("model*.safetensors") for key, value in load_file(path).items()}
+    errors = {}
+    for key, a in adapter.items():
+        if key.endswith(".lora_A.weight"):
+            b = adapter[key.replace(".lora_A.", ".lora_B.")]
+            weight = key.removeprefix("base_model.model.").replace(".lora_A.weight", ".weight")
+            errors[weight] = float((merged[weight] - (base[weight] + scale * b @ a)).abs().max())
+    return errors
+
+
 def commit_all(directory: Path) -> str:
     """Put `directory` in a git repository of its own, everything committed, as its user keeps
     it; the commit."""

@@ -14,7 +14,7 @@ import yaml
 from ttlaunch.job.job_plan import load_plan
 
 import cruijff_scaffold
-from support import accounted_end, commit_all, full_cluster, plan_from_saved_config, queued, wait_for
+from support import accounted_end, commit_all, full_cluster, merge_errors, plan_from_saved_config, queued, wait_for
 
 pytest.importorskip("torchtune")
 pytest.importorskip("peft")
@@ -28,7 +28,7 @@ RUNS = {"rank2": 2, "rank4": 4}
 
 
 def test_a_cruijff_scaffold_trains_and_evaluates_as_its_own_tools_would(run_cli, tmp_path: Path, monkeypatch):
-    experiment = cruijff_scaffold.scaffold(tmp_path / "scratch", RUNS)
+    experiment = cruijff_scaffold.scaffold(tmp_path / "scratch", RUNS, epochs=3, merged=True)
     cruijff_scaffold.use_cruijff_kit(monkeypatch, tmp_path / "scratch")
     result = run_cli(
         f"hydra.searchpath=[ttlaunch-experiments://{experiment.parent}]", f"experiment={experiment.name}", timeout=600,
@@ -44,16 +44,25 @@ def test_a_cruijff_scaffold_trains_and_evaluates_as_its_own_tools_would(run_cli,
         # The scaffold's own recipe, inside its own script, in its own dir.
         assert "tune run cruijff_kit.tools.torchtune.custom_recipes.lora_finetune_single_device_nightly.__main__" in stdout
         artifacts = experiment / run / "artifacts"
-        # Its post step ran after the training: the adapter loads offline from the local base model.
-        adapter = json.loads((artifacts / "epoch_0" / "adapter_config.json").read_text())
-        assert adapter["base_model_name_or_path"] == str(tmp_path / "scratch" / "pretrained-llms" / cruijff_scaffold.MODEL_DIR)
+        # Its post step ran after the training: with merged weights saved, it moves each epoch's
+        # adapter aside (adapter_weights/) so the merged weights load as they are.
+        for epoch in range(3):
+            assert (artifacts / f"epoch_{epoch}" / "adapter_weights" / "adapter_config.json").is_file()
+            assert not (artifacts / f"epoch_{epoch}" / "adapter_config.json").exists()
         assert list(artifacts.glob("slurm-*.out")), "the job's log also where --output says"
         # It ran what its launch worked out from the copies its submission took: what it would have worked out.
         plan = load_plan(sweep / run)
         assert plan is not None and str(sweep / run / "inputs" / run / "finetune.yaml") in plan.command.argv
         assert plan == plan_from_saved_config(sweep / run)
         # Losses from torchtune's progress bar (the scaffold logs to WandB, offline).
-        assert job["training"]["loss"] is not None and job["training"]["steps_done"] == 2
+        assert job["training"]["loss"] is not None and job["training"]["steps_done"] == 3 * 2
+        # Its recipe saved each epoch without changing the model it trained: each epoch's merged
+        # weights are the base model's plus that epoch's adapter (ttlaunch.job.lora_merge_on_cpu).
+        assert Path(job["stderr"]).read_text().count("merges LoRA into copies of the base weights") == 1
+        base = tmp_path / "scratch" / "pretrained-llms" / cruijff_scaffold.MODEL_DIR
+        for epoch in range(3):
+            errors = merge_errors(artifacts / f"epoch_{epoch}", base)
+            assert len(errors) == 4 and max(errors.values()) < 1e-5, f"{run} epoch {epoch}: {errors}"
         evaluation = state["jobs"][f"{run}/capitalization/epoch0"]
         assert evaluation["status"] == "COMPLETED", evaluation.get("error")
         assert evaluation["scores"]["samples"] == 2 and "match/accuracy" in evaluation["scores"]["metrics"]

@@ -21,6 +21,10 @@ TASKS = "TTLAUNCH_TASKS"
 REQUEUE_POLICY = "TTLAUNCH_REQUEUE_POLICY"
 # Given to `python -m ttlaunch.job.dataset_cache`: where it writes the cache dir it filled.
 PREPARED_REPORT = "TTLAUNCH_PREPARED_REPORT"
+# Prepended to, never replaced: an app's job puts its code snapshot first
+# (ttlaunch.job.job_callable), a torchtune trainer without GPUs ttlaunch's start-up hook
+# (ttlaunch.job.lora_merge_on_cpu).
+PYTHONPATH = "PYTHONPATH"
 # Read at launch: names the cluster outright (ttlaunch.inputs.platform).
 PLATFORM = "TTLAUNCH_PLATFORM"
 # Read by the test cluster's preset (compute=testcluster/cpu_1x): the root of its sweep dirs.

@@ -7,6 +7,8 @@ import pickle
 import sys
 from typing import Any, Callable, Sequence
 
+from ttlaunch.base import environment
+
 
 class PrePickledJob:
     """What each job runs: the launcher and Hydra's singleton state, pickled once per launch.
@@ -38,7 +40,7 @@ class PrePickledJob:
     def __call__(self, overrides: list[str], job_dir_key: str, index: int, job_id: str) -> Any:
         if self.import_paths:
             sys.path[:0] = self.import_paths
-            os.environ["PYTHONPATH"] = os.pathsep.join([*self.import_paths, *filter(None, [os.environ.get("PYTHONPATH")])])
+            os.environ[environment.PYTHONPATH] = os.pathsep.join([*self.import_paths, *filter(None, [os.environ.get(environment.PYTHONPATH)])])
         launcher, singleton_state = pickle.loads(self.blob)
         return launcher(overrides, job_dir_key, index, job_id, singleton_state)
 

@@ -1,5 +1,6 @@
 """Each payload kind's ways inside a job: where an attempt starts (its resume decision), its
-argv at that attempt and under torchrun, and its part of the sweep's one-time preparation.
+argv at that attempt and under torchrun, the environment it starts in, and its part of the
+sweep's one-time preparation.
 The task function (ttlaunch.job.task) asks the kind and never which kind it has."""
 
 from __future__ import annotations
@@ -7,11 +8,12 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import replace
-from typing import Iterator, Protocol
+from typing import Iterator, Mapping, Protocol
 
 from ttlaunch.base import environment
 from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind
+from ttlaunch.job.lora_merge_on_cpu import with_merge_on_copies
 from ttlaunch.job.preparation import Preparation, Runner, command_steps, dataset_step
 from ttlaunch.job.rendezvous import Rendezvous
 from ttlaunch.job.resume import ResumeAction, decide_torchtune
@@ -38,6 +40,11 @@ class JobPayload(Protocol):
     ) -> tuple[str, ...]:
         """The argv as this task starts it (`torchrun`: payload.torchrun; `rendezvous`: where
         the tasks of a several-task job meet)."""
+        ...
+
+    def started_env(self, env: Mapping[str, str], gpus: int) -> Mapping[str, str]:
+        """The environment the payload itself starts in (not its setup or preparation), on
+        `gpus` GPUs per node."""
         ...
 
     def preparation(self, command: PayloadCommand, run: Runner) -> Iterator[Preparation]:
@@ -68,6 +75,9 @@ class CommandJob:
             *argv,
         )
 
+    def started_env(self, env: Mapping[str, str], gpus: int) -> Mapping[str, str]:
+        return env
+
     def preparation(self, command: PayloadCommand, run: Runner) -> Iterator[Preparation]:
         return command_steps(command, run)
 
@@ -86,7 +96,9 @@ class EvaluationJob(CommandJob):
 class TorchtuneJob:
     """A torchtune recipe: it resumes from its newest epoch checkpoint (ttlaunch.job.resume)
     with resume_from_checkpoint=True; a several-task job meets at its rendezvous, given to
-    `tune run`; its dataset's cache is built once for the sweep, after payload.prepare."""
+    `tune run`; without GPUs, its LoRA checkpoints merge into copies of the weights
+    (ttlaunch.job.lora_merge_on_cpu); its dataset's cache is built once for the sweep, after
+    payload.prepare."""
 
     kind = PayloadKind.TORCHTUNE
 
@@ -106,6 +118,10 @@ class TorchtuneJob:
         # After `tune run`, wherever it starts (a scaffold's batch script comes first).
         at = next(i for i in range(len(argv) - 1) if argv[i : i + 2] == ("tune", "run")) + 2
         return (*argv[:at], *rendezvous.torchrun_args(), *argv[at:])
+
+    def started_env(self, env: Mapping[str, str], gpus: int) -> Mapping[str, str]:
+        # With GPUs the recipe's .cpu() copies the weights before the merge adds into them.
+        return with_merge_on_copies(env) if gpus == 0 else env
 
     def preparation(self, command: PayloadCommand, run: Runner) -> Iterator[Preparation]:
         yield from command_steps(command, run)

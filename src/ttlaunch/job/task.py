@@ -161,7 +161,9 @@ def run_task(cfg: DictConfig) -> None:
             with stagger.startup_window(sweep_dir):
                 for setup in command.setup:
                     run_command(setup, command.env, run_name)
-                payload = start_command(command.argv, command.env, command.cwd, own_group=command.runs_script)
+                payload = start_command(
+                    command.argv, job_kind.started_env(command.env, plan.gpus), command.cwd, own_group=command.runs_script
+                )
             if end_warning is not None:
                 end_warning.attach(lambda grace_s: stop_command(payload, grace_s))
         except BaseException:
