@@ -82,7 +82,8 @@ def write_data(path: Path) -> None:
 
 def design(experiment_dir: Path, models_dir: Path, data: Path, runs: dict[str, int], epochs: int) -> dict:
     """The experiment summary, as cruijff_kit's design skill writes it: fine-tuned runs by
-    LoRA rank and the base model as the control, each run trained for `epochs`."""
+    LoRA rank, each trained for `epochs` and evaluated at its last, and the base model as the
+    control."""
     fine_tuned = [
         {"name": f"{MODEL_DIR}_{name}", "type": "fine-tuned", "model": MODEL_NAME, "parameters": {"lora_rank": rank}}
         for name, rank in runs.items()
@@ -116,7 +117,7 @@ def design(experiment_dir: Path, models_dir: Path, data: Path, runs: dict[str, i
                 "description": "Capitalizes a word",
             }],
             "matrix": [
-                *({"run": run["name"], "vis_label": name, "tasks": ["capitalization"], "epochs": [0]}
+                *({"run": run["name"], "vis_label": name, "tasks": ["capitalization"], "epochs": [epochs - 1]}
                   for run, name in zip(fine_tuned, runs)),
                 {"run": control["name"], "vis_label": "base", "tasks": ["capitalization"], "epochs": None},
             ],

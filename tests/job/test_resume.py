@@ -51,6 +51,17 @@ def test_recipe_state_on_disk_is_read(tmp_path: Path):
     assert "resuming at epoch 1 of 2" in decision.reason
 
 
+def test_a_finished_run_whose_adapters_cruijff_kits_post_step_moved_aside_is_finished_not_trained_again(tmp_path: Path):
+    output = torchtune_output(tmp_path, [0, 1], (1, 2))
+    for epoch in (0, 1):
+        stashed = output / f"epoch_{epoch}" / "adapter_weights"
+        stashed.mkdir()
+        (output / f"epoch_{epoch}" / "adapter_model.pt").rename(stashed / "adapter_model.pt")
+    assert saved_epochs(output) == [0, 1]
+    decision = decide_torchtune(output)
+    assert (decision.action, decision.newest_epoch) == (ResumeAction.FINISHED, 1)
+
+
 @pytest.mark.parametrize(
     "damage",
     [b"", b"not a pickle", "cut short", {"epochs_run": "one", "total_epochs": 2}, {"epochs_run": 3, "total_epochs": 2}, {}],

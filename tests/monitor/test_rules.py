@@ -7,6 +7,7 @@ import pytest
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.rulebook import FileExists, FollowUpAction, MaxAttempts, parse_rules
 from ttlaunch.monitor.containment import Containment
+from ttlaunch.monitor.evaluations import checkpoint_ready
 from ttlaunch.monitor.rules import RulesEngine
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
@@ -210,7 +211,7 @@ def test_the_cooldown_example_matches_torchtunes_own_line():
 
 
 def test_the_evaluation_matrix_becomes_named_targets_with_their_commands(tmp_path: Path):
-    from ttlaunch.inputs.evaluation_plan import EvaluationTarget, checkpoint_ready, evaluation_command, planned_evaluations
+    from ttlaunch.inputs.evaluation_plan import EvaluationTarget, evaluation_command, planned_evaluations
     from ttlaunch.inputs.schema import EvaluationConfig
     from ttlaunch.inputs.summary import parse_experiment
 
@@ -238,6 +239,11 @@ def test_the_evaluation_matrix_becomes_named_targets_with_their_commands(tmp_pat
     assert not checkpoint_ready(config, target, tmp_path / "r8" / "outputs")
     (tmp_path / "r8" / "outputs" / "epoch_1").mkdir(parents=True)
     (tmp_path / "r8" / "outputs" / "epoch_1" / "adapter_config.json").write_text("{}")
+    assert checkpoint_ready(config, target, tmp_path / "r8" / "outputs")
+    # cruijff_kit's post step moves a merged save's adapter files aside right after training.
+    stashed = tmp_path / "r8" / "outputs" / "epoch_1" / "adapter_weights"
+    stashed.mkdir()
+    (tmp_path / "r8" / "outputs" / "epoch_1" / "adapter_config.json").rename(stashed / "adapter_config.json")
     assert checkpoint_ready(config, target, tmp_path / "r8" / "outputs")
 
 

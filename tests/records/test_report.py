@@ -9,6 +9,7 @@ def make_epoch(output: Path, epoch: int, *files: str) -> None:
     directory = output / f"epoch_{epoch}"
     directory.mkdir(parents=True)
     for name in files:
+        (directory / name).parent.mkdir(exist_ok=True)
         (directory / name).write_text("x")
 
 
@@ -25,6 +26,11 @@ def test_the_newest_epoch_must_hold_adapter_weights_and_config(tmp_path: Path):
     check = check_checkpoint(broken)
     assert not check.ok and "lacks adapter weights" in check.problem
     assert not check_checkpoint(tmp_path / "nothing").ok
+    # Merged weights, the adapter moved aside by cruijff_kit's post step: complete.
+    merged = tmp_path / "merged"
+    make_epoch(merged, 0, "model-00001-of-00001.safetensors", "config.json", "adapter_weights/adapter_model.pt",
+               "adapter_weights/adapter_config.json")
+    assert check_checkpoint(merged).ok
 
 
 def test_summary_lists_completed_and_failed_runs_flags_and_next_steps(tmp_path: Path):

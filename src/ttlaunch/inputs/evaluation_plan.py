@@ -204,10 +204,6 @@ def checkpoint_of(config: EvaluationConfig, target: EvaluationTarget, run_output
     return Path(_values(config, target, run_output_dir, Path("."))["checkpoint"])
 
 
-def checkpoint_ready(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path) -> bool:
-    return (checkpoint_of(config, target, run_output_dir) / config.ready_file).is_file()
-
-
 def own_caches(job_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
     """The environment that gives an evaluation job a cache dir of its own (XDG_CACHE_HOME),
     Hugging Face's home staying where it was. inspect keeps a task's hf_dataset in the

@@ -171,7 +171,8 @@ class PayloadConfig:
 class EvaluationConfig:
     """The evaluation jobs of the summary's evaluation matrix (run x task x epoch).
 
-    Each is submitted once `<checkpoint>/<ready_file>` exists, named `<run>/<task>/epoch<N>`,
+    Each is submitted once `<checkpoint>/<ready_file>` exists (or `<checkpoint>/adapter_weights/
+    <ready_file>`, where cruijff_kit's post step moves it), named `<run>/<task>/epoch<N>`,
     and monitored like a training job. `command` is an argv list with {task}, {epoch},
     {checkpoint}, {run_name}, {output_dir} (the evaluation's own) and {job_dir}.
     """

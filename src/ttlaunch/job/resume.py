@@ -17,7 +17,7 @@ import operator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ttlaunch.records.checkpoints import epoch_dirs, epoch_of
+from ttlaunch.records.checkpoints import adapter_file, epoch_dirs, epoch_of
 
 RECIPE_STATE = Path("recipe_state") / "recipe_state.pt"
 ADAPTER = "adapter_model.pt"  # what torchtune's resume loads
@@ -37,8 +37,10 @@ class ResumeDecision:
 
 
 def saved_epochs(output_dir: Path) -> list[int]:
-    """Epochs whose adapter checkpoint is complete enough to resume from, ascending."""
-    return [epoch_of(path) for path in epoch_dirs(output_dir) if (path / ADAPTER).is_file()]
+    """Epochs whose adapter checkpoint is complete enough to resume from, ascending. (An
+    adapter cruijff_kit's post step moved aside counts too: that step runs once the run has
+    finished, which its recipe state then says.)"""
+    return [epoch_of(path) for path in epoch_dirs(output_dir) if adapter_file(path, ADAPTER).is_file()]
 
 
 def decide(epochs: list[int], recipe_state: tuple[int, int] | None) -> ResumeDecision:

@@ -9,15 +9,23 @@ import logging
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ttlaunch.inputs.evaluation_plan import EvaluationTarget, checkpoint_ready
+from ttlaunch.inputs.evaluation_plan import EvaluationTarget, checkpoint_of
 from ttlaunch.inputs.schema import EvaluationConfig
 from ttlaunch.monitor.actions import Capabilities
 from ttlaunch.monitor.containment import Containment
+from ttlaunch.records.checkpoints import adapter_file
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 
 log = logging.getLogger(__name__)
+
+
+def checkpoint_ready(config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path) -> bool:
+    """Whether the evaluation's epoch is saved whole: its ready file (written last) is in the
+    epoch dir, or in adapter_weights/ once cruijff_kit's post step moved it there, which it
+    does right after training: a monitor that looks later still sees the last epoch ready."""
+    return adapter_file(checkpoint_of(config, target, run_output_dir), config.ready_file).is_file()
 
 
 class EvaluationTrigger:

@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 from ttlaunch.base.files import write_atomically
 from ttlaunch.inputs.payload_kinds import PayloadKind
-from ttlaunch.records.checkpoints import epoch_dirs
+from ttlaunch.records.checkpoints import adapter_file, epoch_dirs
 from ttlaunch.records.jobs_file import JobRecord, SweepState
 from ttlaunch.records.plots import write_pictures
 from ttlaunch.records.provenance import PROVENANCE_NAME, last_commits
@@ -30,15 +30,16 @@ class CheckpointCheck:
 
 
 def check_checkpoint(output_dir: Path) -> CheckpointCheck:
-    """A finished LoRA run leaves epoch_N/ with adapter weights and adapter_config.json."""
+    """A finished LoRA run leaves epoch_N/ with adapter weights and adapter_config.json (or
+    those in its adapter_weights/, where cruijff_kit's post step moves them)."""
     epochs = epoch_dirs(output_dir)
     if not epochs:
         return CheckpointCheck(False, None, f"no epoch_N/ checkpoint in {output_dir}")
     newest = epochs[-1]
     missing = []
-    if not any((newest / name).is_file() for name in ADAPTER_WEIGHTS):
+    if not any(adapter_file(newest, name).is_file() for name in ADAPTER_WEIGHTS):
         missing.append("adapter weights")
-    if not (newest / "adapter_config.json").is_file():
+    if not adapter_file(newest, "adapter_config.json").is_file():
         missing.append("adapter_config.json")
     if missing:
         return CheckpointCheck(False, newest, f"{newest} lacks {' and '.join(missing)}")
