@@ -33,7 +33,8 @@ torch.nn.init.normal_(q_proj.lora_b.weight)  # LoRA's B starts at zero: as after
 base = q_proj.weight.detach().clone()
 merged = get_merged_lora_ckpt({k: v.cpu() for k, v in model.state_dict().items()}, rank=2, alpha=4)
 print("model kept its weights:", torch.equal(q_proj.weight, base))
-print("merged is base + delta:", torch.allclose(merged["layers.0.attn.q_proj.weight"], base + 2 * q_proj.lora_b.weight @ q_proj.lora_a.weight))
+delta = 2 * q_proj.lora_b.weight @ q_proj.lora_a.weight
+print("merged is base + delta:", torch.allclose(merged["layers.0.attn.q_proj.weight"], base + delta))
 """
 
 

@@ -40,7 +40,8 @@ class PrePickledJob:
     def __call__(self, overrides: list[str], job_dir_key: str, index: int, job_id: str) -> Any:
         if self.import_paths:
             sys.path[:0] = self.import_paths
-            os.environ[environment.PYTHONPATH] = os.pathsep.join([*self.import_paths, *filter(None, [os.environ.get(environment.PYTHONPATH)])])
+            inherited = filter(None, [os.environ.get(environment.PYTHONPATH)])
+            os.environ[environment.PYTHONPATH] = os.pathsep.join([*self.import_paths, *inherited])
         launcher, singleton_state = pickle.loads(self.blob)
         return launcher(overrides, job_dir_key, index, job_id, singleton_state)
 

@@ -26,6 +26,7 @@ def epoch_of(epoch_dir: Path) -> int:
 # A LoRA adapter's files in an epoch dir, beside the merged weights unless the run saved the
 # adapter only.
 ADAPTER_FILES = frozenset({"adapter_config.json", "adapter_model.safetensors", "adapter_model.pt", "adapter_model.bin"})
+_WEIGHTS = (".safetensors", ".bin")
 # Where cruijff_kit's post step moves them when the run saved merged weights too (so that
 # transformers loads those, not the adapter).
 STASHED_ADAPTER_DIR = "adapter_weights"
@@ -36,7 +37,6 @@ def adapter_file(epoch_dir: Path, name: str) -> Path:
     STASHED_ADAPTER_DIR once cruijff_kit's post step moved it there."""
     stashed = epoch_dir / STASHED_ADAPTER_DIR / name
     return stashed if stashed.is_file() else epoch_dir / name
-_WEIGHTS = (".safetensors", ".bin")
 
 
 def loadable(checkpoint: Path, view: Path) -> Path:

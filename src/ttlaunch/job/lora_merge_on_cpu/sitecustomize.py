@@ -63,7 +63,10 @@ def patch(version: str) -> str:
     the line for the job's log."""
     if not affected(version):
         last = ".".join(map(str, LAST_AFFECTED))
-        return f"ttlaunch: torchtune {version} is not a release to {last}, whose LoRA merge needs copies on the CPU: left as it is"
+        return (
+            f"ttlaunch: torchtune {version} is not a release to {last} (whose LoRA merge needs copies on the CPU): "
+            "its merge is left as it is"
+        )
     original = getattr(sys.modules[PEFT], MERGE)
     replacement = merge_on_copies(original)
     for name in MERGE_MODULES:
