@@ -13,7 +13,7 @@ from ttlaunch.inputs.evaluation_plan import EvaluationTarget, evaluation_command
 from ttlaunch.inputs.schema import EvaluationConfig
 from ttlaunch.inputs.summary import EvaluationSettings, parse_experiment
 from ttlaunch.monitor.state_changes import apply_state
-from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.jobs_file import JobKind, JobRecord
 from ttlaunch.scheduler.states import JobState
 
 TASK_FILE = '''\
@@ -184,7 +184,7 @@ def test_a_controls_evaluation_is_submitted_at_once_an_epochs_when_its_checkpoin
     scheduler = EvaluationTrigger(targets, EvaluationConfig(), ledger, Launcher())
     scheduler.after_poll(Containment(ledger.events, tmp_path))
     assert submitted == [("base/cap", "base", "r8", ["+evaluation_target.task=cap", "+evaluation_target.epoch=null"], True)]
-    assert ledger.state.jobs["base/cap"].kind == "evaluation" and scheduler.pending, "epoch 0 is not saved yet"
+    assert ledger.state.jobs["base/cap"].kind is JobKind.EVALUATION and scheduler.pending, "epoch 0 is not saved yet"
     (tmp_path / "r8" / "epoch_0").mkdir(parents=True)
     (tmp_path / "r8" / "epoch_0" / "adapter_config.json").write_text("{}")
     scheduler.after_poll(Containment(ledger.events, tmp_path))

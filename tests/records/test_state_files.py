@@ -12,7 +12,7 @@ import pytest
 from ttlaunch.base.errors import DamagedFile
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.records.event_log import EventLog, read_events
-from ttlaunch.records.jobs_file import STATE_VERSION, JobRecord, SweepState, TrainingProgress, load_state, save_state
+from ttlaunch.records.jobs_file import STATE_VERSION, JobKind, JobRecord, SweepState, TrainingProgress, load_state, save_state
 from ttlaunch.records.rebuild import rebuild
 from ttlaunch.records.rules_state import QueuedAction, RulesState
 from ttlaunch.records.status_table import edited_header
@@ -45,6 +45,7 @@ def test_a_state_file_cut_short_names_the_file_the_problem_and_the_way_on(tmp_pa
         (lambda data: data["jobs"]["a"].update(attempt="two"), "jobs.a.attempt is 'two', not of type int"),
         (lambda data: data["jobs"]["a"].update(status="DONE"), "jobs.a.status is 'DONE', not a job state"),
         (lambda data: data["jobs"]["a"].update(colour="red"), "jobs.a has fields no job record has: colour"),
+        (lambda data: data["jobs"]["a"].update(kind="eval"), "jobs.a.kind is 'eval', not one of training, evaluation"),
         (lambda data: data.update(jobs=[1, 2]), "jobs is not an object of job records"),
         (
             lambda data: data.update(payload_kind="tune"),
@@ -193,7 +194,7 @@ def test_rebuild_finds_every_submission_in_the_log_and_the_job_dirs(tmp_path: Pa
     assert jobs["a"].stderr == str(tmp_path / "a" / "submitit" / "9_0_log.err") and jobs["a"].status == "PENDING"
     assert (jobs["c"].status, jobs["c"].error) == ("SUBMIT_FAILED", "sbatch: error: invalid partition specified: nowhere")
     assert jobs["d"].job_id == "12"  # in its job dir only: the log missed it
-    assert (jobs["a/gsm8k/epoch1"].kind, jobs["a/gsm8k/epoch1"].run_name) == ("evaluation", "a")
+    assert (jobs["a/gsm8k/epoch1"].kind, jobs["a/gsm8k/epoch1"].run_name) == (JobKind.EVALUATION, "a")
 
 
 def test_rebuild_refuses_a_state_file_that_reads_fine(tmp_path: Path):

@@ -14,7 +14,7 @@ from ttlaunch.inputs.schema import EvaluationConfig
 from ttlaunch.monitor.actions import Capabilities
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.records.checkpoints import adapter_file
-from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.jobs_file import JobKind, JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 
@@ -58,22 +58,22 @@ class EvaluationTrigger:
             return
         if target.training_job is None:  # a model the sweep does not train: ready once it is there
             # It inherits the launch's command line from a training job of the sweep.
-            template = next((name for name, record in jobs.items() if record.kind == "training"), None)
+            template = next((name for name, record in jobs.items() if record.kind is JobKind.TRAINING), None)
             if template is None:
                 return
             model = self.given_models.get(target.run)
-            still_training = any(record.kind == "training" and not record.status.terminal for record in jobs.values())
+            still_training = any(record.kind is JobKind.TRAINING and not record.status.terminal for record in jobs.values())
             if model is not None and not model.is_dir() and still_training:  # the sweep's preparation makes it
                 return
             self.capabilities.submit(target.job_name, target.run, template, target.overrides, evaluation=True)
-            jobs[target.job_name].kind = "evaluation"
+            jobs[target.job_name].kind = JobKind.EVALUATION
             log.info("%s: evaluation %s of its model as it is submitted", target.run, target.job_name)
             return
         training = jobs.get(target.training_job)
         if training is None or not training.output_dir or not checkpoint_ready(self.config, target, Path(training.output_dir)):
             return
         self.capabilities.submit(target.job_name, target.run, target.training_job, target.overrides, evaluation=True)
-        jobs[target.job_name].kind = "evaluation"
+        jobs[target.job_name].kind = JobKind.EVALUATION
         log.info("%s: epoch %d checkpoint ready; evaluation %s submitted", target.run, target.epoch, target.job_name)
 
     @property

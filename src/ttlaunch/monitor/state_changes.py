@@ -14,7 +14,7 @@ from ttlaunch.job.requeue import read_requeues
 from ttlaunch.monitor.scores import headline, read_scores
 from ttlaunch.records.checkpoints import epoch_dirs
 from ttlaunch.records.event_log import Entry
-from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.jobs_file import JobKind, JobRecord
 from ttlaunch.scheduler import slurm
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import returned_value
@@ -77,7 +77,7 @@ def apply_state(
     if current is previous or current is JobState.UNKNOWN:
         return []
     outcome_field: list[tuple[str, object]] = []
-    if inspect_evaluations and record.kind == "evaluation" and current is JobState.COMPLETED and record.output_dir:
+    if inspect_evaluations and record.kind is JobKind.EVALUATION and current is JobState.COMPLETED and record.output_dir:
         scores, problem = read_scores(Path(record.output_dir))
         if scores is None:  # it ran to the end without a usable result: not a completed evaluation
             current, record.error = JobState.FAILED, problem

@@ -30,7 +30,7 @@ from ttlaunch.monitor.training_log import (
     stitched,
     torchtune_point,
 )
-from ttlaunch.records.jobs_file import JobRecord, SweepState, TrainingProgress
+from ttlaunch.records.jobs_file import JobKind, JobRecord, SweepState, TrainingProgress
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 
@@ -92,7 +92,7 @@ class TrainingWatch:
         changed: list[bool] = []
         for name, record in self._ledger.state.jobs.items():
             marker = f"{name}@{record.job_id}"
-            if record.kind != "training" or not record.job_id or marker in self._done:
+            if record.kind is not JobKind.TRAINING or not record.job_id or marker in self._done:
                 continue
             if record.status in (JobState.PENDING, JobState.REQUEUED):
                 continue
@@ -180,7 +180,7 @@ def training_curves(state: SweepState) -> dict[str, list[tuple[int, float]]]:
     once, for pictures)."""
     curves = {}
     for name, record in state.jobs.items():
-        if record.kind == "training" and record.job_id:
+        if record.kind is JobKind.TRAINING and record.job_id:
             sources = [list(points_of(path, parse)) for path, parse in metric_sources(record, state)]
             per_epoch = (record.training.steps_per_epoch if record.training else None) or total_per_epoch(record)
             curves[name] = curve(stitched(sources, per_epoch))

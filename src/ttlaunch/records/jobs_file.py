@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import types
 import typing
@@ -25,6 +26,13 @@ STATE_FILE_NAME = "jobs.json"
 # 5: a job of any other Hydra app holds what its task function returned (`returned`).
 # 6: the sweep names its monitor job (`monitor_job_id`, detach=true); older files have none.
 STATE_VERSION = 6
+
+
+class JobKind(str, enum.Enum):
+    """What a job of the sweep does: its word in jobs.json, as JobState's."""
+
+    TRAINING = "training"  # a run's training: its payload, a rule's follow-up, an app's task function
+    EVALUATION = "evaluation"  # one task's evaluation of one epoch of run_name, or of a given model
 
 
 @dataclass
@@ -60,7 +68,7 @@ class TrainingProgress:
 class JobRecord:
     name: str  # the job's name (its dir under the sweep)
     run_name: str | None = None  # the experiment's run it trains (a follow-up's differs from its name)
-    kind: str = "training"  # or "evaluation" (of one task at one epoch of run_name)
+    kind: JobKind = JobKind.TRAINING
     job_id: str | None = None
     status: JobState = JobState.PENDING
     attempt: int = 1
@@ -100,7 +108,8 @@ class JobRecord:
     returned: str | int | float | bool | None = None
 
     def __post_init__(self) -> None:
-        self.status = JobState(self.status)  # a record read from JSON, or written with a word
+        # A record read from JSON, or written with a word.
+        self.status, self.kind = JobState(self.status), JobKind(self.kind)
 
 
 @dataclass
@@ -149,7 +158,7 @@ def _record_data(record: JobRecord) -> dict[str, Any]:
     """A record as JSON has it, its fields in their order. Not `asdict`: its deep copy of
     every list and dict was most of the time to write a 10,000-job sweep's file."""
     data = {name: getattr(record, name) for name in _RECORD_FIELDS}
-    data["status"] = record.status.value
+    data["status"], data["kind"] = record.status.value, record.kind.value
     if record.training is not None:
         data["training"] = {name: getattr(record.training, name) for name in _TRAINING_FIELDS}
     return data
@@ -239,6 +248,7 @@ def _check_version(version: object, path: Path, way_on: str) -> None:
 
 _RECORD_TYPES = typing.get_type_hints(JobRecord)
 _STATES = {state.value for state in JobState}
+_KINDS = [kind.value for kind in JobKind]
 
 
 def _current(raw: object, version: int) -> object:
@@ -256,7 +266,7 @@ def _record(name: str, raw: object, path: Path, way_on: str) -> JobRecord:
     if unknown:
         raise DamagedFile(path, f"jobs.{name} has fields no job record has: {', '.join(unknown)}", way_on)
     for item in fields(JobRecord):
-        if item.name in ("status", "training"):  # a word, read as a JobState; a record of its own, below
+        if item.name in ("status", "kind", "training"):  # words, read as enums; a record of its own, below
             continue
         if item.name in raw and not fits_type(raw[item.name], _RECORD_TYPES[item.name]):
             raise DamagedFile(path, f"jobs.{name}.{item.name} is {raw[item.name]!r}, not of type {item.type}", way_on)
@@ -264,6 +274,8 @@ def _record(name: str, raw: object, path: Path, way_on: str) -> JobRecord:
         raise DamagedFile(path, f"jobs.{name} has no name", way_on)
     if raw.get("status", "PENDING") not in _STATES:
         raise DamagedFile(path, f"jobs.{name}.status is {raw['status']!r}, not a job state", way_on)
+    if raw.get("kind", JobKind.TRAINING.value) not in _KINDS:
+        raise DamagedFile(path, f"jobs.{name}.kind is {raw['kind']!r}, not one of {', '.join(_KINDS)}", way_on)
     training = raw.get("training")
     if training is not None:
         raw = {**raw, "training": _training(name, training, path, way_on)}

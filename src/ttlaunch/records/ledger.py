@@ -12,7 +12,7 @@ from pathlib import Path
 from ttlaunch.base.errors import NotASweep
 from ttlaunch.base.files import write_atomically
 from ttlaunch.records.event_log import EVENT_LOG_NAME, EventLog
-from ttlaunch.records.jobs_file import STATE_FILE_NAME, SweepState, load_state, save_state
+from ttlaunch.records.jobs_file import STATE_FILE_NAME, JobKind, SweepState, load_state, save_state
 from ttlaunch.records.status_table import row_cells, update_status_table
 
 
@@ -57,7 +57,7 @@ class Ledger:
         if not markdown.is_file():
             return
         text = markdown.read_text(encoding="utf-8")
-        rows = {name: row_cells(record) for name, record in self.state.jobs.items() if record.kind == "training"}
+        rows = {name: row_cells(record) for name, record in self.state.jobs.items() if record.kind is JobKind.TRAINING}
         updated = update_status_table(text, rows)
         if updated is not None and updated != text:
             write_atomically(markdown, updated)

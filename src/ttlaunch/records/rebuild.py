@@ -20,7 +20,7 @@ import yaml
 from ttlaunch.base.errors import DamagedFile
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.records.event_log import EVENT_LOG_NAME, Event, read_events
-from ttlaunch.records.jobs_file import STATE_FILE_NAME, JobRecord, SweepState, load_state
+from ttlaunch.records.jobs_file import STATE_FILE_NAME, JobKind, JobRecord, SweepState, load_state
 from ttlaunch.records.rules_state import RULES_STATE_NAME, RulesState
 from ttlaunch.records.status_table import MARKDOWN_NAME
 from ttlaunch.scheduler.states import JobState
@@ -107,7 +107,7 @@ def rebuilt_state(sweep_dir: Path, found: Found, payload_kind: PayloadKind | Non
         else:
             record = JobRecord(
                 name=name, run_name=logged.run_name or name.split("/")[0], job_dir=str(job_dir),
-                kind="evaluation" if "/" in name else "training",  # evaluations are named run/task/epochN
+                kind=JobKind.EVALUATION if "/" in name else JobKind.TRAINING,  # evaluations are named run/task/epochN
                 output_dir=logged.output_dir or str(job_dir / "outputs"), time_limit_s=logged.time_limit_s,
             )
         if logged.error is not None and not ids[len(logged.job_ids):]:

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 from ttlaunch.base.files import write_atomically
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.records.checkpoints import adapter_file, epoch_dirs
-from ttlaunch.records.jobs_file import JobRecord, SweepState
+from ttlaunch.records.jobs_file import JobKind, JobRecord, SweepState
 from ttlaunch.records.plots import write_pictures
 from ttlaunch.records.provenance import PROVENANCE_NAME, last_commits
 from ttlaunch.records.results import results_table
@@ -54,7 +54,7 @@ def checkpoint_checks(state: SweepState) -> dict[str, CheckpointCheck]:
     return {
         name: check_checkpoint(Path(record.output_dir))
         for name, record in state.jobs.items()
-        if record.status is JobState.COMPLETED and record.output_dir and record.kind == "training"
+        if record.status is JobState.COMPLETED and record.output_dir and record.kind is JobKind.TRAINING
     }
 
 

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 from ttlaunch.base.times import format_elapsed, parse_timestamp
 from ttlaunch.inputs.evaluation_plan import evaluated
 from ttlaunch.inputs.schema import ComputeConfig
-from ttlaunch.records.jobs_file import JobRecord, SweepState
+from ttlaunch.records.jobs_file import JobKind, JobRecord, SweepState
 
 # What the table can be sorted by, besides a parameter's name and an evaluation task's
 # name (its score); those better when larger come first when largest, the others when smallest.
@@ -86,7 +86,7 @@ def _scores_by_run(state: SweepState) -> dict[str, dict[str, tuple[int | None, s
     found: dict[str, dict[str, tuple[int | None, str, float]]] = {}
     for name, record in state.jobs.items():
         target = evaluated(name)
-        metrics = record.scores.get("metrics") if record.kind == "evaluation" else None
+        metrics = record.scores.get("metrics") if record.kind is JobKind.EVALUATION else None
         if not metrics or target is None:
             continue
         run, task, epoch = target
@@ -99,7 +99,7 @@ def _scores_by_run(state: SweepState) -> dict[str, dict[str, tuple[int | None, s
 
 def result_rows(state: SweepState) -> list[ResultRow]:
     """One row per training job of the sweep, in the order of jobs.json."""
-    training = {name: record for name, record in state.jobs.items() if record.kind == "training"}
+    training = {name: record for name, record in state.jobs.items() if record.kind is JobKind.TRAINING}
     scores = _scores_by_run(state)
     parameters = {name: dict(record.submitted_with.get("parameters", {})) for name, record in training.items()}
     rows = []

@@ -32,7 +32,7 @@ from ttlaunch.monitor.callback import SweepWatcher, find_monitor
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.event_log import EVENT_LOG_NAME
-from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.jobs_file import JobKind, JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.provenance import record_launch
 from ttlaunch.records.results import sort_columns
@@ -345,7 +345,7 @@ def run_sweep(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) ->
     # run that ended without completing (now or in an earlier launch) makes it 1. Runs still
     # queued or running (detached, monitoring off) are not failures. An evaluation that failed
     # is a result the sweep owes, as a training is.
-    evaluations = [name for name, record in ended.items() if record.kind == "evaluation"]
+    evaluations = [name for name, record in ended.items() if record.kind is JobKind.EVALUATION]
     failed = [name for name in [*(job.name for job in jobs), *evaluations] if ended_without_completing(ended.get(name))]
     if failed:
         raise SweepFailed(failed, len(jobs) + len(evaluations), str(sweep_dir / EVENT_LOG_NAME))
