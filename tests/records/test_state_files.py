@@ -51,6 +51,7 @@ def test_a_state_file_cut_short_names_the_file_the_problem_and_the_way_on(tmp_pa
             lambda data: data.update(payload_kind="tune"),
             "payload_kind is 'tune', not one of torchtune, command, app, evaluation",
         ),
+        (lambda data: data.update(evaluator="lm-eval"), "evaluator is 'lm-eval', not one of inspect, command"),
         (lambda data: data.pop("version"), "version is None, not a state version number"),
         (lambda data: data.update(version=0), "state version 0 was never written by ttlaunch"),
     ],

@@ -35,7 +35,7 @@ from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.state_changes import apply_state, note_requeues
 from ttlaunch.monitor.training import TrainingWatch, training_curves
 from ttlaunch.records.event_log import EventLog
-from ttlaunch.records.jobs_file import JobRecord, status_counts
+from ttlaunch.records.jobs_file import Evaluator, JobRecord, status_counts
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.plots import import_figure_modules
 from ttlaunch.records.report import checkpoint_checks, draw_pictures, write_summary
@@ -294,7 +294,7 @@ class Monitor:
         try:
             requeues = note_requeues(record, observation)
             state = self.ledger.state
-            update = apply_state(record, observation, state.evaluator == "inspect", state.payload_kind is PayloadKind.APP)
+            update = apply_state(record, observation, state.evaluator is Evaluator.INSPECT, state.payload_kind is PayloadKind.APP)
             self.events.write_all([*requeues, *update])  # all or none, as the record
         except BaseException:
             self.jobs[name] = snapshot

@@ -35,6 +35,13 @@ class JobKind(str, enum.Enum):
     EVALUATION = "evaluation"  # one task's evaluation of one epoch of run_name, or of a given model
 
 
+class Evaluator(str, enum.Enum):
+    """What the sweep's evaluation jobs run: its word in jobs.json."""
+
+    INSPECT = "inspect"  # `inspect eval`: their scores are read from its log
+    COMMAND = "command"  # any other command: no scores are read
+
+
 @dataclass
 class TrainingProgress:
     """How a job's training goes, from its own metric output (ttlaunch.monitor.training).
@@ -126,9 +133,7 @@ class SweepState:
     metrics_pattern: str | None = None
     metrics_jsonl: str | None = None
     sort_by: str = "final_loss"  # the results table's order (report.sort_by)
-    # "inspect" when evaluation jobs run `inspect eval` (their scores are read from its log),
-    # else "command".
-    evaluator: str = "inspect"
+    evaluator: Evaluator = Evaluator.INSPECT
     status_table: str | None = None  # the experiment's experiment_summary.md, when it has one
     # A copy of the event log in the experiment's own logs/ (a scaffold launched in place, as
     # cruijff_kit keeps its run-torchtune.log there).
@@ -213,9 +218,10 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
     for key in texts:
         if data.get(key) is not None and not isinstance(data[key], str):
             raise DamagedFile(path, f"{key} is {data[key]!r}, not text", way_on)
-    kinds = [kind.value for kind in PayloadKind]
-    if data.get("payload_kind") is not None and data["payload_kind"] not in kinds:
-        raise DamagedFile(path, f"payload_kind is {data['payload_kind']!r}, not one of {', '.join(kinds)}", way_on)
+    for key, kind in (("payload_kind", PayloadKind), ("evaluator", Evaluator)):
+        words = [member.value for member in kind]
+        if data.get(key) is not None and data[key] not in words:
+            raise DamagedFile(path, f"{key} is {data[key]!r}, not one of {', '.join(words)}", way_on)
     return SweepState(
         experiment=data.get("experiment", experiment),
         sweep_dir=data.get("sweep_dir", str(sweep_dir)),
@@ -226,7 +232,7 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
         metrics_pattern=data.get("metrics_pattern"),
         metrics_jsonl=data.get("metrics_jsonl"),
         sort_by=data.get("sort_by") or "final_loss",
-        evaluator=data.get("evaluator") or "inspect",
+        evaluator=Evaluator(data.get("evaluator") or Evaluator.INSPECT),
         status_table=data.get("status_table"),
         experiment_log=data.get("experiment_log"),
         jobs={name: _record(name, _current(record, data["version"]), path, way_on) for name, record in jobs.items()},

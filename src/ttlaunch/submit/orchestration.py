@@ -32,7 +32,7 @@ from ttlaunch.monitor.callback import SweepWatcher, find_monitor
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.event_log import EVENT_LOG_NAME
-from ttlaunch.records.jobs_file import JobKind, JobRecord
+from ttlaunch.records.jobs_file import Evaluator, JobKind, JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.provenance import record_launch
 from ttlaunch.records.results import sort_columns
@@ -237,7 +237,7 @@ def _describe(ledger: Ledger, inputs: LaunchInputs, executor: str) -> None:
     state.payload_kind = inputs.payload_kind
     state.metrics_pattern, state.metrics_jsonl = inputs.payload.metrics.pattern, inputs.payload.metrics.jsonl
     state.sort_by = inputs.report.sort_by
-    state.evaluator = "inspect" if runs_inspect(inputs.evaluation.command) else "command"
+    state.evaluator = Evaluator.INSPECT if runs_inspect(inputs.evaluation.command) else Evaluator.COMMAND
     directory = inputs.experiment.directory
     state.status_table = str(directory / MARKDOWN_NAME) if directory is not None else None
     state.experiment_log = str(directory / "logs" / EVENT_LOG_NAME) if directory is not None else None
