@@ -53,13 +53,14 @@ def recorded_output(jobs: int) -> tuple[str, str]:
 
 
 def sweep_monitor(directory: Path, jobs: int):
+    from ttlaunch.inputs.schema import Executor
     from ttlaunch.monitor.settings import MonitorSettings
     from ttlaunch.monitor.sweep_monitor import Monitor
     from ttlaunch.records.jobs_file import JobRecord
     from ttlaunch.records.ledger import Ledger
 
     ledger = Ledger.open(directory, "bench")
-    ledger.state.executor = "slurm"
+    ledger.state.executor = Executor.slurm
     for offset in range(jobs):
         name = f"rank{offset}_lr1e-5"
         ledger.state.jobs[name] = JobRecord(name=name, job_id=str(FIRST_ID + offset), job_dir=str(directory / name))

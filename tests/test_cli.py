@@ -382,6 +382,8 @@ def test_ctrl_c_then_the_same_command_finishes_the_sweep(tmp_path: Path):
         ("stagger=fixed_delay stagger.seconds=-1", "stagger: seconds: expected a number of at least 0, got -1"),
         ("hydra.callbacks.monitor.poll_interval_s=abc", "Error merging override hydra.callbacks.monitor.poll_interval_s=abc (Value 'abc' of type 'str' could not be converted to Float)"),
         ("hydra.callbacks.monitor.alert_after_failures=0", "hydra.callbacks.monitor: alert_after_failures: expected a number of at least 1"),
+        ("hydra.launcher.executor=slurmm", "Error merging override hydra.launcher.executor=slurmm (Invalid value 'slurmm', expected one of [local, slurm])"),
+        ("hydra.launcher.relaunch=again", "Error merging override hydra.launcher.relaunch=again (Invalid value 'again', expected one of [rerun, resume])"),
         ("report.sort_by=nope", "ttlaunch.yaml: report.sort_by: 'nope' is not a column of the results: one of final_loss,"),
     ],
 )

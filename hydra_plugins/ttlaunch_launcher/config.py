@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 
 import ttlaunch.inputs.resolvers  # noqa: F401  (presets chosen from any app use them)
-from ttlaunch.inputs.schema import TrainingMetricsConfig
+from ttlaunch.inputs.schema import Executor, Relaunch, TrainingMetricsConfig
 from ttlaunch.monitor.settings import MonitorSettings
 
 
@@ -28,8 +28,8 @@ class LauncherConf:
     defaults: List[Any] = field(
         default_factory=lambda: [{"/hydra/callbacks@_global_.hydra.callbacks.monitor": "ttlaunch_monitor"}, "_self_"]
     )
-    # "local" (submitit's local executor, no SLURM needed) or "slurm".
-    executor: str = "local"
+    # local (submitit's local executor, no SLURM needed) or slurm.
+    executor: Executor = Executor.local
     # When jobs are submitted and start (ttlaunch.job.stagger): ttlaunch's `stagger` config
     # group (start_together, fixed_delay, startup_lock): `stagger=` in ttlaunch's app,
     # `+ttlaunch/stagger=` in any other; without one, StartTogether.
@@ -54,7 +54,7 @@ class LauncherConf:
     # null: resume in ttlaunch's own app, rerun in any other. A timestamped sweep dir
     # (Hydra's default) is new at each launch; name a stable one to re-launch a sweep:
     # hydra.sweep.dir=multirun/my_sweep.
-    relaunch: Optional[str] = None
+    relaunch: Optional[Relaunch] = None
     # With relaunch=resume: also submit again the jobs whose last attempt ended without
     # completing (in ttlaunch's own app, resubmit_failed=true says the same).
     resubmit_failed: bool = False
@@ -121,8 +121,8 @@ class MonitorConf(MonitorSettings):
 
 
 store = ConfigStore.instance()
-store.store(group="hydra/launcher", name="ttlaunch_local", node=LauncherConf(executor="local"), provider="ttlaunch")
-store.store(group="hydra/launcher", name="ttlaunch_slurm", node=LauncherConf(executor="slurm"), provider="ttlaunch")
+store.store(group="hydra/launcher", name="ttlaunch_local", node=LauncherConf(executor=Executor.local), provider="ttlaunch")
+store.store(group="hydra/launcher", name="ttlaunch_slurm", node=LauncherConf(executor=Executor.slurm), provider="ttlaunch")
 store.store(group="hydra/sweeper", name="ttlaunch", node=SweeperConf(), provider="ttlaunch")
 store.store(
     group="hydra/callbacks", name="ttlaunch_monitor", node=MonitorConf(), package="hydra.callbacks.monitor", provider="ttlaunch"

@@ -15,6 +15,9 @@ from omegaconf.basecontainer import BaseContainer
 
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 
+# Already imported at Hydra's start by this plugin's config (its schema: OmegaConf only).
+from ttlaunch.inputs.schema import Executor, Relaunch
+
 if TYPE_CHECKING:  # the launching process's types; ttlaunch's code loads when used
     from ttlaunch.job.combination_configs import CombinationConfigs
     from ttlaunch.submit.handover import LaunchSession
@@ -30,14 +33,14 @@ class TTLaunchLauncher(BaseSubmititLauncher):
 
     def __init__(
         self,
-        executor: str,
+        executor: Executor,
         stagger: Any,
         signal_delay_s: int,
         max_submitted: Optional[int],
         dry_run: bool,
         snapshot: bool,
         resubmit_failed: bool,
-        relaunch: Optional[str],
+        relaunch: Optional[Relaunch],
         array_parallelism: Optional[int],
         srun_args: Optional[List[str]],
         use_srun: bool,
@@ -49,7 +52,6 @@ class TTLaunchLauncher(BaseSubmititLauncher):
     ) -> None:
         super().__init__()
         # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
-        from ttlaunch.backend.choice import EXECUTORS
         from ttlaunch.backend.requests import SubmititOptions
         from ttlaunch.inputs.schema import LAUNCHER_RESOURCES, TrainingMetricsConfig, typed
         from ttlaunch.job.stagger import hook_or_default
@@ -57,14 +59,11 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         unknown = sorted(set(resources) - set(LAUNCHER_RESOURCES))
         if unknown:  # Hydra's schema (LauncherConf) types them; the config reader reads them
             raise ValueError(f"hydra.launcher: unknown settings {', '.join(unknown)}")
-        if executor not in EXECUTORS:
-            raise ValueError(f"hydra.launcher.executor: expected {' or '.join(EXECUTORS)}, got {executor!r}")
-        if relaunch not in (None, "rerun", "resume"):
-            raise ValueError(f"hydra.launcher.relaunch: expected rerun or resume, got {relaunch!r}")
         for setting, cap in (("max_submitted", max_submitted), ("array_parallelism", array_parallelism)):
             if cap is not None and cap < 1:
                 raise ValueError(f"hydra.launcher.{setting}: expected a positive number, got {cap}")
-        self.executor = executor
+        # Typed by Hydra's schema (LauncherConf); a word where the launcher is built otherwise.
+        self.executor = Executor(executor)
         self.stagger = hook_or_default(stagger)
         self.signal_delay_s = signal_delay_s
         self.max_submitted = max_submitted if max_submitted is not None else array_parallelism
@@ -76,7 +75,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         self.dry_run = dry_run
         self.snapshot = snapshot
         self.resubmit_failed = resubmit_failed
-        self._relaunch = relaunch
+        self._relaunch = Relaunch(relaunch) if relaunch is not None else None
         # Set by ttlaunch's sweeper for the launch it hands over.
         self.session: Optional[LaunchSession] = None
         # Set by the launch of ttlaunch's own app: each job's config, composed once per combination.
@@ -94,9 +93,9 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         return bool(self.config.hydra.runtime.choices.get("hydra/sweeper") == "ttlaunch")
 
     @property
-    def relaunch(self) -> str:
-        """rerun or resume (hydra.launcher.relaunch; unset, resume for ttlaunch's own app)."""
-        return self._relaunch or ("resume" if self.runs_experiment else "rerun")
+    def relaunch(self) -> Relaunch:
+        """hydra.launcher.relaunch; unset, resume for ttlaunch's own app, rerun for any other."""
+        return self._relaunch or (Relaunch.resume if self.runs_experiment else Relaunch.rerun)
 
     def __call__(self, *args: Any) -> JobReturn:
         """Runs in the job. Hydra's run_job turns a raising task into a returned failure,

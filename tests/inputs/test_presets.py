@@ -8,6 +8,7 @@ import pytest
 from ttlaunch.backend.requests import slurm_request
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.composed import read_inputs
+from ttlaunch.inputs.schema import Executor
 from ttlaunch.inputs.summary import RunType
 
 SLURM_PRESETS = {
@@ -46,7 +47,7 @@ def test_the_monitor_callback_is_typed_with_the_settings_defaults_written_once(c
     monitor = instantiate(compose_config("experiment=demo", "detach=true", "hydra.callbacks.monitor.end_check_s=0").hydra.callbacks.monitor)
     assert monitor.settings() == MonitorSettings(detach=True, end_check_s=0)
     ledger = Ledger.open(tmp_path, "sweep")
-    ledger.state.executor = "slurm"
+    ledger.state.executor = Executor.slurm
     assert Monitor(ledger, MonitorSettings()).poll_interval_s == 60 and Monitor(ledger, MonitorSettings(poll_interval_s=5)).poll_interval_s == 5
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ttlaunch.base.errors import MonitorStopped
+from ttlaunch.inputs.schema import Executor
 from ttlaunch.monitor.accounting import MetricsCollector
 from ttlaunch.monitor.containment import Containment
 from ttlaunch.monitor.settings import MonitorSettings
@@ -55,7 +56,7 @@ class Cluster:
 
 def two_running_jobs(tmp_path: Path) -> Ledger:
     ledger = Ledger.open(tmp_path, "cap")
-    ledger.state.executor = "slurm"
+    ledger.state.executor = Executor.slurm
     for name, job_id in (("a", "41"), ("b", "42")):
         ledger.state.jobs[name] = JobRecord(name=name, job_id=job_id, status="RUNNING", started="2026-11-23 01:00:01")
     return ledger

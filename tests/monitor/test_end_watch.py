@@ -7,6 +7,7 @@ import pickle
 from pathlib import Path
 
 from ttlaunch.backend.slurm_jobs import END_CONFIRM_FOR_S, SlurmPoller
+from ttlaunch.inputs.schema import Executor
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import LAST_ENDS_LOOK_S, Monitor
 from ttlaunch.records.jobs_file import JobRecord
@@ -51,7 +52,7 @@ def write_result(record: JobRecord, outcome: str = "success") -> None:
 
 def running_sweep(tmp_path: Path, names: dict[str, str]) -> Ledger:
     ledger = Ledger.open(tmp_path, "ends")
-    ledger.state.executor = "slurm"
+    ledger.state.executor = Executor.slurm
     for name, job_id in names.items():
         (tmp_path / name / "submitit").mkdir(parents=True)
         ledger.state.jobs[name] = JobRecord(

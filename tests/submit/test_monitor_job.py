@@ -5,7 +5,7 @@ from pathlib import Path
 from submitit.slurm.slurm import SlurmExecutor
 
 from ttlaunch.backend.requests import SubmissionSettings
-from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
+from ttlaunch.inputs.schema import ComputeConfig, Executor, RequeueConfig, UserConfig
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler import slurm
@@ -64,7 +64,7 @@ def test_a_refused_monitor_job_is_logged_and_the_user_told_how_to_follow(tmp_pat
 
     monkeypatch.setattr(SlurmExecutor, "submit", refuse)
     ledger = Ledger.open(tmp_path, "x")
-    ledger.state.executor = "slurm"
+    ledger.state.executor = Executor.slurm
     session = MonitorSession(None, SubmissionSettings(RequeueConfig(), UserConfig(), 120, "compute=k"), MonitorSettings(), None)
     said = hand_over(ledger, session, GPU_PRESET, UserConfig(), 120, "compute=k")
     assert said.startswith("detached, but SLURM refused the monitor job (sbatch: error: invalid partition specified: nowhere)")

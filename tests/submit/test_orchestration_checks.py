@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from ttlaunch.base.errors import InputError
-from ttlaunch.inputs.schema import ComputeConfig
+from ttlaunch.inputs.schema import ComputeConfig, Executor
 from ttlaunch.inputs.summary import Run, RunType
 from ttlaunch.job.stagger import StartTogether
 from ttlaunch.monitor.callback import MonitorCallback
@@ -22,7 +22,7 @@ from ttlaunch.submit.orchestration import (
 
 
 def launcher(**settings: object) -> SimpleNamespace:
-    return SimpleNamespace(**{"stagger": StartTogether(), "dry_run": False, "max_submitted": None, "executor": "slurm", **settings})
+    return SimpleNamespace(**{"stagger": StartTogether(), "dry_run": False, "max_submitted": None, "executor": Executor.slurm, **settings})
 
 
 def test_the_sort_key_is_a_measure_a_parameter_or_a_task():
@@ -68,5 +68,5 @@ def test_queue_caps_and_local_jobs_need_the_monitor():
     with pytest.raises(InputError, match="max_submitted: needs the monitor to count queued jobs"):
         check_monitoring(launcher(max_submitted=4), None)
     with pytest.raises(InputError, match="hydra.callbacks: monitor: local jobs need the monitor"):
-        check_monitoring(launcher(executor="local"), None)
-    check_monitoring(launcher(executor="local", max_submitted=4), MonitorCallback())
+        check_monitoring(launcher(executor=Executor.local), None)
+    check_monitoring(launcher(executor=Executor.local, max_submitted=4), MonitorCallback())

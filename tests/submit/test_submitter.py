@@ -9,6 +9,7 @@ from hydra.core.utils import JobStatus
 from ttlaunch.backend.local_jobs import LocalBackend
 from ttlaunch.backend.requests import SubmissionSettings
 from ttlaunch.inputs.composed import read_inputs
+from ttlaunch.inputs.schema import Executor
 from ttlaunch.job.job_plan import load_plan
 from ttlaunch.job.stagger import FixedDelay
 from ttlaunch.monitor.settings import MonitorSettings
@@ -75,7 +76,7 @@ def test_a_resubmitted_run_keeps_its_earlier_job_ids(compose_config, tmp_path: P
 
 def _slurm_ledger(tmp_path: Path, **record_fields) -> Ledger:
     ledger = Ledger.open(tmp_path, "cap_4L")
-    ledger.state.executor = "slurm"
+    ledger.state.executor = Executor.slurm
     ledger.state.jobs["rank8_lr1e-5"] = JobRecord(name="rank8_lr1e-5", job_id="42", **record_fields)
     return ledger
 

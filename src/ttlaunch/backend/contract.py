@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, Un
 
 from ttlaunch.backend.observation import Observation
 from ttlaunch.backend.requests import LocalRequest, SlurmRequest, SubmissionSettings
-from ttlaunch.inputs.schema import ComputeConfig
+from ttlaunch.inputs.schema import ComputeConfig, Executor
 from ttlaunch.records.jobs_file import JobRecord
 
 if TYPE_CHECKING:  # submitit loads only where jobs are submitted
@@ -23,7 +23,7 @@ JobRequest = Union[SlurmRequest, LocalRequest]
 
 
 class JobBackend(Protocol):
-    name: str  # "slurm" or "local": the sweep's executor, as jobs.json and SUBMIT_JOB record it
+    name: Executor  # the sweep's executor, as jobs.json and SUBMIT_JOB record it
     scheduler: str  # who is asked at each poll, for the messages that say it did not answer
     poll_command: str  # what a STATUS_CHECK says was asked
     poll_interval_s: float  # the time between polls unless the monitor's settings say otherwise

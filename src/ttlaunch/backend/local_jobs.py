@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ttlaunch.backend.observation import Observation, result_state, result_time
 from ttlaunch.backend.requests import LocalRequest, SlurmRequest, SubmissionSettings, local_request
-from ttlaunch.inputs.schema import ComputeConfig
+from ttlaunch.inputs.schema import ComputeConfig, Executor
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.scheduler.states import JobState, parse_state
 
@@ -29,7 +29,7 @@ LOCAL_END_CHECK_S = 0.2
 class LocalBackend:
     """Jobs on this machine (the contract: ttlaunch.backend.contract.JobBackend)."""
 
-    name = "local"
+    name = Executor.local
     scheduler = "the local executor"
     poll_command = "submitit local jobs"
     poll_interval_s = LOCAL_POLL_INTERVAL_S

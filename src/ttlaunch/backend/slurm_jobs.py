@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ttlaunch.backend.observation import Observation, modified, result_file, result_state
 from ttlaunch.backend.requests import LocalRequest, SlurmRequest, SubmissionSettings, slurm_request
-from ttlaunch.inputs.schema import ComputeConfig
+from ttlaunch.inputs.schema import ComputeConfig, Executor
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.scheduler import slurm
 from ttlaunch.scheduler.states import JobState
@@ -177,7 +177,7 @@ def _accounted(entry: AccountingEntry) -> Observation:
 class SlurmBackend:
     """Jobs on SLURM (the contract: ttlaunch.backend.contract.JobBackend)."""
 
-    name = "slurm"
+    name = Executor.slurm
     scheduler = "SLURM"
     poll_interval_s = SLURM_POLL_INTERVAL_S
     runs_here = False

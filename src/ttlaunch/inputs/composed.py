@@ -29,6 +29,7 @@ from ttlaunch.inputs.schema import (
     LAUNCHER_COMPUTE_FIELDS,
     ComputeConfig,
     EvaluationConfig,
+    Executor,
     PayloadConfig,
     ReportConfig,
     RequeueConfig,
@@ -337,7 +338,7 @@ def read_scheduling(cfg: DictConfig, hydra_cfg: Any, groups: str = "") -> Schedu
         node = OmegaConf.select(cfg, requeue_group.replace("/", "."))
         requeue = typed(node, RequeueConfig, f"{requeue_group}={choices[requeue_group]}", "requeue")
     else:
-        requeue = RequeueConfig(enabled=OmegaConf.select(launcher, "executor", default=None) == "slurm")
+        requeue = RequeueConfig(enabled=_on_slurm(launcher))
     asked = {key: _REQUEUE_FLAGS[flag_name(key)] for key in compute.additional_parameters if flag_name(key) in _REQUEUE_FLAGS}
     if asked:
         if len(set(asked.values())) > 1:
@@ -349,8 +350,14 @@ def read_scheduling(cfg: DictConfig, hydra_cfg: Any, groups: str = "") -> Schedu
         requeue = replace(requeue, max_num_timeout=max_num_timeout)
     explicit = {name for name in LAUNCHER_COMPUTE_FIELDS if OmegaConf.select(launcher, name, default=None) is not None}
     explicit |= command_line_compute_fields(OmegaConf.select(hydra_cfg, "overrides.task", default=None) or [])
-    on_slurm = OmegaConf.select(launcher, "executor", default=None) == "slurm"
-    return Scheduling(compute, requeue, compute_source, frozenset(explicit), on_slurm)
+    return Scheduling(compute, requeue, compute_source, frozenset(explicit), _on_slurm(launcher))
+
+
+def _on_slurm(launcher: Any) -> bool:
+    """Whether the launcher's executor is SLURM: typed by Hydra at launch, a word in the config
+    a job reads back."""
+    executor = OmegaConf.select(launcher, "executor", default=None)
+    return executor is not None and Executor(executor) is Executor.slurm
 
 
 def read_rules(node: Any, source: str) -> Rules:

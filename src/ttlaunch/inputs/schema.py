@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import PurePath
 from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
 
@@ -23,6 +24,22 @@ T = TypeVar("T")
 # (`+ttlaunch/compute=killarney/h100_1x`): how a sweep is launched, not what a job computes.
 APP_GROUPS_PREFIX = "ttlaunch"
 APP_GROUPS = ("compute", "requeue", "stagger")
+
+
+class Executor(str, Enum):
+    """Where a sweep's jobs run (hydra.launcher.executor; jobs.json's `executor`). Its members
+    are named by their words: OmegaConf reads an Enum setting by member name, and writes it so."""
+
+    local = "local"  # submitit's local executor: this machine, no SLURM
+    slurm = "slurm"
+
+
+class Relaunch(str, Enum):
+    """What a launch does with the jobs its sweep dir has records of (hydra.launcher.relaunch),
+    named by their words as Executor's are."""
+
+    rerun = "rerun"  # every job that ended runs again (Hydra's way)
+    resume = "resume"  # completed jobs are skipped, failed ones too unless resubmit_failed
 
 
 @dataclass

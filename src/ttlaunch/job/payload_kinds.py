@@ -20,15 +20,13 @@ from ttlaunch.job.resume import ResumeAction, decide_torchtune
 
 log = logging.getLogger(__name__)
 
-# Where an attempt starts: nothing left to do, on from what earlier attempts saved, or anew.
-FINISHED, RESUME, FRESH = "finished", "resume", "fresh"
-
 
 class JobPayload(Protocol):
     kind: PayloadKind
 
-    def resume_state(self, command: PayloadCommand, attempt: int) -> str:
-        """FINISHED, RESUME or FRESH, from what earlier attempts left on disk."""
+    def resume_state(self, command: PayloadCommand, attempt: int) -> ResumeAction:
+        """Where this attempt starts (nothing left to do, on from what earlier attempts saved,
+        or anew), from what they left on disk."""
         ...
 
     def resumed_argv(self, argv: tuple[str, ...]) -> tuple[str, ...]:
@@ -58,8 +56,8 @@ class CommandJob:
 
     kind = PayloadKind.COMMAND
 
-    def resume_state(self, command: PayloadCommand, attempt: int) -> str:
-        return RESUME if any(command.output_dir.iterdir()) else FRESH
+    def resume_state(self, command: PayloadCommand, attempt: int) -> ResumeAction:
+        return ResumeAction.RESUME if any(command.output_dir.iterdir()) else ResumeAction.FRESH
 
     def resumed_argv(self, argv: tuple[str, ...]) -> tuple[str, ...]:
         return argv
@@ -102,10 +100,10 @@ class TorchtuneJob:
 
     kind = PayloadKind.TORCHTUNE
 
-    def resume_state(self, command: PayloadCommand, attempt: int) -> str:
+    def resume_state(self, command: PayloadCommand, attempt: int) -> ResumeAction:
         decision = decide_torchtune(command.output_dir)
         log.info("attempt %d: %s", attempt, decision.reason)
-        return {ResumeAction.FINISHED: FINISHED, ResumeAction.RESUME: RESUME}.get(decision.action, FRESH)
+        return decision.action
 
     def resumed_argv(self, argv: tuple[str, ...]) -> tuple[str, ...]:
         return (*argv, "resume_from_checkpoint=True")
@@ -142,14 +140,17 @@ def job_payload(kind: PayloadKind) -> JobPayload:
     return _JOB_PAYLOADS[kind]
 
 
-def attempt_command(command: PayloadCommand, payload: JobPayload, attempt: int, state: str) -> PayloadCommand | None:
+def attempt_command(
+    command: PayloadCommand, payload: JobPayload, attempt: int, state: ResumeAction
+) -> PayloadCommand | None:
     """This attempt's command; None when the run has nothing left to do (FINISHED). Every
     payload gets TTLAUNCH_ATTEMPT (1, 2, ... across requeues), TTLAUNCH_RESUME (1 when it
     resumes earlier work) and TTLAUNCH_OUTPUT_DIR (the same every attempt)."""
-    if state == FINISHED:
+    if state is ResumeAction.FINISHED:
         return None
-    argv = payload.resumed_argv(command.argv) if state == RESUME else command.argv
-    env = {**command.env, environment.ATTEMPT: str(attempt), environment.RESUME: "1" if state == RESUME else "0"}
+    resumes = state is ResumeAction.RESUME
+    argv = payload.resumed_argv(command.argv) if resumes else command.argv
+    env = {**command.env, environment.ATTEMPT: str(attempt), environment.RESUME: "1" if resumes else "0"}
     return replace(command, argv=argv, env=env)
 
 

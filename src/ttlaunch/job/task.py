@@ -25,6 +25,7 @@ from ttlaunch.job.payload_kinds import attempt_command, distributed, job_payload
 from ttlaunch.job.preparation import job_label, prepare_all
 from ttlaunch.job.rendezvous import agreed, rendezvous_of, task_rank
 from ttlaunch.job.requeue import current_attempt
+from ttlaunch.job.resume import ResumeAction
 from ttlaunch.job.signals import stop_when_asked, watch_for_end_warning
 from ttlaunch.job.stagger import hook_or_default
 from ttlaunch.scheduler import slurm
@@ -143,7 +144,7 @@ def run_task(cfg: DictConfig) -> None:
         state = job_kind.resume_state(built, attempt)
     else:
         decision = job_dir / f".attempt-{os.environ['SLURM_JOB_ID']}-{attempt}.json"
-        state = agreed(decision, rank, lambda: job_kind.resume_state(built, attempt))
+        state = ResumeAction(agreed(decision, rank, lambda: job_kind.resume_state(built, attempt).value))
     prepared = attempt_command(built, job_kind, attempt, state)
     if prepared is None:
         log.info("%s: the final epoch is saved already; nothing to train (COMPLETED)", run_name)

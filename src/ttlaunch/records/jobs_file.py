@@ -14,6 +14,7 @@ from ttlaunch import __version__
 from ttlaunch.base.errors import DamagedFile
 from ttlaunch.base.files import write_atomically
 from ttlaunch.inputs.payload_kinds import PayloadKind
+from ttlaunch.inputs.schema import Executor
 from ttlaunch.scheduler.states import JobState
 
 STATE_FILE_NAME = "jobs.json"
@@ -125,7 +126,7 @@ class SweepState:
     sweep_dir: str
     monitoring_started: str | None = None
     # What a monitor needs to resume from this file alone (`python -m ttlaunch.status`):
-    executor: str = "local"  # local or slurm
+    executor: Executor = Executor.local
     payload_kind: PayloadKind | None = None  # what the sweep's runs (not its evaluations) run
     monitor_job_id: str | None = None  # the SLURM job that monitors the sweep (detach=true), the latest
     # Where a kind=command trainer's metrics are (payload.metrics): a regex on its stdout, a
@@ -218,7 +219,7 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
     for key in texts:
         if data.get(key) is not None and not isinstance(data[key], str):
             raise DamagedFile(path, f"{key} is {data[key]!r}, not text", way_on)
-    for key, kind in (("payload_kind", PayloadKind), ("evaluator", Evaluator)):
+    for key, kind in (("executor", Executor), ("payload_kind", PayloadKind), ("evaluator", Evaluator)):
         words = [member.value for member in kind]
         if data.get(key) is not None and data[key] not in words:
             raise DamagedFile(path, f"{key} is {data[key]!r}, not one of {', '.join(words)}", way_on)
@@ -226,7 +227,7 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
         experiment=data.get("experiment", experiment),
         sweep_dir=data.get("sweep_dir", str(sweep_dir)),
         monitoring_started=data.get("monitoring_started"),
-        executor=data.get("executor", "local"),
+        executor=Executor(data.get("executor") or Executor.local),
         payload_kind=PayloadKind(data["payload_kind"]) if data.get("payload_kind") is not None else None,
         monitor_job_id=data.get("monitor_job_id"),
         metrics_pattern=data.get("metrics_pattern"),

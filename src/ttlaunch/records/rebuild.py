@@ -19,6 +19,7 @@ import yaml
 
 from ttlaunch.base.errors import DamagedFile
 from ttlaunch.inputs.payload_kinds import PayloadKind
+from ttlaunch.inputs.schema import Executor
 from ttlaunch.records.event_log import EVENT_LOG_NAME, Event, read_events
 from ttlaunch.records.jobs_file import STATE_FILE_NAME, JobKind, JobRecord, SweepState, load_state
 from ttlaunch.records.rules_state import RULES_STATE_NAME, RulesState
@@ -28,6 +29,7 @@ from ttlaunch.scheduler.submitit_files import has_batch_script, job_dirs, log_pa
 
 _SUBMITTED = re.compile(r"Job ID (\S+) (?:submitted at (.+)|found in .*)")
 _SECONDS = re.compile(r"(\d+) s")
+_EXECUTORS = {executor.value for executor in Executor}
 
 
 @dataclass
@@ -47,7 +49,7 @@ class Submission:
 class Found:
     experiment: str | None = None
     summary: str | None = None  # the experiment summary's path
-    executor: str | None = None
+    executor: Executor | None = None
     app: bool = False  # a sweep of any other Hydra app than ttlaunch's
     jobs: dict[str, Submission] = field(default_factory=dict)
 
@@ -75,7 +77,8 @@ def read_log(events: list[Event]) -> Found:
             job.output_dir = output_dir if output_dir not in (None, "-") else job.output_dir
             limit = _SECONDS.fullmatch(event.fields.get("Time limit", ""))
             job.time_limit_s = int(limit.group(1)) if limit else job.time_limit_s
-            found.executor = event.fields.get("Executor", found.executor)
+            executor = event.fields.get("Executor")
+            found.executor = Executor(executor) if executor in _EXECUTORS else found.executor
         elif event.action == "SUBMIT_FAILED":
             job = found.jobs.setdefault(event.description, Submission())
             job.error = event.fields.get("Error", "submission refused")
@@ -94,7 +97,7 @@ def rebuilt_state(sweep_dir: Path, found: Found, payload_kind: PayloadKind | Non
     )
     if found.app:
         state.sort_by = "returned"
-    state.executor = found.executor or ("slurm" if has_batch_script(sweep_dir) else "local")
+    state.executor = found.executor or (Executor.slurm if has_batch_script(sweep_dir) else Executor.local)
     if found.summary:
         table = Path(found.summary).parent / MARKDOWN_NAME
         state.status_table = str(table) if table.is_file() else None

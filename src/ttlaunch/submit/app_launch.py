@@ -27,7 +27,7 @@ from ttlaunch.backend.requests import SubmissionSettings
 from ttlaunch.base.errors import InputError, SweepFailed
 from ttlaunch.inputs.composed import command_line_fixed_keys, read_scheduling
 from ttlaunch.inputs.payload_kinds import PayloadKind
-from ttlaunch.inputs.schema import APP_GROUPS_PREFIX, UserConfig, check_metrics
+from ttlaunch.inputs.schema import APP_GROUPS_PREFIX, Relaunch, UserConfig, check_metrics
 from ttlaunch.job.combination_configs import override_key
 from ttlaunch.monitor.callback import find_monitor
 from ttlaunch.records.event_log import EVENT_LOG_NAME
@@ -113,7 +113,7 @@ def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initi
         details = f"{len(jobs)} jobs of {app_name}'s sweep, from #{initial_job_idx}"
         selection = reconcile_and_select(
             ledger, jobs, callback, launcher.resubmit_failed, [], details,
-            "hydra.launcher.resubmit_failed=true", rerun=launcher.relaunch == "rerun",
+            "hydra.launcher.resubmit_failed=true", rerun=launcher.relaunch is Relaunch.rerun,
         )
         if selection.submit or selection.attach:
             monitor = callback.monitor_for(ledger) if callback is not None else None

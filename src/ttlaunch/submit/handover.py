@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from ttlaunch.backend.requests import SubmititOptions
 from ttlaunch.inputs.composed import LaunchInputs
-from ttlaunch.inputs.schema import TrainingMetricsConfig
+from ttlaunch.inputs.schema import Executor, Relaunch, TrainingMetricsConfig
 from ttlaunch.job.combination_configs import CombinationConfigs
 from ttlaunch.job.stagger import StaggerHook
 from ttlaunch.monitor.callback import SweepWatcher
@@ -48,7 +48,7 @@ class Launcher(Protocol):
     config: DictConfig | None
     hydra_context: HydraContext | None
     task_function: TaskFunction | None
-    executor: str
+    executor: Executor
     stagger: StaggerHook
     signal_delay_s: int
     max_submitted: int | None
@@ -62,7 +62,7 @@ class Launcher(Protocol):
     combination_configs: CombinationConfigs | None
 
     @property
-    def relaunch(self) -> str: ...
+    def relaunch(self) -> Relaunch: ...
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]: ...
 

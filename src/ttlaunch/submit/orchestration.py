@@ -24,7 +24,7 @@ from ttlaunch.inputs.evaluation_plan import runs_inspect
 from ttlaunch.inputs.frozen import freeze_task
 from ttlaunch.inputs.payload import unpassed_controls
 from ttlaunch.inputs.payload_kinds import PayloadKind
-from ttlaunch.inputs.schema import ComputeConfig
+from ttlaunch.inputs.schema import ComputeConfig, Executor, Relaunch
 from ttlaunch.inputs.summary import Experiment, Run, RunType
 from ttlaunch.inputs.torchtune_configs import model_dir
 from ttlaunch.job.combination_configs import CombinationConfigs
@@ -230,7 +230,7 @@ def _check_model_here(inputs: LaunchInputs, argv: Sequence[str]) -> None:
         )
 
 
-def _describe(ledger: Ledger, inputs: LaunchInputs, executor: str) -> None:
+def _describe(ledger: Ledger, inputs: LaunchInputs, executor: Executor) -> None:
     """What a monitor needs to resume from jobs.json alone."""
     state = ledger.state
     state.executor = executor
@@ -330,7 +330,7 @@ def run_sweep(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) ->
         )
         selection = reconcile_and_select(
             ledger, jobs, callback, bool(config.resubmit_failed) or launcher.resubmit_failed, changed,
-            details, "resubmit_failed=true", rerun=launcher.relaunch == "rerun",
+            details, "resubmit_failed=true", rerun=launcher.relaunch is Relaunch.rerun,
         )
         if selection.submit or selection.attach:
             launcher.session = session

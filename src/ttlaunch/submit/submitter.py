@@ -233,7 +233,7 @@ class Submitter:
             record.stdout = str(job.paths.stdout)
             record.stderr = record.stdout if self.settings.submitit.stderr_to_stdout else str(job.paths.stderr)
             self.ledger.events.write(
-                "SUBMIT_JOB", name, ("Executor", self.backend.name),
+                "SUBMIT_JOB", name, ("Executor", self.backend.name.value),
                 ("Result", f"Job ID {job.job_id} submitted at {record.submitted}"),
                 # What a rebuilt jobs.json needs (ttlaunch.records.rebuild) beyond the job dir's files:
                 ("Run", record.run_name or name), ("Job dir", record.job_dir), ("Output dir", record.output_dir or "-"),
