@@ -21,7 +21,7 @@ import os
 import re
 import sys
 from types import ModuleType
-from typing import Any, Callable, Dict, Sequence
+from typing import Callable, Dict, Protocol, Sequence
 
 PEFT = "torchtune.modules.peft"
 # Where torchtune defines the merge, and the package recipes import it from.
@@ -33,7 +33,14 @@ LAST_AFFECTED = (0, 6, 1)
 # A LoRA module's A matrix; its base weight, `<module>.weight`, is what the merge adds into.
 LORA_A = ".lora_a.weight"
 
-Merge = Callable[[Dict[str, Any], int, float], Dict[str, Any]]
+
+class Tensor(Protocol):
+    """What the merge's copies are made of (torch's tensors; torch is the trainer's to import)."""
+
+    def clone(self) -> Tensor: ...
+
+
+Merge = Callable[[Dict[str, Tensor], int, float], Dict[str, Tensor]]
 
 
 def affected(version: str) -> bool:
@@ -47,7 +54,7 @@ def merge_on_copies(merge: Merge) -> Merge:
     LoRA matrices, only read) as it was. Costs one copy of the adapted weights per save."""
 
     @functools.wraps(merge)
-    def merged(state_dict: Dict[str, Any], rank: int, alpha: float) -> Dict[str, Any]:
+    def merged(state_dict: Dict[str, Tensor], rank: int, alpha: float) -> Dict[str, Tensor]:
         copied = dict(state_dict)
         for key in state_dict:
             base = key[: -len(LORA_A)] + ".weight" if key.endswith(LORA_A) else None
