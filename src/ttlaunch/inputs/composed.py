@@ -325,6 +325,7 @@ def read_scheduling(cfg: DictConfig, hydra_cfg: Any, groups: str = "") -> Schedu
     choices = _choices(hydra_cfg)
     compute_group, requeue_group = f"{groups}compute", f"{groups}requeue"
     launcher = OmegaConf.select(hydra_cfg, "launcher", default=None)
+    on_slurm = _on_slurm(launcher)
     compute_source = (
         f"{compute_group}={choices[compute_group]}" if compute_group in choices
         else f"hydra/launcher={choices.get('hydra/launcher', '?')}"
@@ -338,7 +339,7 @@ def read_scheduling(cfg: DictConfig, hydra_cfg: Any, groups: str = "") -> Schedu
         node = OmegaConf.select(cfg, requeue_group.replace("/", "."))
         requeue = typed(node, RequeueConfig, f"{requeue_group}={choices[requeue_group]}", "requeue")
     else:
-        requeue = RequeueConfig(enabled=_on_slurm(launcher))
+        requeue = RequeueConfig(enabled=on_slurm)
     asked = {key: _REQUEUE_FLAGS[flag_name(key)] for key in compute.additional_parameters if flag_name(key) in _REQUEUE_FLAGS}
     if asked:
         if len(set(asked.values())) > 1:
@@ -350,7 +351,7 @@ def read_scheduling(cfg: DictConfig, hydra_cfg: Any, groups: str = "") -> Schedu
         requeue = replace(requeue, max_num_timeout=max_num_timeout)
     explicit = {name for name in LAUNCHER_COMPUTE_FIELDS if OmegaConf.select(launcher, name, default=None) is not None}
     explicit |= command_line_compute_fields(OmegaConf.select(hydra_cfg, "overrides.task", default=None) or [])
-    return Scheduling(compute, requeue, compute_source, frozenset(explicit), _on_slurm(launcher))
+    return Scheduling(compute, requeue, compute_source, frozenset(explicit), on_slurm)
 
 
 def _on_slurm(launcher: Any) -> bool:

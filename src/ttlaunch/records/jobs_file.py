@@ -220,9 +220,8 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
         if data.get(key) is not None and not isinstance(data[key], str):
             raise DamagedFile(path, f"{key} is {data[key]!r}, not text", way_on)
     for key, kind in (("executor", Executor), ("payload_kind", PayloadKind), ("evaluator", Evaluator)):
-        words = [member.value for member in kind]
-        if data.get(key) is not None and data[key] not in words:
-            raise DamagedFile(path, f"{key} is {data[key]!r}, not one of {', '.join(words)}", way_on)
+        if data.get(key) is not None and data[key] not in words_of(kind):
+            raise DamagedFile(path, f"{key} is {data[key]!r}, not one of {', '.join(words_of(kind))}", way_on)
     return SweepState(
         experiment=data.get("experiment", experiment),
         sweep_dir=data.get("sweep_dir", str(sweep_dir)),
@@ -255,7 +254,11 @@ def _check_version(version: object, path: Path, way_on: str) -> None:
 
 _RECORD_TYPES = typing.get_type_hints(JobRecord)
 _STATES = {state.value for state in JobState}
-_KINDS = [kind.value for kind in JobKind]
+
+
+def words_of(kind: type[enum.Enum]) -> list[str]:
+    """The words a closed set's members are written as, in its order."""
+    return [member.value for member in kind]
 
 
 def _current(raw: object, version: int) -> object:
@@ -281,8 +284,8 @@ def _record(name: str, raw: object, path: Path, way_on: str) -> JobRecord:
         raise DamagedFile(path, f"jobs.{name} has no name", way_on)
     if raw.get("status", "PENDING") not in _STATES:
         raise DamagedFile(path, f"jobs.{name}.status is {raw['status']!r}, not a job state", way_on)
-    if raw.get("kind", JobKind.TRAINING.value) not in _KINDS:
-        raise DamagedFile(path, f"jobs.{name}.kind is {raw['kind']!r}, not one of {', '.join(_KINDS)}", way_on)
+    if raw.get("kind", JobKind.TRAINING.value) not in words_of(JobKind):
+        raise DamagedFile(path, f"jobs.{name}.kind is {raw['kind']!r}, not one of {', '.join(words_of(JobKind))}", way_on)
     training = raw.get("training")
     if training is not None:
         raw = {**raw, "training": _training(name, training, path, way_on)}

@@ -21,7 +21,7 @@ from ttlaunch.base.errors import DamagedFile
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import Executor
 from ttlaunch.records.event_log import EVENT_LOG_NAME, Event, read_events
-from ttlaunch.records.jobs_file import STATE_FILE_NAME, JobKind, JobRecord, SweepState, load_state
+from ttlaunch.records.jobs_file import STATE_FILE_NAME, JobKind, JobRecord, SweepState, load_state, words_of
 from ttlaunch.records.rules_state import RULES_STATE_NAME, RulesState
 from ttlaunch.records.status_table import MARKDOWN_NAME
 from ttlaunch.scheduler.states import JobState
@@ -29,7 +29,6 @@ from ttlaunch.scheduler.submitit_files import has_batch_script, job_dirs, log_pa
 
 _SUBMITTED = re.compile(r"Job ID (\S+) (?:submitted at (.+)|found in .*)")
 _SECONDS = re.compile(r"(\d+) s")
-_EXECUTORS = {executor.value for executor in Executor}
 
 
 @dataclass
@@ -78,7 +77,7 @@ def read_log(events: list[Event]) -> Found:
             limit = _SECONDS.fullmatch(event.fields.get("Time limit", ""))
             job.time_limit_s = int(limit.group(1)) if limit else job.time_limit_s
             executor = event.fields.get("Executor")
-            found.executor = Executor(executor) if executor in _EXECUTORS else found.executor
+            found.executor = Executor(executor) if executor in words_of(Executor) else found.executor
         elif event.action == "SUBMIT_FAILED":
             job = found.jobs.setdefault(event.description, Submission())
             job.error = event.fields.get("Error", "submission refused")
