@@ -2,21 +2,21 @@
 jobs; name the jobs of any other Hydra app's sweep.
 
 Pure: override strings in, JobSpecs and names out. A job is named after its run, plus the values of
-the command-line keys that vary across the sweep (so `+seed=1,2` gives `r8__seed-1` and
-`r8__seed-2`); names are stable across launches and become the job dirs and SLURM job names.
+the command-line keys that vary across the sweep (so `+seed=1,-1` gives `r8__seed=1` and
+`r8__seed=-1`); names are stable across launches and become the job dirs and SLURM job names.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from ttlaunch.base.errors import InputError
+from ttlaunch.inputs.job_names import PART_SEPARATOR, name_override, name_part, override_value, safe_text
 from ttlaunch.inputs.schema import APP_GROUPS, APP_GROUPS_PREFIX
-from ttlaunch.inputs.summary import Experiment, Run, check_safe_name
+from ttlaunch.inputs.summary import Experiment, Run
 from ttlaunch.job.combination_configs import override_key, shared_overrides
 
 # Keys the sweep sets itself; a user sweeping them would make names meaningless.
@@ -25,7 +25,6 @@ JOB_NAME_KEY = "hydra.job.name"
 # The overrides each planned job has of its own; the rest are its combination's.
 PER_JOB_KEYS = (RUN_NAME_KEY, JOB_NAME_KEY)
 _RESERVED_KEYS = {"experiment", RUN_NAME_KEY, JOB_NAME_KEY}
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -47,14 +46,7 @@ class JobSpec:
 
 
 def _suffix(overrides: Sequence[str], swept_keys: set[str]) -> str:
-    parts = []
-    for override in overrides:
-        key = override_key(override)
-        if key in swept_keys:
-            value = override.split("=", 1)[1] if "=" in override else ""
-            safe_key, safe_value = (_UNSAFE_CHARS.sub("-", text).strip("-") for text in (key, value))
-            parts.append(f"{safe_key}-{safe_value}")
-    return "".join(f"__{part}" for part in parts)
+    return "".join(PART_SEPARATOR + name_part(o) for o in overrides if override_key(o) in swept_keys)
 
 
 def combination_of(overrides: Sequence[str]) -> tuple[str, ...]:
@@ -82,13 +74,13 @@ def plan_jobs(experiment: Experiment, combinations: Sequence[Sequence[str]]) -> 
         suffix = _suffix(combination, swept)
         user_overrides = combination_of(combination)
         for run in experiment.fine_tuned:
-            name = check_safe_name(run.name + suffix, "command line", "job name")
+            name = run.name + suffix
             if name in names:
                 raise InputError(
                     "command line", "job name", f"two jobs would be named {name!r} ({names[name]} and {combination})"
                 )
             names[name] = str(list(combination))
-            overrides = (*user_overrides, f"{RUN_NAME_KEY}={run.name}", f"{JOB_NAME_KEY}={name}")
+            overrides = (*user_overrides, f"{RUN_NAME_KEY}={run.name}", name_override(JOB_NAME_KEY, name))
             jobs.append(JobSpec(name=name, overrides=overrides, run=run))
     return jobs
 
@@ -113,8 +105,8 @@ def app_job_names(
 ) -> list[str]:
     """Names of an app's jobs, from the overrides the sweep varies: each job's overrides as
     Hydra's override_dirname reads them (sorted), without `exclude_keys`, LAUNCH_GROUPS and
-    the `fixed_keys` the command line gives one value to, made safe: `lr-0.001__seed-1` for a
-    job of `seed=1,2 lr=0.001,0.01 epochs=3`.
+    the `fixed_keys` the command line gives one value to, made safe: `lr=0.001__seed=1` for a
+    job of `seed=1,2 lr=0.001,0.01 epochs=3` (name_part).
     The app's own name for a job with nothing swept. Stable across launches of the same
     command and batches of its sweep; unique: names that would clash, or be longer than
     MAX_NAME_LENGTH, end with a digest of the overrides."""
@@ -122,12 +114,7 @@ def app_job_names(
     left_out = {*exclude_keys, *fixed_keys}
     for overrides in job_overrides:
         kept = sorted(o for o in overrides if override_key(o) not in left_out and not _launch_setting(override_key(o)))
-        parts = []
-        for override in kept:
-            key, equals, value = override.partition("=")
-            safe_key, safe_value = (_UNSAFE_CHARS.sub("-", text).strip("-") for text in (key.lstrip("+~"), value))
-            parts.append(f"{safe_key}-{safe_value}" if equals else safe_key)
-        readable.append("__".join(parts) or _UNSAFE_CHARS.sub("-", app_name).strip("-.") or "job")
+        readable.append(PART_SEPARATOR.join(name_part(o) for o in kept) or safe_text(app_name).strip("-.") or "job")
     names = []
     for overrides, name in zip(job_overrides, readable):
         if readable.count(name) > 1 or len(name) > MAX_NAME_LENGTH:
@@ -139,7 +126,7 @@ def app_job_names(
 def _value_of(overrides: Sequence[str], key: str) -> str | None:
     for override in overrides:
         if override_key(override) == key:
-            return override.split("=", 1)[1]
+            return override_value(override)
     return None
 
 
