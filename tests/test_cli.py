@@ -384,6 +384,8 @@ def test_ctrl_c_then_the_same_command_finishes_the_sweep(tmp_path: Path):
         ("hydra.callbacks.monitor.alert_after_failures=0", "hydra.callbacks.monitor: alert_after_failures: expected a number of at least 1"),
         ("hydra.launcher.executor=slurmm", "Error merging override hydra.launcher.executor=slurmm (Invalid value 'slurmm', expected one of [local, slurm])"),
         ("hydra.launcher.relaunch=again", "Error merging override hydra.launcher.relaunch=again (Invalid value 'again', expected one of [rerun, resume])"),
+        ("payload.kind=tune", "payload=probe: payload.kind: Invalid value 'tune', expected one of [torchtune, command, app, evaluation]"),
+        ("payload.kind=app", "payload=probe: payload.kind: 'app' is ttlaunch's own kind: expected torchtune or command"),
         ("report.sort_by=nope", "ttlaunch.yaml: report.sort_by: 'nope' is not a column of the results: one of final_loss,"),
     ],
 )

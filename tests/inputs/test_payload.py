@@ -5,6 +5,7 @@ import pytest
 
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.payload import build_payload
+from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import ComputeConfig, PayloadConfig
 from ttlaunch.inputs.summary import parse_experiment
 
@@ -69,14 +70,14 @@ def test_missing_scaffold_config_names_the_path(tmp_path: Path):
 
 def test_generic_command_renders_placeholders_without_a_shell(tmp_path: Path):
     payload = PayloadConfig(
-        kind="command", command=["python", "train.py", "--lr", "{lr}", "--epochs", "{epochs}", "--out", "{output_dir}"]
+        kind=PayloadKind.command, command=["python", "train.py", "--lr", "{lr}", "--epochs", "{epochs}", "--out", "{output_dir}"]
     )
     exp = experiment()
     command = build_payload(exp, exp.run("r8"), payload, tmp_path / "r8", "p")
     assert command.argv == (
         "python", "train.py", "--lr", "1e-05", "--epochs", "2", "--out", str(tmp_path / "r8" / "outputs")
     ), "controls are placeholders too"
-    payload = PayloadConfig(kind="command", command=["echo", "{nope}"])
+    payload = PayloadConfig(kind=PayloadKind.command, command=["echo", "{nope}"])
     with pytest.raises(InputError, match="unknown placeholder"):
         build_payload(exp, exp.run("r8"), payload, tmp_path, "p")
 
@@ -100,10 +101,10 @@ def test_a_command_line_parameter_the_command_does_not_use_is_an_error_a_control
     from ttlaunch.inputs.payload import unpassed_controls
 
     exp = experiment()  # controls: epochs, system_prompt
-    payload = PayloadConfig(kind="command", command=["python", "train.py", "--lr", "{lr}"])
+    payload = PayloadConfig(kind=PayloadKind.command, command=["python", "train.py", "--lr", "{lr}"])
     assert build_payload(exp, exp.run("r8"), payload, tmp_path, "p").argv[-1] == "1e-05"
     assert unpassed_controls(exp, payload) == ["epochs", "system_prompt"]
-    with_epochs = PayloadConfig(kind="command", command=["python", "train.py", "--epochs", "{epochs}"])
+    with_epochs = PayloadConfig(kind=PayloadKind.command, command=["python", "train.py", "--epochs", "{epochs}"])
     assert unpassed_controls(exp, with_epochs) == ["system_prompt"]
     with pytest.raises(InputError) as caught:
         build_payload(exp, exp.run("r8"), with_epochs, tmp_path, "p", command_line=["seed"])
@@ -113,7 +114,7 @@ def test_a_command_line_parameter_the_command_does_not_use_is_an_error_a_control
 def test_a_relative_program_that_does_not_exist_is_an_error(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exp = experiment()
-    payload = PayloadConfig(kind="command", command=["./train.sh", "{epochs}"])
+    payload = PayloadConfig(kind=PayloadKind.command, command=["./train.sh", "{epochs}"])
     with pytest.raises(InputError) as caught:
         build_payload(exp, exp.run("r8"), payload, tmp_path / "r8", "p")
     assert caught.value.field == "payload.command[0]" and "./train.sh does not exist" in caught.value.message
@@ -167,7 +168,7 @@ def test_a_recipe_or_config_that_cannot_use_the_gpus_is_an_error_naming_both(tmp
 def test_a_commands_metrics_sources_are_checked_before_anything_runs(tmp_path: Path, metrics, message):
     from ttlaunch.inputs.schema import TrainingMetricsConfig
 
-    payload = PayloadConfig(kind="command", command=["echo", "{output_dir}"], metrics=TrainingMetricsConfig(**metrics))
+    payload = PayloadConfig(kind=PayloadKind.command, command=["echo", "{output_dir}"], metrics=TrainingMetricsConfig(**metrics))
     exp = experiment()
     with pytest.raises(InputError, match=re.escape(message)):
         build_payload(exp, exp.run("r8"), payload, tmp_path, "p")

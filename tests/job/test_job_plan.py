@@ -10,7 +10,7 @@ from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.job.job_plan import PLAN_NAME, JobPlan, load_plan, save_plan
 
 PLAN = JobPlan(
-    "r8", PayloadKind.TORCHTUNE,
+    "r8", PayloadKind.torchtune,
     PayloadCommand(
         argv=("bash", "/exp/r8/finetune.slurm"), env={"TTLAUNCH_RUN_NAME": "r8"}, output_dir=Path("/sweep/r8/outputs"),
         setup=(("cp", "-r", "a", "b"),), prepare=(("python", "-m", "x"),), cwd=Path("/exp/r8"),

@@ -49,14 +49,14 @@ def test_every_release_to_0_6_1_needs_its_merge_given_copies(version: str, needs
 
 def test_a_torchtune_job_without_gpus_starts_its_trainer_with_the_hook_first_on_its_python_path(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/job")
-    torchtune = job_payload(PayloadKind.TORCHTUNE)
+    torchtune = job_payload(PayloadKind.torchtune)
     env = {"HF_HOME": "/hf"}
     assert torchtune.started_env(env, gpus=0) == {"HF_HOME": "/hf", "PYTHONPATH": f"{HOOK_DIR}{os.pathsep}/job"}
     assert sorted(path.name for path in HOOK_DIR.glob("*.py")) == ["__init__.py", "sitecustomize.py"]
     # With GPUs the recipe's .cpu() copies: nothing is added. Other payloads never get it.
     assert torchtune.started_env(env, gpus=1) == env
-    assert job_payload(PayloadKind.COMMAND).started_env(env, gpus=0) == env
-    assert job_payload(PayloadKind.EVALUATION).started_env(env, gpus=0) == env
+    assert job_payload(PayloadKind.command).started_env(env, gpus=0) == env
+    assert job_payload(PayloadKind.evaluation).started_env(env, gpus=0) == env
 
 
 def test_the_hook_goes_before_the_python_path_the_payload_or_the_job_sets():

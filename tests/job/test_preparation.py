@@ -158,7 +158,7 @@ def test_prepare_commands_are_keyed_without_the_jobs_own_variables(tmp_path: Pat
         return PayloadCommand(argv=("true",), env=env, output_dir=tmp_path / run, prepare=(("make", "assets"),))
 
     ran: list[tuple] = []
-    ways = job_payload(PayloadKind.COMMAND)
+    ways = job_payload(PayloadKind.command)
     first = list(ways.preparation(command("a", "1"), lambda argv, env: ran.append((argv, env))))
     second = list(ways.preparation(command("b", "2"), lambda argv, env: None))
     assert [step.key for step in first] == [step.key for step in second]

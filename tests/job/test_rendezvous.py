@@ -33,19 +33,19 @@ def test_the_tasks_meet_at_the_first_host_on_a_port_of_their_job():
 def test_each_task_starts_its_part_of_the_trainer(tmp_path: Path):
     rendezvous = rendezvous_of(TWO_TASKS, hosts)
     tune = PayloadCommand(("tune", "run", "--nproc_per_node", "4", "lora_finetune_distributed", "--config", "c"), {}, tmp_path)
-    started = distributed(tune, job_payload(PayloadKind.TORCHTUNE), False, rendezvous, 4)
+    started = distributed(tune, job_payload(PayloadKind.torchtune), False, rendezvous, 4)
     assert started.argv[:12] == (
         "tune", "run", "--nnodes", "2", "--node_rank", "1", "--master_addr", "gpu07", "--master_port",
         str(PORT_BASE + 123), "--nproc_per_node", "4",
     )
     assert started.env == {"TTLAUNCH_TASK": "1", "TTLAUNCH_TASKS": "2"}
     ddp = PayloadCommand(("python", "train.py"), {"A": "1"}, tmp_path)
-    assert distributed(ddp, job_payload(PayloadKind.COMMAND), True, rendezvous, 0).argv == (
+    assert distributed(ddp, job_payload(PayloadKind.command), True, rendezvous, 0).argv == (
         sys.executable, "-m", "torch.distributed.run", *rendezvous.torchrun_args(), "--nproc_per_node", "1",
         "--no-python", "python", "train.py",
     )
-    assert distributed(ddp, job_payload(PayloadKind.COMMAND), True, None, 2).argv[3:6] == ("--standalone", "--nproc_per_node", "2")
-    assert distributed(ddp, job_payload(PayloadKind.COMMAND), False, rendezvous, 0).argv == ("python", "train.py"), "not asked for torchrun"
+    assert distributed(ddp, job_payload(PayloadKind.command), True, None, 2).argv[3:6] == ("--standalone", "--nproc_per_node", "2")
+    assert distributed(ddp, job_payload(PayloadKind.command), False, rendezvous, 0).argv == ("python", "train.py"), "not asked for torchrun"
 
 
 def test_task_0_decides_and_the_others_act_on_its_decision(tmp_path: Path):

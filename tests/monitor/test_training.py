@@ -74,7 +74,7 @@ def test_torchtunes_resumed_attempt_numbers_its_steps_from_1_and_they_follow_the
     assert [step for step, _ in curve(stitched([first[:100], second[:50]], 1500))] == list(range(1, 101))
 
 
-def running_job(tmp_path: Path, payload_kind: PayloadKind = PayloadKind.TORCHTUNE) -> tuple[Ledger, JobRecord]:
+def running_job(tmp_path: Path, payload_kind: PayloadKind = PayloadKind.torchtune) -> tuple[Ledger, JobRecord]:
     ledger = Ledger.open(tmp_path, "demo")
     ledger.state.payload_kind = payload_kind
     job_dir = tmp_path / "r8"
@@ -151,7 +151,7 @@ def test_the_monitor_places_a_resumed_attempts_steps_after_the_epoch_it_resumed_
 
 
 def test_a_commands_jsonl_metrics_count_toward_its_declared_total(tmp_path: Path):
-    ledger, record = running_job(tmp_path, payload_kind=PayloadKind.COMMAND)
+    ledger, record = running_job(tmp_path, payload_kind=PayloadKind.command)
     ledger.state.metrics_jsonl = "metrics.jsonl"
     rows = [{"step": step, "loss": 1.0 / step, "steps_total": 10} for step in (1, 2, 3)]
     (Path(record.output_dir) / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
@@ -179,7 +179,7 @@ def test_with_a_logger_that_writes_elsewhere_the_losses_come_from_the_progress_b
 
 
 def test_an_apps_losses_come_from_its_log_lines_on_either_stream_or_a_jsonl_in_its_job_dir(tmp_path: Path):
-    ledger, record = running_job(tmp_path, payload_kind=PayloadKind.APP)
+    ledger, record = running_job(tmp_path, payload_kind=PayloadKind.app)
     record.output_dir = None  # an app's job: Hydra's output dir is its job dir
     ledger.state.metrics_pattern = r"Epoch (?P<step>\d+): loss=(?P<loss>[0-9.]+)"
     # vec-playbook's trainer, through Hydra's logging (stdout), and a print of its own on stderr.
@@ -188,7 +188,7 @@ def test_an_apps_losses_come_from_its_log_lines_on_either_stream_or_a_jsonl_in_i
     TrainingWatch(ledger).read(Containment(ledger.events, ledger.sweep_dir))
     assert (record.training.steps_done, record.training.loss, record.training.min_loss) == (2, 0.9, 0.9)
 
-    ledger, record = running_job(tmp_path / "jsonl", payload_kind=PayloadKind.APP)
+    ledger, record = running_job(tmp_path / "jsonl", payload_kind=PayloadKind.app)
     record.output_dir = None
     ledger.state.metrics_jsonl = "metrics.jsonl"
     (Path(record.job_dir) / "metrics.jsonl").write_text('{"step": 5, "loss": 0.25}\n')

@@ -89,7 +89,7 @@ def test_an_older_state_is_read_as_the_current_one(tmp_path: Path, version: int)
 
 
 def test_the_state_file_holds_one_line_per_job_and_reads_back_whole(tmp_path: Path):
-    state = SweepState(experiment="x", sweep_dir=str(tmp_path), payload_kind=PayloadKind.COMMAND)
+    state = SweepState(experiment="x", sweep_dir=str(tmp_path), payload_kind=PayloadKind.command)
     for name in ("a", "b"):
         state.jobs[name] = JobRecord(
             name=name, job_id="7", status="COMPLETED", requeues=[{"attempt": 1, "reason": "PREEMPTED"}],

@@ -95,7 +95,7 @@ class LaunchInputs:
             compute=self._compute(run_name, script), script=script,
             scaffold_config=self._file(config) if config is not None else None,
         )
-        if self.copies is None or self.payload_kind is not PayloadKind.COMMAND:
+        if self.copies is None or self.payload_kind is not PayloadKind.command:
             return command
         # The argv's files that were copied; any other path it names (where to write) is as given.
         copied = {item: str(self._file(Path(item))) for item in command.argv if Path(item).is_absolute()}
@@ -136,15 +136,15 @@ class LaunchInputs:
         root = self.root
         paths: list[Path] = []
         config = scaffold_config_path(self.experiment, self.experiment.run(run_name), self.payload)
-        if self.payload_kind is PayloadKind.TORCHTUNE and config is not None:
+        if self.payload_kind is PayloadKind.torchtune and config is not None:
             paths += [config, config.parent / SCRIPT_NAME]
-        elif self.payload_kind is PayloadKind.COMMAND:
+        elif self.payload_kind is PayloadKind.command:
             paths += [Path(item) for item in command.argv if Path(item).is_absolute() and Path(item).is_relative_to(root)]
         return {str(path.relative_to(root)): path for path in paths if path.is_relative_to(root) and path.is_file()}
 
     def run_files(self, run_name: str, command: PayloadCommand) -> frozenset[str]:
         """Of input_paths, those the job runs (a command's script): what lies beside them may be read too."""
-        if self.payload_kind is not PayloadKind.COMMAND:
+        if self.payload_kind is not PayloadKind.command:
             return frozenset()
         return frozenset(self.input_paths(run_name, command))
 
@@ -177,7 +177,7 @@ class LaunchInputs:
     def scaffold_script(self, run_name: str) -> ScaffoldScript | None:
         """The run's scaffold batch script (cruijff_kit's finetune.slurm), when it has one."""
         config = scaffold_config_path(self.experiment, self.experiment.run(run_name), self.payload)
-        if self.payload_kind is not PayloadKind.TORCHTUNE or config is None:
+        if self.payload_kind is not PayloadKind.torchtune or config is None:
             return None
         return read_script(self._file(config.parent / SCRIPT_NAME))
 

@@ -92,12 +92,12 @@ def build_payload(
     argv: list[str] = []
     cwd = None
     kind = training_kind(payload.kind, source)
-    if kind is PayloadKind.TORCHTUNE:
+    if kind is PayloadKind.torchtune:
         argv, output_dir, cwd = _torchtune_argv(
             experiment, run, payload, output_dir, source, command_line, compute or ComputeConfig(), script, scaffold_config
         )
     values = _placeholders(run, experiment, output_dir, job_dir)
-    if kind is PayloadKind.COMMAND:
+    if kind is PayloadKind.command:
         if not payload.command:
             raise InputError(source, "payload.command", "kind=command needs a command (an argv list)")
         argv = [_render(item, values, "payload.command", source) for item in payload.command]
@@ -177,7 +177,7 @@ def _torchtune_key(key: str, payload: PayloadConfig, experiment: Experiment, run
 def unpassed_controls(experiment: Experiment, payload: PayloadConfig) -> list[str]:
     """The summary's controls the trainer does not get: for torchtune those of other tools
     (any other unknown one is an error), for a command those it has no placeholder for."""
-    if training_kind(payload.kind, "payload") is PayloadKind.TORCHTUNE:
+    if training_kind(payload.kind, "payload") is PayloadKind.torchtune:
         return [key for key in experiment.controls if key in OTHER_TOOLS_CONTROLS and key not in payload.key_map]
     used = _placeholder_names(payload)
     return [key for key in experiment.controls if key not in used]

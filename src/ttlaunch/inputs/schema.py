@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ttlaunch.base.errors import InputError
+from ttlaunch.inputs.payload_kinds import PayloadKind
 
 T = TypeVar("T")
 
@@ -155,7 +156,7 @@ class PayloadConfig:
     {job_dir}, {experiment} and the run's parameters by name.
     """
 
-    kind: str = "torchtune"
+    kind: PayloadKind = PayloadKind.torchtune
     # null: chosen by the GPU count, lora_finetune_single_device on one device (or the CPU),
     # lora_finetune_distributed on more. A single-device recipe named here on several GPUs
     # is an error.

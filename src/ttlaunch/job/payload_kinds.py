@@ -54,7 +54,7 @@ class CommandJob:
     """Any argv: it resumes when its output dir holds work (TTLAUNCH_RESUME tells it so);
     under torchrun when payload.torchrun asks; its payload.prepare commands prepare."""
 
-    kind = PayloadKind.COMMAND
+    kind = PayloadKind.command
 
     def resume_state(self, command: PayloadCommand, attempt: int) -> ResumeAction:
         return ResumeAction.RESUME if any(command.output_dir.iterdir()) else ResumeAction.FRESH
@@ -83,7 +83,7 @@ class CommandJob:
 class EvaluationJob(CommandJob):
     """An evaluation's command: as a command payload, never under torchrun."""
 
-    kind = PayloadKind.EVALUATION
+    kind = PayloadKind.evaluation
 
     def started_argv(
         self, argv: tuple[str, ...], torchrun: bool, rendezvous: Rendezvous | None, gpus: int
@@ -98,7 +98,7 @@ class TorchtuneJob:
     (ttlaunch.job.lora_merge_on_cpu); its dataset's cache is built once for the sweep, after
     payload.prepare."""
 
-    kind = PayloadKind.TORCHTUNE
+    kind = PayloadKind.torchtune
 
     def resume_state(self, command: PayloadCommand, attempt: int) -> ResumeAction:
         decision = decide_torchtune(command.output_dir)

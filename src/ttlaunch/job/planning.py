@@ -44,7 +44,7 @@ def plan_from_inputs(cfg: DictConfig, hydra_cfg: Any, job_dir: Path) -> JobPlan:
         None if training_job is None else str(training_job),
     )
     command = _evaluation_command(inputs, run, evaluation, job_dir, Path(hydra_cfg.sweep.dir))
-    return JobPlan(run.name, PayloadKind.EVALUATION, command, inputs.payload.torchrun, inputs.compute_for(run.name).gpus)
+    return JobPlan(run.name, PayloadKind.evaluation, command, inputs.payload.torchrun, inputs.compute_for(run.name).gpus)
 
 
 def _evaluation_command(
@@ -62,7 +62,7 @@ def _evaluation_command(
         training = replace(inputs, copies=copies_of(training_dir)).payload_for(run.name, training_dir)
         run_output_dir = training.output_dir
         saved = checkpoint_of(inputs.evaluation, evaluation, run_output_dir)
-        trained_from = model_dir(training.argv) if inputs.payload_kind is PayloadKind.TORCHTUNE else None
+        trained_from = model_dir(training.argv) if inputs.payload_kind is PayloadKind.torchtune else None
         base_model = Path(trained_from) if trained_from else None
     task = inputs.experiment.evaluation_task(evaluation.task)
     copy = task_copy(sweep_dir, task.name, task.script) if task.script is not None else None

@@ -294,7 +294,7 @@ class Monitor:
         try:
             requeues = note_requeues(record, observation)
             state = self.ledger.state
-            update = apply_state(record, observation, state.evaluator is Evaluator.INSPECT, state.payload_kind is PayloadKind.APP)
+            update = apply_state(record, observation, state.evaluator is Evaluator.INSPECT, state.payload_kind is PayloadKind.app)
             self.events.write_all([*requeues, *update])  # all or none, as the record
         except BaseException:
             self.jobs[name] = snapshot

@@ -92,7 +92,7 @@ def rebuilt_state(sweep_dir: Path, found: Found, payload_kind: PayloadKind | Non
     ]
     state = SweepState(
         experiment=found.experiment or sweep_dir.name, sweep_dir=str(sweep_dir),
-        payload_kind=PayloadKind.APP if found.app else payload_kind,
+        payload_kind=PayloadKind.app if found.app else payload_kind,
     )
     if found.app:
         state.sort_by = "returned"

@@ -97,7 +97,7 @@ def render_summary(
         lines += ["", *results]
     lines += _pictures(pictures)
     lines += _compute_table(state)
-    app = state.payload_kind is PayloadKind.APP
+    app = state.payload_kind is PayloadKind.app
     if app:  # an app's job writes what it likes in its dir
         lines += ["", "### Outputs", "", "Job dirs (each job's own output, Hydra's config, logs):"]
         lines += [f"- {name}: `{job.job_dir}`" for name, job in state.jobs.items()]

@@ -88,7 +88,7 @@ def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initi
     writable(sweep_dir, lambda: sweep_dir.mkdir(parents=True, exist_ok=True))
     with SweepLock(sweep_dir):
         ledger = Ledger.open(sweep_dir, app_name)
-        ledger.state.executor, ledger.state.payload_kind = launcher.executor, PayloadKind.APP
+        ledger.state.executor, ledger.state.payload_kind = launcher.executor, PayloadKind.app
         ledger.state.metrics_pattern, ledger.state.metrics_jsonl = launcher.metrics.pattern, launcher.metrics.jsonl
         # The losses the app logs when it says where, else the task function's return value.
         measured = launcher.metrics.pattern is not None or launcher.metrics.jsonl is not None

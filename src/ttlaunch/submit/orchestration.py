@@ -218,7 +218,7 @@ def _check_model_here(inputs: LaunchInputs, argv: Sequence[str]) -> None:
     """Local torchtune jobs train from a model on this machine: one that is not there is
     said now, not deep in the job. (Setup and prepare commands may still make it; SLURM nodes see their
     own filesystems.)"""
-    if inputs.payload_kind is not PayloadKind.TORCHTUNE or inputs.payload.setup or inputs.payload.prepare:
+    if inputs.payload_kind is not PayloadKind.torchtune or inputs.payload.setup or inputs.payload.prepare:
         return
     directory = model_dir(argv)
     if directory is not None and not Path(directory).expanduser().is_dir():

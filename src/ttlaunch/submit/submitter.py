@@ -381,7 +381,7 @@ def submit_and_watch(
         stopped = monitor.stop_local_jobs()
         names = [submission.name for submission in planned]
         again = "The same command again"
-        if submitter.ledger.state.payload_kind is PayloadKind.APP:  # Hydra's sweep dir is new at each launch; Hydra reruns
+        if submitter.ledger.state.payload_kind is PayloadKind.app:  # Hydra's sweep dir is new at each launch; Hydra reruns
             again = f"The same command with hydra.sweep.dir={submitter.sweep_dir} hydra.launcher.relaunch=resume"
         raise SweepInterrupted(interrupted_message(stopped, names, submitter.submitted, again)) from None
     return names
