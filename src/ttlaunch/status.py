@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             return ExitCode.OK if completed else ExitCode.RUNS_FAILED
     try:
         monitor = _monitor(sweep_dir, ledger, args)
-    except TTLaunchError as err:  # its rules.json is damaged
+    except TTLaunchError as err:  # its rules.json is damaged, its session from another ttlaunch
         lock.release()
         return exit_with(err)
     try:

@@ -1,10 +1,15 @@
 """The monitor job's request and its hand-over, without a cluster."""
 
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from submitit.slurm.slurm import SlurmExecutor
 
 from ttlaunch.backend.requests import SubmissionSettings
+from ttlaunch.base.errors import DamagedFile
 from ttlaunch.inputs.schema import ComputeConfig, Executor, RequeueConfig, UserConfig
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.records.ledger import Ledger
@@ -71,3 +76,35 @@ def test_a_refused_monitor_job_is_logged_and_the_user_told_how_to_follow(tmp_pat
     assert f"python -m ttlaunch.status {tmp_path} --follow" in said and ledger.state.monitor_job_id is None
     log = (tmp_path / "run-torchtune.log").read_text()
     assert "SUBMIT_FAILED: ttlaunch-monitor:x\nError: sbatch: error: invalid partition" in log
+
+
+def _session() -> MonitorSession:
+    return MonitorSession(None, SubmissionSettings(RequeueConfig(), UserConfig(), 120, "compute=k"), MonitorSettings(), None)
+
+
+def test_the_session_is_saved_with_its_format_and_read_back(tmp_path: Path):
+    monitor_job.save_session(tmp_path, _session())
+    loaded = monitor_job.load_session(tmp_path)
+    assert loaded == _session()
+    assert monitor_job.load_session(tmp_path / "elsewhere") is None, "attached sweeps have none"
+
+
+def test_a_session_another_ttlaunch_saved_is_refused_in_one_line_that_says_what_to_do(tmp_path: Path, monkeypatch):
+    ledger = Ledger.open(tmp_path, "x")
+    ledger.save()
+    monkeypatch.setattr(monitor_job, "__version__", "0.0.9")
+    monitor_job.save_session(tmp_path, _session())
+    monkeypatch.undo()
+    with pytest.raises(DamagedFile, match=r"saved by ttlaunch 0\.0\.9 \(session format 1\); this is ttlaunch 0\.1\.0"):
+        monitor_job.load_session(tmp_path)
+    ttlaunch = Path(sys.executable).parent / "ttlaunch"
+    follow = subprocess.run([str(ttlaunch), "status", str(tmp_path), "--follow"], capture_output=True, text=True, timeout=60)
+    assert follow.returncode == 2 and len(follow.stderr.strip().splitlines()) == 1, follow.stderr
+    assert "launch the same command again with this one: it re-attaches" in follow.stderr and "Traceback" not in follow.stderr
+
+    (tmp_path / monitor_job.SESSION_NAME).write_bytes(pickle.dumps(_session()))  # before sessions had a header
+    with pytest.raises(DamagedFile, match="saved by an older ttlaunch"):
+        monitor_job.load_session(tmp_path)
+    (tmp_path / monitor_job.SESSION_NAME).write_bytes(b"\x80\x04cut short")
+    with pytest.raises(DamagedFile, match="cannot be read as a monitor session"):
+        monitor_job.load_session(tmp_path)

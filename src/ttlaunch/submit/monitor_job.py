@@ -20,9 +20,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ttlaunch import __version__
 from ttlaunch.backend.choice import backend_for
 from ttlaunch.backend.requests import SubmissionSettings, SubmititOptions, slurm_request
-from ttlaunch.base.errors import SweepBusy
+from ttlaunch.base.errors import DamagedFile, SweepBusy
 from ttlaunch.base.files import write_atomically
 from ttlaunch.base.times import timestamp
 from ttlaunch.inputs.composed import LaunchInputs
@@ -44,6 +45,10 @@ if TYPE_CHECKING:  # submitit loads only where jobs are submitted or run
 log = logging.getLogger(__name__)
 
 SESSION_NAME = "monitor_session.pkl"
+# The session file is a plain pickled header (format, ttlaunch version) around the cloudpickled
+# MonitorSession, whose classes are this version's code: another version is refused, read
+# first, in one line. 1: the header's first version (before it, the bare session).
+SESSION_FORMAT = 1
 # The monitor job's own dir in the sweep dir (hidden: not one of the sweep's jobs).
 JOB_DIR_NAME = ".monitor_job"
 JOB_NAME_PREFIX = "ttlaunch-monitor:"
@@ -81,18 +86,34 @@ def save_session(sweep_dir: Path, session: MonitorSession) -> None:
     # cloudpickle loads only where jobs are submitted (the job callable inside needs it).
     import cloudpickle
 
-    write_atomically(sweep_dir / SESSION_NAME, cloudpickle.dumps(session))
+    header = {"format": SESSION_FORMAT, "ttlaunch": __version__, "session": cloudpickle.dumps(session)}
+    write_atomically(sweep_dir / SESSION_NAME, pickle.dumps(header))
 
 
 def load_session(sweep_dir: Path) -> MonitorSession | None:
-    """The sweep's saved session; None for a sweep launched without one (attached, or by an
-    older ttlaunch)."""
+    """The sweep's saved session; None for a sweep launched without one (attached). DamagedFile,
+    saying what to do, for one another version of ttlaunch saved or that cannot be read."""
     path = sweep_dir / SESSION_NAME
     if not path.is_file():
         return None
-    with path.open("rb") as handle:
-        session = pickle.load(handle)
-    assert isinstance(session, MonitorSession)
+    way_on = (
+        f"Follow the sweep with the ttlaunch that launched it, or launch the same command again with this one: "
+        f"it re-attaches, keeps the jobs done and saves a new session ({SESSION_NAME})"
+    )
+    try:
+        header = pickle.loads(path.read_bytes())
+    except Exception as err:  # cut short, or not a pickle at all: any error unpickling may raise
+        raise DamagedFile(path, f"cannot be read as a monitor session ({type(err).__name__}: {err})", way_on) from None
+    saved = (header.get("format"), header.get("ttlaunch")) if isinstance(header, dict) else (None, None)
+    if saved != (SESSION_FORMAT, __version__):
+        saved_by = "an older ttlaunch" if saved[1] is None else f"ttlaunch {saved[1]} (session format {saved[0]})"
+        raise DamagedFile(path, f"saved by {saved_by}; this is ttlaunch {__version__} (format {SESSION_FORMAT})", way_on)
+    try:
+        session = pickle.loads(header["session"])
+    except Exception as err:  # the classes it names moved or changed: any error unpickling may raise
+        raise DamagedFile(path, f"names code this ttlaunch lacks ({type(err).__name__}: {err})", way_on) from None
+    if not isinstance(session, MonitorSession):
+        raise DamagedFile(path, f"holds a {type(session).__name__}, not a monitor session", way_on)
     return session
 
 
