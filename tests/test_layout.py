@@ -1,7 +1,9 @@
-"""The README's module map is the authority on the code's layout: it names every module of
-the package and the plugin, and nothing that is not there. The layers it states hold:
-import-linter checks pyproject.toml's contracts on the real import graph."""
+"""The module map (docs/development.md) is the authority on the code's layout: it names every
+module of the package and the plugin, and nothing that is not there. The layers it states
+hold: import-linter checks pyproject.toml's contracts on the real import graph. The docs
+describe every setting there is, and the README stays a newcomer's page."""
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -13,9 +15,12 @@ import pytest
 from support import REPO
 
 
+DOCS = REPO / "docs"
+
+
 def mapped_modules() -> set[str]:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    block = readme.split("The module map", 1)[1].split("```", 2)[1]
+    development = (DOCS / "development.md").read_text(encoding="utf-8")
+    block = development.split("The module map", 1)[1].split("```", 2)[1]
     modules: set[str] = set()
     dirs: list[tuple[int, str]] = []  # the enclosing directories, with their indents
     for line in block.splitlines():
@@ -32,7 +37,7 @@ def mapped_modules() -> set[str]:
     return modules
 
 
-def test_the_readmes_module_map_names_every_module_and_only_those():
+def test_the_module_map_names_every_module_and_only_those():
     on_disk = {
         str(path.relative_to(REPO))
         for root in (REPO / "src" / "ttlaunch", REPO / "hydra_plugins")
@@ -57,11 +62,11 @@ def test_the_type_checker_passes():
     assert checked.returncode == 0, checked.stdout[-4000:] + checked.stderr[-2000:]
 
 
-def test_the_readme_states_the_jobs_file_version_there_is():
+def test_the_docs_state_the_jobs_file_version_there_is():
     from ttlaunch.records.jobs_file import STATE_VERSION
 
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    stated = re.search(r"jobs\.json +state \(version (\d+); 1 to (\d+) are read\)", readme)
+    sweep_files = (DOCS / "sweep-files.md").read_text(encoding="utf-8")
+    stated = re.search(r"jobs\.json +state \(version (\d+); 1 to (\d+) are read\)", sweep_files)
     assert stated is not None and (int(stated.group(1)), int(stated.group(2))) == (STATE_VERSION, STATE_VERSION - 1)
 
 
@@ -83,3 +88,36 @@ def test_every_import_inside_a_function_says_why():
                         if "#" not in lines[node.lineno - 1] and not lines[above].strip().startswith("#"):
                             unexplained.append(f"{path.relative_to(REPO)}:{node.lineno}: {lines[node.lineno - 1].strip()}")
     assert unexplained == [], "import at the top, or say why not in a comment on it or above it"
+
+
+def test_every_setting_of_the_typed_configs_is_documented_in_docs():
+    """Each field of the configs Hydra types (ttlaunch's groups, the launcher's and the
+    monitor's settings, the stagger hooks') is named in a code span of some page of docs/."""
+    from hydra_plugins.ttlaunch_launcher import config as plugin
+    from ttlaunch.inputs import schema
+    from ttlaunch.job import stagger
+    from ttlaunch.monitor.settings import MonitorSettings
+
+    spans = re.findall(r"`[^`\n]+`", "\n".join(page.read_text(encoding="utf-8") for page in DOCS.glob("*.md")))
+    configs = [value for value in vars(schema).values() if isinstance(value, type) and dataclasses.is_dataclass(value)]
+    configs += [plugin.LauncherConf, plugin.SweeperConf, MonitorSettings, stagger.StartTogether, stagger.FixedDelay, stagger.StartupLock]
+    # Not settings: Hydra's defaults list of the launcher's node; the hooks' clock, for tests.
+    not_settings = {("LauncherConf", "defaults"), ("FixedDelay", "sleep"), ("StartupLock", "sleep")}
+    undocumented = [
+        f"{config.__name__}.{field.name}"
+        for config in configs
+        for field in dataclasses.fields(config)
+        if (config.__name__, field.name) not in not_settings
+        and not any(re.search(rf"(?<![\w]){re.escape(field.name)}(?![\w])", span) for span in spans)
+    ]
+    assert len(configs) >= 12 and undocumented == []
+
+
+def test_the_readme_is_a_newcomers_page_that_maps_the_reference():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 250
+    linked = set(re.findall(r"\]\(docs/([\w-]+\.md)", readme))
+    assert linked == {page.name for page in DOCS.glob("*.md")}, "every page of docs/ is on the README's map"
+    for page in DOCS.glob("*.md"):
+        for target in re.findall(r"\]\(([\w-]+\.md)", page.read_text(encoding="utf-8")):
+            assert (DOCS / target).is_file(), f"{page.name} links to {target}"

@@ -88,7 +88,7 @@ def test_hydra_finds_the_plugins_from_a_wheel_and_a_strict_editable_install(mode
     the test's own environment, through a path entry that runs none of its .pth files). A
     default editable install maps hydra_plugins/ (outside src/) through setuptools' import
     hook, which Hydra's walk of the namespace does not list: it finds no plugin, as the
-    README says, though the package and its configs import."""
+    docs/development.md says, though the package and its configs import."""
     project = tmp_path / "project"
     for part in ("src", "hydra_plugins", "configs", "pyproject.toml", "README.md"):
         source = REPO / part
