@@ -50,7 +50,7 @@ from typing import Callable
 
 from submission import as_installed, drain, experiment_dir
 
-from ttlaunch.scheduler.readings import duration
+from ttlaunch.scheduler.figure_readers import duration
 
 COUNTED = ("squeue", "sacct")
 # A plain Hydra app for hydra-submitit-launcher: its task touches a file in its job dir.

@@ -38,7 +38,7 @@ def plan_from_saved_config(job_dir: Path) -> JobPlan:
     submission took, as a job without a saved plan works its own out."""
     from omegaconf import OmegaConf
 
-    from ttlaunch.job.planning import plan_from_inputs
+    from ttlaunch.job.plan_from_inputs import plan_from_inputs
 
     saved = job_dir / "hydra_configs"
     return plan_from_inputs(OmegaConf.load(saved / "config.yaml"), OmegaConf.load(saved / "hydra.yaml").hydra, job_dir)

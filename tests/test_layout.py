@@ -14,7 +14,6 @@ import pytest
 
 from support import REPO
 
-
 DOCS = REPO / "docs"
 
 

@@ -32,7 +32,7 @@ def test_what_every_job_imports_loads_neither_the_monitor_nor_the_submitter():
     code = (
         "import sys, ttlaunch.monitor.callback, ttlaunch.job.job_callable, ttlaunch.job.app_attempt; "
         "print(sorted(m for m in ('ttlaunch.monitor.sweep_monitor', 'ttlaunch.records.ledger', 'ttlaunch.submit.submitter', "
-        "'ttlaunch.inputs.composed', 'matplotlib') if m in sys.modules))"
+        "'ttlaunch.inputs.launch_inputs', 'matplotlib') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -20,7 +20,7 @@ from ttlaunch.inputs.schema import Executor, Relaunch
 
 if TYPE_CHECKING:  # the launching process's types; ttlaunch's code loads when used
     from ttlaunch.job.combination_configs import CombinationConfigs
-    from ttlaunch.submit.handover import LaunchSession
+    from ttlaunch.submit.plugin_protocols import LaunchSession
 
 
 class TTLaunchLauncher(BaseSubmititLauncher):
@@ -28,7 +28,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
 
     The instance is also the callable each job runs (inherited from the submitit launcher).
     Its settings beyond the ones below (resources named as hydra-submitit-launcher names
-    them) are read from the config by ttlaunch.inputs.composed.read_scheduling.
+    them) are read from the config by ttlaunch.inputs.launch_inputs.read_scheduling.
     """
 
     def __init__(
@@ -52,7 +52,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
     ) -> None:
         super().__init__()
         # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
-        from ttlaunch.backend.requests import SubmititOptions
+        from ttlaunch.backend.job_requests import SubmititOptions
         from ttlaunch.inputs.schema import LAUNCHER_RESOURCES, TrainingMetricsConfig, typed
         from ttlaunch.job.stagger import hook_or_default
 
@@ -144,10 +144,10 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         """Submit; then the monitor callback watches the sweep (to its end, unless it detaches)."""
         if self.runs_experiment:
             # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
-            from ttlaunch.submit.orchestration import launch_runs
+            from ttlaunch.submit.own_app_launch import launch_runs
 
             return launch_runs(self, job_overrides, initial_job_idx)
         # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
-        from ttlaunch.submit.app_launch import launch_app
+        from ttlaunch.submit.any_app_launch import launch_app
 
         return launch_app(self, job_overrides, initial_job_idx)

@@ -1,5 +1,5 @@
 """ttlaunch's Hydra sweeper: one job per fine-tuned run of the experiment, times any
-command-line sweep. Thin; the work is in ttlaunch.submit.orchestration (imported lazily)."""
+command-line sweep. Thin; the work is in ttlaunch.submit.own_app_launch (imported lazily)."""
 
 from typing import Any, List
 
@@ -15,7 +15,7 @@ class TTLaunchSweeper(BasicSweeper):
     def sweep(self, arguments: List[str]) -> Any:
         # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
         from ttlaunch.base.errors import InputError
-        from ttlaunch.submit.orchestration import run_sweep
+        from ttlaunch.submit.own_app_launch import run_sweep
 
         if not isinstance(self.launcher, TTLaunchLauncher):
             # Any other launcher (Hydra's basic one, say) would train in this very process.

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 from ttlaunch.base.errors import ExitCode, TTLaunchError, exit_with
-from ttlaunch.monitor.containment import Containment
+from ttlaunch.monitor.poll_failures import Containment
 from ttlaunch.monitor.training import TrainingWatch, training_curves
 from ttlaunch.records.ledger import Ledger
-from ttlaunch.records.report import checkpoint_checks, draw_pictures, write_summary
 from ttlaunch.records.results import result_rows, results_table, sort_columns
+from ttlaunch.records.sweep_summary import checkpoint_checks, draw_pictures, write_summary
 
 
 def _arguments(argv: list[str]) -> argparse.Namespace:

@@ -18,7 +18,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ttlaunch.base.errors import ExitCode, SweepBusy, TTLaunchError, exit_with
-from ttlaunch.inputs.composed import read_rules
+from ttlaunch.inputs.launch_inputs import read_rules
 from ttlaunch.inputs.rulebook import Rules
 from ttlaunch.monitor.callback import reattach_hint
 from ttlaunch.monitor.live_view import render_plain, render_rich

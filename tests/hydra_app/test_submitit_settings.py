@@ -10,8 +10,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
-from ttlaunch.backend.requests import SubmititOptions, slurm_request
-from ttlaunch.inputs.composed import read_scheduling
+from ttlaunch.backend.job_requests import SubmititOptions, slurm_request
+from ttlaunch.inputs.launch_inputs import read_scheduling
 from ttlaunch.inputs.schema import UserConfig
 
 APP_DIR = Path(__file__).parent / "app"

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.backend.requests import slurm_request
+from ttlaunch.backend.job_requests import slurm_request
 from ttlaunch.base.errors import InputError
-from ttlaunch.inputs.composed import read_inputs
+from ttlaunch.inputs.launch_inputs import read_inputs
 from ttlaunch.inputs.schema import Executor
 from ttlaunch.inputs.summary import RunType
 
@@ -168,7 +168,7 @@ def test_a_scaffolded_experiment_dir_is_read_in_place(compose_config, tmp_path: 
 def test_a_run_may_change_its_own_compute_fields(compose_config, tmp_path: Path):
     cfg = compose_config("experiment=cap_4L", "compute=killarney/h100_1x")
     inputs = read_inputs(cfg, cfg.hydra)
-    from ttlaunch.inputs.composed import LaunchInputs
+    from ttlaunch.inputs.launch_inputs import LaunchInputs
     from ttlaunch.inputs.summary import parse_experiment
 
     experiment = parse_experiment(
@@ -225,7 +225,7 @@ def test_an_argv_item_that_is_not_a_word_is_an_error(compose_config, command):
 
 
 def test_the_gpu_count_is_stated_once_and_a_gres_that_disagrees_is_an_error(compose_config):
-    from ttlaunch.backend.requests import slurm_request
+    from ttlaunch.backend.job_requests import slurm_request
 
     cfg = compose_config("experiment=cap_4L", "compute=bon_echo/a40_4x", "compute.gpus_per_node=2")
     inputs = read_inputs(cfg, cfg.hydra)

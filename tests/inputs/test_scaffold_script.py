@@ -95,7 +95,7 @@ def scaffolded(tmp_path: Path) -> Path:
 
 
 def test_the_script_decides_resources_over_the_preset_and_under_the_run_and_the_command_line(compose_config, tmp_path):
-    from ttlaunch.inputs.composed import read_inputs
+    from ttlaunch.inputs.launch_inputs import read_inputs
 
     scaffolded(tmp_path)
     cfg = compose_config(
@@ -110,7 +110,7 @@ def test_the_script_decides_resources_over_the_preset_and_under_the_run_and_the_
 
 
 def test_a_scaffolded_run_trains_with_its_scripts_recipe_inside_its_script(compose_config, tmp_path):
-    from ttlaunch.inputs.composed import read_inputs
+    from ttlaunch.inputs.launch_inputs import read_inputs
 
     run_dir = scaffolded(tmp_path)
     cfg = compose_config(f"hydra.searchpath=[ttlaunch-experiments://{tmp_path}]", "experiment=words")
@@ -128,7 +128,7 @@ def test_a_scaffolded_run_trains_with_its_scripts_recipe_inside_its_script(compo
 
 
 def test_a_scaffold_file_edited_after_submission_is_named_by_the_next_launch(compose_config, tmp_path):
-    from ttlaunch.inputs.composed import read_inputs
+    from ttlaunch.inputs.launch_inputs import read_inputs
     from ttlaunch.submit.selection import spec_changes
 
     run_dir = scaffolded(tmp_path)
@@ -148,8 +148,8 @@ def test_a_scaffold_file_edited_after_submission_is_named_by_the_next_launch(com
 def test_a_job_reads_its_scaffold_files_as_they_were_copied_at_submission(compose_config, tmp_path):
     from dataclasses import replace
 
-    from ttlaunch.inputs.composed import read_inputs
-    from ttlaunch.inputs.frozen import copies_of, freeze
+    from ttlaunch.inputs.input_copies import copies_of, freeze
+    from ttlaunch.inputs.launch_inputs import read_inputs
 
     run_dir = scaffolded(tmp_path)
     cfg = compose_config(

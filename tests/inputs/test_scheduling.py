@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from ttlaunch.base.errors import InputError
-from ttlaunch.inputs.composed import read_scheduling
+from ttlaunch.inputs.launch_inputs import read_scheduling
 
 LAUNCHER = {"executor": "slurm", "max_num_timeout": None, "partition": None, "mem_gb": None, "comment": None}
 
@@ -46,7 +46,7 @@ def test_an_impossible_launcher_setting_is_one_error_naming_it():
 
 
 def test_in_ttlaunchs_own_app_the_launchers_settings_win_over_the_compute_preset(compose_config):
-    from ttlaunch.inputs.composed import read_inputs
+    from ttlaunch.inputs.launch_inputs import read_inputs
 
     cfg = compose_config("experiment=cap_4L", "compute=killarney/h100_1x", "hydra.launcher.timeout_min=30", "hydra.launcher.qos=m2")
     inputs = read_inputs(cfg, cfg.hydra)

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from ttlaunch.job import combination_configs
 from ttlaunch.job.combination_configs import CombinationConfigs
-from ttlaunch.submit.plan import JOB_NAME_KEY, RUN_NAME_KEY
+from ttlaunch.submit.sweep_jobs import JOB_NAME_KEY, RUN_NAME_KEY
 
 PER_JOB = (RUN_NAME_KEY, JOB_NAME_KEY)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from ttlaunch.inputs.payload_kinds import PayloadKind
+from ttlaunch.job.job_payloads import job_payload
 from ttlaunch.job.lora_merge_on_cpu import HOOK_DIR, with_merge_on_copies
 from ttlaunch.job.lora_merge_on_cpu.sitecustomize import affected, merge_on_copies
-from ttlaunch.job.payload_kinds import job_payload
 
 from support import TEST_CONFIGS, cuda_devices, merge_errors
 

@@ -16,7 +16,7 @@ from filelock import FileLock
 from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.torchtune_configs import tune_config
-from ttlaunch.job.payload_kinds import job_payload
+from ttlaunch.job.job_payloads import job_payload
 from ttlaunch.job.preparation import PREPARED_DIR, Preparation, dataset_step, prepare_once, prepared_record
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind
-from ttlaunch.job.payload_kinds import distributed, job_payload
+from ttlaunch.job.job_payloads import distributed, job_payload
 from ttlaunch.job.rendezvous import PORT_BASE, agreed, rendezvous_of, task_rank
 
 TWO_TASKS = {"SLURM_NTASKS": "2", "SLURM_PROCID": "1", "SLURM_JOB_ID": "20123", "SLURM_JOB_NODELIST": "gpu[07-08]"}

@@ -8,7 +8,7 @@ import pytest
 
 from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind
-from ttlaunch.job.payload_kinds import attempt_command, job_payload
+from ttlaunch.job.job_payloads import attempt_command, job_payload
 from ttlaunch.job.requeue import EndWarning, RequeuePolicy, current_attempt, read_requeues
 from ttlaunch.job.resume import ResumeAction, decide, decide_torchtune, saved_epochs
 

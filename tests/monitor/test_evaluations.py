@@ -163,8 +163,8 @@ def test_a_cruijff_task_gets_the_arguments_cruijffs_setup_inspect_derives(tmp_pa
 
 
 def test_a_controls_evaluation_is_submitted_at_once_an_epochs_when_its_checkpoint_is_saved(tmp_path):
-    from ttlaunch.monitor.containment import Containment
     from ttlaunch.monitor.evaluations import EvaluationTrigger
+    from ttlaunch.monitor.poll_failures import Containment
     from ttlaunch.records.ledger import Ledger
 
     ledger = Ledger.open(tmp_path, "e")
@@ -207,8 +207,8 @@ def test_a_controls_evaluation_is_submitted_at_once_an_epochs_when_its_checkpoin
 def test_each_job_of_a_command_line_sweep_has_its_checkpoints_evaluated(tmp_path):
     """`+seed=1,2` trains run r8 twice, as r8__seed=1 and r8__seed=2: each is evaluated, under its own dir."""
     from ttlaunch.inputs.evaluation_plan import planned_evaluations
-    from ttlaunch.monitor.containment import Containment
     from ttlaunch.monitor.evaluations import EvaluationTrigger
+    from ttlaunch.monitor.poll_failures import Containment
     from ttlaunch.records.ledger import Ledger
 
     experiment = parse_experiment(summary(tmp_path), "s.yaml")
@@ -238,7 +238,7 @@ def test_each_job_of_a_command_line_sweep_has_its_checkpoints_evaluated(tmp_path
 def test_an_evaluation_asks_for_what_evaluation_compute_changes_of_its_runs_compute(compose_config, tmp_path):
     from dataclasses import replace
 
-    from ttlaunch.inputs.composed import read_inputs
+    from ttlaunch.inputs.launch_inputs import read_inputs
 
     cfg = compose_config("experiment=cap_4L", "compute=killarney/h100_1x", "compute.mem_gb=32")
     inputs = read_inputs(cfg, cfg.hydra)

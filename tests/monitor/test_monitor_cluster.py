@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.scheduler.readings import duration_s
+from ttlaunch.scheduler.figure_readers import duration_s
 
 from support import REPO, TEST_CONFIGS, cli_invocation, submissions_by_name, wait_for
 

@@ -6,8 +6,8 @@ import pytest
 
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.rulebook import FileExists, FollowUpAction, MaxAttempts, parse_rules
-from ttlaunch.monitor.containment import Containment
 from ttlaunch.monitor.evaluations import checkpoint_ready
+from ttlaunch.monitor.poll_failures import Containment
 from ttlaunch.monitor.rules import RulesEngine
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
@@ -192,7 +192,7 @@ def test_max_attempts_any_and_not_combine(tmp_path: Path):
 
 @pytest.mark.parametrize("choice", ["none", "auto_restart", "cooldown_single", "cooldown_multi", "hf_conversion_eval"])
 def test_every_shipped_monitoring_config_is_valid(compose_config, choice):
-    from ttlaunch.inputs.composed import read_inputs
+    from ttlaunch.inputs.launch_inputs import read_inputs
 
     cfg = compose_config("experiment=demo", f"monitoring={choice}")
     rules = read_inputs(cfg, cfg.hydra).rules
@@ -202,7 +202,7 @@ def test_every_shipped_monitoring_config_is_valid(compose_config, choice):
 def test_the_cooldown_example_matches_torchtunes_own_line():
     from omegaconf import OmegaConf
 
-    from ttlaunch.inputs.composed import read_rules
+    from ttlaunch.inputs.launch_inputs import read_rules
 
     example = REPO / "configs" / "monitoring" / "cooldown_single.yaml"
     (event,) = read_rules(OmegaConf.load(example), str(example)).log_events

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from ttlaunch.inputs.payload_kinds import PayloadKind
-from ttlaunch.monitor.containment import Containment
+from ttlaunch.monitor.poll_failures import Containment
 from ttlaunch.monitor.training import TrainingWatch
 from ttlaunch.monitor.training_log import curve, jsonl_point, pattern_point, steps_per_epoch, torchtune_point
 from ttlaunch.records.jobs_file import STATE_FILE_NAME, JobRecord, load_state

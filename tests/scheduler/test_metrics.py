@@ -1,7 +1,7 @@
 """Compute metrics from seff and sacct, on output recorded from the test cluster."""
 
+from ttlaunch.scheduler.figure_readers import duration_s
 from ttlaunch.scheduler.metrics import entry_fields, parse_seff, parse_usage, parse_usages
-from ttlaunch.scheduler.readings import duration_s
 
 from recorded import SEFF_ACCOUNTING_LAGS, SEFF_COMPLETED, SEFF_NO_SAMPLES, USAGE
 

@@ -14,8 +14,8 @@ from ttlaunch.base.times import parse_timestamp
 from ttlaunch.inputs.torchtune_configs import batch_size_of
 from ttlaunch.job.gpu_sampler import latest_sample
 from ttlaunch.job.requeue import current_attempt, parse_requeues
+from ttlaunch.scheduler.figure_readers import UnreadableOutput, count, duration_s, exit_code, number, scheduler_time, size_mb
 from ttlaunch.scheduler.metrics import ComputeMetrics, entry_fields, parse_seff, parse_usage
-from ttlaunch.scheduler.readings import UnreadableOutput, count, duration_s, exit_code, number, scheduler_time, size_mb
 from ttlaunch.scheduler.slurm import MAX_RESTARTS, decode, parse_sacct_rows, parse_squeue
 from ttlaunch.scheduler.states import JobState
 

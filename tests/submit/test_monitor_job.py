@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from submitit.slurm.slurm import SlurmExecutor
 
-from ttlaunch.backend.requests import SubmissionSettings
+from ttlaunch.backend.job_requests import SubmissionSettings
 from ttlaunch.base.errors import DamagedFile
 from ttlaunch.inputs.schema import ComputeConfig, Executor, RequeueConfig, UserConfig
 from ttlaunch.monitor.settings import MonitorSettings
@@ -95,7 +95,7 @@ def test_a_session_another_ttlaunch_saved_is_refused_in_one_line_that_says_what_
     monkeypatch.setattr(monitor_job, "__version__", "0.0.9")
     monitor_job.save_session(tmp_path, _session())
     monkeypatch.undo()
-    with pytest.raises(DamagedFile, match=r"saved by ttlaunch 0\.0\.9 \(session format 1\); this is ttlaunch 0\.1\.0"):
+    with pytest.raises(DamagedFile, match=r"saved by ttlaunch 0\.0\.9 \(session format 2\); this is ttlaunch 0\.1\.0"):
         monitor_job.load_session(tmp_path)
     ttlaunch = Path(sys.executable).parent / "ttlaunch"
     follow = subprocess.run([str(ttlaunch), "status", str(tmp_path), "--follow"], capture_output=True, text=True, timeout=60)

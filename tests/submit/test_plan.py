@@ -5,7 +5,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.summary import parse_experiment
-from ttlaunch.submit.plan import MAX_NAME_LENGTH, app_job_names, job_name_of, plan_jobs, run_name_of
+from ttlaunch.submit.sweep_jobs import MAX_NAME_LENGTH, app_job_names, job_name_of, plan_jobs, run_name_of
 
 EXPERIMENT = parse_experiment(
     {

@@ -10,8 +10,8 @@ from ttlaunch.base.errors import SweepBusy
 from ttlaunch.inputs.summary import Run, RunType
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.sweep_lock import SweepLock
-from ttlaunch.submit.plan import JobSpec
 from ttlaunch.submit.selection import select_jobs, unrecorded_job_id
+from ttlaunch.submit.sweep_jobs import JobSpec
 
 
 def job(name: str) -> JobSpec:

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 from hydra.core.utils import JobStatus
 
+from ttlaunch.backend.job_requests import SubmissionSettings
 from ttlaunch.backend.local_jobs import LocalBackend
-from ttlaunch.backend.requests import SubmissionSettings
-from ttlaunch.inputs.composed import read_inputs
+from ttlaunch.inputs.launch_inputs import read_inputs
 from ttlaunch.inputs.schema import Executor
 from ttlaunch.job.job_plan import load_plan
 from ttlaunch.job.stagger import FixedDelay

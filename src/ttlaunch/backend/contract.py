@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, Union
 
+from ttlaunch.backend.job_requests import LocalRequest, SlurmRequest, SubmissionSettings
 from ttlaunch.backend.observation import Observation
-from ttlaunch.backend.requests import LocalRequest, SlurmRequest, SubmissionSettings
 from ttlaunch.inputs.schema import ComputeConfig, Executor
 from ttlaunch.records.jobs_file import JobRecord
 

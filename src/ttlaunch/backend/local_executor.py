@@ -12,7 +12,7 @@ from typing import Any
 import submitit
 from submitit.local.local import LocalJob
 
-from ttlaunch.backend.requests import LocalRequest
+from ttlaunch.backend.job_requests import LocalRequest
 
 
 class _OwnSessionLocalExecutor(submitit.LocalExecutor):

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from ttlaunch.backend.job_requests import LocalRequest, SlurmRequest, SubmissionSettings, local_request
 from ttlaunch.backend.observation import Observation, result_state, result_time
-from ttlaunch.backend.requests import LocalRequest, SlurmRequest, SubmissionSettings, local_request
 from ttlaunch.inputs.schema import ComputeConfig, Executor
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.scheduler.states import JobState, parse_state

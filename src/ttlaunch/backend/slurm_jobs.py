@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from ttlaunch.backend.job_requests import LocalRequest, SlurmRequest, SubmissionSettings, slurm_request
 from ttlaunch.backend.observation import Observation, modified, result_file, result_state
-from ttlaunch.backend.requests import LocalRequest, SlurmRequest, SubmissionSettings, slurm_request
 from ttlaunch.inputs.schema import ComputeConfig, Executor
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.scheduler import slurm

@@ -84,7 +84,7 @@ def build_payload(
     `source` names the payload config (for messages); `command_line` the run's parameters
     that came from the command line (`+seed=1`), each of which must reach the trainer;
     `script` the scaffold's batch script, when the run has one (it is wrapped around torchtune);
-    `scaffold_config` where its scaffold's config is read (its copy, in a job: ttlaunch.inputs.frozen).
+    `scaffold_config` where its scaffold's config is read (its copy, in a job: ttlaunch.inputs.input_copies).
     Checks everything it can without running anything, so the launcher can call it for
     every job before submitting one.
     """

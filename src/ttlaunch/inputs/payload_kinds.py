@@ -1,7 +1,7 @@
 """The kinds of payload a job runs: one word each, and what a kind answers for itself.
 
 Inside a job, each kind's own ways (its argv at an attempt, its resume decision, its part
-of the sweep's preparation, its start under torchrun) are ttlaunch.job.payload_kinds'.
+of the sweep's preparation, its start under torchrun) are ttlaunch.job.job_payloads'.
 """
 
 from __future__ import annotations

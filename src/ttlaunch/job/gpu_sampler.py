@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ttlaunch.scheduler.readings import number, shown
+from ttlaunch.scheduler.figure_readers import number, shown
 
 GPU_METRICS_NAME = "gpu_metrics.csv"
 SAMPLE_INTERVAL_S = 30

@@ -1,12 +1,12 @@
 """What a job runs, as one record: its command, its kind, how it starts on its GPUs.
 
 A run's training job learns it from the launch: as the launch submits the job it works the
-plan out from the copies of the run's files the submission took (ttlaunch.inputs.frozen)
+plan out from the copies of the run's files the submission took (ttlaunch.inputs.input_copies)
 and saves it in the job's dir (`job_plan.json`), and the job reads that one file instead of
 reading and composing the experiment's files again (in a trivial job, reading them and
 loading their readers were about 8% of its CPU). A job whose inputs the launch does not hold
 (a rule's follow-up or restart, with overrides of its own; an evaluation, whose checkpoint
-is found as it starts) works its plan out itself (ttlaunch.job.planning, with the same
+is found as it starts) works its plan out itself (ttlaunch.job.plan_from_inputs, with the same
 training_plan): its submission removes the plan an earlier job of its dir left.
 
 Few imports: every job loads this module.
@@ -25,7 +25,7 @@ from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind
 
 if TYPE_CHECKING:  # a job with a plan does not load the input readers
-    from ttlaunch.inputs.composed import LaunchInputs
+    from ttlaunch.inputs.launch_inputs import LaunchInputs
 
 PLAN_NAME = "job_plan.json"
 

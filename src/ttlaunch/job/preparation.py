@@ -148,7 +148,7 @@ Runner = Callable[[Sequence[str], Mapping[str, str]], None]
 
 def command_steps(command: PayloadCommand, run: Runner) -> Iterator[Preparation]:
     """The steps of a job's `payload.prepare` commands, in order (a payload kind may add its
-    own: ttlaunch.job.payload_kinds). `run(argv, env)` runs a command, raising when it fails."""
+    own: ttlaunch.job.job_payloads). `run(argv, env)` runs a command, raising when it fails."""
     env = command.sweep_env()
     for index, argv in enumerate(command.prepare):
         yield Preparation(

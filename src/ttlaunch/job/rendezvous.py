@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from ttlaunch.base.files import write_atomically
-from ttlaunch.scheduler.readings import count
+from ttlaunch.scheduler.figure_readers import count
 
 # Rendezvous ports: one per job id in this range, so jobs sharing a node do not collide.
 PORT_BASE, PORT_SPAN = 20000, 20000

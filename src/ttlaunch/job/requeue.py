@@ -27,7 +27,7 @@ from typing import Callable, Mapping
 from ttlaunch.base import environment
 from ttlaunch.base.files import write_atomically
 from ttlaunch.base.times import timestamp
-from ttlaunch.scheduler.readings import count
+from ttlaunch.scheduler.figure_readers import count
 from ttlaunch.scheduler.slurm import MAX_RESTARTS
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def record_requeue(job_dir: Path, attempt: int, reason: str) -> None:
 
 @dataclass(frozen=True)
 class RequeuePolicy:
-    """A job's requeue budget, computed once at submission (ttlaunch.backend.requests)
+    """A job's requeue budget, computed once at submission (ttlaunch.backend.job_requests)
     and read back in the job. Timeouts are counted in one place, requeues.json."""
 
     max_num_timeout: int

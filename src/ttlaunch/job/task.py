@@ -20,8 +20,8 @@ from omegaconf import DictConfig
 from ttlaunch.base.errors import PayloadFailed
 from ttlaunch.job.failure import PAYLOAD_EXIT
 from ttlaunch.job.gpu_sampler import gpu_sampler
+from ttlaunch.job.job_payloads import attempt_command, distributed, job_payload
 from ttlaunch.job.job_plan import load_plan
-from ttlaunch.job.payload_kinds import attempt_command, distributed, job_payload
 from ttlaunch.job.preparation import job_label, prepare_all
 from ttlaunch.job.rendezvous import agreed, rendezvous_of, task_rank
 from ttlaunch.job.requeue import current_attempt
@@ -134,7 +134,7 @@ def run_task(cfg: DictConfig) -> None:
     plan = load_plan(job_dir)  # as its launch worked it out
     if plan is None:
         # The input readers load only in a job that works its own plan out.
-        from ttlaunch.job.planning import plan_from_inputs
+        from ttlaunch.job.plan_from_inputs import plan_from_inputs
 
         plan = plan_from_inputs(cfg, hydra_cfg, job_dir)
     run_name, built, job_kind = plan.run_name, plan.command, job_payload(plan.kind)

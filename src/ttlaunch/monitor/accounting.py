@@ -13,7 +13,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Mapping, Union
 
-from ttlaunch.monitor.containment import Containment
+from ttlaunch.monitor.poll_failures import Containment
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler import metrics, slurm
 from ttlaunch.scheduler.states import JobState

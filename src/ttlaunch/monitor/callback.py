@@ -39,7 +39,7 @@ class MonitorCallback(MonitorSettings, Callback):
     launcher hands it a sweep (`watch`).
     Switch it off with `~hydra.callbacks.monitor`: jobs are then submitted and recorded,
     and `python -m ttlaunch.status <sweep dir> --follow` can monitor them later. Its settings
-    are checked with the launch's other inputs (ttlaunch.submit.orchestration.check_settings).
+    are checked with the launch's other inputs (ttlaunch.submit.own_app_launch.check_settings).
     """
 
     def settings(self) -> MonitorSettings:

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 from ttlaunch.inputs.evaluation_plan import EvaluationTarget, checkpoint_of
 from ttlaunch.inputs.schema import EvaluationConfig
 from ttlaunch.monitor.actions import Capabilities
-from ttlaunch.monitor.containment import Containment
+from ttlaunch.monitor.poll_failures import Containment
 from ttlaunch.records.checkpoints import adapter_file
 from ttlaunch.records.jobs_file import JobKind, JobRecord
 from ttlaunch.records.ledger import Ledger

@@ -24,8 +24,8 @@ from ttlaunch.inputs.rulebook import CRASH, Action, FollowUpAction, LogEvent, Re
 from ttlaunch.job.failure import ran_out_of_memory, read_tail
 from ttlaunch.monitor.actions import ActionRunner, Capabilities, kind
 from ttlaunch.monitor.conditions import NO, WAIT, Subject, judge
-from ttlaunch.monitor.containment import Containment
 from ttlaunch.monitor.job_output import new_lines
+from ttlaunch.monitor.poll_failures import Containment
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.rules_state import RULES_STATE_NAME, QueuedAction, RulesState

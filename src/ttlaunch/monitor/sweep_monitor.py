@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from ttlaunch.backend.choice import backend_for
 from ttlaunch.backend.contract import JobBackend
+from ttlaunch.backend.executors import backend_for
 from ttlaunch.backend.observation import Observation
 from ttlaunch.base.times import format_elapsed, timestamp
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.job.gpu_sampler import read_job_sample
 from ttlaunch.monitor.accounting import METRICS_STATES, MetricsCollector
-from ttlaunch.monitor.containment import SWEEP, Containment
 from ttlaunch.monitor.live_view import live_view
+from ttlaunch.monitor.poll_failures import SWEEP, Containment
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.state_changes import apply_state, note_requeues
 from ttlaunch.monitor.training import TrainingWatch, training_curves
@@ -38,7 +38,7 @@ from ttlaunch.records.event_log import EventLog
 from ttlaunch.records.jobs_file import Evaluator, JobRecord, status_counts
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.plots import import_figure_modules
-from ttlaunch.records.report import checkpoint_checks, draw_pictures, write_summary
+from ttlaunch.records.sweep_summary import checkpoint_checks, draw_pictures, write_summary
 from ttlaunch.scheduler.states import JobState
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class Monitor:
 
     def poll(self) -> int:
         """Look at every job not yet ended once; the number still not ended. One job's
-        handling that fails is logged and tried again next poll (ttlaunch.monitor.containment)."""
+        handling that fails is logged and tried again next poll (ttlaunch.monitor.poll_failures)."""
         self.faults.check_sweep_dir()
         active = self.active()
         self._record(self._observe(self.backend.observe, active) if active else {})

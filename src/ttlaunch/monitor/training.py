@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ttlaunch.inputs.torchtune_configs import SAVED_CONFIG_NAME, epochs_and_step_cap, metric_logger
-from ttlaunch.monitor.containment import Containment
 from ttlaunch.monitor.job_output import new_lines
+from ttlaunch.monitor.poll_failures import Containment
 from ttlaunch.monitor.training_log import (
     MetricPoint,
     curve,

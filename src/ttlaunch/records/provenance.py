@@ -5,7 +5,7 @@ launch, and beside it the launch's installed packages (`provenance/packages-<n>.
 An entry: when, where and by whom; the command line and the composed config; ttlaunch's
 version, Python's and those of the libraries a run depends on; and for each code or
 experiment directory, the git commit, branch and whether the tree was dirty (or that it is
-not in git: said, not an error). summary.md names the commit (ttlaunch.records.report).
+not in git: said, not an error). summary.md names the commit (ttlaunch.records.sweep_summary).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from ttlaunch.scheduler.readings import UNKNOWN, UnreadableOutput, clock, count, duration_s, number, shown, size_mb
+from ttlaunch.scheduler.figure_readers import UNKNOWN, UnreadableOutput, clock, count, duration_s, number, shown, size_mb
 
 USAGE_FIELDS = ("JobID", "Elapsed", "Timelimit", "TotalCPU", "AllocCPUS", "ReqMem", "MaxRSS")
 # More CPUs than any node has: a count beyond it is garbage.

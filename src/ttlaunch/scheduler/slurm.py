@@ -4,7 +4,7 @@ their queue and accounting output beside it (compute metrics: ttlaunch.scheduler
 Every failure raises SchedulerCommandError naming the command, its exit code, stdout and
 stderr; nothing is swallowed into an UNKNOWN state. An answer none of which can be read is
 one too (UnreadableAnswer); a line or a figure that cannot be read costs only that line or
-figure (ttlaunch.scheduler.readings). (Submission itself goes through submitit's executor, which runs
+figure (ttlaunch.scheduler.figure_readers). (Submission itself goes through submitit's executor, which runs
 sbatch and reports its errors.)
 """
 
@@ -15,8 +15,8 @@ import subprocess
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence, TypeVar
 
+from ttlaunch.scheduler.figure_readers import UnreadableOutput, count, duration_s, exit_code, scheduler_time
 from ttlaunch.scheduler.metrics import USAGE_FIELDS, parse_seff, parse_usages
-from ttlaunch.scheduler.readings import UnreadableOutput, count, duration_s, exit_code, scheduler_time
 from ttlaunch.scheduler.states import JobState, parse_state
 
 if TYPE_CHECKING:

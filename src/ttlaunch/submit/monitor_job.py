@@ -21,20 +21,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ttlaunch import __version__
-from ttlaunch.backend.choice import backend_for
-from ttlaunch.backend.requests import SubmissionSettings, SubmititOptions, slurm_request
+from ttlaunch.backend.executors import backend_for
+from ttlaunch.backend.job_requests import SubmissionSettings, SubmititOptions, slurm_request
 from ttlaunch.base.errors import DamagedFile, SweepBusy
 from ttlaunch.base.files import write_atomically
 from ttlaunch.base.times import timestamp
-from ttlaunch.inputs.composed import LaunchInputs
+from ttlaunch.inputs.launch_inputs import LaunchInputs
 from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
 from ttlaunch.job.job_callable import PrePickledJob
 from ttlaunch.monitor.callback import reattach_hint
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.ledger import Ledger
-from ttlaunch.records.report import SUMMARY_NAME
 from ttlaunch.records.sweep_lock import SweepLock
+from ttlaunch.records.sweep_summary import SUMMARY_NAME
 from ttlaunch.scheduler import slurm, submitit_files
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit.submitter import Submitter, reactions_for
@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 SESSION_NAME = "monitor_session.pkl"
 # The session file is a plain pickled header (format, ttlaunch version) around the cloudpickled
 # MonitorSession, whose classes are this version's code: another version is refused, read
-# first, in one line. 1: the header's first version (before it, the bare session).
-SESSION_FORMAT = 1
+# first, in one line. 1: the header's first version (before it, the bare session); 2: the
+# modules that define what it holds renamed (ttlaunch.inputs.launch_inputs, ...).
+SESSION_FORMAT = 2
 # The monitor job's own dir in the sweep dir (hidden: not one of the sweep's jobs).
 JOB_DIR_NAME = ".monitor_job"
 JOB_NAME_PREFIX = "ttlaunch-monitor:"

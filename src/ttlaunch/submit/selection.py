@@ -24,7 +24,7 @@ from typing import Any, Collection, Mapping, Sequence
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import submitted_job_ids
-from ttlaunch.submit.plan import JobSpec
+from ttlaunch.submit.sweep_jobs import JobSpec
 
 
 @dataclass

@@ -24,13 +24,13 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
 
 from ttlaunch.backend.contract import JobBackend, JobRequest
-from ttlaunch.backend.requests import SubmissionSettings
+from ttlaunch.backend.job_requests import SubmissionSettings
 from ttlaunch.base.errors import MonitorStopped, SweepInterrupted
 from ttlaunch.base.times import timestamp
-from ttlaunch.inputs.composed import LaunchInputs
 from ttlaunch.inputs.evaluation_plan import planned_evaluations
-from ttlaunch.inputs.frozen import INPUTS_DIR, copies_of, freeze
+from ttlaunch.inputs.input_copies import INPUTS_DIR, copies_of, freeze
 from ttlaunch.inputs.job_names import name_override
+from ttlaunch.inputs.launch_inputs import LaunchInputs
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import ComputeConfig
 from ttlaunch.job.job_callable import PrePickledJob
@@ -44,8 +44,8 @@ from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler import submitit_files
 from ttlaunch.scheduler.states import JobState
-from ttlaunch.submit.handover import Launcher
-from ttlaunch.submit.plan import JOB_NAME_KEY, combination_of, job_name_of, run_name_of
+from ttlaunch.submit.plugin_protocols import Launcher
+from ttlaunch.submit.sweep_jobs import JOB_NAME_KEY, combination_of, job_name_of, run_name_of
 
 if TYPE_CHECKING:  # submitit loads only where jobs are submitted
     from submitit import Job
@@ -66,7 +66,7 @@ class Submission:
     output_dir: Path | None = None
     command: Sequence[str] | None = None  # what the job runs, as a dry run shows it
     spec: dict[str, Any] = field(default_factory=dict)  # what a later launch compares (a run's submission_spec)
-    # The run's files its job reads as it starts, by name, copied as it is submitted (ttlaunch.inputs.frozen),
+    # The run's files its job reads as it starts, by name, copied as it is submitted (ttlaunch.inputs.input_copies),
     # and those of them it runs.
     files: Mapping[str, Path] = field(default_factory=dict)
     run_files: frozenset[str] = frozenset()
@@ -95,7 +95,7 @@ class Submission:
 
 
 def run_submission(job_inputs: LaunchInputs, sweep_dir: Path, index: int, overrides: Sequence[str]) -> Submission:
-    """A planned run's job (its overrides name the run and the job; ttlaunch.submit.plan),
+    """A planned run's job (its overrides name the run and the job; ttlaunch.submit.sweep_jobs),
     from its inputs (its combination's, its run parameters applied)."""
     name = job_name_of(overrides) or f"job{index}"
     run_name = run_name_of(overrides)
@@ -152,7 +152,7 @@ class Submitter:
             last_poll = time.monotonic()
             for offset, submission in enumerate(planned):
                 if max_submitted is not None:
-                    # The launch refuses max_submitted without the monitor (orchestration.check_monitoring).
+                    # The launch refuses max_submitted without the monitor (own_app_launch.check_monitoring).
                     assert monitor is not None and interval is not None
                     while monitor.poll() >= max_submitted:
                         sleep(interval)

@@ -2,7 +2,7 @@
 `ttlaunch_slurm`), in the launching process.
 
 Hydra's basic sweeper hands over the sweep's override lists; here they become named jobs
-(ttlaunch.submit.plan.app_job_names) whose dirs are where Hydra puts their outputs
+(ttlaunch.submit.sweep_jobs.app_job_names) whose dirs are where Hydra puts their outputs
 (`hydra.sweep.dir`/`hydra.sweep.subdir`). Then as for ttlaunch's own app: the inputs are
 checked before anything is written, the sweep's lock is taken, what earlier launches left
 is learnt (their records, then SLURM), only jobs never submitted (or stopped by ttlaunch)
@@ -22,10 +22,10 @@ from typing import Any, Sequence
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf, open_dict
 
-from ttlaunch.backend.choice import backend_for
-from ttlaunch.backend.requests import SubmissionSettings
+from ttlaunch.backend.executors import backend_for
+from ttlaunch.backend.job_requests import SubmissionSettings
 from ttlaunch.base.errors import InputError, SweepFailed
-from ttlaunch.inputs.composed import command_line_fixed_keys, read_scheduling
+from ttlaunch.inputs.launch_inputs import command_line_fixed_keys, read_scheduling
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import APP_GROUPS_PREFIX, Relaunch, UserConfig, check_metrics
 from ttlaunch.job.combination_configs import override_key
@@ -39,17 +39,17 @@ from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import read_result
 from ttlaunch.submit import monitor_job
 from ttlaunch.submit.code_snapshot import repository_of, take_snapshot, untracked_line
-from ttlaunch.submit.handover import Launcher
 from ttlaunch.submit.monitor_job import MonitorSession
-from ttlaunch.submit.orchestration import (
+from ttlaunch.submit.own_app_launch import (
     check_monitoring,
     check_settings,
     ended_without_completing,
     reconcile_and_select,
     writable,
 )
-from ttlaunch.submit.plan import JobSpec, app_job_names
+from ttlaunch.submit.plugin_protocols import Launcher
 from ttlaunch.submit.submitter import Submission, Submitter, submit_and_watch
+from ttlaunch.submit.sweep_jobs import JobSpec, app_job_names
 
 # Interpolations of hydra.sweep.subdir known at launch without composing each job's config.
 _KNOWN_AT_LAUNCH = ("hydra.job.num", "hydra.job.name", "hydra.job.override_dirname")

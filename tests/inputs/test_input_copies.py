@@ -1,4 +1,4 @@
-"""The copies of a run's files its jobs run from (ttlaunch.inputs.frozen)."""
+"""The copies of a run's files its jobs run from (ttlaunch.inputs.input_copies)."""
 
 import os
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ttlaunch.base.errors import InputError
-from ttlaunch.inputs.frozen import copies_of, copy_of, freeze, freeze_task, task_copy
+from ttlaunch.inputs.input_copies import copies_of, copy_of, freeze, freeze_task, task_copy
 
 pytestmark = pytest.mark.unit
 
@@ -72,7 +72,7 @@ def test_a_sweep_copies_a_task_file_once_and_says_when_it_was_edited_since(tmp_p
 def test_a_command_job_runs_the_copy_of_its_script_and_writes_where_it_was_told(compose_config, tmp_path: Path):
     from dataclasses import replace
 
-    from ttlaunch.inputs.composed import read_inputs
+    from ttlaunch.inputs.launch_inputs import read_inputs
 
     experiment = tmp_path / "words"
     experiment.mkdir()

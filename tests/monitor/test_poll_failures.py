@@ -13,7 +13,7 @@ import pytest
 from ttlaunch.base.errors import MonitorStopped
 from ttlaunch.inputs.schema import Executor
 from ttlaunch.monitor.accounting import MetricsCollector
-from ttlaunch.monitor.containment import Containment
+from ttlaunch.monitor.poll_failures import Containment
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.jobs_file import JobRecord

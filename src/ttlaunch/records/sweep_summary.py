@@ -15,7 +15,7 @@ from ttlaunch.records.jobs_file import JobKind, JobRecord, SweepState
 from ttlaunch.records.plots import write_pictures
 from ttlaunch.records.provenance import PROVENANCE_NAME, last_commits
 from ttlaunch.records.results import results_table
-from ttlaunch.scheduler.readings import UNKNOWN, shown
+from ttlaunch.scheduler.figure_readers import UNKNOWN, shown
 from ttlaunch.scheduler.states import JobState
 
 SUMMARY_NAME = "summary.md"

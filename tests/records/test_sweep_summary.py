@@ -2,7 +2,7 @@ from pathlib import Path
 
 from ttlaunch.records.checkpoints import epoch_dirs
 from ttlaunch.records.jobs_file import JobRecord, SweepState
-from ttlaunch.records.report import check_checkpoint, render_summary
+from ttlaunch.records.sweep_summary import check_checkpoint, render_summary
 
 
 def make_epoch(output: Path, epoch: int, *files: str) -> None:

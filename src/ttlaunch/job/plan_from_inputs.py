@@ -12,7 +12,6 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig
 
-from ttlaunch.inputs.composed import LaunchInputs, read_inputs
 from ttlaunch.inputs.evaluation_plan import (
     EVAL_CONFIG_NAME,
     TARGET_KEY,
@@ -22,7 +21,8 @@ from ttlaunch.inputs.evaluation_plan import (
     evaluation_command,
     own_caches,
 )
-from ttlaunch.inputs.frozen import copies_of, task_copy
+from ttlaunch.inputs.input_copies import copies_of, task_copy
+from ttlaunch.inputs.launch_inputs import LaunchInputs, read_inputs
 from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.summary import Run

@@ -18,7 +18,7 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from ttlaunch.base.errors import InputError
-from ttlaunch.inputs.frozen import copy_of
+from ttlaunch.inputs.input_copies import copy_of
 from ttlaunch.inputs.payload import build_payload, scaffold_config_path
 from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind, training_kind
@@ -66,7 +66,7 @@ class LaunchInputs:
     # Whether jobs go to SLURM, where a scaffold's #SBATCH lines ask for what they say
     # (locally nothing is asked of a scheduler, and the machine has what it has).
     on_slurm: bool = False
-    # In a job: the copies of its run's files that its submission took (ttlaunch.inputs.frozen),
+    # In a job: the copies of its run's files that its submission took (ttlaunch.inputs.input_copies),
     # read in place of the files themselves. None: the experiment's own files.
     copies: Path | None = None
 
@@ -132,7 +132,7 @@ class LaunchInputs:
     def input_paths(self, run_name: str, command: PayloadCommand) -> dict[str, Path]:
         """The run's own files a job reads when it starts, by their path in the experiment's
         dir: its scaffold's config and batch script; the files a command payload names that
-        lie in the experiment's dir. (A job runs from their copies: ttlaunch.inputs.frozen.)"""
+        lie in the experiment's dir. (A job runs from their copies: ttlaunch.inputs.input_copies.)"""
         root = self.root
         paths: list[Path] = []
         config = scaffold_config_path(self.experiment, self.experiment.run(run_name), self.payload)

@@ -1,4 +1,4 @@
-"""The launch's pure checks (ttlaunch.submit.orchestration), each on its own: what they refuse,
+"""The launch's pure checks (ttlaunch.submit.own_app_launch), each on its own: what they refuse,
 naming the field, and what they let through."""
 
 from pathlib import Path
@@ -12,7 +12,7 @@ from ttlaunch.inputs.summary import Run, RunType
 from ttlaunch.job.stagger import StartTogether
 from ttlaunch.monitor.callback import MonitorCallback
 from ttlaunch.records.status_table import HEADER
-from ttlaunch.submit.orchestration import (
+from ttlaunch.submit.own_app_launch import (
     check_monitoring,
     check_one_task,
     check_settings,

@@ -16,12 +16,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
-from ttlaunch.backend.choice import backend_for
-from ttlaunch.backend.requests import SubmissionSettings
+from ttlaunch.backend.executors import backend_for
+from ttlaunch.backend.job_requests import SubmissionSettings
 from ttlaunch.base.errors import InputError, SweepFailed, UnwritableSweep
-from ttlaunch.inputs.composed import LaunchInputs, read_inputs
 from ttlaunch.inputs.evaluation_plan import runs_inspect
-from ttlaunch.inputs.frozen import freeze_task
+from ttlaunch.inputs.input_copies import freeze_task
+from ttlaunch.inputs.launch_inputs import LaunchInputs, read_inputs
 from ttlaunch.inputs.payload import unpassed_controls
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import ComputeConfig, Executor, Relaunch
@@ -42,9 +42,8 @@ from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import folder, log_paths
 from ttlaunch.submit import monitor_job
-from ttlaunch.submit.handover import Launcher, LaunchSession, Sweeper
 from ttlaunch.submit.monitor_job import MonitorSession
-from ttlaunch.submit.plan import PER_JOB_KEYS, JobSpec, combination_of, plan_jobs
+from ttlaunch.submit.plugin_protocols import Launcher, LaunchSession, Sweeper
 from ttlaunch.submit.selection import Selection, changed_jobs, select_jobs, unrecorded_job_id
 from ttlaunch.submit.submitter import (
     Submitter,
@@ -53,6 +52,7 @@ from ttlaunch.submit.submitter import (
     run_submission,
     submit_and_watch,
 )
+from ttlaunch.submit.sweep_jobs import PER_JOB_KEYS, JobSpec, combination_of, plan_jobs
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _combinations(sweeper: Sweeper, arguments: Sequence[str]) -> list[list[str]]
     return combinations
 
 
-def plan(
+def validate_and_plan(
     sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]
 ) -> tuple[LaunchInputs, list[JobSpec], dict[tuple[str, ...], LaunchInputs]]:
     """Validate the inputs of every combination of overrides and plan the jobs: the primary
@@ -254,7 +254,7 @@ def _experiment_dir(inputs: LaunchInputs) -> Path:
 
 
 def _freeze_tasks(experiment: Experiment, sweep_dir: Path) -> None:
-    """The sweep's copies of the task files its evaluations run (ttlaunch.inputs.frozen), taken
+    """The sweep's copies of the task files its evaluations run (ttlaunch.inputs.input_copies), taken
     once; a task file edited since is said, and its copy kept."""
     evaluated = {task for cell in experiment.evaluation_matrix for task in cell.tasks}
     for task in experiment.evaluation_tasks:
@@ -283,7 +283,7 @@ def adopt_unrecorded(ledger: Ledger, jobs: Sequence[JobSpec]) -> None:
 
 
 def run_sweep(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) -> list[Sequence[JobReturn]]:
-    inputs, jobs, combination_inputs = plan(sweeper, launcher, arguments)  # raises InputError before anything is written
+    inputs, jobs, combination_inputs = validate_and_plan(sweeper, launcher, arguments)  # raises InputError before anything is written
     config, context = sweeper.config, sweeper.hydra_context
     assert config is not None and context is not None  # Hydra sets them up before it sweeps
     sweep_dir = Path(config.hydra.sweep.dir)
@@ -394,7 +394,7 @@ def launch_runs(launcher: Launcher, job_overrides: Sequence[Sequence[str]], init
     watch."""
     session: LaunchSession | None = launcher.session
     if session is None:
-        raise RuntimeError("ttlaunch's own runs are launched by its sweeper (ttlaunch.submit.orchestration.run_sweep)")
+        raise RuntimeError("ttlaunch's own runs are launched by its sweeper (ttlaunch.submit.own_app_launch.run_sweep)")
     inputs, ledger, callback = session.inputs, session.ledger, session.callback
     sweep_dir = ledger.sweep_dir
     settings = SubmissionSettings(

@@ -13,14 +13,14 @@ from hydra.core.utils import JobReturn
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from ttlaunch.backend.requests import SubmititOptions
-from ttlaunch.inputs.composed import LaunchInputs
+from ttlaunch.backend.job_requests import SubmititOptions
+from ttlaunch.inputs.launch_inputs import LaunchInputs
 from ttlaunch.inputs.schema import Executor, Relaunch, TrainingMetricsConfig
 from ttlaunch.job.combination_configs import CombinationConfigs
 from ttlaunch.job.stagger import StaggerHook
 from ttlaunch.monitor.callback import SweepWatcher
 from ttlaunch.records.ledger import Ledger
-from ttlaunch.submit.plan import combination_of
+from ttlaunch.submit.sweep_jobs import combination_of
 
 
 @dataclass
