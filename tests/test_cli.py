@@ -143,9 +143,9 @@ def test_a_command_line_sweep_doubles_the_jobs_and_each_run_gets_its_value(run_c
     assert result.returncode == 0, result.stderr
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "probe_ok"
     state = json.loads((sweep / "jobs.json").read_text())
-    assert sorted(state["jobs"]) == ["ok_run__seed=1", "ok_run__seed=2"]
-    assert "+seed=2" in (sweep / "ok_run__seed=2" / "hydra_configs" / "overrides.yaml").read_text()
-    assert [(sweep / f"ok_run__seed={n}" / "outputs" / "seed.txt").read_text() for n in (1, 2)] == ["1\n", "2\n"]
+    assert sorted(state["jobs"]) == ["ok_run__seed-1", "ok_run__seed-2"]
+    assert "+seed=2" in (sweep / "ok_run__seed-2" / "hydra_configs" / "overrides.yaml").read_text()
+    assert [(sweep / f"ok_run__seed-{n}" / "outputs" / "seed.txt").read_text() for n in (1, 2)] == ["1\n", "2\n"]
 
 
 def test_a_command_line_parameter_no_payload_uses_is_refused_before_anything_is_written(run_cli, tmp_path: Path):

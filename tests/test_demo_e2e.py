@@ -254,7 +254,7 @@ def test_each_seed_of_a_command_line_sweep_reaches_torchtune(run_cli, tmp_path: 
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "resume1"
     losses = []
     for seed in (1, 2):
-        outputs = sweep / f"r1__seed={seed}" / "outputs"
+        outputs = sweep / f"r1__seed-{seed}" / "outputs"
         assert f"\nseed: {seed}\n" in (outputs / "torchtune_config.yaml").read_text()
         (metric_log,) = (outputs / "logs").glob("log_*.txt")
         losses.append(dict(re.findall(r"^Step (\d+) \| loss:(\S+)", metric_log.read_text(), flags=re.M)))

@@ -36,10 +36,10 @@ def test_a_sweep_of_any_app_runs_its_task_function_as_named_recorded_jobs(tmp_pa
     result = run_app(tmp_path, "lr=0.1,0.01", "seed=1,2")
     assert result.returncode == 0, result.stderr
     jobs = jobs_of(tmp_path)
-    assert sorted(jobs) == ["lr=0.01__seed=1", "lr=0.01__seed=2", "lr=0.1__seed=1", "lr=0.1__seed=2"]
+    assert sorted(jobs) == ["lr-0.01__seed-1", "lr-0.01__seed-2", "lr-0.1__seed-1", "lr-0.1__seed-2"]
     assert {job["status"] for job in jobs.values()} == {"COMPLETED"}
     # Job dirs are Hydra's (hydra.sweep.subdir, ${hydra.job.num} by default), holding the app's output.
-    assert jobs["lr=0.1__seed=2"]["job_dir"] == str(tmp_path / "sweep" / "1")
+    assert jobs["lr-0.1__seed-2"]["job_dir"] == str(tmp_path / "sweep" / "1")
     assert attempts(tmp_path / "sweep" / "1") == [{"lr": 0.1, "seed": 2, "attempt": "1", "resume": "0"}]
     sweep = tmp_path / "sweep"
     log = (sweep / "run-torchtune.log").read_text()
@@ -48,13 +48,13 @@ def test_a_sweep_of_any_app_runs_its_task_function_as_named_recorded_jobs(tmp_pa
     results = (sweep / "summary.md").read_text().split("### Results", 1)[1]
     # What each task function returned (lr * 10) is recorded, and the table is sorted by it.
     assert {name: job["returned"] for name, job in jobs.items()} == {
-        "lr=0.1__seed=1": 1.0, "lr=0.1__seed=2": 1.0, "lr=0.01__seed=1": 0.1, "lr=0.01__seed=2": 0.1,
+        "lr-0.1__seed-1": 1.0, "lr-0.1__seed-2": 1.0, "lr-0.01__seed-1": 0.1, "lr-0.01__seed-2": 0.1,
     }
     assert "Returned: 0.1" in log
     table = [line for line in results.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| Run | lr | seed | Status | Returned | Wall time |"), "no loss columns without losses"
     assert [row.split(" | ")[0] for row in table[1:]] == [
-        "| lr=0.01__seed=1", "| lr=0.01__seed=2", "| lr=0.1__seed=1", "| lr=0.1__seed=2",
+        "| lr-0.01__seed-1", "| lr-0.01__seed-2", "| lr-0.1__seed-1", "| lr-0.1__seed-2",
     ]
 
 
@@ -89,8 +89,8 @@ def test_a_dry_run_writes_each_job_and_submits_nothing(tmp_path: Path):
     result = run_app(tmp_path, "seed=1,2", "hydra.launcher.dry_run=true")
     assert result.returncode == 0, result.stderr
     sweep = tmp_path / "sweep"
-    assert sorted(path.name for path in (sweep / "dry_run").iterdir()) == ["seed=1.sh", "seed=2.sh"]
-    assert "train_app.py:Train(cfg) with seed=2" in (sweep / "dry_run" / "seed=2.sh").read_text()
+    assert sorted(path.name for path in (sweep / "dry_run").iterdir()) == ["seed-1.sh", "seed-2.sh"]
+    assert "train_app.py:Train(cfg) with seed=2" in (sweep / "dry_run" / "seed-2.sh").read_text()
     assert not (sweep / "jobs.json").exists() and not (sweep / "0").exists()
 
 
@@ -101,7 +101,7 @@ def test_stagger_hooks_and_the_queue_cap_work_for_any_app(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     jobs = jobs_of(tmp_path)
     order = sorted(jobs.values(), key=lambda job: job["submitted"])
-    assert [job["name"] for job in order] == ["seed=1", "seed=2", "seed=3"]
+    assert [job["name"] for job in order] == ["seed-1", "seed-2", "seed-3"]
     for earlier, later in zip(order, order[1:]):
         assert later["submitted"] >= earlier["completed"], "at most one job queued or running at a time"
 
@@ -116,7 +116,7 @@ def test_a_damaged_jobs_file_of_an_apps_sweep_is_rebuilt_with_its_names_and_dirs
     )
     assert rebuilt.returncode == 0, rebuilt.stderr
     after = jobs_of(tmp_path)
-    assert sorted(after) == ["seed=1", "seed=2"], "named as launched, not after their dirs"
+    assert sorted(after) == ["seed-1", "seed-2"], "named as launched, not after their dirs"
     for name, job in after.items():
         assert (job["job_dir"], job["job_id"], job["status"]) == (before[name]["job_dir"], before[name]["job_id"], "COMPLETED")
         assert job["returned"] == 1.0
@@ -140,7 +140,7 @@ def test_ctrl_c_stops_an_apps_local_jobs_and_the_advised_command_resumes_them(tm
     os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=90)
     assert process.returncode == 1
-    jobs = "seed=1, seed=2"
+    jobs = "seed-1, seed-2"
     advice = f"The same command with hydra.sweep.dir={sweep} hydra.launcher.relaunch=resume resumes {jobs}"
     assert f"SweepInterrupted: interrupted: stopped the local jobs of {jobs} (stopped, not failed). {advice}" in stderr
 

@@ -42,8 +42,8 @@ def test_a_preset_from_the_app_submits_to_slurm_and_a_detached_sweep_is_followed
     assert launched.returncode == 0, launched.stderr
     assert "detached: monitor job " in launched.stderr and "(ttlaunch-monitor:" in launched.stderr
     jobs = jobs_of(sweep)
-    assert sorted(jobs) == ["seed=1", "seed=2"], "named by what was swept: not the preset, not sleep_s"
-    script = Path(jobs["seed=1"]["job_dir"]) / "submitit" / f"{jobs['seed=1']['job_id']}_submission.sh"
+    assert sorted(jobs) == ["seed-1", "seed-2"], "named by what was swept: not the preset, not sleep_s"
+    script = Path(jobs["seed-1"]["job_dir"]) / "submitit" / f"{jobs['seed-1']['job_id']}_submission.sh"
     assert "#SBATCH --partition=debug" in script.read_text()
 
     followed = subprocess.run(

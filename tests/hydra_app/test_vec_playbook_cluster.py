@@ -59,7 +59,7 @@ def test_vec_playbooks_app_switches_with_one_line_keeps_its_presets_and_is_measu
         time.sleep(0.2)
         sweep = next((path for path in (work_root / "vec_jobs").glob("*") if (path / "jobs.json").is_file()), None)
     jobs = json.loads((sweep / "jobs.json").read_text())["jobs"]
-    assert sorted(jobs) == ["trainer.learning_rate=0.001", "trainer.learning_rate=0.01"], "named by what was swept"
+    assert sorted(jobs) == ["trainer.learning_rate-0.001", "trainer.learning_rate-0.01"], "named by what was swept"
     requeued = next(job for job in jobs.values() if "Epoch 1:" in Path(job["stdout"]).read_text())
     subprocess.run(["scontrol", "requeue", requeued["job_id"]], check=True)
 

@@ -205,16 +205,16 @@ def test_a_controls_evaluation_is_submitted_at_once_an_epochs_when_its_checkpoin
 
 
 def test_each_job_of_a_command_line_sweep_has_its_checkpoints_evaluated(tmp_path):
-    """`+seed=1,2` trains run r8 twice, as r8__seed=1 and r8__seed=2: each is evaluated, under its own dir."""
+    """`+seed=1,2` trains run r8 twice, as r8__seed-1 and r8__seed-2: each is evaluated, under its own dir."""
     from ttlaunch.inputs.evaluation_plan import planned_evaluations
     from ttlaunch.monitor.evaluations import EvaluationTrigger
     from ttlaunch.monitor.poll_failures import Containment
     from ttlaunch.records.ledger import Ledger
 
     experiment = parse_experiment(summary(tmp_path), "s.yaml")
-    jobs = {"r8__seed=1": "r8", "r8__seed=2": "r8"}
+    jobs = {"r8__seed-1": "r8", "r8__seed-2": "r8"}
     targets = planned_evaluations(experiment, jobs)
-    assert [target.job_name for target in targets] == ["r8__seed=1/echo/epoch0", "r8__seed=2/echo/epoch0"]
+    assert [target.job_name for target in targets] == ["r8__seed-1/echo/epoch0", "r8__seed-2/echo/epoch0"]
     ledger = Ledger.open(tmp_path, "e")
     for name in jobs:
         ledger.state.jobs[name] = JobRecord(
@@ -229,10 +229,10 @@ def test_each_job_of_a_command_line_sweep_has_its_checkpoints_evaluated(tmp_path
             return "2"
 
     trigger = EvaluationTrigger(targets, EvaluationConfig(), ledger, Launcher())
-    (tmp_path / "r8__seed=2" / "epoch_0").mkdir(parents=True)
-    (tmp_path / "r8__seed=2" / "epoch_0" / "adapter_config.json").write_text("{}")
+    (tmp_path / "r8__seed-2" / "epoch_0").mkdir(parents=True)
+    (tmp_path / "r8__seed-2" / "epoch_0" / "adapter_config.json").write_text("{}")
     trigger.after_poll(Containment(ledger.events, tmp_path))
-    assert submitted == [("r8__seed=2/echo/epoch0", "r8", "r8__seed=2")] and trigger.pending, "seed 1 has not saved epoch 0"
+    assert submitted == [("r8__seed-2/echo/epoch0", "r8", "r8__seed-2")] and trigger.pending, "seed 1 has not saved epoch 0"
 
 
 def test_an_evaluation_asks_for_what_evaluation_compute_changes_of_its_runs_compute(compose_config, tmp_path):

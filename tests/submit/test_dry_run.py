@@ -87,7 +87,7 @@ def test_a_sweep_of_the_presets_values_asks_each_job_for_its_own(run_cli, tmp_pa
     assert len(list(dry_run.glob("*.sbatch"))) == 8 * 4
     for mem in (32, 64):
         for config in ("llama3_2/1B_lora_single_device", "qwen2_5/0.5B_lora_single_device"):
-            name = f"rank8_lr1e-5__compute.mem_gb={mem}__payload.base_config={config.replace('/', '-')}.sbatch"
+            name = f"rank8_lr1e-5__compute.mem_gb-{mem}__payload.base_config-{config.replace('/', '-')}.sbatch"
             script = (dry_run / name).read_text()
             assert f"#SBATCH --mem={mem}GB\n" in script, script
             assert f" --config {config} " in script, script

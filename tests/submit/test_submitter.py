@@ -215,8 +215,8 @@ def test_a_follow_up_asks_for_what_its_template_jobs_combination_asked_for(compo
     longer = replace(inputs, compute=replace(inputs.compute, timeout_min=300))  # `compute.timeout_min=60,300`'s second
     submitter = _submitter(ledger, inputs, tmp_path)
     submitter.submit_all(object(), [], FixedDelay(seconds=0))  # the launch's job callable, for follow-ups
-    template = "rank8_lr1e-5__compute.timeout_min=300"
-    submitter.overrides_by_name[template] = ["compute.timeout_min=300", "run_name=rank8_lr1e-5", f"hydra.job.name='{template}'"]
+    template = "rank8_lr1e-5__compute.timeout_min-300"
+    submitter.overrides_by_name[template] = ["compute.timeout_min=300", "run_name=rank8_lr1e-5", f"hydra.job.name={template}"]
     actions = SweepActions(submitter, inputs, {("compute.timeout_min=300",): longer})
     actions.submit(f"{template}_cooldown", "rank8_lr1e-5", template, ["+lr=1e-6"])
     assert ledger.state.jobs[f"{template}_cooldown"].time_limit_s == 300 * 60 != 60 * inputs.compute.timeout_min

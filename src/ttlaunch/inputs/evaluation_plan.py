@@ -17,7 +17,6 @@ from typing import Mapping, Sequence
 from ttlaunch.base import environment
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs import templates
-from ttlaunch.inputs.job_names import name_override
 from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.schema import EvaluationConfig
 from ttlaunch.inputs.summary import TASK_SETTINGS, EvaluationSettings, EvaluationTask, Experiment, Run, RunType
@@ -53,7 +52,7 @@ class EvaluationTarget:
     # gives it (a control's base model, an eval-only run's checkpoint), ready from the start.
     epoch: int | None
     # The sweep's job that trains the run, whose checkpoints are evaluated: the run's name, or
-    # with a command-line sweep's suffix (`r8__seed=1`); None for a model the sweep does not train.
+    # with a command-line sweep's suffix (`r8__seed-1`); None for a model the sweep does not train.
     training_job: str | None
 
     @property
@@ -63,7 +62,7 @@ class EvaluationTarget:
     @property
     def overrides(self) -> list[str]:
         epoch = "null" if self.epoch is None else self.epoch
-        trained = [name_override(f"+{TARGET_KEY}.training_job", self.training_job)] if self.training_job is not None else []
+        trained = [f"+{TARGET_KEY}.training_job={self.training_job}"] if self.training_job is not None else []
         return [f"+{TARGET_KEY}.task={self.task}", f"+{TARGET_KEY}.epoch={epoch}", *trained]
 
 

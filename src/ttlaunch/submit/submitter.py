@@ -29,7 +29,6 @@ from ttlaunch.base.errors import MonitorStopped, SweepInterrupted
 from ttlaunch.base.times import timestamp
 from ttlaunch.inputs.evaluation_plan import planned_evaluations
 from ttlaunch.inputs.input_copies import INPUTS_DIR, copies_of, freeze
-from ttlaunch.inputs.job_names import name_override
 from ttlaunch.inputs.launch_inputs import LaunchInputs
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import ComputeConfig
@@ -45,7 +44,7 @@ from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler import submitit_files
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit.plugin_protocols import Launcher
-from ttlaunch.submit.sweep_jobs import JOB_NAME_KEY, combination_of, job_name_of, run_name_of
+from ttlaunch.submit.sweep_jobs import combination_of, job_name_of, run_name_of
 
 if TYPE_CHECKING:  # submitit loads only where jobs are submitted
     from submitit import Job
@@ -289,9 +288,9 @@ class SweepActions:
             o for o in self._overrides_of(template_job)
             if not o.startswith(("hydra.job.name=", "hydra.sweep.subdir=", "run_name="))
         ]
-        naming = [name_override(JOB_NAME_KEY, job_name)]
+        naming = [f"hydra.job.name={job_name}"]
         if "/" in job_name:  # an evaluation's run/task/epochN: nested dirs, a flat name for Hydra's log file
-            naming = [name_override(JOB_NAME_KEY, job_name.replace("/", ".")), name_override("hydra.sweep.subdir", job_name)]
+            naming = [f"hydra.job.name={job_name.replace('/', '.')}", f"hydra.sweep.subdir={job_name}"]
         index = len(submitter.submitted)
         inputs = self.combination_inputs.get(combination_of(inherited), self.inputs)  # what the template job asked for
         submission = Submission(

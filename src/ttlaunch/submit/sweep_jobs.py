@@ -2,19 +2,19 @@
 jobs; name the jobs of any other Hydra app's sweep.
 
 Pure: override strings in, JobSpecs and names out. A job is named after its run, plus the values of
-the command-line keys that vary across the sweep (so `+seed=1,-1` gives `r8__seed=1` and
-`r8__seed=-1`); names are stable across launches and become the job dirs and SLURM job names.
+the command-line keys that vary across the sweep (so `+seed=1,-1` gives `r8__seed-1` and
+`r8__seed--1`); names are stable across launches and become the job dirs and SLURM job names.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from ttlaunch.base.errors import InputError
-from ttlaunch.inputs.job_names import PART_SEPARATOR, name_override, name_part, override_value, safe_text
 from ttlaunch.inputs.schema import APP_GROUPS, APP_GROUPS_PREFIX
 from ttlaunch.inputs.summary import Experiment, Run
 from ttlaunch.job.combination_configs import override_key, shared_overrides
@@ -25,6 +25,13 @@ JOB_NAME_KEY = "hydra.job.name"
 # The overrides each planned job has of its own; the rest are its combination's.
 PER_JOB_KEYS = (RUN_NAME_KEY, JOB_NAME_KEY)
 _RESERVED_KEYS = {"experiment", RUN_NAME_KEY, JOB_NAME_KEY}
+# A name's parts are `key-value` joined by `__`. A value's own sign stays (`y=-2.0` is
+# `y--2.0`, never `y-2.0`) and no part holds a run of underscores (`a__b` is `a_b`), so each
+# part reads back as the one override it names. No `=`: a name becomes the job's dir, and
+# trainers read `output_dir=<job dir>/outputs` as one key=value (torchtune refuses a second).
+PART_SEPARATOR = "__"
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_UNDERSCORES = re.compile(r"__+")
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,19 @@ class JobSpec:
         if self.run is None:
             raise ValueError(f"job {self.name} trains no run of an experiment: it is another Hydra app's")
         return self.run.name
+
+
+def safe_text(text: str) -> str:
+    """`text` in a name: characters other than letters, digits, '.', '_' and '-' become one '-'
+    between what they separate (a value's own '-', a sign, is kept); `__` becomes `_`."""
+    return _UNDERSCORES.sub("_", "-".join(token for token in _UNSAFE_CHARS.split(text) if token))
+
+
+def name_part(override: str) -> str:
+    """An override as a part of a job name: `lr=0.001` -> `lr-0.001`, `+y=-2.0` -> `y--2.0`,
+    `opt=[a,b]` -> `opt-a-b`; a key alone (`~x`) -> `x`."""
+    key, equals, value = override.partition("=")
+    return f"{safe_text(key.lstrip('+~'))}-{safe_text(value)}" if equals else safe_text(key.lstrip("+~"))
 
 
 def _suffix(overrides: Sequence[str], swept_keys: set[str]) -> str:
@@ -80,7 +100,7 @@ def plan_jobs(experiment: Experiment, combinations: Sequence[Sequence[str]]) -> 
                     "command line", "job name", f"two jobs would be named {name!r} ({names[name]} and {combination})"
                 )
             names[name] = str(list(combination))
-            overrides = (*user_overrides, f"{RUN_NAME_KEY}={run.name}", name_override(JOB_NAME_KEY, name))
+            overrides = (*user_overrides, f"{RUN_NAME_KEY}={run.name}", f"{JOB_NAME_KEY}={name}")
             jobs.append(JobSpec(name=name, overrides=overrides, run=run))
     return jobs
 
@@ -105,7 +125,7 @@ def app_job_names(
 ) -> list[str]:
     """Names of an app's jobs, from the overrides the sweep varies: each job's overrides as
     Hydra's override_dirname reads them (sorted), without `exclude_keys`, LAUNCH_GROUPS and
-    the `fixed_keys` the command line gives one value to, made safe: `lr=0.001__seed=1` for a
+    the `fixed_keys` the command line gives one value to, made safe: `lr-0.001__seed-1` for a
     job of `seed=1,2 lr=0.001,0.01 epochs=3` (name_part).
     The app's own name for a job with nothing swept. Stable across launches of the same
     command and batches of its sweep; unique: names that would clash, or be longer than
@@ -126,7 +146,7 @@ def app_job_names(
 def _value_of(overrides: Sequence[str], key: str) -> str | None:
     for override in overrides:
         if override_key(override) == key:
-            return override_value(override)
+            return override.split("=", 1)[1]
     return None
 
 
