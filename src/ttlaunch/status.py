@@ -17,6 +17,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from ttlaunch.backend.executors import backend_for
 from ttlaunch.base.errors import ExitCode, SweepBusy, TTLaunchError, exit_with
 from ttlaunch.inputs.launch_inputs import read_rules
 from ttlaunch.inputs.rulebook import Rules
@@ -31,7 +32,7 @@ from ttlaunch.records.rebuild import rebuild
 from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler.slurm import SchedulerCommandError
 from ttlaunch.scheduler.states import JobState
-from ttlaunch.submit.monitor_job import JOB_NAME_PREFIX, load_session, monitor_job_state
+from ttlaunch.submit.monitor_job import JOB_NAME_PREFIX, load_session
 
 
 def _arguments(argv: list[str]) -> argparse.Namespace:
@@ -145,10 +146,11 @@ def _print_monitor_job(state: SweepState, held: bool) -> None:
     job_id = state.monitor_job_id
     if job_id is None:
         return
+    backend = backend_for(state.executor)
     try:
-        job_state = monitor_job_state(job_id)
+        job_state = backend.state_of(job_id)
     except SchedulerCommandError as err:
-        print(f"monitor job {job_id}: SLURM did not answer ({err})")
+        print(f"monitor job {job_id}: {backend.runner} did not answer ({err})")
         return
     standing = job_state.value if job_state is not None else "ended (accounting does not yet say how)"
     print(f"monitor job {job_id} ({JOB_NAME_PREFIX}{state.experiment}): {standing}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ttlaunch.backend.slurm_jobs import SlurmBackend
 from ttlaunch.base.errors import MonitorStopped
 from ttlaunch.inputs.schema import Executor
 from ttlaunch.monitor.accounting import MetricsCollector
@@ -217,7 +218,7 @@ def test_metrics_are_collected_beside_the_monitor_and_a_stop_keeps_their_jobs_du
 
     monkeypatch.setattr(slurm, "execute", slow_accounting)
     ledger = two_running_jobs(tmp_path)
-    collector = MetricsCollector(ledger, Containment(ledger.events, tmp_path), 30, 1, clock=lambda: 0.0)
+    collector = MetricsCollector(ledger, SlurmBackend("tester"), Containment(ledger.events, tmp_path), 30, 1, clock=lambda: 0.0)
     collector.add("a")
     assert collector.collect_due() is False and collector.pending, "started, not waited for"
     answer.set()

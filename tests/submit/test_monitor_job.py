@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from submitit.slurm.slurm import SlurmExecutor
 
-from ttlaunch.backend.job_requests import SubmissionSettings
+from ttlaunch.backend.job_requests import SlurmRequest, SubmissionSettings
+from ttlaunch.backend.slurm_jobs import SlurmBackend
 from ttlaunch.base.errors import DamagedFile
 from ttlaunch.inputs.schema import ComputeConfig, Executor, RequeueConfig, UserConfig
 from ttlaunch.monitor.settings import MonitorSettings
@@ -16,7 +17,7 @@ from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler import slurm
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit import monitor_job
-from ttlaunch.submit.monitor_job import MonitorSession, hand_over, monitor_job_request_parameters
+from ttlaunch.submit.monitor_job import MONITOR_TIMEOUTS, MonitorSession, hand_over, monitor_job_request
 
 GPU_PRESET = ComputeConfig(
     cluster="killarney", partition="gpubase_l40s_b2", gpus_per_node=4, gpu_type="l40s", cpus_per_task=16, mem_gb=240,
@@ -25,8 +26,10 @@ GPU_PRESET = ComputeConfig(
 
 
 def test_the_monitor_job_asks_for_one_cpu_a_little_memory_no_gpu_and_may_be_requeued():
-    user = UserConfig()
-    parameters = monitor_job_request_parameters("ttlaunch-monitor:x", GPU_PRESET, user, MonitorSettings(), 120, "compute=k")
+    user, backend = UserConfig(), SlurmBackend("tester")
+    request = monitor_job_request("ttlaunch-monitor:x", GPU_PRESET, user, MonitorSettings(), 120, "compute=k", backend)
+    parameters = request.submitit_parameters()
+    assert isinstance(request, SlurmRequest) and request.submitit_timeouts == MONITOR_TIMEOUTS, "it comes back by its checkpoint"
     assert parameters["partition"] == "gpubase_l40s_b2", "the preset's partition"
     assert (parameters["cpus_per_task"], parameters["mem"], parameters["nodes"], parameters["time"]) == (1, "1GB", 1, 1440)
     assert "gres" not in parameters and "gpus_per_node" not in parameters
@@ -34,16 +37,17 @@ def test_the_monitor_job_asks_for_one_cpu_a_little_memory_no_gpu_and_may_be_requ
     assert parameters["job_name"] == "ttlaunch-monitor:x" and "setup" not in parameters
 
     settings = MonitorSettings(job_partition="cpu", job_mem_gb=0.5, job_timeout_min=60)
-    parameters = monitor_job_request_parameters("m", GPU_PRESET, user, settings, 120, "compute=k")
+    parameters = monitor_job_request("m", GPU_PRESET, user, settings, 120, "compute=k", backend).submitit_parameters()
     assert (parameters["partition"], parameters["mem"], parameters["time"]) == ("cpu", "512MB", 60)
 
 
 def test_a_monitor_job_still_queued_or_running_is_not_submitted_again(tmp_path: Path, monkeypatch):
     ledger = Ledger.open(tmp_path, "x")
     ledger.state.executor, ledger.state.monitor_job_id = "slurm", "41"
-    monkeypatch.setattr(monitor_job, "monitor_job_state", lambda job_id: JobState.PENDING)
+    backend = SlurmBackend("tester")
+    monkeypatch.setattr(backend, "state_of", lambda job_id: JobState.PENDING)
     session = MonitorSession(None, SubmissionSettings(RequeueConfig(), UserConfig(), 120, "compute=k"), MonitorSettings(), None)
-    said = hand_over(ledger, session, GPU_PRESET, UserConfig(), 120, "compute=k")
+    said = hand_over(ledger, session, backend, GPU_PRESET, UserConfig(), 120, "compute=k")
     assert said == f"detached: monitor job 41 still follows the sweep; look with `ttlaunch status {tmp_path}`"
     assert not (tmp_path / monitor_job.SESSION_NAME).exists() and ledger.state.monitor_job_id == "41"
 
@@ -58,9 +62,28 @@ def test_a_monitor_job_gone_from_the_queue_has_ended_even_while_accounting_still
         return f"41|ttlaunch-monitor:x|{accounting['41']}|0:0|2026-11-24T01:00:00|2026-11-24T01:00:01|Unknown|00:00:06\n"
 
     monkeypatch.setattr(slurm, "execute", cluster)
-    assert monitor_job.monitor_job_state("41") is None, "ended, how not yet known: not a monitor that still follows"
+    backend = SlurmBackend("tester")
+    assert backend.state_of("41") is None, "ended, how not yet known: not a monitor that still follows"
     accounting["41"] = "CANCELLED by 0"
-    assert monitor_job.monitor_job_state("41") is JobState.CANCELLED
+    assert backend.state_of("41") is JobState.CANCELLED
+
+
+def test_on_a_cluster_without_accounting_the_monitor_jobs_end_is_read_from_the_completion_log(monkeypatch):
+    asked = []
+
+    def cluster(argv, timeout=60):
+        asked.append(argv[:2])
+        if argv[0] == "squeue":
+            return ""
+        if "-D" in argv:
+            raise slurm.AccountingDisabled(argv, 1, "", "Slurm accounting storage is disabled")
+        return "41|ttlaunch-monitor:x|TIMEOUT|0:0|2026-11-24T01:00:00|2026-11-25T01:00:00|1-00:00:00|1-00:00:00\n"
+
+    monkeypatch.setattr(slurm, "execute", cluster)
+    backend = SlurmBackend("tester")
+    assert backend.state_of("41") is JobState.TIMEOUT, "not 'SLURM did not answer'"
+    assert asked == [["squeue", "-u"], ["sacct", "-D"], ["sacct", "-c"]]
+    assert backend.take_notices()[0].startswith("SLURM accounting is disabled on this cluster")
 
 
 def test_a_refused_monitor_job_is_logged_and_the_user_told_how_to_follow(tmp_path: Path, monkeypatch):
@@ -71,7 +94,7 @@ def test_a_refused_monitor_job_is_logged_and_the_user_told_how_to_follow(tmp_pat
     ledger = Ledger.open(tmp_path, "x")
     ledger.state.executor = Executor.slurm
     session = MonitorSession(None, SubmissionSettings(RequeueConfig(), UserConfig(), 120, "compute=k"), MonitorSettings(), None)
-    said = hand_over(ledger, session, GPU_PRESET, UserConfig(), 120, "compute=k")
+    said = hand_over(ledger, session, SlurmBackend("tester"), GPU_PRESET, UserConfig(), 120, "compute=k")
     assert said.startswith("detached, but SLURM refused the monitor job (sbatch: error: invalid partition specified: nowhere)")
     assert f"python -m ttlaunch.status {tmp_path} --follow" in said and ledger.state.monitor_job_id is None
     log = (tmp_path / "run-torchtune.log").read_text()

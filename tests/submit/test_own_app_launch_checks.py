@@ -6,7 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from ttlaunch.backend.local_jobs import LocalBackend
+from ttlaunch.backend.slurm_jobs import SlurmBackend
 from ttlaunch.base.errors import InputError
+from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import ComputeConfig, Executor
 from ttlaunch.inputs.summary import Run, RunType
 from ttlaunch.job.stagger import StartTogether
@@ -14,7 +17,6 @@ from ttlaunch.monitor.callback import MonitorCallback
 from ttlaunch.records.status_table import HEADER
 from ttlaunch.submit.own_app_launch import (
     check_monitoring,
-    check_one_task,
     check_settings,
     check_sort_key,
     check_status_table,
@@ -34,11 +36,13 @@ def test_the_sort_key_is_a_measure_a_parameter_or_a_task():
 
 
 def test_a_local_job_is_one_task_on_one_node():
-    check_one_task(ComputeConfig(), "compute=local/cpu")
+    inputs = SimpleNamespace(compute_source="compute=local/cpu", payload_kind=PayloadKind.command)
+    LocalBackend().check_job(inputs, ComputeConfig(), ["train"])
     with pytest.raises(InputError, match=r"compute=local/cpu: compute.nodes: 2 node\(s\) x 1 task\(s\) need a SLURM preset"):
-        check_one_task(ComputeConfig(nodes=2), "compute=local/cpu")
+        LocalBackend().check_job(inputs, ComputeConfig(nodes=2), ["train"])
     with pytest.raises(InputError, match="compute.tasks_per_node"):
-        check_one_task(ComputeConfig(tasks_per_node=4), "compute=local/cpu")
+        LocalBackend().check_job(inputs, ComputeConfig(tasks_per_node=4), ["train"])
+    SlurmBackend("tester").check_job(inputs, ComputeConfig(nodes=2, tasks_per_node=4), ["train"])
 
 
 def test_a_status_table_with_an_edited_header_is_refused_and_none_is_fine(tmp_path: Path):

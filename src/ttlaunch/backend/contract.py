@@ -1,8 +1,9 @@
 """The one contract of where a sweep's jobs run (SLURM, or the local executor on this machine).
 
-The submitter submits through it; the monitor observes, waits for ends and stops through it;
-rules cancel through it. Nothing else asks which backend it has: what differs between the two
-is a method or one of the facts below. Backends are chosen by name (backend_for), the name
+The submitter submits through it; the monitor observes, waits for ends, collects compute
+metrics and stops through it; rules cancel through it; the monitor job is submitted and
+looked at through it. Nothing else asks which backend it has or runs a scheduler's command:
+what differs between backends is a method or one of the facts below. Backends are chosen by name (backend_for), the name
 that jobs.json records as the sweep's executor.
 """
 
@@ -13,8 +14,11 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, Un
 
 from ttlaunch.backend.job_requests import LocalRequest, SlurmRequest, SubmissionSettings
 from ttlaunch.backend.observation import Observation
+from ttlaunch.inputs.launch_inputs import LaunchInputs
 from ttlaunch.inputs.schema import ComputeConfig, Executor
 from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.scheduler.metrics import ComputeMetrics, Usage
+from ttlaunch.scheduler.states import JobState
 
 if TYPE_CHECKING:  # submitit loads only where jobs are submitted
     from submitit import Job
@@ -24,16 +28,50 @@ JobRequest = Union[SlurmRequest, LocalRequest]
 
 class JobBackend(Protocol):
     name: Executor  # the sweep's executor, as jobs.json and SUBMIT_JOB record it
-    scheduler: str  # who is asked at each poll, for the messages that say it did not answer
+    runner: str  # who runs the jobs and is asked at each poll, named in messages (SLURM, the local executor)
     poll_command: str  # what a STATUS_CHECK says was asked
     poll_interval_s: float  # the time between polls unless the monitor's settings say otherwise
-    # Jobs are processes of this machine, children of the launch: they need its monitor to the
-    # end, stop with it (Ctrl-C, a kill), run one task each and see this machine's files.
-    runs_here: bool
+    # Jobs run on after the launch that submitted them ends (SLURM's); else they are its
+    # children and stop with it (Ctrl-C, a kill): the launch stops them and says so.
+    jobs_outlive_launch: bool
 
     @property
     def accounting(self) -> bool:
         """The compute metrics of ended jobs can be read (sacct, seff)."""
+        ...
+
+    @property
+    def efficiency_reports(self) -> bool:
+        """Besides `usage`, each ended job's efficiency report can be asked for (seff)."""
+        ...
+
+    def usage(self, job_ids: Sequence[str]) -> Mapping[str, Usage]:
+        """Ended jobs' compute metrics and time limits, by job id, in one question (asked only
+        where `accounting`); raises SchedulerCommandError when refused."""
+        ...
+
+    def efficiency(self, job_id: str) -> ComputeMetrics | None:
+        """An ended job's efficiency report (asked only where `efficiency_reports`); None while
+        there is no data of it."""
+        ...
+
+    def ended_runs(self, job_id: str) -> list[JobState]:
+        """How each run of a requeued job ended, oldest first ([] where nobody can say)."""
+        ...
+
+    def state_of(self, job_id: str) -> JobState | None:
+        """Where one job stands by its id alone (the sweep's monitor job, which has no record):
+        its queue state, else how it ended, or None while that is not known."""
+        ...
+
+    def check_monitoring(self, monitored: bool, detach: bool) -> None:
+        """InputError, before anything is written, when this backend's jobs cannot be left
+        unmonitored (`monitored`: the monitor callback is on) or to a monitor job (`detach`)."""
+        ...
+
+    def check_job(self, inputs: LaunchInputs, compute: ComputeConfig, argv: Sequence[str]) -> None:
+        """InputError, before anything is written, for a job this backend cannot run as asked
+        (`argv`: its payload's command)."""
         ...
 
     def request(self, name: str, compute: ComputeConfig, settings: SubmissionSettings) -> JobRequest:

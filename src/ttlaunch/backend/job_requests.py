@@ -66,6 +66,9 @@ class SlurmRequest:
     options: SubmititOptions = SubmititOptions()
     # Which settings the user's values replaced, for the launch log.
     notes: tuple[str, ...] = ()
+    # Timeouts submitit itself requeues the job for, by its callable's checkpoint (the monitor
+    # job's way back); a run's are counted by its RequeuePolicy alone, so 0. Either way requeues.
+    submitit_timeouts: int = 0
 
     def _flags(self) -> dict[str, Any]:
         """The sbatch flags of the typed fields, by submitit's names (underscores)."""
@@ -89,7 +92,8 @@ class SlurmRequest:
         return flags
 
     def _additional(self) -> dict[str, Any]:
-        return {**self.additional_parameters, ("requeue" if self.requeue_policy is not None else "no-requeue"): True}
+        requeued = self.requeue_policy is not None or self.submitit_timeouts > 0
+        return {**self.additional_parameters, ("requeue" if requeued else "no-requeue"): True}
 
     def _setup(self) -> list[str]:
         setup = list(self.setup)
@@ -192,6 +196,7 @@ def slurm_request(
     signal_delay_s: int,
     source: str,
     options: SubmititOptions = SubmititOptions(),
+    submitit_timeouts: int = 0,
 ) -> SlurmRequest:
     if requeue.enabled and not 0 <= requeue.grace_s < signal_delay_s:
         raise InputError(
@@ -235,6 +240,7 @@ def slurm_request(
         setup=tuple(compute.setup),
         options=options,
         notes=tuple(notes),
+        submitit_timeouts=submitit_timeouts,
         **typed,
     )
 
@@ -270,3 +276,4 @@ class SubmissionSettings:
     signal_delay_s: int
     compute_source: str  # where the compute came from, for errors (compute=<preset>)
     submitit: SubmititOptions = SubmititOptions()
+    submitit_timeouts: int = 0  # SlurmRequest.submitit_timeouts (the monitor job's)

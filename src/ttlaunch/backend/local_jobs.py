@@ -13,8 +13,13 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ttlaunch.backend.job_requests import LocalRequest, SlurmRequest, SubmissionSettings, local_request
 from ttlaunch.backend.observation import Observation, result_state, result_time
+from ttlaunch.base.errors import InputError
+from ttlaunch.inputs.launch_inputs import LaunchInputs
+from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import ComputeConfig, Executor
+from ttlaunch.inputs.torchtune_configs import model_dir
 from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.scheduler.metrics import ComputeMetrics, Usage
 from ttlaunch.scheduler.states import JobState, parse_state
 
 if TYPE_CHECKING:  # submitit loads only where jobs are submitted
@@ -30,16 +35,46 @@ class LocalBackend:
     """Jobs on this machine (the contract: ttlaunch.backend.contract.JobBackend)."""
 
     name = Executor.local
-    scheduler = "the local executor"
+    runner = "the local executor"
     poll_command = "submitit local jobs"
     poll_interval_s = LOCAL_POLL_INTERVAL_S
-    runs_here = True
+    jobs_outlive_launch = False
     accounting = False  # no sacct for processes
+    efficiency_reports = False
 
     def __init__(self, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
         self.handles: dict[str, Job[Any]] = {}  # submitit handles of the jobs this launch started
         self._ends_told: set[str] = set()  # jobs whose end `ended` or a poll reported: once each
         self._sleep, self._clock = sleep, clock
+
+    def check_monitoring(self, monitored: bool, detach: bool) -> None:
+        """Its jobs are children of the launching process, which must watch them to the end."""
+        if not monitored:
+            raise InputError("hydra.callbacks", "monitor", "local jobs need the monitor (it was switched off); use a SLURM preset")
+        if detach:
+            raise InputError(
+                "hydra.callbacks.monitor", "detach", "local jobs stop with the launching process; detach needs a SLURM preset"
+            )
+
+    def check_job(self, inputs: LaunchInputs, compute: ComputeConfig, argv: Sequence[str]) -> None:
+        """A job is one process here: several nodes or tasks need SLURM. A torchtune job trains
+        from a model on this machine: one that is not there is said now, not deep in the job
+        (unless setup or prepare commands may still make it)."""
+        if compute.nodes > 1 or compute.tasks_per_node > 1:
+            raise InputError(
+                inputs.compute_source, "compute.nodes" if compute.nodes > 1 else "compute.tasks_per_node",
+                f"{compute.nodes} node(s) x {compute.tasks_per_node} task(s) need a SLURM preset; locally a job is one process",
+            )
+        if inputs.payload_kind is not PayloadKind.torchtune or inputs.payload.setup or inputs.payload.prepare:
+            return
+        directory = model_dir(argv)
+        if directory is not None and not Path(directory).expanduser().is_dir():
+            config = argv[list(argv).index("--config") + 1]
+            raise InputError(
+                inputs.payload_source, "checkpointer.checkpoint_dir",
+                f"{directory} does not exist: {config} trains from the model there. Download it there, or point at "
+                """yours: 'payload.overrides=["checkpointer.checkpoint_dir=DIR","tokenizer.path=DIR/original/tokenizer.model"]'""",
+            )
 
     def request(self, name: str, compute: ComputeConfig, settings: SubmissionSettings) -> LocalRequest:
         return local_request(name, compute, settings.submitit)
@@ -59,6 +94,18 @@ class LocalBackend:
 
     def script(self, name: str, folder: Path, request: SlurmRequest | LocalRequest, payload: str) -> tuple[str, str]:
         return f"{name}.sh", f"# local job {name}\n{payload}\n"
+
+    def usage(self, job_ids: Sequence[str]) -> dict[str, Usage]:
+        return {}  # never asked: no accounting
+
+    def efficiency(self, job_id: str) -> ComputeMetrics | None:
+        return None  # never asked: no efficiency reports
+
+    def ended_runs(self, job_id: str) -> list[JobState]:
+        return []  # a local job is never requeued
+
+    def state_of(self, job_id: str) -> JobState | None:
+        return None  # only SLURM runs a monitor job
 
     def observe(self, records: Mapping[str, JobRecord]) -> dict[str, Observation]:
         observed = {name: local_observation(record, self.handles.get(name)) for name, record in records.items()}

@@ -10,14 +10,17 @@ confirmed by one `sacct` for the jobs that wrote one (`SlurmPoller.ended`).
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ttlaunch.backend.job_requests import LocalRequest, SlurmRequest, SubmissionSettings, slurm_request
 from ttlaunch.backend.observation import Observation, modified, result_file, result_state
+from ttlaunch.inputs.launch_inputs import LaunchInputs
 from ttlaunch.inputs.schema import ComputeConfig, Executor
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.scheduler import slurm
+from ttlaunch.scheduler.metrics import ComputeMetrics, Usage
 from ttlaunch.scheduler.states import JobState
 
 if TYPE_CHECKING:  # submitit loads only where jobs are submitted
@@ -40,11 +43,6 @@ END_CONFIRM_EVERY_S = 1.0
 # for), sooner: again after this, then after twice as long each time, up to END_CONFIRM_EVERY_S.
 # slurmdbd records an end a tenth to half a second after the job's last write.
 LAST_CONFIRM_FIRST_S = 0.1
-
-# submitit's own count of timeouts: none. A job's timeouts are counted against its
-# RequeuePolicy in requeues.json alone (ttlaunch.job.requeue); submitit still requeues a
-# preemption that comes before the task function has started.
-_SUBMITIT_TIMEOUTS = 0
 
 
 class SlurmPoller:
@@ -142,6 +140,16 @@ class SlurmPoller:
         written = modified(self._result_files[key] or None)
         return written if written is not None and self._results_seen.get(name) != written else None
 
+    def state_of(self, job_id: str) -> JobState | None:
+        """squeue's state of one job while it is queued; once it left the queue, how accounting
+        (or the completion log) says it ended, or None while that does not say (slurmdbd lags
+        slurmctld, so for a moment it may still read RUNNING; or it never knew the job)."""
+        queued = slurm.squeue(self.user).get(job_id)
+        if queued is not None:
+            return queued.state
+        accounted = self._accounting([job_id]).get(job_id)
+        return accounted.state if accounted is not None and accounted.state.terminal else None
+
     def _accounting(self, job_ids: list[str]) -> dict[str, AccountingEntry]:
         if not job_ids:
             return {}
@@ -178,9 +186,9 @@ class SlurmBackend:
     """Jobs on SLURM (the contract: ttlaunch.backend.contract.JobBackend)."""
 
     name = Executor.slurm
-    scheduler = "SLURM"
+    runner = "SLURM"
     poll_interval_s = SLURM_POLL_INTERVAL_S
-    runs_here = False
+    jobs_outlive_launch = True
 
     def __init__(self, user: str) -> None:
         self.poller = SlurmPoller(user)
@@ -190,10 +198,38 @@ class SlurmBackend:
     def accounting(self) -> bool:
         return self.poller.accounting
 
+    @property
+    def efficiency_reports(self) -> bool:
+        return shutil.which("seff") is not None
+
+    def usage(self, job_ids: Sequence[str]) -> dict[str, Usage]:
+        return slurm.usage(job_ids)
+
+    def efficiency(self, job_id: str) -> ComputeMetrics | None:
+        try:
+            return slurm.seff(job_id)
+        except slurm.SchedulerCommandError:  # seff fails outright for a job it has no data of
+            return None
+
+    def ended_runs(self, job_id: str) -> list[JobState]:
+        try:
+            return [run.state for run in slurm.run_history(job_id)]
+        except slurm.SchedulerCommandError:
+            return []
+
+    def state_of(self, job_id: str) -> JobState | None:
+        return self.poller.state_of(job_id)
+
+    def check_monitoring(self, monitored: bool, detach: bool) -> None:
+        """Anything goes: its jobs run on, watched or not."""
+
+    def check_job(self, inputs: LaunchInputs, compute: ComputeConfig, argv: Sequence[str]) -> None:
+        """Nothing to check from here: its nodes see their own filesystems, SLURM checks the request."""
+
     def request(self, name: str, compute: ComputeConfig, settings: SubmissionSettings) -> SlurmRequest:
         return slurm_request(
             name, compute, settings.requeue, settings.user, settings.signal_delay_s, settings.compute_source,
-            settings.submitit,
+            settings.submitit, settings.submitit_timeouts,
         )
 
     def submit(
@@ -206,7 +242,10 @@ class SlurmBackend:
 
         for note in request.notes:
             log.info("%s: %s", name, note)
-        executor = SlurmExecutor(folder=folder, max_num_timeout=_SUBMITIT_TIMEOUTS)
+        # submitit's own count of timeouts: a run's are counted against its RequeuePolicy in
+        # requeues.json alone (ttlaunch.job.requeue); submitit still requeues a preemption
+        # that comes before the task function has started.
+        executor = SlurmExecutor(folder=folder, max_num_timeout=request.submitit_timeouts)
         executor.update_parameters(**request.submitit_parameters())
         return executor.submit(job_callable, *args)
 

@@ -8,14 +8,15 @@ the queue or at the jobs' ends. Only the monitor's thread records what they foun
 
 from __future__ import annotations
 
-import shutil
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Mapping, Union
 
+from ttlaunch.backend.contract import JobBackend
 from ttlaunch.monitor.poll_failures import Containment
 from ttlaunch.records.ledger import Ledger
-from ttlaunch.scheduler import metrics, slurm
+from ttlaunch.scheduler import metrics
+from ttlaunch.scheduler.slurm import SchedulerCommandError
 from ttlaunch.scheduler.states import JobState
 
 # After these states a job used its allocation to the end: its compute metrics are collected.
@@ -27,7 +28,7 @@ SEFF_CALLS_IN_FLIGHT = 8
 # With nothing else left to watch, how often the monitor looks whether a collection finished.
 UNDER_WAY_LOOK_S = 0.05
 
-Usages = Mapping[str, tuple[metrics.ComputeMetrics | None, int | None]]
+Usages = Mapping[str, metrics.Usage]
 # A command's answer, or the error its call raised (SchedulerCommandError: the scheduler refused).
 UsageAnswer = Union[Usages, Exception]
 SeffAnswer = Union[metrics.ComputeMetrics, None, Exception]  # None: seff has no data of the job
@@ -55,18 +56,16 @@ class Collection:
         return self.usages.done() and all(report.done() for report in (self.reports or {}).values())
 
 
-def _usage(job_ids: list[str]) -> UsageAnswer:
+def _usage(backend: JobBackend, job_ids: list[str]) -> UsageAnswer:
     try:
-        return slurm.usage(job_ids)
+        return backend.usage(job_ids)
     except Exception as err:  # a refusal (recorded) or unexpected (each job's collection fails with it)
         return err
 
 
-def _seff(job_id: str) -> SeffAnswer:
+def _efficiency(backend: JobBackend, job_id: str) -> SeffAnswer:
     try:
-        return slurm.seff(job_id)
-    except slurm.SchedulerCommandError:  # seff fails outright for a job it has no data of
-        return None
+        return backend.efficiency(job_id)
     except Exception as err:  # unexpected: that job's collection fails (and is retried)
         return err
 
@@ -75,12 +74,13 @@ class MetricsCollector:
     """The ended jobs whose metrics are still to come, and their collection when due."""
 
     def __init__(
-        self, ledger: Ledger, faults: Containment, retry_s: float, failure_retry_s: float, clock: Callable[[], float],
-        commands: Executor | None = None,
+        self, ledger: Ledger, backend: JobBackend, faults: Containment, retry_s: float, failure_retry_s: float,
+        clock: Callable[[], float], commands: Executor | None = None,
     ) -> None:
-        """`commands`: where the scheduler commands run (by default SEFF_CALLS_IN_FLIGHT + 1
-        worker threads, made when first needed)."""
+        """`commands`: where the backend's accounting questions run (by default
+        SEFF_CALLS_IN_FLIGHT + 1 worker threads, made when first needed)."""
         self._ledger = ledger
+        self._backend = backend
         self._faults = faults
         self._retry_s = retry_s  # after seff had no data yet
         self._failure_retry_s = failure_retry_s  # after an unexpected failure
@@ -145,13 +145,14 @@ class MetricsCollector:
                 self._pool = ThreadPoolExecutor(SEFF_CALLS_IN_FLIGHT + 1, thread_name_prefix="ttlaunch-metrics")
             commands = self._pool
         job_ids = sorted({str(self._ledger.state.jobs[pending.job].job_id) for pending in jobs})
-        usages = commands.submit(_usage, job_ids)
-        reports = {job_id: commands.submit(_seff, job_id) for job_id in job_ids} if shutil.which("seff") else None
+        backend = self._backend
+        usages = commands.submit(_usage, backend, job_ids)
+        reports = {job_id: commands.submit(_efficiency, backend, job_id) for job_id in job_ids} if backend.efficiency_reports else None
         return Collection(jobs, usages, reports)
 
     def _record(self, collection: Collection, now: float) -> None:
         usages = collection.usages.result()
-        if isinstance(usages, slurm.SchedulerCommandError):
+        if isinstance(usages, SchedulerCommandError):
             job_ids = ", ".join(sorted({str(self._ledger.state.jobs[pending.job].job_id) for pending in collection.jobs}))
             self._ledger.events.write(
                 "POLL_FAILED", "Accounting of ended jobs failed", ("Job IDs", job_ids), ("Error", str(usages))

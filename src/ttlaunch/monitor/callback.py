@@ -64,9 +64,9 @@ class MonitorCallback(MonitorSettings, Callback):
         try:
             monitor.follow()
         except KeyboardInterrupt:
-            if not monitor.backend.runs_here:
+            if monitor.backend.jobs_outlive_launch:
                 print(
-                    f"ttlaunch: monitoring stopped; {monitor.backend.scheduler} jobs keep running. Re-attach with "
+                    f"ttlaunch: monitoring stopped; {monitor.backend.runner} jobs keep running. Re-attach with "
                     f"`{reattach_hint(monitor.ledger.sweep_dir)}` or the same launch command.",
                     file=sys.stderr, flush=True,
                 )

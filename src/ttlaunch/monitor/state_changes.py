@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ttlaunch.base.times import format_elapsed, parse_timestamp, timestamp
 from ttlaunch.job.failure import failure_reason, payload_exit_code, read_tail
@@ -15,7 +15,6 @@ from ttlaunch.monitor.scores import headline, read_scores
 from ttlaunch.records.checkpoints import epoch_dirs
 from ttlaunch.records.event_log import Entry
 from ttlaunch.records.jobs_file import JobKind, JobRecord
-from ttlaunch.scheduler import slurm
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import returned_value
 
@@ -33,14 +32,15 @@ _REQUEUE_REASONS = {
 }
 
 
-def note_requeues(record: JobRecord, observation: Observation) -> list[Entry]:
+def note_requeues(record: JobRecord, observation: Observation, ended_runs: Callable[[str], list[JobState]]) -> list[Entry]:
     """A job SLURM restarted since the last poll: one STATE_CHANGE to REQUEUED per
-    requeue, with the attempt that begins and why the last one ended."""
+    requeue, with the attempt that begins and why the last one ended (`ended_runs`: the
+    backend's account of how each run of a job ended)."""
     if observation.restarts is None or observation.restarts + 1 <= record.attempt:
         return []
     entries: list[Entry] = []
     for attempt in range(record.attempt + 1, observation.restarts + 2):
-        reason = _requeue_reason(record, attempt - 1)
+        reason = _requeue_reason(record, attempt - 1, ended_runs)
         record.requeues.append({"attempt": attempt - 1, "reason": reason, "at": timestamp()})
         entries.append(("STATE_CHANGE", record.name, [
             ("Previous", record.status.value), ("Current", JobState.REQUEUED.value), ("Job ID", record.job_id),
@@ -51,18 +51,15 @@ def note_requeues(record: JobRecord, observation: Observation) -> list[Entry]:
     return entries
 
 
-def _requeue_reason(record: JobRecord, ended_attempt: int) -> str:
+def _requeue_reason(record: JobRecord, ended_attempt: int, ended_runs: Callable[[str], list[JobState]]) -> str:
     """What the job wrote when it requeued itself; else what accounting says of that run."""
     if record.job_dir:
         for entry in read_requeues(Path(record.job_dir)):
             if entry.attempt == ended_attempt:
                 return entry.reason
-    try:
-        runs = slurm.run_history(str(record.job_id))
-    except slurm.SchedulerCommandError:
-        return "requeued"
+    runs = ended_runs(str(record.job_id))
     if len(runs) >= ended_attempt:
-        return _REQUEUE_REASONS.get(runs[ended_attempt - 1].state, "requeued")
+        return _REQUEUE_REASONS.get(runs[ended_attempt - 1], "requeued")
     return "requeued"
 
 

@@ -96,7 +96,7 @@ class Monitor:
         self.faults = Containment(ledger.events, ledger.sweep_dir)
         self.training = TrainingWatch(ledger)
         self.metrics = MetricsCollector(
-            ledger, self.faults, settings.metrics_retry_s, self.poll_interval_s, clock, metrics_commands
+            ledger, self.backend, self.faults, settings.metrics_retry_s, self.poll_interval_s, clock, metrics_commands
         )
         self.reactions: list[Reaction] = []
         # detach=true: hands the sweep to a monitor job (ttlaunch.submit.monitor_job); what to tell the user.
@@ -292,7 +292,7 @@ class Monitor:
             return  # nothing to record: the common case, kept cheap (no copy)
         snapshot = copy.deepcopy(record)
         try:
-            requeues = note_requeues(record, observation)
+            requeues = note_requeues(record, observation, self.backend.ended_runs)
             state = self.ledger.state
             update = apply_state(record, observation, state.evaluator is Evaluator.INSPECT, state.payload_kind is PayloadKind.app)
             self.events.write_all([*requeues, *update])  # all or none, as the record
@@ -360,12 +360,12 @@ class Monitor:
     def _poll_failed(self, err: Exception) -> None:
         self.consecutive_failures += 1
         count = self.consecutive_failures
-        scheduler = self.backend.scheduler
-        self.events.write("POLL_FAILED", f"Querying {scheduler} failed", ("Error", str(err)), ("Consecutive failures", count))
-        log.warning("polling %s failed (%d in a row): %s", scheduler, count, err)
+        runner = self.backend.runner
+        self.events.write("POLL_FAILED", f"Querying {runner} failed", ("Error", str(err)), ("Consecutive failures", count))
+        log.warning("polling %s failed (%d in a row): %s", runner, count, err)
         if count == self.settings.alert_after_failures:
             message = (
-                f"{scheduler} has not answered {count} polls in a row; jobs keep running. Check `squeue`/`sacct` "
+                f"{runner} has not answered {count} polls in a row; jobs keep running. Check `squeue`/`sacct` "
                 "by hand or ask your admins; ttlaunch keeps polling."
             )
             self.events.write("POLL_FAILED", "Alert: repeated failures", ("Alert", message))

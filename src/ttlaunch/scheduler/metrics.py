@@ -43,6 +43,10 @@ def _wall(seconds_run: int | None) -> str | None:
     return clock(seconds_run) if seconds_run is not None else None
 
 
+# An ended job's compute metrics from accounting, and its time limit in seconds (None: unknown).
+Usage = tuple[ComputeMetrics | None, int | None]
+
+
 def parse_seff(text: str) -> ComputeMetrics | None:
     """seff's report, or None when it has no data yet (job unknown to accounting)."""
     report = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
@@ -65,7 +69,7 @@ def parse_seff(text: str) -> ComputeMetrics | None:
     )
 
 
-def parse_usage(text: str) -> tuple[ComputeMetrics | None, int | None]:
+def parse_usage(text: str) -> Usage:
     """`sacct -P -n -j ID --format=<USAGE_FIELDS>` (steps included) -> metrics and the time
     limit in seconds; (None, None) while accounting has no line of the job. The allocation
     line has the limit and request, steps the peak RSS."""
@@ -94,7 +98,7 @@ def parse_usage(text: str) -> tuple[ComputeMetrics | None, int | None]:
     return metrics, duration_s(allocation["Timelimit"])
 
 
-def parse_usages(text: str) -> dict[str, tuple[ComputeMetrics | None, int | None]]:
+def parse_usages(text: str) -> dict[str, Usage]:
     """The same for several jobs in one answer: job id -> metrics and time limit (only the
     jobs accounting has lines of)."""
     groups: dict[str, list[str]] = {}

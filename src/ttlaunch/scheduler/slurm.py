@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence, TypeVar
 
 from ttlaunch.scheduler.figure_readers import UnreadableOutput, count, duration_s, exit_code, scheduler_time
-from ttlaunch.scheduler.metrics import USAGE_FIELDS, parse_seff, parse_usages
+from ttlaunch.scheduler.metrics import USAGE_FIELDS, Usage, parse_seff, parse_usages
 from ttlaunch.scheduler.states import JobState, parse_state
 
 if TYPE_CHECKING:
@@ -228,7 +228,7 @@ def seff(job_id: str) -> ComputeMetrics | None:
     return read(["seff", job_id], parse_seff)
 
 
-def usage(job_ids: Iterable[str]) -> dict[str, tuple[ComputeMetrics | None, int | None]]:
+def usage(job_ids: Iterable[str]) -> dict[str, Usage]:
     """Ended jobs' compute metrics from sacct's usage lines (allocation and steps), and their
     time limits in seconds, by job id, in one call (jobs accounting has no line of are left out)."""
     ids = ",".join(sorted(set(job_ids)))

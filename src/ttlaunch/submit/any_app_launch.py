@@ -122,7 +122,8 @@ def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initi
             if monitor is not None:  # detach=true: its monitor job follows the app's jobs (no reactions)
                 detached = MonitorSession(None, settings, monitor.settings, None)
                 monitor.hand_over = lambda: monitor_job.hand_over(
-                    ledger, detached, scheduling.compute, UserConfig(), launcher.signal_delay_s, scheduling.compute_source
+                    ledger, detached, backend, scheduling.compute, UserConfig(), launcher.signal_delay_s,
+                    scheduling.compute_source,
                 )
             submit_and_watch(launcher, submitter, [planned[job.name] for job in selection.submit], callback, monitor)
         records = ledger.state.jobs

@@ -13,16 +13,16 @@ means one monitor at a time: it waits for the launch that submitted it to let go
 
 from __future__ import annotations
 
-import getpass
 import logging
 import pickle
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from ttlaunch import __version__
+from ttlaunch.backend.contract import JobBackend, JobRequest
 from ttlaunch.backend.executors import backend_for
-from ttlaunch.backend.job_requests import SubmissionSettings, SubmititOptions, slurm_request
+from ttlaunch.backend.job_requests import SubmissionSettings
 from ttlaunch.base.errors import DamagedFile, SweepBusy
 from ttlaunch.base.files import write_atomically
 from ttlaunch.base.times import timestamp
@@ -35,8 +35,7 @@ from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.records.sweep_summary import SUMMARY_NAME
-from ttlaunch.scheduler import slurm, submitit_files
-from ttlaunch.scheduler.states import JobState
+from ttlaunch.scheduler import submitit_files
 from ttlaunch.submit.submitter import Submitter, reactions_for
 
 if TYPE_CHECKING:  # submitit loads only where jobs are submitted or run
@@ -153,60 +152,45 @@ class MonitorJob:
         return DelayedSubmission(MonitorJob(self.sweep_dir))
 
 
-def monitor_job_state(job_id: str) -> JobState | None:
-    """Where the monitor job stands: squeue's state while it is queued; once it left the queue,
-    how accounting says it ended, or None while accounting does not say (slurmdbd lags
-    slurmctld, so for a moment it may still read RUNNING; or it never knew the job)."""
-    queued = slurm.squeue(getpass.getuser()).get(job_id)
-    if queued is not None:
-        return queued.state
-    accounted = slurm.sacct([job_id]).get(job_id)
-    return accounted.state if accounted is not None and accounted.state.terminal else None
-
-
-def monitor_job_request_parameters(
-    name: str, compute: ComputeConfig, user: UserConfig, settings: MonitorSettings, signal_delay_s: int, source: str
-) -> dict[str, Any]:
-    """submitit's parameters for the monitor job: one CPU, a little memory, no GPU, on the
-    preset's partition unless the monitor's settings name one; requeue allowed (it comes back
-    by its own checkpoint, not by the payloads' requeue budget)."""
+def monitor_job_request(
+    name: str, compute: ComputeConfig, user: UserConfig, settings: MonitorSettings, signal_delay_s: int, source: str,
+    backend: JobBackend,
+) -> JobRequest:
+    """What the monitor job asks for: one CPU, a little memory, no GPU, on the preset's
+    partition unless the monitor's settings name one; requeued, by its own checkpoint
+    (MONITOR_TIMEOUTS times at its time limit), not by the payloads' requeue budget."""
     job_compute = replace(
         compute, partition=settings.job_partition or compute.partition, gpus_per_node=None, gpu_type=None, gres=None,
         constraint=None, nodes=1, tasks_per_node=1, cpus_per_task=1, mem_gb=settings.job_mem_gb,
         timeout_min=settings.job_timeout_min, setup=[], additional_parameters={},
     )
-    request = slurm_request(name, job_compute, RequeueConfig(enabled=False), user, signal_delay_s, source, SubmititOptions())
-    parameters = request.submitit_parameters()
-    additional = {key: value for key, value in parameters["additional_parameters"].items() if key != "no-requeue"}
-    parameters["additional_parameters"] = {**additional, "requeue": True}
-    return parameters
+    submission = SubmissionSettings(RequeueConfig(enabled=False), user, signal_delay_s, source, submitit_timeouts=MONITOR_TIMEOUTS)
+    return backend.request(name, job_compute, submission)
 
 
 def hand_over(
-    ledger: Ledger, session: MonitorSession, compute: ComputeConfig, user: UserConfig, signal_delay_s: int, source: str
+    ledger: Ledger, session: MonitorSession, backend: JobBackend, compute: ComputeConfig, user: UserConfig,
+    signal_delay_s: int, source: str,
 ) -> str:
     """Submit the sweep's monitor job, unless its last one is still queued or running; what to
     tell the user."""
     sweep_dir = ledger.sweep_dir
     look = f"look with `ttlaunch status {sweep_dir}`"
     previous = ledger.state.monitor_job_id
-    previous_state = monitor_job_state(previous) if previous is not None else None
+    previous_state = backend.state_of(previous) if previous is not None else None
     if previous_state is not None and not previous_state.terminal:
         return f"detached: monitor job {previous} still follows the sweep; {look}"
     save_session(sweep_dir, session)
-    # submitit loads only where jobs are submitted.
-    from submitit.slurm.slurm import SlurmExecutor
-
     name = f"{JOB_NAME_PREFIX}{ledger.state.experiment}"
-    executor = SlurmExecutor(folder=submitit_files.folder(sweep_dir / JOB_DIR_NAME), max_num_timeout=MONITOR_TIMEOUTS)
-    executor.update_parameters(
-        **monitor_job_request_parameters(name, compute, user, session.settings, signal_delay_s, source)
-    )
+    request = monitor_job_request(name, compute, user, session.settings, signal_delay_s, source, backend)
     try:
-        job = executor.submit(MonitorJob(sweep_dir))
+        job = backend.submit(name, submitit_files.folder(sweep_dir / JOB_DIR_NAME), request, MonitorJob(sweep_dir), [])
     except Exception as err:  # the runs are submitted: say how to monitor them instead
         ledger.events.write("SUBMIT_FAILED", name, ("Error", str(err).strip()))
-        return f"detached, but SLURM refused the monitor job ({str(err).strip()}); follow with `{reattach_hint(sweep_dir)}`"
+        return (
+            f"detached, but {backend.runner} refused the monitor job ({str(err).strip()}); "
+            f"follow with `{reattach_hint(sweep_dir)}`"
+        )
     ledger.state.monitor_job_id = str(job.job_id)
     ledger.events.write(
         "MONITOR_JOB", name, ("Result", f"Job ID {job.job_id} submitted at {timestamp()}"), ("Log", str(job.paths.stdout)),

@@ -23,10 +23,8 @@ from ttlaunch.inputs.evaluation_plan import runs_inspect
 from ttlaunch.inputs.input_copies import freeze_task
 from ttlaunch.inputs.launch_inputs import LaunchInputs, read_inputs
 from ttlaunch.inputs.payload import unpassed_controls
-from ttlaunch.inputs.payload_kinds import PayloadKind
-from ttlaunch.inputs.schema import ComputeConfig, Executor, Relaunch
+from ttlaunch.inputs.schema import Executor, Relaunch
 from ttlaunch.inputs.summary import Experiment, Run, RunType
-from ttlaunch.inputs.torchtune_configs import model_dir
 from ttlaunch.job.combination_configs import CombinationConfigs
 from ttlaunch.monitor.callback import SweepWatcher, find_monitor
 from ttlaunch.monitor.settings import MonitorSettings
@@ -100,7 +98,7 @@ def validate_and_plan(
     tasks = [task for cell in inputs.experiment.evaluation_matrix for task in cell.tasks]
     check_sort_key(inputs.report.sort_by, [inputs.for_overrides(job.overrides).run(job.run_name) for job in jobs], tasks)
     sweep_dir = Path(config.hydra.sweep.dir)
-    runs_here = backend_for(launcher.executor).runs_here
+    backend = backend_for(launcher.executor)
     jobs_of: dict[tuple[str, ...], list[JobSpec]] = {}
     for job in jobs:
         jobs_of.setdefault(combination_of(job.overrides), []).append(job)
@@ -117,9 +115,7 @@ def validate_and_plan(
             command = combined_inputs.payload_for(job.run_name, sweep_dir / job.name)
             if combined_inputs.evaluation.enabled:  # a bad evaluation.compute, now rather than mid-sweep
                 combined_inputs.evaluation_compute_for(job.run_name)
-            if runs_here:
-                check_one_task(compute, combined_inputs.compute_source)
-                _check_model_here(combined_inputs, command.argv)
+            backend.check_job(combined_inputs, compute, command.argv)
     return inputs, jobs, combination_inputs
 
 
@@ -203,31 +199,6 @@ def check_sort_key(sort_by: str, runs: Sequence[Run], tasks: Sequence[str]) -> N
     columns = sort_columns((name for run in runs for name in run.parameters), tasks)
     if sort_by not in columns:
         raise InputError("ttlaunch.yaml", "report.sort_by", f"{sort_by!r} is not a column of the results: one of {', '.join(columns)}")
-
-
-def check_one_task(compute: ComputeConfig, source: str) -> None:
-    """The local executor runs each job as one process here: several nodes or tasks need SLURM."""
-    if compute.nodes > 1 or compute.tasks_per_node > 1:
-        raise InputError(
-            source, "compute.nodes" if compute.nodes > 1 else "compute.tasks_per_node",
-            f"{compute.nodes} node(s) x {compute.tasks_per_node} task(s) need a SLURM preset; locally a job is one process",
-        )
-
-
-def _check_model_here(inputs: LaunchInputs, argv: Sequence[str]) -> None:
-    """Local torchtune jobs train from a model on this machine: one that is not there is
-    said now, not deep in the job. (Setup and prepare commands may still make it; SLURM nodes see their
-    own filesystems.)"""
-    if inputs.payload_kind is not PayloadKind.torchtune or inputs.payload.setup or inputs.payload.prepare:
-        return
-    directory = model_dir(argv)
-    if directory is not None and not Path(directory).expanduser().is_dir():
-        config = argv[list(argv).index("--config") + 1]
-        raise InputError(
-            inputs.payload_source, "checkpointer.checkpoint_dir",
-            f"{directory} does not exist: {config} trains from the model there. Download it there, or point at "
-            """yours: 'payload.overrides=["checkpointer.checkpoint_dir=DIR","tokenizer.path=DIR/original/tokenizer.model"]'""",
-        )
 
 
 def _describe(ledger: Ledger, inputs: LaunchInputs, executor: Executor) -> None:
@@ -359,7 +330,7 @@ def reconcile_and_select(
     """Under the sweep's lock: learn what earlier launches left (jobs they submitted without
     recording them, then one poll), pick the jobs to submit, and record the choice."""
     monitor = _reconciling_monitor(callback, ledger)
-    if not monitor.backend.runs_here:  # local jobs stop with the launch that started them: none to adopt
+    if monitor.backend.jobs_outlive_launch:  # else they stopped with the launch that started them: none to adopt
         adopt_unrecorded(ledger, jobs)
     # What happened while nobody watched: one poll of the jobs earlier launches left running.
     monitor.poll()
@@ -417,7 +388,8 @@ def launch_runs(launcher: Launcher, job_overrides: Sequence[Sequence[str]], init
         def hand_over() -> str:
             detached.job_callable = submitter.job_callable  # made as the jobs were submitted
             return monitor_job.hand_over(
-                ledger, detached, inputs.compute, inputs.user, launcher.signal_delay_s, inputs.compute_source
+                ledger, detached, submitter.backend, inputs.compute, inputs.user, launcher.signal_delay_s,
+                inputs.compute_source,
             )
 
         monitor.hand_over = hand_over
@@ -480,15 +452,7 @@ def _reconciling_monitor(callback: SweepWatcher | None, ledger: Ledger) -> Monit
 
 
 def check_monitoring(launcher: Launcher, callback: SweepWatcher | None) -> None:
-    """Queue caps need someone counting; local jobs are children of the launching process,
-    which must watch them to the end."""
+    """Queue caps need someone counting; the backend says what its jobs need watched."""
     if launcher.max_submitted is not None and callback is None:
         raise InputError("hydra.launcher", "max_submitted", "needs the monitor to count queued jobs (it was switched off)")
-    if not backend_for(launcher.executor).runs_here:
-        return
-    if callback is None:
-        raise InputError("hydra.callbacks", "monitor", "local jobs need the monitor (it was switched off); use a SLURM preset")
-    if getattr(callback, "detach", False):
-        raise InputError(
-            "hydra.callbacks.monitor", "detach", "local jobs stop with the launching process; detach needs a SLURM preset"
-        )
+    backend_for(launcher.executor).check_monitoring(callback is not None, bool(getattr(callback, "detach", False)))

@@ -360,7 +360,7 @@ def submit_and_watch(
     """Submit the planned jobs, then let the monitor callback watch the sweep (to its end,
     unless it detaches); the job names, in order. A Ctrl-C of a local launch stops its jobs
     (to be resumed by the same command); on SLURM they run on."""
-    local = submitter.backend.runs_here
+    local = not submitter.backend.jobs_outlive_launch
     try:
         names = submitter.submit_all(launcher, planned, launcher.stagger, launcher.max_submitted, monitor)
         if callback is not None and monitor is not None:  # the callback gave the monitor
