@@ -12,7 +12,8 @@ from hydra.utils import instantiate
 from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 from ttlaunch.backend.job_requests import SubmititOptions, slurm_request
 from ttlaunch.inputs.launch_inputs import read_scheduling
-from ttlaunch.inputs.schema import UserConfig
+from ttlaunch.inputs.schema import Relaunch, UserConfig
+from ttlaunch.submit.plugin_protocols import Launcher, Sweeper
 
 APP_DIR = Path(__file__).parent / "app"
 
@@ -109,6 +110,19 @@ def test_every_setting_of_the_submitit_slurm_launcher_is_taken_with_its_meaning(
     assert (parameters["stderr_to_stdout"], parameters["srun_args"], parameters["setup"][0]) == (
         True, ["--cpu-bind=none"], "echo ready",
     )
+
+
+def test_the_launcher_and_sweeper_hydra_builds_have_every_member_their_protocols_name(tmp_path: Path):
+    """mypy cannot: the launcher's base class (hydra-submitit-launcher's) is untyped."""
+    from hydra_plugins.ttlaunch_launcher.sweeper import TTLaunchSweeper
+
+    cfg = composed(tmp_path, "ttlaunch_slurm")
+    launcher = instantiate(cfg.hydra.launcher)
+    launcher.config = cfg  # as Hydra's setup() gives it: the launcher's relaunch default reads it
+    assert isinstance(launcher, Launcher) and isinstance(launcher.relaunch, Relaunch)
+    missing = [name for name in Launcher.__annotations__ if not hasattr(launcher, name)]
+    assert missing == []
+    assert isinstance(TTLaunchSweeper(), Sweeper)
 
 
 def test_every_setting_of_the_submitit_local_launcher_is_taken(tmp_path: Path):

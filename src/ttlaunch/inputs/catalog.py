@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import yaml
 
@@ -79,7 +79,7 @@ def config_dirs(argv: list[str]) -> list[Traversable]:
 
 def reservation(roots: list[Traversable], preset: str) -> str:
     """What a compute preset asks for, in a few words: 4 x a40 GPU, 32 CPUs, 160 GB, 8 h."""
-    fields: dict = {}
+    fields: dict[str, Any] = {}  # YAML's values: ComputeConfig's fields say what each must be
     for root in roots:
         for name in ("base", preset):  # every preset extends compute/base
             path = root / "compute" / f"{name}.yaml"

@@ -194,8 +194,8 @@ class _Reader:
             item = self.mapping(data, where, ("type", "key", "equals", "not_equals"))
             if ("equals" in item) == ("not_equals" in item):
                 raise self.fail(where, "a metadata condition needs exactly one of equals, not_equals")
-            text = lambda key: None if item.get(key) is None else str(item[key])  # noqa: E731
-            return MetadataIs(str(item["key"]), text("equals"), text("not_equals"))
+            equals, not_equals = (None if item.get(key) is None else str(item[key]) for key in ("equals", "not_equals"))
+            return MetadataIs(str(item["key"]), equals, not_equals)
         if kind == "command":
             return CommandSucceeds(self.argv(self.mapping(data, where, ("type", "command"))["command"], f"{where}.command"))
         if kind in ("all", "any"):

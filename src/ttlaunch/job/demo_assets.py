@@ -155,7 +155,7 @@ def pretrain(model: Any, tokenizer_path: Path, seed: int) -> None:
         logits = model(batch["tokens"])[:, :-1]
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), batch["labels"][:, 1:].reshape(-1))
         optimizer.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch's backward is untyped
         optimizer.step()
 
 

@@ -45,9 +45,9 @@ class ActionRunner:
     def run(self, action: Action, job: str, event: str, variables: Mapping[str, Any], sequence: int) -> None:
         """Carry out one action fired by `event` of `job` (its `sequence`: the number of
         actions decided before it, which names a command's output file)."""
-        done = lambda *fields: self.ledger.events.write(  # noqa: E731
-            "ACTION_DONE", job, ("Event", event), ("Action", kind(action)), *fields
-        )
+        def done(*fields: tuple[str, object]) -> None:
+            self.ledger.events.write("ACTION_DONE", job, ("Event", event), ("Action", kind(action)), *fields)
+
         try:
             if isinstance(action, LogAction):
                 done(("Message", render(action.message, variables)))

@@ -10,12 +10,16 @@ import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, TextIO, Union
 
 from ttlaunch.base.times import format_elapsed, parse_timestamp
 from ttlaunch.monitor.scores import headline
 from ttlaunch.records.jobs_file import JobRecord, SweepState
 from ttlaunch.scheduler.states import JobState
+
+if TYPE_CHECKING:  # rich loads only where a table is drawn
+    from rich.live import Live
+    from rich.table import Table
 
 COLUMNS = ("Run", "Status", "Job ID", "Started", "Elapsed")
 # A job the launch in progress has yet to submit (SweepState.unsubmitted).
@@ -115,7 +119,7 @@ def render_plain(state: SweepState, now: dt.datetime | None = None) -> str:
     return "\n".join([counts_line(state), *lines]) + "\n"
 
 
-def render_rich(state: SweepState, now: dt.datetime | None = None) -> Any:
+def render_rich(state: SweepState, now: dt.datetime | None = None) -> Table:
     # rich loads only where a table is drawn.
     from rich.table import Table
 
@@ -149,7 +153,7 @@ class _Quiet:
 
 
 class _Live:
-    def __init__(self, state: SweepState, live: Any) -> None:
+    def __init__(self, state: SweepState, live: Live) -> None:
         self.state, self.live = state, live
 
     def refresh(self) -> None:
@@ -157,7 +161,7 @@ class _Live:
 
 
 @contextmanager
-def live_view(state: SweepState, mode: str) -> Iterator[Any]:
+def live_view(state: SweepState, mode: str) -> Iterator[Union[_Quiet, _Live]]:
     """mode auto: live when stdout is a terminal; on: always; off: never."""
     if mode == "off" or (mode == "auto" and not sys.stdout.isatty()):
         yield _Quiet(state)
@@ -176,12 +180,13 @@ def live_view(state: SweepState, mode: str) -> Iterator[Any]:
                 handler.setStream(stream)
 
 
-def _point_log_handlers(stdout: Any, stderr: Any) -> list[tuple[logging.StreamHandler, Any]]:
+def _point_log_handlers(stdout: TextIO, stderr: TextIO) -> list[tuple[logging.StreamHandler[TextIO], TextIO]]:
     """Point the terminal log handlers at Live's stand-ins; what each wrote to before."""
     moved = []
     for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
         for handler in getattr(logger, "handlers", []):
             if type(handler) is logging.StreamHandler and handler.stream in (sys.__stdout__, sys.__stderr__):
                 replacement = stdout if handler.stream is sys.__stdout__ else stderr
-                moved.append((handler, handler.setStream(replacement)))
+                moved.append((handler, handler.stream))
+                handler.setStream(replacement)
     return moved

@@ -1,12 +1,13 @@
 """What ttlaunch's Hydra plugin hands the launching process: the sweeper's session of one
 launch, and the launcher and sweeper themselves, named by what is used of them. The plugin
 (hydra_plugins.ttlaunch_launcher) is the layer above, so it is not imported here: its classes
-meet these Protocols, which mypy checks where they hand themselves over."""
+meet these Protocols, which mypy checks where they hand themselves over, and a test checks
+member by member (the launcher's base class is untyped: mypy takes any member as present)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn
@@ -41,6 +42,7 @@ class LaunchSession:
         return self.combination_inputs.get(combination_of(overrides), self.inputs).for_overrides(overrides)
 
 
+@runtime_checkable
 class Launcher(Protocol):
     """ttlaunch's Hydra launcher (TTLaunchLauncher): its settings, Hydra's objects, and the
     session its sweeper hands it."""
@@ -69,6 +71,7 @@ class Launcher(Protocol):
     def __call__(self, *args: Any) -> JobReturn: ...
 
 
+@runtime_checkable
 class Sweeper(Protocol):
     """ttlaunch's Hydra sweeper (TTLaunchSweeper: Hydra's BasicSweeper underneath)."""
 
