@@ -51,8 +51,7 @@ class SlurmPoller:
 
     def __init__(self, user: str) -> None:
         self.user = user
-        self.accounting = True
-        self.completion_log = True
+        self.disabled: set[Callable[[list[str]], dict[str, AccountingEntry]]] = set()  # of _ENDED_JOB_RECORDS
         self.notices: list[str] = []  # what the monitor should tell the user, once each
         self._results_seen: dict[str, float] = {}  # job name -> mtime of its result file, looked into
         self._confirming: dict[str, float] = {}  # job name -> when its new result file was first seen
@@ -81,7 +80,7 @@ class SlurmPoller:
             ended = accounted.get(job_id)
             if ended is not None:
                 observed[name] = _accounted(ended)
-            elif self.accounting or self.completion_log:
+            elif len(self.disabled) < len(_ENDED_JOB_RECORDS):
                 observed[name] = Observation(JobState.PENDING)
             else:  # no record anywhere: the job's own result file is all there is
                 observed[name] = Observation(result_state(records[name]) or JobState.FAILED)
@@ -150,28 +149,37 @@ class SlurmPoller:
         accounted = self._accounting([job_id]).get(job_id)
         return accounted.state if accounted is not None and accounted.state.terminal else None
 
+    @property
+    def accounting(self) -> bool:
+        return slurm.sacct not in self.disabled
+
     def _accounting(self, job_ids: list[str]) -> dict[str, AccountingEntry]:
-        if not job_ids:
-            return {}
-        if self.accounting:
+        """The first of the cluster's records of ended jobs that is kept; a disabled one is
+        said once and not asked again."""
+        for command, notice in _ENDED_JOB_RECORDS if job_ids else ():
+            if command in self.disabled:
+                continue
             try:
-                return slurm.sacct(job_ids)
+                return command(job_ids)
             except slurm.AccountingDisabled:
-                self.accounting = False
-                self.notices.append(
-                    "SLURM accounting is disabled on this cluster: ended jobs are read from the job completion "
-                    "log (`sacct -c`), compute metrics are not available"
-                )
-        if self.completion_log:
-            try:
-                return slurm.sacct_completed(job_ids)
-            except slurm.AccountingDisabled:
-                self.completion_log = False
-                self.notices.append(
-                    "the job completion log is disabled too: an ended job's state comes from its result file "
-                    "(COMPLETED or FAILED; no times, exit codes or metrics)"
-                )
+                self.disabled.add(command)
+                self.notices.append(notice)
         return {}
+
+
+# Where ended jobs are read, in turn, each with what the user is told once it is found disabled.
+_ENDED_JOB_RECORDS: tuple[tuple[Callable[[list[str]], dict[str, AccountingEntry]], str], ...] = (
+    (
+        slurm.sacct,
+        "SLURM accounting is disabled on this cluster: ended jobs are read from the job completion "
+        "log (`sacct -c`), compute metrics are not available",
+    ),
+    (
+        slurm.sacct_completed,
+        "the job completion log is disabled too: an ended job's state comes from its result file "
+        "(COMPLETED or FAILED; no times, exit codes or metrics)",
+    ),
+)
 
 
 def _accounted(entry: AccountingEntry) -> Observation:
