@@ -79,8 +79,8 @@ class JobBackend(Protocol):
         ...
 
     def submit(
-        self, name: str, folder: Path, request: JobRequest, job_callable: Callable[..., Any], args: Sequence[object]
-    ) -> Job[Any]:
+        self, name: str, folder: Path, request: JobRequest, job_callable: Callable[..., object], args: Sequence[object]
+    ) -> Job[object]:
         """Submit `job_callable(*args)` with submitit's files in `folder`; raises when refused."""
         ...
 

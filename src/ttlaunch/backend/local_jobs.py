@@ -43,7 +43,7 @@ class LocalBackend:
     efficiency_reports = False
 
     def __init__(self, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
-        self.handles: dict[str, Job[Any]] = {}  # submitit handles of the jobs this launch started
+        self.handles: dict[str, Job[object]] = {}  # submitit handles of the jobs this launch started
         self._ends_told: set[str] = set()  # jobs whose end `ended` or a poll reported: once each
         self._sleep, self._clock = sleep, clock
 
@@ -80,9 +80,9 @@ class LocalBackend:
         return local_request(name, compute, settings.submitit)
 
     def submit(
-        self, name: str, folder: Path, request: SlurmRequest | LocalRequest, job_callable: Callable[..., Any],
+        self, name: str, folder: Path, request: SlurmRequest | LocalRequest, job_callable: Callable[..., object],
         args: Sequence[object],
-    ) -> Job[Any]:
+    ) -> Job[object]:
         assert isinstance(request, LocalRequest)  # made by this backend's `request`
         # submitit loads only where jobs are submitted (a monitor alone never needs it).
         from ttlaunch.backend.local_executor import local_executor
@@ -171,7 +171,7 @@ def stop_local_job(job_id: str, kill: bool = False) -> None:
         pass
 
 
-def local_observation(record: JobRecord, job: Job[Any] | None) -> Observation:
+def local_observation(record: JobRecord, job: Job[object] | None) -> Observation:
     """A job of submitit's local executor: from its handle, or, for a job an earlier launch
     started, from its process (its job id is the pid) and its result file. It started when
     it was submitted: the local executor starts a job's process at once."""

@@ -241,9 +241,9 @@ class SlurmBackend:
         )
 
     def submit(
-        self, name: str, folder: Path, request: SlurmRequest | LocalRequest, job_callable: Callable[..., Any],
+        self, name: str, folder: Path, request: SlurmRequest | LocalRequest, job_callable: Callable[..., object],
         args: Sequence[object],
-    ) -> Job[Any]:
+    ) -> Job[object]:
         assert isinstance(request, SlurmRequest)  # made by this backend's `request`
         # submitit loads only where jobs are submitted (a monitor alone never needs it).
         from submitit.slurm.slurm import SlurmExecutor

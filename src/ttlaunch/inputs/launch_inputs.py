@@ -182,7 +182,7 @@ class LaunchInputs:
         return read_script(self._file(config.parent / SCRIPT_NAME))
 
 
-def _choices(hydra_cfg: Any) -> dict[str, str]:
+def _choices(hydra_cfg: DictConfig) -> dict[str, str]:
     """Hydra's record of the option chosen in each config group (a group still missing its
     choice, `???`, has none)."""
     node = OmegaConf.select(hydra_cfg, "runtime.choices", default=None)
@@ -192,7 +192,7 @@ def _choices(hydra_cfg: Any) -> dict[str, str]:
     return {str(group): choice for group, choice in data.items() if isinstance(choice, str) and choice != "???"}
 
 
-def experiment_file(hydra_cfg: Any) -> Path | None:
+def experiment_file(hydra_cfg: DictConfig) -> Path | None:
     """The file the `experiment` group option was read from, searched as Hydra does."""
     choice = _choices(hydra_cfg).get("experiment")
     if not choice:
@@ -215,7 +215,7 @@ def experiment_file(hydra_cfg: Any) -> Path | None:
     return None
 
 
-def read_experiment(cfg: DictConfig, hydra_cfg: Any) -> Experiment:
+def read_experiment(cfg: DictConfig, hydra_cfg: DictConfig) -> Experiment:
     location = experiment_file(hydra_cfg)
     choice = _choices(hydra_cfg).get("experiment")
     source = str(location) if location else f"experiment={choice}"
@@ -273,7 +273,7 @@ def command_line_fixed_keys(overrides: Sequence[str]) -> set[str]:
     return {override.key_or_group for override in _parsed(overrides) if not override.is_sweep_override()}
 
 
-def read_inputs(cfg: DictConfig, hydra_cfg: Any) -> LaunchInputs:
+def read_inputs(cfg: DictConfig, hydra_cfg: DictConfig) -> LaunchInputs:
     choices = _choices(hydra_cfg)
     payload_source = f"payload={choices.get('payload', '?')}"
     check_argv_items(cfg.get("payload"), payload_source, "payload", ("command", "extra_overrides", "overrides"), ("setup", "prepare"))
@@ -313,7 +313,7 @@ class Scheduling:
 _REQUEUE_FLAGS = {"requeue": True, "no-requeue": False}
 
 
-def read_scheduling(cfg: DictConfig, hydra_cfg: Any, groups: str = "") -> Scheduling:
+def read_scheduling(cfg: DictConfig, hydra_cfg: DictConfig, groups: str = "") -> Scheduling:
     """The compute preset and the requeue choice, the launcher's own settings over them.
 
     `groups` is where ttlaunch's config groups are: "" in ttlaunch's own app (`compute=...`),
@@ -361,7 +361,7 @@ def _on_slurm(launcher: Any) -> bool:
     return executor is not None and Executor(executor) is Executor.slurm
 
 
-def read_rules(node: Any, source: str) -> Rules:
+def read_rules(node: object, source: str) -> Rules:
     """The `monitoring` group's rules (none when the config has no such node)."""
     data = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     return parse_rules(data, source)

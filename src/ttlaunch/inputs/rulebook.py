@@ -168,7 +168,7 @@ class _Reader:
     def fail(self, where: str, message: str) -> InputError:
         return InputError(self.source, where, message)
 
-    def mapping(self, data: Any, where: str, allowed: Sequence[str]) -> Mapping[str, Any]:
+    def mapping(self, data: object, where: str, allowed: Sequence[str]) -> Mapping[str, Any]:
         if not isinstance(data, Mapping):
             raise self.fail(where, f"expected a mapping, got {type(data).__name__}")
         unknown = sorted(set(data) - set(allowed))
@@ -176,12 +176,12 @@ class _Reader:
             raise self.fail(where, f"unknown key(s) {unknown}; allowed: {', '.join(allowed)}")
         return data
 
-    def argv(self, data: Any, where: str) -> tuple[str, ...]:
+    def argv(self, data: object, where: str) -> tuple[str, ...]:
         if not isinstance(data, Sequence) or isinstance(data, str) or not data:
             raise self.fail(where, "expected a non-empty argv list (never a shell string)")
         return tuple(str(item) for item in data)
 
-    def condition(self, data: Any, where: str) -> Condition:
+    def condition(self, data: object, where: str) -> Condition:
         kind = data.get("type") if isinstance(data, Mapping) else None
         if kind == "file_exists":
             item = self.mapping(data, where, ("type", "path", "blocking", "timeout_s"))
@@ -208,7 +208,7 @@ class _Reader:
             f"{where}.type", f"unknown condition {kind!r}: file_exists, glob_exists, max_attempts, metadata, command, all, any, not"
         )
 
-    def action(self, data: Any, where: str) -> Action:
+    def action(self, data: object, where: str) -> Action:
         kind = data.get("type") if isinstance(data, Mapping) else None
         common = ("type", "conditions")
         if kind in ("log", "command", "follow_up", "restart", "cancel"):
@@ -234,13 +234,13 @@ class _Reader:
             return RestartAction(on_oom, int(item.get("max_oom_restarts", 3)), conditions)
         return CancelAction(conditions)
 
-    def actions(self, data: Any, where: str) -> tuple[Action, ...]:
+    def actions(self, data: object, where: str) -> tuple[Action, ...]:
         if not isinstance(data, Sequence) or isinstance(data, str) or not data:
             raise self.fail(where, "expected a non-empty list of actions")
         return tuple(self.action(item, f"{where}[{index}]") for index, item in enumerate(data))
 
 
-def parse_rules(data: Any, source: str) -> Rules:
+def parse_rules(data: object, source: str) -> Rules:
     """Rules from the `monitoring` node (plain data); InputError naming file and field."""
     try:
         return _parse_rules(data, source)
@@ -250,7 +250,7 @@ def parse_rules(data: Any, source: str) -> Rules:
         raise InputError(source, "monitoring", str(err)) from None
 
 
-def _parse_rules(data: Any, source: str) -> Rules:
+def _parse_rules(data: object, source: str) -> Rules:
     reader = _Reader(source)
     top = reader.mapping(data or {}, "monitoring", ("log_events", "state_events"))
     log_events = []

@@ -279,7 +279,7 @@ def checked_compute(compute: ComputeConfig, source: str, key: str) -> ComputeCon
     return compute
 
 
-def check_argv_items(node: Any, source: str, key: str, argvs: Sequence[str], argv_lists: Sequence[str] = ()) -> None:
+def check_argv_items(node: object, source: str, key: str, argvs: Sequence[str], argv_lists: Sequence[str] = ()) -> None:
     """Argv lists hold words. A YAML or Hydra value that is not one (`[true]` reads as a
     boolean and the job would run `True`; null; a nested list) is an error, not a silent str().
     `argvs` name fields holding one argv list, `argv_lists` fields holding a list of them."""
@@ -287,7 +287,7 @@ def check_argv_items(node: Any, source: str, key: str, argvs: Sequence[str], arg
     if not isinstance(data, dict):
         return
 
-    def check(where: str, argv: Any) -> None:
+    def check(where: str, argv: object) -> None:
         for index, item in enumerate(argv if isinstance(argv, list) else []):
             if isinstance(item, bool) or not isinstance(item, (str, int, float)):
                 raise InputError(
@@ -302,7 +302,7 @@ def check_argv_items(node: Any, source: str, key: str, argvs: Sequence[str], arg
             check(f"{key}.{name}[{index}]", argv)
 
 
-def typed(node: Any, schema: Type[T], source: str, key: str) -> T:
+def typed(node: object, schema: Type[T], source: str, key: str) -> T:
     """Resolve config node `key` (in its whole config) and merge it onto its schema."""
     try:
         data = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node

@@ -31,7 +31,7 @@ from ttlaunch.job.job_plan import JobPlan, training_plan
 from ttlaunch.records.checkpoints import loadable
 
 
-def plan_from_inputs(cfg: DictConfig, hydra_cfg: Any, job_dir: Path) -> JobPlan:
+def plan_from_inputs(cfg: DictConfig, hydra_cfg: DictConfig, job_dir: Path) -> JobPlan:
     """The job's plan from its config and the copies of its run's files its submission took."""
     inputs = replace(read_inputs(cfg, hydra_cfg), copies=copies_of(job_dir))
     run = inputs.run(cfg.run_name)

@@ -190,7 +190,7 @@ def dataset_step(argv: Sequence[str], env: Mapping[str, str], run: Runner) -> Pr
     return Preparation(what=f"datasets cache of {_describe(dataset)}", depends_on=depends_on, act=build)
 
 
-def _strings(value: Any) -> Iterator[str]:
+def _strings(value: object) -> Iterator[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
@@ -201,7 +201,7 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-def _describe(dataset: Any) -> str:
+def _describe(dataset: object) -> str:
     """`instruct_dataset (json: /data/train.json)`: the dataset's builder and source."""
     parts = dataset if isinstance(dataset, list) else [dataset]
     described = []

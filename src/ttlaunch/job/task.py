@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence, cast
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -123,7 +123,7 @@ def run_task(cfg: DictConfig) -> None:
     In a job of several tasks every task runs it: task 0 decides where the attempt starts
     (the others act on its decision), each starts its part of the distributed trainer
     (ttlaunch.job.rendezvous), each samples its node's GPUs, and only task 0 requeues."""
-    hydra_cfg = HydraConfig.get()
+    hydra_cfg = cast(DictConfig, HydraConfig.get())  # its schema's type; a DictConfig as every reader takes it
     job_dir = Path(hydra_cfg.runtime.output_dir)
     attempt = current_attempt()
     on_slurm = "SLURM_JOB_ID" in os.environ

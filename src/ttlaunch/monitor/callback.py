@@ -73,7 +73,7 @@ class MonitorCallback(MonitorSettings, Callback):
             raise
 
 
-def find_monitor(callbacks: Any) -> SweepWatcher | None:
+def find_monitor(callbacks: object) -> SweepWatcher | None:
     """The first configured Hydra callback that monitors sweeps (`monitor_for` and `watch`);
     None when monitoring is switched off."""
     for callback in getattr(callbacks, "callbacks", None) or []:

@@ -145,11 +145,11 @@ def sorted_rows(rows: list[ResultRow], key: str) -> list[ResultRow]:
     return known + unknown
 
 
-def _sortable(value: Any) -> bool:
+def _sortable(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _cell(value: Any, digits: int = 4) -> str:
+def _cell(value: object, digits: int = 4) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):

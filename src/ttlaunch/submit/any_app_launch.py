@@ -19,8 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from hydra.core.config_loader import ConfigLoader
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ttlaunch.backend.executors import backend_for
 from ttlaunch.backend.job_requests import SubmissionSettings
@@ -133,7 +134,7 @@ def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initi
 
 
 def plan_app_jobs(
-    config: Any, config_loader: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, app_name: str
+    config: DictConfig, config_loader: ConfigLoader, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, app_name: str
 ) -> list[JobSpec]:
     """The jobs, named after their swept overrides, each with the dir Hydra will run it in."""
     dirname = config.hydra.job.config.override_dirname
@@ -173,7 +174,7 @@ def plan_app_jobs(
     return jobs
 
 
-def _override_dirname(overrides: Sequence[str], settings: Any) -> str:
+def _override_dirname(overrides: Sequence[str], settings: DictConfig) -> str:
     """hydra.job.override_dirname as Hydra computes it for a job (its config loader does)."""
     kept = sorted(o for o in overrides if override_key(o) not in list(settings.exclude_keys))
     return str(settings.item_sep).join(kept).replace("=", str(settings.kv_sep))
@@ -184,7 +185,7 @@ def _parameters(overrides: Sequence[str]) -> dict[str, str]:
     return {override_key(o): o.split("=", 1)[1] for o in overrides if "=" in o}
 
 
-def _task_name(task_function: Any) -> str:
+def _task_name(task_function: object) -> str:
     """`train_app.py:Train` for a script's task function, `package.module.train` otherwise."""
     module = getattr(task_function, "__module__", None) or "?"
     name = getattr(task_function, "__qualname__", None) or type(task_function).__qualname__
@@ -192,7 +193,7 @@ def _task_name(task_function: Any) -> str:
     return f"{Path(script).name}:{name}" if script else f"{module}.{name}"
 
 
-def _code_dir(task_function: Any) -> Path:
+def _code_dir(task_function: object) -> Path:
     """The directory of the module that defines the task function (where the launch ran when
     that cannot be told)."""
     module_name = getattr(task_function, "__module__", None) or type(task_function).__module__
@@ -200,7 +201,7 @@ def _code_dir(task_function: Any) -> Path:
     return Path(source).resolve().parent if source else Path.cwd()
 
 
-def _task_line(task_function: Any, overrides: Sequence[str]) -> list[str]:
+def _task_line(task_function: object, overrides: Sequence[str]) -> list[str]:
     """What the job runs, as a dry run shows it."""
     return [f"{_task_name(task_function)}(cfg)", "with", *overrides] if overrides else [f"{_task_name(task_function)}(cfg)"]
 
@@ -211,7 +212,7 @@ class UnfinishedJobReturn(JobReturn):
     value of an UNKNOWN job, as its basic sweeper does with every job it launched."""
 
     @property  # type: ignore[misc]  # read-only here: an unfinished job's value is not known
-    def return_value(self) -> Any:
+    def return_value(self) -> None:
         return None
 
 

@@ -171,7 +171,7 @@ class Submitter:
         )
         return list(self.submitted)
 
-    def submit_and_record(self, submission: Submission) -> Job[Any] | None:
+    def submit_and_record(self, submission: Submission) -> Job[object] | None:
         """One more job, after submit_all (a rule's follow-up or restart, an evaluation), with
         the launch's job callable; its submitit job, or None when the scheduler refused it
         (recorded as SUBMIT_FAILED)."""
@@ -181,7 +181,7 @@ class Submitter:
         self._record(submission, job, error)
         return job
 
-    def _submit_one(self, callable_job: PrePickledJob, submission: Submission) -> tuple[Job[Any] | None, Exception | None]:
+    def _submit_one(self, callable_job: PrePickledJob, submission: Submission) -> tuple[Job[object] | None, Exception | None]:
         """Submit one job (safe to call from several threads: each job has its own executor)."""
         try:
             # What the job asks for: computed once per submission, the source of its recorded
@@ -205,7 +205,7 @@ class Submitter:
             for submission, (job, error) in zip(planned, outcomes):  # recorded in order as they come
                 self._record(submission, job, error)
 
-    def _record(self, submission: Submission, job: Job[Any] | None, error: Exception | None) -> None:
+    def _record(self, submission: Submission, job: Job[object] | None, error: Exception | None) -> None:
         name = submission.name
         previous = self.ledger.state.jobs.get(name)
         record = JobRecord(
