@@ -25,7 +25,7 @@ class LauncherConf:
     _target_: str = "hydra_plugins.ttlaunch_launcher.launcher.TTLaunchLauncher"
     # Choosing the launcher switches the monitor on, in any app: hydra.callbacks.monitor
     # (its settings: ttlaunch.monitor.settings; `~hydra.callbacks.monitor` switches it off).
-    defaults: List[Any] = field(
+    defaults: List[Any] = field(  # Hydra's defaults list: strings and one-key dicts
         default_factory=lambda: [{"/hydra/callbacks@_global_.hydra.callbacks.monitor": "ttlaunch_monitor"}, "_self_"]
     )
     # local (submitit's local executor, no SLURM needed) or slurm.
@@ -80,7 +80,7 @@ class LauncherConf:
     gpus_per_task: Optional[int] = None
     mem_per_gpu: Optional[str] = None
     mem_per_cpu: Optional[str] = None
-    additional_parameters: Dict[str, Any] = field(default_factory=dict)
+    additional_parameters: Dict[str, Any] = field(default_factory=dict)  # OmegaConf types no 'object' value: sbatch flags' values
     setup: Optional[List[str]] = None
     # SLURM: more arguments of the srun that starts each task (["--cpu-bind=none"]).
     srun_args: Optional[List[str]] = None

@@ -34,7 +34,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
     def __init__(
         self,
         executor: Executor,
-        stagger: Any,
+        stagger: Any,  # a hook's config or instance (hook_or_default reads it)
         signal_delay_s: int,
         max_submitted: Optional[int],
         dry_run: bool,
@@ -47,8 +47,8 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         stderr_to_stdout: bool,
         submitit_folder: Optional[str],
         name: Optional[str],
-        metrics: Any,
-        **resources: Any,
+        metrics: Any,  # a config node, typed just below
+        **resources: Any,  # hydra-submitit-launcher's settings, checked below
     ) -> None:
         super().__init__()
         # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
@@ -81,7 +81,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         # Set by the launch of ttlaunch's own app: each job's config, composed once per combination.
         self.combination_configs: Optional[CombinationConfigs] = None
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, Any]:  # what pickle keeps of the launcher
         """What each job gets of the launcher: not what only the launching process uses (the
         launch's session: its inputs, ledger and monitor; how it submits), nor their modules."""
         return {key: value for key, value in self.__dict__.items() if key not in ("session", "submitit_options")}
@@ -97,7 +97,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         """hydra.launcher.relaunch; unset, resume for ttlaunch's own app, rerun for any other."""
         return self._relaunch or (Relaunch.resume if self.runs_experiment else Relaunch.rerun)
 
-    def __call__(self, *args: Any) -> JobReturn:
+    def __call__(self, *args: Any) -> JobReturn:  # submitit's call of BaseSubmititLauncher.__call__
         """Runs in the job. Hydra's run_job turns a raising task into a returned failure,
         which the scheduler would record as COMPLETED; raise it so the job exits non-zero."""
         result: JobReturn
@@ -115,7 +115,7 @@ class TTLaunchLauncher(BaseSubmititLauncher):
 
     def _run(
         self, config: Optional[DictConfig], sweep_overrides: List[str], job_dir_key: str, job_num: int, job_id: str,
-        singleton_state: Any,
+        singleton_state: Any,  # Hydra's Singleton.get_state()
     ) -> JobReturn:
         """BaseSubmititLauncher.__call__, with the job's config given where the launch composed
         it (else composed here, as there), and Hydra's singletons restored without

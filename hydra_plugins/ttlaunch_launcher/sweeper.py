@@ -1,9 +1,10 @@
 """ttlaunch's Hydra sweeper: one job per fine-tuned run of the experiment, times any
 command-line sweep. Thin; the work is in ttlaunch.submit.own_app_launch (imported lazily)."""
 
-from typing import Any, List
+from typing import List, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.utils import JobReturn
 
 from .launcher import TTLaunchLauncher
 
@@ -12,7 +13,7 @@ class TTLaunchSweeper(BasicSweeper):
     def __init__(self) -> None:
         super().__init__(max_batch_size=None)
 
-    def sweep(self, arguments: List[str]) -> Any:
+    def sweep(self, arguments: List[str]) -> List[Sequence[JobReturn]]:
         # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
         from ttlaunch.base.errors import InputError
         from ttlaunch.submit.own_app_launch import run_sweep

@@ -10,7 +10,7 @@ that jobs.json records as the sweep's executor.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence, Union
 
 from ttlaunch.backend.job_requests import LocalRequest, SlurmRequest, SubmissionSettings
 from ttlaunch.backend.observation import Observation

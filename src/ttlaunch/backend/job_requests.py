@@ -11,7 +11,7 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 from ttlaunch.base import environment
 from ttlaunch.base.errors import InputError
@@ -61,7 +61,7 @@ class SlurmRequest:
     timeout_min: int
     requeue_policy: RequeuePolicy | None  # None: requeue=off
     signal_delay_s: int
-    additional_parameters: Mapping[str, Any] = field(default_factory=dict)
+    additional_parameters: Mapping[str, object] = field(default_factory=dict)
     setup: tuple[str, ...] = ()
     options: SubmititOptions = SubmititOptions()
     # Which settings the user's values replaced, for the launch log.
@@ -70,9 +70,9 @@ class SlurmRequest:
     # job's way back); a run's are counted by its RequeuePolicy alone, so 0. Either way requeues.
     submitit_timeouts: int = 0
 
-    def _flags(self) -> dict[str, Any]:
+    def _flags(self) -> dict[str, object]:
         """The sbatch flags of the typed fields, by submitit's names (underscores)."""
-        flags: dict[str, Any] = {
+        flags: dict[str, object] = {
             "job_name": self.job_name,
             "nodes": self.nodes,
             "ntasks_per_node": self.tasks_per_node,
@@ -91,7 +91,7 @@ class SlurmRequest:
         flags.update({key: value for key, value in optional.items() if value is not None})
         return flags
 
-    def _additional(self) -> dict[str, Any]:
+    def _additional(self) -> dict[str, object]:
         requeued = self.requeue_policy is not None or self.submitit_timeouts > 0
         return {**self.additional_parameters, ("requeue" if requeued else "no-requeue"): True}
 
@@ -101,7 +101,7 @@ class SlurmRequest:
             setup.append(f"export {environment.REQUEUE_POLICY}={shlex.quote(self.requeue_policy.as_variable())}")
         return setup
 
-    def submitit_parameters(self) -> dict[str, Any]:
+    def submitit_parameters(self) -> dict[str, object]:
         """Parameters for submitit's SlurmExecutor.update_parameters (its sbatch names)."""
         params = {
             **self._flags(), "signal_delay_s": self.signal_delay_s, "additional_parameters": self._additional(),
@@ -150,7 +150,7 @@ class LocalRequest:
     gpus_per_node: int
     stderr_to_stdout: bool = False
 
-    def submitit_parameters(self) -> dict[str, Any]:
+    def submitit_parameters(self) -> dict[str, object]:
         return {"timeout_min": self.timeout_min, "gpus_per_node": self.gpus_per_node, "stderr_to_stdout": self.stderr_to_stdout}
 
     @property
@@ -158,7 +158,7 @@ class LocalRequest:
         return time_limit_s(self.timeout_min)
 
 
-def _sbatch_line(key: str, value: Any) -> str:
+def _sbatch_line(key: str, value: object) -> str:
     key = key.replace("_", "-")
     return f"#SBATCH --{key}" if value is True else f"#SBATCH --{key}={shlex.quote(str(value))}"
 
@@ -169,11 +169,11 @@ def _mem(mem_gb: float) -> str:
 
 
 def merge_additional_parameters(
-    preset: Mapping[str, Any], user: Mapping[str, Any], source: str
-) -> tuple[dict[str, Any], list[str]]:
+    preset: Mapping[str, object], user: Mapping[str, object], source: str
+) -> tuple[dict[str, object], list[str]]:
     """Merge the preset's extra sbatch flags with the user's: the user's win, and each
     replacement is reported (returned as a note), never dropped silently."""
-    merged: dict[str, Any] = {}
+    merged: dict[str, object] = {}
     notes: list[str] = []
     for origin, params in (("compute", preset), ("user.slurm", user)):
         for key, value in params.items():
@@ -207,7 +207,7 @@ def slurm_request(
     extra, notes = merge_additional_parameters(
         compute.additional_parameters, user.slurm.additional_parameters, source
     )
-    typed: dict[str, Any] = {
+    typed: dict[str, str | None] = {
         "partition": compute.partition,
         "qos": compute.qos,
         "account": compute.account,
@@ -222,7 +222,7 @@ def slurm_request(
         value = extra.pop(name)
         if typed[name] not in (None, value):
             notes.append(f"additional_parameters.{name}={value} replaces {name}={typed[name]}")
-        typed[name] = value
+        typed[name] = str(value)  # an sbatch flag's value, as the user wrote it
     return SlurmRequest(
         job_name=job_name,
         nodes=compute.nodes,

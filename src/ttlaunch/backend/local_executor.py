@@ -27,7 +27,7 @@ class _OwnSessionLocalExecutor(submitit.LocalExecutor):
     parameters a LocalRequest sets (timeout, GPUs, stderr_to_stdout; no setup commands, no visible_gpus).
     """
 
-    def _submit_command(self, command: str) -> LocalJob[Any]:
+    def _submit_command(self, command: str) -> LocalJob[Any]:  # as submitit's LocalExecutor declares it
         tasks = int(self.parameters.get("tasks_per_node", 1))
         gpus = int(self.parameters.get("gpus_per_node", 0))
         env = {

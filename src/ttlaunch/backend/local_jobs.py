@@ -9,7 +9,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from ttlaunch.backend.job_requests import LocalRequest, SlurmRequest, SubmissionSettings, local_request
 from ttlaunch.backend.observation import Observation, result_state, result_time

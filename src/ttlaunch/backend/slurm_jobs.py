@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from ttlaunch.backend.job_requests import LocalRequest, SlurmRequest, SubmissionSettings, slurm_request
 from ttlaunch.backend.observation import Observation, modified, result_file, result_state

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
@@ -111,7 +111,7 @@ class LaunchInputs:
         """Where the run's file `path` is read: its copy in a job that has one."""
         return copy_of(path, self.root, self.copies)
 
-    def submission_spec(self, run_name: str, job_dir: Path) -> dict[str, Any]:
+    def submission_spec(self, run_name: str, job_dir: Path) -> dict[str, object]:
         """What a job of the run is submitted with (recorded in jobs.json; a later launch
         compares it): the values the trainer gets, the compute asked for, the command, and
         the digests of the files it reads as it starts."""
@@ -354,10 +354,10 @@ def read_scheduling(cfg: DictConfig, hydra_cfg: DictConfig, groups: str = "") ->
     return Scheduling(compute, requeue, compute_source, frozenset(explicit), on_slurm)
 
 
-def _on_slurm(launcher: Any) -> bool:
+def _on_slurm(launcher: DictConfig | None) -> bool:
     """Whether the launcher's executor is SLURM: typed by Hydra at launch, a word in the config
     a job reads back."""
-    executor = OmegaConf.select(launcher, "executor", default=None)
+    executor = OmegaConf.select(launcher, "executor", default=None) if launcher is not None else None
     return executor is not None and Executor(executor) is Executor.slurm
 
 

@@ -168,7 +168,7 @@ class _Reader:
     def fail(self, where: str, message: str) -> InputError:
         return InputError(self.source, where, message)
 
-    def mapping(self, data: object, where: str, allowed: Sequence[str]) -> Mapping[str, Any]:
+    def mapping(self, data: object, where: str, allowed: Sequence[str]) -> Mapping[str, Any]:  # YAML values, read by the caller
         if not isinstance(data, Mapping):
             raise self.fail(where, f"expected a mapping, got {type(data).__name__}")
         unknown = sorted(set(data) - set(allowed))

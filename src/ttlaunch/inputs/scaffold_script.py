@@ -16,7 +16,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs.sbatch_values import memory_gb, time_minutes
@@ -49,7 +49,7 @@ _TUNE_RUN = re.compile(r"^\s*tune\s+run\s")
 class ScaffoldScript:
     path: Path
     # Compute preset fields its #SBATCH lines set (time, memory, CPUs, GPUs, partition, ...).
-    compute: Mapping[str, Any] = field(default_factory=dict)
+    compute: Mapping[str, object] = field(default_factory=dict)
     # Its other sbatch options (mail_type, mail_user, ...), as additional_parameters.
     additional: Mapping[str, str] = field(default_factory=dict)
     # Where its --output asks the job's log to go (%j: the job id).
@@ -117,8 +117,8 @@ def _directives(text: str, source: str) -> list[tuple[str, str, int]]:
     return found
 
 
-def _resources(directives: list[tuple[str, str, int]], source: str) -> tuple[dict[str, Any], dict[str, str], str | None]:
-    compute: dict[str, Any] = {}
+def _resources(directives: list[tuple[str, str, int]], source: str) -> tuple[dict[str, object], dict[str, str], str | None]:
+    compute: dict[str, object] = {}
     additional: dict[str, str] = {}
     output = None
     for name, value, number in directives:

@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import PurePath
 from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ttlaunch.base.errors import InputError
@@ -69,7 +69,7 @@ class ComputeConfig:
     # Root of the sweep dirs on this cluster (paths.work_root follows it).
     work_root: Optional[str] = None
     # sbatch flags of the preset that have no field above, e.g. {exclusive: true}.
-    additional_parameters: Dict[str, Any] = field(default_factory=dict)
+    additional_parameters: Dict[str, Any] = field(default_factory=dict)  # OmegaConf types no 'object' value: sbatch flags' values
     # Shell lines run in the batch script before the job starts (module load ...).
     setup: List[str] = field(default_factory=list)
 
@@ -109,7 +109,7 @@ class RequeueConfig:
 class UserSlurmConfig:
     account: Optional[str] = None
     # Extra sbatch flags of this user, merged over the preset's (user wins, never dropped).
-    additional_parameters: Dict[str, Any] = field(default_factory=dict)
+    additional_parameters: Dict[str, Any] = field(default_factory=dict)  # OmegaConf types no 'object' value: sbatch flags' values
 
 
 @dataclass
@@ -215,6 +215,7 @@ class ReportConfig:
     sort_by: str = "final_loss"
 
 
+# Any: a summary's compute fields, checked by typed().
 def with_run_overrides(compute: ComputeConfig, overrides: Dict[str, Any], source: str, field_name: str) -> ComputeConfig:
     """The preset with one run's own compute fields applied (validated like the preset)."""
     if not overrides:
@@ -234,18 +235,19 @@ LAUNCHER_SBATCH_FLAGS = ("comment", "exclude", "cpus_per_gpu", "gpus_per_task", 
 LAUNCHER_RESOURCES = (*LAUNCHER_COMPUTE_FIELDS, *LAUNCHER_SBATCH_FLAGS, "additional_parameters", "max_num_timeout")
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> Any:  # a node as plain lists and dicts, or the scalar the config held
     """A config node as plain lists and dicts; anything else as it is."""
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
-def with_launcher_fields(compute: ComputeConfig, launcher: Any, source: str) -> ComputeConfig:
+def with_launcher_fields(compute: ComputeConfig, launcher: DictConfig | None, source: str) -> ComputeConfig:
     """The compute preset with the launcher's own settings that are set applied over it
     (`hydra.launcher.timeout_min=30`, `hydra.launcher.partition=a40`), as they would be with
     hydra-submitit-launcher; validated like the preset."""
     if launcher is None:
         return compute
     values = {name: _plain(OmegaConf.select(launcher, name, default=None)) for name in LAUNCHER_RESOURCES}
+    # Any: the launcher's values, checked by typed().
     changes: Dict[str, Any] = {name: values[name] for name in LAUNCHER_COMPUTE_FIELDS if values[name] is not None}
     flags = {name: values[name] for name in LAUNCHER_SBATCH_FLAGS if values[name] is not None}
     if flags or values["additional_parameters"]:

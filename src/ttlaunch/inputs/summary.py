@@ -58,7 +58,7 @@ class Run:
     parameters: Mapping[str, Scalar] = field(default_factory=dict)
     model: str | None = None
     # Fields of the compute preset this run changes (say, more memory), by name.
-    compute: Mapping[str, Any] = field(default_factory=dict)
+    compute: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -108,7 +108,7 @@ class EvaluationCell:
 class EvaluationSettings:
     """cruijff_kit's experiment-wide evaluation settings (`evaluation:` beside tasks and matrix)."""
 
-    scorers: tuple[Mapping[str, Any], ...] = ()
+    scorers: tuple[Mapping[str, object], ...] = ()
     temperature: float | None = None
     do_sample: bool | None = None
     seed: int | None = None
@@ -117,7 +117,7 @@ class EvaluationSettings:
     system_prompt: str | None = None
     assistant_prefix: str | None = None
     # Fields of the compute preset evaluation jobs change, as a run's `compute` does.
-    compute: Mapping[str, Any] = field(default_factory=dict)
+    compute: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class Experiment:
     source: str  # where it was read from, for messages
     runs: tuple[Run, ...]
     directory: Path | None = None  # a scaffolded experiment's directory, when known
-    controls: Mapping[str, Any] = field(default_factory=dict)
+    controls: Mapping[str, object] = field(default_factory=dict)
     evaluation_tasks: tuple[EvaluationTask, ...] = ()
     evaluation_matrix: tuple[EvaluationCell, ...] = ()
     evaluation_settings: EvaluationSettings = field(default_factory=EvaluationSettings)
@@ -287,7 +287,7 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
 def _evaluation_settings(section: object, source: str) -> EvaluationSettings:
     if not isinstance(section, Mapping):
         return EvaluationSettings()
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {}  # each checked against its _SETTING_TYPES just below
     for key, types in _SETTING_TYPES.items():
         value = section.get(key)
         if value is None:
@@ -302,14 +302,14 @@ def _evaluation_settings(section: object, source: str) -> EvaluationSettings:
     return EvaluationSettings(scorers=tuple(dict(scorer) for scorer in scorers), compute=compute, **values)
 
 
-def _compute(value: object, source: str, where: str) -> dict[str, Any]:
+def _compute(value: object, source: str, where: str) -> dict[str, object]:
     """A run's (or the evaluations') compute fields: a compute preset's names, or cruijff_kit's
     estimate (`time: "HH:MM:SS"`, `mem: "80G"`, `gpus`) in those names."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise InputError(source, where, "must be a mapping of compute preset fields")
-    compute: dict[str, Any] = {}
+    compute: dict[str, object] = {}
     for key, item in value.items():
         if key not in CRUIJFF_COMPUTE:
             compute[str(key)] = item
@@ -350,7 +350,7 @@ def _task(entry: object, source: str, where: str, script_base: Path | None) -> E
     return EvaluationTask(name, script.resolve() if script else None, settings, dict(args), **texts)
 
 
-def _directory(header: Mapping[str, Any], source: str) -> Path | None:
+def _directory(header: Mapping[str, object], source: str) -> Path | None:
     for key in ("directory", "dir"):
         value = header.get(key)
         if value is None:
@@ -397,7 +397,7 @@ def _run_type(value: object, source: str, field_name: str) -> RunType:
         raise InputError(source, field_name, f"unknown run type {value!r}: expected one of {valid}") from None
 
 
-def _parameters(entry: Mapping[str, Any], source: str, where: str) -> dict[str, Scalar]:
+def _parameters(entry: Mapping[str, object], source: str, where: str) -> dict[str, Scalar]:
     nested = entry.get("parameters")
     if nested is None:
         nested = {}

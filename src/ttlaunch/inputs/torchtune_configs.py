@@ -79,7 +79,7 @@ def recipe_arguments(argv: Sequence[str]) -> list[str] | None:
     return ["--config", str(builtin_config_file(items[at + 1]) or items[at + 1]), *items[at + 2:]]
 
 
-def tune_config(argv: Sequence[str]) -> Any | None:
+def tune_config(argv: Sequence[str]) -> Any | None:  # a YAML document
     """The config a `tune run ... --config <config> key=value ...` command trains with: its
     file (or built-in) with the overrides merged as torchtune merges them (`~key` removes a
     key; `key=x` on a component sets its `_component_`; `None` is null). None when the config
@@ -112,7 +112,7 @@ def tune_config(argv: Sequence[str]) -> Any | None:
         return None
 
 
-def _walk(data: Any, dotpath: str) -> Any:
+def _walk(data: Any, dotpath: str) -> Any:  # a YAML document
     """The value at a dotted path of nested dicts; None where the path leads nowhere."""
     for part in dotpath.split(".") if dotpath else []:
         data = data.get(part) if isinstance(data, dict) else None
@@ -134,7 +134,7 @@ def model_dir(argv: Sequence[str]) -> str | None:
 SAVED_CONFIG_NAME = "torchtune_config.yaml"
 
 
-def _saved_mapping(saved_config: bytes) -> dict[str, Any] | None:
+def _saved_mapping(saved_config: bytes) -> dict[str, object] | None:
     try:
         saved = yaml.safe_load(saved_config)
     except Exception:  # YAMLError, and the ValueError of a date like 2026-13-45 (found by fuzzing)

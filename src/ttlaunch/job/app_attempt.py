@@ -17,18 +17,29 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable, Protocol
 
 from hydra.core.utils import JobReturn, setup_globals
+from hydra.types import TaskFunction
+from omegaconf import DictConfig
 
 from ttlaunch.base import environment
 from ttlaunch.job.rendezvous import task_rank
 from ttlaunch.job.requeue import current_attempt
 from ttlaunch.job.signals import stop_when_asked, watch_for_end_warning
+from ttlaunch.job.stagger import StaggerHook
 from ttlaunch.scheduler.submitit_files import job_dir_of, submitted_job_ids
 
 
-def run_app_attempt(launcher: Any, run: Callable[[], JobReturn]) -> JobReturn:
+class AppLauncher(Protocol):
+    """What an attempt needs of ttlaunch's launcher (hydra_plugins.ttlaunch_launcher, a layer above)."""
+
+    task_function: TaskFunction | None
+    stagger: StaggerHook
+    config: DictConfig | None
+
+
+def run_app_attempt(launcher: AppLauncher, run: Callable[[], JobReturn]) -> JobReturn:
     """`run` (Hydra's run_job of the task function) as one attempt of the job."""
     # submitit loads only where jobs are submitted or run.
     import submitit
@@ -46,6 +57,7 @@ def run_app_attempt(launcher: Any, run: Callable[[], JobReturn]) -> JobReturn:
         stop_when_asked()
     # The stagger's start-up window: a task function runs in this process, so the window
     # is passed before it starts (startup_lock: one job's start every window_s).
+    assert launcher.config is not None  # Hydra sets it up before the job runs
     with launcher.stagger.startup_window(Path(str(launcher.config.hydra.sweep.dir)).absolute()):
         pass
     return run()

@@ -132,7 +132,7 @@ def write_model(model_dir: Path, tokenizer_path: Path, seed: int = 0) -> None:
     (model_dir / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
 
 
-def pretrain(model: Any, tokenizer_path: Path, seed: int) -> None:
+def pretrain(model: Any, tokenizer_path: Path, seed: int) -> None:  # a torchtune model: torchtune is untyped
     """Teach the model to repeat every two-letter word, tokenized as torchtune's instruct
     dataset tokenizes the runs' data (the user's message masked, the answer and EOS learnt)."""
     # torch loads only where the demo's model is built.

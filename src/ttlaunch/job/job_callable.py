@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ttlaunch.base import environment
+
+if TYPE_CHECKING:  # each job loads this module first: no more imports than it runs
+    from hydra.core.utils import JobReturn
+    from submitit.helpers import DelayedSubmission
 
 
 class PrePickledJob:
@@ -30,22 +34,23 @@ class PrePickledJob:
     its subprocesses too.
     """
 
-    def __init__(self, launcher: Callable[..., Any], singleton_state: Any, import_paths: Sequence[str] = ()) -> None:
+    def __init__(self, launcher: Callable[..., JobReturn], singleton_state: object, import_paths: Sequence[str] = ()) -> None:
         # cloudpickle loads only where jobs are submitted.
         import cloudpickle
 
         self.blob = cloudpickle.dumps((launcher, singleton_state))
         self.import_paths = tuple(import_paths)
 
-    def __call__(self, overrides: list[str], job_dir_key: str, index: int, job_id: str) -> Any:
+    def __call__(self, overrides: list[str], job_dir_key: str, index: int, job_id: str) -> JobReturn:
         if self.import_paths:
             sys.path[:0] = self.import_paths
             inherited = filter(None, [os.environ.get(environment.PYTHONPATH)])
             os.environ[environment.PYTHONPATH] = os.pathsep.join([*self.import_paths, *inherited])
         launcher, singleton_state = pickle.loads(self.blob)
-        return launcher(overrides, job_dir_key, index, job_id, singleton_state)
+        returned: JobReturn = launcher(overrides, job_dir_key, index, job_id, singleton_state)
+        return returned
 
-    def checkpoint(self, *args: Any) -> Any:
+    def checkpoint(self, *args: object) -> DelayedSubmission:
         """The same call again, for submitit to requeue."""
         # submitit loads only where jobs are submitted or run.
         from submitit.helpers import DelayedSubmission

@@ -69,7 +69,7 @@ def load_plan(job_dir: Path) -> JobPlan | None:
     """The plan its submission saved in `job_dir`; None when it saved none."""
     path = job_dir / PLAN_NAME
     try:
-        saved: Any = json.loads(path.read_text(encoding="utf-8"))
+        saved: Any = json.loads(path.read_text(encoding="utf-8"))  # JSON, checked just below
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as err:

@@ -28,7 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -52,7 +52,7 @@ class Preparation:
     for its record to count (a deleted cache is prepared again)."""
 
     what: str  # for logs and the record
-    depends_on: Mapping[str, Any]  # JSON values: the step is done once per distinct value
+    depends_on: Mapping[str, object]  # JSON values: the step is done once per distinct value
     act: Callable[[], Sequence[str]]
 
     @property
@@ -61,7 +61,7 @@ class Preparation:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def prepared_record(sweep_dir: Path, key: str) -> dict[str, Any] | None:
+def prepared_record(sweep_dir: Path, key: str) -> dict[str, object] | None:
     """The record of a step done, when it holds (its products still exist); else None."""
     try:
         record = json.loads((sweep_dir / PREPARED_DIR / f"{key}.json").read_text(encoding="utf-8"))

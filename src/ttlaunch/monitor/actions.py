@@ -8,7 +8,7 @@ import json
 import logging
 import subprocess
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 from ttlaunch.base.times import timestamp
 from ttlaunch.inputs.rulebook import Action, CancelAction, CommandAction, FollowUpAction, LogAction, RestartAction
@@ -42,7 +42,7 @@ class ActionRunner:
     def running(self) -> bool:
         return bool(self._commands)
 
-    def run(self, action: Action, job: str, event: str, variables: Mapping[str, Any], sequence: int) -> None:
+    def run(self, action: Action, job: str, event: str, variables: Mapping[str, object], sequence: int) -> None:
         """Carry out one action fired by `event` of `job` (its `sequence`: the number of
         actions decided before it, which names a command's output file)."""
         def done(*fields: tuple[str, object]) -> None:
@@ -66,7 +66,7 @@ class ActionRunner:
                     return
                 overrides = [render(text, variables) for text in action.overrides]
                 assert self.capabilities is not None
-                job_id = self.capabilities.submit(name, variables["run_name"], job, overrides)
+                job_id = self.capabilities.submit(name, str(variables["run_name"]), job, overrides)
                 done(("Follow-up", name), ("Result", f"submitted as job {job_id}" if job_id else "submission failed"))
             elif isinstance(action, RestartAction):
                 self._restart(action, job, event, variables)
@@ -78,7 +78,7 @@ class ActionRunner:
             done(("Result", f"failed: {err}"))
             log.error("%s: action %s failed: %s", job, kind(action), err)
 
-    def _restart(self, action: RestartAction, job: str, event: str, variables: Mapping[str, Any]) -> None:
+    def _restart(self, action: RestartAction, job: str, event: str, variables: Mapping[str, object]) -> None:
         record = self.ledger.state.jobs[job]
         overrides: list[str] = []
         if variables.get("error_type") == "oom":
@@ -96,7 +96,7 @@ class ActionRunner:
         previous, after = record.job_id, str(variables.get("state", event))
         if variables.get("error_type") == "oom":
             after = JobState.OUT_OF_MEMORY.value
-        job_id = self.capabilities.submit(job, variables["run_name"], job, overrides)
+        job_id = self.capabilities.submit(job, str(variables["run_name"]), job, overrides)
         restarted = self.ledger.state.jobs[job]  # the new submission's record
         restarted.restarts.append({"after": after, "previous_job_id": previous, "at": timestamp()})
         self.ledger.events.write(

@@ -8,7 +8,7 @@ import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from ttlaunch.inputs.rulebook import (
     AllOf,
@@ -31,7 +31,7 @@ CONDITION_COMMAND_TIMEOUT_S = 60.0
 class Subject:
     """What the conditions of one queued action are judged on."""
 
-    variables: Mapping[str, Any]  # the firing's values, as its templates read them
+    variables: Mapping[str, object]  # the firing's values, as its templates read them
     waited_s: float  # since the action was queued
     attempts: int  # of the job, its restarts included
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from ttlaunch.inputs.rulebook import CRASH, Action, FollowUpAction, LogEvent, RestartAction, Rules, StateEvent
 from ttlaunch.job.failure import ran_out_of_memory, read_tail
@@ -50,7 +50,7 @@ class RulesEngine:
 
     # --- events -------------------------------------------------------------------------
 
-    def variables(self, job: str, record: JobRecord, event: str) -> dict[str, Any]:
+    def variables(self, job: str, record: JobRecord, event: str) -> dict[str, object]:
         return {
             "run_name": record.run_name or job, "job_name": job, "job_id": record.job_id or "", "attempt": record.attempt,
             "output_dir": record.output_dir or "", "job_dir": record.job_dir or "", "sweep_dir": str(self.ledger.sweep_dir),

@@ -4,10 +4,10 @@ inspect's own log reader (the `eval` extra)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Mapping
 
 
-def read_scores(output_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+def read_scores(output_dir: Path) -> tuple[dict[str, object] | None, str | None]:
     """({"metrics": {"<scorer>/<metric>": value}, "samples": N, "log": path}, None), or
     (None, why there are none): no log, a log of an evaluation that did not succeed, no scores."""
     try:
@@ -32,10 +32,10 @@ def read_scores(output_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     return {"metrics": metrics, "samples": log.results.completed_samples, "log": path}, None
 
 
-def headline(scores: dict[str, Any]) -> str:
+def headline(scores: dict[str, object]) -> str:
     """`includes/accuracy 0.5 (2 samples)`: the first metric of the first scorer."""
-    metrics = scores.get("metrics") or {}
-    if not metrics:
+    metrics = scores.get("metrics")
+    if not isinstance(metrics, Mapping) or not metrics:
         return "no scores"
     name, value = next(iter(metrics.items()))
     shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)

@@ -20,7 +20,7 @@ import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Callable, Protocol
 
 from ttlaunch.backend.contract import JobBackend
 from ttlaunch.backend.executors import backend_for
@@ -38,7 +38,7 @@ from ttlaunch.records.event_log import EventLog
 from ttlaunch.records.jobs_file import Evaluator, JobRecord, status_counts
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.plots import import_figure_modules
-from ttlaunch.records.sweep_summary import checkpoint_checks, draw_pictures, write_summary
+from ttlaunch.records.sweep_summary import CheckpointCheck, checkpoint_checks, draw_pictures, write_summary
 from ttlaunch.scheduler.states import JobState
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ class Monitor:
         checks = self.validate()
         self.faults.run(SWEEP, "summary", lambda: self._report(checks))
 
-    def _report(self, checks: dict[str, Any]) -> None:
+    def _report(self, checks: dict[str, CheckpointCheck]) -> None:
         counts = status_counts(self.jobs.values(), first=(JobState.COMPLETED.value, JobState.FAILED.value))
         self.events.write(
             "ALL_COMPLETE",
@@ -245,9 +245,9 @@ class Monitor:
         self._pictures = draw_pictures(self.ledger.sweep_dir, self.ledger.state, training_curves(self.ledger.state))
         self._pictures_drawn = True
 
-    def validate(self) -> dict[str, Any]:
+    def validate(self) -> dict[str, CheckpointCheck]:
         """Each completed torchtune run must have left a usable checkpoint; flag those that did not."""
-        checks: dict[str, Any] = {}
+        checks: dict[str, CheckpointCheck] = {}
         self.faults.run(SWEEP, "validation", lambda: checks.update(checkpoint_checks(self.ledger.state)))
         for name, check in checks.items():
             result = f"OK: {check.checkpoint}" if check.ok else f"FLAGGED: {check.problem}"

@@ -4,8 +4,8 @@ torchtune writes one line per logged step, to its metric log (DiskLogger,
 `<output_dir>/logs/log_<time>.txt`) or to stdout (StdoutLogger), in the same form:
 `Step 12 | loss:1.93 lr:0.0003 tokens_per_second_per_gpu:812.5`. Its progress bar on
 stderr (`2|6|Loss: 6.56: 100%|####| 3/3 [...]`) says how many steps an epoch has, and is
-where the losses are when its metric logger writes elsewhere (WandB, TensorBoard). Any
-other payload can declare a regex with named groups (`step` and the metrics) for its stdout,
+where the losses are when its metric logger writes elsewhere (WandB, TensorBoard).
+Another payload can declare a regex with named groups (`step` and the metrics) for its stdout,
 or a JSONL file of objects with `step` and the metrics.
 """
 

@@ -63,7 +63,7 @@ class TrainingProgress:
     # (a resumed torchtune attempt numbers its steps from 1 again; ttlaunch.monitor.training_log).
     numbering: dict[str, list[int]] = field(default_factory=dict)
     # [wall-clock time, step, attempt] when this attempt's first step was seen: step_time_s runs from it.
-    since: list[Any] = field(default_factory=list)
+    since: list[float] = field(default_factory=list)
 
     def remaining_s(self) -> float | None:
         """Seconds left at the measured pace; None until both the total and the pace are known."""
@@ -96,21 +96,21 @@ class JobRecord:
     # Jobs of earlier submissions of this run (resubmitted after failing), oldest first.
     previous_job_ids: list[str] = field(default_factory=list)
     # Each requeue of the job: {"attempt": the attempt that ended, "reason", "at"}.
-    requeues: list[dict[str, Any]] = field(default_factory=list)
+    requeues: list[dict[str, Any]] = field(default_factory=list)  # JSON objects as jobs.json holds them
     # Each restart by a rule (a new job for the same run): {"after": state, "previous_job_id", "at"}.
-    restarts: list[dict[str, Any]] = field(default_factory=list)
+    restarts: list[dict[str, Any]] = field(default_factory=list)  # JSON objects as jobs.json holds them
     checkpoints: list[str] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)  # JSON: seff's and sacct's figures
     # ttlaunch itself stopped the job (Ctrl-C of the launcher that ran it locally, a cancel
     # it issued): not a failure of the run, so the next launch resumes it from disk.
     stopped_by_ttlaunch: bool = False
     # What a planned run's job was submitted with: {parameters, compute, command} (a later
     # launch refuses to count it done once the summary, preset or payload says otherwise).
-    submitted_with: dict[str, Any] = field(default_factory=dict)
+    submitted_with: dict[str, Any] = field(default_factory=dict)  # JSON: the submission spec a later launch compares
     training: TrainingProgress | None = None
     # An evaluation job's scores, from inspect's log: {"metrics": {"<scorer>/<metric>": value},
     # "samples": N, "log": path}.
-    scores: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, Any] = field(default_factory=dict)  # JSON: inspect's metrics
     # What the task function of an app's job returned, once it completed: a number, a word or
     # a bool as it is, anything else as its repr (ttlaunch.scheduler.submitit_files.returned_value).
     returned: str | int | float | bool | None = None
@@ -160,7 +160,7 @@ _TRAINING_FIELDS = [item.name for item in fields(TrainingProgress)]
 _compact = json.JSONEncoder(ensure_ascii=False).encode  # the C encoder: json.dumps with indent is Python's
 
 
-def _record_data(record: JobRecord) -> dict[str, Any]:
+def _record_data(record: JobRecord) -> dict[str, object]:
     """A record as JSON has it, its fields in their order. Not `asdict`: its deep copy of
     every list and dict was most of the time to write a 10,000-job sweep's file."""
     data = {name: getattr(record, name) for name in _RECORD_FIELDS}
@@ -186,7 +186,7 @@ def rebuild_hint(sweep_dir: Path) -> str:
     )
 
 
-def read_json_object(path: Path, way_on: str) -> dict[str, Any]:
+def read_json_object(path: Path, way_on: str) -> dict[str, Any]:  # JSON values, checked field by field by the caller
     """The JSON object in one of the sweep's own files; DamagedFile when it is not one."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -304,7 +304,7 @@ def _training(name: str, raw: object, path: Path, way_on: str) -> TrainingProgre
     return TrainingProgress(**raw)
 
 
-def fits_type(value: object, hint: Any) -> bool:
+def fits_type(value: object, hint: Any) -> bool:  # a dataclass field's type hint, as typing gives it
     """A value read from JSON is of a dataclass field's declared type (a JSON number without
     a fraction counts as a float; true and false are not numbers)."""
     origin = typing.get_origin(hint)

@@ -135,7 +135,7 @@ def loss_by_parameter_figure(rows: Sequence[ResultRow], parameter: str, series: 
 
     figure = Figure(figsize=(7, 5))
     axes = figure.add_subplot()
-    groups: dict[Any, list[ResultRow]] = {}
+    groups: dict[Any, list[ResultRow]] = {}  # a parameter's values, of whatever type the summary gave
     for row in rows:
         if row.final_loss is not None and row.trained:
             groups.setdefault(row.parameters.get(series) if series else None, []).append(row)
@@ -152,6 +152,7 @@ def loss_by_parameter_figure(rows: Sequence[ResultRow], parameter: str, series: 
     return figure
 
 
+# Any: a parameter's values, of whatever type the summary gave.
 def _spans_decades(groups: Mapping[Any, list[ResultRow]], parameter: str) -> bool:
     values = [row.parameters[parameter] for members in groups.values() for row in members]
     return bool(values) and max(values) / min(values) >= 100

@@ -36,7 +36,7 @@ def sort_columns(parameters: Iterable[str], tasks: Iterable[str]) -> list[str]:
 class ResultRow:
     run: str
     status: str
-    parameters: Mapping[str, Any]
+    parameters: Mapping[str, Any]  # the summary's values, of whatever type it gave
     final_loss: float | None
     min_loss: float | None
     tokens_per_s: float | None
@@ -53,7 +53,7 @@ class ResultRow:
     def trained(self) -> bool:
         return self.attempts is not None
 
-    def value(self, key: str) -> Any:
+    def value(self, key: str) -> Any:  # a column's value: a number, a word or a parameter's
         if key == "wall_time":
             return self.wall_time_s
         if key in self.scores:

@@ -6,7 +6,6 @@ give readably (zero CPUs, an empty CPU time, memory nobody can read) is unknown 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
 
 from ttlaunch.scheduler.figure_readers import UNKNOWN, UnreadableOutput, clock, count, duration_s, number, shown, size_mb
 
@@ -25,7 +24,7 @@ class ComputeMetrics:
     memory_used_mb: float | None
     memory_requested_mb: float | None
 
-    def as_record(self) -> dict[str, Any]:
+    def as_record(self) -> dict[str, object]:
         return asdict(self)
 
     def filled_from(self, other: "ComputeMetrics | None") -> "ComputeMetrics":

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any
 
 FOLDER = "submitit"
 _SUBMITTED = ("_submitted.pkl", "_submission.sh")
@@ -37,7 +36,7 @@ def result_path(log_dir: Path, job_id: str) -> Path:
     return log_dir / f"{job_id}_0_result.pkl"
 
 
-def read_result(job_dir: Path, job_id: str) -> tuple[str, Any] | None:
+def read_result(job_dir: Path, job_id: str) -> tuple[str, object] | None:
     """What task 0's call returned, as submitit pickled it: ("success", value) or ("error",
     the traceback's text); None when there is none (yet) or it cannot be read."""
     try:

@@ -68,7 +68,7 @@ class Launcher(Protocol):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]: ...
 
-    def __call__(self, *args: Any) -> JobReturn: ...
+    def __call__(self, *args: Any) -> JobReturn: ...  # submitit's call, as the launcher declares it
 
 
 @runtime_checkable

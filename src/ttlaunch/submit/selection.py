@@ -70,7 +70,7 @@ def select_jobs(
     return selection
 
 
-def spec_changes(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+def spec_changes(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:  # JSON specs, compared as values
     """What differs between what a job was submitted with and what its run asks for now
     (both LaunchInputs.submission_spec); nothing for a job recorded before specs were kept."""
     if not recorded:
@@ -93,6 +93,7 @@ def spec_changes(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> lis
     return changes
 
 
+# Any: JSON specs, compared as values.
 def changed_jobs(jobs: Sequence[JobSpec], records: Mapping[str, JobRecord], specs: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
     """Job name -> what changed, for each job submitted with something else than it would be now."""
     changed = {}

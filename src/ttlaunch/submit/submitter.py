@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import yaml
 from hydra.core.singleton import Singleton
@@ -64,7 +64,7 @@ class Submission:
     run_name: str | None = None  # the experiment's run it trains (None for any other Hydra app's job)
     output_dir: Path | None = None
     command: Sequence[str] | None = None  # what the job runs, as a dry run shows it
-    spec: dict[str, Any] = field(default_factory=dict)  # what a later launch compares (a run's submission_spec)
+    spec: dict[str, object] = field(default_factory=dict)  # what a later launch compares (a run's submission_spec)
     # The run's files its job reads as it starts, by name, copied as it is submitted (ttlaunch.inputs.input_copies),
     # and those of them it runs.
     files: Mapping[str, Path] = field(default_factory=dict)
