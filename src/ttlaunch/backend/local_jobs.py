@@ -50,7 +50,9 @@ class LocalBackend:
     def check_monitoring(self, monitored: bool, detach: bool) -> None:
         """Its jobs are children of the launching process, which must watch them to the end."""
         if not monitored:
-            raise InputError("hydra.callbacks", "monitor", "local jobs need the monitor (it was switched off); use a SLURM preset")
+            raise InputError(
+                "hydra.callbacks", "monitor", "local jobs need the monitor (it was switched off); use a SLURM preset"
+            )
         if detach:
             raise InputError(
                 "hydra.callbacks.monitor", "detach", "local jobs stop with the launching process; detach needs a SLURM preset"

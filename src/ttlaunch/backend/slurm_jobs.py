@@ -51,7 +51,7 @@ class SlurmPoller:
 
     def __init__(self, user: str) -> None:
         self.user = user
-        self.disabled: set[Callable[[list[str]], dict[str, AccountingEntry]]] = set()  # of _ENDED_JOB_RECORDS
+        self.disabled: set[int] = set()  # which of _ENDED_JOB_RECORDS the cluster does not keep
         self.notices: list[str] = []  # what the monitor should tell the user, once each
         self._results_seen: dict[str, float] = {}  # job name -> mtime of its result file, looked into
         self._confirming: dict[str, float] = {}  # job name -> when its new result file was first seen
@@ -151,31 +151,33 @@ class SlurmPoller:
 
     @property
     def accounting(self) -> bool:
-        return slurm.sacct not in self.disabled
+        return _ACCOUNTING not in self.disabled
 
     def _accounting(self, job_ids: list[str]) -> dict[str, AccountingEntry]:
         """The first of the cluster's records of ended jobs that is kept; a disabled one is
         said once and not asked again."""
-        for command, notice in _ENDED_JOB_RECORDS if job_ids else ():
-            if command in self.disabled:
+        for source, (ask, notice) in enumerate(_ENDED_JOB_RECORDS if job_ids else ()):
+            if source in self.disabled:
                 continue
             try:
-                return command(job_ids)
+                return ask(job_ids)
             except slurm.AccountingDisabled:
-                self.disabled.add(command)
+                self.disabled.add(source)
                 self.notices.append(notice)
         return {}
 
 
-# Where ended jobs are read, in turn, each with what the user is told once it is found disabled.
+_ACCOUNTING = 0  # SLURM's accounting (slurmdbd): the first of _ENDED_JOB_RECORDS
+# Where ended jobs are read, in turn (each command looked up as it is asked), with what the user
+# is told once it is found disabled.
 _ENDED_JOB_RECORDS: tuple[tuple[Callable[[list[str]], dict[str, AccountingEntry]], str], ...] = (
     (
-        slurm.sacct,
+        lambda job_ids: slurm.sacct(job_ids),
         "SLURM accounting is disabled on this cluster: ended jobs are read from the job completion "
         "log (`sacct -c`), compute metrics are not available",
     ),
     (
-        slurm.sacct_completed,
+        lambda job_ids: slurm.sacct_completed(job_ids),
         "the job completion log is disabled too: an ended job's state comes from its result file "
         "(COMPLETED or FAILED; no times, exit codes or metrics)",
     ),

@@ -147,7 +147,9 @@ class MetricsCollector:
         job_ids = sorted({str(self._ledger.state.jobs[pending.job].job_id) for pending in jobs})
         backend = self._backend
         usages = commands.submit(_usage, backend, job_ids)
-        reports = {job_id: commands.submit(_efficiency, backend, job_id) for job_id in job_ids} if backend.efficiency_reports else None
+        reports = None
+        if backend.efficiency_reports:
+            reports = {job_id: commands.submit(_efficiency, backend, job_id) for job_id in job_ids}
         return Collection(jobs, usages, reports)
 
     def _record(self, collection: Collection, now: float) -> None:

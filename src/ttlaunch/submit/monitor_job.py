@@ -164,7 +164,9 @@ def monitor_job_request(
         constraint=None, nodes=1, tasks_per_node=1, cpus_per_task=1, mem_gb=settings.job_mem_gb,
         timeout_min=settings.job_timeout_min, setup=[], additional_parameters={},
     )
-    submission = SubmissionSettings(RequeueConfig(enabled=False), user, signal_delay_s, source, submitit_timeouts=MONITOR_TIMEOUTS)
+    submission = SubmissionSettings(
+        RequeueConfig(enabled=False), user, signal_delay_s, source, submitit_timeouts=MONITOR_TIMEOUTS
+    )
     return backend.request(name, job_compute, submission)
 
 
