@@ -20,7 +20,6 @@ from ttlaunch.inputs.schema import Executor, Relaunch
 
 if TYPE_CHECKING:  # the launching process's types; ttlaunch's code loads when used
     from ttlaunch.job.combination_configs import CombinationConfigs
-    from ttlaunch.submit.plugin_protocols import LaunchSession
 
 
 class TTLaunchLauncher(BaseSubmititLauncher):
@@ -76,15 +75,13 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         self.snapshot = snapshot
         self.resubmit_failed = resubmit_failed
         self._relaunch = Relaunch(relaunch) if relaunch is not None else None
-        # Set by ttlaunch's sweeper for the launch it hands over.
-        self.session: Optional[LaunchSession] = None
         # Set by the launch of ttlaunch's own app: each job's config, composed once per combination.
         self.combination_configs: Optional[CombinationConfigs] = None
 
     def __getstate__(self) -> dict[str, Any]:  # what pickle keeps of the launcher
         """What each job gets of the launcher: not what only the launching process uses (the
-        launch's session: its inputs, ledger and monitor; how it submits), nor their modules."""
-        return {key: value for key, value in self.__dict__.items() if key not in ("session", "submitit_options")}
+        launch: how it submits), nor their modules."""
+        return {key: value for key, value in self.__dict__.items() if key != "submitit_options"}
 
     @property
     def runs_experiment(self) -> bool:
@@ -141,12 +138,11 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         )
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        """Submit; then the monitor callback watches the sweep (to its end, unless it detaches)."""
+        """Any Hydra app's sweep: submit; then the monitor callback watches the sweep (to its
+        end, unless it detaches). ttlaunch's own app is launched by its sweeper, which has
+        validated the inputs and holds the sweep (ttlaunch.submit.own_app_launch.run_sweep)."""
         if self.runs_experiment:
-            # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
-            from ttlaunch.submit.own_app_launch import launch_runs
-
-            return launch_runs(self, job_overrides, initial_job_idx)
+            raise RuntimeError("ttlaunch's own runs are launched by its sweeper (hydra/sweeper=ttlaunch)")
         # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
         from ttlaunch.submit.any_app_launch import launch_app
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Mapping, Sequence, TypeVar
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
@@ -41,7 +42,7 @@ from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import folder, log_paths
 from ttlaunch.submit import monitor_job
 from ttlaunch.submit.monitor_job import MonitorSession
-from ttlaunch.submit.plugin_protocols import Launcher, LaunchSession, Sweeper
+from ttlaunch.submit.plugin_protocols import Launcher, Sweeper
 from ttlaunch.submit.selection import Selection, changed_jobs, select_jobs, unrecorded_job_id
 from ttlaunch.submit.submitter import (
     Submitter,
@@ -55,6 +56,24 @@ from ttlaunch.submit.sweep_jobs import PER_JOB_KEYS, JobSpec, combination_of, pl
 log = logging.getLogger(__name__)
 
 Written = TypeVar("Written")
+
+
+@dataclass
+class LaunchSession:
+    """One launch of ttlaunch's own app as its sweeper built it, for the submission
+    (launch_runs): the checked inputs, the sweep's ledger (one per launch: what the
+    launcher submits is recorded where the sweeper chose the jobs) and the monitor callback."""
+
+    inputs: LaunchInputs
+    ledger: Ledger
+    callback: SweepWatcher | None
+    # Where the command line sweeps something: each combination of its overrides -> its own inputs.
+    combination_inputs: Mapping[tuple[str, ...], LaunchInputs] = field(default_factory=dict)
+
+    def inputs_for(self, overrides: Sequence[str]) -> LaunchInputs:
+        """The inputs of the planned job with these overrides: its combination's, its run
+        parameters applied."""
+        return self.combination_inputs.get(combination_of(overrides), self.inputs).for_overrides(overrides)
 
 
 def _combinations(sweeper: Sweeper, arguments: Sequence[str]) -> list[list[str]]:
@@ -261,11 +280,8 @@ def run_sweep(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) ->
     experiment = inputs.experiment
     callback = find_monitor(context.callbacks)
     if launcher.dry_run:  # no records of a launch that does not happen
-        launcher.session = LaunchSession(inputs, Ledger.open(sweep_dir, experiment.name), callback, combination_inputs)
-        try:
-            return [launcher.launch([list(job.overrides) for job in jobs], initial_job_idx=0)]
-        finally:
-            launcher.session = None
+        session = LaunchSession(inputs, Ledger.open(sweep_dir, experiment.name), callback, combination_inputs)
+        return [launch_runs(launcher, session, [list(job.overrides) for job in jobs])]
     check_monitoring(launcher, callback)
     writable(sweep_dir, lambda: sweep_dir.mkdir(parents=True, exist_ok=True))
     with SweepLock(sweep_dir):  # UnwritableSweep when it cannot write its lock file
@@ -304,11 +320,7 @@ def run_sweep(sweeper: Sweeper, launcher: Launcher, arguments: Sequence[str]) ->
             details, "resubmit_failed=true", rerun=launcher.relaunch is Relaunch.rerun,
         )
         if selection.submit or selection.attach:
-            launcher.session = session
-            try:
-                launcher.launch([list(job.overrides) for job in selection.submit], initial_job_idx=0)
-            finally:
-                launcher.session = None
+            launch_runs(launcher, session, [list(job.overrides) for job in selection.submit])
         else:
             log.info("nothing to submit or watch: %d jobs of %s already ended", len(jobs), experiment.name)
         ended = ledger.state.jobs
@@ -359,20 +371,17 @@ def reconcile_and_select(
     return selection
 
 
-def launch_runs(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-    """The launcher's work for ttlaunch's own app: submit the planned runs (the sweeper has
-    validated the inputs, holds the sweep's lock and has saved the ledger: its session), then
+def launch_runs(launcher: Launcher, session: LaunchSession, job_overrides: Sequence[Sequence[str]]) -> Sequence[JobReturn]:
+    """Submit the planned runs of ttlaunch's own app through its launcher (the sweeper has
+    validated the inputs, holds the sweep's lock and has saved the ledger: its `session`), then
     watch."""
-    session: LaunchSession | None = launcher.session
-    if session is None:
-        raise RuntimeError("ttlaunch's own runs are launched by its sweeper (ttlaunch.submit.own_app_launch.run_sweep)")
     inputs, ledger, callback = session.inputs, session.ledger, session.callback
     sweep_dir = ledger.sweep_dir
     settings = SubmissionSettings(
         inputs.requeue, inputs.user, launcher.signal_delay_s, inputs.compute_source, launcher.submitit_options
     )
     planned = [
-        run_submission(session.inputs_for(o), sweep_dir, initial_job_idx + offset, o) for offset, o in enumerate(job_overrides)
+        run_submission(session.inputs_for(o), sweep_dir, index, o) for index, o in enumerate(job_overrides)
     ]
     if launcher.dry_run:
         return Submitter(ledger, settings, backend_for(launcher.executor)).dry_run(planned)

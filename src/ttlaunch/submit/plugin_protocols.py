@@ -1,13 +1,12 @@
-"""What ttlaunch's Hydra plugin hands the launching process: the sweeper's session of one
-launch, and the launcher and sweeper themselves, named by what is used of them. The plugin
-(hydra_plugins.ttlaunch_launcher) is the layer above, so it is not imported here: its classes
+"""What ttlaunch's Hydra plugin hands the launching process: the launcher and sweeper
+themselves, named by what is used of them. The plugin (hydra_plugins.ttlaunch_launcher) is
+the layer above, so it is not imported here: its classes
 meet these Protocols, which mypy checks where they hand themselves over, and a test checks
 member by member (the launcher's base class is untyped: mypy takes any member as present)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn
@@ -15,37 +14,14 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
 from ttlaunch.backend.job_requests import SubmititOptions
-from ttlaunch.inputs.launch_inputs import LaunchInputs
 from ttlaunch.inputs.schema import Executor, Relaunch, TrainingMetricsConfig
 from ttlaunch.job.combination_configs import CombinationConfigs
 from ttlaunch.job.stagger import StaggerHook
-from ttlaunch.monitor.callback import SweepWatcher
-from ttlaunch.records.ledger import Ledger
-from ttlaunch.submit.sweep_jobs import combination_of
-
-
-@dataclass
-class LaunchSession:
-    """One launch of ttlaunch's own app as its sweeper built it, handed to the launcher
-    (`launcher.session`): the checked inputs, the sweep's ledger (one per launch: what the
-    launcher submits is recorded where the sweeper chose the jobs) and the monitor callback."""
-
-    inputs: LaunchInputs
-    ledger: Ledger
-    callback: SweepWatcher | None
-    # Where the command line sweeps something: each combination of its overrides -> its own inputs.
-    combination_inputs: Mapping[tuple[str, ...], LaunchInputs] = field(default_factory=dict)
-
-    def inputs_for(self, overrides: Sequence[str]) -> LaunchInputs:
-        """The inputs of the planned job with these overrides: its combination's, its run
-        parameters applied."""
-        return self.combination_inputs.get(combination_of(overrides), self.inputs).for_overrides(overrides)
 
 
 @runtime_checkable
 class Launcher(Protocol):
-    """ttlaunch's Hydra launcher (TTLaunchLauncher): its settings, Hydra's objects, and the
-    session its sweeper hands it."""
+    """ttlaunch's Hydra launcher (TTLaunchLauncher): its settings and Hydra's objects."""
 
     config: DictConfig | None
     hydra_context: HydraContext | None
@@ -60,7 +36,6 @@ class Launcher(Protocol):
     submitit_options: SubmititOptions
     sweep_name: str | None
     metrics: TrainingMetricsConfig
-    session: LaunchSession | None
     combination_configs: CombinationConfigs | None
 
     @property
