@@ -19,6 +19,8 @@ from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit import monitor_job
 from ttlaunch.submit.monitor_job import MONITOR_TIMEOUTS, MonitorSession, hand_over, monitor_job_request
 
+from support import cluster_without_accounting
+
 GPU_PRESET = ComputeConfig(
     cluster="killarney", partition="gpubase_l40s_b2", gpus_per_node=4, gpu_type="l40s", cpus_per_task=16, mem_gb=240,
     timeout_min=180, nodes=2, additional_parameters={"exclusive": True},
@@ -69,17 +71,9 @@ def test_a_monitor_job_gone_from_the_queue_has_ended_even_while_accounting_still
 
 
 def test_on_a_cluster_without_accounting_the_monitor_jobs_end_is_read_from_the_completion_log(monkeypatch):
-    asked = []
-
-    def cluster(argv, timeout=60):
-        asked.append(argv[:2])
-        if argv[0] == "squeue":
-            return ""
-        if "-D" in argv:
-            raise slurm.AccountingDisabled(argv, 1, "", "Slurm accounting storage is disabled")
-        return "41|ttlaunch-monitor:x|TIMEOUT|0:0|2026-11-24T01:00:00|2026-11-25T01:00:00|1-00:00:00|1-00:00:00\n"
-
-    monkeypatch.setattr(slurm, "execute", cluster)
+    asked: list[list[str]] = []
+    ended = "41|ttlaunch-monitor:x|TIMEOUT|0:0|2026-11-24T01:00:00|2026-11-25T01:00:00|1-00:00:00|1-00:00:00\n"
+    monkeypatch.setattr(slurm, "execute", cluster_without_accounting(ended, asked))
     backend = SlurmBackend("tester")
     assert backend.state_of("41") is JobState.TIMEOUT, "not 'SLURM did not answer'"
     assert asked == [["squeue", "-u"], ["sacct", "-D"], ["sacct", "-c"]]

@@ -18,6 +18,8 @@ from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.submit.submitter import Submitter, job_return, run_submission
 
+from support import cluster_without_accounting
+
 
 class RejectingBackend(LocalBackend):
     """A backend whose scheduler refuses one job; the others get a job id (no process starts)."""
@@ -104,17 +106,8 @@ COMPLETION_LOG = "42|rank8_lr1e-5|FAILED|1:0|2026-11-23T00:44:08|2026-11-23T00:4
 def test_without_accounting_the_completion_log_answers_and_the_user_is_told_once(tmp_path: Path, monkeypatch):
     from ttlaunch.scheduler import slurm
 
-    calls = []
-
-    def cluster_without_accounting(argv, timeout=60):
-        calls.append(argv[:2])
-        if argv[0] == "squeue":
-            return ""
-        if "-c" in argv:
-            return COMPLETION_LOG
-        raise slurm.AccountingDisabled(argv, 1, "", "Slurm accounting storage is disabled")
-
-    monkeypatch.setattr(slurm, "execute", cluster_without_accounting)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(slurm, "execute", cluster_without_accounting(COMPLETION_LOG, calls))
     ledger = _slurm_ledger(tmp_path, status="RUNNING", started="2026-11-23 00:44:09")
     ledger.state.jobs["other"] = JobRecord(name="other", job_id="43", status="RUNNING")
     monitor = Monitor(ledger, MonitorSettings(poll_interval_s=1))

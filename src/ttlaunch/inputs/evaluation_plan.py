@@ -3,7 +3,7 @@ there are, how each job is named, and the command it runs (pure, but for the fil
 checkpoint and tokenizer are looked up in).
 
 Each evaluation is a job of its own, named `<training job>/<task>/epoch<N>` (its dir nests
-under the training job's: the run's, or `r8__seed=1` in a command-line sweep). The monitor
+under the training job's: the run's, or `r8__seed-1` in a command-line sweep). The monitor
 submits it once that epoch's checkpoint is complete (ttlaunch.monitor.evaluations); in the
 job, its command runs instead of the training payload (ttlaunch.job.task).
 """

@@ -1,6 +1,6 @@
 """The sweeper's work, in the launching process: validate every input, take the sweep's
 lock, learn what earlier launches left (the state file, then SLURM), pick the runs to
-submit, hand them to the launcher, report the end.
+submit, submit them through the launcher (its job callable, its settings), report the end.
 
 Nothing is written before all inputs are validated: bad input leaves no sweep dir.
 """
