@@ -6,7 +6,7 @@ the app's task function).
 """
 
 from copy import deepcopy
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
@@ -17,9 +17,6 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 
 # Already imported at Hydra's start by this plugin's config (its schema: OmegaConf only).
 from ttlaunch.inputs.schema import Executor, Relaunch
-
-if TYPE_CHECKING:  # the launching process's types; ttlaunch's code loads when used
-    from ttlaunch.job.combination_configs import CombinationConfigs
 
 
 class TTLaunchLauncher(BaseSubmititLauncher):
@@ -75,8 +72,6 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         self.snapshot = snapshot
         self.resubmit_failed = resubmit_failed
         self._relaunch = Relaunch(relaunch) if relaunch is not None else None
-        # Set by the launch of ttlaunch's own app: each job's config, composed once per combination.
-        self.combination_configs: Optional[CombinationConfigs] = None
 
     def __getstate__(self) -> dict[str, Any]:  # what pickle keeps of the launcher
         """What each job gets of the launcher: not what only the launching process uses (the
@@ -94,18 +89,23 @@ class TTLaunchLauncher(BaseSubmititLauncher):
         """hydra.launcher.relaunch; unset, resume for ttlaunch's own app, rerun for any other."""
         return self._relaunch or (Relaunch.resume if self.runs_experiment else Relaunch.rerun)
 
-    def __call__(self, *args: Any) -> JobReturn:  # submitit's call of BaseSubmititLauncher.__call__
-        """Runs in the job. Hydra's run_job turns a raising task into a returned failure,
-        which the scheduler would record as COMPLETED; raise it so the job exits non-zero."""
+    def __call__(  # BaseSubmititLauncher.__call__'s arguments, and the job's config where the launch composed it
+        self, sweep_overrides: List[str], job_dir_key: str, job_num: int, job_id: str,
+        singleton_state: Any,  # Hydra's Singleton.get_state()
+        config: Optional[DictConfig] = None,
+    ) -> JobReturn:
+        """Runs in the job (ttlaunch.job.job_callable.PrePickledJob calls it). Hydra's run_job
+        turns a raising task into a returned failure, which the scheduler would record as
+        COMPLETED; raise it so the job exits non-zero."""
         result: JobReturn
+        args = (sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
         if self.runs_experiment:
-            composed = self.combination_configs.config_for(args[0]) if self.combination_configs is not None else None
-            result = self._run(composed, *args)
+            result = self._run(config, *args)
         else:
             # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.
             from ttlaunch.job.app_attempt import run_app_attempt
 
-            result = run_app_attempt(self, lambda: self._run(None, *args))
+            result = run_app_attempt(self, lambda: self._run(config, *args))
         if result.status is JobStatus.FAILED:
             _ = result.return_value  # raises the task's exception
         return result
@@ -140,7 +140,8 @@ class TTLaunchLauncher(BaseSubmititLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Any Hydra app's sweep: submit; then the monitor callback watches the sweep (to its
         end, unless it detaches). ttlaunch's own app is launched by its sweeper, which has
-        validated the inputs and holds the sweep (ttlaunch.submit.own_app_launch.run_sweep)."""
+        validated the inputs (ttlaunch.submit.own_app_launch.run_sweep); both go through
+        ttlaunch.submit.sweep_launch.launch."""
         if self.runs_experiment:
             raise RuntimeError("ttlaunch's own runs are launched by its sweeper (hydra/sweeper=ttlaunch)")
         # Hydra imports this plugin at every start of any app: ttlaunch's code loads when used.

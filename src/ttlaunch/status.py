@@ -115,11 +115,8 @@ def _monitor(sweep_dir: Path, ledger: Ledger, args: argparse.Namespace) -> Monit
     if session is not None:
         interval = args.poll_interval or session.settings.poll_interval_s
         return session.monitor(ledger, replace(session.settings, poll_interval_s=interval, live=args.live, detach=False))
-    monitor = Monitor(ledger, settings)
     rules = _sweep_rules(sweep_dir)
-    if not rules.empty:
-        monitor.reactions.append(RulesEngine(rules, ledger))
-    return monitor
+    return Monitor(ledger, settings, reactions=[] if rules.empty else [RulesEngine(rules, ledger)])
 
 
 def _watch_while_held(sweep_dir: Path, lock: SweepLock, interval_s: float) -> None:

@@ -15,6 +15,7 @@ from ttlaunch.backend.job_requests import LocalRequest, SlurmRequest, Submission
 from ttlaunch.backend.observation import Observation
 from ttlaunch.inputs.launch_inputs import LaunchInputs, read_inputs
 from ttlaunch.inputs.schema import ComputeConfig, Executor
+from ttlaunch.job.job_callable import PrePickledJob
 from ttlaunch.job.stagger import StartTogether
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.sweep_monitor import Monitor
@@ -140,9 +141,9 @@ def test_a_whole_sweep_runs_on_a_third_backend_that_implements_the_contract_alon
     names = ["rank8_lr1e-5", "rank8_lr5e-5", "rank16_lr1e-5"]
     backend = DictScheduler(tmp_path, {"rank8_lr5e-5": JobState.FAILED, "rank16_lr1e-5": JobState.PREEMPTED})
     settings = SubmissionSettings(inputs.requeue, inputs.user, 120, inputs.compute_source)
-    submitter = Submitter(ledger, settings, backend)
+    submitter = Submitter(ledger, settings, backend, PrePickledJob(print, None))
     planned = [run_submission(inputs, sweep, index, [f"run_name={name}", f"hydra.job.name={name}"]) for index, name in enumerate(names)]
-    assert submitter.submit_all(object(), planned, StartTogether()) == names
+    assert submitter.submit_all(planned, StartTogether()) == names
 
     monitor = Monitor(ledger, MonitorSettings(poll_interval_s=0.01, live="off", metrics_retry_s=0), backend, sleep=lambda s: None)
     monitor.follow()

@@ -7,6 +7,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 
@@ -16,7 +17,7 @@ from ttlaunch.inputs.schema import Executor
 from ttlaunch.monitor.accounting import MetricsCollector
 from ttlaunch.monitor.poll_failures import Containment
 from ttlaunch.monitor.settings import MonitorSettings
-from ttlaunch.monitor.sweep_monitor import Monitor
+from ttlaunch.monitor.sweep_monitor import Monitor, Reaction
 from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler import slurm
@@ -63,7 +64,7 @@ def two_running_jobs(tmp_path: Path) -> Ledger:
     return ledger
 
 
-def quick_monitor(ledger: Ledger) -> Monitor:
+def quick_monitor(ledger: Ledger, reactions: Sequence[Reaction] = ()) -> Monitor:
     clock = [0.0]
 
     def sleep(seconds: float) -> None:
@@ -71,7 +72,7 @@ def quick_monitor(ledger: Ledger) -> Monitor:
 
     return Monitor(
         ledger, MonitorSettings(poll_interval_s=1, metrics_retry_s=1, live="off"), sleep=sleep, clock=lambda: clock[0],
-        metrics_commands=InlineExecutor(),
+        metrics_commands=InlineExecutor(), reactions=reactions,
     )
 
 
@@ -130,9 +131,8 @@ class FlakyReaction:
 def test_a_reaction_failing_on_one_job_hears_of_it_again_at_the_next_poll(tmp_path, monkeypatch):
     monkeypatch.setattr(slurm, "execute", Cluster().execute)
     ledger = two_running_jobs(tmp_path)
-    monitor = quick_monitor(ledger)
     reaction = FlakyReaction()
-    monitor.reactions.append(reaction)
+    monitor = quick_monitor(ledger, [reaction])
     monitor.poll()
     assert reaction.heard == [("b", JobState.COMPLETED)]
     monitor.poll()

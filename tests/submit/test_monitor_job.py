@@ -12,6 +12,7 @@ from ttlaunch.backend.job_requests import SlurmRequest, SubmissionSettings
 from ttlaunch.backend.slurm_jobs import SlurmBackend
 from ttlaunch.base.errors import DamagedFile
 from ttlaunch.inputs.schema import ComputeConfig, Executor, RequeueConfig, UserConfig
+from ttlaunch.job.job_callable import PrePickledJob
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler import slurm
@@ -21,15 +22,21 @@ from ttlaunch.submit.monitor_job import MONITOR_TIMEOUTS, MonitorSession, hand_o
 
 from support import cluster_without_accounting
 
+# What the launch submitted with; the monitor job submits its evaluations and restarts with it.
+JOB_CALLABLE = PrePickledJob(print, None)
 GPU_PRESET = ComputeConfig(
     cluster="killarney", partition="gpubase_l40s_b2", gpus_per_node=4, gpu_type="l40s", cpus_per_task=16, mem_gb=240,
     timeout_min=180, nodes=2, additional_parameters={"exclusive": True},
 )
 
 
+def _session(settings: MonitorSettings = MonitorSettings()) -> MonitorSession:
+    return MonitorSession(None, SubmissionSettings(RequeueConfig(), UserConfig(), 120, "compute=k"), settings, JOB_CALLABLE)
+
+
 def test_the_monitor_job_asks_for_one_cpu_a_little_memory_no_gpu_and_may_be_requeued():
-    user, backend = UserConfig(), SlurmBackend("tester")
-    request = monitor_job_request("ttlaunch-monitor:x", GPU_PRESET, user, MonitorSettings(), 120, "compute=k", backend)
+    backend = SlurmBackend("tester")
+    request = monitor_job_request("ttlaunch-monitor:x", GPU_PRESET, _session(), backend)
     parameters = request.submitit_parameters()
     assert isinstance(request, SlurmRequest) and request.submitit_timeouts == MONITOR_TIMEOUTS, "it comes back by its checkpoint"
     assert parameters["partition"] == "gpubase_l40s_b2", "the preset's partition"
@@ -39,7 +46,7 @@ def test_the_monitor_job_asks_for_one_cpu_a_little_memory_no_gpu_and_may_be_requ
     assert parameters["job_name"] == "ttlaunch-monitor:x" and "setup" not in parameters
 
     settings = MonitorSettings(job_partition="cpu", job_mem_gb=0.5, job_timeout_min=60)
-    parameters = monitor_job_request("m", GPU_PRESET, user, settings, 120, "compute=k", backend).submitit_parameters()
+    parameters = monitor_job_request("m", GPU_PRESET, _session(settings), backend).submitit_parameters()
     assert (parameters["partition"], parameters["mem"], parameters["time"]) == ("cpu", "512MB", 60)
 
 
@@ -48,8 +55,7 @@ def test_a_monitor_job_still_queued_or_running_is_not_submitted_again(tmp_path: 
     ledger.state.executor, ledger.state.monitor_job_id = "slurm", "41"
     backend = SlurmBackend("tester")
     monkeypatch.setattr(backend, "state_of", lambda job_id: JobState.PENDING)
-    session = MonitorSession(None, SubmissionSettings(RequeueConfig(), UserConfig(), 120, "compute=k"), MonitorSettings(), None)
-    said = hand_over(ledger, session, backend, GPU_PRESET, UserConfig(), 120, "compute=k")
+    said = hand_over(ledger, _session(), backend, GPU_PRESET)
     assert said == f"detached: monitor job 41 still follows the sweep; look with `ttlaunch status {tmp_path}`"
     assert not (tmp_path / monitor_job.SESSION_NAME).exists() and ledger.state.monitor_job_id == "41"
 
@@ -87,16 +93,11 @@ def test_a_refused_monitor_job_is_logged_and_the_user_told_how_to_follow(tmp_pat
     monkeypatch.setattr(SlurmExecutor, "submit", refuse)
     ledger = Ledger.open(tmp_path, "x")
     ledger.state.executor = Executor.slurm
-    session = MonitorSession(None, SubmissionSettings(RequeueConfig(), UserConfig(), 120, "compute=k"), MonitorSettings(), None)
-    said = hand_over(ledger, session, SlurmBackend("tester"), GPU_PRESET, UserConfig(), 120, "compute=k")
+    said = hand_over(ledger, _session(), SlurmBackend("tester"), GPU_PRESET)
     assert said.startswith("detached, but SLURM refused the monitor job (sbatch: error: invalid partition specified: nowhere)")
     assert f"python -m ttlaunch.status {tmp_path} --follow" in said and ledger.state.monitor_job_id is None
     log = (tmp_path / "run-torchtune.log").read_text()
     assert "SUBMIT_FAILED: ttlaunch-monitor:x\nError: sbatch: error: invalid partition" in log
-
-
-def _session() -> MonitorSession:
-    return MonitorSession(None, SubmissionSettings(RequeueConfig(), UserConfig(), 120, "compute=k"), MonitorSettings(), None)
 
 
 def test_the_session_is_saved_with_its_format_and_read_back(tmp_path: Path):
@@ -112,7 +113,7 @@ def test_a_session_another_ttlaunch_saved_is_refused_in_one_line_that_says_what_
     monkeypatch.setattr(monitor_job, "__version__", "0.0.9")
     monitor_job.save_session(tmp_path, _session())
     monkeypatch.undo()
-    with pytest.raises(DamagedFile, match=r"saved by ttlaunch 0\.0\.9 \(session format 2\); this is ttlaunch 0\.1\.0"):
+    with pytest.raises(DamagedFile, match=r"saved by ttlaunch 0\.0\.9 \(session format 3\); this is ttlaunch 0\.1\.0"):
         monitor_job.load_session(tmp_path)
     ttlaunch = Path(sys.executable).parent / "ttlaunch"
     follow = subprocess.run([str(ttlaunch), "status", str(tmp_path), "--follow"], capture_output=True, text=True, timeout=60)

@@ -1,4 +1,4 @@
-"""The launch's pure checks (ttlaunch.submit.own_app_launch), each on its own: what they refuse,
+"""The launch's pure checks (ttlaunch.submit.own_app_launch, sweep_launch), each on its own: what they refuse,
 naming the field, and what they let through."""
 
 from pathlib import Path
@@ -15,12 +15,8 @@ from ttlaunch.inputs.summary import Run, RunType
 from ttlaunch.job.stagger import StartTogether
 from ttlaunch.monitor.callback import MonitorCallback
 from ttlaunch.records.status_table import HEADER
-from ttlaunch.submit.own_app_launch import (
-    check_monitoring,
-    check_settings,
-    check_sort_key,
-    check_status_table,
-)
+from ttlaunch.submit.own_app_launch import check_sort_key, check_status_table
+from ttlaunch.submit.sweep_launch import check_monitoring, check_settings
 
 
 def launcher(**settings: object) -> SimpleNamespace:

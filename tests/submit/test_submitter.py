@@ -10,6 +10,7 @@ from ttlaunch.backend.job_requests import SubmissionSettings
 from ttlaunch.backend.local_jobs import LocalBackend
 from ttlaunch.inputs.launch_inputs import read_inputs
 from ttlaunch.inputs.schema import Executor
+from ttlaunch.job.job_callable import PrePickledJob
 from ttlaunch.job.job_plan import load_plan
 from ttlaunch.job.stagger import FixedDelay
 from ttlaunch.monitor.settings import MonitorSettings
@@ -37,7 +38,7 @@ class RejectingBackend(LocalBackend):
 
 def _submitter(ledger: Ledger, inputs, tmp_path: Path) -> Submitter:
     settings = SubmissionSettings(inputs.requeue, inputs.user, 120, inputs.compute_source)
-    return Submitter(ledger, settings, RejectingBackend(tmp_path))
+    return Submitter(ledger, settings, RejectingBackend(tmp_path), PrePickledJob(print, None))
 
 
 def test_a_rejected_submission_is_logged_and_the_others_still_go(compose_config, tmp_path: Path):
@@ -48,7 +49,7 @@ def test_a_rejected_submission_is_logged_and_the_others_still_go(compose_config,
     names = ["rank8_lr1e-5", "rank8_lr5e-5", "rank16_lr1e-5"]
     planned = [run_submission(inputs, tmp_path, index, [f"run_name={name}", f"hydra.job.name={name}"]) for index, name in enumerate(names)]
     waits = []
-    submitted = submitter.submit_all(object(), planned, FixedDelay(seconds=5, sleep=waits.append))
+    submitted = submitter.submit_all(planned, FixedDelay(seconds=5, sleep=waits.append))
 
     assert submitted == names
     assert [ledger.state.jobs[name].status for name in names] == ["PENDING", "SUBMIT_FAILED", "PENDING"]
@@ -71,7 +72,7 @@ def test_a_resubmitted_run_keeps_its_earlier_job_ids(compose_config, tmp_path: P
     inputs = read_inputs(cfg, cfg.hydra)
     submitter = _submitter(ledger, inputs, tmp_path)
     planned = [run_submission(inputs, tmp_path, 0, ["run_name=rank8_lr1e-5", "hydra.job.name=rank8_lr1e-5"])]
-    submitter.submit_all(object(), planned, FixedDelay(seconds=0))
+    submitter.submit_all(planned, FixedDelay(seconds=0))
     record = ledger.state.jobs["rank8_lr1e-5"]
     assert (record.job_id, record.status, record.previous_job_ids) == ("id-rank8_lr1e-5", "PENDING", ["3", "7"])
 
@@ -184,7 +185,7 @@ def test_a_rules_follow_up_runs_from_the_copies_of_its_run_and_a_restart_keeps_t
     config.write_text("lr: 1e-3\n")
     planned = run_submission(inputs, tmp_path / "sweep", 0, ["run_name=rank8_lr1e-5", "hydra.job.name=rank8_lr1e-5"])
     planned.files = {"rank8_lr1e-5/run.yaml": config}
-    submitter.submit_all(object(), [planned], FixedDelay(seconds=0))
+    submitter.submit_all([planned], FixedDelay(seconds=0))
     plan = load_plan(tmp_path / "sweep" / "rank8_lr1e-5")
     assert plan is not None and plan.command.output_dir == tmp_path / "sweep" / "rank8_lr1e-5" / "outputs"
     config.write_text("lr: 5e-3\n")  # edited after submission
@@ -207,7 +208,6 @@ def test_a_follow_up_asks_for_what_its_template_jobs_combination_asked_for(compo
     inputs = read_inputs(cfg, cfg.hydra)
     longer = replace(inputs, compute=replace(inputs.compute, timeout_min=300))  # `compute.timeout_min=60,300`'s second
     submitter = _submitter(ledger, inputs, tmp_path)
-    submitter.submit_all(object(), [], FixedDelay(seconds=0))  # the launch's job callable, for follow-ups
     template = "rank8_lr1e-5__compute.timeout_min-300"
     submitter.overrides_by_name[template] = ["compute.timeout_min=300", "run_name=rank8_lr1e-5", f"hydra.job.name={template}"]
     actions = SweepActions(submitter, inputs, {("compute.timeout_min=300",): longer})
@@ -221,7 +221,7 @@ def test_a_file_that_vanished_before_submission_fails_that_submission_with_one_l
     inputs = read_inputs(cfg, cfg.hydra)
     planned = run_submission(inputs, tmp_path / "sweep", 0, ["run_name=rank8_lr1e-5", "hydra.job.name=rank8_lr1e-5"])
     planned.files = {"rank8_lr1e-5/run.yaml": tmp_path / "run.yaml"}  # read at launch, deleted since
-    _submitter(ledger, inputs, tmp_path).submit_all(object(), [planned], FixedDelay(seconds=0))
+    _submitter(ledger, inputs, tmp_path).submit_all([planned], FixedDelay(seconds=0))
     record = ledger.state.jobs["rank8_lr1e-5"]
     assert record.status == "SUBMIT_FAILED" and record.job_id is None
     assert record.error == f"{tmp_path / 'run.yaml'}: rank8_lr1e-5/run.yaml: vanished before submission: the job would have nothing to read"

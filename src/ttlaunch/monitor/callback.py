@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from hydra.experimental.callback import Callback
 
@@ -14,16 +14,15 @@ from ttlaunch.monitor.settings import MonitorSettings
 
 if TYPE_CHECKING:  # Hydra instantiates the callback in every job too: the monitor loads where it monitors
     from ttlaunch.monitor.sweep_monitor import Monitor
-    from ttlaunch.records.ledger import Ledger
 
 
 class SweepWatcher(Protocol):
     """A Hydra callback that monitors the sweeps the launcher hands it: MonitorCallback, or
     a user's own in its place."""
 
-    def monitor_for(self, ledger: Ledger) -> Monitor: ...
+    def settings(self) -> MonitorSettings: ...
 
-    def watch(self, monitor: Monitor) -> None: ...
+    def watch(self, monitor: Monitor, hand_over: Callable[[], str] | None) -> None: ...
 
 
 def reattach_hint(sweep_dir: Path) -> str:
@@ -45,18 +44,12 @@ class MonitorCallback(MonitorSettings, Callback):
     def settings(self) -> MonitorSettings:
         return MonitorSettings(**{field.name: getattr(self, field.name) for field in fields(MonitorSettings)})
 
-    def monitor_for(self, ledger: Ledger) -> Monitor:
-        """A monitor of the ledger's sweep; the launcher adds jobs and polls it while submitting."""
-        # The monitor loads only where it monitors (see the imports above).
-        from ttlaunch.monitor.sweep_monitor import Monitor
-
-        return Monitor(ledger, self.settings())
-
-    def watch(self, monitor: Monitor) -> None:
-        """Monitor to the end, or (detach) hand the sweep to its monitor job and return at once."""
+    def watch(self, monitor: Monitor, hand_over: Callable[[], str] | None) -> None:
+        """Monitor to the end, or (detach) hand the sweep to its monitor job (`hand_over`
+        submits it and says what to tell the user) and return at once."""
         if self.detach:
-            if monitor.hand_over is not None:
-                message = monitor.hand_over()
+            if hand_over is not None:
+                message = hand_over()
             else:
                 message = f"detached: jobs keep running; follow them with `{reattach_hint(monitor.ledger.sweep_dir)}`"
             print(f"ttlaunch: {message}", file=sys.stderr, flush=True)
@@ -74,10 +67,10 @@ class MonitorCallback(MonitorSettings, Callback):
 
 
 def find_monitor(callbacks: object) -> SweepWatcher | None:
-    """The first configured Hydra callback that monitors sweeps (`monitor_for` and `watch`);
+    """The first configured Hydra callback that monitors sweeps (`settings` and `watch`);
     None when monitoring is switched off."""
     for callback in getattr(callbacks, "callbacks", None) or []:
-        if hasattr(callback, "monitor_for") and hasattr(callback, "watch"):
+        if hasattr(callback, "settings") and hasattr(callback, "watch"):
             watcher: SweepWatcher = callback
             return watcher
     return None

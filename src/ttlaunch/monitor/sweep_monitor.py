@@ -20,7 +20,7 @@ import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 from ttlaunch.backend.contract import JobBackend
 from ttlaunch.backend.executors import backend_for
@@ -83,10 +83,12 @@ class Monitor:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         metrics_commands: Executor | None = None,
+        reactions: Sequence[Reaction] = (),
     ) -> None:
         """`backend`: the one the launch submits through; by default the one jobs.json names.
         `metrics_commands`: where the commands collecting compute metrics run (by default
-        worker threads: ttlaunch.monitor.accounting)."""
+        worker threads: ttlaunch.monitor.accounting). `reactions`: what each poll's changes
+        are told to (rules, evaluations)."""
         self.ledger = ledger
         self.settings = settings
         self.backend = backend or backend_for(ledger.state.executor)
@@ -98,9 +100,7 @@ class Monitor:
         self.metrics = MetricsCollector(
             ledger, self.backend, self.faults, settings.metrics_retry_s, self.poll_interval_s, clock, metrics_commands
         )
-        self.reactions: list[Reaction] = []
-        # detach=true: hands the sweep to a monitor job (ttlaunch.submit.monitor_job); what to tell the user.
-        self.hand_over: Callable[[], str] | None = None
+        self.reactions = tuple(reactions)
         self._undelivered: list[tuple[Reaction, Transition]] = []  # transitions a reaction failed on
         self._unsaved = False  # a change not yet in jobs.json
         self._pictures: list[Path] | None = None  # the report's, once drawn (None: none drawn or no matplotlib)

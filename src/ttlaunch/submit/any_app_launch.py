@@ -3,12 +3,13 @@
 
 Hydra's basic sweeper hands over the sweep's override lists; here they become named jobs
 (ttlaunch.submit.sweep_jobs.app_job_names) whose dirs are where Hydra puts their outputs
-(`hydra.sweep.dir`/`hydra.sweep.subdir`). Then as for ttlaunch's own app: the inputs are
-checked before anything is written, the sweep's lock is taken, what earlier launches left
-is learnt (their records, then SLURM), only jobs never submitted (or stopped by ttlaunch)
-are submitted, and the monitor follows them. What each job returned comes back from its
-result file, so the sweeper sees the task functions' return values, for this launch's jobs
-and for the ones an earlier launch completed alike.
+(`hydra.sweep.dir`/`hydra.sweep.subdir`). Then through the launch path ttlaunch's own app
+takes too (ttlaunch.submit.sweep_launch): the inputs are checked before anything is written,
+the sweep's lock is taken, what earlier launches left is learnt (their records, then SLURM),
+only jobs never submitted (or stopped by ttlaunch) are submitted, and the monitor follows
+them. What each job returned comes back from its result file, so the sweeper sees the task
+functions' return values, for this launch's jobs and for the ones an earlier launch
+completed alike.
 """
 
 from __future__ import annotations
@@ -16,41 +17,33 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ttlaunch.backend.executors import backend_for
 from ttlaunch.backend.job_requests import SubmissionSettings
 from ttlaunch.base.errors import InputError, SweepFailed
-from ttlaunch.inputs.launch_inputs import command_line_fixed_keys, read_scheduling
+from ttlaunch.inputs.launch_inputs import LaunchInputs, command_line_fixed_keys, read_scheduling
 from ttlaunch.inputs.payload_kinds import PayloadKind
-from ttlaunch.inputs.schema import APP_GROUPS_PREFIX, Relaunch, UserConfig, check_metrics
-from ttlaunch.job.combination_configs import override_key
+from ttlaunch.inputs.schema import APP_GROUPS_PREFIX, ComputeConfig, TrainingMetricsConfig, UserConfig, check_metrics
+from ttlaunch.job.combination_configs import CombinationConfigs, override_key
 from ttlaunch.monitor.callback import find_monitor
 from ttlaunch.records.event_log import EVENT_LOG_NAME
-from ttlaunch.records.jobs_file import JobRecord
+from ttlaunch.records.jobs_file import JobRecord, SweepState
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.provenance import record_launch, work_tree
-from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import read_result
-from ttlaunch.submit import monitor_job
 from ttlaunch.submit.code_snapshot import repository_of, take_snapshot, untracked_line
-from ttlaunch.submit.monitor_job import MonitorSession
-from ttlaunch.submit.own_app_launch import (
-    check_monitoring,
-    check_settings,
-    ended_without_completing,
-    reconcile_and_select,
-    writable,
-)
 from ttlaunch.submit.plugin_protocols import Launcher
-from ttlaunch.submit.submitter import Submission, Submitter, submit_and_watch
+from ttlaunch.submit.submitter import Submission
 from ttlaunch.submit.sweep_jobs import JobSpec, app_job_names
+from ttlaunch.submit.sweep_launch import check_settings, ended_without_completing, launch, writable
 
 # Interpolations of hydra.sweep.subdir known at launch without composing each job's config.
 _KNOWN_AT_LAUNCH = ("hydra.job.num", "hydra.job.name", "hydra.job.override_dirname")
@@ -59,78 +52,105 @@ _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 log = logging.getLogger(__name__)
 
 
-def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
-    config, context = launcher.config, launcher.hydra_context
-    assert config is not None and context is not None  # Hydra sets them up before it launches
-    sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
-    callback = find_monitor(context.callbacks)
-    check_settings(launcher, callback)
-    check_metrics(launcher.metrics, "hydra.launcher", "metrics", "job's")
-    scheduling = read_scheduling(config, config.hydra, groups=f"{APP_GROUPS_PREFIX}/")
-    app_name = launcher.sweep_name or str(config.hydra.job.name)
-    jobs = plan_app_jobs(config, context.config_loader, job_overrides, initial_job_idx, app_name)
-    planned = {
-        job.name: Submission(
-            index=initial_job_idx + offset, name=job.name, overrides=list(job.overrides), job_dir=job.job_dir(sweep_dir),
-            compute=scheduling.compute, command=_task_line(launcher.task_function, job.overrides),
-            spec={"parameters": _parameters(job.overrides)},
-        )
-        for offset, job in enumerate(jobs)
-    }
-    settings = SubmissionSettings(
-        scheduling.requeue, UserConfig(), launcher.signal_delay_s, scheduling.compute_source, launcher.submitit_options
-    )
-    code_dir = _code_dir(launcher.task_function)
-    repository = repository_of(code_dir) if launcher.snapshot else None  # none: one line before anything is written
-    if launcher.dry_run:
-        ledger = Ledger.open(sweep_dir, app_name)
-        return Submitter(ledger, settings, backend_for(launcher.executor)).dry_run(list(planned.values()))
-    check_monitoring(launcher, callback)
-    writable(sweep_dir, lambda: sweep_dir.mkdir(parents=True, exist_ok=True))
-    with SweepLock(sweep_dir):
-        ledger = Ledger.open(sweep_dir, app_name)
-        ledger.state.executor, ledger.state.payload_kind = launcher.executor, PayloadKind.app
-        ledger.state.metrics_pattern, ledger.state.metrics_jsonl = launcher.metrics.pattern, launcher.metrics.jsonl
+@dataclass
+class AnyAppLaunch:
+    """Any other Hydra app's launch (an AppLaunch of ttlaunch.submit.sweep_launch): the jobs
+    of this batch of its sweep, and what they run."""
+
+    name: str
+    sweep_dir: Path
+    jobs: Sequence[JobSpec]
+    settings: SubmissionSettings
+    compute: ComputeConfig
+    config: DictConfig  # the app's primary config, as Hydra composed it
+    task_function: TaskFunction
+    metrics: TrainingMetricsConfig  # where the app logs its losses (hydra.launcher.metrics)
+    first_index: int  # the batch's first job's number in the sweep (hydra.job.num)
+    code_dir: Path  # the task function's module's dir
+    repository: Path | None  # the repository snapshotted for the jobs (hydra.launcher.snapshot), else None
+    resubmit_failed: bool
+    resubmit_hint: str = "hydra.launcher.resubmit_failed=true"
+    # No rules or evaluations react to an app's jobs.
+    inputs: LaunchInputs | None = None
+    combination_inputs: Mapping[tuple[str, ...], LaunchInputs] = field(default_factory=dict)
+
+    def submissions(self, jobs: Sequence[JobSpec]) -> list[Submission]:
+        numbers = {job.name: self.first_index + offset for offset, job in enumerate(self.jobs)}
+        return [
+            Submission(
+                index=numbers[job.name], name=job.name, overrides=list(job.overrides), job_dir=job.job_dir(self.sweep_dir),
+                compute=self.compute, command=_task_line(self.task_function, job.overrides),
+                spec={"parameters": _parameters(job.overrides)},
+            )
+            for job in jobs
+        ]
+
+    def job_configs(self, submissions: Sequence[Submission]) -> CombinationConfigs | None:
+        return None  # each job composes its own config, as Hydra's submitit launcher has it
+
+    def check_records(self, ledger: Ledger) -> list[str]:
+        return []  # an app's jobs are what its overrides say: nothing to compare with earlier submissions
+
+    def describe(self, state: SweepState) -> None:
+        state.payload_kind = PayloadKind.app
+        state.metrics_pattern, state.metrics_jsonl = self.metrics.pattern, self.metrics.jsonl
         # The losses the app logs when it says where, else the task function's return value.
-        measured = launcher.metrics.pattern is not None or launcher.metrics.jsonl is not None
-        ledger.state.sort_by = "final_loss" if measured else "returned"
-        writable(ledger.state_path, ledger.save_state)
+        measured = self.metrics.pattern is not None or self.metrics.jsonl is not None
+        state.sort_by = "final_loss" if measured else "returned"
+
+    def record_launch(self, ledger: Ledger) -> tuple[Sequence[str], str]:
+        sweep_dir = self.sweep_dir
         # The app's whole repository: its configs and modules outside the task's dir are its code too.
-        app_tree = repository or work_tree(code_dir)[0] or code_dir
-        launch = writable(sweep_dir, lambda: record_launch(sweep_dir, sys.argv, OmegaConf.to_yaml(config), {"app": app_tree}))
+        app_tree = self.repository or work_tree(self.code_dir)[0] or self.code_dir
+        launch = writable(sweep_dir, lambda: record_launch(sweep_dir, sys.argv, OmegaConf.to_yaml(self.config), {"app": app_tree}))
         snapshot = None
-        if repository is not None:
+        if self.repository is not None:
+            repository = self.repository
             snapshot = writable(sweep_dir, lambda: take_snapshot(repository, sweep_dir, f"launch-{launch['launch']}"))
         ledger.events.write(
             "DISCOVER_EXPERIMENT",
             "Found Hydra app",
-            ("Details", _task_name(launcher.task_function)),
-            ("Result", f"App {app_name} has {len(jobs)} jobs in this batch of its sweep"),
+            ("Details", _task_name(self.task_function)),
+            ("Result", f"App {self.name} has {len(self.jobs)} jobs in this batch of its sweep"),
             *([("Code", f"{snapshot.files} files of {snapshot.repository}, copied to {snapshot.directory}")] if snapshot else []),
         )
         left_out = untracked_line(snapshot) if snapshot is not None else None
         if left_out is not None:
             log.warning(left_out)
-        details = f"{len(jobs)} jobs of {app_name}'s sweep, from #{initial_job_idx}"
-        selection = reconcile_and_select(
-            ledger, jobs, callback, launcher.resubmit_failed, [], details,
-            "hydra.launcher.resubmit_failed=true", rerun=launcher.relaunch is Relaunch.rerun,
-        )
-        if selection.submit or selection.attach:
-            monitor = callback.monitor_for(ledger) if callback is not None else None
-            backend = monitor.backend if monitor is not None else backend_for(launcher.executor)  # one, as launch_runs
-            submitter = Submitter(ledger, settings, backend, snapshot.import_paths(sys.path) if snapshot else ())
-            if monitor is not None:  # detach=true: its monitor job follows the app's jobs (no reactions)
-                detached = MonitorSession(None, settings, monitor.settings, None)
-                monitor.hand_over = lambda: monitor_job.hand_over(
-                    ledger, detached, backend, scheduling.compute, UserConfig(), launcher.signal_delay_s,
-                    scheduling.compute_source,
-                )
-            submit_and_watch(launcher, submitter, [planned[job.name] for job in selection.submit], callback, monitor)
-        records = ledger.state.jobs
-    failed = [job.name for job in jobs if ended_without_completing(records.get(job.name))]
-    failure = SweepFailed(failed, len(jobs), str(sweep_dir / EVENT_LOG_NAME)) if failed else None
-    return [_job_return(job, records.get(job.name), failure) for job in jobs]
+        details = f"{len(self.jobs)} jobs of {self.name}'s sweep, from #{self.first_index}"
+        return (snapshot.import_paths(sys.path) if snapshot else ()), details
+
+    def returns(self, records: Mapping[str, JobRecord]) -> list[JobReturn]:
+        """What each job's task function returned, read back from its result file; FAILED
+        with the sweep's failures; UNKNOWN while it runs on."""
+        failed = [job.name for job in self.jobs if ended_without_completing(records.get(job.name))]
+        failure = SweepFailed(failed, len(self.jobs), str(self.sweep_dir / EVENT_LOG_NAME)) if failed else None
+        return [_job_return(job, records.get(job.name), failure) for job in self.jobs]
+
+
+def launch_app(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    """Check the app's launch settings and plan this batch of its sweep (before anything is
+    written), then launch it through the one launch path."""
+    config, context, task_function = launcher.config, launcher.hydra_context, launcher.task_function
+    assert config is not None and context is not None and task_function is not None  # Hydra sets them up before it launches
+    callback = find_monitor(context.callbacks)
+    check_settings(launcher, callback)
+    check_metrics(launcher.metrics, "hydra.launcher", "metrics", "job's")
+    scheduling = read_scheduling(config, config.hydra, groups=f"{APP_GROUPS_PREFIX}/")
+    app_name = launcher.sweep_name or str(config.hydra.job.name)
+    code_dir = _code_dir(task_function)
+    app = AnyAppLaunch(
+        name=app_name, sweep_dir=Path(str(config.hydra.sweep.dir)).absolute(),
+        jobs=plan_app_jobs(config, context.config_loader, job_overrides, initial_job_idx, app_name),
+        settings=SubmissionSettings(
+            scheduling.requeue, UserConfig(), launcher.signal_delay_s, scheduling.compute_source, launcher.submitit_options
+        ),
+        compute=scheduling.compute, config=config, task_function=task_function, metrics=launcher.metrics,
+        first_index=initial_job_idx, code_dir=code_dir,
+        repository=repository_of(code_dir) if launcher.snapshot else None,  # none: one line before anything is written
+        resubmit_failed=launcher.resubmit_failed,
+    )
+    return launch(app, launcher, callback)
 
 
 def plan_app_jobs(

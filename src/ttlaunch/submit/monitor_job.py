@@ -27,11 +27,11 @@ from ttlaunch.base.errors import DamagedFile, SweepBusy
 from ttlaunch.base.files import write_atomically
 from ttlaunch.base.times import timestamp
 from ttlaunch.inputs.launch_inputs import LaunchInputs
-from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
+from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig
 from ttlaunch.job.job_callable import PrePickledJob
 from ttlaunch.monitor.callback import reattach_hint
 from ttlaunch.monitor.settings import MonitorSettings
-from ttlaunch.monitor.sweep_monitor import Monitor
+from ttlaunch.monitor.sweep_monitor import Monitor, Reaction
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.records.sweep_summary import SUMMARY_NAME
@@ -47,8 +47,9 @@ SESSION_NAME = "monitor_session.pkl"
 # The session file is a plain pickled header (format, ttlaunch version) around the cloudpickled
 # MonitorSession, whose classes are this version's code: another version is refused, read
 # first, in one line. 1: the header's first version (before it, the bare session); 2: the
-# modules that define what it holds renamed (ttlaunch.inputs.launch_inputs, ...).
-SESSION_FORMAT = 2
+# modules that define what it holds renamed (ttlaunch.inputs.launch_inputs, ...); 3: the job
+# callable always there, holding the launch's composed configs.
+SESSION_FORMAT = 3
 # The monitor job's own dir in the sweep dir (hidden: not one of the sweep's jobs).
 JOB_DIR_NAME = ".monitor_job"
 JOB_NAME_PREFIX = "ttlaunch-monitor:"
@@ -66,20 +67,23 @@ class MonitorSession:
     inputs: LaunchInputs | None  # None: any other Hydra app's sweep (no rules or evaluations)
     submission: SubmissionSettings
     settings: MonitorSettings
-    job_callable: PrePickledJob | None  # what evaluations and restarts are submitted with
-    # A command-line sweep's combinations' own inputs (LaunchSession.combination_inputs).
+    job_callable: PrePickledJob  # what the launch submitted with: evaluations and restarts too
+    # A command-line sweep's combinations' own inputs (OwnAppLaunch.combination_inputs).
     combination_inputs: Mapping[tuple[str, ...], LaunchInputs] = field(default_factory=dict)
     # The launch's training jobs, name -> run: what the summary's evaluations evaluate.
     training_jobs: Mapping[str, str] = field(default_factory=dict)
 
+    def reactions(self, ledger: Ledger, submitter: Submitter) -> list[Reaction]:
+        """What reacts to the monitor's polls (the rules, the evaluations), submitting through `submitter`."""
+        if self.inputs is None:
+            return []
+        return reactions_for(self.inputs, ledger, submitter, self.combination_inputs, self.training_jobs)
+
     def monitor(self, ledger: Ledger, settings: MonitorSettings | None = None) -> Monitor:
         """A monitor of the sweep whose reactions (rules, evaluations) submit as the launch's did."""
-        monitor = Monitor(ledger, settings or self.settings, backend_for(ledger.state.executor))
-        if self.inputs is not None and self.job_callable is not None:
-            submitter = Submitter(ledger, self.submission, monitor.backend)
-            submitter.job_callable = self.job_callable
-            monitor.reactions += reactions_for(self.inputs, ledger, submitter, self.combination_inputs, self.training_jobs)
-        return monitor
+        backend = backend_for(ledger.state.executor)
+        submitter = Submitter(ledger, self.submission, backend, self.job_callable)
+        return Monitor(ledger, settings or self.settings, backend, reactions=self.reactions(ledger, submitter))
 
 
 def save_session(sweep_dir: Path, session: MonitorSession) -> None:
@@ -152,30 +156,26 @@ class MonitorJob:
         return DelayedSubmission(MonitorJob(self.sweep_dir))
 
 
-def monitor_job_request(
-    name: str, compute: ComputeConfig, user: UserConfig, settings: MonitorSettings, signal_delay_s: int, source: str,
-    backend: JobBackend,
-) -> JobRequest:
+def monitor_job_request(name: str, compute: ComputeConfig, session: MonitorSession, backend: JobBackend) -> JobRequest:
     """What the monitor job asks for: one CPU, a little memory, no GPU, on the preset's
     partition unless the monitor's settings name one; requeued, by its own checkpoint
     (MONITOR_TIMEOUTS times at its time limit), not by the payloads' requeue budget."""
+    settings, launch = session.settings, session.submission
     job_compute = replace(
         compute, partition=settings.job_partition or compute.partition, gpus_per_node=None, gpu_type=None, gres=None,
         constraint=None, nodes=1, tasks_per_node=1, cpus_per_task=1, mem_gb=settings.job_mem_gb,
         timeout_min=settings.job_timeout_min, setup=[], additional_parameters={},
     )
     submission = SubmissionSettings(
-        RequeueConfig(enabled=False), user, signal_delay_s, source, submitit_timeouts=MONITOR_TIMEOUTS
+        RequeueConfig(enabled=False), launch.user, launch.signal_delay_s, launch.compute_source,
+        submitit_timeouts=MONITOR_TIMEOUTS,
     )
     return backend.request(name, job_compute, submission)
 
 
-def hand_over(
-    ledger: Ledger, session: MonitorSession, backend: JobBackend, compute: ComputeConfig, user: UserConfig,
-    signal_delay_s: int, source: str,
-) -> str:
-    """Submit the sweep's monitor job, unless its last one is still queued or running; what to
-    tell the user."""
+def hand_over(ledger: Ledger, session: MonitorSession, backend: JobBackend, compute: ComputeConfig) -> str:
+    """Submit the sweep's monitor job (on the preset's `compute`, as the launch's settings
+    submit), unless its last one is still queued or running; what to tell the user."""
     sweep_dir = ledger.sweep_dir
     look = f"look with `ttlaunch status {sweep_dir}`"
     previous = ledger.state.monitor_job_id
@@ -184,7 +184,7 @@ def hand_over(
         return f"detached: monitor job {previous} still follows the sweep; {look}"
     save_session(sweep_dir, session)
     name = f"{JOB_NAME_PREFIX}{ledger.state.experiment}"
-    request = monitor_job_request(name, compute, user, session.settings, signal_delay_s, source, backend)
+    request = monitor_job_request(name, compute, session, backend)
     try:
         job = backend.submit(name, submitit_files.folder(sweep_dir / JOB_DIR_NAME), request, MonitorJob(sweep_dir), [])
     except Exception as err:  # the runs are submitted: say how to monitor them instead

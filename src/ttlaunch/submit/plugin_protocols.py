@@ -6,7 +6,7 @@ member by member (the launcher's base class is untyped: mypy takes any member as
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Protocol, Sequence, runtime_checkable
 
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn
@@ -15,7 +15,6 @@ from omegaconf import DictConfig
 
 from ttlaunch.backend.job_requests import SubmititOptions
 from ttlaunch.inputs.schema import Executor, Relaunch, TrainingMetricsConfig
-from ttlaunch.job.combination_configs import CombinationConfigs
 from ttlaunch.job.stagger import StaggerHook
 
 
@@ -36,14 +35,17 @@ class Launcher(Protocol):
     submitit_options: SubmititOptions
     sweep_name: str | None
     metrics: TrainingMetricsConfig
-    combination_configs: CombinationConfigs | None
 
     @property
     def relaunch(self) -> Relaunch: ...
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]: ...
 
-    def __call__(self, *args: Any) -> JobReturn: ...  # submitit's call, as the launcher declares it
+    def __call__(
+        self, sweep_overrides: list[str], job_dir_key: str, job_num: int, job_id: str,
+        singleton_state: object,  # Hydra's Singleton.get_state()
+        config: DictConfig | None = None,
+    ) -> JobReturn: ...
 
 
 @runtime_checkable

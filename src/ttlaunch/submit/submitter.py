@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import yaml
-from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
 
 from ttlaunch.backend.contract import JobBackend, JobRequest
@@ -113,21 +112,18 @@ def run_submission(job_inputs: LaunchInputs, sweep_dir: Path, index: int, overri
 class Submitter:
     """One launch's submissions through the sweep's backend: the stagger, the cap, the records."""
 
-    def __init__(
-        self, ledger: Ledger, settings: SubmissionSettings, backend: JobBackend, import_paths: Sequence[str] = ()
-    ) -> None:
+    def __init__(self, ledger: Ledger, settings: SubmissionSettings, backend: JobBackend, job_callable: PrePickledJob) -> None:
+        """`job_callable`: what every job of the launch runs, its follow-ups and evaluations too."""
         self.ledger = ledger
-        self.import_paths = tuple(import_paths)  # the jobs import from there first (a code snapshot)
         self.sweep_dir = ledger.sweep_dir
         self.settings = settings
         self.backend = backend
+        self.job_callable = job_callable
         self.submitted: list[str] = []  # job names handled by this launch, in order, rejected ones included
-        self.job_callable: PrePickledJob | None = None
         self.overrides_by_name: dict[str, list[str]] = {}  # what each job of this launch was submitted with
 
     def submit_all(
         self,
-        callable_job: Launcher,
         planned: Sequence[Submission],
         stagger: StaggerHook,
         max_submitted: int | None = None,
@@ -142,21 +138,20 @@ class Submitter:
         submission lets the monitor look at the jobs once per poll interval.
         """
         began = time.perf_counter()
-        job_callable = self.job_callable = PrePickledJob(callable_job, Singleton.get_state(), self.import_paths)
         workers = getattr(stagger, "concurrent_submissions", 1)
         if workers > 1 and max_submitted is None:
-            self._submit_concurrently(job_callable, planned, workers)
+            self._submit_concurrently(planned, workers)
         else:
             interval = monitor.poll_interval_s if monitor is not None else None
             last_poll = time.monotonic()
             for offset, submission in enumerate(planned):
                 if max_submitted is not None:
-                    # The launch refuses max_submitted without the monitor (own_app_launch.check_monitoring).
+                    # The launch refuses max_submitted without the monitor (sweep_launch.check_monitoring).
                     assert monitor is not None and interval is not None
                     while monitor.poll() >= max_submitted:
                         sleep(interval)
                 stagger.before_submit(offset, len(planned))
-                self._record(submission, *self._submit_one(job_callable, submission))
+                self._record(submission, *self._submit_one(submission))
                 if monitor is not None and interval is not None and time.monotonic() - last_poll >= interval:
                     monitor.poll()
                     last_poll = time.monotonic()
@@ -175,13 +170,11 @@ class Submitter:
         """One more job, after submit_all (a rule's follow-up or restart, an evaluation), with
         the launch's job callable; its submitit job, or None when the scheduler refused it
         (recorded as SUBMIT_FAILED)."""
-        if self.job_callable is None:
-            raise RuntimeError("nothing was submitted by this launch: no job callable to reuse")
-        job, error = self._submit_one(self.job_callable, submission)
+        job, error = self._submit_one(submission)
         self._record(submission, job, error)
         return job
 
-    def _submit_one(self, callable_job: PrePickledJob, submission: Submission) -> tuple[Job[object] | None, Exception | None]:
+    def _submit_one(self, submission: Submission) -> tuple[Job[object] | None, Exception | None]:
         """Submit one job (safe to call from several threads: each job has its own executor)."""
         try:
             # What the job asks for: computed once per submission, the source of its recorded
@@ -191,17 +184,15 @@ class Submitter:
             save_plan(submission.job_dir, submission.plan())  # or an earlier job's plan goes
             args = (submission.overrides, "hydra.sweep.dir", submission.index, f"job_id_for_{submission.index}")
             job = self.backend.submit(
-                submission.name, submitit_files.folder(submission.job_dir), submission.request, callable_job, args
+                submission.name, submitit_files.folder(submission.job_dir), submission.request, self.job_callable, args
             )
             return job, None
         except Exception as err:  # a rejected submission must not stop the others
             return None, err
 
-    def _submit_concurrently(
-        self, callable_job: PrePickledJob, planned: Sequence[Submission], workers: int
-    ) -> None:
+    def _submit_concurrently(self, planned: Sequence[Submission], workers: int) -> None:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            outcomes = pool.map(lambda submission: self._submit_one(callable_job, submission), planned)
+            outcomes = pool.map(self._submit_one, planned)
             for submission, (job, error) in zip(planned, outcomes):  # recorded in order as they come
                 self._record(submission, job, error)
 
@@ -247,24 +238,6 @@ class Submitter:
             except OSError as err:  # a convenience: the job and its records stand without it
                 log.warning("%s: no link in hydra.launcher.submitit_folder: %s", name, err)
 
-    def dry_run(self, planned: Sequence[Submission]) -> list[JobReturn]:
-        """Write each job's batch script (SLURM) or command (local) under <sweep>/dry_run/
-        and print it; submit nothing."""
-        out_dir = self.sweep_dir / "dry_run"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        returns = []
-        for submission in planned:
-            name = submission.name
-            payload_line = " ".join(submission.command) if submission.command else "(not a planned run)"
-            request = self.backend.request(name, submission.compute, self.settings)
-            file_name, text = self.backend.script(name, submitit_files.folder(submission.job_dir), request, payload_line)
-            path = out_dir / file_name
-            path.write_text(text, encoding="utf-8")
-            print(f"==> {path}\n{text}")
-            returns.append(JobReturn(status=JobStatus.COMPLETED, _return_value=str(path)))
-        log.info("dry run: %d job scripts written to %s; nothing submitted", len(returns), out_dir)
-        return returns
-
 
 class SweepActions:
     """What the rules engine may do to the sweep from the launching process: submit a job
@@ -275,7 +248,7 @@ class SweepActions:
     ) -> None:
         self.submitter = submitter
         self.inputs = inputs
-        self.combination_inputs = combination_inputs  # a command-line sweep's combinations' own (LaunchSession)
+        self.combination_inputs = combination_inputs  # a command-line sweep's combinations' own (OwnAppLaunch)
 
     def submit(
         self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str], evaluation: bool = False
@@ -338,6 +311,27 @@ def reactions_for(
     return reactions
 
 
+def write_dry_run(
+    sweep_dir: Path, backend: JobBackend, settings: SubmissionSettings, planned: Sequence[Submission]
+) -> list[JobReturn]:
+    """Write each job's batch script (SLURM) or command (local) under <sweep>/dry_run/
+    and print it; submit nothing."""
+    out_dir = sweep_dir / "dry_run"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    returns = []
+    for submission in planned:
+        name = submission.name
+        payload_line = " ".join(submission.command) if submission.command else "(not a planned run)"
+        request = backend.request(name, submission.compute, settings)
+        file_name, text = backend.script(name, submitit_files.folder(submission.job_dir), request, payload_line)
+        path = out_dir / file_name
+        path.write_text(text, encoding="utf-8")
+        print(f"==> {path}\n{text}")
+        returns.append(JobReturn(status=JobStatus.COMPLETED, _return_value=str(path)))
+    log.info("dry run: %d job scripts written to %s; nothing submitted", len(returns), out_dir)
+    return returns
+
+
 def interrupted_message(
     stopped: Sequence[str], names: Sequence[str], submitted: Sequence[str], again: str = "The same command again"
 ) -> str:
@@ -355,16 +349,17 @@ def interrupted_message(
 
 
 def submit_and_watch(
-    launcher: Launcher, submitter: Submitter, planned: Sequence[Submission], callback: SweepWatcher | None, monitor: Monitor | None
+    launcher: Launcher, submitter: Submitter, planned: Sequence[Submission], callback: SweepWatcher | None,
+    monitor: Monitor | None, hand_over: Callable[[], str] | None,
 ) -> list[str]:
     """Submit the planned jobs, then let the monitor callback watch the sweep (to its end,
-    unless it detaches); the job names, in order. A Ctrl-C of a local launch stops its jobs
-    (to be resumed by the same command); on SLURM they run on."""
+    unless it detaches: then `hand_over`); the job names, in order. A Ctrl-C of a local
+    launch stops its jobs (to be resumed by the same command); on SLURM they run on."""
     local = not submitter.backend.jobs_outlive_launch
     try:
-        names = submitter.submit_all(launcher, planned, launcher.stagger, launcher.max_submitted, monitor)
-        if callback is not None and monitor is not None:  # the callback gave the monitor
-            callback.watch(monitor)
+        names = submitter.submit_all(planned, launcher.stagger, launcher.max_submitted, monitor)
+        if callback is not None and monitor is not None:  # the monitor of the callback's settings
+            callback.watch(monitor, hand_over)
         else:
             print(
                 f"ttlaunch: submitted; monitoring is switched off. Follow with `{reattach_hint(submitter.sweep_dir)}`",
