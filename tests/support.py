@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 if TYPE_CHECKING:
+    from ttlaunch.inputs.schema import ComputeConfig
     from ttlaunch.job.job_plan import JobPlan
+    from ttlaunch.records.ledger import Ledger
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -219,3 +221,37 @@ def cluster_without_accounting(completion_log: str, asked: list[list[str]]) -> C
         raise slurm.AccountingDisabled(argv, 1, "", "Slurm accounting storage is disabled")
 
     return execute
+
+
+class Recorder:
+    """Stands in for the launching side of the monitor's reactions (their Capabilities):
+    records what they ask it to submit (a new record per submission, as the submitter makes)
+    and cancel; every job asks for `compute`."""
+
+    def __init__(self, ledger: Ledger, compute: ComputeConfig | None = None) -> None:
+        from ttlaunch.inputs.schema import ComputeConfig
+
+        self.ledger, self.submitted, self.cancelled = ledger, [], []
+        self.memory: list[float | None] = []  # each submission's mem_gb
+        self.compute = compute or ComputeConfig()
+
+    def submit(self, job_name, run_name, template_job, overrides, evaluation=False, mem_gb=None):
+        from ttlaunch.records.jobs_file import JobRecord
+
+        self.submitted.append((job_name, run_name, template_job, list(overrides)))
+        self.memory.append(mem_gb)
+        previous = self.ledger.state.jobs.get(job_name)
+        record = JobRecord(name=job_name, run_name=run_name, job_id=f"new{len(self.submitted)}")
+        if previous is not None:
+            record.previous_job_ids = [*previous.previous_job_ids, previous.job_id]
+            record.restarts = list(previous.restarts)
+            record.output_dir, record.job_dir, record.stderr = previous.output_dir, previous.job_dir, previous.stderr
+        self.ledger.state.jobs[job_name] = record
+        return record.job_id
+
+    def cancel(self, job_name):
+        self.cancelled.append(job_name)
+        self.ledger.state.jobs[job_name].stopped_by_ttlaunch = True
+
+    def compute_of(self, template_job, run_name, evaluation):
+        return self.compute

@@ -42,6 +42,18 @@ def test_the_live_table_has_the_same_rows():
     assert "r16" in text and "2m 30s" in text and "SUBMIT_FAILED" in text
 
 
+def test_a_failed_jobs_cause_and_an_early_stop_are_in_the_table():
+    state = sweep_state()
+    state.jobs["r32"] = JobRecord(name="r32", job_id="13", status="FAILED", cause="code", error="KeyError: 'labels'")
+    state.stopped = "the same error ended 3 runs: KeyError: 'labels'"
+    lines = render_plain(state, NOW).splitlines()
+    assert lines[1].split() == ["Run", "Status", "Job", "ID", "Started", "Elapsed", "Cause", "Notes"]
+    assert lines[4].split()[:2] == ["r32", "FAILED"] and lines[4].split()[-3:] == ["code", "KeyError:", "'labels'"]
+    assert lines[-1] == (
+        "stopped: the same error ended 3 runs: KeyError: 'labels'; after a fix, the same launch command submits what was held back"
+    )
+
+
 def test_running_jobs_show_their_step_of_the_total_their_loss_and_the_time_left():
     state = sweep_state()
     state.jobs["r8"].training = TrainingProgress(steps_done=6, steps_total=6, loss=6.565833568572998)

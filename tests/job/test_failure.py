@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttlaunch.job.failure import PAYLOAD_EXIT, failure_reason
+from ttlaunch.job.failure import PAYLOAD_EXIT, failure_reason, without_wrapper
 
 WRAPPER = """\
 Traceback (most recent call last):
@@ -45,3 +45,10 @@ def test_any_stderr_gives_one_line_or_nothing(noise, code, marked):
     assert reason is None or ("\n" not in reason and len(reason) <= 340)
     if marked:
         assert reason is not None and reason.startswith(f"payload exited with code {code}")
+
+
+def test_without_the_wrapper_the_payloads_error_and_slurms_lines_stay():
+    killed = f"step 3\n{PAYLOAD_EXIT} 137\n{WRAPPER}slurmstepd: error: Job 7 exceeded memory limit (2000 > 1000), being killed\n"
+    assert without_wrapper(killed) == "step 3\nslurmstepd: error: Job 7 exceeded memory limit (2000 > 1000), being killed"
+    assert "PayloadFailed" not in without_wrapper(PAYLOAD + f"{PAYLOAD_EXIT} 3\n" + WRAPPER)
+    assert without_wrapper(PAYLOAD) == PAYLOAD, "no mark: all of it is the payload's"

@@ -13,7 +13,7 @@ from ttlaunch.records.jobs_file import JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 
-from support import REPO
+from support import REPO, Recorder
 
 TORCHTUNE_SAVE = (
     "Adapter checkpoint of size 0.00 GiB saved to /s/r/outputs/epoch_1/adapter_model.pt\n"
@@ -66,26 +66,6 @@ def test_bad_rules_are_one_clear_error_naming_the_field(rules, field, message):
     with pytest.raises(InputError) as caught:
         parse_rules(rules, "monitoring=mine")
     assert caught.value.source == "monitoring=mine" and caught.value.field == field and message in caught.value.message
-
-
-class Recorder:
-    """Stands in for the launching side: records what the engine asks it to submit."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger, self.submitted, self.cancelled = ledger, [], []
-
-    def submit(self, job_name, run_name, template_job, overrides, evaluation=False):
-        self.submitted.append((job_name, run_name, template_job, list(overrides)))
-        previous = self.ledger.state.jobs.get(job_name)
-        record = JobRecord(name=job_name, run_name=run_name, job_id=f"new{len(self.submitted)}")
-        if previous is not None:
-            record.previous_job_ids = [*previous.previous_job_ids, previous.job_id]
-            record.restarts = list(previous.restarts)
-        self.ledger.state.jobs[job_name] = record
-        return record.job_id
-
-    def cancel(self, job_name):
-        self.cancelled.append(job_name)
 
 
 def sweep_with_job(tmp_path: Path, output: str = "", **fields) -> tuple[Ledger, Path]:
@@ -155,7 +135,7 @@ def test_a_crash_restarts_while_attempts_remain(tmp_path: Path):
     assert "skipped: 3 attempts (max_attempts 3)" in ledger.events.path.read_text()
 
 
-def test_out_of_memory_restarts_only_when_asked_and_then_with_half_the_batch(tmp_path: Path):
+def test_out_of_memory_restarts_only_when_asked_and_then_with_half_the_batch_and_twice_the_accumulation(tmp_path: Path):
     output = tmp_path / "outputs"
     output.mkdir()
     (output / "torchtune_config.yaml").write_text("batch_size: 8\nepochs: 2\n")
@@ -171,8 +151,9 @@ def test_out_of_memory_restarts_only_when_asked_and_then_with_half_the_batch(tmp
     halving = RulesEngine(parse_rules({"state_events": RESTARTS["state_events"][2:]}, "m"), ledger, recorder)
     halving.on_transition("r", ledger.state.jobs["r"], JobState.RUNNING, JobState.OUT_OF_MEMORY)
     poll(halving)
-    assert recorder.submitted == [("r", "r", "r", ["++payload.extra_overrides=[batch_size=4]"])]
-    assert ledger.state.jobs["r"].restarts[0]["after"] == "OUT_OF_MEMORY"
+    assert recorder.submitted == [("r", "r", "r", ["++payload.extra_overrides=[batch_size=4,gradient_accumulation_steps=2]"])]
+    restart = ledger.state.jobs["r"].restarts[0]
+    assert restart["after"] == "OUT_OF_MEMORY" and (restart["batch"], restart["accumulation"]) == ([8, 4], [1, 2])
 
 
 def test_max_attempts_any_and_not_combine(tmp_path: Path):

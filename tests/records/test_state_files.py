@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ttlaunch.base.errors import DamagedFile
+from ttlaunch.inputs.failure_causes import CausePattern, FailureCause
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.records.event_log import EventLog, read_events
 from ttlaunch.records.jobs_file import STATE_VERSION, JobKind, JobRecord, SweepState, TrainingProgress, load_state, save_state
@@ -17,6 +18,7 @@ from ttlaunch.records.rebuild import rebuild
 from ttlaunch.records.rules_state import QueuedAction, RulesState
 from ttlaunch.records.status_table import edited_header
 from ttlaunch.records.sweep_lock import holder_of
+from ttlaunch.scheduler.states import JobState
 
 
 def saved_state(tmp_path: Path) -> Path:
@@ -52,6 +54,12 @@ def test_a_state_file_cut_short_names_the_file_the_problem_and_the_way_on(tmp_pa
             "payload_kind is 'tune', not one of torchtune, command, app, evaluation",
         ),
         (lambda data: data.update(evaluator="lm-eval"), "evaluator is 'lm-eval', not one of inspect, command"),
+        (lambda data: data["jobs"]["a"].update(cause="oom"), "jobs.a.cause is 'oom', not one of gpu_oom, host_oom, node_failure"),
+        (
+            lambda data: data.update(cause_patterns=[{"cause": "node_failure", "pattern": "(unclosed"}]),
+            "cause_patterns holds '(unclosed', not a regular expression",
+        ),
+        (lambda data: data.update(cause_patterns=[{"cause": "hardware"}]), "cause_patterns holds {'cause': 'hardware'}, not a cause"),
         (lambda data: data.pop("version"), "version is None, not a state version number"),
         (lambda data: data.update(version=0), "state version 0 was never written by ttlaunch"),
     ],
@@ -86,6 +94,19 @@ def test_an_older_state_is_read_as_the_current_one(tmp_path: Path, version: int)
     save_state(path, state)
     saved = json.loads(path.read_text())
     assert saved["version"] == STATE_VERSION and saved["jobs"]["a"]["name"] == "a" and "run" not in saved["jobs"]["a"]
+
+
+def test_causes_the_users_patterns_and_an_early_stop_read_back(tmp_path: Path):
+    state = SweepState(
+        experiment="x", sweep_dir=str(tmp_path), cause_patterns=[CausePattern(FailureCause.node_failure, r"GPU \d+ lost")],
+        stopped="the same error ended 3 runs: KeyError: 'labels'",
+    )
+    state.jobs["a"] = JobRecord(name="a", job_id="7", status=JobState.FAILED, cause=FailureCause.gpu_oom)
+    path = tmp_path / "jobs.json"
+    save_state(path, state)
+    saved = json.loads(path.read_text())
+    assert saved["jobs"]["a"]["cause"] == "gpu_oom" and saved["cause_patterns"] == [{"cause": "node_failure", "pattern": r"GPU \d+ lost"}]
+    assert load_state(path, "x", tmp_path) == state
 
 
 def test_the_state_file_holds_one_line_per_job_and_reads_back_whole(tmp_path: Path):

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ttlaunch.base.times import parse_timestamp
-from ttlaunch.inputs.torchtune_configs import batch_size_of
+from ttlaunch.inputs.torchtune_configs import batch_and_accumulation
 from ttlaunch.job.gpu_sampler import latest_sample
 from ttlaunch.job.requeue import current_attempt, parse_requeues
 from ttlaunch.scheduler.figure_readers import UnreadableOutput, count, duration_s, exit_code, number, scheduler_time, size_mb
@@ -100,8 +100,8 @@ def check_requeues(text: str) -> None:
 
 
 def check_torchtune_config(text: str) -> None:
-    size = batch_size_of(text.encode("utf-8", errors="surrogatepass"))
-    assert size is None or (type(size) is int and size > 0)
+    found = batch_and_accumulation(text.encode("utf-8", errors="surrogatepass"))
+    assert found is None or all(type(value) is int and value > 0 for value in found)
 
 
 # (recorded output, field separator, check) for each parser of line-and-field output.

@@ -7,6 +7,7 @@ the job (to build the payload), so both read the same things the same way.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
@@ -18,6 +19,7 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from ttlaunch.base.errors import InputError
+from ttlaunch.inputs.failure_causes import CausePattern
 from ttlaunch.inputs.input_copies import copy_of
 from ttlaunch.inputs.payload import build_payload, scaffold_config_path
 from ttlaunch.inputs.payload_command import PayloadCommand
@@ -31,6 +33,7 @@ from ttlaunch.inputs.schema import (
     EvaluationConfig,
     Executor,
     PayloadConfig,
+    RemediationConfig,
     ReportConfig,
     RequeueConfig,
     UserConfig,
@@ -57,6 +60,7 @@ class LaunchInputs:
     rules: Rules = Rules()
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    remediation: RemediationConfig = field(default_factory=RemediationConfig)
     # Run parameters given on the command line (`+seed=1`, one value of `+lr=1e-4,5e-4`):
     # they apply to every run of this job's sweep point, over the summary's values.
     parameters: Mapping[str, Scalar] = field(default_factory=dict)
@@ -279,12 +283,18 @@ def read_inputs(cfg: DictConfig, hydra_cfg: DictConfig) -> LaunchInputs:
     check_argv_items(cfg.get("payload"), payload_source, "payload", ("command", "extra_overrides", "overrides"), ("setup", "prepare"))
     check_argv_items(cfg.get("evaluation"), "ttlaunch.yaml", "evaluation", ("command",))
     scheduling = read_scheduling(cfg, hydra_cfg)
+    payload = typed(cfg.get("payload"), PayloadConfig, payload_source, "payload")
+    if payload.batch_keys and (len(payload.batch_keys) != 2 or payload.kind is not PayloadKind.command):
+        raise InputError(
+            payload_source, "payload.batch_keys",
+            "a command's two keys, its micro-batch's and its gradient accumulation's (torchtune's are known)",
+        )
     return LaunchInputs(
         experiment=read_experiment(cfg, hydra_cfg),
         compute=scheduling.compute,
         requeue=scheduling.requeue,
         user=typed(cfg.get("user"), UserConfig, "user.yaml", "user"),
-        payload=typed(cfg.get("payload"), PayloadConfig, payload_source, "payload"),
+        payload=payload,
         compute_source=scheduling.compute_source,
         payload_source=payload_source,
         explicit_compute=scheduling.explicit,
@@ -292,8 +302,36 @@ def read_inputs(cfg: DictConfig, hydra_cfg: DictConfig) -> LaunchInputs:
         rules=read_rules(cfg.get("monitoring"), f"monitoring={choices.get('monitoring', '?')}"),
         evaluation=typed(cfg.get("evaluation"), EvaluationConfig, "ttlaunch.yaml", "evaluation"),
         report=typed(cfg.get("report"), ReportConfig, "ttlaunch.yaml", "report"),
+        remediation=read_remediation(cfg.get("remediation"), f"remediation={choices.get('remediation', '?')}"),
         parameters=command_line_parameters(OmegaConf.select(hydra_cfg, "overrides.task", default=None) or []),
     )
+
+
+def read_remediation(node: object, source: str) -> RemediationConfig:
+    """The remediation settings, each number in its range and each pattern a regular expression."""
+    remediation = typed(node, RemediationConfig, source, "remediation")
+    for name, least in (("max_restarts", 0), ("memory_factor", 1), ("same_error_stop", 0)):
+        value = getattr(remediation, name)
+        if value < least:
+            raise InputError(source, f"remediation.{name}", f"expected at least {least}, got {value}")
+    if remediation.max_mem_gb is not None and remediation.max_mem_gb <= 0:
+        raise InputError(source, "remediation.max_mem_gb", f"expected a positive number of GB, got {remediation.max_mem_gb}")
+    cause_patterns(remediation, source)
+    return remediation
+
+
+def cause_patterns(remediation: RemediationConfig, source: str) -> list[CausePattern]:
+    """The user's patterns, compiled; InputError naming the one that is no regular expression."""
+    compiled = []
+    for index, item in enumerate(remediation.patterns):
+        where = f"remediation.patterns[{index}].pattern"
+        if not item.pattern:
+            raise InputError(source, where, "is empty: it would match every log")
+        try:
+            compiled.append(CausePattern(item.cause, item.pattern))
+        except re.error as err:
+            raise InputError(source, where, f"{item.pattern!r} is no regular expression: {err}") from None
+    return compiled
 
 
 @dataclass(frozen=True)

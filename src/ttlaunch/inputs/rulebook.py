@@ -2,14 +2,15 @@
 conversions, evaluations, restarts).
 
     log_events:     a pattern on each job's output as it grows -> actions
-    state_events:   a state the job reaches (FAILED, TIMEOUT, OUT_OF_MEMORY, crash, ...)
+    state_events:   a state the job reaches (FAILED, TIMEOUT, OUT_OF_MEMORY, crash, ...) or the
+                    cause of its end (gpu_oom, node_failure, code, ...)
                     or `inactive_s` seconds without output -> actions
 
 An action (log, command, follow_up, restart, cancel) may carry conditions (file_exists,
 glob_exists, max_attempts, metadata, command, all / any / not). Templates ({name}) take the
 pattern's named groups, the event's metadata and {run_name}, {job_name}, {job_id},
 {attempt}, {output_dir}, {job_dir}, {sweep_dir} (state events add {state}, {exit_code} and
-{error_type}: oom, crash, timeout, ...); an unknown name is an error at launch.
+{error_type}: oom, crash, timeout, ...; {cause}); an unknown name is an error at launch.
 
 Parsed from plain data into frozen dataclasses here, validated before anything is submitted.
 """
@@ -22,10 +23,12 @@ from typing import Any, Mapping, Sequence, Union
 
 from ttlaunch.base.errors import InputError
 from ttlaunch.inputs import templates
+from ttlaunch.inputs.failure_causes import FailureCause
 from ttlaunch.scheduler.states import JobState
 
 BUILTIN_VARIABLES = ("run_name", "job_name", "job_id", "attempt", "output_dir", "job_dir", "sweep_dir", "event")
-# A state event's `state`: one of our states, or `crash` (FAILED with a non-zero exit code).
+# A state event's `state`: one of our states, `crash` (FAILED with a non-zero exit code), or
+# the cause of an end (ttlaunch.inputs.failure_causes: gpu_oom, node_failure, code, ...).
 CRASH = "crash"
 
 
@@ -143,7 +146,7 @@ class LogEvent:
 @dataclass(frozen=True)
 class StateEvent:
     name: str
-    states: tuple[str, ...]  # JobState values and/or "crash"
+    states: tuple[str, ...]  # JobState values, "crash", failure causes
     inactive_s: float | None
     metadata: Mapping[str, str]
     actions: tuple[Action, ...]
@@ -272,7 +275,7 @@ def _parse_rules(data: object, source: str) -> Rules:
         _check_templates(reader, parsed.actions, {*BUILTIN_VARIABLES, *groups, *metadata}, f"{where}.actions")
         log_events.append(parsed)
     state_events = []
-    known_states = {state.value for state in JobState} | {CRASH}
+    known_states = {state.value for state in JobState} | {CRASH} | {cause.value for cause in FailureCause}
     for index, item in enumerate(top.get("state_events") or []):
         where = f"monitoring.state_events[{index}]"
         event = reader.mapping(item, where, ("name", "state", "inactive_s", "metadata", "actions"))
@@ -289,7 +292,8 @@ def _parse_rules(data: object, source: str) -> Rules:
             str(event["name"]), tuple(states), None if inactive is None else float(inactive), metadata,
             reader.actions(event.get("actions"), f"{where}.actions"),
         )
-        _check_templates(reader, parsed_state.actions, {*BUILTIN_VARIABLES, "exit_code", "state", "error_type", *metadata}, f"{where}.actions")
+        known = {*BUILTIN_VARIABLES, "exit_code", "state", "error_type", "cause", *metadata}
+        _check_templates(reader, parsed_state.actions, known, f"{where}.actions")
         state_events.append(parsed_state)
     return Rules(tuple(log_events), tuple(state_events))
 

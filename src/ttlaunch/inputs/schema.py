@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ttlaunch.base.errors import InputError
+from ttlaunch.inputs.failure_causes import FailureCause
 from ttlaunch.inputs.payload_kinds import PayloadKind
 
 T = TypeVar("T")
@@ -183,6 +184,10 @@ class PayloadConfig:
     # them meeting at the first task's node (a DDP trainer on several nodes or GPUs).
     torchrun: bool = False
     metrics: TrainingMetricsConfig = field(default_factory=TrainingMetricsConfig)
+    # kind=command: the command's micro-batch and gradient-accumulation keys (`key=value`
+    # arguments it takes last, as extra_overrides), so that a GPU out of memory restarts it
+    # with half the one and twice the other. Empty: no such restart. torchtune's are known.
+    batch_keys: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -204,6 +209,33 @@ class EvaluationConfig:
     checkpoint: str = "{run_output_dir}/epoch_{epoch}"
     # torchtune writes it last when it saves an epoch.
     ready_file: str = "adapter_config.json"
+
+
+@dataclass
+class CausePatternConfig:
+    """A message of the user's cluster or code that tells a failure's cause: a regular
+    expression searched in the end of a failed job's log, before the built-in table."""
+
+    cause: FailureCause = FailureCause.unknown
+    pattern: str = ""
+
+
+@dataclass
+class RemediationConfig:
+    """`remediation=auto|off`: what ttlaunch does when a run ends without completing
+    (ttlaunch.monitor.remediation). Causes are recorded either way."""
+
+    enabled: bool = True
+    # Checked before the built-in table (ttlaunch.inputs.failure_causes.PATTERNS).
+    patterns: List[CausePatternConfig] = field(default_factory=list)
+    # Restarts of one run for what the cluster broke, all causes together.
+    max_restarts: int = 3
+    # After host_oom, the run asks for this much more memory, up to max_mem_gb (unset: 4x its first ask).
+    memory_factor: float = 1.5
+    max_mem_gb: Optional[float] = None
+    # After the same error (type and message, numbers and paths aside) ended this many runs,
+    # the sweep submits nothing more and cancels its queued jobs (0: never).
+    same_error_stop: int = 3
 
 
 @dataclass

@@ -146,11 +146,14 @@ def _whole(value: object) -> int | None:
     return value if type(value) is int and value > 0 else None
 
 
-def batch_size_of(saved_config: bytes) -> int | None:
-    """`batch_size` of a saved torchtune config; None when the text is not YAML, not a
-    mapping, or has no positive whole batch size."""
+def batch_and_accumulation(saved_config: bytes) -> tuple[int, int] | None:
+    """`batch_size` and `gradient_accumulation_steps` (1 when unset) of a saved torchtune
+    config; None without a positive whole batch size."""
     saved = _saved_mapping(saved_config)
-    return _whole(saved.get("batch_size")) if saved is not None else None
+    size = _whole(saved.get("batch_size")) if saved is not None else None
+    if saved is None or size is None:
+        return None
+    return size, _whole(saved.get("gradient_accumulation_steps")) or 1
 
 
 def epochs_and_step_cap(saved_config: Path) -> tuple[int | None, int | None]:
@@ -175,15 +178,3 @@ def metric_logger(saved_config: Path) -> str | None:
     logger = saved.get("metric_logger") if saved is not None else None
     component = logger.get("_component_") if isinstance(logger, dict) else None
     return component if isinstance(component, str) else None
-
-
-def halved_batch_overrides(output_dir: Path) -> list[str] | None:
-    """Launch overrides that train the run again with half the batch size it ran with (after
-    running out of memory); None when its saved config has no batch size of 2 or more."""
-    try:
-        batch_size = batch_size_of((output_dir / SAVED_CONFIG_NAME).read_bytes())
-    except OSError:
-        return None
-    if batch_size is None or batch_size < 2:
-        return None
-    return [f"++payload.extra_overrides=[batch_size={batch_size // 2}]"]

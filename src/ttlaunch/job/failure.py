@@ -16,21 +16,26 @@ _MARK = re.compile(rf"^{re.escape(PAYLOAD_EXIT)} (-?\d+)$", re.M)
 # A line that says what went wrong: an exception (ValueError: ..., torch.OutOfMemoryError: ...),
 # or a message that says error, failure or a kill.
 _ERROR_LINE = re.compile(r"^\s*[\w.]*(Error|Exception|Interrupt)\b|error|fail|killed|out of memory", re.I)
-# What a job's stderr says when it died of memory: SLURM's own kill (without cgroups the
-# state is only FAILED), the kernel's, PyTorch's on a GPU, Python's.
-_OOM_MARKERS = ("Exceeded job memory limit", "oom-kill", "out of memory", "OutOfMemoryError", "MemoryError")
+# What SLURM itself writes into a job's stderr (a memory kill, a cancel and why).
+_SCHEDULER_LINES = ("slurmstepd:", "srun:")
 _TAIL_BYTES = 65536
 _MAX_LINE = 300
-
-
-def ran_out_of_memory(stderr_tail: str) -> bool:
-    return any(marker in stderr_tail for marker in _OOM_MARKERS)
 
 
 def payload_exit_code(stderr_tail: str) -> int | None:
     """The payload's exit code, when the wrapper marked one."""
     marks = list(_MARK.finditer(stderr_tail))
     return int(marks[-1].group(1)) if marks else None
+
+
+def without_wrapper(stderr_tail: str) -> str:
+    """What the payload and the scheduler wrote, without the wrapper's own traceback after its
+    mark (which would read as the payload's exception)."""
+    marks = list(_MARK.finditer(stderr_tail))
+    if not marks:
+        return stderr_tail
+    after = stderr_tail[marks[-1].end():].splitlines()
+    return "\n".join([stderr_tail[: marks[-1].start()].rstrip("\n"), *(line for line in after if line.startswith(_SCHEDULER_LINES))])
 
 
 def failure_reason(stderr_tail: str) -> str | None:

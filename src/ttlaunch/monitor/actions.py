@@ -1,19 +1,20 @@
 """What a rule's action does (ttlaunch.inputs.rulebook): log a message, start a command,
-submit a follow-up, restart the job (after running out of memory, with half its batch size),
-cancel it. Submitting and cancelling go through the launching side's Capabilities."""
+submit a follow-up, restart the job (after running out of memory, with a smaller micro-batch
+and as much more gradient accumulation), cancel it. Submitting and cancelling go through the
+launching side's Capabilities."""
 
 from __future__ import annotations
 
 import json
 import logging
 import subprocess
-from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
 from ttlaunch.base.times import timestamp
 from ttlaunch.inputs.rulebook import Action, CancelAction, CommandAction, FollowUpAction, LogAction, RestartAction
+from ttlaunch.inputs.schema import ComputeConfig
 from ttlaunch.inputs.templates import render
-from ttlaunch.inputs.torchtune_configs import halved_batch_overrides
+from ttlaunch.monitor.batch_sizes import BatchChange, smaller_batch
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
 
@@ -24,10 +25,13 @@ class Capabilities(Protocol):
     """What actions need from the launching side (ttlaunch.submit.submitter.SweepActions)."""
 
     def submit(
-        self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str], evaluation: bool = False
+        self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str], evaluation: bool = False,
+        mem_gb: float | None = None,
     ) -> str | None: ...
 
     def cancel(self, job_name: str) -> None: ...
+
+    def compute_of(self, template_job: str, run_name: str, evaluation: bool) -> ComputeConfig: ...
 
 
 class ActionRunner:
@@ -80,28 +84,35 @@ class ActionRunner:
 
     def _restart(self, action: RestartAction, job: str, event: str, variables: Mapping[str, object]) -> None:
         record = self.ledger.state.jobs[job]
+        if record.job_id != variables.get("job_id"):  # remediation restarted this end already
+            self.ledger.events.write("RESTART", job, ("Result", f"already restarted as job {record.job_id}"))
+            return
         overrides: list[str] = []
+        change: BatchChange | None = None
         if variables.get("error_type") == "oom":
             ooms = sum(1 for entry in record.restarts if entry.get("after") == JobState.OUT_OF_MEMORY.value)
             if action.on_oom == "never" or ooms >= action.max_oom_restarts:
                 why = "on_oom=never" if action.on_oom == "never" else f"{ooms} OOM restarts already"
                 self.ledger.events.write("RESTART", job, ("Result", f"not restarted after OUT_OF_MEMORY ({why})"))
                 return
-            smaller = halved_batch_overrides(Path(record.output_dir)) if record.output_dir else None
-            if smaller is None:
-                self.ledger.events.write("RESTART", job, ("Result", "not restarted: no batch size to halve"))
+            smaller = smaller_batch(record)
+            if isinstance(smaller, str):
+                self.ledger.events.write("RESTART", job, ("Result", f"not restarted: {smaller}"))
                 return
-            overrides += smaller
+            change = smaller
+            overrides += change.overrides
         assert self.capabilities is not None
         previous, after = record.job_id, str(variables.get("state", event))
         if variables.get("error_type") == "oom":
             after = JobState.OUT_OF_MEMORY.value
         job_id = self.capabilities.submit(job, str(variables["run_name"]), job, overrides)
         restarted = self.ledger.state.jobs[job]  # the new submission's record
-        restarted.restarts.append({"after": after, "previous_job_id": previous, "at": timestamp()})
+        restarted.restarts.append(
+            {"after": after, "previous_job_id": previous, "at": timestamp(), **(change.entry() if change else {})}
+        )
         self.ledger.events.write(
             "RESTART", job, ("Previous job", f"{previous} ({after})"), ("Result", f"submitted as job {job_id}"),
-            *([("Overrides", " ".join(overrides))] if overrides else []),
+            *([("Change", change.text)] if change else []), *([("Overrides", " ".join(overrides))] if overrides else []),
         )
         self.ledger.save()
 

@@ -80,7 +80,8 @@ def shown_jobs(state: SweepState) -> dict[str, tuple[str, JobRecord | None]]:
 
 
 def columns_and_rows(state: SweepState, now: dt.datetime | None = None) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-    """The table's columns and rows; a Notes column (why a job failed) when some job has one."""
+    """The table's columns and rows; a Cause column (why a job ended without completing) and a
+    Notes column (its error) when some job has one."""
     moment = now or dt.datetime.now()
     jobs = shown_jobs(state)
     rows: list[tuple[str, ...]] = [
@@ -95,6 +96,10 @@ def columns_and_rows(state: SweepState, now: dt.datetime | None = None) -> tuple
     ):
         columns = (*columns, "Progress")
         rows = [(*row, progress_of(record) if record else "-") for row, (_, record) in zip(rows, jobs.values())]
+    causes = [record.cause.value if record and record.cause else "-" for _, record in jobs.values()]
+    if any(cause != "-" for cause in causes):
+        columns = (*columns, "Cause")
+        rows = [(*row, cause) for row, cause in zip(rows, causes)]
     errors = [record.error if record else None for _, record in jobs.values()]
     if not any(errors):
         return columns, rows
@@ -116,14 +121,21 @@ def render_plain(state: SweepState, now: dt.datetime | None = None) -> str:
     table = [columns, *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
-    return "\n".join([counts_line(state), *lines]) + "\n"
+    return "\n".join([counts_line(state), *lines, *([stopped_line(state)] if state.stopped else [])]) + "\n"
+
+
+def stopped_line(state: SweepState) -> str:
+    return f"stopped: {state.stopped}; after a fix, the same launch command submits what was held back"
 
 
 def render_rich(state: SweepState, now: dt.datetime | None = None) -> Table:
     # rich loads only where a table is drawn.
     from rich.table import Table
 
-    table = Table(title=counts_line(state), title_justify="left")
+    table = Table(
+        title=counts_line(state), title_justify="left", caption=stopped_line(state) if state.stopped else None,
+        caption_justify="left",
+    )
     columns, rows = columns_and_rows(state, now)
     for column in columns:
         table.add_column(column)

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from ttlaunch.inputs.failure_causes import FailureCause
 from ttlaunch.inputs.rulebook import CRASH, Action, FollowUpAction, LogEvent, RestartAction, Rules, StateEvent
-from ttlaunch.job.failure import ran_out_of_memory, read_tail
 from ttlaunch.monitor.actions import ActionRunner, Capabilities, kind
 from ttlaunch.monitor.conditions import NO, WAIT, Subject, judge
 from ttlaunch.monitor.job_output import new_lines
@@ -80,10 +80,11 @@ class RulesEngine:
     def on_transition(self, job: str, record: JobRecord, previous: JobState, current: JobState) -> None:
         for event in self.rules.state_events:
             crashed = current is JobState.FAILED and record.exit_code not in (None, "0:0")
-            if current.value in event.states or (CRASH in event.states and crashed):
+            cause = record.cause.value if record.cause is not None and current.terminal else None
+            if current.value in event.states or (CRASH in event.states and crashed) or (cause and cause in event.states):
                 variables = {
                     **event.metadata, "state": current.value, "exit_code": record.exit_code or "",
-                    "error_type": error_type(record, current),
+                    "error_type": error_type(record, current), "cause": cause or "",
                 }
                 self._fire(job, record, event.name, event.actions, variables)
 
@@ -193,13 +194,10 @@ class RulesEngine:
 
 
 def error_type(record: JobRecord, state: JobState) -> str:
-    """"oom" when the job ran out of memory (by its state or its stderr), else "crash" for a
-    failure, else the state's name in lower case: a state event's {error_type}."""
-    if state is JobState.OUT_OF_MEMORY:
+    """"oom" when the job ran out of memory (its cause, ttlaunch.inputs.failure_causes), else
+    "crash" for a failure, else the state's name in lower case: a state event's {error_type}."""
+    if state is JobState.OUT_OF_MEMORY or record.cause in (FailureCause.gpu_oom, FailureCause.host_oom):
         return "oom"
-    if state is JobState.FAILED and record.stderr:
-        tail = read_tail(Path(record.stderr))
-        return "oom" if ran_out_of_memory(tail) else "crash"
+    if state is JobState.FAILED:
+        return "crash"
     return str(state.value).lower()
-
-

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ttlaunch.base.times import format_elapsed, parse_timestamp, timestamp
-from ttlaunch.job.failure import failure_reason, payload_exit_code, read_tail
+from ttlaunch.inputs.failure_causes import CausePattern, classify
+from ttlaunch.job.failure import failure_reason, payload_exit_code, read_tail, without_wrapper
 from ttlaunch.job.requeue import read_requeues
 from ttlaunch.monitor.scores import headline, read_scores
 from ttlaunch.records.checkpoints import epoch_dirs
@@ -64,12 +65,14 @@ def _requeue_reason(record: JobRecord, ended_attempt: int, ended_runs: Callable[
 
 
 def apply_state(
-    record: JobRecord, observation: Observation, inspect_evaluations: bool = True, app_jobs: bool = False
+    record: JobRecord, observation: Observation, inspect_evaluations: bool = True, app_jobs: bool = False,
+    cause_patterns: Sequence[CausePattern] = (),
 ) -> list[Entry]:
     """Apply a change of state to the record; its STATE_CHANGE entry (none without a change).
     `inspect_evaluations`: evaluations run `inspect eval`, and one that completed has its
     scores read from inspect's log (without a usable log it failed). `app_jobs`: the jobs run
-    any Hydra app's task function, and one that completed has what it returned read back."""
+    any Hydra app's task function, and one that completed has what it returned read back.
+    An end without completing gets its cause (the user's `cause_patterns` searched first)."""
     previous, current = record.status, observation.state
     if current is previous or current is JobState.UNKNOWN:
         return []
@@ -105,15 +108,22 @@ def apply_state(
         if record.output_dir:
             record.checkpoints = [str(path) for path in epoch_dirs(Path(record.output_dir))]
         fields += [("Completed", record.completed), ("Elapsed", record.elapsed), *outcome_field]
-        if current is not JobState.COMPLETED:
-            if record.stderr and not record.error and not record.stopped_by_ttlaunch:
-                tail = read_tail(Path(record.stderr))
+        if current is not JobState.COMPLETED and current is not JobState.SUBMIT_FAILED:
+            tail = read_tail(Path(record.stderr)) if record.stderr else ""
+            if tail and not record.error and not record.stopped_by_ttlaunch:
                 record.error = failure_reason(tail)
                 code = payload_exit_code(tail)
                 if record.exit_code is None and code is not None:  # local jobs: no scheduler to say it
                     record.exit_code = f"{code}:0"
+            # SLURM's and the kernel's messages are in the job's stderr; the payload's may be in either.
+            output = read_tail(Path(record.stdout)) if record.stdout and record.stdout != record.stderr else ""
+            last_loss = record.training.loss if record.training is not None else None
+            record.cause = classify(
+                current, f"{output}\n{without_wrapper(tail)}", record.stopped_by_ttlaunch, last_loss, cause_patterns
+            )
             if record.exit_code:
                 fields.append(("Exit code", record.exit_code))
+            fields.append(("Cause", record.cause.value))
             if record.error:
                 fields.append(("Reason", record.error))
             fields.append(("Log", record.stderr))

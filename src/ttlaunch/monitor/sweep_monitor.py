@@ -294,7 +294,10 @@ class Monitor:
         try:
             requeues = note_requeues(record, observation, self.backend.ended_runs)
             state = self.ledger.state
-            update = apply_state(record, observation, state.evaluator is Evaluator.INSPECT, state.payload_kind is PayloadKind.app)
+            update = apply_state(
+                record, observation, state.evaluator is Evaluator.INSPECT, state.payload_kind is PayloadKind.app,
+                state.cause_patterns,
+            )
             self.events.write_all([*requeues, *update])  # all or none, as the record
         except BaseException:
             self.jobs[name] = snapshot

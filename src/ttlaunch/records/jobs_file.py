@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -13,6 +14,7 @@ from typing import Any, Iterable, Sequence
 from ttlaunch import __version__
 from ttlaunch.base.errors import DamagedFile
 from ttlaunch.base.files import write_atomically
+from ttlaunch.inputs.failure_causes import CausePattern, FailureCause
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import Executor
 from ttlaunch.scheduler.states import JobState
@@ -26,7 +28,9 @@ STATE_FILE_NAME = "jobs.json"
 # (`elapsed_s`), an evaluation job its scores (`scores`); older files have none of these yet.
 # 5: a job of any other Hydra app holds what its task function returned (`returned`).
 # 6: the sweep names its monitor job (`monitor_job_id`, detach=true); older files have none.
-STATE_VERSION = 6
+# 7: a job that ended without completing has its `cause`, the sweep its user's `cause_patterns`
+# and its early stop (`stopped`); older files have none of these.
+STATE_VERSION = 7
 
 
 class JobKind(str, enum.Enum):
@@ -91,6 +95,7 @@ class JobRecord:
     stdout: str | None = None
     stderr: str | None = None
     error: str | None = None
+    cause: FailureCause | None = None  # why it ended without completing (ttlaunch.inputs.failure_causes)
     # What the job asked for, so metrics need no config when monitoring resumes elsewhere.
     time_limit_s: int | None = None
     # Jobs of earlier submissions of this run (resubmitted after failing), oldest first.
@@ -118,6 +123,7 @@ class JobRecord:
     def __post_init__(self) -> None:
         # A record read from JSON, or written with a word.
         self.status, self.kind = JobState(self.status), JobKind(self.kind)
+        self.cause = FailureCause(self.cause) if self.cause is not None else None
 
 
 @dataclass
@@ -139,6 +145,11 @@ class SweepState:
     # A copy of the event log in the experiment's own logs/ (a scaffold launched in place, as
     # cruijff_kit keeps its run-torchtune.log there).
     experiment_log: str | None = None
+    # The user's own messages that tell a failure's cause (remediation.patterns), searched first.
+    cause_patterns: list[CausePattern] = field(default_factory=list)
+    # Why ttlaunch stopped submitting the sweep's runs (the same error ended several), until
+    # the next launch; None while it submits.
+    stopped: str | None = None
     jobs: dict[str, JobRecord] = field(default_factory=dict)
     # Jobs the launch in progress will submit and has not yet (a launch killed meanwhile
     # leaves them here: the next one plans again from the records).
@@ -165,6 +176,7 @@ def _record_data(record: JobRecord) -> dict[str, object]:
     every list and dict was most of the time to write a 10,000-job sweep's file."""
     data = {name: getattr(record, name) for name in _RECORD_FIELDS}
     data["status"], data["kind"] = record.status.value, record.kind.value
+    data["cause"] = record.cause.value if record.cause is not None else None
     if record.training is not None:
         data["training"] = {name: getattr(record.training, name) for name in _TRAINING_FIELDS}
     return data
@@ -173,10 +185,16 @@ def _record_data(record: JobRecord) -> dict[str, object]:
 def save_state(path: Path, state: SweepState) -> None:
     """The sweep's fields one per line, then each job record on a line of its own: readable
     and greppable by job, and written by the C encoder (5x faster at 10,000 jobs)."""
-    head = [f"  {_compact(name)}: {_compact(getattr(state, name))}" for name in _SWEEP_FIELDS]
+    head = [f"  {_compact(name)}: {_compact(_sweep_value(state, name))}" for name in _SWEEP_FIELDS]
     jobs = ",\n".join(f"    {_compact(name)}: {_compact(_record_data(record))}" for name, record in state.jobs.items())
     body = ",\n".join([f'  "version": {STATE_VERSION}', *head, f'  "jobs": {{\n{jobs}\n  }}' if jobs else '  "jobs": {}'])
     write_atomically(path, f"{{\n{body}\n}}\n")
+
+
+def _sweep_value(state: SweepState, name: str) -> object:
+    if name == "cause_patterns":
+        return [{"cause": pattern.cause.value, "pattern": pattern.pattern} for pattern in state.cause_patterns]
+    return getattr(state, name)
 
 
 def rebuild_hint(sweep_dir: Path) -> str:
@@ -215,7 +233,7 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
     if not (isinstance(unsubmitted, list) and all(isinstance(name, str) for name in unsubmitted)):
         raise DamagedFile(path, "unsubmitted is not a list of job names", way_on)
     texts = ("experiment", "sweep_dir", "monitoring_started", "executor", "payload_kind", "metrics_pattern", "metrics_jsonl",
-             "sort_by", "evaluator", "status_table", "experiment_log", "monitor_job_id")
+             "sort_by", "evaluator", "status_table", "experiment_log", "monitor_job_id", "stopped")
     for key in texts:
         if data.get(key) is not None and not isinstance(data[key], str):
             raise DamagedFile(path, f"{key} is {data[key]!r}, not text", way_on)
@@ -235,9 +253,23 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
         evaluator=Evaluator(data.get("evaluator") or Evaluator.INSPECT),
         status_table=data.get("status_table"),
         experiment_log=data.get("experiment_log"),
+        cause_patterns=_cause_patterns(data.get("cause_patterns", []), path, way_on),
+        stopped=data.get("stopped"),
         jobs={name: _record(name, _current(record, data["version"]), path, way_on) for name, record in jobs.items()},
         unsubmitted=list(unsubmitted),
     )
+
+
+def _cause_patterns(raw: object, path: Path, way_on: str) -> list[CausePattern]:
+    patterns = []
+    for item in raw if isinstance(raw, list) else [raw]:
+        if not (isinstance(item, dict) and item.get("cause") in words_of(FailureCause) and isinstance(item.get("pattern"), str)):
+            raise DamagedFile(path, f"cause_patterns holds {item!r}, not a cause and its pattern", way_on)
+        try:
+            patterns.append(CausePattern(FailureCause(item["cause"]), item["pattern"]))
+        except re.error as err:
+            raise DamagedFile(path, f"cause_patterns holds {item['pattern']!r}, not a regular expression ({err})", way_on) from None
+    return patterns
 
 
 def _check_version(version: object, path: Path, way_on: str) -> None:
@@ -276,7 +308,7 @@ def _record(name: str, raw: object, path: Path, way_on: str) -> JobRecord:
     if unknown:
         raise DamagedFile(path, f"jobs.{name} has fields no job record has: {', '.join(unknown)}", way_on)
     for item in fields(JobRecord):
-        if item.name in ("status", "kind", "training"):  # words, read as enums; a record of its own, below
+        if item.name in ("status", "kind", "cause", "training"):  # words, read as enums; a record of its own, below
             continue
         if item.name in raw and not fits_type(raw[item.name], _RECORD_TYPES[item.name]):
             raise DamagedFile(path, f"jobs.{name}.{item.name} is {raw[item.name]!r}, not of type {item.type}", way_on)
@@ -286,6 +318,8 @@ def _record(name: str, raw: object, path: Path, way_on: str) -> JobRecord:
         raise DamagedFile(path, f"jobs.{name}.status is {raw['status']!r}, not a job state", way_on)
     if raw.get("kind", JobKind.TRAINING.value) not in words_of(JobKind):
         raise DamagedFile(path, f"jobs.{name}.kind is {raw['kind']!r}, not one of {', '.join(words_of(JobKind))}", way_on)
+    if raw.get("cause") is not None and raw["cause"] not in words_of(FailureCause):
+        raise DamagedFile(path, f"jobs.{name}.cause is {raw['cause']!r}, not one of {', '.join(words_of(FailureCause))}", way_on)
     training = raw.get("training")
     if training is not None:
         raw = {**raw, "training": _training(name, training, path, way_on)}

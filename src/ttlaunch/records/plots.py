@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ttlaunch.base.times import parse_timestamp
-from ttlaunch.records.jobs_file import SweepState
+from ttlaunch.inputs.failure_causes import FailureCause
+from ttlaunch.records.jobs_file import JobRecord, SweepState
 from ttlaunch.records.results import ResultRow, result_rows, swept_parameters
+from ttlaunch.scheduler.states import JobState
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -31,7 +33,14 @@ MAX_TIMELINE_HEIGHT_IN = 30.0
 MAX_NAMED_BARS = 80
 # More runs than this: lines without a legend (it would hide the plot).
 MAX_LEGEND_ENTRIES = 30
-_END_COLOURS = {"COMPLETED": "tab:green", "FAILED": "tab:red", "TIMEOUT": "tab:orange", "OUT_OF_MEMORY": "tab:purple"}
+# A bar that ran is coloured by how it ended: completed, still running, or its failure's cause.
+_COMPLETED_COLOUR, _RUNNING_COLOUR = "tab:green", "tab:blue"
+_CAUSE_COLOURS = {
+    FailureCause.gpu_oom: "tab:purple", FailureCause.host_oom: "orchid", FailureCause.node_failure: "black",
+    FailureCause.communication: "tab:cyan", FailureCause.preempted: "gold", FailureCause.time_limit: "tab:orange",
+    FailureCause.cancelled: "darkgrey", FailureCause.numerical: "tab:pink", FailureCause.code: "tab:red",
+    FailureCause.unknown: "tab:brown",
+}
 
 
 def import_figure_modules() -> None:
@@ -88,8 +97,8 @@ def timeline_figure(state: SweepState, now: dt.datetime | None = None) -> Figure
         assert submitted is not None
         bars.setdefault(("queued", "lightgrey"), []).append((row, at(submitted), at(started or ended) - at(submitted)))
         if started is not None:
-            colour = _END_COLOURS.get(record.status.value, "tab:blue")
-            bars.setdefault((record.status.value, colour), []).append((row, at(started), at(ended) - at(started)))
+            label, colour = _end_of(record)
+            bars.setdefault((label, colour), []).append((row, at(started), at(ended) - at(started)))
         for requeue in record.requeues:
             when = parse_timestamp(str(requeue.get("at")))
             if when is not None:
@@ -111,6 +120,15 @@ def timeline_figure(state: SweepState, now: dt.datetime | None = None) -> Figure
     if unique:
         axes.legend(unique.values(), unique.keys(), fontsize="small")
     return figure
+
+
+def _end_of(record: JobRecord) -> tuple[str, str]:
+    """The legend's word and the colour of a job's bar."""
+    if record.status is JobState.COMPLETED:
+        return "COMPLETED", _COMPLETED_COLOUR
+    if record.cause is not None:
+        return record.cause.value, _CAUSE_COLOURS[record.cause]
+    return record.status.value, _RUNNING_COLOUR
 
 
 def numeric_sweep(rows: Sequence[ResultRow]) -> tuple[str, str | None] | None:

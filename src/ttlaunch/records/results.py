@@ -48,6 +48,9 @@ class ResultRow:
     # gives it; its headline metric's name; its value).
     scores: Mapping[str, tuple[int | None, str, float]] = field(default_factory=dict)
     returned: Any = None  # what an app's task function returned
+    cause: str | None = None  # why it ended without completing
+    # What restarts changed of how it trains (`batch 8→4 × accum 1→2`): its results read with it.
+    changed: str | None = None
 
     @property
     def trained(self) -> bool:
@@ -113,7 +116,9 @@ def result_rows(state: SweepState) -> list[ResultRow]:
             tokens_per_s=progress.tokens_per_s if progress else None, wall_time_s=seconds,
             attempts=record.attempt + len(record.previous_job_ids),
             hours=seconds * count / 3600 if seconds is not None else None, unit=unit, scores=scores.get(name, {}),
-            returned=record.returned,
+            returned=record.returned, cause=record.cause.value if record.cause is not None else None,
+            changed="; ".join(str(entry["change"]) for entry in record.restarts if entry.get("change") not in (None, "as it was"))
+            or None,
         ))
     runs_evaluated = {name: target[0] for name in state.jobs for target in [evaluated(name)] if target is not None}
     for run, run_scores in scores.items():  # runs evaluated on a model the sweep does not train
@@ -174,8 +179,10 @@ def results_table(state: SweepState, sort_by: str) -> list[str]:
     measures = [
         (title, key) for title, key in _MEASURES if any(row.value(key) is not None for row in rows)
     ]
+    causes, changes = any(row.cause for row in rows), any(row.changed for row in rows)
     header = [
-        "Run", *swept, "Status", *(title for title, _ in measures), "Wall time", "Attempts", "/".join(units) + "-hours",
+        "Run", *swept, "Status", *(["Cause"] if causes else []), *(title for title, _ in measures), "Wall time", "Attempts",
+        "/".join(units) + "-hours", *(["Changed by restarts"] if changes else []),
         *(f"{task} ({metric_of[task]})" for task in tasks),
     ]
     larger_first = sort_by in LARGER_IS_BETTER or sort_by in tasks
@@ -186,9 +193,10 @@ def results_table(state: SweepState, sort_by: str) -> list[str]:
     ]
     for row in sorted_rows(rows, sort_by):
         cells = [
-            row.run, *(_cell(row.parameters.get(name)) for name in swept), row.status,
+            row.run, *(_cell(row.parameters.get(name)) for name in swept), row.status, *([row.cause or "-"] if causes else []),
             *(_cell(row.value(key)) for _, key in measures), format_elapsed(row.wall_time_s) if row.wall_time_s is not None else "-",
             _cell(row.attempts), _cell(row.hours, 3) + (f" {row.unit}" if len(units) > 1 else ""),
+            *([row.changed or "-"] if changes else []),
             *(_score_cell(row.scores[task]) if task in row.scores else "-" for task in tasks),
         ]
         lines.append("| " + " | ".join(cells) + " |")

@@ -91,7 +91,14 @@ def render_summary(
     lines += ["", "### Final status", "", f"✓ COMPLETED: {len(completed)} runs"]
     lines += [f"  - {name} (Job {job.job_id}) - {job.elapsed or '?'}" for name, job in completed.items()]
     lines += ["", f"✗ NOT COMPLETED: {len(others)} runs"]
-    lines += [f"  - {name} (Job {job.job_id or 'none'}) - {job.status}{_why(job)}" for name, job in others.items()]
+    lines += [
+        f"  - {name} (Job {job.job_id or 'none'}) - {job.status}{f' ({job.cause.value})' if job.cause else ''}{_why(job)}"
+        for name, job in others.items()
+    ]
+    if state.stopped:
+        lines += ["", f"**Stopped early**: {state.stopped}. Queued runs were cancelled and the rest not submitted; "
+                  "after a fix, the same launch command submits what was held back."]
+    lines += _restarts(state)
     results = results_table(state, state.sort_by)
     if results:
         lines += ["", *results]
@@ -141,6 +148,18 @@ def render_summary(
     lines.append(f"- The full history is in `{log_path}`" + (f" (and `{state.experiment_log}`)." if state.experiment_log else "."))
     lines.append("")
     return "\n".join(lines)
+
+
+def _restarts(state: SweepState) -> list[str]:
+    """Each restart ttlaunch made of a run that failed, with its cause and what it changed."""
+    rows = [
+        f"| {name} | {entry.get('after', '?')} | {entry.get('previous_job_id') or '-'} | {entry.get('change') or 'as it was'} | "
+        f"{'remediation' if entry.get('by') == 'remediation' else 'rule'} |"
+        for name, job in state.jobs.items() for entry in job.restarts
+    ]
+    if not rows:
+        return []
+    return ["", "### Restarts", "", "| Run | After | Job that failed | Change | By |", "|---|---|---|---|---|", *rows]
 
 
 def _pictures(pictures: Sequence[Path] | None) -> list[str]:

@@ -36,6 +36,7 @@ from ttlaunch.job.job_plan import JobPlan, save_plan, training_plan
 from ttlaunch.job.stagger import StaggerHook
 from ttlaunch.monitor.callback import SweepWatcher, reattach_hint
 from ttlaunch.monitor.evaluations import EvaluationTrigger
+from ttlaunch.monitor.remediation import Remediation
 from ttlaunch.monitor.rules import RulesEngine
 from ttlaunch.monitor.sweep_monitor import Monitor, Reaction
 from ttlaunch.records.jobs_file import JobRecord
@@ -150,6 +151,9 @@ class Submitter:
                     assert monitor is not None and interval is not None
                     while monitor.poll() >= max_submitted:
                         sleep(interval)
+                if self.ledger.state.stopped is not None:  # the same error ended several runs (ttlaunch.monitor.remediation)
+                    log.warning("submitted %d of %d runs: the rest are held back (%s)", offset, len(planned), self.ledger.state.stopped)
+                    break
                 stagger.before_submit(offset, len(planned))
                 self._record(submission, *self._submit_one(submission))
                 if monitor is not None and interval is not None and time.monotonic() - last_poll >= interval:
@@ -251,11 +255,13 @@ class SweepActions:
         self.combination_inputs = combination_inputs  # a command-line sweep's combinations' own (OwnAppLaunch)
 
     def submit(
-        self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str], evaluation: bool = False
+        self, job_name: str, run_name: str, template_job: str, overrides: Sequence[str], evaluation: bool = False,
+        mem_gb: float | None = None,
     ) -> str | None:
         """Submit `job_name` with `template_job`'s overrides plus `overrides`; its job id
         (None when the scheduler refused it: recorded as SUBMIT_FAILED). An `evaluation` of
-        the run asks for what the summary's evaluation.compute changes of the run's compute."""
+        the run asks for what the summary's evaluation.compute changes of the run's compute;
+        `mem_gb`, more memory than it asks for (a restart after the node's memory ran out)."""
         submitter = self.submitter
         inherited = [
             o for o in self._overrides_of(template_job)
@@ -265,16 +271,22 @@ class SweepActions:
         if "/" in job_name:  # an evaluation's run/task/epochN: nested dirs, a flat name for Hydra's log file
             naming = [f"hydra.job.name={job_name.replace('/', '.')}", f"hydra.sweep.subdir={job_name}"]
         index = len(submitter.submitted)
-        inputs = self.combination_inputs.get(combination_of(inherited), self.inputs)  # what the template job asked for
+        compute = self.compute_of(template_job, run_name, evaluation)
         submission = Submission(
             index=index, name=job_name, overrides=[*inherited, f"run_name={run_name}", *naming, *overrides],
             job_dir=submitter.sweep_dir / job_name, run_name=run_name,
-            compute=inputs.evaluation_compute_for(run_name) if evaluation else inputs.compute_for(run_name),
+            compute=replace(compute, mem_gb=mem_gb) if mem_gb is not None else compute,
             output_dir=submitter.sweep_dir / job_name / "outputs",
             copies_from=None if evaluation else submitter.sweep_dir / template_job,
         )
         job = submitter.submit_and_record(submission)
         return str(job.job_id) if job is not None else None
+
+    def compute_of(self, template_job: str, run_name: str, evaluation: bool) -> ComputeConfig:
+        """What a job of the run asks for, as `template_job`'s combination has it (an
+        evaluation: with the summary's evaluation.compute)."""
+        inputs = self.combination_inputs.get(combination_of(self._overrides_of(template_job)), self.inputs)
+        return inputs.evaluation_compute_for(run_name) if evaluation else inputs.compute_for(run_name)
 
     def _overrides_of(self, job_name: str) -> list[str]:
         """What a job was submitted with: by this launch, else as Hydra saved it in its dir."""
@@ -296,9 +308,13 @@ def reactions_for(
 ) -> list[Reaction]:
     """What reacts to the monitor's polls in this launch: the `monitoring` rules and the
     scheduler of the summary's evaluations of its `training_jobs` (job name -> run), both
-    acting through this launch's submitter."""
+    acting through this launch's submitter, and the remediation of failures."""
     actions = SweepActions(submitter, inputs, combination_inputs)
     reactions: list[Reaction] = []
+    remediation = inputs.remediation
+    if remediation.enabled or remediation.same_error_stop:  # first: a rule's restart finds the job restarted already
+        batch_keys = inputs.payload.batch_keys if inputs.payload_kind is PayloadKind.command else ()
+        reactions.append(Remediation(remediation, ledger, actions, batch_keys))
     if not inputs.rules.empty:
         reactions.append(RulesEngine(inputs.rules, ledger, actions))
     targets = planned_evaluations(inputs.experiment, training_jobs) if inputs.evaluation.enabled else []

@@ -99,6 +99,7 @@ def launch(app: AppLaunch, launcher: Launcher, callback: SweepWatcher | None) ->
         ledger = Ledger.open(sweep_dir, app.name)  # DamagedFile: one line, nothing written
         changed = app.check_records(ledger)  # before anything is written
         ledger.state.executor = launcher.executor
+        ledger.state.stopped = None  # an early stop holds until the next launch (after a fix)
         app.describe(ledger.state)
         ledger.events.copy = Path(ledger.state.experiment_log) if ledger.state.experiment_log else None
         # The first write: a sweep dir that cannot take it is said now, before any submission.
