@@ -15,7 +15,7 @@ set -euo pipefail
 STATE=${TTLAUNCH_CLUSTER_DIR:-/var/tmp/ttlaunch-testcluster}
 TEST_USER=${TTLAUNCH_TEST_USER:-ttltest}
 CLUSTER=ttlaunch
-CTLD_PORT=16817 SLURMD_PORT=16818 DBD_PORT=16819 DB_PORT=16306
+CTLD_PORT=16817 SLURMD_PORT=16818 DBD_PORT=16819 DB_PORT=16306 SPARE_PORT=16820
 DB_PASS=ttlaunch-test-only   # loopback-only database of a throwaway test cluster
 CONF_DIR=/etc/slurm
 MARKER="# Written by ttlaunch scripts/testcluster.sh"
@@ -121,7 +121,11 @@ SlurmdLogFile=$STATE/log/slurmd.log
 # Advertise more CPUs than the machine has, so several test jobs run at once.
 SlurmdParameters=config_overrides
 NodeName=$host NodeAddr=127.0.0.1 CPUs=8 RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+# A second node with no daemon, always down (Debian's slurmd runs one node per host): a job
+# that leaves the first out (sbatch --exclude) is accepted and waits for it. Its port has no
+# listener, so it never answers for it.
+NodeName=$host-spare NodeAddr=127.0.0.1 Port=$SPARE_PORT CPUs=8 RealMemory=$mem State=DOWN Reason=no_daemon
+PartitionName=debug Nodes=$host,$host-spare Default=YES MaxTime=INFINITE State=UP
 CONF
   cmp -s "$CONF_DIR/.slurm.conf.new" "$CONF_DIR/slurm.conf" || CONF_CHANGED=1
   mv "$CONF_DIR/.slurm.conf.new" "$CONF_DIR/slurm.conf"
@@ -183,8 +187,10 @@ start_mariadb() {
 
 start_slurm() {
   if [ "${CONF_CHANGED:-0}" = 1 ] && alive "$STATE/run/slurmctld.pid"; then
-    say "slurm.conf changed: daemons re-read it"
-    scontrol reconfigure
+    # Restarted, not reconfigured: SLURM 22.05 learns of added or removed nodes only at start.
+    say "slurm.conf changed: slurmctld and slurmd restart"
+    stop_daemon "$STATE/run/slurmd.pid"
+    stop_daemon "$STATE/run/slurmctld.pid"
   fi
   if ! alive "$STATE/run/slurmdbd.pid"; then
     slurmdbd
@@ -197,7 +203,9 @@ start_slurm() {
   if ! alive "$STATE/run/slurmd.pid"; then
     slurmd
   fi
-  wait_for "node $(hostname -s)" 30 bash -c "sinfo -h -o %T | grep -qE '^(idle|mixed|allocated)'"
+  wait_for "node $(hostname -s)" 30 bash -c "sinfo -h -n $(hostname -s) -o %T | grep -qE '^(idle|mixed|allocated)'"
+  # Down whatever state slurmctld saved for it: no job may start there.
+  scontrol update nodename="$(hostname -s)-spare" state=down reason=no_daemon
 }
 
 add_users() {
@@ -222,16 +230,21 @@ start() {
   say "up in $((SECONDS - began))s: partition debug on $(hostname -s); logs in $STATE/log"
 }
 
+stop_daemon() { # pidfile: ends the daemon it names, if alive (SIGKILL after 10 s)
+  local pid
+  alive "$1" || return 0
+  pid=$(cat "$1")
+  kill "$pid"
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  say "stopped $(basename "$1" .pid) ($pid)"
+}
+
 stop() {
-  local pidfile pid
+  local pidfile
   for pidfile in "$STATE/run/slurmd.pid" "$STATE/run/slurmctld.pid" "$STATE/run/slurmdbd.pid" \
                  "$STATE/run/mariadb.pid" "$STATE/munge/munged.pid"; do
-    alive "$pidfile" || continue
-    pid=$(cat "$pidfile")
-    kill "$pid"
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-    say "stopped $(basename "$pidfile" .pid) ($pid)"
+    stop_daemon "$pidfile"
   done
 }
 

@@ -228,12 +228,14 @@ class Recorder:
     records what they ask it to submit (a new record per submission, as the submitter makes)
     and cancel; every job asks for `compute`."""
 
-    def __init__(self, ledger: Ledger, compute: ComputeConfig | None = None) -> None:
+    def __init__(self, ledger: Ledger, compute: ComputeConfig | None = None, partition_nodes: int | None = None) -> None:
         from ttlaunch.inputs.schema import ComputeConfig
 
         self.ledger, self.submitted, self.cancelled = ledger, [], []
         self.memory: list[float | None] = []  # each submission's mem_gb
         self.compute = compute or ComputeConfig()
+        self.nodes: dict[str, list[str]] = {}  # job id -> the nodes it ran on
+        self.partition_nodes = partition_nodes
 
     def submit(self, job_name, run_name, template_job, overrides, evaluation=False, mem_gb=None):
         from ttlaunch.records.jobs_file import JobRecord
@@ -255,3 +257,9 @@ class Recorder:
 
     def compute_of(self, template_job, run_name, evaluation):
         return self.compute
+
+    def nodes_of(self, job_name):
+        return self.nodes.get(self.ledger.state.jobs[job_name].job_id, [])
+
+    def partition_size(self, partition):
+        return self.partition_nodes

@@ -46,9 +46,11 @@ def test_a_failed_jobs_cause_and_an_early_stop_are_in_the_table():
     state = sweep_state()
     state.jobs["r32"] = JobRecord(name="r32", job_id="13", status="FAILED", cause="code", error="KeyError: 'labels'")
     state.stopped = "the same error ended 3 runs: KeyError: 'labels'"
+    state.excluded_nodes = {"gpu07": "2999-01-01 00:00:00"}
     lines = render_plain(state, NOW).splitlines()
     assert lines[1].split() == ["Run", "Status", "Job", "ID", "Started", "Elapsed", "Cause", "Notes"]
     assert lines[4].split()[:2] == ["r32", "FAILED"] and lines[4].split()[-3:] == ["code", "KeyError:", "'labels'"]
+    assert lines[-2] == "excluded nodes: gpu07 (until 2999-01-01 00:00:00)"
     assert lines[-1] == (
         "stopped: the same error ended 3 runs: KeyError: 'labels'; after a fix, the same launch command submits what was held back"
     )

@@ -116,6 +116,12 @@ class DictScheduler:
     def state_of(self, job_id: str) -> JobState | None:
         return None
 
+    def nodes_of(self, job_id: str) -> list[str]:
+        return []
+
+    def partition_size(self, partition: str | None) -> int | None:
+        return None
+
     def cancel(self, record: JobRecord) -> None:
         self.asked.append(f"cancel {record.name}")
 
@@ -128,7 +134,7 @@ class DictScheduler:
 
 def test_the_contract_lists_every_member_a_backend_needs_and_the_fake_has_them_all():
     members = {name for name in vars(JobBackend) if not name.startswith("_")} | set(JobBackend.__annotations__)
-    assert {"submit", "observe", "usage", "efficiency", "ended_runs", "state_of", "check_job", "jobs_outlive_launch"} <= members
+    assert {"submit", "observe", "usage", "efficiency", "ended_runs", "state_of", "check_job", "jobs_outlive_launch", "nodes_of", "partition_size"} <= members
     assert sorted(name for name in members if not hasattr(DictScheduler, name)) == []
 
 

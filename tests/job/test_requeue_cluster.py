@@ -140,3 +140,4 @@ def test_with_requeue_off_nothing_is_requeued(tmp_path: Path):
         subprocess.run(["scancel", job_of(sweep, "ok_run").get("job_id", "0")])
         launch.communicate(timeout=120)
     assert job_of(sweep, "ok_run")["requeues"] == []
+    assert job_of(sweep, "ok_run")["cause"] == "cancelled", "cancelled by a person (scancel)"

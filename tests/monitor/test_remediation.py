@@ -45,8 +45,8 @@ def test_a_gpu_out_of_memory_restarts_with_half_the_micro_batch_and_twice_the_ac
     end(remediation, ledger, "r", FailureCause.gpu_oom)
     end(remediation, ledger, "r", FailureCause.gpu_oom)
     assert [overrides for *_, overrides in recorder.submitted] == [
-        ["++payload.extra_overrides=[batch_size=2,gradient_accumulation_steps=4]"],
-        ["++payload.extra_overrides=[batch_size=1,gradient_accumulation_steps=8]"],
+        ["++payload.extra_overrides=['batch_size=2','gradient_accumulation_steps=4']"],
+        ["++payload.extra_overrides=['batch_size=1','gradient_accumulation_steps=8']"],
     ], "the effective batch stays 8"
     assert [entry["change"] for entry in ledger.state.jobs["r"].restarts] == ["batch 4→2 × accum 2→4", "batch 2→1 × accum 4→8"]
     log = ledger.events.path.read_text()
@@ -60,7 +60,7 @@ def test_a_commands_micro_batch_comes_from_its_declared_keys_and_an_odd_one_shri
     save_plan(Path(record.job_dir), JobPlan("r", PayloadKind.command, PayloadCommand(argv, {}, Path(record.output_dir)), False, 1))
     recorder = Recorder(ledger)
     Remediation(RemediationConfig(), ledger, recorder, ["batch_size", "accum"]).on_transition("r", record, JobState.RUNNING, JobState.FAILED)
-    assert recorder.submitted[0][3] == ["++payload.extra_overrides=[batch_size=3,accum=2]"]
+    assert recorder.submitted[0][3] == ["++payload.extra_overrides=['batch_size=3','accum=2']"]
 
     undeclared = Ledger.open(tmp_path / "other", "x")
     record = failed_job(undeclared, tmp_path / "other", "r", FailureCause.gpu_oom)
@@ -92,6 +92,26 @@ def test_a_node_or_interconnect_failure_restarts_as_it_was_at_most_max_restarts_
     assert recorder.submitted == [("r", "r", "r", []), ("r", "r", "r", [])]
     assert [entry["after"] for entry in ledger.state.jobs["r"].restarts] == ["node_failure", "communication"]
     assert "not restarted: 2 restarts already (remediation.max_restarts=2)" in ledger.events.path.read_text()
+
+
+def test_a_failed_node_is_left_out_of_later_submissions_within_its_share_and_forgiven_when_a_job_completes_there(tmp_path: Path):
+    ledger = Ledger.open(tmp_path, "x")
+    for name in ("a", "b", "c"):
+        failed_job(ledger, tmp_path, name, FailureCause.node_failure)
+    recorder = Recorder(ledger, ComputeConfig(partition="gpu"), partition_nodes=8)
+    recorder.nodes = {"1": ["gpu01"], "2": ["gpu02"], "3": ["gpu03"], "new1": ["gpu04"]}
+    remediation = Remediation(RemediationConfig(max_excluded_share=0.25), ledger, recorder)
+    for name in ("a", "b", "c"):
+        end(remediation, ledger, name, FailureCause.node_failure)
+    assert ledger.state.excluded_now() == ["gpu01", "gpu02"], "2 of the partition's 8 nodes at most"
+    assert [job.restarts[0]["change"] for job in ledger.state.jobs.values()] == ["without gpu01", "without gpu02", "as it was"]
+    log = ledger.events.path.read_text()
+    assert "Result: not left out: 3 of the 8 nodes of partition gpu would be, above remediation.max_excluded_share=0.25" in log
+
+    recorder.nodes["new2"] = ["gpu01"]  # b's restart ran on gpu01 after all (it was running there) and completed
+    ledger.state.jobs["b"].status = JobState.COMPLETED
+    remediation.on_transition("b", ledger.state.jobs["b"], JobState.RUNNING, JobState.COMPLETED)
+    assert ledger.state.excluded_now() == ["gpu02"] and "Result: forgiven: a job completed there" in ledger.events.path.read_text()
 
 
 def test_remediation_off_restarts_nothing(tmp_path: Path):

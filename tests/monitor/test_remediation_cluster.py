@@ -3,11 +3,12 @@ repaired (a GPU out of memory, the node's memory, a flaky interconnect), what th
 is not, and the same error in three runs stops the sweep until a fixed launch."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from support import TEST_CONFIGS
+from support import TEST_CONFIGS, cli_invocation, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -86,7 +87,7 @@ def test_the_same_error_in_three_runs_stops_the_sweep_and_the_fixed_command_subm
     script = tmp_path / "train.py"
     script.write_text(KEY_ERROR)
     launch = ("--config-dir", TEST_CONFIGS, "experiment=trainer", *ON_CLUSTER, "+seed=range(0,20)", "payload=command",
-              f"payload.command=[python3,{script}]")
+              f"payload.command=[python3,{script},'seed={{seed}}']")
     stopped = run_cli(*launch, "hydra.launcher.max_submitted=1", timeout=300)  # one at a time: each failure seen before the next
     assert stopped.returncode == 1, stopped.stderr[-3000:]
     assert "ttlaunch stopped the sweep: the same error ended 3 runs" in stopped.stderr
@@ -106,3 +107,34 @@ def test_the_same_error_in_three_runs_stops_the_sweep_and_the_fixed_command_subm
     assert sorted(name for name, job in jobs.items() if job["status"] == "FAILED") == failed
     assert len([job for job in jobs.values() if job["status"] == "COMPLETED"]) == 17
     assert json.loads((sweep / "jobs.json").read_text())["stopped"] is None
+
+
+XID = "import sys\nsys.exit('NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python, GPU has fallen off the bus.')\n"
+
+
+def test_a_node_failure_leaves_the_node_out_of_the_restart_as_sbatch_and_squeue_record_it(tmp_path: Path):
+    # The test cluster's second node has no daemon (scripts/testcluster.sh): the restart that
+    # leaves the first out waits for it, which shows SLURM holds the exclusion.
+    script = tmp_path / "train.py"
+    script.write_text(XID)
+    command, env = cli_invocation(
+        tmp_path, "--config-dir", TEST_CONFIGS, "experiment=trainer", *ON_CLUSTER, "remediation.max_excluded_share=0.5",
+        "payload=command", f"payload.command=[python3,{script}]", "--multirun",
+    )
+    launch = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "trainer"
+    node = subprocess.run(["hostname", "-s"], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        wait_for(lambda: (sweep / "jobs.json").is_file() and jobs_of(sweep).get("r", {}).get("restarts"), 120, "the restart")
+        job = jobs_of(sweep)["r"]
+        assert job["restarts"][0]["after"] == "node_failure" and job["restarts"][0]["change"] == f"without {node}"
+        shown = subprocess.run(["scontrol", "show", "job", job["job_id"]], capture_output=True, text=True).stdout
+        assert f"ExcNodeList={node}" in shown and "JobState=PENDING" in shown, shown
+        scripts = [path.read_text() for path in Path(job["job_dir"]).rglob("*.sh")]
+        assert any(f"#SBATCH --exclude={node}" in text for text in scripts)
+        status = subprocess.run([str(Path(command[0]).parent / "ttlaunch"), "status", str(sweep)], capture_output=True, text=True)
+        assert f"excluded nodes: {node} (until " in status.stdout, status.stdout
+    finally:
+        subprocess.run(["scancel", jobs_of(sweep).get("r", {}).get("job_id") or "0"])
+        out, err = launch.communicate(timeout=120)
+    assert launch.returncode == 1, err[-3000:]

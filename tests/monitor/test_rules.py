@@ -151,7 +151,7 @@ def test_out_of_memory_restarts_only_when_asked_and_then_with_half_the_batch_and
     halving = RulesEngine(parse_rules({"state_events": RESTARTS["state_events"][2:]}, "m"), ledger, recorder)
     halving.on_transition("r", ledger.state.jobs["r"], JobState.RUNNING, JobState.OUT_OF_MEMORY)
     poll(halving)
-    assert recorder.submitted == [("r", "r", "r", ["++payload.extra_overrides=[batch_size=4,gradient_accumulation_steps=2]"])]
+    assert recorder.submitted == [("r", "r", "r", ["++payload.extra_overrides=['batch_size=4','gradient_accumulation_steps=2']"])]
     restart = ledger.state.jobs["r"].restarts[0]
     assert restart["after"] == "OUT_OF_MEMORY" and (restart["batch"], restart["accumulation"]) == ([8, 4], [1, 2])
 

@@ -124,9 +124,10 @@ def test_evaluations_start_as_their_checkpoints_appear_and_are_monitored(run_cli
     assert "VALIDATION" not in log, "a command payload has no checkpoint layout to validate"
 
 
-def test_an_out_of_memory_run_is_not_restarted(run_cli, tmp_path: Path):
+def test_with_remediation_off_an_out_of_memory_run_is_not_restarted_as_before(run_cli, tmp_path: Path):
     result = run_cli(
         "--config-dir", TEST_CONFIGS, "experiment=trainer", *ON_CLUSTER, "monitoring=crash_restart", "compute.mem_gb=0.3",
+        "remediation=off",
         "payload=command", "payload.command=[python3,-c,'import time; x = b\"x\" * (900 * 1024 * 1024); time.sleep(60)']",
         timeout=300,
     )
@@ -135,5 +136,6 @@ def test_an_out_of_memory_run_is_not_restarted(run_cli, tmp_path: Path):
     # Without cgroups SLURM records FAILED; the job's stderr says why.
     assert job["status"] in ("FAILED", "OUT_OF_MEMORY") and "Exceeded job memory limit" in Path(job["stderr"]).read_text()
     assert job["previous_job_ids"] == [] and job["restarts"] == [], "restarted after running out of memory"
+    assert job["cause"] == "host_oom", "the cause is recorded all the same"
     log = (tmp_path / "work" / "ttlaunch_sweeps" / "trainer" / "run-torchtune.log").read_text()
     assert "Result: not restarted after OUT_OF_MEMORY (on_oom=never)" in log

@@ -60,6 +60,7 @@ def test_a_state_file_cut_short_names_the_file_the_problem_and_the_way_on(tmp_pa
             "cause_patterns holds '(unclosed', not a regular expression",
         ),
         (lambda data: data.update(cause_patterns=[{"cause": "hardware"}]), "cause_patterns holds {'cause': 'hardware'}, not a cause"),
+        (lambda data: data.update(excluded_nodes=["gpu07"]), "excluded_nodes is not an object of node names and times"),
         (lambda data: data.pop("version"), "version is None, not a state version number"),
         (lambda data: data.update(version=0), "state version 0 was never written by ttlaunch"),
     ],
@@ -99,7 +100,7 @@ def test_an_older_state_is_read_as_the_current_one(tmp_path: Path, version: int)
 def test_causes_the_users_patterns_and_an_early_stop_read_back(tmp_path: Path):
     state = SweepState(
         experiment="x", sweep_dir=str(tmp_path), cause_patterns=[CausePattern(FailureCause.node_failure, r"GPU \d+ lost")],
-        stopped="the same error ended 3 runs: KeyError: 'labels'",
+        stopped="the same error ended 3 runs: KeyError: 'labels'", excluded_nodes={"gpu07": "2026-12-07 18:00:00"},
     )
     state.jobs["a"] = JobRecord(name="a", job_id="7", status=JobState.FAILED, cause=FailureCause.gpu_oom)
     path = tmp_path / "jobs.json"

@@ -2,7 +2,14 @@
 
 import pytest
 
-from ttlaunch.scheduler.slurm import SchedulerCommandError, execute, parse_sacct, parse_squeue
+from ttlaunch.scheduler.slurm import (
+    SchedulerCommandError,
+    execute,
+    parse_node_count,
+    parse_node_list,
+    parse_sacct,
+    parse_squeue,
+)
 from ttlaunch.scheduler.states import JobState, parse_state
 
 from recorded import HISTORY, SACCT, SQUEUE
@@ -60,3 +67,10 @@ def test_every_run_of_a_requeued_job_is_kept_in_order():
     assert latest.state is JobState.RUNNING, "by job id, the latest run"
     assert (latest.runs, latest.elapsed_s, latest.start) == (2, 6, "2026-11-23 01:08:51"), "counting every run and its time"
     assert parse_sacct(SACCT)["1"].runs == 1
+
+
+def test_a_jobs_node_list_and_a_partitions_size_are_read_from_sacct_and_sinfo():
+    assert parse_node_list("gpu[01-02]\n") == "gpu[01-02]"
+    assert parse_node_list("None assigned\n") is None and parse_node_list("") is None
+    assert parse_node_count("6\n2\n") == 8, "sinfo groups the partition's nodes by state"
+    assert parse_node_count("") is None

@@ -225,3 +225,17 @@ def test_a_file_that_vanished_before_submission_fails_that_submission_with_one_l
     record = ledger.state.jobs["rank8_lr1e-5"]
     assert record.status == "SUBMIT_FAILED" and record.job_id is None
     assert record.error == f"{tmp_path / 'run.yaml'}: rank8_lr1e-5/run.yaml: vanished before submission: the job would have nothing to read"
+
+
+def test_every_later_submission_of_the_sweep_leaves_out_its_excluded_nodes_with_the_users_own(tmp_path: Path):
+    from ttlaunch.backend.slurm_jobs import SlurmBackend
+    from ttlaunch.inputs.schema import ComputeConfig, RequeueConfig, UserConfig
+    from ttlaunch.records.jobs_file import SweepState
+    from ttlaunch.submit.submitter import excluding
+
+    state = SweepState(experiment="x", sweep_dir=str(tmp_path), excluded_nodes={"gpu07": "2999-01-01 00:00:00", "gpu01": "2000-01-01 00:00:00"})
+    assert state.excluded_now() == ["gpu07"], "gpu01's time ran out"
+    compute = excluding(ComputeConfig(partition="gpu", additional_parameters={"exclude": "gpu03"}), state.excluded_now())
+    settings = SubmissionSettings(RequeueConfig(), UserConfig(), 120, "compute=k")
+    parameters = SlurmBackend("tester").request("r", compute, settings).submitit_parameters()
+    assert parameters["additional_parameters"]["exclude"] == "gpu03,gpu07"

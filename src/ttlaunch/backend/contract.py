@@ -64,6 +64,14 @@ class JobBackend(Protocol):
         its queue state, else how it ended, or None while that is not known."""
         ...
 
+    def nodes_of(self, job_id: str) -> list[str]:
+        """The nodes the job's newest run ran on ([] where nobody can say)."""
+        ...
+
+    def partition_size(self, partition: str | None) -> int | None:
+        """How many nodes the partition has (None where nobody can say)."""
+        ...
+
     def check_monitoring(self, monitored: bool, detach: bool) -> None:
         """InputError, before anything is written, when this backend's jobs cannot be left
         unmonitored (`monitored`: the monitor callback is on) or to a monitor job (`detach`)."""

@@ -109,6 +109,12 @@ class LocalBackend:
     def state_of(self, job_id: str) -> JobState | None:
         return None  # only SLURM runs a monitor job
 
+    def nodes_of(self, job_id: str) -> list[str]:
+        return []  # this machine: no node to leave out
+
+    def partition_size(self, partition: str | None) -> int | None:
+        return None
+
     def observe(self, records: Mapping[str, JobRecord]) -> dict[str, Observation]:
         observed = {name: local_observation(record, self.handles.get(name)) for name, record in records.items()}
         self._ends_told.update(name for name, seen in observed.items() if seen.state.terminal and name in self.handles)

@@ -230,6 +230,20 @@ class SlurmBackend:
     def state_of(self, job_id: str) -> JobState | None:
         return self.poller.state_of(job_id)
 
+    def nodes_of(self, job_id: str) -> list[str]:
+        try:
+            return slurm.nodes_of(job_id)
+        except slurm.SchedulerCommandError as err:  # the exclusion waits for a node list SLURM can give
+            log.warning("the nodes job %s ran on are not known: %s", job_id, err)
+            return []
+
+    def partition_size(self, partition: str | None) -> int | None:
+        try:
+            return slurm.partition_size(partition) if partition else None
+        except slurm.SchedulerCommandError as err:
+            log.warning("the size of partition %s is not known: %s", partition, err)
+            return None
+
     def check_monitoring(self, monitored: bool, detach: bool) -> None:
         """Anything goes: its jobs run on, watched or not."""
 

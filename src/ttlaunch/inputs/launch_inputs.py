@@ -310,10 +310,12 @@ def read_inputs(cfg: DictConfig, hydra_cfg: DictConfig) -> LaunchInputs:
 def read_remediation(node: object, source: str) -> RemediationConfig:
     """The remediation settings, each number in its range and each pattern a regular expression."""
     remediation = typed(node, RemediationConfig, source, "remediation")
-    for name, least in (("max_restarts", 0), ("memory_factor", 1), ("same_error_stop", 0)):
+    for name, least in (("max_restarts", 0), ("memory_factor", 1), ("same_error_stop", 0), ("exclude_hours", 0)):
         value = getattr(remediation, name)
         if value < least:
             raise InputError(source, f"remediation.{name}", f"expected at least {least}, got {value}")
+    if not 0 <= remediation.max_excluded_share <= 1:
+        raise InputError(source, "remediation.max_excluded_share", f"expected a share from 0 to 1, got {remediation.max_excluded_share}")
     if remediation.max_mem_gb is not None and remediation.max_mem_gb <= 0:
         raise InputError(source, "remediation.max_mem_gb", f"expected a positive number of GB, got {remediation.max_mem_gb}")
     cause_patterns(remediation, source)

@@ -233,6 +233,11 @@ class RemediationConfig:
     # After host_oom, the run asks for this much more memory, up to max_mem_gb (unset: 4x its first ask).
     memory_factor: float = 1.5
     max_mem_gb: Optional[float] = None
+    # After node_failure or communication, the node(s) the attempt ran on are left out of the
+    # sweep's later submissions for this long (0: never), never more than this share of the
+    # partition's nodes.
+    exclude_hours: float = 6.0
+    max_excluded_share: float = 0.25
     # After the same error (type and message, numbers and paths aside) ended this many runs,
     # the sweep submits nothing more and cancels its queued jobs (0: never).
     same_error_stop: int = 3

@@ -33,6 +33,10 @@ class Capabilities(Protocol):
 
     def compute_of(self, template_job: str, run_name: str, evaluation: bool) -> ComputeConfig: ...
 
+    def nodes_of(self, job_name: str) -> list[str]: ...
+
+    def partition_size(self, partition: str | None) -> int | None: ...
+
 
 class ActionRunner:
     """Runs the actions the rules engine decided, and watches the commands they started."""

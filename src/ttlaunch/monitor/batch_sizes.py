@@ -28,7 +28,8 @@ class BatchChange:
     def overrides(self) -> list[str]:
         """The launch overrides that give the restarted job's payload the new values, last."""
         size_key, accumulation_key = self.keys
-        return [f"++payload.extra_overrides=[{size_key}={self.new_size},{accumulation_key}={self.new_accumulation}]"]
+        # Quoted: Hydra's override grammar takes no bare `=` inside a list.
+        return [f"++payload.extra_overrides=['{size_key}={self.new_size}','{accumulation_key}={self.new_accumulation}']"]
 
     @property
     def text(self) -> str:

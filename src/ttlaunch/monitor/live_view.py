@@ -121,11 +121,16 @@ def render_plain(state: SweepState, now: dt.datetime | None = None) -> str:
     table = [columns, *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
-    return "\n".join([counts_line(state), *lines, *([stopped_line(state)] if state.stopped else [])]) + "\n"
+    return "\n".join([counts_line(state), *lines, *notes(state)]) + "\n"
 
 
-def stopped_line(state: SweepState) -> str:
-    return f"stopped: {state.stopped}; after a fix, the same launch command submits what was held back"
+def notes(state: SweepState) -> list[str]:
+    """What holds for the whole sweep: the nodes it leaves out, its early stop."""
+    excluded = state.excluded_now()
+    lines = [f"excluded nodes: {', '.join(f'{node} (until {state.excluded_nodes[node]})' for node in excluded)}"] if excluded else []
+    if state.stopped:
+        lines.append(f"stopped: {state.stopped}; after a fix, the same launch command submits what was held back")
+    return lines
 
 
 def render_rich(state: SweepState, now: dt.datetime | None = None) -> Table:
@@ -133,8 +138,7 @@ def render_rich(state: SweepState, now: dt.datetime | None = None) -> Table:
     from rich.table import Table
 
     table = Table(
-        title=counts_line(state), title_justify="left", caption=stopped_line(state) if state.stopped else None,
-        caption_justify="left",
+        title=counts_line(state), title_justify="left", caption="\n".join(notes(state)) or None, caption_justify="left",
     )
     columns, rows = columns_and_rows(state, now)
     for column in columns:

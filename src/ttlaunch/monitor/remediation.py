@@ -4,7 +4,9 @@ reaction), by the end's cause (ttlaunch.inputs.failure_causes):
 * what the cluster broke is repaired: the run restarts from its newest checkpoint, after a
   GPU out of memory with a smaller micro-batch and as much more gradient accumulation
   (ttlaunch.monitor.batch_sizes), after the node's memory with more memory, after a node or
-  interconnect failure as it was; each restart logged, counted per run and bounded;
+  interconnect failure on other nodes (the failed ones are left out of the sweep's
+  submissions for a while, never more than a share of the partition, and forgiven once a job
+  completes on them); each restart logged, counted per run and bounded;
 * what the code broke is never restarted, and once the same error (ttlaunch.inputs.
   failure_causes.error_signature) ended `same_error_stop` runs, the sweep stops: nothing more
   is submitted (ttlaunch.submit.submitter), the jobs still queued are cancelled (to be
@@ -16,7 +18,9 @@ Preemptions and time limits are the requeue's (ttlaunch.job.requeue).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -54,6 +58,8 @@ class Remediation:
         self._errors: dict[str, list[str]] | None = None  # error signature -> the jobs it ended, oldest first
 
     def on_transition(self, job: str, record: JobRecord, previous: JobState, current: JobState) -> None:
+        if current is JobState.COMPLETED and self.ledger.state.excluded_nodes:
+            self._forgive(job)
         if record.cause is None or current is JobState.COMPLETED or not current.terminal:
             return
         if record.cause.code_fault:
@@ -106,6 +112,10 @@ class Remediation:
                 refuse(f"it asks for {current:g} GB already, the bound (remediation.max_mem_gb)")
                 return
             change, entry = f"memory {current:g}→{mem_gb:g} GB", {"mem_gb": [current, mem_gb]}
+        else:  # node_failure, communication
+            left_out = self._exclude(job, evaluation, run_name)
+            if left_out:
+                change, entry = f"without {', '.join(left_out)}", {"excluded": left_out}
         previous = record.job_id
         job_id = self.capabilities.submit(job, run_name, job, overrides, evaluation=evaluation, mem_gb=mem_gb)
         restarted = self.ledger.state.jobs[job]  # the new submission's record
@@ -126,6 +136,46 @@ class Remediation:
             return float(asked[0][0]), float(asked[-1][1])
         mem_gb = self.capabilities.compute_of(job, run_name, evaluation).mem_gb
         return (mem_gb, mem_gb) if mem_gb is not None else None
+
+    def _exclude(self, job: str, evaluation: bool, run_name: str) -> list[str]:
+        """Leave the nodes the job ran on out of the sweep's later submissions for
+        `exclude_hours`, unless that would leave out more than `max_excluded_share` of the
+        partition; the nodes left out."""
+        hours = self.settings.exclude_hours
+        nodes = self.capabilities.nodes_of(job) if hours else []
+        if not nodes:
+            return []
+        now = dt.datetime.now()
+        state = self.ledger.state
+        state.excluded_nodes = {node: state.excluded_nodes[node] for node in state.excluded_now(now)}  # the expired go
+        partition = self.capabilities.compute_of(job, run_name, evaluation).partition
+        size = self.capabilities.partition_size(partition)
+        leaving_out = sorted({*state.excluded_nodes, *nodes})
+        # Never every node: a restart that may run nowhere is refused at submission.
+        allowed = min(int(self.settings.max_excluded_share * size), size - 1) if size else 0
+        if len(leaving_out) > allowed:
+            self.ledger.events.write(
+                "EXCLUDE_NODES", job, ("Nodes", ", ".join(nodes)),
+                ("Result", f"not left out: {len(leaving_out)} of the {size or '?'} nodes of partition {partition or '?'} "
+                           f"would be, above remediation.max_excluded_share={self.settings.max_excluded_share}"),
+            )
+            return []
+        until = timestamp(now + dt.timedelta(hours=hours))
+        for node in nodes:
+            state.excluded_nodes[node] = until
+        self.ledger.events.write(
+            "EXCLUDE_NODES", job, ("Nodes", ", ".join(nodes)), ("Until", until),
+            ("Result", f"left out of the sweep's submissions ({len(leaving_out)} of {size} nodes of partition {partition})"),
+        )
+        return nodes
+
+    def _forgive(self, job: str) -> None:
+        """A job that completed on a node the sweep leaves out: the node works again."""
+        forgiven = sorted(set(self.capabilities.nodes_of(job)) & set(self.ledger.state.excluded_nodes))
+        for node in forgiven:
+            del self.ledger.state.excluded_nodes[node]
+        if forgiven:
+            self.ledger.events.write("EXCLUDE_NODES", job, ("Nodes", ", ".join(forgiven)), ("Result", "forgiven: a job completed there"))
 
     # --- what the code broke ---------------------------------------------------------------
 
@@ -168,7 +218,8 @@ class Remediation:
             ("First traceback", first), ("Held back", ", ".join(held) or "none"),
             ("Next", "after a fix, the same launch command submits what was held back"),
         )
-        log.error("\n".join(lines))
+        log.error("%s", lines[0])
+        print("ttlaunch: " + "\n".join(lines), file=sys.stderr, flush=True)  # the user's to read, whatever the log level
 
 
 def _signature(record: JobRecord) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import json
 import re
@@ -14,6 +15,7 @@ from typing import Any, Iterable, Sequence
 from ttlaunch import __version__
 from ttlaunch.base.errors import DamagedFile
 from ttlaunch.base.files import write_atomically
+from ttlaunch.base.times import parse_timestamp
 from ttlaunch.inputs.failure_causes import CausePattern, FailureCause
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.schema import Executor
@@ -28,8 +30,8 @@ STATE_FILE_NAME = "jobs.json"
 # (`elapsed_s`), an evaluation job its scores (`scores`); older files have none of these yet.
 # 5: a job of any other Hydra app holds what its task function returned (`returned`).
 # 6: the sweep names its monitor job (`monitor_job_id`, detach=true); older files have none.
-# 7: a job that ended without completing has its `cause`, the sweep its user's `cause_patterns`
-# and its early stop (`stopped`); older files have none of these.
+# 7: a job that ended without completing has its `cause`, the sweep its user's `cause_patterns`,
+# its early stop (`stopped`) and the nodes it leaves out (`excluded_nodes`); older files have none.
 STATE_VERSION = 7
 
 
@@ -150,10 +152,18 @@ class SweepState:
     # Why ttlaunch stopped submitting the sweep's runs (the same error ended several), until
     # the next launch; None while it submits.
     stopped: str | None = None
+    # Nodes a node or interconnect failure happened on -> until when the sweep's submissions
+    # leave them out (`sbatch --exclude`).
+    excluded_nodes: dict[str, str] = field(default_factory=dict)
     jobs: dict[str, JobRecord] = field(default_factory=dict)
     # Jobs the launch in progress will submit and has not yet (a launch killed meanwhile
     # leaves them here: the next one plans again from the records).
     unsubmitted: list[str] = field(default_factory=list)
+
+    def excluded_now(self, now: dt.datetime | None = None) -> list[str]:
+        """The nodes the sweep leaves out now (their time has not run out)."""
+        moment = now or dt.datetime.now()
+        return sorted(node for node, until in self.excluded_nodes.items() if (parse_timestamp(until) or moment) > moment)
 
 
 def status_counts(records: Iterable[JobRecord], first: Sequence[str] = ()) -> dict[str, int]:
@@ -255,9 +265,16 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
         experiment_log=data.get("experiment_log"),
         cause_patterns=_cause_patterns(data.get("cause_patterns", []), path, way_on),
         stopped=data.get("stopped"),
+        excluded_nodes=_excluded_nodes(data.get("excluded_nodes", {}), path, way_on),
         jobs={name: _record(name, _current(record, data["version"]), path, way_on) for name, record in jobs.items()},
         unsubmitted=list(unsubmitted),
     )
+
+
+def _excluded_nodes(raw: object, path: Path, way_on: str) -> dict[str, str]:
+    if not (isinstance(raw, dict) and all(isinstance(key, str) and isinstance(value, str) for key, value in raw.items())):
+        raise DamagedFile(path, "excluded_nodes is not an object of node names and times", way_on)
+    return dict(raw)
 
 
 def _cause_patterns(raw: object, path: Path, way_on: str) -> list[CausePattern]:

@@ -235,6 +235,31 @@ def usage(job_ids: Iterable[str]) -> dict[str, Usage]:
     return read(["sacct", "-P", "-n", "-j", ids, f"--format={','.join(USAGE_FIELDS)}"], parse_usages) if ids else {}
 
 
+def parse_node_list(text: str) -> str | None:
+    """`sacct -X -P -n -j <id> --format=NodeList` output -> the job's node list (`gpu[01-02]`);
+    None when it ran on none (`None assigned`)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines and lines[-1] not in ("None assigned", "(null)") else None
+
+
+def nodes_of(job_id: str) -> list[str]:
+    """The hosts the job's newest run ran on (what sacct knows of it), each by name."""
+    node_list = read(["sacct", "-X", "-P", "-n", "-j", job_id, "--format=NodeList"], parse_node_list)
+    return hostnames(node_list) if node_list else []
+
+
+def parse_node_count(text: str) -> int | None:
+    """`sinfo -h -p <partition> -o %D` output (a node count per group of nodes in one state)
+    -> the partition's nodes; None when sinfo named none."""
+    counts = [int(line) for line in (line.strip() for line in text.splitlines()) if line.isdigit()]
+    return sum(counts) if counts else None
+
+
+def partition_size(partition: str) -> int | None:
+    """How many nodes the partition has."""
+    return read(["sinfo", "-h", "-p", partition, "-o", "%D"], parse_node_count)
+
+
 def hostnames(nodelist: str) -> list[str]:
     """The hosts of a SLURM node list (node[01-03],gpu7), in order, as SLURM expands it."""
     return [line.strip() for line in execute(["scontrol", "show", "hostnames", nodelist]).splitlines() if line.strip()]

@@ -183,7 +183,8 @@ class Submitter:
         try:
             # What the job asks for: computed once per submission, the source of its recorded
             # time limit and of its requeue budget.
-            submission.request = self.backend.request(submission.name, submission.compute, self.settings)
+            compute = excluding(submission.compute, self.ledger.state.excluded_now())
+            submission.request = self.backend.request(submission.name, compute, self.settings)
             submission.freeze_inputs()
             save_plan(submission.job_dir, submission.plan())  # or an earlier job's plan goes
             args = (submission.overrides, "hydra.sweep.dir", submission.index, f"job_id_for_{submission.index}")
@@ -296,6 +297,13 @@ class SweepActions:
         saved = self.submitter.sweep_dir / job_name / "hydra_configs" / "overrides.yaml"
         return [str(item) for item in yaml.safe_load(saved.read_text(encoding="utf-8")) or []]
 
+    def nodes_of(self, job_name: str) -> list[str]:
+        job_id = self.submitter.ledger.state.jobs[job_name].job_id
+        return self.submitter.backend.nodes_of(job_id) if job_id else []
+
+    def partition_size(self, partition: str | None) -> int | None:
+        return self.submitter.backend.partition_size(partition)
+
     def cancel(self, job_name: str) -> None:
         record = self.submitter.ledger.state.jobs[job_name]
         record.stopped_by_ttlaunch = True
@@ -325,6 +333,15 @@ def reactions_for(
         }
         reactions.append(EvaluationTrigger(targets, inputs.evaluation, ledger, actions, given))
     return reactions
+
+
+def excluding(compute: ComputeConfig, nodes: Sequence[str]) -> ComputeConfig:
+    """The compute request that leaves `nodes` out too (`sbatch --exclude`, with the user's own)."""
+    if not nodes:
+        return compute
+    own = str(compute.additional_parameters.get("exclude") or "")
+    names = sorted({*filter(None, own.split(",")), *nodes})
+    return replace(compute, additional_parameters={**compute.additional_parameters, "exclude": ",".join(names)})
 
 
 def write_dry_run(
