@@ -336,7 +336,7 @@ def test_the_exit_code_speaks_for_the_whole_sweep_also_when_nothing_was_submitte
     reason = bad_run["error"]
     assert reason.startswith("payload exited with code 3") and bad_run["exit_code"] == "3:0"
     summary = (sweep / "summary.md").read_text()
-    assert "bad_run (Job " in summary and f"FAILED: {reason}" in summary
+    assert "bad_run (Job " in summary and f"FAILED ({bad_run['cause']}): {reason}" in summary
     status = subprocess.run([sys.executable, "-m", "ttlaunch.status", str(sweep)], capture_output=True, text=True, timeout=60)
     assert "payload exited with code 3" in status.stdout
     again = run_cli("--config-dir", TEST_CONFIGS, "experiment=probe")

@@ -79,7 +79,9 @@ def test_the_nodes_memory_restarts_with_more_memory_up_to_its_bound(tmp_path: Pa
         end(remediation, ledger, "r", FailureCause.host_oom)
     assert recorder.memory == [12.0, 18.0, 20.0]
     assert [entry["change"] for entry in ledger.state.jobs["r"].restarts][-1] == "memory 18→20 GB"
-    assert "not restarted: it asks for 20 GB already, the bound (remediation.max_mem_gb)" in ledger.events.path.read_text()
+    assert "not restarted: it asks for 20 GB already, the bound (remediation.max_mem_gb" in ledger.events.path.read_text()
+    end(remediation, ledger, "r", FailureCause.node_failure)
+    assert recorder.memory[-1] == 20.0, "a run that got more memory keeps it"
 
 
 def test_a_node_or_interconnect_failure_restarts_as_it_was_at_most_max_restarts_times(tmp_path: Path):

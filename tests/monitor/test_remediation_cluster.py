@@ -138,3 +138,32 @@ def test_a_node_failure_leaves_the_node_out_of_the_restart_as_sbatch_and_squeue_
         subprocess.run(["scancel", jobs_of(sweep).get("r", {}).get("job_id") or "0"])
         out, err = launch.communicate(timeout=120)
     assert launch.returncode == 1, err[-3000:]
+
+
+def test_a_node_that_goes_down_under_a_run_is_left_out_of_its_restart(tmp_path: Path):
+    script = tmp_path / "train.py"
+    script.write_text("import time\ntime.sleep(120)\n")
+    command, env = cli_invocation(
+        tmp_path, "--config-dir", TEST_CONFIGS, "experiment=trainer", *ON_CLUSTER, "requeue=off",
+        "remediation.max_excluded_share=0.5", "payload=command", f"payload.command=[python3,{script}]", "--multirun",
+    )
+    launch = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "trainer"
+    node = subprocess.run(["hostname", "-s"], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        wait_for(lambda: (sweep / "jobs.json").is_file() and jobs_of(sweep).get("r", {}).get("status") == "RUNNING", 120, "r running")
+        first = jobs_of(sweep)["r"]["job_id"]
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=down", "reason=ttlaunch_test"], check=True)
+        wait_for(lambda: jobs_of(sweep)["r"].get("restarts"), 120, "the restart")
+        job = jobs_of(sweep)["r"]
+        assert job["restarts"][0]["after"] == "node_failure" and job["restarts"][0]["previous_job_id"] == first
+        assert job["restarts"][0]["change"] == f"without {node}"
+        accounting = subprocess.run(["sacct", "-X", "-n", "-P", "-j", first, "-o", "State"], capture_output=True, text=True).stdout
+        assert accounting.strip().startswith("NODE_FAIL"), accounting
+    finally:
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"])
+        subprocess.run(["scancel", jobs_of(sweep).get("r", {}).get("job_id") or "0"])
+        out, err = launch.communicate(timeout=120)
+    assert launch.returncode == 1, err[-3000:]
+    log = (sweep / "run-torchtune.log").read_text()
+    assert "Current: NODE_FAIL" in log and "Cause: node_failure" in log

@@ -109,13 +109,16 @@ class Remediation:
             bound = self.settings.max_mem_gb or DEFAULT_MEMORY_BOUND * first
             mem_gb = min(round(current * self.settings.memory_factor, 1), bound)
             if mem_gb <= current:
-                refuse(f"it asks for {current:g} GB already, the bound (remediation.max_mem_gb)")
+                refuse(f"it asks for {current:g} GB already, the bound (remediation.max_mem_gb; unset, 4x its first ask)")
                 return
             change, entry = f"memory {current:g}→{mem_gb:g} GB", {"mem_gb": [current, mem_gb]}
         else:  # node_failure, communication
             left_out = self._exclude(job, evaluation, run_name)
             if left_out:
                 change, entry = f"without {', '.join(left_out)}", {"excluded": left_out}
+        if mem_gb is None:  # a run that got more memory keeps it
+            grown = [entry["mem_gb"][1] for entry in record.restarts if "mem_gb" in entry]
+            mem_gb = float(grown[-1]) if grown else None
         previous = record.job_id
         job_id = self.capabilities.submit(job, run_name, job, overrides, evaluation=evaluation, mem_gb=mem_gb)
         restarted = self.ledger.state.jobs[job]  # the new submission's record

@@ -264,10 +264,7 @@ class SweepActions:
         the run asks for what the summary's evaluation.compute changes of the run's compute;
         `mem_gb`, more memory than it asks for (a restart after the node's memory ran out)."""
         submitter = self.submitter
-        inherited = [
-            o for o in self._overrides_of(template_job)
-            if not o.startswith(("hydra.job.name=", "hydra.sweep.subdir=", "run_name="))
-        ]
+        inherited = self._inherited(template_job)
         naming = [f"hydra.job.name={job_name}"]
         if "/" in job_name:  # an evaluation's run/task/epochN: nested dirs, a flat name for Hydra's log file
             naming = [f"hydra.job.name={job_name.replace('/', '.')}", f"hydra.sweep.subdir={job_name}"]
@@ -286,8 +283,15 @@ class SweepActions:
     def compute_of(self, template_job: str, run_name: str, evaluation: bool) -> ComputeConfig:
         """What a job of the run asks for, as `template_job`'s combination has it (an
         evaluation: with the summary's evaluation.compute)."""
-        inputs = self.combination_inputs.get(combination_of(self._overrides_of(template_job)), self.inputs)
+        inputs = self.combination_inputs.get(combination_of(self._inherited(template_job)), self.inputs)
         return inputs.evaluation_compute_for(run_name) if evaluation else inputs.compute_for(run_name)
+
+    def _inherited(self, template_job: str) -> list[str]:
+        """The template job's overrides less those that name it and its dir."""
+        return [
+            o for o in self._overrides_of(template_job)
+            if not o.startswith(("hydra.job.name=", "hydra.sweep.subdir=", "run_name="))
+        ]
 
     def _overrides_of(self, job_name: str) -> list[str]:
         """What a job was submitted with: by this launch, else as Hydra saved it in its dir."""
