@@ -125,7 +125,14 @@ NodeName=$host NodeAddr=127.0.0.1 CPUs=8 RealMemory=$mem State=UNKNOWN
 # that leaves the first out (sbatch --exclude) is accepted and waits for it. Its port has no
 # listener, so it never answers for it.
 NodeName=$host-spare NodeAddr=127.0.0.1 Port=$SPARE_PORT CPUs=8 RealMemory=$mem State=DOWN Reason=no_daemon
-PartitionName=debug Nodes=$host,$host-spare Default=YES MaxTime=INFINITE State=UP
+# Preemption as on clusters with a scavenger tier: a job in urgent requeues what runs in debug
+# (cancels it if it cannot be requeued), after the user's signal (submitit's USR2) and
+# GraceTime to save.
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+SlurmctldParameters=preempt_send_user_signal
+PartitionName=debug Nodes=$host,$host-spare Default=YES MaxTime=INFINITE State=UP PriorityTier=1 GraceTime=30
+PartitionName=urgent Nodes=$host MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF Hidden=YES
 CONF
   cmp -s "$CONF_DIR/.slurm.conf.new" "$CONF_DIR/slurm.conf" || CONF_CHANGED=1
   mv "$CONF_DIR/.slurm.conf.new" "$CONF_DIR/slurm.conf"

@@ -123,7 +123,7 @@ def test_a_job_over_its_time_limit_ends_timeout_with_an_exceeded_metrics_entry(r
     )
     assert result.returncode == 1, result.stderr[-3000:]
     (job,) = jobs_of(sweep_of(tmp_path, "probe_ok")).values()
-    assert job["status"] == "TIMEOUT"
+    assert (job["status"], job["cause"], job["restarts"]) == ("TIMEOUT", "time_limit", []), "remediation leaves a time limit as it is"
     log = (sweep_of(tmp_path, "probe_ok") / "run-torchtune.log").read_text()
     metrics = log.split("COMPUTE_METRICS: ok_run\n")[1].split("\n\n")[0]
     assert f"Job ID: {job['job_id']}" in metrics and "/ 00:01:00 (**EXCEEDED**)" in metrics

@@ -80,6 +80,71 @@ def test_what_the_cluster_broke_is_repaired_and_every_end_has_its_cause(run_cli,
     assert "r__case-nan (Job " in summary and "FAILED (numerical)" in summary
 
 
+# Trains for minutes on its first attempt, at once on any later one.
+SLOW_FIRST_ATTEMPT = (
+    "import os, time\nif os.environ['TTLAUNCH_ATTEMPT'] == '1':\n    print('training', flush=True)\n    time.sleep(300)\n"
+    "print('trained')\n"
+)
+
+
+def test_a_preemption_requeues_a_run_with_requeue_on_and_ends_one_without_it_preempted(tmp_path: Path):
+    """A real preemption: a job in the test cluster's higher-priority partition (urgent)
+    takes the whole node from two sweeps' runs; SLURM sends their USR2 and, after its grace
+    time, kills what is still there."""
+    script = tmp_path / "train.py"
+    script.write_text(SLOW_FIRST_ATTEMPT)
+    launches, sweeps = {}, {}
+    for requeue in ("on", "off"):
+        folder = tmp_path / requeue
+        folder.mkdir()
+        command, env = cli_invocation(
+            folder, "--config-dir", TEST_CONFIGS, "experiment=trainer", *ON_CLUSTER, f"requeue={requeue}",
+            "requeue.grace_s=5", "payload=command", f"payload.command=[python3,{script}]",
+        )
+        launches[requeue] = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        sweeps[requeue] = folder / "work" / "ttlaunch_sweeps" / "trainer"
+    urgent = ""
+    try:
+        for sweep in sweeps.values():
+            wait_for(lambda: "training" in read(jobs_of_now(sweep).get("r", {}).get("stdout")), 180, "the first attempt trains")
+        urgent = subprocess.run(
+            ["sbatch", "--parsable", "--partition=urgent", "--exclusive", "--output=/dev/null", "--wrap=sleep 5"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        outcome = {requeue: launch.communicate(timeout=240) for requeue, launch in launches.items()}
+    finally:
+        for launch in launches.values():
+            launch.kill()
+        subprocess.run(["scancel", urgent or "0"])
+    assert launches["on"].returncode == 0, outcome["on"][1][-3000:]
+    requeued = jobs_of(sweeps["on"])["r"]
+    assert (requeued["status"], requeued["attempt"], requeued["cause"]) == ("COMPLETED", 2, None)
+    assert [(entry["attempt"], entry["reason"]) for entry in requeued["requeues"]] == [(1, "preempted")]
+    assert requeued["restarts"] == []
+
+    assert launches["off"].returncode == 1, outcome["off"][1][-3000:]
+    ended = jobs_of(sweeps["off"])["r"]
+    assert (ended["status"], ended["cause"], ended["attempt"]) == ("PREEMPTED", "preempted", 1)
+    assert ended["restarts"] == [], "requeue=off: a preempted run stays ended"
+    assert "Current: PREEMPTED\n" in (sweeps["off"] / "run-torchtune.log").read_text()
+    assert "| r | PREEMPTED | preempted |" in (sweeps["off"] / "summary.md").read_text()
+
+
+def jobs_of_now(sweep: Path) -> dict:
+    """jobs.json's jobs, or none before the launch wrote it."""
+    try:
+        return jobs_of(sweep)
+    except (OSError, ValueError):
+        return {}
+
+
+def read(path: str | None) -> str:
+    try:
+        return Path(path).read_text() if path else ""
+    except OSError:
+        return ""
+
+
 KEY_ERROR = "import sys\nconfig = {'label': 1}\nprint(config['labels'])\n"
 
 

@@ -45,6 +45,14 @@ def test_state_table(text, state):
     assert parse_state(text) is state
 
 
+def test_the_ends_are_slurms_finished_states_and_a_preemption_without_requeue_is_one():
+    ended = {state for state in JobState if state.terminal}
+    assert ended == {
+        JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT, JobState.OUT_OF_MEMORY,
+        JobState.NODE_FAIL, JobState.PREEMPTED, JobState.SUBMIT_FAILED,
+    }
+
+
 def test_a_failing_command_names_command_code_and_output():
     with pytest.raises(SchedulerCommandError) as caught:
         execute(["sh", "-c", "echo out; echo 'sacct: error: Problem talking to the database' >&2; exit 1"])

@@ -61,6 +61,7 @@ class LaunchInputs:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     remediation: RemediationConfig = field(default_factory=RemediationConfig)
+    cause_patterns: Sequence[CausePattern] = ()  # remediation.patterns, compiled
     # Run parameters given on the command line (`+seed=1`, one value of `+lr=1e-4,5e-4`):
     # they apply to every run of this job's sweep point, over the summary's values.
     parameters: Mapping[str, Scalar] = field(default_factory=dict)
@@ -289,6 +290,8 @@ def read_inputs(cfg: DictConfig, hydra_cfg: DictConfig) -> LaunchInputs:
             payload_source, "payload.batch_keys",
             "a command's two keys, its micro-batch's and its gradient accumulation's (torchtune's are known)",
         )
+    remediation_source = f"remediation={choices.get('remediation', '?')}"
+    remediation = read_remediation(cfg.get("remediation"), remediation_source)
     return LaunchInputs(
         experiment=read_experiment(cfg, hydra_cfg),
         compute=scheduling.compute,
@@ -302,13 +305,14 @@ def read_inputs(cfg: DictConfig, hydra_cfg: DictConfig) -> LaunchInputs:
         rules=read_rules(cfg.get("monitoring"), f"monitoring={choices.get('monitoring', '?')}"),
         evaluation=typed(cfg.get("evaluation"), EvaluationConfig, "ttlaunch.yaml", "evaluation"),
         report=typed(cfg.get("report"), ReportConfig, "ttlaunch.yaml", "report"),
-        remediation=read_remediation(cfg.get("remediation"), f"remediation={choices.get('remediation', '?')}"),
+        remediation=remediation,
+        cause_patterns=cause_patterns(remediation, remediation_source),
         parameters=command_line_parameters(OmegaConf.select(hydra_cfg, "overrides.task", default=None) or []),
     )
 
 
 def read_remediation(node: object, source: str) -> RemediationConfig:
-    """The remediation settings, each number in its range and each pattern a regular expression."""
+    """The remediation settings, each number in its range (its patterns: cause_patterns)."""
     remediation = typed(node, RemediationConfig, source, "remediation")
     for name, least in (("max_restarts", 0), ("memory_factor", 1), ("same_error_stop", 0), ("exclude_hours", 0)):
         value = getattr(remediation, name)
@@ -318,7 +322,6 @@ def read_remediation(node: object, source: str) -> RemediationConfig:
         raise InputError(source, "remediation.max_excluded_share", f"expected a share from 0 to 1, got {remediation.max_excluded_share}")
     if remediation.max_mem_gb is not None and remediation.max_mem_gb <= 0:
         raise InputError(source, "remediation.max_mem_gb", f"expected a positive number of GB, got {remediation.max_mem_gb}")
-    cause_patterns(remediation, source)
     return remediation
 
 

@@ -116,9 +116,8 @@ class Remediation:
             left_out = self._exclude(job, evaluation, run_name)
             if left_out:
                 change, entry = f"without {', '.join(left_out)}", {"excluded": left_out}
-        if mem_gb is None:  # a run that got more memory keeps it
-            grown = [entry["mem_gb"][1] for entry in record.restarts if "mem_gb" in entry]
-            mem_gb = float(grown[-1]) if grown else None
+        if mem_gb is None and _memory_changes(record):  # a run that got more memory keeps it
+            mem_gb = _memory_changes(record)[-1][1]
         previous = record.job_id
         job_id = self.capabilities.submit(job, run_name, job, overrides, evaluation=evaluation, mem_gb=mem_gb)
         restarted = self.ledger.state.jobs[job]  # the new submission's record
@@ -134,9 +133,9 @@ class Remediation:
 
     def _memory(self, job: str, run_name: str, evaluation: bool, record: JobRecord) -> tuple[float, float] | None:
         """The memory the run first asked for and the memory its last attempt had, in GB."""
-        asked = [entry["mem_gb"] for entry in record.restarts if "mem_gb" in entry]
-        if asked:
-            return float(asked[0][0]), float(asked[-1][1])
+        changes = _memory_changes(record)
+        if changes:
+            return changes[0][0], changes[-1][1]
         mem_gb = self.capabilities.compute_of(job, run_name, evaluation).mem_gb
         return (mem_gb, mem_gb) if mem_gb is not None else None
 
@@ -223,6 +222,11 @@ class Remediation:
         )
         log.error("%s", lines[0])
         print("ttlaunch: " + "\n".join(lines), file=sys.stderr, flush=True)  # the user's to read, whatever the log level
+
+
+def _memory_changes(record: JobRecord) -> list[tuple[float, float]]:
+    """The run's memory restarts so far, each (GB before, GB after), oldest first."""
+    return [(float(entry["mem_gb"][0]), float(entry["mem_gb"][1])) for entry in record.restarts if "mem_gb" in entry]
 
 
 def _signature(record: JobRecord) -> str:

@@ -31,6 +31,8 @@ class JobState(str, enum.Enum):
         return self in _TERMINAL
 
 
+# The states SLURM counts as finished (IS_JOB_FINISHED): a job preempted without requeue ends
+# PREEMPTED; a requeued job starts again from any of them.
 _TERMINAL = {
     JobState.COMPLETED,
     JobState.FAILED,
@@ -38,6 +40,7 @@ _TERMINAL = {
     JobState.TIMEOUT,
     JobState.OUT_OF_MEMORY,
     JobState.NODE_FAIL,
+    JobState.PREEMPTED,
     JobState.SUBMIT_FAILED,
 }
 

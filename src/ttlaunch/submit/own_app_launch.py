@@ -26,7 +26,7 @@ from ttlaunch.backend.job_requests import SubmissionSettings
 from ttlaunch.base.errors import InputError, SweepFailed
 from ttlaunch.inputs.evaluation_plan import runs_inspect
 from ttlaunch.inputs.input_copies import freeze_task
-from ttlaunch.inputs.launch_inputs import LaunchInputs, cause_patterns, read_inputs
+from ttlaunch.inputs.launch_inputs import LaunchInputs, read_inputs
 from ttlaunch.inputs.payload import unpassed_controls
 from ttlaunch.inputs.schema import ComputeConfig
 from ttlaunch.inputs.summary import Experiment, Run, RunType
@@ -87,7 +87,7 @@ class OwnAppLaunch:
         state.payload_kind = inputs.payload_kind
         state.metrics_pattern, state.metrics_jsonl = inputs.payload.metrics.pattern, inputs.payload.metrics.jsonl
         state.sort_by = inputs.report.sort_by
-        state.cause_patterns = cause_patterns(inputs.remediation, "remediation")
+        state.cause_patterns = list(inputs.cause_patterns)
         state.evaluator = Evaluator.INSPECT if runs_inspect(inputs.evaluation.command) else Evaluator.COMMAND
         directory = inputs.experiment.directory
         state.status_table = str(directory / MARKDOWN_NAME) if directory is not None else None
