@@ -75,9 +75,12 @@ def build_model(models_dir: Path) -> Path:
     return model
 
 
-def write_data(path: Path) -> None:
+def write_data(path: Path, train_rows: int = 8) -> None:
+    """The words, split as cruijff_kit's datasets are; `train_rows` above 8 adds made-up words
+    to the training split (epochs that last seconds, to interrupt)."""
     rows = [{"input": word, "output": word.capitalize()} for word in WORDS]
-    path.write_text(json.dumps({"train": rows[:8], "validation": rows[8:10], "test": rows[10:]}, indent=1))
+    more = [{"input": f"w{index:04d}", "output": f"W{index:04d}"} for index in range(train_rows - 8)]
+    path.write_text(json.dumps({"train": rows[:8] + more, "validation": rows[8:10], "test": rows[10:]}, indent=1))
 
 
 def design(experiment_dir: Path, models_dir: Path, data: Path, runs: dict[str, int], epochs: int) -> dict:
@@ -165,15 +168,15 @@ def setup_finetune(
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def scaffold(root: Path, runs: dict[str, int], epochs: int = 1, merged: bool = False) -> Path:
+def scaffold(root: Path, runs: dict[str, int], epochs: int = 1, merged: bool = False, train_rows: int = 8) -> Path:
     """The experiment dir of a scaffolded cruijff_kit experiment under `root`, its runs
-    trained for `epochs`, saving adapters only (cruijff_kit's default) or, `merged`, the
-    merged weights too."""
+    trained for `epochs` on `train_rows` rows, saving adapters only (cruijff_kit's default)
+    or, `merged`, the merged weights too."""
     models_dir = root / "pretrained-llms"
     build_model(models_dir)
     data = root / "ck-data" / "words_5L.json"
     data.parent.mkdir(parents=True)
-    write_data(data)
+    write_data(data, train_rows)
     experiment_dir = root / "ck-projects" / "capitalization" / "cap_tiny"
     experiment_dir.mkdir(parents=True)
     summary = design(experiment_dir, models_dir, data, runs, epochs)

@@ -6,15 +6,28 @@ setup_inspect.py would run it."""
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from ttlaunch.job.job_plan import load_plan
+from ttlaunch.records.tracker_file import read_tracker, wandb_run_dirs
 
 import cruijff_scaffold
-from support import accounted_end, commit_all, full_cluster, merge_errors, plan_from_saved_config, queued, wait_for
+from support import (
+    TEST_CONFIGS,
+    accounted_end,
+    cli_invocation,
+    commit_all,
+    full_cluster,
+    merge_errors,
+    plan_from_saved_config,
+    queued,
+    wait_for,
+)
+from wandb_history import one_history, read_run
 
 pytest.importorskip("torchtune")
 pytest.importorskip("peft")
@@ -57,7 +70,7 @@ def test_a_cruijff_scaffold_trains_and_evaluates_as_its_own_tools_would(run_cli,
         # Losses from torchtune's progress bar (the scaffold logs to WandB, offline).
         assert job["training"]["loss"] is not None and job["training"]["steps_done"] == 3 * 2
         # Its recipe saved each epoch without changing the model it trained: each epoch's merged
-        # weights are the base model's plus that epoch's adapter (ttlaunch.job.lora_merge_on_cpu).
+        # weights are the base model's plus that epoch's adapter (ttlaunch.job.trainer_hooks).
         assert Path(job["stderr"]).read_text().count("merges LoRA into copies of the base weights") == 1
         base = tmp_path / "scratch" / "pretrained-llms" / cruijff_scaffold.MODEL_DIR
         for epoch in range(3):
@@ -148,3 +161,63 @@ def test_on_slurm_the_scaffolds_sbatch_lines_ask_for_the_job_a_queued_job_trains
     assert launches[0]["libraries"]["torchtune"] == "0.6.1"
     assert (sweep / "provenance" / "packages-1.txt").read_text().count("==") > 20
     assert f"at {commit[:12]}" in (sweep / "summary.md").read_text()
+
+
+def _tracker(job_dir: Path) -> dict:
+    try:
+        return json.loads((job_dir / "tracker.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _logged(job_dir: Path, attempts: int, step: int) -> bool:
+    """The run's `attempts`-th W&B run has logged `step` or later."""
+    wandb = _tracker(job_dir).get("wandb", {})
+    return len(wandb.get("dirs", [])) >= attempts and wandb.get("last_step", 0) >= step
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm_cluster")
+def test_on_slurm_a_scaffolds_wandb_run_stays_one_run_through_two_requeues_and_a_rules_restart(tmp_path: Path, monkeypatch):
+    """The scaffold logs with torchtune's WandBLogger, offline, as cruijff_kit's template has it."""
+    steps_per_epoch = 750  # 3000 rows in batches of 4: each epoch lasts seconds, time to interrupt it
+    experiment = cruijff_scaffold.scaffold(tmp_path / "scratch", {"rank2": 2}, epochs=3, train_rows=3000)
+    cruijff_scaffold.use_cruijff_kit(monkeypatch, tmp_path / "scratch")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = f"{cruijff_scaffold.MODEL_DIR}_rank2"
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / experiment.name
+    job_dir = sweep / run
+    command, env = cli_invocation(
+        tmp_path, "--config-dir", TEST_CONFIGS, f"hydra.searchpath=[ttlaunch-experiments://{experiment.parent}]",
+        f"experiment={experiment.name}", "compute=testcluster/cpu_1x", "compute.gpus_per_node=0", "compute.mem_gb=3",
+        "requeue=on", "requeue.grace_s=10", "monitoring=restart_cancelled", "evaluation.enabled=false",
+        "hydra.callbacks.monitor.poll_interval_s=1", "hydra.callbacks.monitor.live=off", "tracker.sync=off",
+    )
+    launch = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job_id = ""
+    try:
+        # Requeued from outside twice mid-epoch (SLURM's warning, as before a preemption), each
+        # attempt resuming from the epoch before; then cancelled, and restarted by the rule.
+        for attempt, step in ((1, steps_per_epoch + 100), (2, 2 * steps_per_epoch + 100)):
+            wait_for(lambda: _logged(job_dir, attempt, step), 400, f"attempt {attempt} at step {step}")
+            job_id = json.loads((sweep / "jobs.json").read_text())["jobs"][run]["job_id"]
+            subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+        wait_for(lambda: _logged(job_dir, 3, 2 * steps_per_epoch + 100), 400, "attempt 3 in epoch 2")
+        subprocess.run(["scancel", job_id], check=True)
+        _, stderr = launch.communicate(timeout=600)
+    finally:
+        launch.kill()
+        subprocess.run(["scancel", job_id or "0"])
+    assert launch.returncode == 0, stderr[-3000:]
+    job = json.loads((sweep / "jobs.json").read_text())["jobs"][run]
+    assert job["status"] == "COMPLETED" and [entry["reason"] for entry in job["requeues"]] == ["preempted", "preempted"]
+    assert [entry["after"] for entry in job["restarts"]] == ["cancelled"] and job["previous_job_ids"] == [job_id]
+
+    tracker = read_tracker(job_dir)
+    dirs = wandb_run_dirs(job_dir, tracker)
+    assert len(dirs) == 4, dirs  # one per attempt: two requeues and a restart
+    runs = [read_run(path) for path in dirs]
+    assert {(r.id, r.group, r.name, r.job_type) for r in runs} == {(tracker.id, experiment.name, run, "train")}, "one W&B run"
+    assert all(r.config["lora_rank"] == 2 for r in runs), "the swept parameter in W&B's config"
+    assert [r.rewound_to is not None for r in runs] == [False, True, True, True]
+    assert one_history(runs) == list(range(1, 3 * steps_per_epoch + 1)), "one curve: each step once, in order"

@@ -2,6 +2,7 @@
 app, detach and `ttlaunch status --follow`, and a requeue that calls the task's checkpoint."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -59,11 +60,13 @@ def test_a_preset_from_the_app_submits_to_slurm_and_a_detached_sweep_is_followed
         assert ran["version"] == 1 and ran["helper"].startswith(str(sweep / "snapshots" / "launch-1")), ran
 
 
-def test_a_preempted_job_calls_the_tasks_checkpoint_then_resumes_as_attempt_2(tmp_path: Path):
+def test_a_preempted_job_calls_the_tasks_checkpoint_then_resumes_as_attempt_2_in_the_same_wandb_run(tmp_path: Path):
+    pytest.importorskip("wandb")
     sweep = tmp_path / "sweep"
     launch = subprocess.Popen(
-        app_command(sweep, "sleep_s=300", "hydra.callbacks.monitor.poll_interval_s=1"),
+        app_command(sweep, "sleep_s=300", "wandb=true", "hydra.callbacks.monitor.poll_interval_s=1"),
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
     )
     job_dir = sweep / "0"
     deadline = time.monotonic() + 120
@@ -78,6 +81,11 @@ def test_a_preempted_job_calls_the_tasks_checkpoint_then_resumes_as_attempt_2(tm
     assert (job_dir / "checkpoint.txt").read_text() == "saved\n"
     lines = [json.loads(line) for line in (job_dir / "attempts.jsonl").read_text().splitlines()]
     assert [(line["attempt"], line["resume"]) for line in lines] == [("1", "0"), ("2", "1")]
+    # One W&B run for the job, whatever happened to it: the app's own wandb.init() got the
+    # point's id and resume=allow from ttlaunch (WANDB_RUN_ID, WANDB_RESUME), and its dir.
+    tracker = json.loads((job_dir / "tracker.json").read_text())
+    assert [line["wandb_id"] for line in lines] == [tracker["id"]] * 2
+    assert len(list((job_dir / "wandb").glob(f"offline-run-*-{tracker['id']}"))) == 2
     (job,) = jobs_of(sweep).values()
     assert (job["status"], job["attempt"], job["job_id"]) == ("COMPLETED", 2, job_id)
     assert [(entry["attempt"], entry["reason"]) for entry in job["requeues"]] == [(1, "preempted")]

@@ -15,7 +15,7 @@ PLAN = JobPlan(
         argv=("bash", "/exp/r8/finetune.slurm"), env={"TTLAUNCH_RUN_NAME": "r8"}, output_dir=Path("/sweep/r8/outputs"),
         setup=(("cp", "-r", "a", "b"),), prepare=(("python", "-m", "x"),), cwd=Path("/exp/r8"),
     ),
-    torchrun=True, gpus=4,
+    torchrun=True, gpus=4, experiment="cap_4L", parameters={"lora_rank": 8, "lr": 1e-05},
 )
 
 

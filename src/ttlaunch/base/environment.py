@@ -22,9 +22,15 @@ REQUEUE_POLICY = "TTLAUNCH_REQUEUE_POLICY"
 # Given to `python -m ttlaunch.job.dataset_cache`: where it writes the cache dir it filled.
 PREPARED_REPORT = "TTLAUNCH_PREPARED_REPORT"
 # Prepended to, never replaced: an app's job puts its code snapshot first
-# (ttlaunch.job.job_callable), a torchtune trainer without GPUs ttlaunch's start-up hook
-# (ttlaunch.job.lora_merge_on_cpu).
+# (ttlaunch.job.job_callable), a torchtune trainer ttlaunch's start-up hooks
+# (ttlaunch.job.trainer_hooks).
 PYTHONPATH = "PYTHONPATH"
+# Which of those hooks a trainer runs (comma-separated names).
+TRAINER_HOOKS = "TTLAUNCH_TRAINER_HOOKS"
+# Set for each training job: its point's tracker run id, the same every attempt
+# (ttlaunch.records.tracker_file). W&B's own variables (WANDB_*) follow from it
+# (ttlaunch.job.tracker), each unless the user set it.
+TRACKER_ID = "TTLAUNCH_TRACKER_ID"
 # Read at launch: names the cluster outright (ttlaunch.inputs.platform).
 PLATFORM = "TTLAUNCH_PLATFORM"
 # Read by the test cluster's preset (compute=testcluster/cpu_1x): the root of its sweep dirs.

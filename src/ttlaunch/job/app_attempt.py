@@ -5,7 +5,8 @@ Before the task function starts, its environment says where the attempt stands:
 `TTLAUNCH_ATTEMPT` (1, 2, ... across requeues) and `TTLAUNCH_RESUME` (1 when an earlier
 attempt of this job started in the same output dir: a requeue, or a resubmission). The
 output dir (Hydra's, `HydraConfig.get().runtime.output_dir`) is the same every attempt, so
-the app resumes from what it saved there.
+the app resumes from what it saved there. Its point's tracker run is there too: a
+`wandb.init()` in the app keeps one W&B run per job across requeues (ttlaunch.job.tracker).
 
 On SLURM, when the job is about to end (time limit or preemption) and the requeue budget
 allows (ttlaunch.job.requeue), the task function's `checkpoint()` method is called, if it
@@ -28,6 +29,8 @@ from ttlaunch.job.rendezvous import task_rank
 from ttlaunch.job.requeue import current_attempt
 from ttlaunch.job.signals import stop_when_asked, watch_for_end_warning
 from ttlaunch.job.stagger import StaggerHook
+from ttlaunch.job.tracker import tracker_env
+from ttlaunch.records.tracker_file import keep_tracker
 from ttlaunch.scheduler.submitit_files import job_dir_of, submitted_job_ids
 
 
@@ -37,6 +40,7 @@ class AppLauncher(Protocol):
     task_function: TaskFunction | None
     stagger: StaggerHook
     config: DictConfig | None
+    sweep_name: str | None  # the sweep's name (else the app's, hydra.job.name)
 
 
 def run_app_attempt(launcher: AppLauncher, run: Callable[[], JobReturn]) -> JobReturn:
@@ -58,6 +62,11 @@ def run_app_attempt(launcher: AppLauncher, run: Callable[[], JobReturn]) -> JobR
     # The stagger's start-up window: a task function runs in this process, so the window
     # is passed before it starts (startup_lock: one job's start every window_s).
     assert launcher.config is not None  # Hydra sets it up before the job runs
-    with launcher.stagger.startup_window(Path(str(launcher.config.hydra.sweep.dir)).absolute()):
+    sweep_dir = Path(str(launcher.config.hydra.sweep.dir)).absolute()
+    if task_rank() == 0:  # the point's tracker run, for the app's own `wandb.init()` (ttlaunch.job.tracker)
+        group = launcher.sweep_name or str(launcher.config.hydra.job.name)
+        name = str(job_dir.relative_to(sweep_dir)) if job_dir.is_relative_to(sweep_dir) else job_dir.name
+        os.environ.update(tracker_env(keep_tracker(job_dir, group, name, {}), job_dir, os.environ))
+    with launcher.stagger.startup_window(sweep_dir):
         pass
     return run()

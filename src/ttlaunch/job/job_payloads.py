@@ -13,10 +13,10 @@ from typing import Iterator, Mapping, Protocol
 from ttlaunch.base import environment
 from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind
-from ttlaunch.job.lora_merge_on_cpu import with_merge_on_copies
 from ttlaunch.job.preparation import Preparation, Runner, command_steps, dataset_step
 from ttlaunch.job.rendezvous import Rendezvous
 from ttlaunch.job.resume import ResumeAction, decide_torchtune
+from ttlaunch.job.trainer_hooks import MERGE_ON_COPIES, TRACKER, with_hooks
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,9 @@ class EvaluationJob(CommandJob):
 class TorchtuneJob:
     """A torchtune recipe: it resumes from its newest epoch checkpoint (ttlaunch.job.resume)
     with resume_from_checkpoint=True; a several-task job meets at its rendezvous, given to
-    `tune run`; without GPUs, its LoRA checkpoints merge into copies of the weights
-    (ttlaunch.job.lora_merge_on_cpu); its dataset's cache is built once for the sweep, after
+    `tune run`; its start-up hooks (ttlaunch.job.trainer_hooks): without GPUs, its LoRA
+    checkpoints merge into copies of the weights, and in a training job its loggers keep one
+    tracker run per point; its dataset's cache is built once for the sweep, after
     payload.prepare."""
 
     kind = PayloadKind.torchtune
@@ -119,7 +120,10 @@ class TorchtuneJob:
 
     def started_env(self, env: Mapping[str, str], gpus: int) -> Mapping[str, str]:
         # With GPUs the recipe's .cpu() copies the weights before the merge adds into them.
-        return with_merge_on_copies(env) if gpus == 0 else env
+        hooks = [MERGE_ON_COPIES] if gpus == 0 else []
+        if environment.TRACKER_ID in env:  # a training job (ttlaunch.job.tracker)
+            hooks.append(TRACKER)
+        return with_hooks(env, hooks)
 
     def preparation(self, command: PayloadCommand, run: Runner) -> Iterator[Preparation]:
         yield from command_steps(command, run)

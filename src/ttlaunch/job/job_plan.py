@@ -15,14 +15,15 @@ Few imports: every job loads this module.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ttlaunch.base.errors import DamagedFile
 from ttlaunch.base.files import write_atomically
 from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind
+from ttlaunch.records.tracker_file import Scalar
 
 if TYPE_CHECKING:  # a job with a plan does not load the input readers
     from ttlaunch.inputs.launch_inputs import LaunchInputs
@@ -37,13 +38,17 @@ class JobPlan:
     command: PayloadCommand
     torchrun: bool  # payload.torchrun: a command started under torchrun
     gpus: int  # the GPUs each node of the job gets
+    # A training job's point in experiment trackers (ttlaunch.job.tracker): its group (the
+    # experiment; "" for an evaluation, which has none) and the run's swept parameters.
+    experiment: str = ""
+    parameters: Mapping[str, Scalar] = field(default_factory=dict)
 
 
 def training_plan(inputs: LaunchInputs, run_name: str, job_dir: Path) -> JobPlan:
     """What a training job of the run runs (from `inputs.copies`, where the job has copies)."""
     return JobPlan(
         run_name, inputs.payload_kind, inputs.payload_for(run_name, job_dir), inputs.payload.torchrun,
-        inputs.compute_for(run_name).gpus,
+        inputs.compute_for(run_name).gpus, inputs.experiment.name, dict(inputs.run(run_name).parameters),
     )
 
 
@@ -59,7 +64,7 @@ def save_plan(job_dir: Path, plan: JobPlan | None) -> None:
         "run_name": plan.run_name, "kind": plan.kind.value, "argv": list(command.argv), "env": dict(command.env),
         "output_dir": str(command.output_dir), "setup": [list(argv) for argv in command.setup],
         "prepare": [list(argv) for argv in command.prepare], "cwd": str(command.cwd) if command.cwd else None,
-        "torchrun": plan.torchrun, "gpus": plan.gpus,
+        "torchrun": plan.torchrun, "gpus": plan.gpus, "experiment": plan.experiment, "parameters": dict(plan.parameters),
     }
     job_dir.mkdir(parents=True, exist_ok=True)
     write_atomically(path, json.dumps(saved, indent=1) + "\n")
@@ -80,6 +85,9 @@ def load_plan(job_dir: Path) -> JobPlan | None:
             setup=tuple(tuple(argv) for argv in saved["setup"]), prepare=tuple(tuple(argv) for argv in saved["prepare"]),
             cwd=Path(saved["cwd"]) if saved["cwd"] else None,
         )
-        return JobPlan(saved["run_name"], PayloadKind(saved["kind"]), command, bool(saved["torchrun"]), int(saved["gpus"]))
+        return JobPlan(
+            saved["run_name"], PayloadKind(saved["kind"]), command, bool(saved["torchrun"]), int(saved["gpus"]),
+            str(saved["experiment"]), dict(saved["parameters"]),
+        )
     except (KeyError, TypeError, ValueError) as err:
         raise DamagedFile(path, f"not a job plan ({err!r})", "submit the job again (the launch command writes it anew)") from None

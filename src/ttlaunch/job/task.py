@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, cast
 
@@ -18,16 +19,19 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ttlaunch.base.errors import PayloadFailed
+from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.job.failure import PAYLOAD_EXIT
 from ttlaunch.job.gpu_sampler import gpu_sampler
 from ttlaunch.job.job_payloads import attempt_command, distributed, job_payload
-from ttlaunch.job.job_plan import load_plan
+from ttlaunch.job.job_plan import JobPlan, load_plan
 from ttlaunch.job.preparation import job_label, prepare_all
 from ttlaunch.job.rendezvous import agreed, rendezvous_of, task_rank
 from ttlaunch.job.requeue import current_attempt
 from ttlaunch.job.resume import ResumeAction
 from ttlaunch.job.signals import stop_when_asked, watch_for_end_warning
 from ttlaunch.job.stagger import hook_or_default
+from ttlaunch.job.tracker import tracker_env
+from ttlaunch.records.tracker_file import keep_tracker, read_tracker
 from ttlaunch.scheduler import slurm
 
 log = logging.getLogger(__name__)
@@ -117,6 +121,13 @@ def run_command(argv: Sequence[str], env: Mapping[str, str], run_name: str) -> N
     finish_command(start_command(argv, env), run_name)
 
 
+def tracked(plan: JobPlan, job_dir: Path, env: Mapping[str, str], rank: int) -> dict[str, str]:
+    """What a training job's payload is told of its point's tracker run (ttlaunch.job.tracker):
+    task 0 keeps the identity; the other tasks read it (their trainers log nothing)."""
+    run = keep_tracker(job_dir, plan.experiment, plan.run_name, plan.parameters) if rank == 0 else read_tracker(job_dir)
+    return tracker_env(run, job_dir, {**os.environ, **env}) if run is not None else {}
+
+
 def run_task(cfg: DictConfig) -> None:
     """The Hydra task function: one attempt of one run of the experiment, in its job dir.
 
@@ -149,6 +160,8 @@ def run_task(cfg: DictConfig) -> None:
     if prepared is None:
         log.info("%s: the final epoch is saved already; nothing to train (COMPLETED)", run_name)
         return
+    if plan.kind is not PayloadKind.evaluation:
+        prepared = replace(prepared, env={**prepared.env, **tracked(plan, job_dir, prepared.env, rank)})
     command = distributed(prepared, job_kind, plan.torchrun, rendezvous, plan.gpus)
     stagger = hook_or_default(instantiate(hydra_cfg.launcher.stagger))
     sweep_dir = Path(hydra_cfg.sweep.dir)

@@ -35,3 +35,9 @@ class MonitorSettings:
     job_partition: Optional[str] = None
     job_mem_gb: float = 1.0
     job_timeout_min: int = 1440
+    # Offline W&B runs synced from where the monitor runs (ttlaunch.monitor.tracker_sync): on
+    # or off; at most every this many seconds, and at the end; by a monitor job (detach=true,
+    # on a compute node, often without network) only when sync_from_monitor_job says so.
+    tracker_sync: str = "on"
+    tracker_sync_every_s: float = 300.0
+    tracker_sync_from_monitor_job: bool = False

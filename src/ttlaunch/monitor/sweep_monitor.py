@@ -33,6 +33,7 @@ from ttlaunch.monitor.live_view import live_view
 from ttlaunch.monitor.poll_failures import SWEEP, Containment
 from ttlaunch.monitor.settings import MonitorSettings
 from ttlaunch.monitor.state_changes import apply_state, note_requeues
+from ttlaunch.monitor.tracker_sync import TrackerSync
 from ttlaunch.monitor.training import TrainingWatch, training_curves
 from ttlaunch.records.event_log import EventLog
 from ttlaunch.records.jobs_file import Evaluator, JobRecord, status_counts
@@ -108,6 +109,7 @@ class Monitor:
         self._last_status_check: tuple[str, float] = ("", float("-inf"))  # what it said, when
         self._sleep, self._clock = sleep, clock
         self._began = clock()
+        self.tracker = TrackerSync(ledger, settings.tracker_sync_every_s, clock) if settings.tracker_sync == "on" else None
 
     @property
     def events(self) -> EventLog:
@@ -200,6 +202,8 @@ class Monitor:
                 remaining = self.poll()
                 self.faults.run(SWEEP, "status check", self._status_check)
                 self._resource_status()
+                if self.tracker is not None:
+                    self.faults.run(SWEEP, "tracker sync", self._tracker_tick)
                 if self.metrics.collect_due():
                     self._unsaved = True
                 # Once a record could not be written (a full disk), jobs.json is written again
@@ -225,6 +229,8 @@ class Monitor:
                 self._wait(wait_s, view.refresh)
 
     def finish(self) -> None:
+        if self.tracker is not None:  # before the summary, which names each run's W&B page
+            self.faults.run(SWEEP, "tracker sync", self._tracker_finish)
         checks = self.validate()
         self.faults.run(SWEEP, "summary", lambda: self._report(checks))
 
@@ -240,6 +246,16 @@ class Monitor:
             self._draw_pictures()
         summary = write_summary(self.ledger.sweep_dir, self.ledger.state, checks, self.events.path, self._pictures)
         print(summary, flush=True)
+
+    def _tracker_tick(self) -> None:
+        assert self.tracker is not None  # called only with one
+        if self.tracker.tick():
+            self._unsaved = True
+
+    def _tracker_finish(self) -> None:
+        assert self.tracker is not None  # called only with one
+        if self.tracker.finish():
+            self._save()
 
     def _draw_pictures(self) -> None:
         self._pictures = draw_pictures(self.ledger.sweep_dir, self.ledger.state, training_curves(self.ledger.state))

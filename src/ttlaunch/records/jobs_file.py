@@ -32,7 +32,8 @@ STATE_FILE_NAME = "jobs.json"
 # 6: the sweep names its monitor job (`monitor_job_id`, detach=true); older files have none.
 # 7: a job that ended without completing has its `cause`, the sweep its user's `cause_patterns`,
 # its early stop (`stopped`) and the nodes it leaves out (`excluded_nodes`); older files have none.
-STATE_VERSION = 7
+# 8: a training job names its W&B run's page once a sync learned it (`tracker_url`).
+STATE_VERSION = 8
 
 
 class JobKind(str, enum.Enum):
@@ -121,6 +122,9 @@ class JobRecord:
     # What the task function of an app's job returned, once it completed: a number, a word or
     # a bool as it is, anything else as its repr (ttlaunch.scheduler.submitit_files.returned_value).
     returned: str | int | float | bool | None = None
+    # The W&B page of the run's tracker run, once `wandb sync` of its offline dirs said it
+    # (ttlaunch.monitor.tracker_sync).
+    tracker_url: str | None = None
 
     def __post_init__(self) -> None:
         # A record read from JSON, or written with a word.

@@ -15,6 +15,7 @@ from ttlaunch.records.jobs_file import JobKind, JobRecord, SweepState
 from ttlaunch.records.plots import write_pictures
 from ttlaunch.records.provenance import PROVENANCE_NAME, last_commits
 from ttlaunch.records.results import results_table
+from ttlaunch.records.tracker_file import read_tracker, wandb_run_dirs
 from ttlaunch.scheduler.figure_readers import UNKNOWN, shown
 from ttlaunch.scheduler.states import JobState
 
@@ -118,6 +119,7 @@ def render_summary(
                 lines.append(f"- {name}: `{check.checkpoint}/`")
             else:
                 lines.append(f"- {name}: ⚠ {check.problem}")
+    lines += _tracker_runs(state)
     if code:
         lines += ["", f"What ran (`{PROVENANCE_NAME}` has every launch's versions and config):", *code]
     lines += ["", "Job logs (stdout / stderr):"]
@@ -160,6 +162,27 @@ def _restarts(state: SweepState) -> list[str]:
     if not rows:
         return []
     return ["", "### Restarts", "", "| Run | After | Job that failed | Change | By |", "|---|---|---|---|---|", *rows]
+
+
+def _tracker_runs(state: SweepState) -> list[str]:
+    """Each point's W&B run (ttlaunch.records.tracker_file): its page once a sync named it,
+    else its newest offline dir and how to upload it."""
+    lines = []
+    for name, job in state.jobs.items():
+        if job.kind is not JobKind.TRAINING or not job.job_dir:
+            continue
+        run = read_tracker(Path(job.job_dir))
+        dirs = wandb_run_dirs(Path(job.job_dir), run) if run is not None else []
+        if job.tracker_url:
+            lines.append(f"- {name}: {job.tracker_url}")
+        elif run is not None and dirs:
+            attempts = f", {len(dirs)} attempts" if len(dirs) > 1 else ""
+            lines.append(f"- {name}: run {run.id}, offline in `{dirs[-1]}`{attempts}")
+    if not lines:
+        return []
+    offline = any("offline in" in line for line in lines)
+    hint = ["", f"Offline runs reach W&B with `ttlaunch sync {state.sweep_dir}` where there is network."] if offline else []
+    return ["", "### W&B runs", "", "One run per point, whatever happened to its jobs:", *lines, *hint]
 
 
 def _pictures(pictures: Sequence[Path] | None) -> list[str]:

@@ -143,7 +143,10 @@ class MonitorJob:
             if ended and (self.sweep_dir / SUMMARY_NAME).is_file():  # followed to its end elsewhere meanwhile
                 print("ttlaunch monitor job: the sweep has ended and is reported; nothing to do", flush=True)
                 return
-            session.monitor(ledger).follow()
+            settings = session.settings
+            if not settings.tracker_sync_from_monitor_job:  # on a compute node: often without network
+                settings = replace(settings, tracker_sync="off")
+            session.monitor(ledger, settings).follow()
         finally:
             lock.release()
 

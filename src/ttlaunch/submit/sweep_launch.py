@@ -198,6 +198,7 @@ _SETTINGS = (
     ("hydra.callbacks.monitor", "end_check_s", 0, False),
     ("hydra.callbacks.monitor", "job_mem_gb", 0.1, False),
     ("hydra.callbacks.monitor", "job_timeout_min", 1, False),
+    ("hydra.callbacks.monitor", "tracker_sync_every_s", 0, False),
 )
 
 
@@ -215,6 +216,14 @@ def check_settings(launcher: Launcher, monitor: SweepWatcher | None) -> None:
     live = getattr(monitor, "live", "auto")
     if live not in ("auto", "on", "off"):
         raise InputError("hydra.callbacks.monitor", "live", f"expected auto, on or off, got {live!r}")
+    sync = getattr(monitor, "tracker_sync", "on")
+    if sync not in ("on", "off"):
+        raise InputError("hydra.callbacks.monitor", "tracker_sync (tracker.sync)", f"expected on or off, got {sync!r}")
+    if not isinstance(getattr(monitor, "tracker_sync_from_monitor_job", False), bool):
+        raise InputError(
+            "hydra.callbacks.monitor", "tracker_sync_from_monitor_job (tracker.sync_from_monitor)",
+            f"expected true or false, got {getattr(monitor, 'tracker_sync_from_monitor_job')!r}",
+        )
     stagger = launcher.stagger
     if not (callable(getattr(stagger, "before_submit", None)) and callable(getattr(stagger, "startup_window", None))):
         raise InputError(

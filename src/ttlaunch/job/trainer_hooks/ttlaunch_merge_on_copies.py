@@ -1,27 +1,19 @@
-"""Run by Python at start-up in a torchtune trainer that ttlaunch starts without GPUs (the
-package's docstring says why): once `torchtune.modules.peft` is imported, and if torchtune's
-version is one that needs it, its `get_merged_lora_ckpt` adds into copies of the base weights,
-so a checkpoint save leaves the model being trained as it was, and the merged weights it
-writes are base + (alpha/rank)·B·A of that epoch's adapter. It says so once, on stderr (the
-job's log).
+"""The `merge_on_copies` hook (see the package's docstring for why): once
+`torchtune.modules.peft` is imported, and if torchtune's version is one that needs it, its
+`get_merged_lora_ckpt` adds into copies of the base weights, so a checkpoint save leaves the
+model being trained as it was, and the merged weights it writes are base + (alpha/rank)·B·A
+of that epoch's adapter. It says so once, on stderr (the job's log).
 
-Self-contained (the standard library only): it runs in whatever Python the trainer runs in (a
-scaffold's batch script may activate an environment without ttlaunch), and does nothing in
-one that never imports torchtune's LoRA code. A sitecustomize it hides on sys.path (a site's,
-an environment's) still runs, after it.
+The standard library only; it does nothing in a trainer that never imports torchtune's LoRA code.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.abc
-import importlib.machinery
-import importlib.util
-import os
 import re
 import sys
 from types import ModuleType
-from typing import Callable, Dict, Protocol, Sequence
+from typing import Callable, Dict, Protocol
 
 PEFT = "torchtune.modules.peft"
 # Where torchtune defines the merge, and the package recipes import it from.
@@ -65,7 +57,7 @@ def merge_on_copies(merge: Merge) -> Merge:
     return merged
 
 
-def patch(version: str) -> str:
+def merge_line(version: str) -> str:
     """Give torchtune's merge copies where its version needs it (its modules are imported);
     the line for the job's log."""
     if not affected(version):
@@ -85,41 +77,10 @@ def patch(version: str) -> str:
     )
 
 
-class PatchAfterImport(importlib.abc.MetaPathFinder):
-    """Finds `torchtune.modules.peft` as the other finders would, and patches it once it has run."""
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != PEFT:
-            return None
-        sys.meta_path.remove(self)  # once; the lookup below is then the ordinary one
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None:
-            return spec
-        load = spec.loader.exec_module
-
-        def exec_module(module: ModuleType) -> None:
-            load(module)
-            version = str(getattr(sys.modules.get("torchtune"), "__version__", "unknown"))
-            print(patch(version), file=sys.stderr, flush=True)
-
-        setattr(spec.loader, "exec_module", exec_module)
-        return spec
+# The module whose import the hook waits for (ttlaunch.job.trainer_hooks.sitecustomize).
+TARGET = PEFT
 
 
-def run_hidden_sitecustomize() -> None:
-    """The sitecustomize this one hides on sys.path, run as Python would have run it."""
-    here = os.path.realpath(os.path.dirname(os.path.abspath(__file__)))
-    rest = [entry for entry in sys.path if os.path.realpath(entry or os.curdir) != here]
-    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
-    if spec is None or spec.loader is None:
-        return
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sitecustomize"] = module
-    spec.loader.exec_module(module)
-
-
-if __name__ == "sitecustomize":  # at start-up; imported under its package name (tests), it only defines
-    sys.meta_path.insert(0, PatchAfterImport())
-    run_hidden_sitecustomize()
+def patch(module: ModuleType) -> None:
+    version = str(getattr(sys.modules.get("torchtune"), "__version__", "unknown"))
+    print(merge_line(version), file=sys.stderr, flush=True)

@@ -1,5 +1,6 @@
-"""torchtune's LoRA merge on the CPU, given copies of the weights it adds into: the start-up
-hook a torchtune trainer without GPUs gets, and which jobs get it."""
+"""A torchtune trainer's start-up hooks, and which jobs get which: torchtune's LoRA merge on
+the CPU, given copies of the weights it adds into (a trainer without GPUs); the tracker hook
+(a training job)."""
 
 import json
 import os
@@ -11,8 +12,8 @@ import pytest
 
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.job.job_payloads import job_payload
-from ttlaunch.job.lora_merge_on_cpu import HOOK_DIR, with_merge_on_copies
-from ttlaunch.job.lora_merge_on_cpu.sitecustomize import affected, merge_on_copies
+from ttlaunch.job.trainer_hooks import HOOK_DIR, MERGE_ON_COPIES, with_hooks
+from ttlaunch.job.trainer_hooks.ttlaunch_merge_on_copies import affected, merge_on_copies
 
 from support import TEST_CONFIGS, cuda_devices, merge_errors
 
@@ -47,22 +48,31 @@ def test_every_release_to_0_6_1_needs_its_merge_given_copies(version: str, needs
     assert affected(version) is needs_copies
 
 
-def test_a_torchtune_job_without_gpus_starts_its_trainer_with_the_hook_first_on_its_python_path(monkeypatch):
+def test_a_torchtune_job_starts_its_trainer_with_the_hooks_it_needs_first_on_its_python_path(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/job")
     torchtune = job_payload(PayloadKind.torchtune)
     env = {"HF_HOME": "/hf"}
-    assert torchtune.started_env(env, gpus=0) == {"HF_HOME": "/hf", "PYTHONPATH": f"{HOOK_DIR}{os.pathsep}/job"}
-    assert sorted(path.name for path in HOOK_DIR.glob("*.py")) == ["__init__.py", "sitecustomize.py"]
-    # With GPUs the recipe's .cpu() copies: nothing is added. Other payloads never get it.
+    hooked = {"HF_HOME": "/hf", "PYTHONPATH": f"{HOOK_DIR}{os.pathsep}/job", "TTLAUNCH_TRAINER_HOOKS": "merge_on_copies"}
+    assert torchtune.started_env(env, gpus=0) == hooked
+    tracked = {**env, "TTLAUNCH_TRACKER_ID": "3f9c"}  # a training job (ttlaunch.job.tracker)
+    assert torchtune.started_env(tracked, gpus=0)["TTLAUNCH_TRAINER_HOOKS"] == "merge_on_copies,tracker"
+    assert torchtune.started_env(tracked, gpus=1)["TTLAUNCH_TRAINER_HOOKS"] == "tracker"
+    assert sorted(path.name for path in HOOK_DIR.glob("*.py")) == [
+        "__init__.py", "sitecustomize.py", "ttlaunch_merge_on_copies.py", "ttlaunch_tracker.py",
+    ]
+    # With GPUs the recipe's .cpu() copies, and outside a training job nothing is tracked:
+    # nothing is added. Other payloads never get hooks.
     assert torchtune.started_env(env, gpus=1) == env
-    assert job_payload(PayloadKind.command).started_env(env, gpus=0) == env
+    assert job_payload(PayloadKind.command).started_env(tracked, gpus=0) == tracked
     assert job_payload(PayloadKind.evaluation).started_env(env, gpus=0) == env
 
 
-def test_the_hook_goes_before_the_python_path_the_payload_or_the_job_sets():
-    assert with_merge_on_copies({"PYTHONPATH": "/mine"}, {"PYTHONPATH": "/job"})["PYTHONPATH"] == f"{HOOK_DIR}{os.pathsep}/mine"
-    assert with_merge_on_copies({}, {"PYTHONPATH": "/a:/b"})["PYTHONPATH"] == f"{HOOK_DIR}{os.pathsep}/a:/b"
-    assert with_merge_on_copies({"X": "1"}, {}) == {"X": "1", "PYTHONPATH": str(HOOK_DIR)}
+def test_the_hooks_go_before_the_python_path_the_payload_or_the_job_sets():
+    hooks = [MERGE_ON_COPIES]
+    assert with_hooks({"PYTHONPATH": "/mine"}, hooks, {"PYTHONPATH": "/job"})["PYTHONPATH"] == f"{HOOK_DIR}{os.pathsep}/mine"
+    assert with_hooks({}, hooks, {"PYTHONPATH": "/a:/b"})["PYTHONPATH"] == f"{HOOK_DIR}{os.pathsep}/a:/b"
+    assert with_hooks({"X": "1"}, hooks, {}) == {"X": "1", "PYTHONPATH": str(HOOK_DIR), "TTLAUNCH_TRAINER_HOOKS": "merge_on_copies"}
+    assert with_hooks({"X": "1"}, [], {"PYTHONPATH": "/a"}) == {"X": "1"}
 
 
 @pytest.mark.torchtune
@@ -107,7 +117,7 @@ def test_a_trainer_started_with_the_hook_saves_without_changing_its_model_says_s
     assert "model kept its weights: False" in plain.stdout, "without the hook torchtune changes the model on the CPU"
 
     hooked = subprocess.run(
-        [sys.executable, str(script)], env=with_merge_on_copies(env, {"PYTHONPATH": str(site)}),
+        [sys.executable, str(script)], env=with_hooks(env, [MERGE_ON_COPIES], {"PYTHONPATH": str(site)}),
         capture_output=True, text=True, timeout=120,
     )
     assert hooked.returncode == 0, hooked.stderr

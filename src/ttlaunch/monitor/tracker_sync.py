@@ -1,0 +1,179 @@
+"""Offline W&B runs reach W&B without a person: where the monitor runs with network access (the
+login node; a detached monitor only with tracker.sync_from_monitor=true), each run's offline
+W&B dirs (ttlaunch.records.tracker_file) are handed to `wandb sync` when they changed, at
+most every `tracker_sync_every_s` and once more at the end; `ttlaunch sync <sweep dir>` does
+the same on demand.
+
+A round runs in a worker thread, so a slow upload never holds up a poll; what it learned
+(each run's W&B page) is applied to the records in the monitor's thread. A failing sync is
+said once (log and event log) and never stops the monitoring: the next round tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from ttlaunch.records.jobs_file import JobKind, JobRecord
+from ttlaunch.records.ledger import Ledger
+from ttlaunch.records.tracker_file import read_tracker, wandb_run_dirs
+
+log = logging.getLogger(__name__)
+
+# How long one `wandb sync` of one dir may take before it counts as failed.
+SYNC_TIMEOUT_S = 600.0
+# What `wandb sync` prints of the run it synced: "Syncing: https://wandb.ai/<entity>/<project>/runs/<id> ... done."
+_RUN_PAGE = re.compile(r"https?://\S+/runs/[\w-]+")
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What `wandb sync` of one dir did: whether it succeeded, the run's page it named, and
+    what it said when it failed."""
+
+    ok: bool
+    url: str | None = None
+    problem: str = ""
+
+
+def wandb_sync(run_dir: Path) -> SyncResult:
+    """Hand one W&B run dir to `wandb sync` (a dir synced before goes again: it grew)."""
+    program = shutil.which("wandb")
+    if program is None:
+        return SyncResult(False, problem="no `wandb` command on PATH (pip install wandb)")
+    try:
+        done = subprocess.run(
+            [program, "sync", "--include-synced", str(run_dir)], capture_output=True, text=True, timeout=SYNC_TIMEOUT_S,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return SyncResult(False, problem=str(err))
+    said = f"{done.stdout}\n{done.stderr}"
+    if done.returncode != 0:
+        return SyncResult(False, problem=" ".join(said.split())[-500:] or f"exit code {done.returncode}")
+    found = _RUN_PAGE.search(said)
+    return SyncResult(True, url=found.group() if found else None)
+
+
+@dataclass
+class SyncRound:
+    """One round's outcome: the page learned per job, the dirs synced (with what they were
+    when synced), the failures."""
+
+    urls: dict[str, str] = field(default_factory=dict)
+    synced: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # job -> what failed
+
+
+def offline_dirs(jobs: Mapping[str, JobRecord]) -> dict[str, list[Path]]:
+    """Job name -> its point's offline W&B run dirs, oldest first (training jobs that ran)."""
+    found: dict[str, list[Path]] = {}
+    for name, record in jobs.items():
+        if record.kind is not JobKind.TRAINING or not record.job_dir:
+            continue
+        job_dir = Path(record.job_dir)
+        run = read_tracker(job_dir)
+        if run is not None:
+            dirs = [path for path in wandb_run_dirs(job_dir, run) if path.name.startswith("offline-run-")]
+            if dirs:
+                found[name] = dirs
+    return found
+
+
+def sync_round(
+    dirs: Mapping[str, list[Path]], synced: Mapping[Path, tuple[int, int]], sync: Callable[[Path], SyncResult] = wandb_sync,
+) -> SyncRound:
+    """Sync each dir that changed since it was last synced (`synced`), in order per run."""
+    outcome = SyncRound()
+    for name, run_dirs in dirs.items():
+        for run_dir in run_dirs:
+            now = _signature(run_dir)
+            if now is None or synced.get(run_dir) == now:
+                continue
+            result = sync(run_dir)
+            if not result.ok:
+                outcome.failures[name] = f"{run_dir}: {result.problem}"
+                break  # its later dirs after it: W&B takes a run's attempts in order
+            outcome.synced[run_dir] = now
+            if result.url:
+                outcome.urls[name] = result.url
+    return outcome
+
+
+def _signature(run_dir: Path) -> tuple[int, int] | None:
+    """What says a run dir changed: its newest file's time and the size of its files (a
+    .wandb log, files/, logs/), from one listing."""
+    newest, size = 0, 0
+    try:
+        for path in run_dir.rglob("*"):
+            if path.is_file():
+                stat = path.stat()
+                newest, size = max(newest, stat.st_mtime_ns), size + stat.st_size
+    except OSError:
+        return None
+    return (newest, size)
+
+
+class TrackerSync:
+    """The monitor's syncs (see the module's docstring)."""
+
+    def __init__(
+        self, ledger: Ledger, every_s: float, clock: Callable[[], float], sync: Callable[[Path], SyncResult] = wandb_sync,
+    ) -> None:
+        self.ledger = ledger
+        self.every_s = every_s
+        self._clock, self._sync = clock, sync
+        self._synced: dict[Path, tuple[int, int]] = {}
+        self._last = float("-inf")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ttlaunch-sync")
+        self._running: Future[SyncRound] | None = None
+        self._failure_said = False
+
+    def tick(self) -> bool:
+        """After a poll: take in a finished round, start one when due; whether records changed."""
+        changed = self._collect(wait=False)
+        if self._running is None and self._clock() - self._last >= self.every_s:
+            self._last = self._clock()
+            dirs = offline_dirs(self.ledger.state.jobs)
+            if dirs:
+                self._running = self._pool.submit(sync_round, dirs, dict(self._synced), self._sync)
+        return changed
+
+    def finish(self) -> bool:
+        """At the sweep's end: the round under way, then one more of what changed since."""
+        changed = self._collect(wait=True)
+        dirs = offline_dirs(self.ledger.state.jobs)
+        if dirs:
+            changed = self._apply(sync_round(dirs, dict(self._synced), self._sync)) or changed
+        self._pool.shutdown(wait=False)
+        return changed
+
+    def _collect(self, wait: bool) -> bool:
+        if self._running is None or not (wait or self._running.done()):
+            return False
+        running, self._running = self._running, None
+        return self._apply(running.result())
+
+    def _apply(self, outcome: SyncRound) -> bool:
+        self._synced.update(outcome.synced)
+        if outcome.synced:
+            log.info("wandb sync: %d W&B run dirs synced", len(outcome.synced))
+        if outcome.failures and not self._failure_said:
+            self._failure_said = True
+            first = next(iter(outcome.failures.values()))
+            self.ledger.events.write(
+                "TRACKER_SYNC", "wandb sync failed", ("Error", first),
+                ("Next", "monitoring goes on; later rounds try again (said once); `ttlaunch sync <sweep dir>` syncs on demand"),
+            )
+            log.warning("wandb sync failed (said once; later rounds try again): %s", first)
+        changed = False
+        for name, url in outcome.urls.items():
+            record = self.ledger.state.jobs.get(name)
+            if record is not None and record.tracker_url != url:
+                record.tracker_url, changed = url, True
+        return changed

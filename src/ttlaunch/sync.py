@@ -1,0 +1,47 @@
+"""`ttlaunch sync SWEEP_DIR` (also `python -m ttlaunch.sync`): hand every offline W&B run of
+the sweep's points to `wandb sync` now, as the monitor does by itself where it runs with
+network access (ttlaunch.monitor.tracker_sync). Run it where the network is (the login node)
+for a detached sweep, or one launched with tracker.sync=off. jobs.json is read, never written
+(a monitor may hold it): each run's W&B page is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ttlaunch.base.errors import ExitCode, TTLaunchError, exit_with
+from ttlaunch.monitor.tracker_sync import offline_dirs, sync_round
+from ttlaunch.records.ledger import Ledger
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ttlaunch sync", description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dir", type=Path, help="the sweep's dir (it holds jobs.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(sys.argv[1:] if argv is None else argv)
+    sweep_dir = args.sweep_dir.resolve()
+    try:
+        ledger = Ledger.existing(sweep_dir)
+    except TTLaunchError as err:  # not a sweep; a damaged state file
+        return exit_with(err)
+    dirs = offline_dirs(ledger.state.jobs)
+    if not dirs:
+        print(f"ttlaunch sync: no offline W&B runs in {sweep_dir}")
+        return ExitCode.OK
+    outcome = sync_round(dirs, {})
+    for name in dirs:
+        if name in outcome.failures:
+            print(f"ttlaunch sync: error: {name}: {outcome.failures[name]}", file=sys.stderr)
+        else:
+            print(f"{name}: {outcome.urls.get(name) or ledger.state.jobs[name].tracker_url or 'synced'}")
+    print(f"{len(outcome.synced)} of {sum(len(run_dirs) for run_dirs in dirs.values())} W&B run dirs synced")
+    return ExitCode.RUNS_FAILED if outcome.failures else ExitCode.OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
