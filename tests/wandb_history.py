@@ -43,7 +43,7 @@ def records(path: Path) -> Iterator[bytes]:
 @dataclass
 class OfflineRun:
     """One attempt's offline run: its id, group, job type, name, config, the step it was
-    rewound to (resume_from), and its history (step -> the values logged at it)."""
+    rewound to (resume_from), its history (step -> the values logged at it) and summary."""
 
     id: str = ""
     group: str = ""
@@ -52,6 +52,7 @@ class OfflineRun:
     config: dict = field(default_factory=dict)
     rewound_to: int | None = None
     history: dict[int, dict] = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
 
 
 def read_run(run_dir: Path) -> OfflineRun:
@@ -68,6 +69,8 @@ def read_run(run_dir: Path) -> OfflineRun:
             run.config.update({item.key: json.loads(item.value_json) for item in record.run.config.update})
         elif kind == "config":
             run.config.update({item.key: json.loads(item.value_json) for item in record.config.update})
+        elif kind == "summary":
+            run.summary.update({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.summary.update})
         elif kind == "history":
             values = {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
             step = record.history.step.num if record.history.HasField("step") else values["_step"]

@@ -1,6 +1,6 @@
 """`ttlaunch sync SWEEP_DIR` (also `python -m ttlaunch.sync`): hand every offline W&B run of
 the sweep's points to `wandb sync` now, as the monitor does by itself where it runs with
-network access (ttlaunch.monitor.tracker_sync). Run it where the network is (the login node)
+network access (ttlaunch.monitor.tracker_sync), the evaluations' scores added first. Run it where the network is (the login node)
 for a detached sweep, or one launched with tracker.sync=off. jobs.json is read, never written
 (a monitor may hold it): each run's W&B page is printed.
 """
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ttlaunch.base.errors import ExitCode, TTLaunchError, exit_with
-from ttlaunch.monitor.tracker_sync import offline_dirs, sync_round
+from ttlaunch.monitor.tracker_sync import offline_dirs, scores_to_log, sync_round, training_dirs
 from ttlaunch.records.ledger import Ledger
 
 
@@ -29,17 +29,15 @@ def main(argv: list[str] | None = None) -> int:
         ledger = Ledger.existing(sweep_dir)
     except TTLaunchError as err:  # not a sweep; a damaged state file
         return exit_with(err)
-    dirs = offline_dirs(ledger.state.jobs)
-    if not dirs:
-        print(f"ttlaunch sync: no offline W&B runs in {sweep_dir}")
-        return ExitCode.OK
-    outcome = sync_round(dirs, {})
-    for name in dirs:
-        if name in outcome.failures:
-            print(f"ttlaunch sync: error: {name}: {outcome.failures[name]}", file=sys.stderr)
-        else:
-            print(f"{name}: {outcome.urls.get(name) or ledger.state.jobs[name].tracker_url or 'synced'}")
-    print(f"{len(outcome.synced)} of {sum(len(run_dirs) for run_dirs in dirs.values())} W&B run dirs synced")
+    jobs = ledger.state.jobs
+    training = training_dirs(jobs)
+    outcome = sync_round(training, {}, scores_to_log(jobs))
+    for name, problem in outcome.failures.items():
+        print(f"ttlaunch sync: error: {name}: {problem}", file=sys.stderr)
+    for name in offline_dirs(training):
+        if name not in outcome.failures:
+            print(f"{name}: {outcome.urls.get(name) or jobs[name].tracker_url or 'synced'}")
+    print(f"{len(outcome.synced)} of {outcome.offline} offline W&B run dirs synced")
     return ExitCode.RUNS_FAILED if outcome.failures else ExitCode.OK
 
 

@@ -103,4 +103,5 @@ def test_torchtunes_wandb_logger_keeps_one_run_whose_steps_a_resume_rewinds(tmp_
     assert all(r.config["lora_rank"] == 8 and r.config["optimizer"] == {"lr": 0.003} for r in runs)
     assert [r.rewound_to for r in runs] == [None, 5, None]
     assert one_history(runs) == list(range(1, 15)), "one curve, each step once"
-    assert json.loads((job_dir / "tracker.json").read_text())["wandb"]["last_step"] == 14
+    recorded = json.loads((job_dir / "tracker.json").read_text())["wandb"]
+    assert recorded["last_step"] == 14 and recorded["project"] == "ttlaunch_tests", "where its evaluations' scores go"

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from ttlaunch.monitor.tracker_sync import SyncResult, sync_round
-from ttlaunch.records.tracker_file import read_tracker, wandb_run_dirs
+from ttlaunch.monitor.tracker_sync import SyncResult, scores_to_log, sync_round, training_dirs
+from ttlaunch.records.jobs_file import JobKind, JobRecord
+from ttlaunch.records.tracker_file import keep_tracker, read_tracker, wandb_run_dirs
+from ttlaunch.scheduler.states import JobState
 
 from support import TEST_CONFIGS, cli_invocation
+from wandb_history import read_run
 
 # A command payload that logs to W&B as anyone's code does: nothing of ttlaunch's in it.
 TRAINER = "import wandb\nrun = wandb.init(project='ttlaunch_tests')\nrun.log({'loss': 0.5})\nrun.finish()\n"
@@ -23,25 +26,56 @@ FAILS = "#!/bin/sh\necho \"$*\" >> \"$WANDB_STUB_LOG\"\necho 'wandb: ERROR api_k
 
 
 def test_a_dir_is_synced_again_only_once_it_changed_and_a_runs_later_dirs_wait_for_a_failed_one(tmp_path: Path):
-    old, new = tmp_path / "offline-run-20261207_090000-x", tmp_path / "offline-run-20261207_100000-x"
+    run = keep_tracker(tmp_path / "r", "g", "r", {})
+    old, new = (tmp_path / "r" / "wandb" / f"offline-run-20261207_{time}-{run.id}" for time in ("090000", "100000"))
     for path in (old, new):
-        path.mkdir()
-        (path / "run-x.wandb").write_bytes(b"12")
+        path.mkdir(parents=True)
+        (path / f"run-{run.id}.wandb").write_bytes(b"12")
     asked: list[Path] = []
 
     def sync(run_dir: Path) -> SyncResult:
         asked.append(run_dir)
         return SyncResult(True, url="https://wandb.ai/lab/p/runs/x")
 
-    first = sync_round({"r": [old, new]}, {}, sync)
+    training = {"r": tmp_path / "r"}
+    first = sync_round(training, {}, sync=sync)
     assert asked == [old, new] and first.urls == {"r": "https://wandb.ai/lab/p/runs/x"} and not first.failures
-    assert sync_round({"r": [old, new]}, first.synced, sync).synced == {}, "nothing changed: nothing synced"
-    (new / "run-x.wandb").write_bytes(b"1234")
-    again = sync_round({"r": [old, new]}, first.synced, sync)
+    assert sync_round(training, first.synced, sync=sync).synced == {}, "nothing changed: nothing synced"
+    (new / f"run-{run.id}.wandb").write_bytes(b"1234")
+    again = sync_round(training, first.synced, sync=sync)
     assert asked[2:] == [new] and list(again.synced) == [new]
 
-    failed = sync_round({"r": [old, new]}, {}, lambda run_dir: SyncResult(False, problem="no network"))
+    failed = sync_round(training, {}, sync=lambda run_dir: SyncResult(False, problem="no network"))
     assert failed.failures == {"r": f"{old}: no network"} and failed.synced == {}
+
+
+@pytest.mark.cli
+def test_an_evaluations_scores_go_to_its_runs_wandb_run_once(tmp_path: Path, monkeypatch):
+    """As summary values of an offline run of the same id beside the run's, which the next sync uploads."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = keep_tracker(tmp_path / "r8", "cap_4L", "r8", {})
+    data = json.loads((tmp_path / "r8" / "tracker.json").read_text())
+    data["wandb"] = {"project": "ttlaunch_tests", "entity": None, "last_step": 4, "dirs": []}
+    (tmp_path / "r8" / "tracker.json").write_text(json.dumps(data))
+    evaluation = JobRecord(
+        name="r8/capitalization/epoch1", run_name="r8", kind=JobKind.EVALUATION, status=JobState.COMPLETED,
+        job_dir=str(tmp_path / "r8" / "capitalization" / "epoch1"), scores={"metrics": {"match/accuracy": 0.75}, "samples": 4},
+    )
+    Path(evaluation.job_dir).mkdir(parents=True)
+    control = JobRecord(  # a model this sweep did not train: no W&B run of ours
+        name="base/capitalization", run_name="base", kind=JobKind.EVALUATION, status=JobState.COMPLETED,
+        job_dir=str(tmp_path / "base"), scores={"metrics": {"match/accuracy": 0.0}},
+    )
+    jobs = {"r8": JobRecord(name="r8", run_name="r8", job_dir=str(tmp_path / "r8")), evaluation.name: evaluation, control.name: control}
+    (order,) = scores_to_log(jobs)
+    outcome = sync_round(training_dirs(jobs), {}, [order], sync=lambda run_dir: SyncResult(True))
+    assert not outcome.failures, outcome.failures
+    assert scores_to_log(jobs) == [], "added once"
+    (added,) = wandb_run_dirs(tmp_path / "r8", run)
+    scores = read_run(added)
+    assert scores.id == run.id and scores.summary["eval/capitalization/epoch_1/match/accuracy"] == 0.75
+    assert list(outcome.synced) == [added], "and synced"
 
 
 def stub_wandb(tmp_path: Path, script: str, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -90,7 +124,7 @@ def test_each_points_offline_run_is_synced_from_the_monitor_and_the_summary_name
 
     on_demand = subprocess.run([sys.executable, "-m", "ttlaunch.sync", str(sweep)], capture_output=True, text=True, timeout=120)
     assert on_demand.returncode == 0, on_demand.stderr
-    assert "2 of 2 W&B run dirs synced" in on_demand.stdout and len(calls.read_text().splitlines()) == 4
+    assert "2 of 2 offline W&B run dirs synced" in on_demand.stdout and len(calls.read_text().splitlines()) == 4
 
 
 @pytest.mark.cli

@@ -2,7 +2,8 @@
 login node; a detached monitor only with tracker.sync_from_monitor=true), each run's offline
 W&B dirs (ttlaunch.records.tracker_file) are handed to `wandb sync` when they changed, at
 most every `tracker_sync_every_s` and once more at the end; `ttlaunch sync <sweep dir>` does
-the same on demand.
+the same on demand. Before, each evaluation's scores not yet there are added to its run's W&B
+run (ttlaunch.monitor.wandb_scores), when torchtune's logger logged that run.
 
 A round runs in a worker thread, so a slow upload never holds up a poll; what it learned
 (each run's W&B page) is applied to the records in the monitor's thread. A failing sync is
@@ -11,23 +12,31 @@ said once (log and event log) and never stops the monitoring: the next round tri
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import shutil
 import subprocess
+import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
+from ttlaunch.base.files import write_atomically
+from ttlaunch.inputs.evaluation_plan import evaluated
 from ttlaunch.records.jobs_file import JobKind, JobRecord
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.tracker_file import read_tracker, wandb_run_dirs
+from ttlaunch.scheduler.states import JobState
 
 log = logging.getLogger(__name__)
 
 # How long one `wandb sync` of one dir may take before it counts as failed.
 SYNC_TIMEOUT_S = 600.0
+# In an evaluation's job dir once its scores are in its run's W&B run (what was added).
+SCORES_LOGGED = "tracker_scores.json"
 # What `wandb sync` prints of the run it synced: "Syncing: https://wandb.ai/<entity>/<project>/runs/<id> ... done."
 _RUN_PAGE = re.compile(r"https?://\S+/runs/[\w-]+")
 
@@ -60,6 +69,55 @@ def wandb_sync(run_dir: Path) -> SyncResult:
     return SyncResult(True, url=found.group() if found else None)
 
 
+@dataclass(frozen=True)
+class ScoresOrder:
+    """One evaluation's scores for its run's W&B run: where it is marked done, and what
+    ttlaunch.monitor.wandb_scores is given (JSON)."""
+
+    evaluation_dir: Path
+    order: dict[str, object]
+
+
+def scores_to_log(jobs: Mapping[str, JobRecord]) -> list[ScoresOrder]:
+    """The completed evaluations of the sweep's own checkpoints whose scores are not in their
+    run's W&B run yet, that run being one torchtune's logger logged (its project known)."""
+    orders = []
+    for name, record in jobs.items():
+        target = evaluated(name)
+        if record.kind is not JobKind.EVALUATION or record.status is not JobState.COMPLETED or target is None:
+            continue
+        training_job, task, epoch = target
+        training = jobs.get(training_job)
+        metrics = record.scores.get("metrics")
+        if epoch is None or training is None or not training.job_dir or not record.job_dir or not isinstance(metrics, dict):
+            continue
+        if (Path(record.job_dir) / SCORES_LOGGED).exists():
+            continue
+        run = read_tracker(Path(training.job_dir))
+        if run is None or run.wandb_project is None:
+            continue
+        values = {f"eval/{task}/epoch_{epoch}/{metric}": value for metric, value in metrics.items() if isinstance(value, (int, float))}
+        orders.append(ScoresOrder(Path(record.job_dir), {
+            "dir": training.job_dir, "project": run.wandb_project, "entity": run.wandb_entity, "id": run.id, "values": values,
+        }))
+    return orders
+
+
+def log_scores(order: ScoresOrder) -> SyncResult:
+    """Add one evaluation's scores to its run's W&B run, offline; marked done once added."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ttlaunch.monitor.wandb_scores", json.dumps(order.order)],
+            capture_output=True, text=True, timeout=SYNC_TIMEOUT_S, env={**os.environ, "WANDB_SILENT": "true"},
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return SyncResult(False, problem=str(err))
+    if done.returncode != 0:
+        return SyncResult(False, problem=" ".join(done.stderr.split())[-500:] or f"exit code {done.returncode}")
+    write_atomically(order.evaluation_dir / SCORES_LOGGED, json.dumps(order.order["values"], indent=1) + "\n")
+    return SyncResult(True)
+
+
 @dataclass
 class SyncRound:
     """One round's outcome: the page learned per job, the dirs synced (with what they were
@@ -68,15 +126,18 @@ class SyncRound:
     urls: dict[str, str] = field(default_factory=dict)
     synced: dict[Path, tuple[int, int]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)  # job -> what failed
+    offline: int = 0  # the offline dirs there were
 
 
-def offline_dirs(jobs: Mapping[str, JobRecord]) -> dict[str, list[Path]]:
-    """Job name -> its point's offline W&B run dirs, oldest first (training jobs that ran)."""
+def training_dirs(jobs: Mapping[str, JobRecord]) -> dict[str, Path]:
+    """Training job name -> its job dir (where its point's tracker run is kept)."""
+    return {name: Path(record.job_dir) for name, record in jobs.items() if record.kind is JobKind.TRAINING and record.job_dir}
+
+
+def offline_dirs(training: Mapping[str, Path]) -> dict[str, list[Path]]:
+    """Training job name -> its point's offline W&B run dirs, oldest first."""
     found: dict[str, list[Path]] = {}
-    for name, record in jobs.items():
-        if record.kind is not JobKind.TRAINING or not record.job_dir:
-            continue
-        job_dir = Path(record.job_dir)
+    for name, job_dir in training.items():
         run = read_tracker(job_dir)
         if run is not None:
             dirs = [path for path in wandb_run_dirs(job_dir, run) if path.name.startswith("offline-run-")]
@@ -86,10 +147,18 @@ def offline_dirs(jobs: Mapping[str, JobRecord]) -> dict[str, list[Path]]:
 
 
 def sync_round(
-    dirs: Mapping[str, list[Path]], synced: Mapping[Path, tuple[int, int]], sync: Callable[[Path], SyncResult] = wandb_sync,
+    training: Mapping[str, Path], synced: Mapping[Path, tuple[int, int]], scores: Sequence[ScoresOrder] = (),
+    sync: Callable[[Path], SyncResult] = wandb_sync, add_scores: Callable[[ScoresOrder], SyncResult] = log_scores,
 ) -> SyncRound:
-    """Sync each dir that changed since it was last synced (`synced`), in order per run."""
+    """Add the evaluations' `scores`, then sync each offline dir of the `training` jobs' runs
+    that changed since it was last synced (`synced`), in order per run."""
     outcome = SyncRound()
+    for order in scores:
+        added = add_scores(order)
+        if not added.ok:
+            outcome.failures[order.evaluation_dir.name] = f"scores of {order.evaluation_dir}: {added.problem}"
+    dirs = offline_dirs(training)
+    outcome.offline = sum(len(run_dirs) for run_dirs in dirs.values())
     for name, run_dirs in dirs.items():
         for run_dir in run_dirs:
             now = _signature(run_dir)
@@ -139,17 +208,15 @@ class TrackerSync:
         changed = self._collect(wait=False)
         if self._running is None and self._clock() - self._last >= self.every_s:
             self._last = self._clock()
-            dirs = offline_dirs(self.ledger.state.jobs)
-            if dirs:
-                self._running = self._pool.submit(sync_round, dirs, dict(self._synced), self._sync)
+            jobs = self.ledger.state.jobs
+            self._running = self._pool.submit(sync_round, training_dirs(jobs), dict(self._synced), scores_to_log(jobs), self._sync)
         return changed
 
     def finish(self) -> bool:
         """At the sweep's end: the round under way, then one more of what changed since."""
         changed = self._collect(wait=True)
-        dirs = offline_dirs(self.ledger.state.jobs)
-        if dirs:
-            changed = self._apply(sync_round(dirs, dict(self._synced), self._sync)) or changed
+        jobs = self.ledger.state.jobs
+        changed = self._apply(sync_round(training_dirs(jobs), dict(self._synced), scores_to_log(jobs), self._sync)) or changed
         self._pool.shutdown(wait=False)
         return changed
 

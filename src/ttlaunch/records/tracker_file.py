@@ -9,7 +9,8 @@ The monitor reads both to sync offline runs and to name them in the summary.
 
     {"id": "3f9c0e1b2a4d5c6e", "group": "cap_4L", "name": "rank8_lr1e-5",
      "parameters": {"lora_rank": 8, "lr": 1e-05},
-     "wandb": {"last_step": 40, "dirs": ["<log_dir>/wandb/offline-run-20261207_101500-3f9c0e1b2a4d5c6e"]},
+     "wandb": {"last_step": 40, "dirs": ["<log_dir>/wandb/offline-run-20261207_101500-3f9c0e1b2a4d5c6e"],
+               "project": "capitalization", "entity": null},
      "tensorboard": {"last_step": 40}}
 """
 
@@ -42,6 +43,9 @@ class TrackerRun:
     name: str
     parameters: Mapping[str, Scalar] = field(default_factory=dict)
     wandb_dirs: tuple[str, ...] = ()
+    # The W&B project and entity torchtune's logger logged to (None: no logger of ours did).
+    wandb_project: str | None = None
+    wandb_entity: str | None = None
 
 
 def read_tracker(job_dir: Path) -> TrackerRun | None:
@@ -54,12 +58,16 @@ def read_tracker(job_dir: Path) -> TrackerRun | None:
         return None
     parameters = data.get("parameters")
     wandb = data.get("wandb")
-    dirs = wandb.get("dirs") if isinstance(wandb, dict) else None
+    if not isinstance(wandb, dict):
+        wandb = {}
+    dirs, project, entity = wandb.get("dirs"), wandb.get("project"), wandb.get("entity")
     return TrackerRun(
         id=data["id"], group=str(data.get("group", "")), name=str(data.get("name", "")),
         parameters={key: value for key, value in parameters.items() if isinstance(value, (str, int, float, bool))}
         if isinstance(parameters, dict) else {},
         wandb_dirs=tuple(item for item in dirs if isinstance(item, str)) if isinstance(dirs, list) else (),
+        wandb_project=project if isinstance(project, str) and project else None,
+        wandb_entity=entity if isinstance(entity, str) and entity else None,
     )
 
 

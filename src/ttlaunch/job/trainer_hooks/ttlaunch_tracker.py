@@ -17,7 +17,8 @@ metric_logging` is imported, its loggers are replaced by subclasses:
   dir per attempt, as `organize_logs` would), and an attempt that redoes steps starts its
   writer with `purge_step`, so TensorBoard drops the earlier attempt's events from there.
 
-The hook records each attempt's W&B dir and the last step each logger logged in the file.
+The hook records each attempt's W&B dir, the run's project and entity, and the last step each
+logger logged in the file.
 """
 
 from __future__ import annotations
@@ -120,7 +121,10 @@ def wandb_logger(base: Opaque, rank_of: Callable[[], int], identity: Mapping[str
             if run is not None and self._ttlaunch_rank == 0:
                 section = read().get("wandb")
                 dirs = section.get("dirs") if isinstance(section, dict) else None
-                record("wandb", dirs=[*(dirs if isinstance(dirs, list) else []), os.path.dirname(os.path.abspath(run.dir))])
+                record(
+                    "wandb", dirs=[*(dirs if isinstance(dirs, list) else []), os.path.dirname(os.path.abspath(run.dir))],
+                    project=run.project, entity=run.entity,  # where the run's evaluation scores go (the monitor)
+                )
                 print(f"ttlaunch: W&B run {run.id} ({how})", file=sys.stderr, flush=True)
             if self._ttlaunch_config is not None:
                 base.log_config(self, self._ttlaunch_config)
