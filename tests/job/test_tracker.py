@@ -105,3 +105,40 @@ def test_torchtunes_wandb_logger_keeps_one_run_whose_steps_a_resume_rewinds(tmp_
     assert one_history(runs) == list(range(1, 15)), "one curve, each step once"
     recorded = json.loads((job_dir / "tracker.json").read_text())["wandb"]
     assert recorded["last_step"] == 14 and recorded["project"] == "ttlaunch_tests", "where its evaluations' scores go"
+
+
+# The same attempt with torchtune's TensorBoard logger (organize_logs defaults to a dir per attempt).
+TENSORBOARD_ATTEMPT = """
+import sys
+from torchtune.training.metric_logging import TensorBoardLogger
+
+first, last, log_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+logger = TensorBoardLogger(log_dir=log_dir)
+for step in range(first, last + 1):
+    logger.log_dict({"loss": 1.0 / step}, step=step)
+logger.close()
+"""
+
+
+@pytest.mark.torchtune
+@pytest.mark.cli
+def test_torchtunes_tensorboard_logger_writes_one_dir_per_point_and_a_resume_purges_the_redone_steps(tmp_path: Path):
+    pytest.importorskip("torchtune")
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator  # what TensorBoard shows, purges included
+    from tensorboard.util.tensor_util import make_ndarray
+
+    job_dir, log_dir = tmp_path / "r8", tmp_path / "r8" / "outputs" / "tb"
+    run = keep_tracker(job_dir, "cap_4L", "r8", {})
+    script = tmp_path / "attempt.py"
+    script.write_text(TENSORBOARD_ATTEMPT)
+    env = with_hooks({**os.environ, "TTLAUNCH_JOB_DIR": str(job_dir), **tracker_env(run, job_dir, os.environ)}, [TRACKER])
+    for first, last in ((1, 10), (6, 12)):  # the second resumed from the checkpoint at step 5
+        done = subprocess.run([sys.executable, str(script), str(first), str(last), str(log_dir)], env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert {path.parent for path in log_dir.rglob("events.out.tfevents.*")} == {log_dir}, "one dir: one run in TensorBoard"
+    events = EventAccumulator(str(log_dir), size_guidance={"tensors": 0})  # 0: every event, not a sample
+    events.Reload()
+    losses = events.Tensors("loss")  # torchtune writes new-style scalars: tensors
+    assert [event.step for event in losses] == list(range(1, 13)), "each step once"
+    assert float(make_ndarray(losses[6].tensor_proto)) == pytest.approx(1 / 7)

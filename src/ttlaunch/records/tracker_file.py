@@ -4,14 +4,14 @@
 The job writes the identity before its first attempt's payload starts and keeps it for
 every later attempt, restart and re-launch (the job dir is the run's for good): one tracker
 run per point of the sweep. A torchtune trainer's start-up hook (ttlaunch.job.trainer_hooks.
-ttlaunch_tracker) adds what it logged: the last step and the W&B run dirs of each attempt.
+ttlaunch_tracker) adds what its W&B logger logged: the last step, the W&B run dir of each
+attempt, the project.
 The monitor reads both to sync offline runs and to name them in the summary.
 
     {"id": "3f9c0e1b2a4d5c6e", "group": "cap_4L", "name": "rank8_lr1e-5",
      "parameters": {"lora_rank": 8, "lr": 1e-05},
      "wandb": {"last_step": 40, "dirs": ["<log_dir>/wandb/offline-run-20261207_101500-3f9c0e1b2a4d5c6e"],
-               "project": "capitalization", "entity": null},
-     "tensorboard": {"last_step": 40}}
+               "project": "capitalization", "entity": null}}
 """
 
 from __future__ import annotations

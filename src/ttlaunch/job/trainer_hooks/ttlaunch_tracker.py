@@ -14,11 +14,11 @@ metric_logging` is imported, its loggers are replaced by subclasses:
   now), the run is rewound to S-1 (`resume_from="<id>?_step=<S-1>"`), so the tracker keeps
   one curve without the redone stretch twice; a server that cannot rewind gets `resume=allow`.
 * TensorBoardLogger: every attempt writes into the one log dir the config names (not one
-  dir per attempt, as `organize_logs` would), and an attempt that redoes steps starts its
-  writer with `purge_step`, so TensorBoard drops the earlier attempt's events from there.
+  dir per attempt, as `organize_logs` would), its events starting with a session start at its
+  first step (`purge_step`), so TensorBoard drops an earlier attempt's events from there.
 
-The hook records each attempt's W&B dir, the run's project and entity, and the last step each
-logger logged in the file.
+The hook records each attempt's W&B dir, the run's project and entity, and the last step the
+W&B logger logged in the file.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def record(logger: str, **values: object) -> None:
 
 
 def last_step(logger: str) -> Optional[int]:
-    """The last step an earlier attempt logged with `logger`; None when none did."""
+    """The last step an earlier attempt logged with `logger`'s key; None when none did."""
     section = read().get(logger)
     step = section.get("last_step") if isinstance(section, dict) else None
     return step if isinstance(step, int) else None
@@ -164,21 +164,19 @@ def tensorboard_logger(base: Opaque) -> Opaque:
 
         def __init__(self, log_dir: str, organize_logs: bool = True, **kwargs: Opaque) -> None:
             base.__init__(self, log_dir, organize_logs=False, **kwargs)
-            self._ttlaunch_step: Optional[int] = None
+            self._ttlaunch_started = False
 
         def log(self, name: str, data: Opaque, step: int) -> None:
             writer: Opaque = getattr(self, "_writer")  # torch's SummaryWriter, or None on ranks above 0
-            if self._ttlaunch_step is None and writer is not None:
-                logged = last_step("tensorboard")
-                if logged is not None and step <= logged:  # TensorBoard hides what earlier attempts logged from here
-                    from torch.utils.tensorboard import SummaryWriter  # the trainer's torch, loaded already
+            if not self._ttlaunch_started and writer is not None:
+                # Each attempt's events start with a session start at its first step (purge_step):
+                # TensorBoard drops what earlier attempts logged from there (the first start, none).
+                from torch.utils.tensorboard import SummaryWriter  # the trainer's torch, loaded already
 
-                    writer.close()
-                    self._writer = SummaryWriter(log_dir=self.log_dir, purge_step=step)
+                writer.close()
+                self._writer = SummaryWriter(log_dir=self.log_dir, purge_step=step)
+            self._ttlaunch_started = True
             base.log(self, name, data, step)
-            if writer is not None and self._ttlaunch_step != step:
-                self._ttlaunch_step = step
-                record("tensorboard", last_step=step)
 
     return TensorBoardLogger
 
