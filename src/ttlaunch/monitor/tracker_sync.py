@@ -5,7 +5,7 @@ most every `tracker_sync_every_s` and once more at the end; `ttlaunch sync <swee
 the same on demand. Before, each evaluation's scores not yet there are added to its run's W&B
 run (ttlaunch.monitor.wandb_scores), when torchtune's logger logged that run.
 
-A round runs in a worker thread, so a slow upload never holds up a poll; what it learned
+A round runs in a thread of its own, so a slow upload never holds up a poll; what it learned
 (each run's W&B page) is applied to the records in the monitor's thread. A failing sync is
 said once (log and event log) and never stops the monitoring: the next round tries again.
 """
@@ -19,7 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -199,8 +199,7 @@ class TrackerSync:
         self._clock, self._sync = clock, sync
         self._synced: dict[Path, tuple[int, int]] = {}
         self._last = float("-inf")
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ttlaunch-sync")
-        self._running: Future[SyncRound] | None = None
+        self._running: tuple[threading.Thread, list[SyncRound | BaseException]] | None = None  # the thread, its outcome
         self._failure_said = False
 
     def tick(self) -> bool:
@@ -209,22 +208,39 @@ class TrackerSync:
         if self._running is None and self._clock() - self._last >= self.every_s:
             self._last = self._clock()
             jobs = self.ledger.state.jobs
-            self._running = self._pool.submit(sync_round, training_dirs(jobs), dict(self._synced), scores_to_log(jobs), self._sync)
+            training, synced, scores = training_dirs(jobs), dict(self._synced), scores_to_log(jobs)
+            outcome: list[SyncRound | BaseException] = []
+
+            def work() -> None:
+                try:
+                    outcome.append(sync_round(training, synced, scores, self._sync))
+                except BaseException as err:  # the monitor's thread reports it (ttlaunch.monitor.poll_failures)
+                    outcome.append(err)
+
+            # A daemon: an interrupted launch does not wait for an upload at exit.
+            thread = threading.Thread(target=work, name="ttlaunch-sync", daemon=True)
+            thread.start()
+            self._running = (thread, outcome)
         return changed
 
     def finish(self) -> bool:
         """At the sweep's end: the round under way, then one more of what changed since."""
         changed = self._collect(wait=True)
         jobs = self.ledger.state.jobs
-        changed = self._apply(sync_round(training_dirs(jobs), dict(self._synced), scores_to_log(jobs), self._sync)) or changed
-        self._pool.shutdown(wait=False)
-        return changed
+        return self._apply(sync_round(training_dirs(jobs), dict(self._synced), scores_to_log(jobs), self._sync)) or changed
 
     def _collect(self, wait: bool) -> bool:
-        if self._running is None or not (wait or self._running.done()):
+        if self._running is None:
             return False
-        running, self._running = self._running, None
-        return self._apply(running.result())
+        thread, outcome = self._running
+        if wait:
+            thread.join()
+        elif thread.is_alive():
+            return False
+        self._running = None
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return self._apply(outcome[0])
 
     def _apply(self, outcome: SyncRound) -> bool:
         self._synced.update(outcome.synced)
