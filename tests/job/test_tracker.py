@@ -57,18 +57,27 @@ def test_the_runs_wandb_dirs_are_those_the_hook_recorded_and_those_under_the_job
 
 
 # An attempt of a torchtune recipe as far as its logger sees it: created, given the config,
-# then the steps from FIRST to LAST logged as the recipes log them (log_dict with step=).
+# then the steps from FIRST to LAST logged as the recipes log them (log_dict with step=), by a
+# recipe that resumed after EPOCHS_RUN epochs of 5 steps; as torchtune 0.6.1's recipes do
+# without max_steps_per_epoch, it counts its steps from 0 again then.
 ATTEMPT = """
 import sys
 from omegaconf import OmegaConf
 from torchtune.training.metric_logging import WandBLogger
 
-first, last, log_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-logger = WandBLogger(project="ttlaunch_tests", log_dir=log_dir, mode="offline")
-logger.log_config(OmegaConf.create({"optimizer": {"lr": 0.003}, "seed": first}))
-for step in range(first, last + 1):
-    logger.log_dict({"loss": 1.0 / step, "lr": 0.003}, step=step)
-logger.close()
+class Recipe:
+    def __init__(self, epochs_run):
+        self.epochs_run, self._steps_per_epoch = epochs_run, 5
+
+    def train(self, first, last, log_dir):
+        logger = WandBLogger(project="ttlaunch_tests", log_dir=log_dir, mode="offline")
+        logger.log_config(OmegaConf.create({"optimizer": {"lr": 0.003}, "seed": first}))
+        for step in range(first, last + 1):
+            logger.log_dict({"loss": 1.0 / step, "lr": 0.003}, step=step)
+        logger.close()
+
+epochs_run, first, last, log_dir = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+Recipe(epochs_run).train(first, last, log_dir)
 """
 
 
@@ -84,17 +93,18 @@ def test_torchtunes_wandb_logger_keeps_one_run_whose_steps_a_resume_rewinds(tmp_
     base = {key: value for key, value in os.environ.items() if not key.startswith("WANDB_")}
     env = with_hooks({**base, "TTLAUNCH_JOB_DIR": str(job_dir), "WANDB_SILENT": "true", **tracker_env(run, job_dir, base)}, [TRACKER])
 
-    def attempt(first: int, last: int) -> str:
+    def attempt(epochs_run: int, first: int, last: int) -> str:
         done = subprocess.run(
-            [sys.executable, str(script), str(first), str(last), str(log_dir)], env=env, capture_output=True, text=True, timeout=180,
+            [sys.executable, str(script), str(epochs_run), str(first), str(last), str(log_dir)],
+            env=env, capture_output=True, text=True, timeout=180,
         )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stderr
 
-    assert "resume=allow" in attempt(1, 10)
-    # Resumed from the checkpoint at step 5: steps 6 to 10 are trained again.
-    assert "rewound to step 5: steps from 6 are trained again" in attempt(6, 12)
-    assert "resume=allow" in attempt(13, 14)  # nothing redone
+    assert "resume=allow" in attempt(0, 1, 10)
+    # Resumed from epoch 1's checkpoint (step 5), counting from 0 again: steps 6 to 10 are trained again.
+    assert "rewound to step 5: steps from 6 are trained again" in attempt(1, 1, 7)
+    assert "resume=allow" in attempt(2, 13, 14)  # its steps counted on (max_steps_per_epoch), nothing redone
 
     dirs = wandb_run_dirs(job_dir, read_tracker(job_dir))
     assert len(dirs) == 3 and all(path.parent == log_dir / "wandb" for path in dirs)

@@ -9,13 +9,15 @@ metric_logging` is imported, its loggers are replaced by subclasses:
   (the run), `job_type=train` unless the config sets them; the swept parameters in the W&B
   config; the config logged again on a resume without failing on a changed value
   (`allow_val_change`, torchtune #1080). Each step is logged as W&B's step, so W&B's step is
-  the trainer's. An attempt after one that logged waits for its first step S before starting
-  W&B: when an earlier attempt logged S or later (its work after the checkpoint is redone
-  now), the run is rewound to S-1 (`resume_from="<id>?_step=<S-1>"`), so the tracker keeps
-  one curve without the redone stretch twice; a server that cannot rewind gets `resume=allow`.
+  the trainer's, counted across attempts (epoch_offset). An attempt after one that logged
+  waits for its first step S before starting W&B: when an earlier attempt logged S or later
+  (its work after the checkpoint is redone now), the run is rewound to S-1
+  (`resume_from="<id>?_step=<S-1>"`), so the tracker keeps one curve without the redone
+  stretch twice; a server that cannot rewind gets `resume=allow`.
 * TensorBoardLogger: every attempt writes into the one log dir the config names (not one
   dir per attempt, as `organize_logs` would), its events starting with a session start at its
-  first step (`purge_step`), so TensorBoard drops an earlier attempt's events from there.
+  first step (`purge_step`), so TensorBoard drops an earlier attempt's events from there; its
+  steps counted across attempts too.
 
 The hook records each attempt's W&B dir, the run's project and entity, and the last step the
 W&B logger logged in the file.
@@ -27,7 +29,7 @@ import json
 import os
 import sys
 import tempfile
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any, Callable, Dict, Mapping, Optional
 
 # torchtune's classes and what torchtune and torch hand the loggers (the hook imports neither
@@ -74,6 +76,22 @@ def last_step(logger: str) -> Optional[int]:
     return step if isinstance(step, int) else None
 
 
+def epoch_offset(step: int) -> int:
+    """What to add to the steps a recipe logs from `step` on: torchtune's LoRA recipes to 0.6.1
+    (cruijff_kit's copies too) restore their global step on a resume only when
+    max_steps_per_epoch caps the epoch, else count again from 0 after the epochs done; the
+    steps of those epochs are added then. The recipe is the logger's caller: the first frame
+    up the stack whose `self` has `epochs_run` and `_steps_per_epoch`; without one, 0."""
+    frame: Optional[FrameType] = sys._getframe(1)
+    while frame is not None:
+        recipe = frame.f_locals.get("self")
+        done, per_epoch = getattr(recipe, "epochs_run", None), getattr(recipe, "_steps_per_epoch", None)
+        if isinstance(done, int) and isinstance(per_epoch, int):
+            return done * per_epoch if step <= done * per_epoch else 0
+        frame = frame.f_back
+    return 0
+
+
 def wandb_logger(base: Opaque, rank_of: Callable[[], int], identity: Mapping[str, Opaque]) -> Opaque:
     class WandBLogger(base):  # torchtune's class, known at run time
         """torchtune's WandBLogger, one W&B run per point of the sweep (ttlaunch)."""
@@ -93,6 +111,7 @@ def wandb_logger(base: Opaque, rank_of: Callable[[], int], identity: Mapping[str
             self._ttlaunch_started = False
             self._ttlaunch_config: Opaque = None  # torchtune's DictConfig, logged once W&B starts
             self._ttlaunch_step: Optional[int] = None
+            self._ttlaunch_offset: Optional[int] = None  # added to the recipe's steps (epoch_offset)
             self._ttlaunch_rank = rank_of()  # known once the trainer's processes met, not at import
             if self._ttlaunch_rank != 0 or last_step("wandb") is None:
                 self._start(None)  # as torchtune starts it; on ranks above 0, that logs nothing
@@ -139,6 +158,9 @@ def wandb_logger(base: Opaque, rank_of: Callable[[], int], identity: Mapping[str
             self.log_dict({name: data}, step)
 
         def log_dict(self, payload: Mapping[str, Opaque], step: int) -> None:
+            if self._ttlaunch_offset is None:
+                self._ttlaunch_offset = epoch_offset(step)
+            step += self._ttlaunch_offset
             if not self._ttlaunch_started:
                 self._start(step)
             if self._wandb.run:
@@ -165,8 +187,12 @@ def tensorboard_logger(base: Opaque) -> Opaque:
         def __init__(self, log_dir: str, organize_logs: bool = True, **kwargs: Opaque) -> None:
             base.__init__(self, log_dir, organize_logs=False, **kwargs)
             self._ttlaunch_started = False
+            self._ttlaunch_offset: Optional[int] = None  # added to the recipe's steps (epoch_offset)
 
         def log(self, name: str, data: Opaque, step: int) -> None:
+            if self._ttlaunch_offset is None:
+                self._ttlaunch_offset = epoch_offset(step)
+            step += self._ttlaunch_offset
             writer: Opaque = getattr(self, "_writer")  # torch's SummaryWriter, or None on ranks above 0
             if not self._ttlaunch_started and writer is not None:
                 # Each attempt's events start with a session start at its first step (purge_step):
