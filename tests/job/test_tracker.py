@@ -135,7 +135,9 @@ logger.close()
 def test_torchtunes_tensorboard_logger_writes_one_dir_per_point_and_a_resume_purges_the_redone_steps(tmp_path: Path):
     pytest.importorskip("torchtune")
     pytest.importorskip("tensorboard")
-    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator  # what TensorBoard shows, purges included
+    from tensorboard.backend.event_processing.plugin_event_accumulator import (
+        EventAccumulator,  # what TensorBoard shows, purges included
+    )
     from tensorboard.util.tensor_util import make_ndarray
 
     job_dir, log_dir = tmp_path / "r8", tmp_path / "r8" / "outputs" / "tb"

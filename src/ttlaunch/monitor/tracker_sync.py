@@ -71,9 +71,10 @@ def wandb_sync(run_dir: Path) -> SyncResult:
 
 @dataclass(frozen=True)
 class ScoresOrder:
-    """One evaluation's scores for its run's W&B run: where it is marked done, and what
-    ttlaunch.monitor.wandb_scores is given (JSON)."""
+    """One evaluation's scores for its run's W&B run: the evaluation job, where it is marked
+    done, and what ttlaunch.monitor.wandb_scores is given (JSON)."""
 
+    job: str
     evaluation_dir: Path
     order: dict[str, object]
 
@@ -97,7 +98,7 @@ def scores_to_log(jobs: Mapping[str, JobRecord]) -> list[ScoresOrder]:
         if run is None or run.wandb_project is None:
             continue
         values = {f"eval/{task}/epoch_{epoch}/{metric}": value for metric, value in metrics.items() if isinstance(value, (int, float))}
-        orders.append(ScoresOrder(Path(record.job_dir), {
+        orders.append(ScoresOrder(name, Path(record.job_dir), {
             "dir": training.job_dir, "project": run.wandb_project, "entity": run.wandb_entity, "id": run.id, "values": values,
         }))
     return orders
@@ -156,7 +157,7 @@ def sync_round(
     for order in scores:
         added = add_scores(order)
         if not added.ok:
-            outcome.failures[order.evaluation_dir.name] = f"scores of {order.evaluation_dir}: {added.problem}"
+            outcome.failures[order.job] = f"its scores into its run's W&B run: {added.problem}"
     dirs = offline_dirs(training)
     outcome.offline = sum(len(run_dirs) for run_dirs in dirs.values())
     for name, run_dirs in dirs.items():

@@ -30,7 +30,7 @@ import os
 import sys
 import tempfile
 from types import FrameType, ModuleType
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 # torchtune's classes and what torchtune and torch hand the loggers (the hook imports neither
 # to type them), and tracker.json's JSON before it is checked.
@@ -38,6 +38,10 @@ Opaque = Any  # see above
 TARGET = "torchtune.training.metric_logging"
 TRACKER_NAME = "tracker.json"
 JOB_DIR_VARIABLE = "TTLAUNCH_JOB_DIR"
+
+
+# The tracker file's writes that failed in this trainer (the first is said).
+_UNWRITABLE: List[str] = []
 
 
 def _path() -> Optional[str]:
@@ -63,10 +67,15 @@ def record(logger: str, **values: object) -> None:
     data = read()
     section = data.get(logger)
     data[logger] = {**section, **values} if isinstance(section, dict) else dict(values)
-    handle, temporary = tempfile.mkstemp(prefix=f".{TRACKER_NAME}.", dir=os.path.dirname(path))
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        json.dump(data, stream, indent=1)
-    os.replace(temporary, path)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{TRACKER_NAME}.", dir=os.path.dirname(path))
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, indent=1)
+        os.replace(temporary, path)
+    except OSError as err:  # bookkeeping never stops the training; a later write may succeed
+        if not _UNWRITABLE:
+            print(f"ttlaunch: cannot write {path} (said once): {err}", file=sys.stderr, flush=True)
+        _UNWRITABLE.append(path)
 
 
 def last_step(logger: str) -> Optional[int]:
