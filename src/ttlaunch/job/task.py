@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, cast
 
@@ -160,9 +159,9 @@ def run_task(cfg: DictConfig) -> None:
     if prepared is None:
         log.info("%s: the final epoch is saved already; nothing to train (COMPLETED)", run_name)
         return
-    if plan.kind is not PayloadKind.evaluation:
-        prepared = replace(prepared, env={**prepared.env, **tracked(plan, job_dir, prepared.env, rank)})
     command = distributed(prepared, job_kind, plan.torchrun, rendezvous, plan.gpus)
+    # The payload's alone: the sweep's preparation is keyed by what its commands are given.
+    tracking = tracked(plan, job_dir, command.env, rank) if plan.kind is not PayloadKind.evaluation else {}
     stagger = hook_or_default(instantiate(hydra_cfg.launcher.stagger))
     sweep_dir = Path(hydra_cfg.sweep.dir)
     with gpu_sampler(job_dir, rank):
@@ -176,7 +175,8 @@ def run_task(cfg: DictConfig) -> None:
                 for setup in command.setup:
                     run_command(setup, command.env, run_name)
                 payload = start_command(
-                    command.argv, job_kind.started_env(command.env, plan.gpus), command.cwd, own_group=command.runs_script
+                    command.argv, job_kind.started_env({**command.env, **tracking}, plan.gpus), command.cwd,
+                    own_group=command.runs_script,
                 )
             if end_warning is not None:
                 end_warning.attach(lambda grace_s: stop_command(payload, grace_s))
