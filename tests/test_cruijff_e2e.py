@@ -217,9 +217,12 @@ def test_on_slurm_a_scaffolds_wandb_run_stays_one_run_through_two_requeues_and_a
 
     tracker = read_tracker(job_dir)
     dirs = wandb_run_dirs(job_dir, tracker)
-    assert len(dirs) == 4, dirs  # one per attempt: two requeues and a restart
+    assert len(dirs) == 4 and all(path.name.endswith(f"-{tracker.id}") for path in dirs), dirs  # each attempt's
+    # An attempt killed outright (the cancel) may leave its offline file empty: W&B writes it in 32 KiB blocks.
     runs = [read_run(path) for path in dirs]
-    assert {(r.id, r.group, r.name, r.job_type) for r in runs} == {(tracker.id, experiment.name, run, "train")}, "one W&B run"
-    assert all(r.config["lora_rank"] == 2 for r in runs), "the swept parameter in W&B's config"
-    assert [r.rewound_to is not None for r in runs] == [False, True, True, True]
+    logged = [r for r in runs if r.id]
+    assert len(logged) >= 3 and runs[0] in logged and runs[-1] in logged
+    assert {(r.id, r.group, r.name, r.job_type) for r in logged} == {(tracker.id, experiment.name, run, "train")}, "one W&B run"
+    assert all(r.config["lora_rank"] == 2 for r in logged), "the swept parameter in W&B's config"
+    assert [r.rewound_to is not None for r in logged] == [False] + [True] * (len(logged) - 1)
     assert one_history(runs) == list(range(1, 3 * steps_per_epoch + 1)), "one curve: each step once, in order"

@@ -70,11 +70,11 @@ class Recipe:
         self.epochs_run, self._steps_per_epoch = epochs_run, 5
 
     def train(self, first, last, log_dir):
-        logger = WandBLogger(project="ttlaunch_tests", log_dir=log_dir, mode="offline")
-        logger.log_config(OmegaConf.create({"optimizer": {"lr": 0.003}, "seed": first}))
+        self._metric_logger = WandBLogger(project="ttlaunch_tests", log_dir=log_dir, mode="offline")
+        self._metric_logger.log_config(OmegaConf.create({"optimizer": {"lr": 0.003}, "seed": first}))
         for step in range(first, last + 1):
-            logger.log_dict({"loss": 1.0 / step, "lr": 0.003}, step=step)
-        logger.close()
+            self._metric_logger.log_dict({"loss": 1.0 / step, "lr": 0.003}, step=step)
+        self._metric_logger.close()
 
 epochs_run, first, last, log_dir = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 Recipe(epochs_run).train(first, last, log_dir)

@@ -25,11 +25,12 @@ W&B logger logged in the file.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
 import tempfile
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 # torchtune's classes and what torchtune and torch hand the loggers (the hook imports neither
@@ -85,19 +86,23 @@ def last_step(logger: str) -> Optional[int]:
     return step if isinstance(step, int) else None
 
 
-def epoch_offset(step: int) -> int:
+def epoch_offset(logger: object, step: int) -> int:
     """What to add to the steps a recipe logs from `step` on: torchtune's LoRA recipes to 0.6.1
     (cruijff_kit's copies too) restore their global step on a resume only when
     max_steps_per_epoch caps the epoch, else count again from 0 after the epochs done; the
-    steps of those epochs are added then. The recipe is the logger's caller: the first frame
-    up the stack whose `self` has `epochs_run` and `_steps_per_epoch`; without one, 0."""
-    frame: Optional[FrameType] = sys._getframe(1)
-    while frame is not None:
-        recipe = frame.f_locals.get("self")
-        done, per_epoch = getattr(recipe, "epochs_run", None), getattr(recipe, "_steps_per_epoch", None)
-        if isinstance(done, int) and isinstance(per_epoch, int):
-            return done * per_epoch if step <= done * per_epoch else 0
-        frame = frame.f_back
+    steps of those epochs are added then. The recipe is the object that holds the logger and
+    has `epochs_run` and `_steps_per_epoch` (found through the garbage collector's referrers,
+    once per attempt: reading the caller's frame locals would keep its progress bars alive);
+    without one, 0."""
+    for holder in gc.get_referrers(logger):
+        # An object holds its attributes in its own __dict__, or inline (no dict made yet).
+        owners = [holder]
+        if isinstance(holder, dict):
+            owners = [owner for owner in gc.get_referrers(holder) if getattr(owner, "__dict__", None) is holder]
+        for owner in owners:
+            done, per_epoch = getattr(owner, "epochs_run", None), getattr(owner, "_steps_per_epoch", None)
+            if isinstance(done, int) and isinstance(per_epoch, int):
+                return done * per_epoch if step <= done * per_epoch else 0
     return 0
 
 
@@ -168,7 +173,7 @@ def wandb_logger(base: Opaque, rank_of: Callable[[], int], identity: Mapping[str
 
         def log_dict(self, payload: Mapping[str, Opaque], step: int) -> None:
             if self._ttlaunch_offset is None:
-                self._ttlaunch_offset = epoch_offset(step)
+                self._ttlaunch_offset = epoch_offset(self, step)
             step += self._ttlaunch_offset
             if not self._ttlaunch_started:
                 self._start(step)
@@ -200,7 +205,7 @@ def tensorboard_logger(base: Opaque) -> Opaque:
 
         def log(self, name: str, data: Opaque, step: int) -> None:
             if self._ttlaunch_offset is None:
-                self._ttlaunch_offset = epoch_offset(step)
+                self._ttlaunch_offset = epoch_offset(self, step)
             step += self._ttlaunch_offset
             writer: Opaque = getattr(self, "_writer")  # torch's SummaryWriter, or None on ranks above 0
             if not self._ttlaunch_started and writer is not None:
