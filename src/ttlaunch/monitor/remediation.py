@@ -116,8 +116,9 @@ class Remediation:
             left_out = self._exclude(job, evaluation, run_name)
             if left_out:
                 change, entry = f"without {', '.join(left_out)}", {"excluded": left_out}
-        if mem_gb is None and _memory_changes(record):  # a run that got more memory keeps it
-            mem_gb = _memory_changes(record)[-1][1]
+        grown = _memory_changes(record)
+        if mem_gb is None and grown:  # a run that got more memory keeps it
+            mem_gb = grown[-1][1]
         previous = record.job_id
         job_id = self.capabilities.submit(job, run_name, job, overrides, evaluation=evaluation, mem_gb=mem_gb)
         restarted = self.ledger.state.jobs[job]  # the new submission's record
