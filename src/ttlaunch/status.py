@@ -31,7 +31,6 @@ from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.rebuild import rebuild
 from ttlaunch.records.sweep_lock import SweepLock
 from ttlaunch.scheduler.slurm import SchedulerCommandError
-from ttlaunch.scheduler.states import JobState
 from ttlaunch.submit.monitor_job import JOB_NAME_PREFIX, load_session
 
 
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         if all(record.status.terminal for record in ledger.state.jobs.values()):  # it finished the sweep
             lock.release()
             _print_monitor_job(ledger.state, held=False)
-            completed = all(record.status is JobState.COMPLETED for record in ledger.state.jobs.values())
+            completed = all(record.status.as_intended for record in ledger.state.jobs.values())
             return ExitCode.OK if completed else ExitCode.RUNS_FAILED
     try:
         monitor = _monitor(sweep_dir, ledger, args)
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 return ExitCode.INTERRUPTED
             except TTLaunchError as err:  # the sweep dir is gone
                 return exit_with(err)
-            not_completed = [name for name, job in ledger.state.jobs.items() if job.status is not JobState.COMPLETED]
+            not_completed = [name for name, job in ledger.state.jobs.items() if not job.status.as_intended]
             return ExitCode.RUNS_FAILED if not_completed else ExitCode.OK
         monitor.poll()
         ledger.save()

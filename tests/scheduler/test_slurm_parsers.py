@@ -10,7 +10,7 @@ from ttlaunch.scheduler.slurm import (
     parse_sacct,
     parse_squeue,
 )
-from ttlaunch.scheduler.states import JobState, parse_state
+from ttlaunch.scheduler.states import STATE_TABLE, JobState, parse_state
 
 from recorded import HISTORY, SACCT, SQUEUE
 
@@ -49,8 +49,11 @@ def test_the_ends_are_slurms_finished_states_and_a_preemption_without_requeue_is
     ended = {state for state in JobState if state.terminal}
     assert ended == {
         JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT, JobState.OUT_OF_MEMORY,
-        JobState.NODE_FAIL, JobState.PREEMPTED, JobState.SUBMIT_FAILED,
+        JobState.NODE_FAIL, JobState.PREEMPTED, JobState.SUBMIT_FAILED, JobState.PRUNED,
     }
+    # PRUNED is ttlaunch's own: no scheduler word maps to it, and it is an end as intended.
+    assert JobState.PRUNED not in STATE_TABLE.values()
+    assert {state for state in JobState if state.as_intended} == {JobState.COMPLETED, JobState.PRUNED}
 
 
 def test_a_failing_command_names_command_code_and_output():

@@ -33,9 +33,11 @@ from ttlaunch.inputs.schema import (
     EvaluationConfig,
     Executor,
     PayloadConfig,
+    PruningConfig,
     RemediationConfig,
     ReportConfig,
     RequeueConfig,
+    RungUnit,
     UserConfig,
     check_argv_items,
     checked_compute,
@@ -62,6 +64,7 @@ class LaunchInputs:
     report: ReportConfig = field(default_factory=ReportConfig)
     remediation: RemediationConfig = field(default_factory=RemediationConfig)
     cause_patterns: Sequence[CausePattern] = ()  # remediation.patterns, compiled
+    pruning: PruningConfig = field(default_factory=PruningConfig)
     # Run parameters given on the command line (`+seed=1`, one value of `+lr=1e-4,5e-4`):
     # they apply to every run of this job's sweep point, over the summary's values.
     parameters: Mapping[str, Scalar] = field(default_factory=dict)
@@ -292,8 +295,15 @@ def read_inputs(cfg: DictConfig, hydra_cfg: DictConfig) -> LaunchInputs:
         )
     remediation_source = f"remediation={choices.get('remediation', '?')}"
     remediation = read_remediation(cfg.get("remediation"), remediation_source)
+    experiment = read_experiment(cfg, hydra_cfg)
+    evaluation = typed(cfg.get("evaluation"), EvaluationConfig, "ttlaunch.yaml", "evaluation")
+    pruning_source = f"pruning={choices.get('pruning', '?')}"
+    parameters = command_line_parameters(OmegaConf.select(hydra_cfg, "overrides.task", default=None) or [])
+    pruning = read_pruning(
+        cfg.get("pruning"), pruning_source, experiment, evaluation, training_kind(payload.kind, payload_source), parameters,
+    )
     return LaunchInputs(
-        experiment=read_experiment(cfg, hydra_cfg),
+        experiment=experiment,
         compute=scheduling.compute,
         requeue=scheduling.requeue,
         user=typed(cfg.get("user"), UserConfig, "user.yaml", "user"),
@@ -303,11 +313,12 @@ def read_inputs(cfg: DictConfig, hydra_cfg: DictConfig) -> LaunchInputs:
         explicit_compute=scheduling.explicit,
         on_slurm=scheduling.on_slurm,
         rules=read_rules(cfg.get("monitoring"), f"monitoring={choices.get('monitoring', '?')}"),
-        evaluation=typed(cfg.get("evaluation"), EvaluationConfig, "ttlaunch.yaml", "evaluation"),
+        evaluation=evaluation,
         report=typed(cfg.get("report"), ReportConfig, "ttlaunch.yaml", "report"),
         remediation=remediation,
         cause_patterns=cause_patterns(remediation, remediation_source),
-        parameters=command_line_parameters(OmegaConf.select(hydra_cfg, "overrides.task", default=None) or []),
+        pruning=pruning,
+        parameters=parameters,
     )
 
 
@@ -323,6 +334,63 @@ def read_remediation(node: object, source: str) -> RemediationConfig:
     if remediation.max_mem_gb is not None and remediation.max_mem_gb <= 0:
         raise InputError(source, "remediation.max_mem_gb", f"expected a positive number of GB, got {remediation.max_mem_gb}")
     return remediation
+
+
+def read_pruning(
+    node: object, source: str, experiment: Experiment, evaluation: EvaluationConfig, kind: PayloadKind,
+    parameters: Mapping[str, Scalar] = {},
+) -> PruningConfig:
+    """The pruning settings, checked against what the sweep trains and evaluates: its rungs
+    before every run's last epoch (`parameters`: the command line's, over the summary's), its
+    metric one the runs have at every rung."""
+    pruning = typed(node, PruningConfig, source, "pruning")
+    if not pruning.enabled:
+        return pruning
+    rungs = pruning.rungs
+    if not rungs or any(rung < 1 for rung in rungs) or list(rungs) != sorted(set(rungs)):
+        raise InputError(source, "pruning.rungs", f"expected rising whole numbers of {pruning.unit.value}, at least 1; got {list(rungs)}")
+    if pruning.eta < 2:
+        raise InputError(source, "pruning.eta", f"expected at least 2 (the best 1/eta go on), got {pruning.eta}")
+    if pruning.min_points < 1:
+        raise InputError(source, "pruning.min_points", f"expected at least 1, got {pruning.min_points}")
+    if pruning.unit is RungUnit.epochs:
+        if not kind.saves_epochs:
+            raise InputError(source, "pruning.unit", f"epochs needs a payload that saves epochs (torchtune); a {kind.value} payload's rungs are in steps")
+        for run in experiment.fine_tuned:
+            epochs = {**experiment.controls, **run.parameters, **parameters}.get("epochs")
+            if isinstance(epochs, int) and not isinstance(epochs, bool) and rungs[-1] >= epochs:
+                raise InputError(
+                    source, "pruning.rungs",
+                    f"rung {rungs[-1]} is not before the last epoch of run {run.name} ({epochs} epochs): it would stop nothing",
+                )
+    if pruning.metric != "loss":
+        _check_pruning_score(pruning, source, experiment, evaluation)
+    return pruning
+
+
+def _check_pruning_score(pruning: PruningConfig, source: str, experiment: Experiment, evaluation: EvaluationConfig) -> None:
+    """A score to prune by is an evaluation the summary's matrix asks of every fine-tuned run at every rung."""
+    task, _, scorer = pruning.metric.partition("/")
+    where = "pruning.metric"
+    if not scorer:
+        raise InputError(source, where, f"expected loss or <task>/<scorer>[/<metric>], got {pruning.metric!r}")
+    if pruning.unit is not RungUnit.epochs:
+        raise InputError(source, where, "a score is of an epoch's checkpoint: rungs in epochs (pruning.unit=epochs)")
+    if not evaluation.enabled:
+        raise InputError(source, where, f"{task}'s scores come from the sweep's evaluations, switched off (evaluation.enabled=false)")
+    known = sorted({item.name for item in experiment.evaluation_tasks} | {name for cell in experiment.evaluation_matrix for name in cell.tasks})
+    if task not in known:
+        raise InputError(source, where, f"{experiment.source} has no evaluation task {task!r} (it has: {', '.join(known) or 'none'})")
+    missing = []
+    for run in experiment.fine_tuned:
+        epochs = {epoch for cell in experiment.evaluation_matrix if cell.run == run.name and task in cell.tasks for epoch in cell.epochs}
+        missing += [f"{run.name} epoch {rung - 1}" for rung in pruning.rungs if rung - 1 not in epochs]
+    if missing:
+        raise InputError(
+            source, where,
+            f"{experiment.source}'s evaluation matrix does not evaluate {task} at every rung (rung N is epoch N-1): "
+            f"missing {', '.join(missing)}",
+        )
 
 
 def cause_patterns(remediation: RemediationConfig, source: str) -> list[CausePattern]:

@@ -243,6 +243,55 @@ class RemediationConfig:
     same_error_stop: int = 3
 
 
+class RungUnit(str, Enum):
+    """What a pruning rung counts: epochs trained (torchtune's checkpoints), or steps."""
+
+    epochs = "epochs"
+    steps = "steps"
+
+
+class Direction(str, Enum):
+    """Which way a measure is better."""
+
+    minimize = "minimize"
+    maximize = "maximize"
+
+
+@dataclass
+class PruningConfig:
+    """`pruning=off|halving`: early stopping of the points that are behind, by asynchronous
+    successive halving (ttlaunch.monitor.pruning)."""
+
+    enabled: bool = False
+    # Where points are judged: after this many epochs trained (1: after the first), or steps.
+    rungs: List[int] = field(default_factory=lambda: [1, 2])
+    unit: RungUnit = RungUnit.epochs
+    # `loss`: the mean training loss since the previous rung; `<task>/<scorer>` or
+    # `<task>/<scorer>/<metric>`: that evaluation's score of the rung's checkpoint (the
+    # summary's matrix evaluates it: epoch rung-1, its numbering starts at 0).
+    metric: str = "loss"
+    # None: a loss is minimized, a score maximized.
+    direction: Optional[Direction] = None
+    # A point goes on past a rung when it is among the best 1/eta of the points there so far...
+    eta: int = 3
+    # ...once this many points reached the rung; before, every point goes on.
+    min_points: int = 3
+    # The command-line key whose values are replicates of one point (`+seed=1,2`): judged by their mean.
+    replicate_key: str = "seed"
+
+    @property
+    def minimizes(self) -> bool:
+        return self.direction is Direction.minimize if self.direction is not None else self.metric == "loss"
+
+    def describe(self) -> str:
+        rungs = ", ".join(map(str, self.rungs))
+        return (
+            f"Successive halving on {self.metric} ({'lower' if self.minimizes else 'higher'} is better) after {rungs} "
+            f"{self.unit.value}: a point went on when among the best 1/{self.eta} of the points at the rung, "
+            f"all of them until {self.min_points} had reached it"
+        )
+
+
 @dataclass
 class ReportConfig:
     """The sweep's results in summary.md (ttlaunch.records.results)."""

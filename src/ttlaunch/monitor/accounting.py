@@ -19,8 +19,9 @@ from ttlaunch.scheduler import metrics
 from ttlaunch.scheduler.slurm import SchedulerCommandError
 from ttlaunch.scheduler.states import JobState
 
-# After these states a job used its allocation to the end: its compute metrics are collected.
-METRICS_STATES = {JobState.COMPLETED, JobState.FAILED, JobState.TIMEOUT}
+# After these states a job used its allocation to the end (a pruned one to its rung): its
+# compute metrics are collected.
+METRICS_STATES = {JobState.COMPLETED, JobState.FAILED, JobState.TIMEOUT, JobState.PRUNED}
 # An ended job's metrics are given up after this many unexpected failures to collect them.
 MAX_METRICS_FAILURES = 3
 # seff calls in flight at once (each waits on slurmdbd, not on this process).

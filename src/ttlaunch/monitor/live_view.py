@@ -24,7 +24,9 @@ if TYPE_CHECKING:  # rich loads only where a table is drawn
 COLUMNS = ("Run", "Status", "Job ID", "Started", "Elapsed")
 # A job the launch in progress has yet to submit (SweepState.unsubmitted).
 NOT_SUBMITTED = "NOT SUBMITTED"
-_STYLES = {"COMPLETED": "green", "RUNNING": "cyan", "PENDING": "yellow", "REQUEUED": "yellow", NOT_SUBMITTED: "dim"}
+_STYLES = {
+    "COMPLETED": "green", "PRUNED": "magenta", "RUNNING": "cyan", "PENDING": "yellow", "REQUEUED": "yellow", NOT_SUBMITTED: "dim",
+}
 
 
 def elapsed_of(record: JobRecord, now: dt.datetime) -> str:

@@ -84,6 +84,8 @@ def apply_state(
         else:
             record.scores = scores
             outcome_field = [("Scores", headline(scores))]
+    if record.pruned_at is not None and current.terminal and current is not JobState.COMPLETED:
+        current = JobState.PRUNED  # the early stop's cancel: an end as intended, not a failure
     if app_jobs and current is JobState.COMPLETED and record.job_dir and record.job_id:
         record.returned = returned_value(Path(record.job_dir), record.job_id)
         if record.returned is not None:
@@ -108,7 +110,9 @@ def apply_state(
         if record.output_dir:
             record.checkpoints = [str(path) for path in epoch_dirs(Path(record.output_dir))]
         fields += [("Completed", record.completed), ("Elapsed", record.elapsed), *outcome_field]
-        if current is not JobState.COMPLETED and current is not JobState.SUBMIT_FAILED:
+        if current is JobState.PRUNED:
+            fields.append(("Pruned at", f"rung {record.pruned_at}"))
+        elif current is not JobState.COMPLETED and current is not JobState.SUBMIT_FAILED:
             tail = read_tail(Path(record.stderr)) if record.stderr else ""
             if tail and not record.error and not record.stopped_by_ttlaunch:
                 record.error = failure_reason(tail)

@@ -175,13 +175,16 @@ def total_per_epoch(record: JobRecord) -> int | None:
     return epochs_and_step_cap(Path(record.output_dir) / SAVED_CONFIG_NAME)[1]
 
 
+def loss_curve(record: JobRecord, state: SweepState) -> list[tuple[int, float]]:
+    """A training job's loss by step across its attempts, from all it logged (read whole)."""
+    sources = [list(points_of(path, parse)) for path, parse in metric_sources(record, state)]
+    per_epoch = (record.training.steps_per_epoch if record.training else None) or total_per_epoch(record)
+    return curve(stitched(sources, per_epoch))
+
+
 def training_curves(state: SweepState) -> dict[str, list[tuple[int, float]]]:
-    """Each training job's loss by step across its attempts, from all it logged (read whole,
-    once, for pictures)."""
-    curves = {}
-    for name, record in state.jobs.items():
-        if record.kind is JobKind.TRAINING and record.job_id:
-            sources = [list(points_of(path, parse)) for path, parse in metric_sources(record, state)]
-            per_epoch = (record.training.steps_per_epoch if record.training else None) or total_per_epoch(record)
-            curves[name] = curve(stitched(sources, per_epoch))
-    return curves
+    """Each training job's loss by step (read once, for pictures)."""
+    return {
+        name: loss_curve(record, state)
+        for name, record in state.jobs.items() if record.kind is JobKind.TRAINING and record.job_id
+    }

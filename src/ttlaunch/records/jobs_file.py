@@ -33,7 +33,9 @@ STATE_FILE_NAME = "jobs.json"
 # 7: a job that ended without completing has its `cause`, the sweep its user's `cause_patterns`,
 # its early stop (`stopped`) and the nodes it leaves out (`excluded_nodes`); older files have none.
 # 8: a training job names its W&B run's page once a sync learned it (`tracker_url`).
-STATE_VERSION = 8
+# 9: the sweep keeps its early stopping's decisions (`rungs`), a job the rung it was pruned at
+# (`pruned_at`, state PRUNED); older files have none.
+STATE_VERSION = 9
 
 
 class JobKind(str, enum.Enum):
@@ -125,11 +127,28 @@ class JobRecord:
     # The W&B page of the run's tracker run, once `wandb sync` of its offline dirs said it
     # (ttlaunch.monitor.tracker_sync).
     tracker_url: str | None = None
+    # The rung its early stopping stopped it at (ttlaunch.monitor.pruning): its end is PRUNED.
+    pruned_at: int | None = None
 
     def __post_init__(self) -> None:
         # A record read from JSON, or written with a word.
         self.status, self.kind = JobState(self.status), JobKind(self.kind)
         self.cause = FailureCause(self.cause) if self.cause is not None else None
+
+
+@dataclass
+class RungDecision:
+    """One point's judgement at one rung of the sweep's early stopping (ttlaunch.monitor.pruning),
+    made once and kept."""
+
+    point: str  # its jobs' name less the replicate part (`lr1e-3` for `lr1e-3__seed-1`)
+    rung: int  # epochs (or steps) trained
+    measure: float  # its replicates' mean
+    rank: int  # 1: the best of the points at the rung when it was judged
+    reached: int  # how many points had reached the rung then, itself included
+    kept: bool
+    jobs: list[str]  # its replicates' jobs
+    at: str
 
 
 @dataclass
@@ -159,6 +178,10 @@ class SweepState:
     # Nodes a node or interconnect failure happened on -> until when the sweep's submissions
     # leave them out (`sbatch --exclude`).
     excluded_nodes: dict[str, str] = field(default_factory=dict)
+    # The early stopping's rule (pruning=halving), and each point's judgement at each rung in
+    # the order made (ttlaunch.monitor.pruning).
+    pruning: str | None = None
+    rungs: list[RungDecision] = field(default_factory=list)
     jobs: dict[str, JobRecord] = field(default_factory=dict)
     # Jobs the launch in progress will submit and has not yet (a launch killed meanwhile
     # leaves them here: the next one plans again from the records).
@@ -206,6 +229,8 @@ def save_state(path: Path, state: SweepState) -> None:
 
 
 def _sweep_value(state: SweepState, name: str) -> object:
+    if name == "rungs":
+        return [{item.name: getattr(decision, item.name) for item in fields(RungDecision)} for decision in state.rungs]
     if name == "cause_patterns":
         return [{"cause": pattern.cause.value, "pattern": pattern.pattern} for pattern in state.cause_patterns]
     return getattr(state, name)
@@ -247,7 +272,7 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
     if not (isinstance(unsubmitted, list) and all(isinstance(name, str) for name in unsubmitted)):
         raise DamagedFile(path, "unsubmitted is not a list of job names", way_on)
     texts = ("experiment", "sweep_dir", "monitoring_started", "executor", "payload_kind", "metrics_pattern", "metrics_jsonl",
-             "sort_by", "evaluator", "status_table", "experiment_log", "monitor_job_id", "stopped")
+             "sort_by", "evaluator", "status_table", "experiment_log", "monitor_job_id", "stopped", "pruning")
     for key in texts:
         if data.get(key) is not None and not isinstance(data[key], str):
             raise DamagedFile(path, f"{key} is {data[key]!r}, not text", way_on)
@@ -270,9 +295,27 @@ def load_state(path: Path, experiment: str, sweep_dir: Path) -> SweepState:
         cause_patterns=_cause_patterns(data.get("cause_patterns", []), path, way_on),
         stopped=data.get("stopped"),
         excluded_nodes=_excluded_nodes(data.get("excluded_nodes", {}), path, way_on),
+        pruning=data.get("pruning"),
+        rungs=[_rung_decision(item, path, way_on) for item in _listed(data.get("rungs", []), "rungs", path, way_on)],
         jobs={name: _record(name, _current(record, data["version"]), path, way_on) for name, record in jobs.items()},
         unsubmitted=list(unsubmitted),
     )
+
+
+_DECISION_TYPES = typing.get_type_hints(RungDecision)
+
+
+def _listed(raw: object, key: str, path: Path, way_on: str) -> list[object]:
+    if not isinstance(raw, list):
+        raise DamagedFile(path, f"{key} is not a list", way_on)
+    return raw
+
+
+def _rung_decision(raw: object, path: Path, way_on: str) -> RungDecision:
+    if not (isinstance(raw, dict) and set(raw) == set(_DECISION_TYPES)
+            and all(fits_type(raw[key], hint) for key, hint in _DECISION_TYPES.items())):
+        raise DamagedFile(path, f"rungs holds {raw!r}, not a pruning decision", way_on)
+    return RungDecision(**raw)
 
 
 def _excluded_nodes(raw: object, path: Path, way_on: str) -> dict[str, str]:

@@ -34,7 +34,7 @@ MAX_NAMED_BARS = 80
 # More runs than this: lines without a legend (it would hide the plot).
 MAX_LEGEND_ENTRIES = 30
 # A bar that ran is coloured by how it ended: completed, still running, or its failure's cause.
-_COMPLETED_COLOUR, _RUNNING_COLOUR = "tab:green", "tab:blue"
+_COMPLETED_COLOUR, _PRUNED_COLOUR, _RUNNING_COLOUR = "tab:green", "tab:purple", "tab:blue"
 _CAUSE_COLOURS = {
     FailureCause.gpu_oom: "tab:purple", FailureCause.host_oom: "orchid", FailureCause.node_failure: "black",
     FailureCause.communication: "tab:cyan", FailureCause.preempted: "gold", FailureCause.time_limit: "tab:orange",
@@ -126,6 +126,8 @@ def _end_of(record: JobRecord) -> tuple[str, str]:
     """The legend's word and the colour of a job's bar."""
     if record.status is JobState.COMPLETED:
         return "COMPLETED", _COMPLETED_COLOUR
+    if record.status is JobState.PRUNED:
+        return "PRUNED", _PRUNED_COLOUR
     if record.cause is not None:
         return record.cause.value, _CAUSE_COLOURS[record.cause]
     return record.status.value, _RUNNING_COLOUR

@@ -5,7 +5,8 @@ missed) and one look at the scheduler. The damaged file is kept beside it.
 
 What only jobs.json held is not rebuilt: compute metrics already collected, requeue and
 restart history, what each job was submitted with (so a rebuilt job is not checked for
-changed parameters).
+changed parameters), the early stopping's decisions (the log's PRUNING entries say them; a
+pruned job is rebuilt as the scheduler saw it end, CANCELLED).
 """
 
 from __future__ import annotations

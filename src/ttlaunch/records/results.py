@@ -73,7 +73,7 @@ def _seconds(record: JobRecord) -> float | None:
     return (completed - started).total_seconds() if started and completed else None
 
 
-def _allocation(record: JobRecord) -> tuple[int, str]:
+def allocation(record: JobRecord) -> tuple[int, str]:
     """GPUs of the job (nodes x GPUs per node), or its CPUs on a preset without GPUs, as it
     was submitted with (one CPU where that is not recorded)."""
     recorded = record.submitted_with.get("compute", {})
@@ -109,7 +109,7 @@ def result_rows(state: SweepState) -> list[ResultRow]:
     for name, record in training.items():
         progress = record.training
         seconds = _seconds(record)
-        count, unit = _allocation(record)
+        count, unit = allocation(record)
         rows.append(ResultRow(
             run=name, status=record.status.value, parameters=parameters[name],
             final_loss=progress.loss if progress else None, min_loss=progress.min_loss if progress else None,
@@ -127,7 +127,7 @@ def result_rows(state: SweepState) -> list[ResultRow]:
         record = next(state.jobs[name] for name, evaluated_run in runs_evaluated.items() if evaluated_run == run)
         rows.append(ResultRow(
             run=run, status=record.status.value, parameters={}, final_loss=None, min_loss=None, tokens_per_s=None,
-            wall_time_s=None, attempts=None, hours=None, unit=_allocation(record)[1], scores=run_scores,
+            wall_time_s=None, attempts=None, hours=None, unit=allocation(record)[1], scores=run_scores,
         ))
     return rows
 

@@ -72,6 +72,8 @@ def row_cells(record: JobRecord) -> list[str]:
     """Status, Job ID, Started, Completed, Notes of one job."""
     if record.error:
         notes = record.error
+    elif record.status is JobState.PRUNED:
+        notes = f"pruned at rung {record.pruned_at}: behind the others"
     elif record.exit_code and record.status not in (JobState.COMPLETED, JobState.PENDING, JobState.RUNNING):
         notes = f"exit code {record.exit_code}"
     else:

@@ -14,6 +14,7 @@ from ttlaunch.records.checkpoints import adapter_file, epoch_dirs
 from ttlaunch.records.jobs_file import JobKind, JobRecord, SweepState
 from ttlaunch.records.plots import write_pictures
 from ttlaunch.records.provenance import PROVENANCE_NAME, last_commits
+from ttlaunch.records.pruning_report import pruning_section
 from ttlaunch.records.results import results_table
 from ttlaunch.records.tracker_file import read_tracker, wandb_run_dirs
 from ttlaunch.scheduler.figure_readers import UNKNOWN, shown
@@ -83,14 +84,19 @@ def render_summary(
 ) -> str:
     """`code`: the newest launch's git trees, one line each (ttlaunch.records.provenance)."""
     completed = {name: job for name, job in state.jobs.items() if job.status is JobState.COMPLETED}
-    others = {name: job for name, job in state.jobs.items() if job.status is not JobState.COMPLETED}
+    pruned = {name: job for name, job in state.jobs.items() if job.status is JobState.PRUNED}
+    others = {name: job for name, job in state.jobs.items() if not job.status.as_intended}
     lines = [f"## ttlaunch: {state.experiment}", ""]
+    stopped_early = f", {len(pruned)} pruned (stopped early: behind at a rung)" if pruned else ""
     if others:
-        lines.append(f"{len(completed)} of {len(state.jobs)} jobs completed.")
+        lines.append(f"{len(completed)} of {len(state.jobs)} jobs completed{stopped_early}.")
     else:
-        lines.append(f"All {len(state.jobs)} jobs completed.")
+        lines.append(f"All {len(state.jobs)} jobs completed{' or were pruned' if pruned else ''}{stopped_early}.")
     lines += ["", "### Final status", "", f"✓ COMPLETED: {len(completed)} runs"]
     lines += [f"  - {name} (Job {job.job_id}) - {job.elapsed or '?'}" for name, job in completed.items()]
+    if pruned:
+        lines += ["", f"✂ PRUNED: {len(pruned)} runs"]
+        lines += [f"  - {name} (Job {job.job_id}) - at rung {job.pruned_at}, after {job.elapsed or '?'}" for name, job in pruned.items()]
     lines += ["", f"✗ NOT COMPLETED: {len(others)} runs"]
     lines += [
         f"  - {name} (Job {job.job_id or 'none'}) - {job.status}{f' ({job.cause.value})' if job.cause else ''}{_why(job)}"
@@ -100,6 +106,7 @@ def render_summary(
         lines += ["", f"**Stopped early**: {state.stopped}. Queued runs were cancelled and the rest not submitted; "
                   "after a fix, the same launch command submits what was held back."]
     lines += _restarts(state)
+    lines += pruning_section(state)
     results = results_table(state, state.sort_by)
     if results:
         lines += ["", *results]

@@ -21,6 +21,9 @@ class JobState(str, enum.Enum):
     REQUEUED = "REQUEUED"
     SUSPENDED = "SUSPENDED"
     SUBMIT_FAILED = "SUBMIT_FAILED"
+    # ttlaunch's own, never SLURM's: stopped by the sweep's early stopping (its measure at a
+    # rung was behind), its checkpoints kept; an end as intended, like COMPLETED.
+    PRUNED = "PRUNED"
     UNKNOWN = "UNKNOWN"
 
     def __str__(self) -> str:
@@ -29,6 +32,11 @@ class JobState(str, enum.Enum):
     @property
     def terminal(self) -> bool:
         return self in _TERMINAL
+
+    @property
+    def as_intended(self) -> bool:
+        """Ended as the sweep meant: trained to the end, or stopped early by its pruning."""
+        return self in (JobState.COMPLETED, JobState.PRUNED)
 
 
 # The states SLURM counts as finished (IS_JOB_FINISHED): a job preempted without requeue ends
@@ -42,6 +50,7 @@ _TERMINAL = {
     JobState.NODE_FAIL,
     JobState.PREEMPTED,
     JobState.SUBMIT_FAILED,
+    JobState.PRUNED,
 }
 
 # Scheduler state string -> our state. SLURM's long and compact forms (squeue %T / %t,

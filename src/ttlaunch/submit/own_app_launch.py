@@ -89,6 +89,8 @@ class OwnAppLaunch:
         state.sort_by = inputs.report.sort_by
         state.cause_patterns = list(inputs.cause_patterns)
         state.evaluator = Evaluator.INSPECT if runs_inspect(inputs.evaluation.command) else Evaluator.COMMAND
+        if inputs.pruning.enabled:  # else what the decisions already made were judged by stays
+            state.pruning = inputs.pruning.describe()
         directory = inputs.experiment.directory
         state.status_table = str(directory / MARKDOWN_NAME) if directory is not None else None
         state.experiment_log = str(directory / "logs" / EVENT_LOG_NAME) if directory is not None else None

@@ -4,7 +4,9 @@ A job is submitted when it never was (no record, or its submission was rejected)
 when asked (`resubmit_failed=true`), when its last attempt ended without completing. A job
 still queued or running is re-attached, never submitted again; a completed one is skipped.
 A job ttlaunch itself stopped (Ctrl-C of a local launch, a cancel it issued) did not fail:
-it is submitted again and resumes from disk.
+it is submitted again and resumes from disk. A job the sweep's early stopping pruned is done
+while pruning is on; a launch with pruning off (`resume_pruned`) submits it again, and it
+resumes from its checkpoints.
 
 Asked to run every job again (`rerun`: hydra.launcher.relaunch=rerun, Hydra's own way for
 any app), a launch submits every job that ended, completed or not; still queued or running
@@ -36,11 +38,13 @@ class Selection:
     changed: list[str] = field(default_factory=list)  # submitted again: their run changed
     resumed: list[str] = field(default_factory=list)  # submitted again: ttlaunch had stopped them
     rerun: list[str] = field(default_factory=list)  # submitted again: they ended, and every job runs again
+    pruned: list[str] = field(default_factory=list)  # not submitted: pruned, and pruning is on
+    unpruned: list[str] = field(default_factory=list)  # submitted again: pruned, and pruning is off now
 
 
 def select_jobs(
     jobs: Sequence[JobSpec], records: Mapping[str, JobRecord], resubmit_failed: bool, changed: Collection[str] = (),
-    rerun: bool = False,
+    rerun: bool = False, resume_pruned: bool = False,
 ) -> Selection:
     """`changed`: jobs whose run changed since their submission, to train again once ended."""
     selection = Selection()
@@ -59,6 +63,11 @@ def select_jobs(
         elif state is JobState.CANCELLED and record.stopped_by_ttlaunch:
             selection.submit.append(job)
             selection.resumed.append(job.name)
+        elif state is JobState.PRUNED and resume_pruned:
+            selection.submit.append(job)
+            selection.unpruned.append(job.name)
+        elif state is JobState.PRUNED:
+            selection.pruned.append(job.name)
         elif state is JobState.COMPLETED:
             selection.completed.append(job.name)
         elif not state.terminal:

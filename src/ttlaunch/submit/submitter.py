@@ -36,6 +36,7 @@ from ttlaunch.job.job_plan import JobPlan, save_plan, training_plan
 from ttlaunch.job.stagger import StaggerHook
 from ttlaunch.monitor.callback import SweepWatcher, reattach_hint
 from ttlaunch.monitor.evaluations import EvaluationTrigger
+from ttlaunch.monitor.pruning import Pruning
 from ttlaunch.monitor.remediation import Remediation
 from ttlaunch.monitor.rules import RulesEngine
 from ttlaunch.monitor.sweep_monitor import Monitor, Reaction
@@ -320,7 +321,8 @@ def reactions_for(
 ) -> list[Reaction]:
     """What reacts to the monitor's polls in this launch: the `monitoring` rules and the
     scheduler of the summary's evaluations of its `training_jobs` (job name -> run), both
-    acting through this launch's submitter, and the remediation of failures."""
+    acting through this launch's submitter, the remediation of failures and the early
+    stopping of the points behind."""
     actions = SweepActions(submitter, inputs, combination_inputs)
     reactions: list[Reaction] = []
     remediation = inputs.remediation
@@ -329,6 +331,8 @@ def reactions_for(
         reactions.append(Remediation(remediation, ledger, actions, batch_keys))
     if not inputs.rules.empty:
         reactions.append(RulesEngine(inputs.rules, ledger, actions))
+    if inputs.pruning.enabled:
+        reactions.append(Pruning(inputs.pruning, inputs.evaluation, ledger, actions))
     targets = planned_evaluations(inputs.experiment, training_jobs) if inputs.evaluation.enabled else []
     if targets:
         experiment = inputs.experiment
@@ -419,8 +423,9 @@ def submit_and_watch(
 
 
 def job_return(record: JobRecord) -> JobReturn:
-    """Hydra's view of a job: COMPLETED, FAILED with its reason, or UNKNOWN while it runs on."""
-    if record.status is JobState.COMPLETED:
+    """Hydra's view of a job: COMPLETED (or pruned: ended as intended), FAILED with its
+    reason, or UNKNOWN while it runs on."""
+    if record.status.as_intended:
         return JobReturn(status=JobStatus.COMPLETED)
     if record.status.terminal:
         error = RuntimeError(f"job {record.name} ended {record.status}")

@@ -33,7 +33,6 @@ from ttlaunch.monitor.sweep_monitor import Monitor
 from ttlaunch.records.jobs_file import JobRecord, SweepState
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.records.sweep_lock import SweepLock
-from ttlaunch.scheduler.states import JobState
 from ttlaunch.scheduler.submitit_files import folder, log_paths
 from ttlaunch.submit import monitor_job
 from ttlaunch.submit.monitor_job import MonitorSession
@@ -109,6 +108,7 @@ def launch(app: AppLaunch, launcher: Launcher, callback: SweepWatcher | None) ->
         selection = reconcile_and_select(
             ledger, app.jobs, Monitor(ledger, settings, backend), app.resubmit_failed, changed, details, app.resubmit_hint,
             rerun=launcher.relaunch is Relaunch.rerun,
+            resume_pruned=app.inputs is not None and not app.inputs.pruning.enabled,
         )
         if selection.submit or selection.attach:
             submissions = app.submissions(selection.submit)
@@ -135,7 +135,7 @@ def _hand_over(ledger: Ledger, session: MonitorSession, backend: JobBackend, com
 
 def reconcile_and_select(
     ledger: Ledger, jobs: Sequence[JobSpec], monitor: Monitor, resubmit_failed: bool,
-    changed: Sequence[str], details: str, resubmit_hint: str, rerun: bool,
+    changed: Sequence[str], details: str, resubmit_hint: str, rerun: bool, resume_pruned: bool = False,
 ) -> Selection:
     """Under the sweep's lock: learn what earlier launches left (jobs they submitted without
     recording them, then one poll), pick the jobs to submit, and record the choice."""
@@ -143,7 +143,7 @@ def reconcile_and_select(
         adopt_unrecorded(ledger, jobs)
     # What happened while nobody watched: one poll of the jobs earlier launches left running.
     monitor.poll()
-    selection = select_jobs(jobs, ledger.state.jobs, resubmit_failed, changed, rerun)
+    selection = select_jobs(jobs, ledger.state.jobs, resubmit_failed, changed, rerun, resume_pruned)
     ledger.events.write(
         "IDENTIFY_RUNS",
         "Selecting runs to submit",
@@ -153,9 +153,10 @@ def reconcile_and_select(
             f"{len(selection.submit)} jobs ready to submit ({len(selection.completed)} already completed, "
             f"{len(selection.attach)} still queued or running, {len(selection.failed)} failed and not resubmitted, "
             f"{len(selection.changed)} changed and submitted again, {len(selection.resumed)} stopped by ttlaunch "
-            f"and resumed, {len(selection.rerun)} ended and run again)",
+            f"and resumed, {len(selection.rerun)} ended and run again, {len(selection.pruned)} pruned, "
+            f"{len(selection.unpruned)} pruned and resumed with pruning off)",
         ),
-        ("Skipped", ", ".join(selection.completed + selection.attach + selection.failed) or "none"),
+        ("Skipped", ", ".join(selection.completed + selection.attach + selection.failed + selection.pruned) or "none"),
     )
     log.info("sweep dir: %s", ledger.sweep_dir)
     if selection.failed:
@@ -251,4 +252,4 @@ def writable(path: Path, write: Callable[[], Written]) -> Written:
 
 
 def ended_without_completing(record: JobRecord | None) -> bool:
-    return record is not None and record.status.terminal and record.status is not JobState.COMPLETED
+    return record is not None and record.status.terminal and not record.status.as_intended

@@ -1,0 +1,80 @@
+"""Early stopping with real torchtune on CPU, on the local executor: the demo's task as a
+9-point sweep (3 learning rates x 3 LoRA ranks, 3 epochs), trained whole and with
+`pruning=halving` (rungs after epochs 1 and 2, eta 3), side by side."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import cli_invocation
+
+pytest.importorskip("torchtune")
+pytestmark = pytest.mark.torchtune
+
+# Long epochs (600 steps of one example) beside each job's start-up, as a real run's are;
+# ranks 1, 2 and 4, whose best point leads at every epoch (2 and 8 or 32 change places late).
+GRID = ["+lora_rank=1,2,4", "+epochs=3", "+batch_size=1", "+max_steps_per_epoch=600", "evaluation.enabled=false"]
+POINTS = [f"lr{lr}__lora_rank-{rank}" for lr in ("1e-3", "3e-3", "1e-2") for rank in (1, 2, 4)]
+
+
+def sweep(root: Path, assets: Path, *overrides: str) -> tuple[Path, dict]:
+    """The 9-point sweep under `root`, on demo assets built once for both sweeps."""
+    shared = [
+        f"payload.base_config={assets}/lora_tiny_llama.yaml", f"payload.prepare=[[python,-m,ttlaunch.job.demo_assets,{assets}]]",
+        f"payload.env.HF_HOME={assets.parent / 'hf_home'}", "hydra.callbacks.monitor.live=off",
+    ]
+    command, env = cli_invocation(root, "experiment=demo", *GRID, *shared, *overrides, "--multirun")
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep_dir = root / "work" / "ttlaunch_sweeps" / "demo"
+    return sweep_dir, json.loads((sweep_dir / "jobs.json").read_text())
+
+
+def last_epoch_loss(sweep_dir: Path, job: dict) -> float:
+    """A completed run's mean training loss over its last epoch, from its metric log."""
+    lines = next((sweep_dir / job["name"] / "outputs" / "logs").glob("log_*.txt")).read_text().splitlines()
+    losses = [float(dict(pair.split(":") for pair in line.split()[3:])["loss"]) for line in lines]
+    per_epoch = job["training"]["steps_per_epoch"]
+    return sum(losses[-per_epoch:]) / per_epoch
+
+
+def test_halving_finds_the_full_sweeps_best_point_for_at_most_60_percent_of_its_cpu_hours(tmp_path: Path):
+    assets = tmp_path / "demo_assets"
+    subprocess.run([sys.executable, "-m", "ttlaunch.job.demo_assets", str(assets)], check=True, capture_output=True, timeout=300)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "halving").mkdir()
+    full_dir, full = sweep(tmp_path / "full", assets)
+    halving_dir, halving = sweep(tmp_path / "halving", assets, "pruning=halving")
+
+    assert sorted(full["jobs"]) == sorted(POINTS) == sorted(halving["jobs"])
+    assert {job["status"] for job in full["jobs"].values()} == {"COMPLETED"}
+    states = {name: job["status"] for name, job in halving["jobs"].items()}
+    assert set(states.values()) == {"COMPLETED", "PRUNED"} and list(states.values()).count("PRUNED") >= 5, states
+
+    def best(sweep_dir: Path, state: dict) -> str:
+        completed = [job for job in state["jobs"].values() if job["status"] == "COMPLETED"]
+        return min(completed, key=lambda job: last_epoch_loss(sweep_dir, job))["name"]
+
+    assert best(halving_dir, halving) == best(full_dir, full) == "lr1e-2__lora_rank-4"
+    # Local jobs hold one CPU each: CPU-hours are their elapsed times.
+    full_s = sum(job["elapsed_s"] for job in full["jobs"].values())
+    halving_s = sum(job["elapsed_s"] for job in halving["jobs"].values())
+    assert halving_s <= 0.6 * full_s, f"pruned sweep {halving_s:.0f} s of CPU, full {full_s:.0f} s"
+
+    # Each decision made once, kept in jobs.json and the log; a pruned run kept its rung's checkpoint.
+    decisions = halving["rungs"]
+    assert len({(decision["point"], decision["rung"]) for decision in decisions}) == len(decisions)
+    assert sorted(decision["point"] for decision in decisions if decision["rung"] == 1) == sorted(POINTS)
+    assert (halving_dir / "run-torchtune.log").read_text().count("] PRUNING: ") == len(decisions)
+    for name, job in halving["jobs"].items():
+        if job["status"] == "PRUNED":
+            assert job["cause"] is None and job["pruned_at"] in (1, 2)
+            rung_checkpoint = halving_dir / name / "outputs" / f"epoch_{job['pruned_at'] - 1}"
+            assert (rung_checkpoint / "adapter_config.json").is_file() and (rung_checkpoint / "adapter_model.safetensors").is_file()
+            assert job["training"]["steps_done"] < 3 * job["training"]["steps_per_epoch"]
+    summary = (halving_dir / "summary.md").read_text()
+    assert "### Early stopping" in summary and "| lr1e-2__lora_rank-4 | 1 |" in summary and "CPU-hours (each one's" in summary
+    assert "✂ PRUNED:" in summary and "NOT COMPLETED: 0 runs" in summary
