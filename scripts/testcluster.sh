@@ -118,13 +118,14 @@ SlurmctldPidFile=$STATE/run/slurmctld.pid
 SlurmdPidFile=$STATE/run/slurmd.pid
 SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
-# Advertise more CPUs than the machine has, so several test jobs run at once.
+# Advertise more CPUs than the machine has, so several test jobs run at once (a sweep of 9
+# single-CPU runs and its monitor job too).
 SlurmdParameters=config_overrides
-NodeName=$host NodeAddr=127.0.0.1 CPUs=8 RealMemory=$mem State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=16 RealMemory=$mem State=UNKNOWN
 # A second node with no daemon, always down (Debian's slurmd runs one node per host): a job
 # that leaves the first out (sbatch --exclude) is accepted and waits for it. Its port has no
 # listener, so it never answers for it.
-NodeName=$host-spare NodeAddr=127.0.0.1 Port=$SPARE_PORT CPUs=8 RealMemory=$mem State=DOWN Reason=no_daemon
+NodeName=$host-spare NodeAddr=127.0.0.1 Port=$SPARE_PORT CPUs=16 RealMemory=$mem State=DOWN Reason=no_daemon
 # Preemption as on clusters with a scavenger tier: a job in urgent requeues what runs in debug
 # (cancels it if it cannot be requeued), after the user's signal (submitit's USR2) and
 # GraceTime to save.

@@ -1,8 +1,10 @@
-"""Early stopping with real torchtune on CPU, on the local executor: the demo's task as a
-9-point sweep (3 learning rates x 3 LoRA ranks, 3 epochs), trained whole and with
-`pruning=halving` (rungs after epochs 1 and 2, eta 3), side by side."""
+"""Early stopping with real torchtune (and inspect-ai) on CPU, on the local executor: the
+demo's task as a 9-point sweep (3 learning rates x 3 LoRA ranks, 3 epochs), trained whole
+and with `pruning=halving` (rungs after epochs 1 and 2, eta 3), side by side; and its three
+learning rates pruned by an evaluation's score."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +80,48 @@ def test_halving_finds_the_full_sweeps_best_point_for_at_most_60_percent_of_its_
     summary = (halving_dir / "summary.md").read_text()
     assert "### Early stopping" in summary and "| lr1e-2__lora_rank-4 | 1 |" in summary and "CPU-hours (each one's" in summary
     assert "✂ PRUNED:" in summary and "NOT COMPLETED: 0 runs" in summary
+
+
+# The demo's task, its three learning rates pruned by the score of epoch 1's checkpoint.
+SCORED = """
+defaults:
+  - override /payload@_global_.payload: tiny_llama_demo
+experiment: {name: scored}
+controls: {lora_rank: 8, lora_alpha: 16, epochs: 4, batch_size: 1, max_steps_per_epoch: 600}
+models:
+  base: [{name: tiny-llama, path: "${paths.work_dir}/demo_assets/model"}]
+runs:
+  - {name: lr1e-3, type: fine-tuned, model: tiny-llama, parameters: {lr: 1.0e-3}}
+  - {name: lr3e-3, type: fine-tuned, model: tiny-llama, parameters: {lr: 3.0e-3}}
+  - {name: lr1e-2, type: fine-tuned, model: tiny-llama, parameters: {lr: 1.0e-2}}
+evaluation:
+  max_tokens: 4
+  do_sample: false
+  tasks: [{name: capitalize, script: demo_task.py}]
+  matrix:
+    - {run: lr1e-3, tasks: [capitalize], epochs: [0]}
+    - {run: lr3e-3, tasks: [capitalize], epochs: [0]}
+    - {run: lr1e-2, tasks: [capitalize], epochs: [0]}
+"""
+
+
+def test_an_evaluations_score_of_the_rungs_checkpoint_is_the_measure(tmp_path: Path):
+    configs = tmp_path / "configs" / "experiment"
+    configs.mkdir(parents=True)
+    (configs / "scored.yaml").write_text(SCORED)
+    shutil.copy(Path(__file__).resolve().parent.parent / "configs" / "experiment" / "demo_task.py", configs)
+    command, env = cli_invocation(
+        tmp_path, "--config-dir", str(tmp_path / "configs"), "experiment=scored", "pruning=halving", "pruning.rungs=[1]",
+        "pruning.metric=capitalize/match", "hydra.callbacks.monitor.live=off", "--multirun",
+    )
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "work" / "ttlaunch_sweeps" / "scored"
+    state = json.loads((sweep / "jobs.json").read_text())
+    scores = {run: state["jobs"][f"{run}/capitalize/epoch0"]["scores"]["metrics"]["match/accuracy"] for run in ("lr1e-3", "lr3e-3", "lr1e-2")}
+    decisions = {decision["point"]: decision for decision in state["rungs"]}
+    assert {point: decision["measure"] for point, decision in decisions.items()} == scores
+    best = min(scores, key=lambda run: (-scores[run], run))  # higher is better; a tie goes to the name first
+    assert [point for point, decision in decisions.items() if decision["kept"]] == [best], scores  # one of three goes on
+    assert {run: state["jobs"][run]["status"] for run in scores} == {run: "COMPLETED" if run == best else "PRUNED" for run in scores}
+    assert "Successive halving on capitalize/match (higher is better)" in (sweep / "summary.md").read_text()

@@ -143,14 +143,15 @@ def test_too_few_points_at_a_rung_wait_for_the_others_and_go_on_once_no_other_ca
 
 
 def test_a_score_at_an_epoch_rung_is_its_evaluation_of_the_rungs_checkpoint(tmp_path: Path):
-    settings = PruningConfig(enabled=True, rungs=[1], metric="capitalize/match", min_points=1, eta=2)
+    settings = PruningConfig(enabled=True, rungs=[1], metric="capitalize/match", min_points=2, eta=2)
     ledger = Ledger.open(tmp_path, "x")
     ledger.state.payload_kind = PayloadKind.torchtune
     for index, (name, accuracy) in enumerate([("good", 0.9), ("bad", 0.2)]):
         output = tmp_path / name / "outputs"
         (output / "epoch_0").mkdir(parents=True)
         (output / "epoch_0" / "adapter_config.json").write_text("{}")
-        ledger.state.jobs[name] = JobRecord(name=name, run_name=name, job_id=str(index), status=JobState.RUNNING, output_dir=str(output))
+        status = JobState.RUNNING if name == "bad" else JobState.COMPLETED  # good trained to the end meanwhile
+        ledger.state.jobs[name] = JobRecord(name=name, run_name=name, job_id=str(index), status=status, output_dir=str(output))
         ledger.state.jobs[f"{name}/capitalize/epoch0"] = JobRecord(
             name=f"{name}/capitalize/epoch0", run_name=name, kind=JobKind.EVALUATION, job_id=f"e{index}", status=JobState.RUNNING,
         )
@@ -158,10 +159,12 @@ def test_a_score_at_an_epoch_rung_is_its_evaluation_of_the_rungs_checkpoint(tmp_
     pruning = Pruning(settings, EvaluationConfig(), ledger, recorder)
     pruning.after_poll(Containment(ledger.events, tmp_path))
     assert ledger.state.rungs == []  # the evaluations still run
-    for name, accuracy in [("good", 0.9), ("bad", 0.2)]:
+    for name, accuracy in [("bad", 0.2), ("good", 0.9)]:
         evaluation = ledger.state.jobs[f"{name}/capitalize/epoch0"]
         evaluation.status, evaluation.scores = JobState.COMPLETED, {"metrics": {"match/accuracy": accuracy, "match/stderr": 0.1}}
-    pruning.after_poll(Containment(ledger.events, tmp_path))
+        pruning.after_poll(Containment(ledger.events, tmp_path))
+        if name == "bad":  # one point there, and good's score to come though its training ended
+            assert ledger.state.rungs == []
     assert [(decision.point, decision.measure, decision.kept) for decision in ledger.state.rungs] == [("good", 0.9, True), ("bad", 0.2, False)]
     assert recorder.cancelled == ["bad"]
 

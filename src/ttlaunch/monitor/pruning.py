@@ -117,11 +117,11 @@ class Pruning:
                     continue
                 earlier_rungs = self.settings.rungs[: self.settings.rungs.index(rung)]
                 judged_before = all((point, earlier) in decided for earlier in earlier_rungs)
-                arrived = len(arrivals)
-                if judged_before:
-                    faults.run(point, self.name, lambda: self._arrive(point, jobs, rung, arrivals))
-                if len(arrivals) == arrived:  # not there: on its way while one of its jobs is
-                    on_the_way |= any(not self.ledger.state.jobs[job].status.terminal for job in jobs)
+                standing = self._standing_read(point, jobs, rung, faults)
+                if isinstance(standing, Arrival) and judged_before:
+                    arrivals.append(standing)
+                elif standing is not None:  # its measure to come, or its judgement at an earlier rung
+                    on_the_way = True
             earlier = [decision for decision in self.ledger.state.rungs if decision.rung == rung]
             if len(earlier) + len(arrivals) < self.settings.min_points and on_the_way:
                 continue  # too few to judge yet: those there train on
@@ -135,18 +135,25 @@ class Pruning:
         if changed:
             faults.run(SWEEP, "jobs.json", self.ledger.save)
 
-    def _arrive(self, point: str, jobs: list[str], rung: int, arrivals: list[Arrival]) -> None:
-        """The point arrives at the rung, with its jobs' mean measure, once each of its jobs
-        has one (or ended without); not while one is on its way, nor when none has one."""
+    def _standing_read(self, point: str, jobs: list[str], rung: int, faults: Containment) -> Arrival | _Waiting | None:
+        """The point's standing; WAITING when its measures could not be read this poll (logged)."""
+        found: list[Arrival | _Waiting | None] = []
+        if faults.run(point, self.name, lambda: found.append(self._standing(point, jobs, rung))):
+            return found[0]
+        return WAITING
+
+    def _standing(self, point: str, jobs: list[str], rung: int) -> Arrival | _Waiting | None:
+        """Where the point stands at the rung: there, with its jobs' mean measure, once each
+        of its jobs has one (or ended without); WAITING while one's is to come; None when
+        none has one and none will (its jobs ended before the rung)."""
         measures: list[float] = []
         for job in jobs:
             measure = self._measure(job, rung)
             if isinstance(measure, _Waiting):
-                return
+                return WAITING
             if measure is not None:
                 measures.append(measure)
-        if measures:
-            arrivals.append(Arrival(point, sum(measures) / len(measures), tuple(jobs)))
+        return Arrival(point, sum(measures) / len(measures), tuple(jobs)) if measures else None
 
     def _measure(self, job: str, rung: int) -> float | None | _Waiting:
         known = self._measures.get((job, rung), WAITING)
