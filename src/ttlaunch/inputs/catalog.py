@@ -22,7 +22,10 @@ else:  # where Python 3.10 has it
 from ttlaunch.inputs.schema import ComputeConfig
 
 # Group -> default option (as in configs/ttlaunch.yaml).
-GROUPS = {"experiment": None, "compute": "local/cpu", "requeue": "off", "payload": "torchtune", "monitoring": "none", "stagger": "start_together"}
+GROUPS = {
+    "experiment": None, "compute": "local/cpu", "requeue": "off", "payload": "torchtune", "monitoring": "none",
+    "remediation": "auto", "pruning": "off", "stagger": "start_together",
+}
 # Options that are building blocks, not choices.
 _HIDDEN = {"compute": {"base"}}
 

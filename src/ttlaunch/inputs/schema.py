@@ -288,7 +288,7 @@ class PruningConfig:
         return (
             f"Successive halving on {self.metric} ({'lower' if self.minimizes else 'higher'} is better) after {rungs} "
             f"{self.unit.value}: a point went on when among the best 1/{self.eta} of the points at the rung, "
-            f"all of them until {self.min_points} had reached it"
+            f"judged once {self.min_points} had reached it (or no other could)"
         )
 
 

@@ -90,9 +90,9 @@ class Pruning:
         self.evaluation = evaluation
         self.ledger = ledger
         self.capabilities = capabilities
-        # (job, rung) -> its measure (None: it has none, it ended before) once known: its
-        # metric log is read once per rung, not at every poll.
-        self._measures: dict[tuple[str, int], float | None] = {}
+        # (job, rung) -> its measure once known: its metric log is read once per rung, not at
+        # every poll. (None is not kept: a job that ended before the rung may be restarted.)
+        self._measures: dict[tuple[str, int], float] = {}
 
     def on_transition(self, job: str, record: JobRecord, previous: JobState, current: JobState) -> None:
         return None  # rungs reached, not states, are judged
@@ -156,12 +156,12 @@ class Pruning:
         return Arrival(point, sum(measures) / len(measures), tuple(jobs)) if measures else None
 
     def _measure(self, job: str, rung: int) -> float | None | _Waiting:
-        known = self._measures.get((job, rung), WAITING)
-        if not isinstance(known, _Waiting):
+        known = self._measures.get((job, rung))
+        if known is not None:
             return known
         record = self.ledger.state.jobs[job]
         measure = self._score(job, record, rung) if self.settings.metric != "loss" else self._loss(record, rung)
-        if not isinstance(measure, _Waiting):
+        if isinstance(measure, float):
             self._measures[(job, rung)] = measure
         return measure
 
@@ -214,15 +214,16 @@ class Pruning:
                     record.pruned_at = decision.rung
                     if faults.run(job, self.name, lambda: self.capabilities.cancel(job)):
                         stopped.append(job)
-        unit = self.settings.unit.value
-        if decision.kept:
-            why = f"kept: fewer than {self.settings.min_points} points at the rung" if decision.reached < self.settings.min_points else (
-                f"kept: among the best 1/{self.settings.eta}")
-        else:
+        if not decision.kept:
             why = f"pruned: {', '.join(stopped)} stopped, checkpoints kept" if stopped else "pruned: its jobs had ended already"
+        elif decision.reached < self.settings.min_points:  # no other point can reach the rung
+            why = f"kept: only {decision.reached} points reach the rung"
+        else:
+            why = f"kept: among the best 1/{self.settings.eta}"
         self.ledger.events.write(
-            "PRUNING", decision.point, ("Rung", f"{decision.rung} {unit}"), ("Measure", f"{self.settings.metric} {decision.measure:.6g}"),
-            ("Rank", f"{decision.rank} of {decision.reached}"), ("Result", why),
+            "PRUNING", decision.point, ("Rung", f"{decision.rung} {self.settings.unit.value}"),
+            ("Measure", f"{self.settings.metric} {decision.measure:.6g}"), ("Rank", f"{decision.rank} of {decision.reached}"),
+            ("Result", why),
         )
         log.info("%s at rung %d (%s %.4g, %d of %d): %s", decision.point, decision.rung, self.settings.metric,
                  decision.measure, decision.rank, decision.reached, why)

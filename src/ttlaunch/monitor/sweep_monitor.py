@@ -3,8 +3,9 @@
 Each poll (through the sweep's backend, ttlaunch.backend: on SLURM one squeue and one
 batched sacct) turns state changes (ttlaunch.monitor.state_changes) into STATE_CHANGE
 entries, jobs.json and the status table (ttlaunch.records.ledger), and tells the reactions
-(rules, evaluations); after COMPLETED, FAILED or TIMEOUT it collects compute metrics
-(ttlaunch.monitor.accounting), every 5th poll of a running job its GPU sample. At the end:
+(rules, evaluations, remediation, pruning); after COMPLETED, FAILED, TIMEOUT or PRUNED it
+collects compute metrics (ttlaunch.monitor.accounting), every 5th poll of a running job its
+GPU sample. At the end:
 checkpoint validation, ALL_COMPLETE and summary.md.
 
 It is wired in as a Hydra callback (ttlaunch.monitor.callback): the launcher hands it the
