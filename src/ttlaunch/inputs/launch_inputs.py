@@ -348,14 +348,18 @@ def read_pruning(
         return pruning
     rungs = pruning.rungs
     if not rungs or any(rung < 1 for rung in rungs) or list(rungs) != sorted(set(rungs)):
-        raise InputError(source, "pruning.rungs", f"expected rising whole numbers of {pruning.unit.value}, at least 1; got {list(rungs)}")
+        raise InputError(
+            source, "pruning.rungs", f"expected rising whole numbers of {pruning.unit.value}, at least 1; got {list(rungs)}",
+        )
     if pruning.eta < 2:
         raise InputError(source, "pruning.eta", f"expected at least 2 (the best 1/eta go on), got {pruning.eta}")
     if pruning.min_points < 1:
         raise InputError(source, "pruning.min_points", f"expected at least 1, got {pruning.min_points}")
     if pruning.unit is RungUnit.epochs:
         if not kind.saves_epochs:
-            raise InputError(source, "pruning.unit", f"epochs needs a payload that saves epochs (torchtune); a {kind.value} payload's rungs are in steps")
+            raise InputError(
+                source, "pruning.unit", f"epochs needs a payload that saves epochs (torchtune); a {kind.value} payload's are steps",
+            )
         for run in experiment.fine_tuned:
             epochs = {**experiment.controls, **run.parameters, **parameters}.get("epochs")
             if isinstance(epochs, int) and not isinstance(epochs, bool) and rungs[-1] >= epochs:
@@ -377,13 +381,14 @@ def _check_pruning_score(pruning: PruningConfig, source: str, experiment: Experi
     if pruning.unit is not RungUnit.epochs:
         raise InputError(source, where, "a score is of an epoch's checkpoint: rungs in epochs (pruning.unit=epochs)")
     if not evaluation.enabled:
-        raise InputError(source, where, f"{task}'s scores come from the sweep's evaluations, switched off (evaluation.enabled=false)")
-    known = sorted({item.name for item in experiment.evaluation_tasks} | {name for cell in experiment.evaluation_matrix for name in cell.tasks})
+        raise InputError(source, where, f"{task}'s scores come from the sweep's evaluations, off (evaluation.enabled=false)")
+    matrix = experiment.evaluation_matrix
+    known = sorted({item.name for item in experiment.evaluation_tasks} | {name for cell in matrix for name in cell.tasks})
     if task not in known:
         raise InputError(source, where, f"{experiment.source} has no evaluation task {task!r} (it has: {', '.join(known) or 'none'})")
     missing = []
     for run in experiment.fine_tuned:
-        epochs = {epoch for cell in experiment.evaluation_matrix if cell.run == run.name and task in cell.tasks for epoch in cell.epochs}
+        epochs = {epoch for cell in matrix if cell.run == run.name and task in cell.tasks for epoch in cell.epochs}
         missing += [f"{run.name} epoch {rung - 1}" for rung in pruning.rungs if rung - 1 not in epochs]
     if missing:
         raise InputError(

@@ -62,7 +62,8 @@ def judge(
     (`earlier` ones and the arrivals together), kept when among the best max(1, n // eta) of
     those n, or while n < min_points. Ties go to the name first in order."""
     sign = 1.0 if settings.minimizes else -1.0
-    pool = [(decision.measure, decision.point) for decision in earlier] + [(arrival.measure, arrival.point) for arrival in arrivals]
+    pool = [(decision.measure, decision.point) for decision in earlier]
+    pool += [(arrival.measure, arrival.point) for arrival in arrivals]
     ranks = {point: index + 1 for index, (_, point) in enumerate(sorted(pool, key=lambda item: (sign * item[0], item[1])))}
     reached = len(pool)
     best = reached if reached < settings.min_points else max(1, reached // settings.eta)
@@ -235,5 +236,6 @@ def score_of(metrics: dict[str, object], key: str) -> float | None:
     if key in metrics:
         value = metrics[key]
     else:
-        value = next((value for name, value in metrics.items() if name.startswith(f"{key}/") and not name.endswith("/stderr")), None)
+        scorer = (value for name, value in metrics.items() if name.startswith(f"{key}/") and not name.endswith("/stderr"))
+        value = next(scorer, None)
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

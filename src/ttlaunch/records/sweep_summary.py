@@ -96,7 +96,8 @@ def render_summary(
     lines += [f"  - {name} (Job {job.job_id}) - {job.elapsed or '?'}" for name, job in completed.items()]
     if pruned:
         lines += ["", f"✂ PRUNED: {len(pruned)} runs"]
-        lines += [f"  - {name} (Job {job.job_id}) - at rung {job.pruned_at}, after {job.elapsed or '?'}" for name, job in pruned.items()]
+        lines += [f"  - {name} (Job {job.job_id}) - at rung {job.pruned_at}, after {job.elapsed or '?'}"
+                  for name, job in pruned.items()]
     lines += ["", f"✗ NOT COMPLETED: {len(others)} runs"]
     lines += [
         f"  - {name} (Job {job.job_id or 'none'}) - {job.status}{f' ({job.cause.value})' if job.cause else ''}{_why(job)}"
