@@ -1,6 +1,6 @@
 """What early stopping saves, side by side in one run: the demo's task as a 9-point sweep
-(learning rates 1e-3, 3e-3, 1e-2 x LoRA ranks 1, 2, 4; 3 epochs of the whole dataset, 656 steps
-of one example, or `--steps` steps), real torchtune on CPU on the local executor, trained whole and then with
+(learning rates 1e-3, 3e-3, 1e-2 x LoRA ranks 1, 2, 4; 3 epochs of `--steps` (500) steps of one
+example, as tests/test_pruning_e2e.py), real torchtune on CPU on the local executor, trained whole and then with
 `pruning=halving` (rungs after epochs 1 and 2, eta 3). Both sweeps use demo assets built once
 beforehand, so neither pays for building them.
 
@@ -57,7 +57,7 @@ def best_point(sweep_dir: Path, state: dict) -> tuple[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=1000, help="steps per epoch at most (an epoch has 656)")
+    parser.add_argument("--steps", type=int, default=500, help="steps per epoch (of one example; at most 656)")
     parser.add_argument("--keep", type=Path, help="keep the sweeps in this dir (default: a temporary one, removed)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temporary:
