@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Sequence
 
 from ttlaunch.base.times import timestamp
-from ttlaunch.inputs.evaluation_plan import EvaluationTarget, checkpoint_of, evaluation_job_name
+from ttlaunch.inputs.evaluation_plan import EvaluationTarget, evaluation_job_name
 from ttlaunch.inputs.schema import EvaluationConfig, PruningConfig, RungUnit
 from ttlaunch.monitor.actions import Capabilities
+from ttlaunch.monitor.evaluations import checkpoint_ready
 from ttlaunch.monitor.poll_failures import SWEEP, Containment
 from ttlaunch.monitor.training import loss_curve
-from ttlaunch.records.checkpoints import adapter_file
 from ttlaunch.records.jobs_file import JobKind, JobRecord, RungDecision
 from ttlaunch.records.ledger import Ledger
 from ttlaunch.scheduler.states import JobState
@@ -110,13 +110,13 @@ class Pruning:
             if record.kind is JobKind.TRAINING and record.job_id:
                 points.setdefault(point_of(name, self.settings.replicate_key), []).append(name)
         changed = False
-        for rung in self.settings.rungs:
+        for index, rung in enumerate(self.settings.rungs):
+            earlier_rungs = self.settings.rungs[:index]
             arrivals: list[Arrival] = []
             on_the_way = False  # a point not judged here yet that may still reach the rung
             for point, jobs in points.items():
                 if point in pruned or (point, rung) in decided:
                     continue
-                earlier_rungs = self.settings.rungs[: self.settings.rungs.index(rung)]
                 judged_before = all((point, earlier) in decided for earlier in earlier_rungs)
                 standing = self._standing_read(point, jobs, rung, faults)
                 if isinstance(standing, Arrival) and judged_before:
@@ -173,11 +173,12 @@ class Pruning:
         return rung * per_epoch if per_epoch else None
 
     def _rung_saved(self, job: str, record: JobRecord, rung: int) -> bool:
-        """Whether the rung's checkpoint is saved whole (epochs): stopping then keeps it."""
+        """Whether the rung's checkpoint is saved whole (epochs), as the evaluation trigger
+        sees an epoch's: stopping then keeps it."""
         if self.settings.unit is not RungUnit.epochs or not record.output_dir:
             return True
-        target = EvaluationTarget(record.run_name or job, "", rung - 1, job)
-        return adapter_file(checkpoint_of(self.evaluation, target, Path(record.output_dir)), self.evaluation.ready_file).is_file()
+        target = EvaluationTarget(record.run_name or job, "", rung - 1, job)  # the checkpoint of no task in particular
+        return checkpoint_ready(self.evaluation, target, Path(record.output_dir))
 
     def _loss(self, record: JobRecord, rung: int) -> float | None | _Waiting:
         """The mean training loss logged after the previous rung, up to this one."""

@@ -8,13 +8,9 @@ times the GPUs it held (CPUs on presets without GPUs).
 
 from __future__ import annotations
 
-from ttlaunch.records.jobs_file import JobKind, JobRecord, SweepState
-from ttlaunch.records.results import allocation
+from ttlaunch.records.jobs_file import JobKind, SweepState
+from ttlaunch.records.results import allocation, hours_of, seconds_run
 from ttlaunch.scheduler.states import JobState
-
-
-def _hours(record: JobRecord, seconds: float | None) -> float:
-    return (seconds or 0.0) * allocation(record)[0] / 3600
 
 
 def hours_saved(state: SweepState) -> tuple[float, float, str]:
@@ -22,10 +18,10 @@ def hours_saved(state: SweepState) -> tuple[float, float, str]:
     GPU or CPU)."""
     records = list(state.jobs.values())
     saved = sum(
-        _hours(record, record.training.remaining_s() if record.training else None)
-        for record in records if record.status is JobState.PRUNED and record.kind is JobKind.TRAINING
+        hours_of(record, record.training.remaining_s() or 0.0)
+        for record in records if record.status is JobState.PRUNED and record.kind is JobKind.TRAINING and record.training
     )
-    used = sum(_hours(record, record.elapsed_s) for record in records)
+    used = sum(hours_of(record, seconds_run(record) or 0.0) for record in records)
     unit = "GPU" if any(allocation(record)[1] == "GPU" for record in records) else "CPU"
     return saved, used, unit
 

@@ -66,7 +66,8 @@ class ResultRow:
         return self.parameters.get(key)
 
 
-def _seconds(record: JobRecord) -> float | None:
+def seconds_run(record: JobRecord) -> float | None:
+    """How long the job ran: accounting's elapsed time, else from its start to its end."""
     if record.elapsed_s is not None:
         return record.elapsed_s
     started, completed = parse_timestamp(record.started), parse_timestamp(record.completed)
@@ -82,6 +83,11 @@ def allocation(record: JobRecord) -> tuple[int, str]:
     if compute.gpus:
         return compute.gpus * compute.nodes, "GPU"
     return (compute.cpus_per_task or 1) * compute.tasks_per_node * compute.nodes, "CPU"
+
+
+def hours_of(record: JobRecord, seconds: float) -> float:
+    """GPU-hours (CPU-hours without GPUs) of `seconds` of the job's allocation."""
+    return seconds * allocation(record)[0] / 3600
 
 
 def _scores_by_run(state: SweepState) -> dict[str, dict[str, tuple[int | None, str, float]]]:
@@ -108,14 +114,14 @@ def result_rows(state: SweepState) -> list[ResultRow]:
     rows = []
     for name, record in training.items():
         progress = record.training
-        seconds = _seconds(record)
-        count, unit = allocation(record)
+        seconds = seconds_run(record)
+        unit = allocation(record)[1]
         rows.append(ResultRow(
             run=name, status=record.status.value, parameters=parameters[name],
             final_loss=progress.loss if progress else None, min_loss=progress.min_loss if progress else None,
             tokens_per_s=progress.tokens_per_s if progress else None, wall_time_s=seconds,
             attempts=record.attempt + len(record.previous_job_ids),
-            hours=seconds * count / 3600 if seconds is not None else None, unit=unit, scores=scores.get(name, {}),
+            hours=hours_of(record, seconds) if seconds is not None else None, unit=unit, scores=scores.get(name, {}),
             returned=record.returned, cause=record.cause.value if record.cause is not None else None,
             changed="; ".join(str(entry["change"]) for entry in record.restarts if entry.get("change") not in (None, "as it was"))
             or None,
