@@ -83,10 +83,25 @@ def write_data(path: Path, train_rows: int = 8) -> None:
     path.write_text(json.dumps({"train": rows[:8] + more, "validation": rows[8:10], "test": rows[10:]}, indent=1))
 
 
-def design(experiment_dir: Path, models_dir: Path, data: Path, runs: dict[str, int], epochs: int) -> dict:
+def second_task(root: Path) -> dict:
+    """A second evaluation task: cruijff_kit's capitalization task under another name, on
+    other words (its own dataset, so its own task arguments)."""
+    script = root / "ck-tasks" / "capitalization_more.py"
+    script.parent.mkdir(parents=True)
+    script.write_text(TASK_SCRIPT.read_text().replace("def capitalization(", "def capitalization_more("))
+    data = root / "ck-data" / "words_more.json"
+    more = [{"input": word, "output": word.capitalize()} for word in ("cherry", "lime", "kiwi")]
+    data.write_text(json.dumps({"train": more, "validation": more, "test": more}))
+    return {"name": "capitalization_more", "script": str(script), "dataset": str(data), "description": "Other words"}
+
+
+def design(
+    experiment_dir: Path, models_dir: Path, data: Path, runs: dict[str, int], epochs: int, more_tasks: tuple[dict, ...] = (),
+) -> dict:
     """The experiment summary, as cruijff_kit's design skill writes it: fine-tuned runs by
     LoRA rank, each trained for `epochs` and evaluated at its last, and the base model as the
-    control."""
+    control, on the capitalization task and `more_tasks`."""
+    tasks = ["capitalization", *(task["name"] for task in more_tasks)]
     fine_tuned = [
         {"name": f"{MODEL_DIR}_{name}", "type": "fine-tuned", "model": MODEL_NAME, "parameters": {"lora_rank": rank}}
         for name, rank in runs.items()
@@ -118,11 +133,11 @@ def design(experiment_dir: Path, models_dir: Path, data: Path, runs: dict[str, i
             "tasks": [{
                 "name": "capitalization", "script": str(TASK_SCRIPT), "dataset": "same",
                 "description": "Capitalizes a word",
-            }],
+            }, *more_tasks],
             "matrix": [
-                *({"run": run["name"], "vis_label": name, "tasks": ["capitalization"], "epochs": [epochs - 1]}
+                *({"run": run["name"], "vis_label": name, "tasks": tasks, "epochs": [epochs - 1]}
                   for run, name in zip(fine_tuned, runs)),
-                {"run": control["name"], "vis_label": "base", "tasks": ["capitalization"], "epochs": None},
+                {"run": control["name"], "vis_label": "base", "tasks": tasks, "epochs": None},
             ],
         },
     }
@@ -168,10 +183,12 @@ def setup_finetune(
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def scaffold(root: Path, runs: dict[str, int], epochs: int = 1, merged: bool = False, train_rows: int = 8) -> Path:
+def scaffold(
+    root: Path, runs: dict[str, int], epochs: int = 1, merged: bool = False, train_rows: int = 8, two_tasks: bool = False,
+) -> Path:
     """The experiment dir of a scaffolded cruijff_kit experiment under `root`, its runs
     trained for `epochs` on `train_rows` rows, saving adapters only (cruijff_kit's default)
-    or, `merged`, the merged weights too."""
+    or, `merged`, the merged weights too; `two_tasks`: each checkpoint evaluated on two tasks."""
     models_dir = root / "pretrained-llms"
     build_model(models_dir)
     data = root / "ck-data" / "words_5L.json"
@@ -179,7 +196,7 @@ def scaffold(root: Path, runs: dict[str, int], epochs: int = 1, merged: bool = F
     write_data(data, train_rows)
     experiment_dir = root / "ck-projects" / "capitalization" / "cap_tiny"
     experiment_dir.mkdir(parents=True)
-    summary = design(experiment_dir, models_dir, data, runs, epochs)
+    summary = design(experiment_dir, models_dir, data, runs, epochs, (second_task(root),) if two_tasks else ())
     (experiment_dir / "experiment_summary.yaml").write_text(yaml.safe_dump(summary, sort_keys=False))
     for name, rank in runs.items():
         setup_finetune(experiment_dir / f"{MODEL_DIR}_{name}", experiment_dir, models_dir, data, rank, epochs, merged, root)

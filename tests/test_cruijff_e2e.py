@@ -38,10 +38,18 @@ pytestmark = [
 ]
 
 RUNS = {"rank2": 2, "rank4": 4}
+TASKS = {"capitalization": 2, "capitalization_more": 3}  # each task's samples: the test split of its dataset
+
+
+def model_loads(log_dir: Path) -> set[str]:
+    """The inspect runs whose logs are in `log_dir`: one model load each (its tasks share it)."""
+    from inspect_ai.log import list_eval_logs, read_eval_log
+
+    return {read_eval_log(info, header_only=True).eval.run_id for info in list_eval_logs(str(log_dir))}
 
 
 def test_a_cruijff_scaffold_trains_and_evaluates_as_its_own_tools_would(run_cli, tmp_path: Path, monkeypatch):
-    experiment = cruijff_scaffold.scaffold(tmp_path / "scratch", RUNS, epochs=3, merged=True)
+    experiment = cruijff_scaffold.scaffold(tmp_path / "scratch", RUNS, epochs=3, merged=True, two_tasks=True)
     cruijff_scaffold.use_cruijff_kit(monkeypatch, tmp_path / "scratch")
     result = run_cli(
         f"hydra.searchpath=[ttlaunch-experiments://{experiment.parent}]", f"experiment={experiment.name}", timeout=600,
@@ -76,18 +84,27 @@ def test_a_cruijff_scaffold_trains_and_evaluates_as_its_own_tools_would(run_cli,
         for epoch in range(3):
             errors = merge_errors(artifacts / f"epoch_{epoch}", base)
             assert len(errors) == 4 and max(errors.values()) < 1e-5, f"{run} epoch {epoch}: {errors}"
-        # Its last epoch evaluated, although the post step moved the file saying it is whole aside.
-        evaluation = state["jobs"][f"{run}/capitalization/epoch2"]
+        # Its last epoch evaluated, although the post step moved the file saying it is whole aside:
+        # both tasks in one job, one `inspect eval`, one model load, each task on its own dataset.
+        evaluation = state["jobs"][f"{run}/epoch2"]
         assert evaluation["status"] == "COMPLETED", evaluation.get("error")
-        assert evaluation["scores"]["samples"] == 2 and "match/accuracy" in evaluation["scores"]["metrics"]
-        eval_config = yaml.safe_load((Path(evaluation["output_dir"]).parent / "eval.yaml").read_text())
-        assert (eval_config["prompt"], eval_config["vis_label"]) == ("Capitalize: {input}\n", name)
+        assert evaluation["tasks"] == list(TASKS)
+        for task, samples in TASKS.items():
+            assert evaluation["scores"][task]["samples"] == samples and "match/accuracy" in evaluation["scores"][task]["metrics"]
+            eval_config = yaml.safe_load((Path(evaluation["output_dir"]).parent / task / "eval.yaml").read_text())
+            assert (eval_config["task_name"], eval_config["prompt"], eval_config["vis_label"]) == (task, "Capitalize: {input}\n", name)
+        assert Path(evaluation["stdout"]).read_text().count("Running 2 tasks") == 1
+        assert len(model_loads(Path(evaluation["output_dir"]))) == 1, "both tasks' logs are of one inspect run"
     # The control, on the base model as it is: the comparison the fine-tuned runs are measured against.
-    control = state["jobs"][f"{cruijff_scaffold.MODEL_DIR}_base/capitalization"]
+    control = state["jobs"][f"{cruijff_scaffold.MODEL_DIR}_base/model"]
     assert control["status"] == "COMPLETED", control.get("error")
-    assert control["scores"]["samples"] == 2
+    assert {task: scores["samples"] for task, scores in control["scores"].items()} == TASKS
+    assert sorted(name for name, job in state["jobs"].items() if job["kind"] == "evaluation") == sorted(
+        [*(f"{cruijff_scaffold.MODEL_DIR}_{name}/epoch2" for name in RUNS), f"{cruijff_scaffold.MODEL_DIR}_base/model"]
+    ), "one evaluation job per checkpoint"
     summary = (sweep / "summary.md").read_text()
     assert "| Final loss |" in summary and "capitalization (match/accuracy)" in summary
+    assert "capitalization_more (match/accuracy)" in summary and (sweep / "scores_capitalization_more.png").is_file()
     assert f"| {cruijff_scaffold.MODEL_DIR}_base | - | COMPLETED |" in summary and "0 (as given)" in summary
     log = (experiment / "logs" / "run-torchtune.log").read_text()  # where cruijff_kit keeps it
     assert "Not used: experiment.project, experiment.question" in log and "output.wandb_project" in log
@@ -130,8 +147,7 @@ def test_on_slurm_the_scaffolds_sbatch_lines_ask_for_the_job_a_queued_job_trains
     assert "gres" not in batch
     jobs = json.loads((sweep / "jobs.json").read_text())["jobs"]
     assert {name: job["status"] for name, job in jobs.items()} == {
-        run: "COMPLETED", f"{run}/capitalization/epoch0": "COMPLETED",
-        f"{cruijff_scaffold.MODEL_DIR}_base/capitalization": "COMPLETED",
+        run: "COMPLETED", f"{run}/epoch0": "COMPLETED", f"{cruijff_scaffold.MODEL_DIR}_base/model": "COMPLETED",
     }, {name: job.get("error") for name, job in jobs.items()}
     assert jobs[run]["job_id"] == job_id and jobs[run]["previous_job_ids"] == [] and jobs[run]["attempt"] == 1
     slurm_log = next((experiment / run / "artifacts").glob("slurm-*.out"))
@@ -144,10 +160,10 @@ def test_on_slurm_the_scaffolds_sbatch_lines_ask_for_the_job_a_queued_job_trains
     resolved = Path(jobs[run]["stderr"]).read_text()  # torchtune logs the config it resolved
     assert f"  lr: {submitted}\n" in resolved and "lr: 0.005" not in resolved
     # Its evaluations, submitted by the monitor job, ran the sweep's copy of the task file.
-    evaluation_log = Path(jobs[f"{run}/capitalization/epoch0"]["stdout"]).read_text()
+    evaluation_log = Path(jobs[f"{run}/epoch0"]["stdout"]).read_text()
     assert f"inspect eval {sweep}/evaluation_tasks/capitalization/inspect_task.py@capitalization" in evaluation_log
-    for name in (f"{run}/capitalization/epoch0", f"{cruijff_scaffold.MODEL_DIR}_base/capitalization"):
-        assert jobs[name]["scores"]["samples"] == 2, jobs[name]
+    for name in (f"{run}/epoch0", f"{cruijff_scaffold.MODEL_DIR}_base/model"):
+        assert jobs[name]["scores"]["capitalization"]["samples"] == 2, jobs[name]
     assert list(sweep.glob("*.png")), "the pictures"
     # The next launch names the edited file and refuses, as for a changed parameter.
     again = run_cli(*args, timeout=300)

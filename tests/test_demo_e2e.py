@@ -15,7 +15,7 @@ pytest.importorskip("torchtune")
 pytestmark = pytest.mark.torchtune
 
 FINE_TUNED = ["lr1e-3", "lr3e-3", "lr1e-2"]
-EVALUATIONS = [f"{run}/capitalize/epoch3" for run in FINE_TUNED] + ["base/capitalize"]
+EVALUATIONS = [f"{run}/epoch3" for run in FINE_TUNED] + ["base/model"]
 STEPS = 4 * 82  # 4 epochs of 656 words at batch size 8
 
 
@@ -50,7 +50,8 @@ def test_demo_sweep_trains_every_fine_tuned_run_and_shows_which_won(run_cli, tmp
     for name in EVALUATIONS:
         job = state["jobs"][name]
         assert (job["kind"], job["status"]) == ("evaluation", "COMPLETED")
-        assert job["scores"]["samples"] == 20 and Path(job["scores"]["log"]).suffix == ".eval"
+        assert job["tasks"] == ["capitalize"]
+        assert job["scores"]["capitalize"]["samples"] == 20 and Path(job["scores"]["capitalize"]["log"]).suffix == ".eval"
 
     # The story: the runs learn, they differ, and the best beats the base model.
     first, final = {}, {}
@@ -75,7 +76,7 @@ def test_demo_sweep_trains_every_fine_tuned_run_and_shows_which_won(run_cli, tmp
     assert final[best] <= 0.6 * first[best], f"the best run learns: {first} -> {final}"
     ordered = sorted(final.values())
     assert all(later >= 1.05 * earlier for earlier, later in zip(ordered, ordered[1:])), f"the runs differ: {final}"
-    accuracy = {name.split("/")[0]: state["jobs"][name]["scores"]["metrics"]["match/accuracy"] for name in EVALUATIONS}
+    accuracy = {name.split("/")[0]: state["jobs"][name]["scores"]["capitalize"]["metrics"]["match/accuracy"] for name in EVALUATIONS}
     assert accuracy["base"] == 0.0, "the base model repeats the word: no capitals"
     assert accuracy[best] >= 0.25 and accuracy[best] == max(accuracy.values()), accuracy
 
@@ -215,9 +216,9 @@ def test_an_epochs_evaluation_runs_on_the_cluster_while_the_next_epoch_trains(ru
     )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = json.loads((tmp_path / "work" / "ttlaunch_sweeps" / "evalwhile" / "jobs.json").read_text())["jobs"]
-    assert sorted(jobs) == ["r8", "r8/capitalize/epoch0", "r8/capitalize/epoch1"]
+    assert sorted(jobs) == ["r8", "r8/epoch0", "r8/epoch1"]
     assert all(job["status"] == "COMPLETED" for job in jobs.values())
-    assert all(jobs[f"r8/capitalize/epoch{n}"]["scores"]["samples"] == 4 for n in (0, 1))
+    assert all(jobs[f"r8/epoch{n}"]["scores"]["capitalize"]["samples"] == 4 for n in (0, 1))
     for job in jobs.values():
         assert list((Path(job["job_dir"]) / "submitit").glob("*_submission.sh")), "the sbatch script is kept beside the logs"
     times = {}
@@ -226,7 +227,7 @@ def test_an_epochs_evaluation_runs_on_the_cluster_while_the_next_epoch_trains(ru
             ["sacct", "-X", "-P", "-n", "-j", job["job_id"], "--format=Start,End"], capture_output=True, text=True, check=True,
         ).stdout.split()[0]
         times[name] = out.split("|")
-    assert times["r8/capitalize/epoch0"][0] < times["r8"][1], f"epoch 0 evaluated after training ended: {times}"
+    assert times["r8/epoch0"][0] < times["r8"][1], f"epoch 0 evaluated after training ended: {times}"
 
 
 def test_the_cooldown_example_trains_a_follow_up_from_the_saved_epoch(run_cli, tmp_path: Path):

@@ -119,7 +119,9 @@ def test_an_evaluations_score_of_the_rungs_checkpoint_is_the_measure(tmp_path: P
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "work" / "ttlaunch_sweeps" / "scored"
     state = json.loads((sweep / "jobs.json").read_text())
-    scores = {run: state["jobs"][f"{run}/capitalize/epoch0"]["scores"]["metrics"]["match/accuracy"] for run in ("lr1e-3", "lr3e-3", "lr1e-2")}
+    scores = {
+        run: state["jobs"][f"{run}/epoch0"]["scores"]["capitalize"]["metrics"]["match/accuracy"] for run in ("lr1e-3", "lr3e-3", "lr1e-2")
+    }
     decisions = {decision["point"]: decision for decision in state["rungs"]}
     assert {point: decision["measure"] for point, decision in decisions.items()} == scores
     best = min(scores, key=lambda run: (-scores[run], run))  # higher is better; a tie goes to the name first

@@ -60,7 +60,7 @@ def test_a_task_runs_from_its_script_with_the_runs_and_the_tasks_settings(tmp_pa
     base.mkdir()
     (base / "tokenizer.model").write_bytes(b"model")
     command = evaluation_command(
-        EvaluationConfig(), EvaluationTarget("r8", "echo", 0, "r8"), tmp_path / "r8" / "outputs",
+        EvaluationConfig(), EvaluationTarget("r8", ("echo",), 0, "r8"), tmp_path / "r8" / "outputs",
         tmp_path / "r8" / "echo" / "epoch0",
         task, base, {**experiment.controls, **experiment.run("r8").parameters},
     )
@@ -72,12 +72,12 @@ def test_a_task_runs_from_its_script_with_the_runs_and_the_tasks_settings(tmp_pa
     ), "a checkpoint without tokenizer files gets the base model's"
     (checkpoint / "tokenizer.model").write_bytes(b"model")
     again = evaluation_command(
-        EvaluationConfig(), EvaluationTarget("r8", "echo", 0, "r8"), tmp_path / "r8" / "outputs", tmp_path / "x", task, base,
+        EvaluationConfig(), EvaluationTarget("r8", ("echo",), 0, "r8"), tmp_path / "r8" / "outputs", tmp_path / "x", task, base,
     )
     assert "-M" not in again.argv
     # The summary's own evaluation settings, under the task's: greedy decoding, a seed, its max_tokens.
     shared = evaluation_command(
-        EvaluationConfig(), EvaluationTarget("r8", "echo", 0, "r8"), tmp_path / "r8" / "outputs", tmp_path / "x", task, base,
+        EvaluationConfig(), EvaluationTarget("r8", ("echo",), 0, "r8"), tmp_path / "r8" / "outputs", tmp_path / "x", task, base,
         shared=EvaluationSettings(max_tokens=4, do_sample=False, temperature=0.7, seed=3, system_prompt="Answer."),
     )
     assert shared.argv[shared.argv.index("--max-tokens") + 1] == "8", "the task's max_tokens over the summary's"
@@ -104,8 +104,8 @@ def evaluation_record(tmp_path: Path) -> JobRecord:
     output = tmp_path / "r8" / "echo" / "epoch0" / "outputs"
     output.mkdir(parents=True)
     return JobRecord(
-        name="r8/echo/epoch0", run_name="r8", kind="evaluation", job_id="9", status=JobState.RUNNING,
-        output_dir=str(output), started="2026-11-24 10:00:00",
+        name="r8/epoch0", run_name="r8", kind="evaluation", job_id="9", status=JobState.RUNNING,
+        output_dir=str(output), started="2026-11-24 10:00:00", tasks=["echo"],
     )
 
 
@@ -130,9 +130,98 @@ def test_the_scores_of_a_real_inspect_log_come_back_into_the_record(tmp_path: Pa
     assert ran.returncode == 0, ran.stderr[-2000:]
     (entry,) = apply_state(record, Observation(state=JobState.COMPLETED, completed="2026-11-24 10:01:00"))
     assert record.status is JobState.COMPLETED
-    assert record.scores["metrics"]["includes/accuracy"] == 1.0 and record.scores["samples"] == 2
-    assert Path(record.scores["log"]).is_file() and Path(record.scores["log"]).parent == Path(record.output_dir)
+    scores = record.scores["echo"]
+    assert scores["metrics"]["includes/accuracy"] == 1.0 and scores["samples"] == 2
+    assert Path(scores["log"]).is_file() and Path(scores["log"]).parent == Path(record.output_dir)
     assert ("Scores", "includes/accuracy 1 (2 samples)") in entry[2]
+
+
+BROKEN_TASK_FILE = TASK_FILE + '''
+
+@task
+def broken(samples: int = 2):
+    raise RuntimeError("this task cannot be made")
+'''
+
+
+@pytest.mark.cli
+def test_one_inspect_eval_runs_a_checkpoints_tasks_each_with_its_arguments_and_a_failed_one_hides_no_scores(tmp_path: Path):
+    """Three tasks of one checkpoint in one `inspect eval` (one model load): two with arguments
+    of their own, bound to them in the job's task file; the third cannot even be made. Each
+    task's scores come from its own log; the failure is the job's, naming the task."""
+    from ttlaunch.job.bound_tasks import one_inspect_run
+
+    (tmp_path / "tasks.py").write_text(BROKEN_TASK_FILE)
+    experiment = parse_experiment({
+        "experiment": {"name": "e"}, "runs": [{"name": "r8", "type": "fine-tuned"}],
+        "evaluation": {
+            "tasks": [
+                {"name": "echo", "script": "tasks.py", "args": {"samples": 3}},
+                {"name": "broken", "script": "tasks.py", "args": {"samples": 1}},
+            ],
+            "matrix": [{"run": "r8", "tasks": ["echo", "broken"], "epochs": [0]}],
+        },
+    }, "s.yaml", script_base=tmp_path)
+    record = evaluation_record(tmp_path)
+    job_dir = Path(record.output_dir).parent
+    config = EvaluationConfig(command=["inspect", "eval", "{task}", "--model", "none", "--log-dir", "{output_dir}"])
+    target = EvaluationTarget("r8", ("echo", "broken"), 0, "r8")
+    commands = [
+        (name, experiment.evaluation_task(name).script, evaluation_command(
+            config, target, tmp_path / "r8" / "outputs", job_dir, experiment.evaluation_task(name)))
+        for name in target.tasks
+    ]
+    command = one_inspect_run(commands, config.command.index("{task}"), job_dir)
+    bound = job_dir / "tasks.py"
+    assert command.argv[:4] == ("inspect", "eval", f"{bound}@echo", f"{bound}@broken") and "-T" not in command.argv
+    inspect = Path(sys.executable).parent / "inspect"
+    ran = subprocess.run(
+        [str(inspect), *command.argv[1:], "--display", "plain"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert ran.returncode == 0, "inspect itself ends well: its logs tell"
+    record.tasks = list(target.tasks)
+    (entry,) = apply_state(record, Observation(state=JobState.COMPLETED, completed="2026-11-24 10:01:00"))
+    assert record.status is JobState.FAILED, "without every task's scores, not completed"
+    assert record.scores["echo"]["samples"] == 3, "its own arguments"
+    assert record.scores["echo"]["metrics"]["includes/accuracy"] == 1.0
+    assert record.error.startswith("broken: inspect's log ") and "could not be made: RuntimeError('this task cannot be made')" in record.error
+    assert "broken" not in record.scores
+    assert ("Scores", "echo: includes/accuracy 1 (3 samples)") in entry[2]
+    # Registry tasks, their task arguments alike, run without a task file.
+    plain = one_inspect_run([("gsm8k", None, commands[0][2]), ("mmlu", None, commands[0][2])], 2, tmp_path / "plain")
+    assert not (tmp_path / "plain").exists() and plain.argv.count(f"{tmp_path / 'tasks.py'}@echo") == 2
+
+
+def test_a_checkpoints_tasks_share_a_job_unless_inspect_cannot_run_them_together(tmp_path: Path):
+    from ttlaunch.inputs.evaluation_plan import planned_evaluations
+
+    (tmp_path / "tasks.py").write_text(TASK_FILE)
+    experiment = parse_experiment({
+        "experiment": {"name": "e"}, "models": {"base": [{"name": "tiny", "path": str(tmp_path / "tiny")}]},
+        "runs": [{"name": "r8", "type": "fine-tuned"}, {"name": "base", "type": "control", "model": "tiny"}],
+        "evaluation": {
+            "tasks": [
+                {"name": "echo", "script": "tasks.py", "args": {"samples": 3}}, {"name": "echo2", "script": "tasks.py"},
+                {"name": "long", "script": "tasks.py", "max_tokens": 64},  # inspect's --max-tokens: once per run
+                {"name": "gsm8k", "args": {"fewshot": 5}},  # a registry task with arguments of its own
+            ],
+            "matrix": [
+                {"run": "r8", "tasks": ["echo", "echo2", "long", "gsm8k"], "epochs": [0, 1]},
+                {"run": "base", "tasks": ["echo", "echo2"]},
+            ],
+        },
+    }, "s.yaml", script_base=tmp_path)
+    targets = planned_evaluations(experiment, {"r8": "r8"})
+    assert {target.job_name: target.tasks for target in targets} == {
+        "base/model": ("echo", "echo2"),
+        "r8/epoch0": ("echo", "echo2"), "r8/long/epoch0": ("long",), "r8/gsm8k/epoch0": ("gsm8k",),
+        "r8/epoch1": ("echo", "echo2"), "r8/long/epoch1": ("long",), "r8/gsm8k/epoch1": ("gsm8k",),
+    }
+    separate = planned_evaluations(experiment, {"r8": "r8"}, EvaluationConfig(one_job_per_task=True))
+    assert len(separate) == 10 and "r8/echo2/epoch1" in {target.job_name for target in separate}
+    assert all(len(target.tasks) == 1 for target in separate)
+    other = planned_evaluations(experiment, {"r8": "r8"}, EvaluationConfig(command=["./score.sh", "{task}", "{checkpoint}"]))
+    assert len(other) == 10, "a command other than inspect's runs one task at a time"
 
 
 def test_a_cruijff_task_gets_the_arguments_cruijffs_setup_inspect_derives(tmp_path):
@@ -152,7 +241,7 @@ def test_a_cruijff_task_gets_the_arguments_cruijffs_setup_inspect_derives(tmp_pa
         },
     }, "s.yaml", script_base=tmp_path)
     options, config = cruijff_evaluation(
-        experiment, experiment.run("r4"), experiment.evaluation_tasks[0], EvaluationTarget("r4", "cap", 0, "r4"),
+        experiment, experiment.run("r4"), experiment.evaluation_tasks[0], EvaluationTarget("r4", ("cap",), 0, "r4"),
         tmp_path / "job",
     )
     assert options == (
@@ -180,28 +269,30 @@ def test_a_controls_evaluation_is_submitted_at_once_an_epochs_when_its_checkpoin
         def cancel(self, job_name):
             raise AssertionError("nothing is cancelled")
 
-    targets = [EvaluationTarget("r8", "cap", 0, "r8"), EvaluationTarget("base", "cap", None, None)]
+    targets = [EvaluationTarget("r8", ("cap", "qa"), 0, "r8"), EvaluationTarget("base", ("cap",), None, None)]
     scheduler = EvaluationTrigger(targets, EvaluationConfig(), ledger, Launcher())
     scheduler.after_poll(Containment(ledger.events, tmp_path))
-    assert submitted == [("base/cap", "base", "r8", ["+evaluation_target.task=cap", "+evaluation_target.epoch=null"], True)]
-    assert ledger.state.jobs["base/cap"].kind is JobKind.EVALUATION and scheduler.pending, "epoch 0 is not saved yet"
+    assert submitted == [("base/model", "base", "r8", ["+evaluation_target.tasks=[cap]", "+evaluation_target.epoch=null"], True)]
+    control = ledger.state.jobs["base/model"]
+    assert control.kind is JobKind.EVALUATION and control.tasks == ["cap"] and scheduler.pending, "epoch 0 is not saved yet"
     (tmp_path / "r8" / "epoch_0").mkdir(parents=True)
     (tmp_path / "r8" / "epoch_0" / "adapter_config.json").write_text("{}")
     scheduler.after_poll(Containment(ledger.events, tmp_path))
-    assert [entry[0] for entry in submitted] == ["base/cap", "r8/cap/epoch0"] and not scheduler.pending
+    assert [entry[0] for entry in submitted] == ["base/model", "r8/epoch0"] and not scheduler.pending
     assert submitted[-1][2:4] == (
-        "r8", ["+evaluation_target.task=cap", "+evaluation_target.epoch=0", "+evaluation_target.training_job=r8"]
+        "r8", ["+evaluation_target.tasks=[cap,qa]", "+evaluation_target.epoch=0", "+evaluation_target.training_job=r8"]
     ), "it inherits the command line of the job that trained the checkpoint"
+    assert ledger.state.jobs["r8/epoch0"].tasks == ["cap", "qa"], "both tasks in one job"
     # A base model the sweep's preparation makes: its evaluation waits until it is there.
     model = tmp_path / "assets" / "model"
     waiting = EvaluationTrigger(
-        [EvaluationTarget("ctl", "cap", None, None)], EvaluationConfig(), ledger, Launcher(), given_models={"ctl": model}
+        [EvaluationTarget("ctl", ("cap",), None, None)], EvaluationConfig(), ledger, Launcher(), given_models={"ctl": model}
     )
     waiting.after_poll(Containment(ledger.events, tmp_path))
-    assert "ctl/cap" not in ledger.state.jobs and waiting.pending, "r8 still trains: the model may come"
+    assert "ctl/model" not in ledger.state.jobs and waiting.pending, "r8 still trains: the model may come"
     model.mkdir(parents=True)
     waiting.after_poll(Containment(ledger.events, tmp_path))
-    assert submitted[-1][0] == "ctl/cap" and not waiting.pending
+    assert submitted[-1][0] == "ctl/model" and not waiting.pending
 
 
 def test_each_job_of_a_command_line_sweep_has_its_checkpoints_evaluated(tmp_path):
@@ -214,7 +305,7 @@ def test_each_job_of_a_command_line_sweep_has_its_checkpoints_evaluated(tmp_path
     experiment = parse_experiment(summary(tmp_path), "s.yaml")
     jobs = {"r8__seed-1": "r8", "r8__seed-2": "r8"}
     targets = planned_evaluations(experiment, jobs)
-    assert [target.job_name for target in targets] == ["r8__seed-1/echo/epoch0", "r8__seed-2/echo/epoch0"]
+    assert [target.job_name for target in targets] == ["r8__seed-1/epoch0", "r8__seed-2/epoch0"]
     ledger = Ledger.open(tmp_path, "e")
     for name in jobs:
         ledger.state.jobs[name] = JobRecord(
@@ -232,7 +323,7 @@ def test_each_job_of_a_command_line_sweep_has_its_checkpoints_evaluated(tmp_path
     (tmp_path / "r8__seed-2" / "epoch_0").mkdir(parents=True)
     (tmp_path / "r8__seed-2" / "epoch_0" / "adapter_config.json").write_text("{}")
     trigger.after_poll(Containment(ledger.events, tmp_path))
-    assert submitted == [("r8__seed-2/echo/epoch0", "r8", "r8__seed-2")] and trigger.pending, "seed 1 has not saved epoch 0"
+    assert submitted == [("r8__seed-2/epoch0", "r8", "r8__seed-2")] and trigger.pending, "seed 1 has not saved epoch 0"
 
 
 def test_an_evaluation_asks_for_what_evaluation_compute_changes_of_its_runs_compute(compose_config, tmp_path):

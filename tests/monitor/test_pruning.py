@@ -152,16 +152,18 @@ def test_a_score_at_an_epoch_rung_is_its_evaluation_of_the_rungs_checkpoint(tmp_
         (output / "epoch_0" / "adapter_config.json").write_text("{}")
         status = JobState.RUNNING if name == "bad" else JobState.COMPLETED  # good trained to the end meanwhile
         ledger.state.jobs[name] = JobRecord(name=name, run_name=name, job_id=str(index), status=status, output_dir=str(output))
-        ledger.state.jobs[f"{name}/capitalize/epoch0"] = JobRecord(
-            name=f"{name}/capitalize/epoch0", run_name=name, kind=JobKind.EVALUATION, job_id=f"e{index}", status=JobState.RUNNING,
+        ledger.state.jobs[f"{name}/epoch0"] = JobRecord(  # the checkpoint's job, of both its tasks
+            name=f"{name}/epoch0", run_name=name, kind=JobKind.EVALUATION, job_id=f"e{index}", status=JobState.RUNNING,
+            tasks=["other", "capitalize"],
         )
     recorder = Recorder(ledger)
     pruning = Pruning(settings, EvaluationConfig(), ledger, recorder)
     pruning.after_poll(Containment(ledger.events, tmp_path))
     assert ledger.state.rungs == []  # the evaluations still run
     for name, accuracy in [("bad", 0.2), ("good", 0.9)]:
-        evaluation = ledger.state.jobs[f"{name}/capitalize/epoch0"]
-        evaluation.status, evaluation.scores = JobState.COMPLETED, {"metrics": {"match/accuracy": accuracy, "match/stderr": 0.1}}
+        evaluation = ledger.state.jobs[f"{name}/epoch0"]
+        evaluation.status = JobState.COMPLETED
+        evaluation.scores = {"other": {"metrics": {"match/accuracy": 0.5}}, "capitalize": {"metrics": {"match/accuracy": accuracy}}}
         pruning.after_poll(Containment(ledger.events, tmp_path))
         if name == "bad":  # one point there, and good's score to come though its training ended
             assert ledger.state.rungs == []

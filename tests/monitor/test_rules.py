@@ -208,11 +208,13 @@ def test_the_evaluation_matrix_becomes_named_targets_with_their_commands(tmp_pat
     }, "e.yaml")
     targets = planned_evaluations(experiment, {"r8": "r8", "r16": "r16"})
     # The control's base model is evaluated too, as it is: what the fine-tuned runs are measured against.
-    assert [t.job_name for t in targets] == ["r8/cap/epoch0", "r8/cap/epoch1", "r8/acc/epoch0", "r8/acc/epoch1", "base/cap"]
+    assert {t.job_name: t.tasks for t in targets} == {
+        "r8/epoch0": ("cap", "acc"), "r8/epoch1": ("cap", "acc"), "base/model": ("cap",),
+    }, "one job per checkpoint, its tasks in the matrix's order"
     assert experiment.given_model(experiment.run("base")) == Path("/models/tiny")
 
     config = EvaluationConfig()
-    target = EvaluationTarget("r8", "cap", 1, "r8")
+    target = EvaluationTarget("r8", ("cap",), 1, "r8", named_by_task=True)
     command = evaluation_command(config, target, tmp_path / "r8" / "outputs", tmp_path / "r8" / "cap" / "epoch1")
     assert command.argv == (
         "inspect", "eval", "cap", "--model", f"hf/{tmp_path}/r8/outputs/epoch_1", "--log-dir", f"{tmp_path}/r8/cap/epoch1/outputs",

@@ -59,13 +59,15 @@ def test_an_evaluations_scores_go_to_its_runs_wandb_run_once(tmp_path: Path, mon
     data["wandb"] = {"project": "ttlaunch_tests", "entity": None, "last_step": 4, "dirs": []}
     (tmp_path / "r8" / "tracker.json").write_text(json.dumps(data))
     evaluation = JobRecord(
-        name="r8/capitalization/epoch1", run_name="r8", kind=JobKind.EVALUATION, status=JobState.COMPLETED,
-        job_dir=str(tmp_path / "r8" / "capitalization" / "epoch1"), scores={"metrics": {"match/accuracy": 0.75}, "samples": 4},
+        name="r8/epoch1", run_name="r8", kind=JobKind.EVALUATION, status=JobState.COMPLETED, tasks=["capitalization", "qa"],
+        job_dir=str(tmp_path / "r8" / "epoch1"), scores={
+            "capitalization": {"metrics": {"match/accuracy": 0.75}, "samples": 4}, "qa": {"metrics": {"f1/mean": 0.5}},
+        },
     )
     Path(evaluation.job_dir).mkdir(parents=True)
     control = JobRecord(  # a model this sweep did not train: no W&B run of ours
-        name="base/capitalization", run_name="base", kind=JobKind.EVALUATION, status=JobState.COMPLETED,
-        job_dir=str(tmp_path / "base"), scores={"metrics": {"match/accuracy": 0.0}},
+        name="base/model", run_name="base", kind=JobKind.EVALUATION, status=JobState.COMPLETED, tasks=["capitalization"],
+        job_dir=str(tmp_path / "base"), scores={"capitalization": {"metrics": {"match/accuracy": 0.0}}},
     )
     jobs = {"r8": JobRecord(name="r8", run_name="r8", job_dir=str(tmp_path / "r8")), evaluation.name: evaluation, control.name: control}
     (order,) = scores_to_log(jobs)
@@ -75,6 +77,7 @@ def test_an_evaluations_scores_go_to_its_runs_wandb_run_once(tmp_path: Path, mon
     (added,) = wandb_run_dirs(tmp_path / "r8", run)
     scores = read_run(added)
     assert scores.id == run.id and scores.summary["eval/capitalization/epoch_1/match/accuracy"] == 0.75
+    assert scores.summary["eval/qa/epoch_1/f1/mean"] == 0.5, "each task's of the one job"
     assert list(outcome.synced) == [added], "and synced"
 
 

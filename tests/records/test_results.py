@@ -96,13 +96,13 @@ def test_the_timeline_has_a_bar_per_job_and_a_tick_per_requeue(tmp_path: Path):
 
 def test_a_controls_score_on_its_base_model_stands_beside_the_fine_tuned_runs():
     state = sweep()
-    state.jobs["r8_lr1e-4/cap/epoch1"] = JobRecord(
-        name="r8_lr1e-4/cap/epoch1", run_name="r8_lr1e-4", job_id="7", status="COMPLETED", kind="evaluation",
-        scores={"metrics": {"match/accuracy": 0.75}, "samples": 4},
+    state.jobs["r8_lr1e-4/epoch1"] = JobRecord(  # its other task failed: cap's score stands
+        name="r8_lr1e-4/epoch1", run_name="r8_lr1e-4", job_id="7", status="FAILED", kind="evaluation", tasks=["cap", "qa"],
+        scores={"cap": {"metrics": {"match/accuracy": 0.75}, "samples": 4}},
     )
-    state.jobs["base/cap"] = JobRecord(
-        name="base/cap", run_name="base", job_id="8", status="COMPLETED", kind="evaluation",
-        scores={"metrics": {"match/accuracy": 0.25}, "samples": 4},
+    state.jobs["base/model"] = JobRecord(
+        name="base/model", run_name="base", job_id="8", status="COMPLETED", kind="evaluation", tasks=["cap"],
+        scores={"cap": {"metrics": {"match/accuracy": 0.25}, "samples": 4}},
     )
     rows = result_rows(state)
     base = rows[-1]

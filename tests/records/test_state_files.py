@@ -97,6 +97,20 @@ def test_an_older_state_is_read_as_the_current_one(tmp_path: Path, version: int)
     assert saved["version"] == STATE_VERSION and saved["jobs"]["a"]["name"] == "a" and "run" not in saved["jobs"]["a"]
 
 
+def test_a_version_9_evaluation_reads_as_the_one_task_its_name_says(tmp_path: Path):
+    path = tmp_path / "jobs.json"
+    scores = {"metrics": {"match/accuracy": 0.75}, "samples": 4, "log": "x.eval"}
+    path.write_text(json.dumps({
+        "version": 9, "experiment": "x", "sweep_dir": str(tmp_path), "jobs": {
+            "r8/cap/epoch1": {"name": "r8/cap/epoch1", "kind": "evaluation", "status": "COMPLETED", "scores": scores},
+            "base/cap": {"name": "base/cap", "kind": "evaluation", "status": "FAILED"},
+        },
+    }))
+    state = load_state(path, "x", tmp_path)
+    assert (state.jobs["r8/cap/epoch1"].tasks, state.jobs["r8/cap/epoch1"].scores) == (["cap"], {"cap": scores})
+    assert (state.jobs["base/cap"].tasks, state.jobs["base/cap"].scores) == (["cap"], {})
+
+
 def test_causes_the_users_patterns_and_an_early_stop_read_back(tmp_path: Path):
     state = SweepState(
         experiment="x", sweep_dir=str(tmp_path), cause_patterns=[CausePattern(FailureCause.node_failure, r"GPU \d+ lost")],

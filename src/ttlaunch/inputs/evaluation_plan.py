@@ -2,10 +2,15 @@
 there are, how each job is named, and the command it runs (pure, but for the files its
 checkpoint and tokenizer are looked up in).
 
-Each evaluation is a job of its own, named `<training job>/<task>/epoch<N>` (its dir nests
-under the training job's: the run's, or `r8__seed-1` in a command-line sweep). The monitor
-submits it once that epoch's checkpoint is complete (ttlaunch.monitor.evaluations); in the
-job, its command runs instead of the training payload (ttlaunch.job.task).
+All the tasks the matrix asks of one checkpoint run in one job, with one model load (one
+`inspect eval` of several tasks), named `<training job>/epoch<N>` (its dir nests under the
+training job's: the run's, or `r8__seed-1` in a command-line sweep), or `<run>/model` for a
+model the sweep does not train. Tasks whose generation settings differ, or that run in
+another shape (cruijff_kit's or inspect's own), cannot share one `inspect eval`: they get a
+job each, as every task does with `evaluation.one_job_per_task=true` or a command other than
+inspect's (`<training job>/<task>/epoch<N>`, `<run>/<task>`). The monitor submits a job
+once its epoch's checkpoint is complete (ttlaunch.monitor.evaluations); in the job, its
+command runs instead of the training payload (ttlaunch.job.task).
 """
 
 from __future__ import annotations
@@ -21,66 +26,104 @@ from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.schema import EvaluationConfig
 from ttlaunch.inputs.summary import TASK_SETTINGS, EvaluationSettings, EvaluationTask, Experiment, Run, RunType
 
-
-def evaluation_job_name(evaluated_job: str, task: str, epoch: int | None) -> str:
-    """An evaluation job's name, its dir under the sweep's: `<training job>/<task>/epoch<N>`,
-    or `<run>/<task>` for a model this sweep does not train (a control's base model, an
-    eval-only run's checkpoint)."""
-    return f"{evaluated_job}/{task}/epoch{epoch}" if epoch is not None else f"{evaluated_job}/{task}"
+# The name part of the job that evaluates a model the sweep does not train, all its tasks.
+GIVEN_MODEL = "model"
 
 
-def evaluated(job_name: str) -> tuple[str, str, int | None] | None:
-    """(training job or run, task, epoch) of an evaluation job's name (epoch None: a run's
-    model this sweep does not train); None for any other name. (Job and task names have no '/'.)"""
+def evaluation_job_name(evaluated_job: str, tasks: Sequence[str], epoch: int | None, named_by_task: bool = False) -> str:
+    """An evaluation job's name, its dir under the sweep's: `<training job>/epoch<N>` (or
+    `<run>/model` for a model this sweep does not train: a control's base model, an eval-only
+    run's checkpoint); named by its (first) task, `<training job>/<task>/epoch<N>` (`<run>/<task>`)."""
+    middle = [tasks[0]] if named_by_task else []
+    last = [f"epoch{epoch}"] if epoch is not None else ([] if middle else [GIVEN_MODEL])
+    return "/".join([evaluated_job, *middle, *last])
+
+
+def evaluated(job_name: str) -> tuple[str, int | None] | None:
+    """(training job or run, epoch) of an evaluation job's name, either layout (epoch None: a
+    run's model this sweep does not train); None for a training job's name. (Job and task
+    names have no '/'.)"""
     parts = job_name.split("/")
-    if len(parts) == 2:
-        return parts[0], parts[1], None
-    if len(parts) != 3 or not parts[2].startswith("epoch") or not parts[2][5:].isdigit():
+    if len(parts) < 2:
         return None
-    return parts[0], parts[1], int(parts[2][5:])
+    last = parts[-1]
+    epoch = int(last[5:]) if last.startswith("epoch") and last[5:].isdigit() else None
+    return parts[0], epoch
 
 
-# Set on an evaluation job's command line: which task and epoch it evaluates.
+# The item of evaluation.command that names the task: where one `inspect eval` names all of a job's.
+TASK_ITEM = "{task}"
+
+# Set on an evaluation job's command line: which tasks and epoch it evaluates.
 TARGET_KEY = "evaluation_target"
 
 
 @dataclass(frozen=True)
 class EvaluationTarget:
     run: str
-    task: str
+    # The tasks of the summary evaluated, in one job (one model load), in the matrix's order.
+    tasks: tuple[str, ...]
     # The epoch of this sweep's training evaluated; None: the run's model as the summary
     # gives it (a control's base model, an eval-only run's checkpoint), ready from the start.
     epoch: int | None
     # The sweep's job that trains the run, whose checkpoints are evaluated: the run's name, or
     # with a command-line sweep's suffix (`r8__seed-1`); None for a model the sweep does not train.
     training_job: str | None
+    # Named by its first task, not for the checkpoint: one job per task, or a checkpoint's
+    # second job (tasks that cannot share the first one's `inspect eval`).
+    named_by_task: bool = False
 
     @property
     def job_name(self) -> str:
-        return evaluation_job_name(self.training_job or self.run, self.task, self.epoch)
+        return evaluation_job_name(self.training_job or self.run, self.tasks, self.epoch, self.named_by_task)
 
     @property
     def overrides(self) -> list[str]:
         epoch = "null" if self.epoch is None else self.epoch
         trained = [f"+{TARGET_KEY}.training_job={self.training_job}"] if self.training_job is not None else []
-        return [f"+{TARGET_KEY}.task={self.task}", f"+{TARGET_KEY}.epoch={epoch}", *trained]
+        tasks = ",".join(self.tasks)
+        return [f"+{TARGET_KEY}.tasks=[{tasks}]", f"+{TARGET_KEY}.epoch={epoch}", *trained]
 
 
-def planned_evaluations(experiment: Experiment, training_jobs: Mapping[str, str]) -> list[EvaluationTarget]:
-    """The matrix's cells for each job that trains a run in this sweep (job name -> run; a
-    command-line sweep has several per run), at their epochs, and for the control and
+def _shared_inspect_run(task: EvaluationTask) -> tuple[object, ...]:
+    """What tasks of one `inspect eval` must have alike: the shape they run in (cruijff_kit's
+    tasks take their settings as task arguments) and the generation settings inspect takes
+    once for all its tasks. A registry task with arguments of its own runs alone (its
+    arguments cannot be bound to it in a task file: ttlaunch.job.bound_tasks)."""
+    alone = task.name if task.script is None and task.args else None
+    return task.dataset is not None, tuple(sorted(task.settings.items())), alone
+
+
+def planned_evaluations(
+    experiment: Experiment, training_jobs: Mapping[str, str], config: EvaluationConfig = EvaluationConfig()
+) -> list[EvaluationTarget]:
+    """The matrix's evaluations for each job that trains a run in this sweep (job name -> run;
+    a command-line sweep has several per run), at their epochs, and for the control and
     eval-only runs, once, on their model as it is: the comparison the fine-tuned runs are
-    measured against."""
+    measured against. The tasks of one checkpoint share a job where one `inspect eval` can
+    run them together (ttlaunch.job.bound_tasks), unless `config.one_job_per_task`."""
     given = {run.name for run in experiment.runs if run.type is not RunType.FINE_TUNED}
-    targets = []
+    grouped = runs_inspect(config.command) and TASK_ITEM in config.command and not config.one_job_per_task
+    cells: dict[tuple[str, int | None, str | None], list[str]] = {}
     for cell in experiment.evaluation_matrix:
         for task in cell.tasks:
             if cell.run in given:
-                targets.append(EvaluationTarget(cell.run, task, None, None))
-            targets += [
-                EvaluationTarget(cell.run, task, epoch, job)
-                for job, run in training_jobs.items() if run == cell.run for epoch in cell.epochs
-            ]
+                cells.setdefault((cell.run, None, None), []).append(task)
+            for training_job, trained in training_jobs.items():
+                if trained == cell.run:
+                    for cell_epoch in cell.epochs:
+                        cells.setdefault((cell.run, cell_epoch, training_job), []).append(task)
+    targets = []
+    for (run, epoch, job), tasks in cells.items():
+        if not grouped:
+            targets += [EvaluationTarget(run, (task,), epoch, job, named_by_task=True) for task in dict.fromkeys(tasks)]
+            continue
+        shares: dict[tuple[object, ...], list[str]] = {}
+        for task in dict.fromkeys(tasks):
+            shares.setdefault(_shared_inspect_run(experiment.evaluation_task(task)), []).append(task)
+        # The first share is named for the checkpoint; any other after its first task.
+        for index, share in enumerate(shares.values()):
+            targets.append(EvaluationTarget(run, tuple(share), epoch, job, named_by_task=index > 0))
     return targets
 
 
@@ -92,7 +135,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 def _values(
     config: EvaluationConfig, target: EvaluationTarget, run_output_dir: Path, job_dir: Path, task: EvaluationTask | None = None
 ) -> dict[str, str]:
-    reference = task.reference if task is not None else target.task
+    reference = task.reference if task is not None else target.tasks[0]
     epoch = str(target.epoch) if target.epoch is not None else ""
     values = {"run_name": target.run, "task": reference, "epoch": epoch, "run_output_dir": str(run_output_dir)}
     values["checkpoint"] = _render(config.checkpoint, values, "evaluation.checkpoint")
@@ -133,7 +176,7 @@ EVAL_CONFIG_NAME = "eval.yaml"
 
 
 def cruijff_evaluation(
-    experiment: Experiment, run: Run, task: EvaluationTask, target: EvaluationTarget, job_dir: Path
+    experiment: Experiment, run: Run, task: EvaluationTask, target: EvaluationTarget, config_dir: Path
 ) -> tuple[tuple[str, ...], dict[str, object]]:
     """The inspect options and the eval.yaml of a task in cruijff_kit's shape (one that names
     its `dataset`), derived from the summary as cruijff_kit's setup_inspect.py derives them:
@@ -155,7 +198,7 @@ def cruijff_evaluation(
         "dataset_type": controls.get("dataset_type"), "vis_label": label,
     }
     args = {
-        "data_path": str(data_path), "config_path": str(job_dir / EVAL_CONFIG_NAME), "vis_label": label,
+        "data_path": str(data_path), "config_path": str(config_dir / EVAL_CONFIG_NAME), "vis_label": label,
         "use_chat_template": "false" if controls.get("dataset_type") == "text_completion" else "true",
     }
     max_tokens = task.settings.get("max_tokens", settings.max_tokens)

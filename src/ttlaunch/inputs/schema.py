@@ -195,7 +195,8 @@ class EvaluationConfig:
     """The evaluation jobs of the summary's evaluation matrix (run x task x epoch).
 
     Each is submitted once `<checkpoint>/<ready_file>` exists (or `<checkpoint>/adapter_weights/
-    <ready_file>`, where cruijff_kit's post step moves it), named `<run>/<task>/epoch<N>`,
+    <ready_file>`, where cruijff_kit's post step moves it), named `<run>/epoch<N>` (all the
+    tasks of one checkpoint, one model load) or, `one_job_per_task`, `<run>/<task>/epoch<N>`,
     and monitored like a training job. `command` is an argv list with {task}, {epoch},
     {checkpoint}, {run_name}, {output_dir} (the evaluation's own) and {job_dir}.
     """
@@ -209,6 +210,8 @@ class EvaluationConfig:
     checkpoint: str = "{run_output_dir}/epoch_{epoch}"
     # torchtune writes it last when it saves an epoch.
     ready_file: str = "adapter_config.json"
+    # A job per (checkpoint, task), each loading the model, instead of one per checkpoint.
+    one_job_per_task: bool = False
 
 
 @dataclass

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from ttlaunch.inputs.evaluation_plan import (
     EVAL_CONFIG_NAME,
     TARGET_KEY,
+    TASK_ITEM,
     EvaluationTarget,
     checkpoint_of,
     cruijff_evaluation,
@@ -26,6 +27,7 @@ from ttlaunch.inputs.payload_command import PayloadCommand
 from ttlaunch.inputs.payload_kinds import PayloadKind
 from ttlaunch.inputs.summary import Run
 from ttlaunch.inputs.torchtune_configs import model_dir
+from ttlaunch.job.bound_tasks import one_inspect_run
 from ttlaunch.job.job_plan import JobPlan, training_plan
 from ttlaunch.records.checkpoints import loadable
 
@@ -39,7 +41,7 @@ def plan_from_inputs(cfg: DictConfig, hydra_cfg: DictConfig, job_dir: Path) -> J
         return training_plan(inputs, run.name, job_dir)
     training_job = target.get("training_job")
     evaluation = EvaluationTarget(
-        run.name, str(target.task), None if target.epoch is None else int(target.epoch),
+        run.name, tuple(str(task) for task in target.tasks), None if target.epoch is None else int(target.epoch),
         None if training_job is None else str(training_job),
     )
     command = _evaluation_command(inputs, run, evaluation, job_dir, Path(hydra_cfg.sweep.dir))
@@ -50,7 +52,8 @@ def _evaluation_command(
     inputs: LaunchInputs, run: Run, evaluation: EvaluationTarget, job_dir: Path, sweep_dir: Path
 ) -> PayloadCommand:
     """The evaluation of one checkpoint of the run (or of a control's base model, an eval-only
-    run's checkpoint) on one task, with the sweep's copy of the task's file."""
+    run's checkpoint) on its tasks, with the sweep's copies of the tasks' files: one
+    `inspect eval` of them all (ttlaunch.job.bound_tasks)."""
     if evaluation.training_job is None:  # a control's base model, an eval-only run's checkpoint
         saved = inputs.experiment.given_model(run)
         run_output_dir = saved.parent
@@ -63,18 +66,26 @@ def _evaluation_command(
         saved = checkpoint_of(inputs.evaluation, evaluation, run_output_dir)
         trained_from = model_dir(training.argv) if inputs.payload_kind is PayloadKind.torchtune else None
         base_model = Path(trained_from) if trained_from else None
-    task = inputs.experiment.evaluation_task(evaluation.task)
-    copy = task_copy(sweep_dir, task.name, task.script) if task.script is not None else None
-    if copy is not None and copy.is_file():  # the sweep's copy
-        task = replace(task, script=copy)
-    options: tuple[str, ...] = ()
-    if task.dataset is not None:  # cruijff_kit's shape: the task reads its settings from eval.yaml
-        options, eval_config = cruijff_evaluation(inputs.experiment, run, task, evaluation, job_dir)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        (job_dir / EVAL_CONFIG_NAME).write_text(yaml.safe_dump(eval_config, sort_keys=False), encoding="utf-8")
-    command = evaluation_command(
-        inputs.evaluation, evaluation, run_output_dir, job_dir, task, base_model,
-        {**inputs.experiment.controls, **run.parameters}, options, loadable(saved, job_dir / "checkpoint"),
-        inputs.experiment.evaluation_settings,
-    )
+    checkpoint = loadable(saved, job_dir / "checkpoint")
+    commands = []
+    for name in evaluation.tasks:
+        task = inputs.experiment.evaluation_task(name)
+        copy = task_copy(sweep_dir, task.name, task.script) if task.script is not None else None
+        if copy is not None and copy.is_file():  # the sweep's copy
+            task = replace(task, script=copy)
+        options: tuple[str, ...] = ()
+        if task.dataset is not None:  # cruijff_kit's shape: the task reads its settings from eval.yaml
+            # Each task's eval.yaml where cruijff_kit has it: beside the evaluation, one dir per task when several.
+            config_dir = job_dir if len(evaluation.tasks) == 1 else job_dir / task.name
+            options, eval_config = cruijff_evaluation(inputs.experiment, run, task, evaluation, config_dir)
+            config_dir.mkdir(parents=True, exist_ok=True)
+            (config_dir / EVAL_CONFIG_NAME).write_text(yaml.safe_dump(eval_config, sort_keys=False), encoding="utf-8")
+        command = evaluation_command(
+            inputs.evaluation, evaluation, run_output_dir, job_dir, task, base_model,
+            {**inputs.experiment.controls, **run.parameters}, options, checkpoint, inputs.experiment.evaluation_settings,
+        )
+        commands.append((task.name, task.script, command))
+    command = commands[0][2]
+    if len(commands) > 1:
+        command = one_inspect_run(commands, inputs.evaluation.command.index(TASK_ITEM), job_dir)
     return replace(command, env={**own_caches(job_dir, os.environ), **command.env})

@@ -1,6 +1,6 @@
-"""The evaluation trigger: each evaluation of the matrix (ttlaunch.inputs.evaluation_plan) is
-submitted by the monitor as soon as its epoch's checkpoint is complete, then monitored like a
-training job (STATE_CHANGE, COMPUTE_METRICS, RESOURCE_STATUS).
+"""The evaluation trigger: each evaluation job of the matrix (ttlaunch.inputs.evaluation_plan:
+a checkpoint's tasks) is submitted by the monitor as soon as its epoch's checkpoint is
+complete, then monitored like a training job (STATE_CHANGE, COMPUTE_METRICS, RESOURCE_STATUS).
 """
 
 from __future__ import annotations
@@ -66,15 +66,19 @@ class EvaluationTrigger:
             if model is not None and not model.is_dir() and still_training:  # the sweep's preparation makes it
                 return
             self.capabilities.submit(target.job_name, target.run, template, target.overrides, evaluation=True)
-            jobs[target.job_name].kind = JobKind.EVALUATION
+            self._mark(target)
             log.info("%s: evaluation %s of its model as it is submitted", target.run, target.job_name)
             return
         training = jobs.get(target.training_job)
         if training is None or not training.output_dir or not checkpoint_ready(self.config, target, Path(training.output_dir)):
             return
         self.capabilities.submit(target.job_name, target.run, target.training_job, target.overrides, evaluation=True)
-        jobs[target.job_name].kind = JobKind.EVALUATION
+        self._mark(target)
         log.info("%s: epoch %d checkpoint ready; evaluation %s submitted", target.run, target.epoch, target.job_name)
+
+    def _mark(self, target: EvaluationTarget) -> None:
+        record = self.ledger.state.jobs[target.job_name]
+        record.kind, record.tasks = JobKind.EVALUATION, list(target.tasks)
 
     @property
     def pending(self) -> bool:

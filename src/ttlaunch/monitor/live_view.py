@@ -54,7 +54,7 @@ def progress_of(record: JobRecord) -> str:
     app's task function returned, after its training progress when its metrics are read:
     `returned 0.25`, `300/300, loss 0.17, returned 0`."""
     if record.scores:
-        return headline(record.scores)
+        return headline(record.scores, record.tasks)
     parts = []
     training = record.training
     if training is not None and training.steps_done:

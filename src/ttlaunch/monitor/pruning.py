@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ttlaunch.base.times import timestamp
-from ttlaunch.inputs.evaluation_plan import EvaluationTarget, evaluation_job_name
+from ttlaunch.inputs.evaluation_plan import EvaluationTarget, evaluated
 from ttlaunch.inputs.schema import EvaluationConfig, PruningConfig, RungUnit
 from ttlaunch.monitor.actions import Capabilities
 from ttlaunch.monitor.evaluations import checkpoint_ready
@@ -177,7 +177,7 @@ class Pruning:
         sees an epoch's: stopping then keeps it."""
         if self.settings.unit is not RungUnit.epochs or not record.output_dir:
             return True
-        target = EvaluationTarget(record.run_name or job, "", rung - 1, job)  # the checkpoint of no task in particular
+        target = EvaluationTarget(record.run_name or job, ("",), rung - 1, job)  # the checkpoint of no task in particular
         return checkpoint_ready(self.evaluation, target, Path(record.output_dir))
 
     def _loss(self, record: JobRecord, rung: int) -> float | None | _Waiting:
@@ -196,12 +196,15 @@ class Pruning:
     def _score(self, job: str, record: JobRecord, rung: int) -> float | None | _Waiting:
         """The score the evaluation of the rung's checkpoint gave, once it ended."""
         task, _, key = self.settings.metric.partition("/")
-        evaluation = self.ledger.state.jobs.get(evaluation_job_name(job, task, rung - 1))
+        evaluation = next((
+            other for name, other in self.ledger.state.jobs.items()
+            if other.kind is JobKind.EVALUATION and task in other.tasks and evaluated(name) == (job, rung - 1)
+        ), None)
         if evaluation is None:  # not submitted yet: its checkpoint is not saved, or not yet seen
             return None if record.status.terminal and not self._rung_saved(job, record, rung) else WAITING
         if not evaluation.status.terminal:
             return WAITING
-        metrics = evaluation.scores.get("metrics") or {}
+        metrics = evaluation.scores.get(task, {}).get("metrics") or {}
         return score_of(metrics, key)
 
     def _carry_out(self, decision: RungDecision, faults: Containment) -> None:

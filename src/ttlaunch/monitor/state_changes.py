@@ -77,13 +77,18 @@ def apply_state(
     if current is previous or current is JobState.UNKNOWN:
         return []
     outcome_field: list[tuple[str, object]] = []
-    if inspect_evaluations and record.kind is JobKind.EVALUATION and current is JobState.COMPLETED and record.output_dir:
-        scores, problem = read_scores(Path(record.output_dir))
-        if scores is None:  # it ran to the end without a usable result: not a completed evaluation
-            current, record.error = JobState.FAILED, problem
-        else:
-            record.scores = scores
-            outcome_field = [("Scores", headline(scores))]
+    ended = current in (JobState.COMPLETED, JobState.FAILED)
+    if inspect_evaluations and record.kind is JobKind.EVALUATION and ended and record.output_dir:
+        # Each task's scores, whatever became of the others (a failed job keeps those it has).
+        record.scores, problems = read_scores(Path(record.output_dir), record.tasks)
+        if record.scores:
+            outcome_field = [("Scores", headline(record.scores, record.tasks))]
+        # Ran to the end without every result: not completed; or some tasks failed, others scored.
+        if problems and (current is JobState.COMPLETED or record.scores):
+            current = JobState.FAILED
+            record.error = "; ".join(
+                why if len(record.tasks) == 1 else f"{task}: {why}" for task, why in problems.items()
+            )
     if record.pruned_at is not None and current.terminal and current is not JobState.COMPLETED:
         current = JobState.PRUNED  # the early stop's cancel: an end as intended, not a failure
     if app_jobs and current is JobState.COMPLETED and record.job_dir and record.job_id:

@@ -87,17 +87,20 @@ def scores_to_log(jobs: Mapping[str, JobRecord]) -> list[ScoresOrder]:
         target = evaluated(name)
         if record.kind is not JobKind.EVALUATION or record.status is not JobState.COMPLETED or target is None:
             continue
-        training_job, task, epoch = target
+        training_job, epoch = target
         training = jobs.get(training_job)
-        metrics = record.scores.get("metrics")
-        if epoch is None or training is None or not training.job_dir or not record.job_dir or not isinstance(metrics, dict):
+        if epoch is None or training is None or not training.job_dir or not record.job_dir or not record.scores:
             continue
         if (Path(record.job_dir) / SCORES_LOGGED).exists():
             continue
         run = read_tracker(Path(training.job_dir))
         if run is None or run.wandb_project is None:
             continue
-        values = {f"eval/{task}/epoch_{epoch}/{metric}": value for metric, value in metrics.items() if isinstance(value, (int, float))}
+        values = {
+            f"eval/{task}/epoch_{epoch}/{metric}": value
+            for task, task_scores in record.scores.items() for metric, value in task_scores.get("metrics", {}).items()
+            if isinstance(value, (int, float))
+        }
         orders.append(ScoresOrder(name, Path(record.job_dir), {
             "dir": training.job_dir, "project": run.wandb_project, "entity": run.wandb_entity, "id": run.id, "values": values,
         }))

@@ -35,14 +35,17 @@ STATE_FILE_NAME = "jobs.json"
 # 8: a training job names its W&B run's page once a sync learned it (`tracker_url`).
 # 9: the sweep keeps its early stopping's decisions (`rungs`), a job the rung it was pruned at
 # (`pruned_at`, state PRUNED); older files have none.
-STATE_VERSION = 9
+# 10: an evaluation job names the `tasks` it runs (all of one checkpoint's, one model load) and
+# holds `scores` per task; an older file's evaluation ran the one task its name says, and its
+# scores read as that task's.
+STATE_VERSION = 10
 
 
 class JobKind(str, enum.Enum):
     """What a job of the sweep does: its word in jobs.json, as JobState's."""
 
     TRAINING = "training"  # a run's training: its payload, a rule's follow-up, an app's task function
-    EVALUATION = "evaluation"  # one task's evaluation of one epoch of run_name, or of a given model
+    EVALUATION = "evaluation"  # the evaluation of one epoch of run_name, or of a given model, on its tasks
 
 
 class Evaluator(str, enum.Enum):
@@ -118,8 +121,10 @@ class JobRecord:
     # launch refuses to count it done once the summary, preset or payload says otherwise).
     submitted_with: dict[str, Any] = field(default_factory=dict)  # JSON: the submission spec a later launch compares
     training: TrainingProgress | None = None
-    # An evaluation job's scores, from inspect's log: {"metrics": {"<scorer>/<metric>": value},
-    # "samples": N, "log": path}.
+    # The evaluation tasks an evaluation job runs (the summary's names).
+    tasks: list[str] = field(default_factory=list)
+    # An evaluation job's scores per task, each from its inspect log: {"<task>": {"metrics":
+    # {"<scorer>/<metric>": value}, "samples": N, "log": path}}; a task without scores is absent.
     scores: dict[str, Any] = field(default_factory=dict)  # JSON: inspect's metrics
     # What the task function of an app's job returned, once it completed: a number, a word or
     # a bool as it is, anything else as its repr (ttlaunch.scheduler.submitit_files.returned_value).
@@ -361,6 +366,11 @@ def _current(raw: object, version: int) -> object:
     """A job record of an older state version in the current shape."""
     if version < 3 and isinstance(raw, dict) and "run" in raw and "name" not in raw:
         raw = {("name" if key == "run" else key): value for key, value in raw.items()}
+    if version < 10 and isinstance(raw, dict) and raw.get("kind") == JobKind.EVALUATION.value:
+        # `<run>/<task>/epoch<N>` or `<run>/<task>`: the one task it ran.
+        task = str(raw.get("name", "")).split("/")[1:2]
+        scores = raw.get("scores")
+        raw = {**raw, "tasks": task, "scores": {task[0]: scores} if task and scores else {}}
     return raw
 
 

@@ -108,10 +108,12 @@ def rebuilt_state(sweep_dir: Path, found: Found, payload_kind: PayloadKind | Non
         if found.app:  # an app's job: its task function writes where it likes, in its job dir
             record = JobRecord(name=name, job_dir=str(job_dir), time_limit_s=logged.time_limit_s)
         else:
+            evaluation = "/" in name  # evaluations are named run/epochN, run/model, run/task/epochN
             record = JobRecord(
                 name=name, run_name=logged.run_name or name.split("/")[0], job_dir=str(job_dir),
-                kind=JobKind.EVALUATION if "/" in name else JobKind.TRAINING,  # evaluations are named run/task/epochN
+                kind=JobKind.EVALUATION if evaluation else JobKind.TRAINING,
                 output_dir=logged.output_dir or str(job_dir / "outputs"), time_limit_s=logged.time_limit_s,
+                tasks=_evaluation_tasks(job_dir) if evaluation else [],
             )
         if logged.error is not None and not ids[len(logged.job_ids):]:
             record.status, record.error = JobState.SUBMIT_FAILED, logged.error
@@ -124,6 +126,17 @@ def rebuilt_state(sweep_dir: Path, found: Found, payload_kind: PayloadKind | Non
             continue  # a job dir that never held a submission
         state.jobs[name] = record
     return state
+
+
+def _evaluation_tasks(job_dir: Path) -> list[str]:
+    """The tasks an evaluation job ran, from the config Hydra saved in its dir (none before it started)."""
+    try:
+        config = yaml.safe_load((job_dir / "hydra_configs" / "config.yaml").read_text(encoding="utf-8"))
+        target = config.get("evaluation_target") or {}
+        tasks = target.get("tasks") or ([target["task"]] if target.get("task") else [])  # `task`: one job per task, before
+        return [str(task) for task in tasks]
+    except (OSError, yaml.YAMLError, AttributeError):
+        return []
 
 
 def set_aside(path: Path, now: dt.datetime | None = None) -> Path:

@@ -95,14 +95,17 @@ def _scores_by_run(state: SweepState) -> dict[str, dict[str, tuple[int | None, s
     found: dict[str, dict[str, tuple[int | None, str, float]]] = {}
     for name, record in state.jobs.items():
         target = evaluated(name)
-        metrics = record.scores.get("metrics") if record.kind is JobKind.EVALUATION else None
-        if not metrics or target is None:
+        if record.kind is not JobKind.EVALUATION or target is None:
             continue
-        run, task, epoch = target
-        metric, value = next(iter(metrics.items()))
-        newest = found.get(run, {}).get(task, (None, "", 0.0))[0]
-        if isinstance(value, (int, float)) and (newest is None or (epoch is not None and epoch >= newest)):
-            found.setdefault(run, {})[task] = (epoch, metric, float(value))
+        run, epoch = target
+        for task, task_scores in record.scores.items():  # each task's, whether or not another failed
+            metrics = task_scores.get("metrics")
+            if not metrics:
+                continue
+            metric, value = next(iter(metrics.items()))
+            newest = found.get(run, {}).get(task, (None, "", 0.0))[0]
+            if isinstance(value, (int, float)) and (newest is None or (epoch is not None and epoch >= newest)):
+                found.setdefault(run, {})[task] = (epoch, metric, float(value))
     return found
 
 

@@ -333,7 +333,7 @@ def reactions_for(
         reactions.append(RulesEngine(inputs.rules, ledger, actions))
     if inputs.pruning.enabled:
         reactions.append(Pruning(inputs.pruning, inputs.evaluation, ledger, actions))
-    targets = planned_evaluations(inputs.experiment, training_jobs) if inputs.evaluation.enabled else []
+    targets = planned_evaluations(inputs.experiment, training_jobs, inputs.evaluation) if inputs.evaluation.enabled else []
     if targets:
         experiment = inputs.experiment
         given = {
