@@ -204,9 +204,10 @@ def test_a_checkpoints_tasks_share_a_job_unless_inspect_cannot_run_them_together
                 {"name": "echo", "script": "tasks.py", "args": {"samples": 3}}, {"name": "echo2", "script": "tasks.py"},
                 {"name": "long", "script": "tasks.py", "max_tokens": 64},  # inspect's --max-tokens: once per run
                 {"name": "gsm8k", "args": {"fewshot": 5}},  # a registry task with arguments of its own
+                "mmlu", "arc",  # registry tasks without arguments
             ],
             "matrix": [
-                {"run": "r8", "tasks": ["echo", "echo2", "long", "gsm8k"], "epochs": [0, 1]},
+                {"run": "r8", "tasks": ["echo", "echo2", "long", "gsm8k", "mmlu", "arc"], "epochs": [0, 1]},
                 {"run": "base", "tasks": ["echo", "echo2"]},
             ],
         },
@@ -215,13 +216,15 @@ def test_a_checkpoints_tasks_share_a_job_unless_inspect_cannot_run_them_together
     assert {target.job_name: target.tasks for target in targets} == {
         "base/model": ("echo", "echo2"),
         "r8/epoch0": ("echo", "echo2"), "r8/long/epoch0": ("long",), "r8/gsm8k/epoch0": ("gsm8k",),
+        "r8/mmlu/epoch0": ("mmlu", "arc"),  # one inspect eval of their own
         "r8/epoch1": ("echo", "echo2"), "r8/long/epoch1": ("long",), "r8/gsm8k/epoch1": ("gsm8k",),
+        "r8/mmlu/epoch1": ("mmlu", "arc"),
     }
     separate = planned_evaluations(experiment, {"r8": "r8"}, EvaluationConfig(one_job_per_task=True))
-    assert len(separate) == 10 and "r8/echo2/epoch1" in {target.job_name for target in separate}
+    assert len(separate) == 14 and "r8/echo2/epoch1" in {target.job_name for target in separate}
     assert all(len(target.tasks) == 1 for target in separate)
     other = planned_evaluations(experiment, {"r8": "r8"}, EvaluationConfig(command=["./score.sh", "{task}", "{checkpoint}"]))
-    assert len(other) == 10, "a command other than inspect's runs one task at a time"
+    assert len(other) == 14, "a command other than inspect's runs one task at a time"
 
 
 def test_a_cruijff_task_gets_the_arguments_cruijffs_setup_inspect_derives(tmp_path):

@@ -87,11 +87,12 @@ class EvaluationTarget:
 
 def _shared_inspect_run(task: EvaluationTask) -> tuple[object, ...]:
     """What tasks of one `inspect eval` must have alike: the shape they run in (cruijff_kit's
-    tasks take their settings as task arguments) and the generation settings inspect takes
-    once for all its tasks. A registry task with arguments of its own runs alone (its
-    arguments cannot be bound to it in a task file: ttlaunch.job.bound_tasks)."""
-    alone = task.name if task.script is None and task.args else None
-    return task.dataset is not None, tuple(sorted(task.settings.items())), alone
+    tasks take their settings as task arguments), the generation settings inspect takes once
+    for all its tasks, and a task file or none: tasks from files are each bound to their own
+    arguments (ttlaunch.job.bound_tasks), registry tasks share theirs, so one with arguments
+    of its own runs alone."""
+    alone = task.name if task.script is None and (task.args or task.dataset is not None) else None
+    return task.dataset is not None, task.script is None, tuple(sorted(task.settings.items())), alone
 
 
 def planned_evaluations(
