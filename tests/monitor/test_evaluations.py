@@ -156,7 +156,7 @@ def test_one_inspect_eval_runs_a_checkpoints_tasks_each_with_its_arguments_and_a
         "experiment": {"name": "e"}, "runs": [{"name": "r8", "type": "fine-tuned"}],
         "evaluation": {
             "tasks": [
-                {"name": "echo", "script": "tasks.py", "args": {"samples": 3}},
+                {"name": "echo", "script": "tasks.py", "args": {"samples": 3, "vis_label": "r8"}},  # it takes no vis_label
                 {"name": "broken", "script": "tasks.py", "args": {"samples": 1}},
             ],
             "matrix": [{"run": "r8", "tasks": ["echo", "broken"], "epochs": [0]}],
@@ -179,6 +179,7 @@ def test_one_inspect_eval_runs_a_checkpoints_tasks_each_with_its_arguments_and_a
         [str(inspect), *command.argv[1:], "--display", "plain"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert ran.returncode == 0, "inspect itself ends well: its logs tell"
+    assert "evaluation task echo takes no vis_label: left out" in ran.stderr, "as inspect leaves out what a task does not take"
     record.tasks = list(target.tasks)
     (entry,) = apply_state(record, Observation(state=JobState.COMPLETED, completed="2026-11-24 10:01:00"))
     assert record.status is JobState.FAILED, "without every task's scores, not completed"

@@ -14,9 +14,10 @@ Runs in the job (ttlaunch.job.plan_from_inputs); `bound_task` in inspect's proce
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import yaml
 
@@ -105,10 +106,24 @@ def bound_task(script: str, name: str, args: Mapping[str, object]) -> Task:
     finally:
         sys.path.remove(str(path.parent))
     try:
-        task: Task = getattr(module, name)(**args)
+        function = getattr(module, name)
+        task: Task = function(**_accepted(function, name, args))
     except Exception as err:  # noqa: BLE001 - it is the task's failure, not the other tasks'
         return _failing(name, err)
     return task
+
+
+def _accepted(function: Callable[..., object], name: str, args: Mapping[str, object]) -> dict[str, object]:
+    """The arguments the task function takes, as inspect gives a task only those (saying which
+    it leaves out): the shared ones of the summary may not all be every task's."""
+    parameters = inspect.signature(function).parameters.values()
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+        return dict(args)
+    names = {parameter.name for parameter in parameters}
+    unused = sorted(set(args) - names)
+    if unused:
+        print(f"ttlaunch: evaluation task {name} takes no {', '.join(unused)}: left out", file=sys.stderr)
+    return {key: value for key, value in args.items() if key in names}
 
 
 def _failing(name: str, error: Exception) -> Task:
