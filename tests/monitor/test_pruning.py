@@ -45,6 +45,19 @@ def test_fewer_points_than_min_points_all_go_on_and_a_score_is_better_higher():
     assert (lower.rank, lower.kept) == (1, True)
 
 
+def test_the_few_left_to_reach_a_rung_after_one_judged_with_enough_are_ranked_as_the_rest():
+    """Nine points reach rung 1 as seven and then two: two go on of the seven, none of the two
+    late ones. The two at rung 2 are fewer than min_points, but only because the others were
+    stopped at rung 1: one of them goes on, as with three there."""
+    settings = PruningConfig(enabled=True, rungs=[1, 2], min_points=3)
+    first = judge([], [Arrival(f"p{index}", float(index), (f"p{index}",)) for index in range(7)], 1, settings, "t")
+    late = judge(first, [Arrival("p7", 7.0, ("p7",)), Arrival("p8", 8.0, ("p8",))], 1, settings, "t")
+    assert [decision.point for decision in [*first, *late] if decision.kept] == ["p0", "p1"]
+    arrivals = [Arrival("p0", 0.5, ("p0",)), Arrival("p1", 0.2, ("p1",))]
+    assert [decision.kept for decision in judge([], arrivals, 2, settings, "t", few_ranked=True)] == [False, True]
+    assert [decision.kept for decision in judge([], arrivals, 2, settings, "t")] == [True, True], "a sweep of two points"
+
+
 def test_a_point_is_its_job_name_without_the_replicate_part():
     assert point_of("lr1e-3__seed-2", "seed") == "lr1e-3"
     assert point_of("r8__lr-0.1__seed--1", "seed") == "r8__lr-0.1"

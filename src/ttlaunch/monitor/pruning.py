@@ -7,7 +7,8 @@ previous rung, or an evaluation's score of the rung's checkpoint; replicates of 
 is among the best 1/eta of the points that reached the rung so far (those judged in the same
 poll ranked together). Nothing is judged at a rung before `min_points` points reached it (the
 first ones train on meanwhile, then are judged with the others), unless no other point can
-still reach it: then the few there go on. A point behind is
+still reach it: then the few there go on, or, past a rung judged with enough points (the
+others stopped there), are judged as the rest. A point behind is
 stopped at once (its jobs cancelled once their rung's checkpoint is saved, so it is kept) and
 ends PRUNED. Each decision is kept in jobs.json (`rungs`) as it is made: a monitor that
 resumes, or a later launch, never decides a (point, rung) again, nor judges a point pruned
@@ -57,16 +58,18 @@ class Arrival:
 
 def judge(
     earlier: Sequence[RungDecision], arrivals: Sequence[Arrival], rung: int, settings: PruningConfig, at: str,
+    few_ranked: bool = False,
 ) -> list[RungDecision]:
     """The arrivals' decisions at a rung (pure): each ranked among every point at the rung
     (`earlier` ones and the arrivals together), kept when among the best max(1, n // eta) of
-    those n, or while n < min_points. Ties go to the name first in order."""
+    those n, or while n < min_points unless `few_ranked` (the few that can reach a rung after
+    one judged with enough points). Ties go to the name first in order."""
     sign = 1.0 if settings.minimizes else -1.0
     pool = [(decision.measure, decision.point) for decision in earlier]
     pool += [(arrival.measure, arrival.point) for arrival in arrivals]
     ranks = {point: index + 1 for index, (_, point) in enumerate(sorted(pool, key=lambda item: (sign * item[0], item[1])))}
     reached = len(pool)
-    best = reached if reached < settings.min_points else max(1, reached // settings.eta)
+    best = reached if reached < settings.min_points and not few_ranked else max(1, reached // settings.eta)
     return [
         RungDecision(arrival.point, rung, arrival.measure, ranks[arrival.point], reached, ranks[arrival.point] <= best,
                      list(arrival.jobs), at)
@@ -126,8 +129,13 @@ class Pruning:
             earlier = [decision for decision in self.ledger.state.rungs if decision.rung == rung]
             if len(earlier) + len(arrivals) < self.settings.min_points and on_the_way:
                 continue  # too few to judge yet: those there train on
+            # After a rung judged with enough points, the few the others' stopping leaves to reach
+            # this one are ranked as many would be (that they arrived apart is chance, not merit).
+            few_ranked = any(
+                decision.reached >= self.settings.min_points for decision in self.ledger.state.rungs if decision.rung < rung
+            )
             if arrivals:
-                for decision in judge(earlier, arrivals, rung, self.settings, timestamp()):
+                for decision in judge(earlier, arrivals, rung, self.settings, timestamp(), few_ranked):
                     self._carry_out(decision, faults)
                     decided.add((decision.point, rung))
                     if not decision.kept:
@@ -221,7 +229,7 @@ class Pruning:
                         stopped.append(job)
         if not decision.kept:
             why = f"pruned: {', '.join(stopped)} stopped, checkpoints kept" if stopped else "pruned: its jobs had ended already"
-        elif decision.reached < self.settings.min_points:  # no other point can reach the rung
+        elif decision.rank > max(1, decision.reached // self.settings.eta):  # too few to rank
             why = f"kept: only {decision.reached} points reach the rung"
         else:
             why = f"kept: among the best 1/{self.settings.eta}"
