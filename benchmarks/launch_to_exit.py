@@ -28,7 +28,9 @@ starts it, the launchers taking turns `--reruns` times (20). Prints:
 
 Needs the cluster up (`sudo scripts/testcluster.sh start`).
 
-    .venv/bin/python benchmarks/launch_to_exit.py [--runs 50] [--rounds 3] [--reruns 20] [--skip-slow]
+    .venv/bin/python benchmarks/launch_to_exit.py [--runs 50] [--rounds 3] [--reruns 20] [--skip-slow] [--quick]
+
+`--quick` (what the test suite runs): 3 runs, one round, one rerun, no fixed delay.
 """
 
 from __future__ import annotations
@@ -170,18 +172,23 @@ def count_calls(calls: Path) -> dict[str, int]:
     return {command: lines.count(command) for command in COUNTED}
 
 
-def newest_submit(job_name_prefix: str, since: float) -> float:
-    """Seconds from `since` to the newest submission of jobs whose name starts so (sacct)."""
+def newest_submit(job_name_prefix: str, since: float, runs: int) -> float:
+    """Seconds from `since` to the newest submission of the `runs` jobs whose name starts so
+    (sacct; asked again while accounting has not recorded them all yet, as after a short sweep)."""
     day = dt.datetime.fromtimestamp(since).strftime("%Y-%m-%dT%H:%M:%S")
-    output = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-S", day, "--format=JobName,Submit"], capture_output=True, text=True, check=True
-    ).stdout
-    stamps = [
-        dt.datetime.fromisoformat(submit).timestamp()
-        for name, submit in (line.split("|") for line in output.splitlines() if "|" in line)
-        if name.startswith(job_name_prefix)
-    ]
-    return max(stamps) - since
+    for _ in range(30):
+        output = subprocess.run(
+            ["sacct", "-X", "-n", "-P", "-S", day, "--format=JobName,Submit"], capture_output=True, text=True, check=True
+        ).stdout
+        stamps = [
+            dt.datetime.fromisoformat(submit).timestamp()
+            for name, submit in (line.split("|") for line in output.splitlines() if "|" in line)
+            if name.startswith(job_name_prefix)
+        ]
+        if len(stamps) >= runs:
+            return max(stamps) - since
+        time.sleep(1)
+    raise SystemExit(f"sacct recorded {len(stamps)} of the {runs} jobs named {job_name_prefix}* submitted since {day}")
 
 
 def newest_start(sweep_dir: Path, runs: int, since: float) -> float:
@@ -216,7 +223,8 @@ def plain_app(workdir: Path, runs: int, env: dict[str, str], calls: Path, launch
     # submitit names every job of the array after the app; ttlaunch names each after its overrides.
     prefix = "hslbench" if launcher == "submitit_slurm" else "index-"
     return Measured(
-        newest_submit(prefix, began), newest_start(sweep_dir, runs, began), wall, cpu_per_job(prefix, began), count_calls(calls),
+        newest_submit(prefix, began, runs), newest_start(sweep_dir, runs, began), wall, cpu_per_job(prefix, began),
+        count_calls(calls),
         min(sweep_dir.rglob("*_submitted.pkl")),
     )
 
@@ -232,7 +240,8 @@ def ttlaunch(workdir: Path, runs: int, env: dict[str, str], calls: Path, label: 
     sweep_dir = workdir / "sweeps" / "ttlaunch_sweeps" / name
     # ttlaunch names each job after its run: r0000, r0001, ...
     return Measured(
-        newest_submit("r0", began), newest_start(sweep_dir, runs, began), wall, cpu_per_job("r0", began), count_calls(calls),
+        newest_submit("r0", began, runs), newest_start(sweep_dir, runs, began), wall, cpu_per_job("r0", began),
+        count_calls(calls),
         next(sweep_dir.glob("r0000/submitit/*_submitted.pkl")),
     )
 
@@ -243,7 +252,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="launchers interleaved; the ratios are of medians")
     parser.add_argument("--skip-slow", action="store_true", help="leave out the fixed 5-s delay")
     parser.add_argument("--reruns", type=int, default=20, help="times each launcher's job is run again alone")
+    parser.add_argument("--quick", action="store_true", help="3 runs, 1 round, 1 rerun, no fixed delay (the test suite's run)")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.rounds, args.reruns, args.skip_slow = 3, 1, 1, True
     if subprocess.run(["scontrol", "ping"], capture_output=True).returncode != 0:
         raise SystemExit("the test cluster is not up: sudo scripts/testcluster.sh start")
     as_installed()

@@ -3,7 +3,9 @@ command's start to its exit with `hydra/launcher=submitit_local` and with `ttlau
 the command otherwise the same, measured side by side (rounds interleaved, medians). Target
 for a 1-job sweep: ttlaunch_local <= 1.2x submitit_local.
 
-    .venv/bin/python benchmarks/local_app.py [--rounds 7] [--jobs 1 4]
+    .venv/bin/python benchmarks/local_app.py [--rounds 7] [--jobs 1 4] [--quick]
+
+`--quick` (what the test suite runs): one round of the 1-job sweep.
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--quick", action="store_true", help="one round of 1 job (the test suite's run)")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.jobs = 1, [1]
     as_installed()
     with tempfile.TemporaryDirectory() as scratch:
         cwd = Path(scratch)

@@ -12,7 +12,9 @@ monitor's own work is measured. Prints:
   * CPU per steady poll at N = 1000                  target <= 20 ms
   * peak memory at N = 1000 / at N = 10              target <= 1.5x
 
-    .venv/bin/python benchmarks/polling.py
+    .venv/bin/python benchmarks/polling.py [--quick]
+
+`--quick` (what the test suite runs: seconds): N = 10 and 100, 2 polls each, the targets at N = 100.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ import time
 from pathlib import Path
 
 SIZES = (10, 100, 1000, 10000)
-# The N the targets are stated at.
+QUICK_SIZES = (10, 100)
+# The N the targets are stated at (the largest quick one, --quick).
 TARGET_N = 1000
+POLLS = 20
 OTHER_JOBS = 200
 FIRST_ID = 100000
 
@@ -78,7 +82,7 @@ def answer_from(squeue_text: str, sacct_text: str, calls: list[str]):
     return run
 
 
-def measure(jobs: int) -> dict[str, float]:
+def measure(jobs: int, polls: int = POLLS) -> dict[str, float]:
     """Calls per poll and CPU per poll for one N, in this process."""
     from ttlaunch.scheduler import slurm
 
@@ -91,7 +95,7 @@ def measure(jobs: int) -> dict[str, float]:
         changing_ms = (time.process_time() - began) * 1000
         first_calls = list(calls)  # (the ended jobs' compute metrics are collected between polls, not by poll())
         steady = []
-        for _ in range(20):
+        for _ in range(polls):
             began = time.process_time()
             monitor.poll()
             steady.append((time.process_time() - began) * 1000)
@@ -111,14 +115,14 @@ def measure(jobs: int) -> dict[str, float]:
     }
 
 
-def peak_memory(jobs: int) -> dict[str, float]:
-    """In this (fresh) process: 20 polls of N jobs, then the max RSS in MiB."""
+def peak_memory(jobs: int, polls: int = POLLS) -> dict[str, float]:
+    """In this (fresh) process: `polls` polls of N jobs, then the max RSS in MiB."""
     from ttlaunch.scheduler import slurm
 
     slurm.execute = answer_from(*recorded_output(jobs), [])
     with tempfile.TemporaryDirectory() as directory:
         monitor = sweep_monitor(Path(directory), jobs)
-        for _ in range(20):
+        for _ in range(polls):
             monitor.poll()
     return {"max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -126,19 +130,22 @@ def peak_memory(jobs: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--memory-of", type=int, help=argparse.SUPPRESS)  # a child measuring one N
+    parser.add_argument("--quick", action="store_true", help="N = 10 and 100, 2 polls: seconds (the test suite's run)")
     args = parser.parse_args()
+    sizes, target_n, polls = (QUICK_SIZES, QUICK_SIZES[-1], 2) if args.quick else (SIZES, TARGET_N, POLLS)
     if args.memory_of:
-        print(json.dumps(peak_memory(args.memory_of)))
+        print(json.dumps(peak_memory(args.memory_of, polls)))
         return
     print(
         f"{'N':>6} {'squeue/poll':>12} {'sacct/poll':>11} {'CPU steady poll':>16} {'CPU all-change poll':>20} {'max RSS':>9}"
         f" {'jobs.json':>10} {'its write':>10}"
     )
     results = {}
-    for jobs in SIZES:
-        result = measure(jobs)
+    for jobs in sizes:
+        result = measure(jobs, polls)
         child = subprocess.run(
-            [sys.executable, __file__, "--memory-of", str(jobs)], capture_output=True, text=True, check=True
+            [sys.executable, __file__, "--memory-of", str(jobs), *(["--quick"] if args.quick else [])],
+            capture_output=True, text=True, check=True,
         )
         result.update(json.loads(child.stdout))
         results[jobs] = result
@@ -147,14 +154,14 @@ def main() -> None:
             f" {result['changing_ms']:>17.2f} ms {result['max_rss_mib']:>5.1f} MiB"
             f" {result['state_kib']:>6.0f} KiB {result['state_write_ms']:>7.1f} ms", flush=True,
         )
-    target, smallest = results[TARGET_N], results[SIZES[0]]
+    target, smallest = results[target_n], results[sizes[0]]
     print()
-    print(f"squeue calls per poll at N = {', '.join(map(str, SIZES))}: "
-          f"{', '.join(str(results[n]['squeue_per_poll']) for n in SIZES)}  (must be 1)")
-    print(f"CPU per steady poll at N = {TARGET_N}: {target['steady_ms']:.2f} ms  (target <= 20 ms)")
-    print(f"peak memory N = {TARGET_N} / N = 10: {target['max_rss_mib'] / smallest['max_rss_mib']:.3f}x  (target <= 1.5x)")
-    per_job = [results[n]["state_kib"] / n for n in SIZES[-2:]]
-    print(f"jobs.json per job at N = {SIZES[-2]} and {SIZES[-1]}: {per_job[0]:.2f} and {per_job[1]:.2f} KiB (it grows linearly)")
+    print(f"squeue calls per poll at N = {', '.join(map(str, sizes))}: "
+          f"{', '.join(str(results[n]['squeue_per_poll']) for n in sizes)}  (must be 1)")
+    print(f"CPU per steady poll at N = {target_n}: {target['steady_ms']:.2f} ms  (target <= 20 ms)")
+    print(f"peak memory N = {target_n} / N = 10: {target['max_rss_mib'] / smallest['max_rss_mib']:.3f}x  (target <= 1.5x)")
+    per_job = [results[n]["state_kib"] / n for n in sizes[-2:]]
+    print(f"jobs.json per job at N = {sizes[-2]} and {sizes[-1]}: {per_job[0]:.2f} and {per_job[1]:.2f} KiB (it grows linearly)")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ the runs that completed), CPU-hours (each job's elapsed time x its one CPU), the
 the launch command; then the pruned sweep's share of the full one's CPU-hours (target <= 0.6,
 the best point the same), and what ttlaunch's summary.md says it saved.
 
-    .venv/bin/python benchmarks/pruning.py [--steps N] [--keep DIR]
+    .venv/bin/python benchmarks/pruning.py [--steps N] [--keep DIR] [--quick]
+
+`--quick` (what the test suite runs): LoRA rank 1 only (3 points), epochs of 2 steps.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from pathlib import Path
 GRID = ["+lora_rank=1,2,4", "+epochs=3", "+batch_size=1", "evaluation.enabled=false", "hydra.callbacks.monitor.live=off"]
 
 
-def sweep(root: Path, assets: Path, steps: int, *overrides: str) -> tuple[Path, dict, float]:
-    """One 9-point sweep under `root`: its dir, its jobs.json and the launch's wall seconds."""
+def sweep(root: Path, assets: Path, steps: int, grid: list[str], *overrides: str) -> tuple[Path, dict, float]:
+    """One sweep of `grid` under `root`: its dir, its jobs.json and the launch's wall seconds."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     command = [
-        sys.executable, "-m", "ttlaunch.launch", "experiment=demo", *GRID, f"+max_steps_per_epoch={steps}",
+        sys.executable, "-m", "ttlaunch.launch", "experiment=demo", *grid, f"+max_steps_per_epoch={steps}",
         f"payload.base_config={assets}/lora_tiny_llama.yaml", f"payload.prepare=[[python,-m,ttlaunch.job.demo_assets,{assets}]]",
         f"payload.env.HF_HOME={assets.parent / 'hf_home'}", f"paths.work_root={root}", *overrides, "--multirun",
     ]
@@ -59,7 +61,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=500, help="steps per epoch (of one example; at most 656)")
     parser.add_argument("--keep", type=Path, help="keep the sweeps in this dir (default: a temporary one, removed)")
+    parser.add_argument("--quick", action="store_true", help="3 points, epochs of 2 steps (the test suite's run)")
     args = parser.parse_args()
+    grid, steps = (["+lora_rank=1", *GRID[1:]], 2) if args.quick else (GRID, args.steps)
     with tempfile.TemporaryDirectory() as temporary:
         base = args.keep or Path(temporary)
         base.mkdir(parents=True, exist_ok=True)
@@ -67,7 +71,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "ttlaunch.job.demo_assets", str(assets)], check=True, capture_output=True)
         results = {}
         for label, overrides in (("full", ()), ("halving", ("pruning=halving",))):
-            sweep_dir, state, wall = sweep(base / label, assets, args.steps, *overrides)
+            sweep_dir, state, wall = sweep(base / label, assets, steps, grid, *overrides)
             hours = sum(job["elapsed_s"] or 0 for job in state["jobs"].values()) / 3600
             pruned = sum(job["status"] == "PRUNED" for job in state["jobs"].values())
             best, loss = best_point(sweep_dir, state)

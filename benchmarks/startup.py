@@ -8,7 +8,9 @@
 3. Composing a real launch config (`experiment=demo --cfg job`) vs the bare app's `--cfg job`:
    information, not a target (ttlaunch composes 5 config groups, the bare app none).
 
-    .venv/bin/python benchmarks/startup.py [--rounds 15]
+    .venv/bin/python benchmarks/startup.py [--rounds 15] [--quick]
+
+`--quick` (what the test suite runs): one round.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ def timed(command: list[str], cwd: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
-    rounds = parser.parse_args().rounds
+    parser.add_argument("--quick", action="store_true", help="one round (the test suite's run)")
+    args = parser.parse_args()
+    rounds = 1 if args.quick else args.rounds
     with tempfile.TemporaryDirectory() as scratch:
         cwd = Path(scratch)
         (cwd / "bare_app.py").write_text(BARE_APP)

@@ -14,7 +14,9 @@ This measures queueing only; what a user waits for from launch to exit (and the 
 fixed 5-s delay) is benchmarks/launch_to_exit.py. Needs the cluster up
 (`sudo scripts/testcluster.sh start`).
 
-    .venv/bin/python benchmarks/submission.py [--runs 50]
+    .venv/bin/python benchmarks/submission.py [--runs 50] [--quick]
+
+`--quick` (what the test suite runs): 3 runs, dry runs of 20 and 200.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import submitit
 
 # Expansion and dry run (every sbatch script written, nothing queued) at these sizes.
 DRY_RUN_SIZES = (1000, 10000)
+QUICK_DRY_RUN_SIZES = (20, 200)
 PRESET = ["compute=testcluster/cpu_1x", "hydra.callbacks.monitor.poll_interval_s=1", "payload=command", "payload.command=[sleep,'0']"]
 
 
@@ -102,11 +105,13 @@ def ttlaunch_submission(workdir: Path, runs: int, label: str, *overrides: str) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="3 runs, dry runs of 20 and 200 (the test suite's run)")
     args = parser.parse_args()
     if subprocess.run(["scontrol", "ping"], capture_output=True).returncode != 0:
         raise SystemExit("the test cluster is not up: sudo scripts/testcluster.sh start")
     as_installed()
-    runs = args.runs
+    runs = 3 if args.quick else args.runs
+    small, large = sizes = QUICK_DRY_RUN_SIZES if args.quick else DRY_RUN_SIZES
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ttlaunch-bench-") as scratch:
         workdir = Path(scratch)
@@ -125,7 +130,7 @@ def main() -> None:
             print(f"{label:26s} {runs} runs queued in {seconds[label]:7.2f} s ({1000 * seconds[label] / runs:6.1f} ms/run)")
         drain()
         dry_run: dict[int, float] = {}
-        for size in DRY_RUN_SIZES:
+        for size in sizes:
             name = f"bench_dry{size}"
             config_dir = experiment_dir(workdir, size, name)
             start = time.perf_counter()
@@ -139,8 +144,8 @@ def main() -> None:
     print()
     print(f"ttlaunch default / plain sbatch loop:      {seconds['ttlaunch default'] / seconds['plain sbatch loop']:.2f}x (target <= 2.00x)")
     print(f"ttlaunch one at a time / submitit individual: {seconds['ttlaunch one at a time'] / seconds['submitit individual']:.2f}x per job (target <= 1.20x)")
-    print(f"1000-run expansion + dry run:              {dry_run[1000]:.2f} s (target <= 5 s)")
-    print(f"10,000 runs / 1000 runs, dry run:          {dry_run[10000] / dry_run[1000]:.1f}x (linear: 10x)")
+    print(f"{small}-run expansion + dry run:              {dry_run[small]:.2f} s{' (target <= 5 s)' if small == 1000 else ''}")
+    print(f"{large} runs / {small} runs, dry run:          {dry_run[large] / dry_run[small]:.1f}x (linear: {large // small}x)")
 
 
 if __name__ == "__main__":
