@@ -19,16 +19,14 @@ ratios.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from inspect_ai.log import list_eval_logs, read_eval_log
+from pruning import sweep
 
 DEMO_TASK = Path(__file__).resolve().parent.parent / "configs" / "experiment" / "demo_task.py"
 TASKS = ("capitalize", "capitalize_again")
@@ -63,22 +61,6 @@ def experiment_configs(root: Path, assets: Path, runs: tuple[str, ...], epochs: 
     return configs.parent
 
 
-def sweep(root: Path, configs: Path, assets: Path, steps: int, *overrides: str) -> tuple[Path, dict, float]:
-    """One sweep under `root`: its dir, its jobs.json and the launch's wall seconds."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    command = [
-        sys.executable, "-m", "ttlaunch.launch", "--config-dir", str(configs), "experiment=evaluated",
-        f"+max_steps_per_epoch={steps}", "hydra.callbacks.monitor.live=off",
-        f"payload.base_config={assets}/lora_tiny_llama.yaml", f"payload.prepare=[[python,-m,ttlaunch.job.demo_assets,{assets}]]",
-        f"payload.env.HF_HOME={assets.parent / 'hf_home'}", f"paths.work_root={root}", *overrides, "--multirun",
-    ]
-    began = time.perf_counter()
-    subprocess.run(command, cwd=root.parent, env=env, check=True, capture_output=True)
-    wall = time.perf_counter() - began
-    sweep_dir = root / "ttlaunch_sweeps" / "demo"
-    return sweep_dir, json.loads((sweep_dir / "jobs.json").read_text()), wall
-
-
 def model_loads(evaluations: list[dict]) -> int:
     """inspect runs over the evaluation jobs' logs: each loaded its model once."""
     runs = set()
@@ -103,7 +85,10 @@ def main() -> None:
         configs = experiment_configs(base, assets, runs, epochs)
         results = {}
         for label, overrides in (("per task", ("evaluation.one_job_per_task=true",)), ("per checkpoint", ())):
-            _, state, wall = sweep(base / label.replace(" ", "_"), configs, assets, steps, *overrides)
+            _, state, wall = sweep(
+                base / label.replace(" ", "_"), assets, steps, "--config-dir", str(configs), "experiment=evaluated",
+                "hydra.callbacks.monitor.live=off", *overrides,
+            )
             evaluations = [job for job in state["jobs"].values() if job["kind"] == "evaluation"]
             scored = sum(len(job["scores"]) for job in evaluations)
             hours = sum(job["elapsed_s"] or 0 for job in evaluations) / 3600

@@ -29,13 +29,14 @@ from pathlib import Path
 GRID = ["+lora_rank=1,2,4", "+epochs=3", "+batch_size=1", "evaluation.enabled=false", "hydra.callbacks.monitor.live=off"]
 
 
-def sweep(root: Path, assets: Path, steps: int, grid: list[str], *overrides: str) -> tuple[Path, dict, float]:
-    """One sweep of `grid` under `root`: its dir, its jobs.json and the launch's wall seconds."""
+def sweep(root: Path, assets: Path, steps: int, *arguments: str) -> tuple[Path, dict, float]:
+    """One sweep of the demo's payload (`arguments`: its experiment and overrides) under `root`,
+    on demo assets built beforehand: its dir, its jobs.json and the launch's wall seconds."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     command = [
-        sys.executable, "-m", "ttlaunch.launch", "experiment=demo", *grid, f"+max_steps_per_epoch={steps}",
+        sys.executable, "-m", "ttlaunch.launch", *arguments, f"+max_steps_per_epoch={steps}",
         f"payload.base_config={assets}/lora_tiny_llama.yaml", f"payload.prepare=[[python,-m,ttlaunch.job.demo_assets,{assets}]]",
-        f"payload.env.HF_HOME={assets.parent / 'hf_home'}", f"paths.work_root={root}", *overrides, "--multirun",
+        f"payload.env.HF_HOME={assets.parent / 'hf_home'}", f"paths.work_root={root}", "--multirun",
     ]
     began = time.perf_counter()
     subprocess.run(command, cwd=root.parent, env=env, check=True, capture_output=True)
@@ -71,7 +72,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "ttlaunch.job.demo_assets", str(assets)], check=True, capture_output=True)
         results = {}
         for label, overrides in (("full", ()), ("halving", ("pruning=halving",))):
-            sweep_dir, state, wall = sweep(base / label, assets, steps, grid, *overrides)
+            sweep_dir, state, wall = sweep(base / label, assets, steps, "experiment=demo", *grid, *overrides)
             hours = sum(job["elapsed_s"] or 0 for job in state["jobs"].values()) / 3600
             pruned = sum(job["status"] == "PRUNED" for job in state["jobs"].values())
             best, loss = best_point(sweep_dir, state)
